@@ -1,0 +1,93 @@
+/*
+** base: the bottom layer every module builds on. Error codes and messages,
+** a bump arena for per-job memory, small string and file helpers.
+** Depends on libc only.
+*/
+#ifndef CN_BASE_H
+#define CN_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* Status codes: 0 is success, negative values are failures (libuv's style). */
+enum {
+    CN_OK = 0,
+    CN_ENOMEM = -1,   /* an allocation failed or a size limit was hit */
+    CN_EIO = -2,      /* reading or writing a file failed */
+    CN_EFORMAT = -3,  /* input is malformed: bad magic, out-of-range field, ... */
+    CN_ENOTFOUND = -4,/* a named thing (file, key, tensor, token) does not exist */
+    CN_EVERIFY = -5,  /* a checksum, signature or consistency check failed */
+    CN_EUNSUPPORTED = -6, /* well-formed input this build cannot handle */
+    CN_EINVAL = -7,   /* the caller passed a bad argument (usage error) */
+    CN_ELIMIT = -8,   /* a run-time limit was reached (context full, ...) */
+};
+
+/* A status code and a sentence the caller can print. Any err may be NULL. */
+typedef struct cn_err {
+    int code;
+    char msg[512];
+} cn_err;
+
+/* Fill err (if non-NULL) with code and a printf-style message; return code. */
+int cn_fail(cn_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A short name for a status code ("out of memory", "bad format", ...). */
+const char *cn_strerror(int code);
+
+/* malloc/calloc/realloc that never return NULL for n > 0 without reporting;
+** they return NULL on failure and the caller reports CN_ENOMEM. They exist so
+** that sizes are checked for overflow in one place. */
+void *cn_malloc(size_t n);
+void *cn_calloc(size_t count, size_t size);
+void *cn_realloc_array(void *p, size_t count, size_t size);
+
+/* Bump arena for per-job data: allocations live until cn_arena_free().
+** max_bytes caps total growth so that a hostile input cannot exhaust memory. */
+typedef struct cn_arena_block cn_arena_block;
+typedef struct cn_arena {
+    cn_arena_block *head;
+    size_t used_total;
+    size_t max_bytes;
+} cn_arena;
+
+void cn_arena_init(cn_arena *a, size_t max_bytes);
+void *cn_arena_alloc(cn_arena *a, size_t n); /* 16-byte aligned; NULL on failure */
+char *cn_arena_strndup(cn_arena *a, const char *s, size_t n);
+void cn_arena_free(cn_arena *a);
+
+/* Growable byte buffer (curl's dynbuf): appends fail once len would pass cap. */
+typedef struct cn_buf {
+    char *data;
+    size_t len, alloc, max;
+} cn_buf;
+
+void cn_buf_init(cn_buf *b, size_t max);
+int cn_buf_append(cn_buf *b, const void *p, size_t n); /* CN_OK or CN_ENOMEM */
+int cn_buf_printf(cn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cn_buf_free(cn_buf *b);
+
+/* Read a whole file into a NUL-terminated malloc'd buffer (at most max bytes). */
+int cn_read_file(const char *path, size_t max, char **out, size_t *out_len, cn_err *err);
+
+/* Length of the longest prefix of s[0..n) that is complete, valid UTF-8. */
+size_t cn_utf8_valid_prefix(const char *s, size_t n);
+/* Number of bytes of a UTF-8 sequence starting with lead byte c (1..4), 0 if
+** c cannot start a sequence. */
+int cn_utf8_seq_len(unsigned char c);
+
+/* Monotonic clock in seconds. */
+double cn_now(void);
+
+/* IEEE half and bfloat16 conversion (scalar, exact, round-to-nearest-even). */
+float cn_fp16_to_fp32(uint16_t h);
+uint16_t cn_fp32_to_fp16(float f);
+float cn_bf16_to_fp32(uint16_t h);
+uint16_t cn_fp32_to_bf16(float f);
+
+#define CN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CN_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

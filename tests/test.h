@@ -1,0 +1,89 @@
+/*
+** test.h: a tiny test framework. TEST(name) defines and registers a test;
+** EXPECT_* record a failure with file:line and both values but keep going;
+** SKIP() marks a test skipped (a missing fixture), never passed.
+** run_tests.c runs every registered test (or those matching argv[1]) and
+** ends with the line "N passed, N failed, N skipped".
+*/
+#ifndef CN_TEST_H
+#define CN_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct test_case {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+void test_register(const char *name, void (*fn)(void));
+void test_fail_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void test_skip(const char *why);
+int test_failed_now(void); /* has the running test failed so far? */
+
+/* Where the shared fixtures live: $CAIRN_FIXTURES or ../shared/fixtures. */
+const char *test_fixtures(void);
+/* Path of a fixture file under test_fixtures(), or NULL if it does not exist. */
+const char *test_fixture(const char *rel);
+/* Path of a file under tests/data (always present in a clone). */
+const char *test_data(const char *rel);
+/* A fresh temporary directory for this test run (removed at exit). */
+const char *test_tmpdir(void);
+
+#define TEST(name)                                                                                 \
+    static void test_##name(void);                                                                 \
+    __attribute__((constructor)) static void test_reg_##name(void)                                 \
+    {                                                                                              \
+        test_register(#name, test_##name);                                                         \
+    }                                                                                              \
+    static void test_##name(void)
+
+#define EXPECT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            test_fail_at(__FILE__, __LINE__, "expected %s", #cond);                                \
+    } while (0)
+
+#define EXPECT_EQ_INT(a, b)                                                                        \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_)                                                                              \
+            test_fail_at(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);            \
+    } while (0)
+
+#define EXPECT_NEAR(a, b, tol)                                                                     \
+    do {                                                                                           \
+        double a_ = (double)(a), b_ = (double)(b);                                                 \
+        if (!(fabs(a_ - b_) <= (tol)))                                                             \
+            test_fail_at(__FILE__, __LINE__, "%s ~ %s: %.9g vs %.9g (tol %g)", #a, #b, a_, b_,     \
+                         (double)(tol));                                                           \
+    } while (0)
+
+#define EXPECT_STR(a, b)                                                                           \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                     \
+            test_fail_at(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b,                 \
+                         a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                  \
+    } while (0)
+
+/* Substring check: a must contain b. */
+#define EXPECT_CONTAINS(a, b)                                                                      \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (!a_ || !b_ || !strstr(a_, b_))                                                         \
+            test_fail_at(__FILE__, __LINE__, "\"%s\" should contain \"%s\"", a_ ? a_ : "(null)",  \
+                         b_ ? b_ : "(null)");                                                      \
+    } while (0)
+
+#define SKIP(why)                                                                                  \
+    do {                                                                                           \
+        test_skip(why);                                                                            \
+        return;                                                                                    \
+    } while (0)
+
+#endif

@@ -1,0 +1,72 @@
+/* Unit tests for src/base: errors, arena, buffers, UTF-8, half floats. */
+#include "test.h"
+#include "base/base.h"
+
+TEST(base_fail_formats_message)
+{
+    cn_err e = {0};
+    int rc = cn_fail(&e, CN_EFORMAT, "%s: bad %d", "x.gguf", 7);
+    EXPECT_EQ_INT(rc, CN_EFORMAT);
+    EXPECT_EQ_INT(e.code, CN_EFORMAT);
+    EXPECT_STR(e.msg, "x.gguf: bad 7");
+    EXPECT_EQ_INT(cn_fail(NULL, CN_EIO, "ignored"), CN_EIO);
+}
+
+TEST(base_arena_respects_limit)
+{
+    cn_arena a;
+    cn_arena_init(&a, 1 << 20);
+    char *p = cn_arena_alloc(&a, 100);
+    EXPECT(p != NULL);
+    EXPECT_EQ_INT((uintptr_t)p % 16, 0);
+    EXPECT(cn_arena_alloc(&a, 2 << 20) == NULL);
+    char *s = cn_arena_strndup(&a, "hello world", 5);
+    EXPECT_STR(s, "hello");
+    cn_arena_free(&a);
+}
+
+TEST(base_buf_caps_growth)
+{
+    cn_buf b;
+    cn_buf_init(&b, 10);
+    EXPECT_EQ_INT(cn_buf_append(&b, "12345", 5), CN_OK);
+    EXPECT_EQ_INT(cn_buf_printf(&b, "%d", 678), CN_OK);
+    EXPECT_STR(b.data, "12345678");
+    EXPECT_EQ_INT(cn_buf_append(&b, "abc", 3), CN_ENOMEM);
+    EXPECT_EQ_INT(b.len, 8);
+    cn_buf_free(&b);
+}
+
+TEST(base_utf8_prefix)
+{
+    EXPECT_EQ_INT(cn_utf8_valid_prefix("abc", 3), 3);
+    EXPECT_EQ_INT(cn_utf8_valid_prefix("a\xc3\xa9", 3), 3);  /* é complete */
+    EXPECT_EQ_INT(cn_utf8_valid_prefix("a\xc3", 2), 1);      /* é cut */
+    EXPECT_EQ_INT(cn_utf8_valid_prefix("\xe2\x82\xac!", 4), 4);
+    EXPECT_EQ_INT(cn_utf8_valid_prefix("\xed\xa0\x80", 3), 0); /* surrogate */
+    EXPECT_EQ_INT(cn_utf8_valid_prefix("\xc0\xaf", 2), 0);    /* overlong */
+    EXPECT_EQ_INT(cn_utf8_valid_prefix("\xf0\x9f\xa6\x99", 4), 4);
+}
+
+TEST(base_fp16_roundtrip)
+{
+    /* every finite half converts to float and back exactly */
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7C00) == 0x7C00)
+            continue;
+        if (cn_fp32_to_fp16(cn_fp16_to_fp32((uint16_t)h)) != h)
+            bad++;
+    }
+    EXPECT_EQ_INT(bad, 0);
+    EXPECT_NEAR(cn_fp16_to_fp32(0x3C00), 1.0, 0);
+    EXPECT_NEAR(cn_fp16_to_fp32(0xC000), -2.0, 0);
+    EXPECT_NEAR(cn_fp16_to_fp32(0x0001), 5.9604644775390625e-8, 0);
+    EXPECT_EQ_INT(cn_fp32_to_fp16(65504.0f), 0x7BFF);
+    EXPECT_EQ_INT(cn_fp32_to_fp16(1e6f), 0x7C00);
+    EXPECT_EQ_INT(cn_fp32_to_fp16(1.0f + 1.0f / 2048), 0x3C00); /* tie to even */
+    EXPECT_EQ_INT(cn_fp32_to_fp16(1.0f + 3.0f / 2048), 0x3C02);
+    EXPECT_EQ_INT(cn_fp32_to_fp16(2.98023224e-8f), 0x0000); /* half of smallest: to even */
+    EXPECT_EQ_INT(cn_fp32_to_bf16(1.0f), 0x3F80);
+    EXPECT_NEAR(cn_bf16_to_fp32(0x4049), 3.140625, 0);
+}
