@@ -91,6 +91,9 @@ typedef struct gguf_file {
     gguf_tensor *tensors;
     /* private */
     const uint8_t *map;
+    bool owns_map;
+    struct name_ref *kv_sorted;     /* keys sorted, for lookup */
+    struct name_ref *tensor_sorted; /* tensor names sorted */
     cn_arena arena;
 } gguf_file;
 
