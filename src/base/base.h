@@ -91,3 +91,18 @@ uint16_t cn_fp32_to_bf16(float f);
 #define CN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif
+
+/* ---- thread pool -------------------------------------------------------
+** Threads are created once (cn_pool_new) and reused for every parallel
+** section; the caller's thread takes part as thread 0. fn(ctx, ith, nth) is
+** called once per thread with ith in [0, nth). cn_pool_run returns when all
+** calls have finished. Not reentrant: one run at a time per pool. */
+typedef struct cn_pool cn_pool;
+typedef void (*cn_pool_fn)(void *ctx, int ith, int nth);
+
+int cn_pool_new(cn_pool **out, int n_threads, cn_err *err);
+void cn_pool_free(cn_pool *p);
+int cn_pool_size(const cn_pool *p);
+void cn_pool_run(cn_pool *p, cn_pool_fn fn, void *ctx);
+/* Number of physical cores (best effort; falls back to online CPUs). */
+int cn_physical_cores(void);

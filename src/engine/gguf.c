@@ -497,6 +497,7 @@ int gguf_open(gguf_file **out, const char *path, cn_err *err)
         return cn_fail(err, CN_ENOMEM, "%s: out of memory", path);
     }
     f->path = path_copy;
+    f->owns_map = true;
     f->file_size = (uint64_t)st.st_size;
     if (f->file_size == 0) {
         close(fd);
@@ -512,7 +513,6 @@ int gguf_open(gguf_file **out, const char *path, cn_err *err)
         return CN_EIO;
     }
     f->map = m;
-    f->owns_map = true;
     int rc = open_common(f, err);
     if (rc) {
         gguf_close(f);
@@ -527,7 +527,8 @@ void gguf_close(gguf_file *f)
     if (!f)
         return;
     if (f->owns_map) {
-        munmap((void *)f->map, (size_t)f->file_size);
+        if (f->map)
+            munmap((void *)f->map, (size_t)f->file_size);
         free((char *)f->path);
     }
     cn_arena_free(&f->arena);

@@ -91,7 +91,7 @@ typedef struct gguf_file {
     gguf_tensor *tensors;
     /* private */
     const uint8_t *map;
-    bool owns_map;
+    bool owns_map;          /* map and path were allocated by gguf_open */
     struct name_ref *kv_sorted;     /* keys sorted, for lookup */
     struct name_ref *tensor_sorted; /* tensor names sorted */
     cn_arena arena;
@@ -144,3 +144,30 @@ int gguf_ttype_size(uint32_t t);          /* bytes per block, 0 if unknown */
 size_t gguf_row_size(uint32_t t, int64_t n);
 
 #endif
+
+/* ---- writing (gguf_write.c) ---------------------------------------------
+** For tools and tests: declare metadata and tensors, then stream the
+** tensor data in declaration order. Always writes GGUF v3, alignment 32
+** (or general.alignment if set first as a u32). */
+typedef struct gguf_writer gguf_writer;
+
+int gguf_writer_new(gguf_writer **out, cn_err *err);
+void gguf_writer_free(gguf_writer *w);
+int gguf_w_u32(gguf_writer *w, const char *key, uint32_t v);
+int gguf_w_i32(gguf_writer *w, const char *key, int32_t v);
+int gguf_w_f32(gguf_writer *w, const char *key, float v);
+int gguf_w_bool(gguf_writer *w, const char *key, bool v);
+int gguf_w_str(gguf_writer *w, const char *key, const char *s);
+/* An array of n scalars of elem_type, packed as in the file. */
+int gguf_w_arr(gguf_writer *w, const char *key, uint32_t elem_type, const void *data, uint64_t n);
+int gguf_w_arr_str(gguf_writer *w, const char *key, const gguf_str *strs, uint64_t n);
+/* Copy a key and its value (any type, nested arrays too) from another file. */
+int gguf_w_copy(gguf_writer *w, const gguf_kv *kv);
+/* Declare a tensor; its bytes come later through gguf_writer_data. */
+int gguf_w_tensor(gguf_writer *w, const char *name, uint32_t type, int n_dims, const int64_t *ne);
+/* Write header, metadata and tensor table to path; then the caller appends
+** each tensor's bytes, in order, with gguf_writer_data (any number of calls
+** per tensor), and finishes with gguf_writer_finish. */
+int gguf_writer_begin(gguf_writer *w, const char *path, cn_err *err);
+int gguf_writer_data(gguf_writer *w, const void *data, size_t len, cn_err *err);
+int gguf_writer_finish(gguf_writer *w, cn_err *err);

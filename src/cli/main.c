@@ -1,0 +1,113 @@
+/*
+** main.c: the `cairn` command. The table below is the list of subcommands;
+** `cairn --help` prints from it.
+*/
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cmd_entry {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *args;
+    const char *help;
+} cmd_entry;
+
+static const cmd_entry commands[] = {
+    {"inspect", cmd_inspect, "FILE [--json]", "describe a GGUF model file"},
+    {"tokenize", cmd_tokenize, "-m FILE [--no-bos] [--json] TEXT", "print the token ids of TEXT"},
+    {"generate", cmd_generate, "-m FILE -p TEXT [-n N] [options]", "continue a prompt, streamed"},
+    {"chat", cmd_chat, "-m FILE [options]", "talk with a model in its chat format"},
+    {"logits", cmd_logits, "-m FILE -p TEXT -o OUT.f32", "write the last position's logits"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cairn COMMAND [ARGS]\n\n"
+               "Cairn runs GGUF language models locally. Commands:\n\n");
+    for (size_t i = 0; i < CN_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-9s %-36s %s\n", commands[i].name, commands[i].args, commands[i].help);
+    fprintf(f, "\nRun `cairn COMMAND --help` for the options of one command.\n");
+}
+
+int cli_error(const cn_err *err)
+{
+    fprintf(stderr, "cairn: %s\n", err->msg[0] ? err->msg : cn_strerror(err->code));
+    return 1;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cairn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see `cairn %s --help`)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+bool cli_int(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_float(const char *s, double lo, double hi, double *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !(v >= lo && v <= hi) || isnan(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+const char *cli_size(uint64_t bytes, char *buf)
+{
+    const char *units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(buf, 32, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("cairn 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < CN_ARRAY_LEN(commands); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "cairn: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

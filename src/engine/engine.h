@@ -1,0 +1,86 @@
+/*
+** engine.h: Cairn's inference engine, public face.
+**
+** Open a GGUF decoder model (architectures llama and qwen2), feed it tokens,
+** read logits, sample. The model file stays memory-mapped: quantized weights
+** are used in place. Every buffer the forward pass needs is allocated when
+** the model opens; decoding allocates nothing.
+**
+** The engine knows nothing of documents, the store, HTTP or terminals.
+*/
+#ifndef CN_ENGINE_H
+#define CN_ENGINE_H
+
+#include "base/base.h"
+#include "engine/gguf.h"
+
+typedef struct eng_model eng_model;
+
+/* Options for opening a model; zero means "default". */
+typedef struct eng_opts {
+    int n_ctx;      /* KV cache length; default min(training context, 4096) */
+    int n_threads;  /* default: physical cores */
+    int n_batch;    /* tokens per forward chunk when processing a prompt; default 256 */
+    bool kv_f32;    /* KV cache in F32 instead of F16 */
+} eng_opts;
+
+enum { ENG_ROPE_NORM = 0, ENG_ROPE_NEOX = 2 };
+
+/* Hyper-parameters, all read from metadata. */
+typedef struct eng_hparams {
+    char arch[32];
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
+    int n_head, n_head_kv, head_dim, n_rot;
+    int rope_type;          /* ENG_ROPE_NORM or ENG_ROPE_NEOX */
+    float rope_base, rope_freq_scale, rms_eps;
+    bool has_qkv_bias, tied_output, has_rope_freqs;
+} eng_hparams;
+
+/* Open path as a decoder model. Checks the architecture, every hyper-parameter
+** and the presence and shape of every tensor; errors name the file and the
+** problem. */
+int eng_model_open(eng_model **out, const char *path, const eng_opts *opts, cn_err *err);
+void eng_model_close(eng_model *m);
+
+const eng_hparams *eng_model_hparams(const eng_model *m);
+const gguf_file *eng_model_gguf(const eng_model *m);
+int eng_model_n_ctx(const eng_model *m);
+int eng_model_n_threads(const eng_model *m);
+
+/* Evaluate tokens[0..n) at positions n_past..n_past+n-1, appending their keys
+** and values to the KV cache. Positions before n_past are kept, so calling
+** with n_past smaller than before rewinds the cache. After success
+** eng_model_logits() holds the logits of the last token. Fails with
+** CN_ELIMIT if n_past + n exceeds the context, CN_EINVAL for a bad token id. */
+int eng_decode(eng_model *m, const int32_t *tokens, int n, int n_past, cn_err *err);
+/* n_vocab logits of the last token evaluated. */
+const float *eng_model_logits(const eng_model *m);
+
+/* ---- sampling ---------------------------------------------------------- */
+
+typedef struct eng_sampler_opts {
+    float temp;        /* 0 = greedy */
+    int top_k;         /* 0 = off */
+    float top_p;       /* 1 = off */
+    float min_p;       /* 0 = off */
+    float repeat_penalty; /* 1 = off */
+    int repeat_last_n; /* window of recent tokens the penalty applies to */
+    uint64_t seed;
+} eng_sampler_opts;
+
+typedef struct eng_sampler eng_sampler;
+
+/* Default options: greedy-free sampling as llama.cpp defaults (temp 0.8,
+** top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.0). */
+eng_sampler_opts eng_sampler_defaults(void);
+int eng_sampler_new(eng_sampler **out, int n_vocab, const eng_sampler_opts *o, cn_err *err);
+void eng_sampler_free(eng_sampler *s);
+/* Remember an accepted token (for the repetition penalty). */
+void eng_sampler_accept(eng_sampler *s, int32_t id);
+void eng_sampler_reset(eng_sampler *s);
+/* Pick the next token from logits (not modified). */
+int32_t eng_sample(eng_sampler *s, const float *logits);
+/* Index of the largest logit, lowest index on ties. */
+int32_t eng_argmax(const float *logits, int n);
+
+#endif

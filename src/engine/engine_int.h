@@ -1,0 +1,84 @@
+/*
+** engine_int.h: internals shared by the files of src/engine/. Never included
+** from outside the module (tests excepted).
+*/
+#ifndef CN_ENGINE_INT_H
+#define CN_ENGINE_INT_H
+
+#include "engine/engine.h"
+
+/* ---- kernels (kern.c) --------------------------------------------------
+** The kernel table is chosen once by kern_init(); CAIRN_KERNELS=scalar forces
+** the reference path. Weight rows are used where they lie in the mapping. */
+
+typedef void (*kern_dot_fn)(int n, float *s, const void *w, const void *a);
+typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
+typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
+
+typedef struct kern_table {
+    const char *name;
+    kern_dot_fn dot[GGML_TYPE_COUNT];               /* weight type -> dot with activation */
+    uint32_t act_type[GGML_TYPE_COUNT];             /* activation format for each weight type */
+    kern_from_float_fn from_float[GGML_TYPE_COUNT]; /* float -> type (activations) */
+    kern_to_float_fn to_float[GGML_TYPE_COUNT];     /* type -> float (embeddings, norms) */
+} kern_table;
+
+/* The active table. */
+const kern_table *kern_get(void);
+/* Select kernels for this CPU (idempotent). */
+void kern_init(void);
+/* Can the engine multiply with weights of this type? */
+bool kern_supports(uint32_t type);
+
+/* out[t][r] = dot(W row r, x[t]) for t < n_tok, r < n_rows.
+** x is n_tok rows of n_cols floats; scratch holds the activations converted
+** to the weight's activation format (kern_act_bytes bytes). */
+void kern_matmul(cn_pool *pool, float *out, const gguf_tensor *w, const float *x, int n_tok,
+                 void *scratch);
+size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok);
+
+void kern_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void kern_softmax(float *x, int n);
+void kern_silu_mul(float *g, const float *u, int n); /* g = silu(g) * u */
+
+/* ---- the model (model.c, llama.c) -------------------------------------- */
+
+typedef struct eng_layer {
+    float *attn_norm, *ffn_norm;    /* (n_embd), owned */
+    float *bq, *bk, *bv;            /* biases or NULL, owned */
+    const gguf_tensor *wq;          /* (n_embd) -> (n_head * head_dim) */
+    const gguf_tensor *wk, *wv;     /* (n_embd) -> (n_head_kv * head_dim) */
+    const gguf_tensor *wo;          /* (n_head * head_dim) -> (n_embd) */
+    const gguf_tensor *w_gate, *w_up; /* (n_embd) -> (n_ff) */
+    const gguf_tensor *w_down;      /* (n_ff) -> (n_embd) */
+} eng_layer;
+
+struct eng_model {
+    gguf_file *g;
+    eng_hparams hp;
+    int n_ctx, n_batch, n_threads;
+    bool kv_f16;
+    cn_pool *pool;
+
+    const gguf_tensor *tok_embd;    /* (n_embd, n_vocab) */
+    const gguf_tensor *output;      /* (n_embd, n_vocab); tok_embd when tied */
+    float *output_norm;             /* (n_embd), owned */
+    float *rope_freqs;              /* (n_rot/2) or NULL, owned */
+    eng_layer *layers;
+
+    /* KV cache: per layer, n_ctx rows of n_head_kv * head_dim (F16 or F32) */
+    void *k_cache, *v_cache;
+
+    /* activations for n_batch tokens, allocated at open */
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
+    float *rope_cs;                 /* (n_batch, n_rot) cos/sin pairs */
+    float *scores;                  /* (n_threads, n_ctx) */
+    uint16_t *q16;                  /* (n_threads, head_dim): query in F16 for an F16 cache */
+    void *act;                      /* activation scratch for kern_matmul */
+    float *logits;                  /* (n_vocab) */
+};
+
+/* Forward pass over one chunk of at most n_batch tokens (llama.c). */
+int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool want_logits);
+
+#endif

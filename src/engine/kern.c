@@ -1,0 +1,152 @@
+/*
+** kern.c: the kernel table and the reference (scalar) kernels the forward
+** pass is written in. The per-type dot products and conversions come from
+** quant.c; faster twins (kern_avx2.c) replace table entries in kern_init().
+*/
+#include "engine/engine_int.h"
+#include "engine/quant.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static kern_table table;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void f32_to_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * 4); }
+
+static void init_scalar(void)
+{
+    table.name = "scalar";
+    for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++) {
+        const quant_traits *q = quant_get(t);
+        if (!q)
+            continue;
+        table.dot[t] = q->vec_dot;
+        table.act_type[t] = q->vec_dot_type;
+        table.from_float[t] = q->from_float;
+        table.to_float[t] = q->to_float;
+    }
+    table.to_float[GGML_F32] = f32_to_f32;
+}
+
+static void init_once(void)
+{
+    init_scalar();
+    /* SIMD kernels arrive with the engine speed work; CAIRN_KERNELS=scalar
+    ** will keep forcing this table then. */
+}
+
+void kern_init(void) { pthread_once(&once, init_once); }
+
+const kern_table *kern_get(void)
+{
+    kern_init();
+    return &table;
+}
+
+bool kern_supports(uint32_t type)
+{
+    const kern_table *k = kern_get();
+    if (type >= GGML_TYPE_COUNT || !k->dot[type] || !k->to_float[type])
+        return false;
+    uint32_t a = k->act_type[type];
+    return a == GGML_F32 || k->from_float[a] != NULL;
+}
+
+size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok)
+{
+    uint32_t a = kern_get()->act_type[wtype];
+    return gguf_row_size(a, n_cols) * (size_t)n_tok;
+}
+
+typedef struct matmul_job {
+    float *out;
+    const gguf_tensor *w;
+    const void *act;
+    size_t act_row, w_row;
+    int n_tok, n_rows, n_cols;
+    kern_dot_fn dot;
+    kern_from_float_fn from_float;
+    const float *x;
+    void *scratch;
+} matmul_job;
+
+static void quantize_rows(void *ctx, int ith, int nth)
+{
+    matmul_job *j = ctx;
+    for (int t = ith; t < j->n_tok; t += nth)
+        j->from_float(j->x + (size_t)t * j->n_cols, (char *)j->scratch + (size_t)t * j->act_row,
+                      j->n_cols);
+}
+
+/* Rows are split in contiguous ranges so each thread streams its own part
+** of the weights once, reusing each row for every token. */
+static void matmul_rows(void *ctx, int ith, int nth)
+{
+    matmul_job *j = ctx;
+    int per = (j->n_rows + nth - 1) / nth;
+    int r0 = ith * per, r1 = CN_MIN(j->n_rows, r0 + per);
+    const char *w = j->w->data;
+    for (int r = r0; r < r1; r++) {
+        const void *row = w + (size_t)r * j->w_row;
+        for (int t = 0; t < j->n_tok; t++)
+            j->dot(j->n_cols, &j->out[(size_t)t * j->n_rows + r], row,
+                   (const char *)j->act + (size_t)t * j->act_row);
+    }
+}
+
+void kern_matmul(cn_pool *pool, float *out, const gguf_tensor *w, const float *x, int n_tok,
+                 void *scratch)
+{
+    const kern_table *k = kern_get();
+    matmul_job j = {
+        .out = out, .w = w, .n_tok = n_tok,
+        .n_rows = (int)w->ne[1], .n_cols = (int)w->ne[0],
+        .dot = k->dot[w->type], .x = x, .scratch = scratch,
+        .w_row = gguf_row_size(w->type, w->ne[0]),
+    };
+    uint32_t a = k->act_type[w->type];
+    j.act_row = gguf_row_size(a, j.n_cols);
+    if (a == GGML_F32) {
+        j.act = x;
+    } else {
+        j.from_float = k->from_float[a];
+        cn_pool_run(pool, quantize_rows, &j);
+        j.act = scratch;
+    }
+    cn_pool_run(pool, matmul_rows, &j);
+}
+
+/* Sum of squares in double, as llama.cpp does, so long rows round alike. */
+void kern_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+void kern_softmax(float *x, int n)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+void kern_silu_mul(float *g, const float *u, int n)
+{
+    for (int i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}

@@ -1,0 +1,211 @@
+/*
+** llama.c: the decoder forward pass for the llama family (Llama 2/3/3.x,
+** TinyLlama, Mistral, SmolLM2) and qwen2 (q/k/v biases, NeoX rotary).
+** Reads top to bottom like the maths; numerics follow llama.cpp where the
+** order of operations changes results (rotary angles, double sums).
+*/
+#include "engine/engine_int.h"
+
+#include <math.h>
+#include <string.h>
+
+/* cos/sin of every rotary pair for positions n_past..n_past+n-1.
+** The angle is advanced by repeated multiplication in float, as llama.cpp
+** does, so both engines round the same way. */
+static void rope_cache(eng_model *m, int n, int n_past)
+{
+    const eng_hparams *hp = &m->hp;
+    float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
+    for (int t = 0; t < n; t++) {
+        float theta = (float)(n_past + t);
+        float *cs = m->rope_cs + (size_t)t * hp->n_rot;
+        for (int i = 0; i < hp->n_rot / 2; i++) {
+            float ff = m->rope_freqs ? m->rope_freqs[i] : 1.0f;
+            float th = hp->rope_freq_scale * (theta / ff);
+            cs[2 * i] = cosf(th);
+            cs[2 * i + 1] = sinf(th);
+            theta *= theta_scale;
+        }
+    }
+}
+
+/* Rotate the first n_rot dimensions of each head of vec (n_heads heads). */
+static void rope_apply(const eng_model *m, float *vec, int n_heads, const float *cs)
+{
+    const eng_hparams *hp = &m->hp;
+    int half = hp->n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = vec + (size_t)h * hp->head_dim;
+        for (int i = 0; i < half; i++) {
+            /* normal: adjacent pairs; NeoX: element i with element i + n_rot/2 */
+            int a = hp->rope_type == ENG_ROPE_NEOX ? i : 2 * i;
+            int b = hp->rope_type == ENG_ROPE_NEOX ? i + half : 2 * i + 1;
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * c - x1 * s;
+            x[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+typedef struct attn_job {
+    eng_model *m;
+    int layer, n, n_past;
+} attn_job;
+
+/* One (token, head) pair per task: scores over every earlier position,
+** softmax, weighted sum of values. With an F16 cache the query and the
+** probabilities are rounded to F16 before their dot products, exactly
+** where llama.cpp rounds them. */
+static void attention(void *ctx, int ith, int nth)
+{
+    attn_job *j = ctx;
+    eng_model *m = j->m;
+    const eng_hparams *hp = &m->hp;
+    int hd = hp->head_dim, nkv = hp->n_head_kv * hd, nq = hp->n_head * hd;
+    int group = hp->n_head / hp->n_head_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = m->scores + (size_t)ith * m->n_ctx;
+    uint16_t *q16 = m->q16 + (size_t)ith * hd;
+    size_t layer_off = (size_t)j->layer * m->n_ctx * nkv;
+
+    for (int task = ith; task < j->n * hp->n_head; task += nth) {
+        int t = task / hp->n_head, h = task % hp->n_head;
+        int kvh = h / group, n_keys = j->n_past + t + 1;
+        const float *q = m->q + (size_t)t * nq + (size_t)h * hd;
+        float *out = m->att + (size_t)t * nq + (size_t)h * hd;
+        if (m->kv_f16) {
+            const uint16_t *kc = (const uint16_t *)m->k_cache + layer_off + (size_t)kvh * hd;
+            const uint16_t *vc = (const uint16_t *)m->v_cache + layer_off + (size_t)kvh * hd;
+            for (int d = 0; d < hd; d++)
+                q16[d] = cn_fp32_to_fp16(q[d]);
+            for (int p = 0; p < n_keys; p++) {
+                const uint16_t *k = kc + (size_t)p * nkv;
+                float s = 0;
+                for (int d = 0; d < hd; d++)
+                    s += cn_fp16_to_fp32(k[d]) * cn_fp16_to_fp32(q16[d]);
+                sc[p] = s * scale;
+            }
+            kern_softmax(sc, n_keys);
+            for (int p = 0; p < n_keys; p++)
+                sc[p] = cn_fp16_to_fp32(cn_fp32_to_fp16(sc[p]));
+            for (int d = 0; d < hd; d++)
+                out[d] = 0;
+            for (int p = 0; p < n_keys; p++) {
+                const uint16_t *v = vc + (size_t)p * nkv;
+                for (int d = 0; d < hd; d++)
+                    out[d] += sc[p] * cn_fp16_to_fp32(v[d]);
+            }
+        } else {
+            const float *kc = (const float *)m->k_cache + layer_off + (size_t)kvh * hd;
+            const float *vc = (const float *)m->v_cache + layer_off + (size_t)kvh * hd;
+            for (int p = 0; p < n_keys; p++) {
+                const float *k = kc + (size_t)p * nkv;
+                float s = 0;
+                for (int d = 0; d < hd; d++)
+                    s += k[d] * q[d];
+                sc[p] = s * scale;
+            }
+            kern_softmax(sc, n_keys);
+            for (int d = 0; d < hd; d++)
+                out[d] = 0;
+            for (int p = 0; p < n_keys; p++) {
+                const float *v = vc + (size_t)p * nkv;
+                for (int d = 0; d < hd; d++)
+                    out[d] += sc[p] * v[d];
+            }
+        }
+    }
+}
+
+static void store_kv(eng_model *m, int layer, int n, int n_past)
+{
+    int nkv = m->hp.n_head_kv * m->hp.head_dim;
+    size_t off = ((size_t)layer * m->n_ctx + (size_t)n_past) * nkv;
+    size_t count = (size_t)n * nkv;
+    if (m->kv_f16) {
+        uint16_t *kc = (uint16_t *)m->k_cache + off, *vc = (uint16_t *)m->v_cache + off;
+        for (size_t i = 0; i < count; i++) {
+            kc[i] = cn_fp32_to_fp16(m->k[i]);
+            vc[i] = cn_fp32_to_fp16(m->v[i]);
+        }
+    } else {
+        memcpy((float *)m->k_cache + off, m->k, count * sizeof(float));
+        memcpy((float *)m->v_cache + off, m->v, count * sizeof(float));
+    }
+}
+
+static void add_bias(float *y, const float *b, int n_tok, int dim)
+{
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < dim; i++)
+            y[(size_t)t * dim + i] += b[i];
+}
+
+static void add_into(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool want_logits)
+{
+    const eng_hparams *hp = &m->hp;
+    const kern_table *k = kern_get();
+    int D = hp->n_embd, nq = hp->n_head * hp->head_dim, nkv = hp->n_head_kv * hp->head_dim;
+    size_t emb_row = gguf_row_size(m->tok_embd->type, D);
+
+    // token embeddings
+    for (int t = 0; t < n; t++)
+        k->to_float[m->tok_embd->type]((const char *)m->tok_embd->data + (size_t)tokens[t] * emb_row,
+                                       m->x + (size_t)t * D, D);
+    rope_cache(m, n, n_past);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const eng_layer *L = &m->layers[l];
+
+        // attention rmsnorm
+        for (int t = 0; t < n; t++)
+            kern_rmsnorm(m->xb + (size_t)t * D, m->x + (size_t)t * D, L->attn_norm, D,
+                         hp->rms_eps);
+        // q, k, v for every token of the chunk
+        kern_matmul(m->pool, m->q, L->wq, m->xb, n, m->act);
+        kern_matmul(m->pool, m->k, L->wk, m->xb, n, m->act);
+        kern_matmul(m->pool, m->v, L->wv, m->xb, n, m->act);
+        if (L->bq) {
+            add_bias(m->q, L->bq, n, nq);
+            add_bias(m->k, L->bk, n, nkv);
+            add_bias(m->v, L->bv, n, nkv);
+        }
+        // rotary position embedding of q and k
+        for (int t = 0; t < n; t++) {
+            const float *cs = m->rope_cs + (size_t)t * hp->n_rot;
+            rope_apply(m, m->q + (size_t)t * nq, hp->n_head, cs);
+            rope_apply(m, m->k + (size_t)t * nkv, hp->n_head_kv, cs);
+        }
+        // keys and values join the cache; causal attention over it
+        store_kv(m, l, n, n_past);
+        attn_job aj = {m, l, n, n_past};
+        cn_pool_run(m->pool, attention, &aj);
+        // output projection and residual
+        kern_matmul(m->pool, m->xb, L->wo, m->att, n, m->act);
+        add_into(m->x, m->xb, (size_t)n * D);
+
+        // feed-forward: rmsnorm, SwiGLU, residual
+        for (int t = 0; t < n; t++)
+            kern_rmsnorm(m->xb + (size_t)t * D, m->x + (size_t)t * D, L->ffn_norm, D,
+                         hp->rms_eps);
+        kern_matmul(m->pool, m->hb, L->w_gate, m->xb, n, m->act);
+        kern_matmul(m->pool, m->hb2, L->w_up, m->xb, n, m->act);
+        kern_silu_mul(m->hb, m->hb2, n * hp->n_ff);
+        kern_matmul(m->pool, m->xb, L->w_down, m->hb, n, m->act);
+        add_into(m->x, m->xb, (size_t)n * D);
+    }
+
+    // final norm and the vocabulary projection, for the last token only
+    if (want_logits) {
+        kern_rmsnorm(m->xb, m->x + (size_t)(n - 1) * D, m->output_norm, D, hp->rms_eps);
+        kern_matmul(m->pool, m->logits, m->output, m->xb, 1, m->act);
+    }
+    return CN_OK;
+}
