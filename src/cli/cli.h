@@ -7,6 +7,7 @@
 #define CN_CLI_H
 
 #include "base/base.h"
+#include "engine/engine.h"
 
 int cmd_inspect(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -24,5 +25,28 @@ bool cli_int(const char *s, long lo, long hi, long *out);
 bool cli_float(const char *s, double lo, double hi, double *out);
 /* Human size: "808.0 MB". buf must hold 32 bytes. */
 const char *cli_size(uint64_t bytes, char *buf);
+
+/* ---- options shared by the model-running commands (args.c) ---------- */
+
+#define CLI_MAX_STOP 8
+
+typedef struct cli_run_args {
+    const char *model;
+    eng_opts opts;
+    bool kv_set;          /* --kv-type was given */
+    eng_sampler_opts sampler;
+    int n_predict;
+    const char *stop[CLI_MAX_STOP];
+    int n_stop;
+    bool ignore_eos;
+} cli_run_args;
+
+extern const char cli_run_help[];
+void cli_run_defaults(cli_run_args *a);
+int cli_run_option(const char *cmd, cli_run_args *a, int argc, char **argv, int *i);
+/* Open a->model and its tokenizer, and tokenize text (special-token text
+** parsed; BOS if add_bos and the model asks for one). */
+int cli_open_and_tokenize(const cli_run_args *a, const char *text, size_t len, bool add_bos,
+                          eng_model **m, tok_vocab **v, int32_t **ids, int *n_ids, cn_err *err);
 
 #endif

@@ -84,3 +84,46 @@ int32_t eng_sample(eng_sampler *s, const float *logits);
 int32_t eng_argmax(const float *logits, int n);
 
 #endif
+
+/* ---- the generation loop (generate.c) ----------------------------------
+** Prompt in, streamed text out. The model remembers which tokens its KV
+** cache holds, so a prompt that extends the previous one (a chat turn)
+** only evaluates the new tokens. */
+
+#include "tok/tok.h"
+
+enum eng_stop {
+    ENG_STOP_LENGTH = 1, /* n_predict tokens generated */
+    ENG_STOP_EOG,        /* an end-of-generation token */
+    ENG_STOP_STRING,     /* a stop string appeared */
+    ENG_STOP_CONTEXT,    /* the context is full */
+    ENG_STOP_CANCEL,     /* the callback asked to stop */
+};
+
+typedef struct eng_gen_opts {
+    int n_predict;                 /* maximum new tokens */
+    eng_sampler_opts sampler;
+    const char *const *stop;       /* stop strings (not included in the output) */
+    int n_stop;
+    bool ignore_eos;               /* do not stop at end-of-generation tokens */
+    bool render_special;           /* print control tokens' text */
+} eng_gen_opts;
+
+typedef struct eng_gen_stats {
+    int n_prompt, n_prompt_eval;   /* prompt tokens, of which evaluated (not cached) */
+    int n_gen;                     /* tokens generated */
+    double t_prompt, t_gen;        /* seconds */
+    int stop;                      /* enum eng_stop */
+} eng_gen_stats;
+
+/* Called with each token and the text it completes (possibly empty while a
+** UTF-8 sequence or a possible stop string is held back). Return non-zero
+** to stop. */
+typedef int (*eng_on_token)(void *ctx, int32_t id, const char *text, size_t len);
+
+int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_prompt,
+                 const eng_gen_opts *o, eng_on_token cb, void *ctx, eng_gen_stats *st,
+                 cn_err *err);
+
+/* Forget what the KV cache holds (the next prompt is evaluated whole). */
+void eng_model_reset(eng_model *m);

@@ -76,6 +76,9 @@ struct eng_model {
     uint16_t *q16;                  /* (n_threads, head_dim): query in F16 for an F16 cache */
     void *act;                      /* activation scratch for kern_matmul */
     float *logits;                  /* (n_vocab) */
+
+    int32_t *cached;                /* (n_ctx) tokens whose keys/values the cache holds */
+    int n_cached;
 };
 
 /* Forward pass over one chunk of at most n_batch tokens (llama.c). */

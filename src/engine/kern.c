@@ -119,12 +119,14 @@ void kern_matmul(cn_pool *pool, float *out, const gguf_tensor *w, const float *x
     cn_pool_run(pool, matmul_rows, &j);
 }
 
-/* Sum of squares in double, as llama.cpp does, so long rows round alike. */
+/* Squares in float summed in double, as llama.cpp does: quantized
+** activations amplify one-ulp differences into whole quantization steps,
+** so matching the reference's rounding here matters. */
 void kern_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
     double ss = 0;
     for (int i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
+        ss += (double)(x[i] * x[i]);
     float scale = 1.0f / sqrtf((float)(ss / n) + eps);
     for (int i = 0; i < n; i++)
         out[i] = x[i] * scale * w[i];

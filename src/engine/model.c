@@ -246,6 +246,8 @@ static int alloc_buffers(eng_model *m, cn_err *err)
     m->scores = alloc_f((size_t)m->n_threads * m->n_ctx, &fail);
     m->q16 = cn_calloc((size_t)m->n_threads * hp->head_dim, sizeof(uint16_t));
     m->logits = alloc_f((size_t)hp->n_vocab, &fail);
+    m->cached = cn_calloc((size_t)m->n_ctx, sizeof *m->cached);
+    fail |= !m->cached;
     /* activation scratch: the widest input of any matrix, in F32 as a bound */
     size_t act = 0;
     const gguf_tensor *ws[] = {m->output, m->layers[0].wq, m->layers[0].wo,
@@ -286,11 +288,11 @@ int eng_model_open(eng_model **out, const char *path, const eng_opts *opts, cn_e
         return cn_fail(err, CN_EINVAL, "negative context, batch or thread count");
     }
     m->n_ctx = o.n_ctx ? o.n_ctx : CN_MIN(m->hp.n_ctx_train, 4096);
-    if (m->n_ctx > m->hp.n_ctx_train) {
-        int train = m->hp.n_ctx_train;
+    /* longer than the training context is allowed, as in llama.cpp: quality
+    ** degrades but nothing breaks; the CLI warns (eng_model_n_ctx vs hparams) */
+    if (m->n_ctx > (1 << 22)) {
         eng_model_close(m);
-        return cn_fail(err, CN_EINVAL, "%s: context %d is longer than the model's training "
-                       "context %d", path, o.n_ctx, train);
+        return cn_fail(err, CN_EINVAL, "context %d is too large (at most %d)", o.n_ctx, 1 << 22);
     }
     m->n_batch = CN_MIN(o.n_batch ? o.n_batch : 256, m->n_ctx);
     m->n_threads = o.n_threads ? o.n_threads : cn_physical_cores();
@@ -323,7 +325,7 @@ void eng_model_close(eng_model *m)
     free(m->k_cache);
     free(m->v_cache);
     void *bufs[] = {m->x, m->xb, m->q, m->k, m->v, m->att, m->hb, m->hb2, m->rope_cs,
-                    m->scores, m->q16, m->act, m->logits};
+                    m->scores, m->q16, m->act, m->logits, m->cached};
     for (size_t i = 0; i < CN_ARRAY_LEN(bufs); i++)
         free(bufs[i]);
     cn_pool_free(m->pool);
@@ -348,11 +350,16 @@ int eng_decode(eng_model *m, const int32_t *tokens, int n, int n_past, cn_err *e
         if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
             return cn_fail(err, CN_EINVAL, "token id %d is outside the vocabulary (%d)",
                            (int)tokens[i], m->hp.n_vocab);
+    m->n_cached = CN_MIN(m->n_cached, n_past);
     for (int i = 0; i < n; i += m->n_batch) {
         int nc = CN_MIN(m->n_batch, n - i);
         int rc = llama_forward(m, tokens + i, nc, n_past + i, i + nc == n);
         if (rc)
             return cn_fail(err, rc, "forward pass failed");
     }
+    memcpy(m->cached + n_past, tokens, (size_t)n * sizeof *tokens);
+    m->n_cached = n_past + n;
     return CN_OK;
 }
+
+void eng_model_reset(eng_model *m) { m->n_cached = 0; }

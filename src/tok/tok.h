@@ -3,6 +3,7 @@
 #define CN_TOK_H
 #include "base/base.h"
 #include "engine/gguf.h"
+typedef struct tok_vocab tok_vocab;
 
 /* ---- chat templates (chat.c) -------------------------------------------- */
 

@@ -1,0 +1,197 @@
+/*
+** cmd_chat.c: `cairn chat -m FILE` is an interactive conversation in the
+** model's chat format. The whole conversation is re-rendered each turn; the
+** engine evaluates only what its KV cache does not already hold. When the
+** history outgrows the context, the oldest turns are dropped (the system
+** prompt stays). Ctrl-C stops a reply; Ctrl-D or /exit leaves.
+*/
+#include "cli/cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_TURNS 4096
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct reply {
+    cn_buf text;
+} reply;
+
+static int stream_reply(void *ctx, int32_t id, const char *text, size_t len)
+{
+    reply *r = ctx;
+    (void)id;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    cn_buf_append(&r->text, text, len);
+    return interrupted ? 1 : 0;
+}
+
+static const char help[] =
+    "usage: cairn chat -m FILE [--system TEXT] [options]\n\n"
+    "Talk with a model in its chat format (read from the file's chat template; ChatML\n"
+    "when unknown). Type a message and press Enter. Ctrl-C stops a reply, Ctrl-D or\n"
+    "/exit leaves, /reset starts a new conversation.\n\n"
+    "  -s, --system TEXT     system prompt\n";
+
+/* Render msgs[first..n) (plus the system prompt) and tokenize. */
+static int build_prompt(const char *family, const tok_vocab *v, const tok_chat_msg *msgs, int n,
+                        int first, int32_t *ids, int cap, cn_err *err)
+{
+    cn_buf b;
+    cn_buf_init(&b, (size_t)256 << 20);
+    tok_chat_msg *sel = cn_malloc((size_t)(n + 1) * sizeof *sel);
+    if (!sel)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    int k = 0;
+    if (n > 0 && !strcmp(msgs[0].role, "system"))
+        sel[k++] = msgs[0];
+    for (int i = CN_MAX(first, k); i < n; i++)
+        sel[k++] = msgs[i];
+    int rc = tok_chat_render(family, sel, k, true, &b, err);
+    int n_ids = rc ? rc : tok_encode(v, b.data ? b.data : "", b.len, true, true, ids, cap, err);
+    free(sel);
+    cn_buf_free(&b);
+    return n_ids;
+}
+
+int cmd_chat(int argc, char **argv)
+{
+    cli_run_args a;
+    cli_run_defaults(&a);
+    a.n_predict = 1024;
+    const char *system = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_run_option("chat", &a, argc, argv, &i);
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
+        if ((!strcmp(argv[i], "-s") || !strcmp(argv[i], "--system")) && i + 1 < argc)
+            system = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s\n%s", help, cli_run_help);
+            return 0;
+        } else
+            return cli_usage("chat", "unknown option or missing value: '%s'", argv[i]);
+    }
+    if (!a.model)
+        return cli_usage("chat", "missing -m FILE");
+
+    cn_err err = {0};
+    eng_model *m;
+    tok_vocab *v;
+    int32_t *ids;
+    int n_ids;
+    if (cli_open_and_tokenize(&a, "", 0, false, &m, &v, &ids, &n_ids, &err))
+        return cli_error(&err);
+    free(ids);
+    int n_ctx = eng_model_n_ctx(m);
+    ids = cn_malloc((size_t)n_ctx * 4 * sizeof *ids);
+    gguf_str tmpl = {0};
+    gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
+    const char *family = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
+    if (!strcmp(family, "unknown"))
+        fprintf(stderr, "cairn: the model's chat template is not one Cairn knows; using ChatML\n");
+    fprintf(stderr, "chat format %s, context %d tokens. Ctrl-C stops a reply, Ctrl-D leaves.\n",
+            family, n_ctx);
+
+    tok_chat_msg *msgs = cn_calloc(MAX_TURNS, sizeof *msgs);
+    int n_msgs = 0, first = 0;
+    if (system)
+        msgs[n_msgs++] = (tok_chat_msg){"system", strdup(system)};
+    first = n_msgs;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    eng_gen_opts go = {.n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop,
+                       .n_stop = a.n_stop, .ignore_eos = a.ignore_eos};
+    char *line = NULL;
+    size_t line_cap = 0;
+    int rc = CN_OK;
+    bool tty = isatty(0);
+    for (;;) {
+        if (tty) {
+            printf("> ");
+            fflush(stdout);
+        }
+        interrupted = 0;
+        ssize_t len = getline(&line, &line_cap, stdin);
+        if (len < 0) {
+            if (interrupted && !feof(stdin)) {
+                clearerr(stdin);
+                printf("\n");
+                continue;
+            }
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len == 0)
+            continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit"))
+            break;
+        if (!strcmp(line, "/reset")) {
+            for (int i = system ? 1 : 0; i < n_msgs; i++)
+                free((char *)msgs[i].content);
+            n_msgs = first = system ? 1 : 0;
+            eng_model_reset(m);
+            continue;
+        }
+        if (n_msgs + 2 > MAX_TURNS) {
+            fprintf(stderr, "cairn: conversation too long; use /reset\n");
+            continue;
+        }
+        msgs[n_msgs++] = (tok_chat_msg){"user", strdup(line)};
+        // drop the oldest turns until the prompt leaves room for a reply
+        int n = 0;
+        for (;;) {
+            n = build_prompt(family, v, msgs, n_msgs, first, ids, n_ctx * 4, &err);
+            if (n < 0 || n + 64 <= n_ctx || first >= n_msgs - 1)
+                break;
+            first += 2; /* drop the oldest user + assistant pair */
+        }
+        if (n < 0 || n + 64 > n_ctx) {
+            if (n >= 0)
+                cn_fail(&err, CN_ELIMIT, "this message alone does not fit the %d-token context",
+                        n_ctx);
+            cli_error(&err);
+            free((char *)msgs[--n_msgs].content);
+            continue;
+        }
+        reply r;
+        cn_buf_init(&r.text, (size_t)64 << 20);
+        eng_gen_stats st;
+        rc = eng_generate(m, v, ids, n, &go, stream_reply, &r, &st, &err);
+        printf("\n");
+        if (rc) {
+            cli_error(&err);
+            cn_buf_free(&r.text);
+            free((char *)msgs[--n_msgs].content);
+            eng_model_reset(m);
+            continue;
+        }
+        if (st.stop == ENG_STOP_CANCEL)
+            fprintf(stderr, "[stopped]\n");
+        /* the reply joins the history even when stopped early */
+        msgs[n_msgs++] = (tok_chat_msg){"assistant", r.text.data ? r.text.data : strdup("")};
+    }
+    for (int i = 0; i < n_msgs; i++)
+        free((char *)msgs[i].content);
+    free(msgs);
+    free(line);
+    free(ids);
+    tok_close(v);
+    eng_model_close(m);
+    return 0;
+}

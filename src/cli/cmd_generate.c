@@ -1,0 +1,232 @@
+/*
+** cmd_generate.c: `cairn generate` streams a continuation of a prompt, and
+** `cairn logits` writes the last prompt position's logits (the hook the
+** correctness checks against llama.cpp use).
+*/
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Read -p TEXT or -f FILE into a malloc'd string. */
+static int load_prompt(const char *text, const char *file, char **out, size_t *len, cn_err *err)
+{
+    if (file)
+        return cn_read_file(file, (size_t)64 << 20, out, len, err);
+    *len = strlen(text);
+    *out = strdup(text);
+    return *out ? CN_OK : cn_fail(err, CN_ENOMEM, "out of memory");
+}
+
+/* Open model + tokenizer and tokenize the prompt with BOS per metadata and
+** special-token text parsed, as llama.cpp's tools do. */
+int cli_open_and_tokenize(const cli_run_args *a, const char *text, size_t len, bool add_bos,
+                          eng_model **m, tok_vocab **v, int32_t **ids, int *n_ids, cn_err *err)
+{
+    *m = NULL;
+    *v = NULL;
+    *ids = NULL;
+    int rc = eng_model_open(m, a->model, &a->opts, err);
+    if (!rc)
+        rc = tok_open(v, eng_model_gguf(*m), err);
+    if (!rc) {
+        int cap = (int)CN_MIN(len + 16, (size_t)1 << 26);
+        *ids = cn_malloc((size_t)cap * sizeof **ids);
+        if (!*ids)
+            rc = cn_fail(err, CN_ENOMEM, "out of memory");
+        else {
+            int n = tok_encode(*v, text, len, add_bos, true, *ids, cap, err);
+            if (n > cap)
+                rc = cn_fail(err, CN_ELIMIT, "prompt tokenizes to more than %d tokens", cap);
+            else if (n < 0)
+                rc = n;
+            else
+                *n_ids = n;
+        }
+    }
+    if (rc) {
+        free(*ids);
+        tok_close(*v);
+        eng_model_close(*m);
+        *ids = NULL;
+        *v = NULL;
+        *m = NULL;
+    }
+    return rc;
+}
+
+typedef struct gen_out {
+    bool ids;
+    int n;
+} gen_out;
+
+static int print_token(void *ctx, int32_t id, const char *text, size_t len)
+{
+    gen_out *g = ctx;
+    if (g->ids) {
+        if (id >= 0)
+            printf("%s%d", g->n++ ? " " : "", (int)id);
+    } else {
+        fwrite(text, 1, len, stdout);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static const char generate_help[] =
+    "usage: cairn generate -m FILE (-p TEXT | -f FILE) [options]\n\n"
+    "Continue the prompt with the model, streaming text as it is produced. Statistics\n"
+    "(prompt and generation tokens and speed) go to stderr at the end.\n\n"
+    "  -p, --prompt TEXT     the prompt (special-token text like <|eot_id|> is parsed)\n"
+    "  -f, --file FILE       read the prompt from FILE\n"
+    "      --no-bos          do not add the BOS token the model asks for\n"
+    "      --ids             print generated token ids instead of text\n"
+    "      --special         print control tokens' text\n";
+
+int cmd_generate(int argc, char **argv)
+{
+    cli_run_args a;
+    cli_run_defaults(&a);
+    const char *prompt = NULL, *file = NULL;
+    bool no_bos = false, special = false;
+    gen_out go = {0};
+    for (int i = 1; i < argc; i++) {
+        int r = cli_run_option("generate", &a, argc, argv, &i);
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
+        const char *o = argv[i];
+        if ((!strcmp(o, "-p") || !strcmp(o, "--prompt")) && i + 1 < argc)
+            prompt = argv[++i];
+        else if ((!strcmp(o, "-f") || !strcmp(o, "--file")) && i + 1 < argc)
+            file = argv[++i];
+        else if (!strcmp(o, "--no-bos"))
+            no_bos = true;
+        else if (!strcmp(o, "--ids"))
+            go.ids = true;
+        else if (!strcmp(o, "--special"))
+            special = true;
+        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            printf("%s\n%s", generate_help, cli_run_help);
+            return 0;
+        } else
+            return cli_usage("generate", "unknown option or missing value: '%s'", o);
+    }
+    if (!a.model)
+        return cli_usage("generate", "missing -m FILE");
+    if (!prompt == !file)
+        return cli_usage("generate", "give the prompt with -p TEXT or -f FILE (one of them)");
+
+    cn_err err = {0};
+    char *text;
+    size_t len;
+    if (load_prompt(prompt, file, &text, &len, &err))
+        return cli_error(&err);
+    eng_model *m;
+    tok_vocab *v;
+    int32_t *ids;
+    int n_ids;
+    int rc = cli_open_and_tokenize(&a, text, len, !no_bos, &m, &v, &ids, &n_ids, &err);
+    free(text);
+    if (rc)
+        return cli_error(&err);
+    eng_gen_opts go_opts = {
+        .n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop, .n_stop = a.n_stop,
+        .ignore_eos = a.ignore_eos, .render_special = special,
+    };
+    eng_gen_stats st;
+    if (n_ids == 0) {
+        rc = cn_fail(&err, CN_EINVAL, "the prompt is empty (and the model adds no BOS token)");
+    } else {
+        rc = eng_generate(m, v, ids, n_ids, &go_opts, print_token, &go, &st, &err);
+        printf("\n");
+    }
+    if (rc == CN_OK) {
+        fprintf(stderr, "prompt: %d tokens, %.1f t/s | generated: %d tokens, %.1f t/s | "
+                        "threads %d, context %d\n",
+                st.n_prompt, st.t_prompt > 0 ? st.n_prompt_eval / st.t_prompt : 0.0, st.n_gen,
+                st.t_gen > 0 ? st.n_gen / st.t_gen : 0.0, eng_model_n_threads(m),
+                eng_model_n_ctx(m));
+        if (st.stop == ENG_STOP_CONTEXT)
+            fprintf(stderr, "cairn: stopped: the %d-token context is full (use a larger --ctx)\n",
+                    eng_model_n_ctx(m));
+    }
+    free(ids);
+    tok_close(v);
+    eng_model_close(m);
+    return rc ? cli_error(&err) : 0;
+}
+
+static const char logits_help[] =
+    "usage: cairn logits -m FILE (-p TEXT | -f FILE) -o OUT.f32 [--kv-type f32|f16]\n\n"
+    "Evaluate the prompt in one batch (BOS per the model's metadata, special-token text\n"
+    "parsed) and write the n_vocab logits of the last position to OUT.f32 as\n"
+    "little-endian float32. The KV cache is F32 here unless --kv-type says otherwise.\n"
+    "Also accepts -t, -c and -b.\n";
+
+int cmd_logits(int argc, char **argv)
+{
+    cli_run_args a;
+    cli_run_defaults(&a);
+    const char *prompt = NULL, *file = NULL, *out = NULL;
+    bool no_bos = false;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_run_option("logits", &a, argc, argv, &i);
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
+        const char *o = argv[i];
+        if ((!strcmp(o, "-p") || !strcmp(o, "--prompt")) && i + 1 < argc)
+            prompt = argv[++i];
+        else if ((!strcmp(o, "-f") || !strcmp(o, "--file")) && i + 1 < argc)
+            file = argv[++i];
+        else if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(o, "--no-bos"))
+            no_bos = true;
+        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            printf("%s", logits_help);
+            return 0;
+        } else
+            return cli_usage("logits", "unknown option or missing value: '%s'", o);
+    }
+    if (!a.model || !out || !prompt == !file)
+        return cli_usage("logits", "need -m FILE, -o OUT.f32 and one of -p TEXT / -f FILE");
+    if (!a.kv_set)
+        a.opts.kv_f32 = true;
+    cn_err err = {0};
+    char *text;
+    size_t len;
+    if (load_prompt(prompt, file, &text, &len, &err))
+        return cli_error(&err);
+    eng_model *m;
+    tok_vocab *v;
+    int32_t *ids;
+    int n_ids;
+    int rc = cli_open_and_tokenize(&a, text, len, !no_bos, &m, &v, &ids, &n_ids, &err);
+    free(text);
+    if (rc)
+        return cli_error(&err);
+    if (n_ids == 0)
+        rc = cn_fail(&err, CN_EINVAL, "the prompt is empty");
+    else
+        rc = eng_decode(m, ids, n_ids, 0, &err);
+    if (rc == CN_OK) {
+        FILE *f = fopen(out, "wb");
+        int n_vocab = eng_model_hparams(m)->n_vocab;
+        if (!f || fwrite(eng_model_logits(m), sizeof(float), (size_t)n_vocab, f) != (size_t)n_vocab)
+            rc = cn_fail(&err, CN_EIO, "%s: cannot write: %s", out, strerror(errno));
+        if (f && fclose(f) != 0 && rc == CN_OK)
+            rc = cn_fail(&err, CN_EIO, "%s: cannot write: %s", out, strerror(errno));
+        if (rc == CN_OK)
+            fprintf(stderr, "%d prompt tokens, %d logits written to %s\n", n_ids, n_vocab, out);
+    }
+    free(ids);
+    tok_close(v);
+    eng_model_close(m);
+    return rc ? cli_error(&err) : 0;
+}
