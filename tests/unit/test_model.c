@@ -1,0 +1,268 @@
+/*
+** Model loading against damaged or incomplete files, the sampler, and the
+** chat templates.
+*/
+#include "test.h"
+#include "engine/engine.h"
+
+/* Copy aidreams260K into a new file, leaving out key skip_key, tensor
+** skip_tensor, and overriding one u32 key; returns the path. */
+static const char *variant(const char *name, const char *skip_key, const char *skip_tensor,
+                           const char *set_key, uint32_t set_val)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", test_tmpdir(), name);
+    gguf_file *src;
+    cn_err e;
+    if (gguf_open(&src, test_data("models/aidreams260K.gguf"), &e))
+        return NULL;
+    gguf_writer *w;
+    gguf_writer_new(&w, &e);
+    for (int64_t i = 0; i < src->n_kv; i++) {
+        const char *k = src->kv[i].key;
+        if (skip_key && !strcmp(k, skip_key))
+            continue;
+        if (set_key && !strcmp(k, set_key))
+            gguf_w_u32(w, k, set_val);
+        else
+            gguf_w_copy(w, &src->kv[i]);
+    }
+    for (int64_t i = 0; i < src->n_tensors; i++)
+        if (!skip_tensor || strcmp(src->tensors[i].name, skip_tensor))
+            gguf_w_tensor(w, src->tensors[i].name, src->tensors[i].type, src->tensors[i].n_dims,
+                          src->tensors[i].ne);
+    gguf_writer_begin(w, path, &e);
+    for (int64_t i = 0; i < src->n_tensors; i++)
+        if (!skip_tensor || strcmp(src->tensors[i].name, skip_tensor))
+            gguf_writer_data(w, src->tensors[i].data, src->tensors[i].size, &e);
+    int rc = gguf_writer_finish(w, &e);
+    gguf_writer_free(w);
+    gguf_close(src);
+    return rc ? NULL : path;
+}
+
+static void expect_open_error(const char *path, int code, const char *msg)
+{
+    EXPECT(path != NULL);
+    if (!path)
+        return;
+    eng_model *m = NULL;
+    cn_err e = {0};
+    int rc = eng_model_open(&m, path, NULL, &e);
+    EXPECT_EQ_INT(rc, code);
+    EXPECT_CONTAINS(e.msg, msg);
+    EXPECT(m == NULL);
+    eng_model_close(m);
+}
+
+TEST(model_rejects_missing_tensor)
+{
+    expect_open_error(variant("no_ffn.gguf", NULL, "blk.2.ffn_down.weight", NULL, 0), CN_EFORMAT,
+                      "missing tensor 'blk.2.ffn_down.weight'");
+    expect_open_error(variant("no_embd.gguf", NULL, "token_embd.weight", NULL, 0), CN_EFORMAT,
+                      "missing tensor 'token_embd.weight'");
+}
+
+TEST(model_rejects_missing_or_bad_metadata)
+{
+    expect_open_error(variant("no_heads.gguf", "llama.attention.head_count", NULL, NULL, 0),
+                      CN_ENOTFOUND, "missing metadata key 'llama.attention.head_count'");
+    expect_open_error(variant("no_arch.gguf", "general.architecture", NULL, NULL, 0),
+                      CN_ENOTFOUND, "general.architecture");
+    /* 64 wide with 5 heads: no whole head size */
+    expect_open_error(variant("heads.gguf", NULL, NULL, "llama.attention.head_count", 5),
+                      CN_EFORMAT, "not a multiple of the 5 attention heads");
+    /* a shape that disagrees with the tensors */
+    expect_open_error(variant("ff.gguf", NULL, NULL, "llama.feed_forward_length", 100), CN_EFORMAT,
+                      "has shape [64, 172], expected [64, 100]");
+    expect_open_error(variant("layers.gguf", NULL, NULL, "llama.block_count", 0), CN_EFORMAT,
+                      "llama.block_count = 0 is out of range");
+    expect_open_error(variant("kv.gguf", NULL, NULL, "llama.attention.head_count_kv", 3),
+                      CN_EFORMAT, "cannot be grouped");
+}
+
+TEST(model_rejects_unsupported_architecture)
+{
+    gguf_writer *w;
+    cn_err e;
+    gguf_writer_new(&w, &e);
+    gguf_w_str(w, "general.architecture", "mamba");
+    char path[512];
+    snprintf(path, sizeof path, "%s/mamba.gguf", test_tmpdir());
+    gguf_writer_begin(w, path, &e);
+    gguf_writer_finish(w, &e);
+    gguf_writer_free(w);
+    expect_open_error(path, CN_EUNSUPPORTED, "architecture 'mamba' is not supported");
+}
+
+TEST(model_context_overflow_is_an_error)
+{
+    eng_model *m;
+    cn_err e = {0};
+    eng_opts o = {.n_ctx = 16, .n_threads = 1};
+    EXPECT_EQ_INT(eng_model_open(&m, test_data("models/aidreams260K.gguf"), &o, &e), CN_OK);
+    if (!m)
+        return;
+    int32_t ids[20] = {1};
+    for (int i = 1; i < 20; i++)
+        ids[i] = 300 + i;
+    EXPECT_EQ_INT(eng_decode(m, ids, 17, 0, &e), CN_ELIMIT);
+    EXPECT_CONTAINS(e.msg, "context is full");
+    EXPECT_EQ_INT(eng_decode(m, ids, 16, 0, &e), CN_OK);
+    EXPECT_EQ_INT(eng_decode(m, ids, 1, 16, &e), CN_ELIMIT);
+    int32_t bad = 512;
+    EXPECT_EQ_INT(eng_decode(m, &bad, 1, 0, &e), CN_EINVAL);
+    EXPECT_CONTAINS(e.msg, "outside the vocabulary");
+    eng_model_close(m);
+}
+
+TEST(model_batch_equals_one_at_a_time)
+{
+    eng_model *m;
+    cn_err e = {0};
+    eng_opts o = {.n_ctx = 64, .n_threads = 2, .n_batch = 7, .kv_f32 = true};
+    EXPECT_EQ_INT(eng_model_open(&m, test_data("models/aidreams260K.gguf"), &o, &e), CN_OK);
+    if (!m)
+        return;
+    int32_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = 1 + (i * 37) % 500;
+    EXPECT_EQ_INT(eng_decode(m, ids, 20, 0, &e), CN_OK);
+    float a[512];
+    memcpy(a, eng_model_logits(m), sizeof a);
+    for (int i = 0; i < 20; i++)
+        eng_decode(m, &ids[i], 1, i, &e);
+    double md = 0;
+    for (int i = 0; i < 512; i++)
+        md = fmax(md, fabs(a[i] - eng_model_logits(m)[i]));
+    EXPECT_NEAR(md, 0, 1e-5);
+    eng_model_close(m);
+}
+
+/* ---- sampler ----------------------------------------------------------- */
+
+TEST(sampler_greedy_and_seeded)
+{
+    float logits[8] = {0.1f, 2.0f, 1.9f, -1, 0, 0.5f, 1.95f, 0.2f};
+    eng_sampler *s;
+    eng_sampler_opts o = eng_sampler_defaults();
+    o.temp = 0;
+    EXPECT_EQ_INT(eng_sampler_new(&s, 8, &o, NULL), CN_OK);
+    EXPECT_EQ_INT(eng_sample(s, logits), 1);
+    eng_sampler_free(s);
+
+    /* top-k 1 is greedy whatever the temperature */
+    o = eng_sampler_defaults();
+    o.top_k = 1;
+    o.temp = 5;
+    eng_sampler_new(&s, 8, &o, NULL);
+    for (int i = 0; i < 20; i++)
+        EXPECT_EQ_INT(eng_sample(s, logits), 1);
+    eng_sampler_free(s);
+
+    /* the same seed gives the same sequence; top-k 3 never leaves the top 3 */
+    o = eng_sampler_defaults();
+    o.top_k = 3;
+    o.temp = 2;
+    o.min_p = 0;
+    o.seed = 42;
+    int seq[2][50];
+    for (int run = 0; run < 2; run++) {
+        eng_sampler_new(&s, 8, &o, NULL);
+        for (int i = 0; i < 50; i++)
+            seq[run][i] = eng_sample(s, logits);
+        eng_sampler_free(s);
+    }
+    int counts[8] = {0};
+    for (int i = 0; i < 50; i++) {
+        EXPECT_EQ_INT(seq[0][i], seq[1][i]);
+        counts[seq[0][i]]++;
+    }
+    EXPECT_EQ_INT(counts[1] + counts[2] + counts[6], 50);
+    EXPECT(counts[1] > 0 && counts[2] > 0 && counts[6] > 0);
+
+    /* min-p 0.9 keeps only tokens within 90% of the best's probability */
+    o = eng_sampler_defaults();
+    o.min_p = 0.9f;
+    o.seed = 7;
+    eng_sampler_new(&s, 8, &o, NULL);
+    for (int i = 0; i < 30; i++) {
+        int t = eng_sample(s, logits);
+        EXPECT(t == 1 || t == 6);
+    }
+    eng_sampler_free(s);
+}
+
+TEST(sampler_repetition_penalty)
+{
+    float logits[4] = {1.0f, 0.9f, -0.5f, 0.0f};
+    eng_sampler *s;
+    eng_sampler_opts o = eng_sampler_defaults();
+    o.temp = 0;
+    o.repeat_penalty = 2.0f;
+    eng_sampler_new(&s, 4, &o, NULL);
+    EXPECT_EQ_INT(eng_sample(s, logits), 0);
+    eng_sampler_accept(s, 0); /* 1.0 -> 0.5: now 0.9 wins */
+    EXPECT_EQ_INT(eng_sample(s, logits), 1);
+    eng_sampler_free(s);
+    o.top_p = 0; /* out of range */
+    EXPECT_EQ_INT(eng_sampler_new(&s, 4, &o, NULL), CN_EINVAL);
+}
+
+/* ---- chat templates ------------------------------------------------------ */
+
+TEST(chat_family_detection)
+{
+    const char *llama3 = "{% set loop_messages = messages %}<|start_header_id|>' + message['role'] "
+                         "+ '<|end_header_id|>\n\n'";
+    EXPECT_STR(tok_chat_family(llama3, strlen(llama3), "llama"), "llama3");
+    const char *qwen = "{% for message in messages %}{{'<|im_start|>' + message['role']";
+    EXPECT_STR(tok_chat_family(qwen, strlen(qwen), "qwen2"), "chatml");
+    const char *l2 = "[INST] <<SYS>>\\n' + system_message";
+    EXPECT_STR(tok_chat_family(l2, strlen(l2), "llama"), "llama2");
+    const char *mis = "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]";
+    EXPECT_STR(tok_chat_family(mis, strlen(mis), "llama"), "mistral");
+    const char *zep = "<|user|>\n{{ message['content'] + eos_token }}<|assistant|>";
+    EXPECT_STR(tok_chat_family(zep, strlen(zep), "llama"), "zephyr");
+    EXPECT_STR(tok_chat_family(NULL, 0, "llama"), "unknown");
+}
+
+TEST(chat_render_formats)
+{
+    tok_chat_msg msgs[] = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello."},
+                           {"user", "Why?"}};
+    struct {
+        const char *family, *want;
+    } cases[] = {
+        {"chatml", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                   "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n"
+                   "<|im_start|>assistant\n"},
+        {"llama3", "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                   "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                   "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
+                   "<|start_header_id|>user<|end_header_id|>\n\nWhy?<|eot_id|>"
+                   "<|start_header_id|>assistant<|end_header_id|>\n\n"},
+        {"llama2", "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello.</s><s>[INST] Why? "
+                   "[/INST]"},
+        {"mistral", "[INST] Be brief.\n\nHi [/INST] Hello.</s>[INST] Why? [/INST]"},
+        {"zephyr", "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello.</s>\n"
+                   "<|user|>\nWhy?</s>\n<|assistant|>\n"},
+        {"unknown", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                    "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n"
+                    "<|im_start|>assistant\n"},
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(cases); i++) {
+        cn_buf b;
+        cn_buf_init(&b, 1 << 20);
+        EXPECT_EQ_INT(tok_chat_render(cases[i].family, msgs, 4, true, &b, NULL), CN_OK);
+        EXPECT_STR(b.data, cases[i].want);
+        cn_buf_free(&b);
+    }
+    tok_chat_msg bad = {"robot", "x"};
+    cn_buf b;
+    cn_buf_init(&b, 1 << 20);
+    cn_err e;
+    EXPECT_EQ_INT(tok_chat_render("chatml", &bad, 1, true, &b, &e), CN_EINVAL);
+    EXPECT_CONTAINS(e.msg, "unknown role 'robot'");
+    cn_buf_free(&b);
+}
