@@ -1,0 +1,117 @@
+/*
+** tok_int.h: internals shared by tok.c, spm.c and bpe.c. Never include this
+** from outside src/tok/.
+*/
+#ifndef CN_TOK_INT_H
+#define CN_TOK_INT_H
+
+#include "tok/tok.h"
+
+/* Token attributes, as llama.cpp derives them from tokenizer.ggml.token_type
+** (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte). */
+enum {
+    TOK_A_UNDEFINED = 0,
+    TOK_A_UNKNOWN = 1 << 0,
+    TOK_A_UNUSED = 1 << 1,
+    TOK_A_NORMAL = 1 << 2,
+    TOK_A_CONTROL = 1 << 3,
+    TOK_A_USER_DEFINED = 1 << 4,
+    TOK_A_BYTE = 1 << 5,
+    TOK_A_LSTRIP = 1 << 7, /* eat whitespace left of the token when partitioning */
+    TOK_A_RSTRIP = 1 << 8, /* ... and right of it */
+    TOK_A_EOG = 1 << 12,   /* ours: member of the end-of-generation set */
+};
+
+#define TOK_MAX_VOCAB (1 << 24)
+#define TOK_MAX_MERGES (1 << 24)
+#define TOK_MAX_REGEX 6
+
+/* An open-addressing hash set of indexes; the caller owns the keys. Each
+** slot holds (high 32 bits of the hash) << 32 | (index + 1); 0 is empty. */
+typedef struct tok_hmap {
+    uint64_t *slots;
+    uint64_t mask;
+} tok_hmap;
+
+/* One merge "left right" of tokenizer.ggml.merges, stored as left+right
+** without the space; its rank is its index. */
+typedef struct tok_merge {
+    uint32_t off;       /* into merge_blob */
+    uint32_t left_len;
+    uint32_t right_len;
+} tok_merge;
+
+/* A pre-tokenizer regex: collapsed ones see each non-ASCII character as a
+** stand-in for its Unicode class (as llama.cpp's do), raw ones the text. */
+typedef struct tok_regex {
+    void *code; /* pcre2_code_8 * */
+    bool raw;
+} tok_regex;
+
+struct tok_vocab {
+    int type; /* TOK_SPM, TOK_BPE */
+    char model[16];
+    char pre[64];
+    int32_t n_vocab;
+
+    /* token texts, NUL-terminated, back to back */
+    char *blob;
+    uint32_t *off; /* n_vocab */
+    uint32_t *len; /* n_vocab */
+    float *score;  /* n_vocab */
+    uint16_t *attr; /* n_vocab, TOK_A_* */
+    tok_hmap map;  /* text -> id */
+    int max_token_len;
+
+    /* special tokens */
+    int32_t bos, eos, eot, eom, unk, sep, pad, mask;
+    int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
+    bool add_bos, add_eos, add_space_prefix;
+    int32_t *special; /* control/user-defined/unknown ids, longest text first */
+    int n_special;
+
+    /* BPE */
+    char *merge_blob;
+    tok_merge *merges;
+    int32_t n_merges;
+    tok_hmap merge_map; /* (left, right) -> rank */
+    tok_regex rx[TOK_MAX_REGEX];
+    int n_rx;
+    bool ignore_merges; /* a word that is itself a token is not merged (llama3) */
+
+    char warning[320];
+};
+
+/* Growable id list with an upper bound on its length. */
+typedef struct tok_ids {
+    int32_t *v;
+    size_t n, cap;
+} tok_ids;
+
+int tok_ids_push(tok_ids *ids, int32_t id); /* CN_OK or CN_ENOMEM */
+
+uint64_t tok_hash(const void *p, size_t n);
+/* Length of the UTF-8 character led by c, judged by its top four bits alone
+** (llama.cpp's unicode_len_utf8): 1 for ASCII and stray continuation bytes,
+** 2 for 0xC0..0xDF, 3 for 0xE0..0xEF, 4 for 0xF0..0xFF. */
+static inline size_t tok_utf8_len(unsigned char c)
+{
+    return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+/* Text -> id through v->map, -1 if absent. */
+int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len);
+/* The token for one byte in SPM (<0xNN>, else the 1-byte text); -1 if none. */
+int32_t tok_spm_byte_token(const tok_vocab *v, unsigned char c);
+
+/* spm.c: encode text[0..len) (already "▁"-escaped) and append to ids. */
+int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ids, cn_err *err);
+
+/* bpe.c */
+int tok_bpe_setup(tok_vocab *v, const gguf_file *g, cn_err *err); /* merges + regexes */
+void tok_bpe_release(tok_vocab *v);
+int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ids, cn_err *err);
+/* Map a byte-level BPE token text back to raw bytes (llama.cpp's
+** llama_decode_text). Writes up to cap bytes, returns the length needed. */
+size_t tok_bpe_decode_text(const char *text, size_t len, char *out, size_t cap);
+
+#endif
