@@ -68,9 +68,6 @@ static int read_hparams(const gguf_file *g, eng_hparams *hp, cn_err *err)
         (rc = get_int(g, a, "attention.head_count_kv", hp->n_head, 1, hp->n_head, &hp->n_head_kv,
                       err)))
         return rc;
-    if (hp->n_head % hp->n_head_kv != 0)
-        return cn_fail(err, CN_EFORMAT, "%s: %d attention heads cannot be grouped over %d KV heads",
-                       g->path, hp->n_head, hp->n_head_kv);
     int def_hd = hp->n_embd % hp->n_head == 0 ? hp->n_embd / hp->n_head : -1;
     char kl[128];
     snprintf(kl, sizeof kl, "%s.attention.key_length", a);
@@ -78,6 +75,9 @@ static int read_hparams(const gguf_file *g, eng_hparams *hp, cn_err *err)
         return cn_fail(err, CN_EFORMAT, "%s: embedding length %d is not a multiple of the %d "
                        "attention heads, and %s is not given", g->path, hp->n_embd, hp->n_head, kl);
     int vdim;
+    if (hp->n_head % hp->n_head_kv != 0)
+        return cn_fail(err, CN_EFORMAT, "%s: %d attention heads cannot be grouped over %d KV heads",
+                       g->path, hp->n_head, hp->n_head_kv);
     if ((rc = get_int(g, a, "attention.key_length", def_hd, 2, 1 << 12, &hp->head_dim, err)) ||
         (rc = get_int(g, a, "attention.value_length", hp->head_dim, 1, 1 << 12, &vdim, err)))
         return rc;
