@@ -143,6 +143,7 @@ int cmd_generate(int argc, char **argv)
     } else {
         rc = eng_generate(m, v, ids, n_ids, &go_opts, print_token, &go, &st, &err);
         printf("\n");
+        fflush(stdout);
     }
     if (rc == CN_OK) {
         fprintf(stderr, "prompt: %d tokens, %.1f t/s | generated: %d tokens, %.1f t/s | "

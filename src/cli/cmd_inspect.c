@@ -75,6 +75,9 @@ int cmd_inspect(int argc, char **argv)
     gguf_str tmpl = {0};
     gguf_get_str(g, "tokenizer.chat_template", &tmpl, NULL);
     const char *family = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, arch);
+    const char *family_note = strcmp(family, "unknown") ? ""
+                              : tmpl.len ? " (not recognised: chat uses ChatML)"
+                                         : " (the file has no template: chat uses ChatML)";
 
     type_share shares[GGML_TYPE_COUNT];
     int n_shares = 0;
@@ -134,15 +137,19 @@ int cmd_inspect(int argc, char **argv)
         printf("tensor types  ");
         for (int k = 0; k < n_shares; k++) {
             double pct = n_params ? 100.0 * shares[k].n_elem / n_params : 0;
-            printf("%s%s %.*f%%", k ? ", " : "", gguf_ttype_name(shares[k].type),
-                   pct < 1 ? 1 : 0, pct);
+            if (pct < 0.1)
+                printf("%s%s <0.1%%", k ? ", " : "", gguf_ttype_name(shares[k].type));
+            else
+                printf("%s%s %.*f%%", k ? ", " : "", gguf_ttype_name(shares[k].type),
+                       pct < 1 ? 1 : 0, pct);
         }
         printf(" (of parameters)\n");
         printf("context       %" PRId64 "\n", ctx);
         printf("vocabulary    %" PRId64 " tokens, tokenizer %s%s%s%s\n", n_vocab,
                tok_model[0] ? tok_model : "(none)", tok_pre[0] ? " (pre " : "", tok_pre,
                tok_pre[0] ? ")" : "");
-        printf("chat template %s\n", family);
+        printf("chat template %s%s\n", tmpl.len || strcmp(family, "unknown") ? family : "none",
+               family_note);
     }
     gguf_close(g);
     return 0;

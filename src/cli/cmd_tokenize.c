@@ -85,16 +85,18 @@ int cmd_tokenize(int argc, char **argv)
     }
     if (!rc) {
         char piece[512];
-        printf(json ? "[" : "");
-        for (int i = 0; i < n; i++) {
-            printf("%s%d", i ? (json ? ", " : " ") : "", (int)ids[i]);
-            if (pieces && !json) {
-                int pl = tok_piece(v, ids[i], true, piece, sizeof piece - 1);
-                pl = pl < 0 || pl >= (int)sizeof piece ? 0 : pl;
-                printf(" '%.*s'\n", pl, piece);
+        if (pieces && !json) {
+            for (int i = 0; i < n; i++) {
+                int pl = tok_piece(v, ids[i], true, piece, sizeof piece);
+                pl = pl < 0 || pl > (int)sizeof piece ? 0 : pl;
+                printf("%d '%.*s'\n", (int)ids[i], pl, piece);
             }
+        } else {
+            printf(json ? "[" : "");
+            for (int i = 0; i < n; i++)
+                printf("%s%d", i ? (json ? ", " : " ") : "", (int)ids[i]);
+            printf(json ? "]\n" : "\n");
         }
-        printf(json ? "]\n" : pieces ? "" : "\n");
     }
     free(ids);
     tok_close(v);
