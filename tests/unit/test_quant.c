@@ -766,6 +766,52 @@ TEST(quant_quantizer_pins)
     }
 }
 
+/*
+** The acceptance check of ggml's own tests/test-quantize-fns.cpp, same data
+** and thresholds: x[i] = 0.1 + 2 cos(i + offset) over 4096 elements;
+** quantize-dequantize error sqrt(sum diff^2) / n below 0.002 (2-bit 0.0075,
+** 3-bit 0.0040); dot product of quantized weights (offset 0) with quantized
+** activations (offset 1) within n * 0.02 of the float dot (Q2_K: 0.04).
+** Loose, but defined by ggml rather than by us.
+*/
+TEST(quant_ggml_test_quantize_fns)
+{
+    static const uint32_t types[] = {GGML_Q4_0, GGML_Q4_1, GGML_Q5_0, GGML_Q5_1,
+                                     GGML_Q8_0, GGML_Q2_K, GGML_Q3_K, GGML_Q4_K,
+                                     GGML_Q5_K, GGML_Q6_K};
+    enum { N = 32 * 128 };
+    static float x1[N], x2[N], y[N];
+    static uint8_t q1[N * sizeof(float)], q2[N * sizeof(float)];
+    double dot_ref = 0;
+    for (int i = 0; i < N; i++) {
+        x1[i] = 0.1f + 2 * cosf((float)i + 0.0f);
+        x2[i] = 0.1f + 2 * cosf((float)i + 1.0f);
+        dot_ref += (double)x1[i] * x2[i];
+    }
+    for (size_t k = 0; k < CN_ARRAY_LEN(types); k++) {
+        const quant_traits *t = quant_get(types[k]);
+        t->from_float(x1, q1, N);
+        t->to_float(q1, y, N);
+        double se = 0;
+        for (int i = 0; i < N; i++)
+            se += (double)(x1[i] - y[i]) * (x1[i] - y[i]);
+        const double err = sqrt(se) / N;
+        const double max_err = types[k] == GGML_Q2_K ? 0.0075 : types[k] == GGML_Q3_K ? 0.0040 : 0.002;
+        if (!(err < max_err))
+            test_fail_at(__FILE__, __LINE__, "%s: total error %g, ggml allows %g", t->name, err,
+                         max_err);
+
+        quant_get(t->vec_dot_type)->from_float(x2, q2, N);
+        float dot = NAN;
+        t->vec_dot(N, &dot, q1, q2);
+        const double dot_err = fabs(dot - dot_ref) / N;
+        const double max_dot_err = types[k] == GGML_Q2_K ? 0.04 : 0.02;
+        if (!(dot_err < max_dot_err))
+            test_fail_at(__FILE__, __LINE__, "%s: dot error %g, ggml allows %g", t->name,
+                         dot_err, max_dot_err);
+    }
+}
+
 /* Zero rows take the d == 0 paths of every quantizer: all must give zeros. */
 TEST(quant_zero_rows)
 {
