@@ -796,7 +796,9 @@ TEST(quant_ggml_test_quantize_fns)
         for (int i = 0; i < N; i++)
             se += (double)(x1[i] - y[i]) * (x1[i] - y[i]);
         const double err = sqrt(se) / N;
-        const double max_err = types[k] == GGML_Q2_K ? 0.0075 : types[k] == GGML_Q3_K ? 0.0040 : 0.002;
+        const double max_err = types[k] == GGML_Q2_K   ? 0.0075
+                               : types[k] == GGML_Q3_K ? 0.0040
+                                                       : 0.002;
         if (!(err < max_err))
             test_fail_at(__FILE__, __LINE__, "%s: total error %g, ggml allows %g", t->name, err,
                          max_err);
