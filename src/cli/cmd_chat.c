@@ -154,14 +154,14 @@ int cmd_chat(int argc, char **argv)
         }
         msgs[n_msgs++] = (tok_chat_msg){"user", strdup(line)};
         // drop the oldest turns until the prompt leaves room for a reply
-        int n = 0;
+        int reserve = CN_MIN(go.n_predict, n_ctx / 4), n = 0;
         for (;;) {
             n = build_prompt(family, v, msgs, n_msgs, first, ids, n_ctx * 4, &err);
-            if (n < 0 || n + 64 <= n_ctx || first >= n_msgs - 1)
+            if (n < 0 || n + reserve <= n_ctx || first >= n_msgs - 1)
                 break;
             first += 2; /* drop the oldest user + assistant pair */
         }
-        if (n < 0 || n + 64 > n_ctx) {
+        if (n < 0 || n + reserve > n_ctx) {
             if (n >= 0)
                 cn_fail(&err, CN_ELIMIT, "this message alone does not fit the %d-token context",
                         n_ctx);

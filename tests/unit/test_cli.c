@@ -1,0 +1,251 @@
+/*
+** End-to-end tests of the `cairn` binary ($CAIRN_BIN, set by `make test`):
+** exit codes, error messages, and outputs compared with llama.cpp's.
+*/
+#include "test.h"
+#include "base/base.h"
+
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Run a shell command; capture stdout and stderr (each up to 1 MB). */
+typedef struct run_result {
+    int status;
+    char out[1 << 20], err[1 << 16];
+} run_result;
+
+static run_result R;
+
+static int run(const char *fmt, ...)
+{
+    char cmd[8192], full[10000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("CAIRN_BIN");
+    char outp[300], errp[300];
+    snprintf(outp, sizeof outp, "%.280s/cli.out", test_tmpdir());
+    snprintf(errp, sizeof errp, "%.280s/cli.err", test_tmpdir());
+    snprintf(full, sizeof full, "CAIRN=%.200s; %s >%s 2>%s", bin ? bin : "build/cairn", cmd, outp,
+             errp);
+    int st = system(full);
+    R.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char *d;
+    size_t n;
+    R.out[0] = R.err[0] = 0;
+    if (cn_read_file(outp, sizeof R.out - 1, &d, &n, NULL) == CN_OK) {
+        memcpy(R.out, d, n + 1);
+        free(d);
+    }
+    if (cn_read_file(errp, sizeof R.err - 1, &d, &n, NULL) == CN_OK) {
+        memcpy(R.err, d, n + 1);
+        free(d);
+    }
+    return R.status;
+}
+
+#define AIDREAMS "tests/data/models/aidreams260K.gguf"
+
+TEST(cli_usage_and_help)
+{
+    EXPECT_EQ_INT(run("$CAIRN"), 2);
+    EXPECT_CONTAINS(R.err, "usage: cairn COMMAND");
+    EXPECT_EQ_INT(run("$CAIRN --help"), 0);
+    EXPECT_CONTAINS(R.out, "generate");
+    EXPECT_EQ_INT(run("$CAIRN frobnicate"), 2);
+    EXPECT_CONTAINS(R.err, "unknown command 'frobnicate'");
+    const char *cmds[] = {"inspect", "tokenize", "generate", "chat", "logits"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(cmds); i++) {
+        EXPECT_EQ_INT(run("$CAIRN %s --help", cmds[i]), 0);
+        EXPECT_CONTAINS(R.out, "usage: cairn");
+    }
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -p hi --temp abc"), 2);
+    EXPECT_CONTAINS(R.err, "--temp abc");
+    EXPECT_EQ_INT(run("$CAIRN generate -p hi"), 2);
+    EXPECT_CONTAINS(R.err, "missing -m FILE");
+}
+
+TEST(cli_inspect)
+{
+    EXPECT_EQ_INT(run("$CAIRN inspect " AIDREAMS), 0);
+    EXPECT_CONTAINS(R.out, "architecture  llama");
+    EXPECT_CONTAINS(R.out, "F32 100%");
+    EXPECT_CONTAINS(R.out, "512 tokens, tokenizer llama");
+    EXPECT_CONTAINS(R.out, "context       128");
+    EXPECT_EQ_INT(run("$CAIRN inspect --json " AIDREAMS), 0);
+    json_error_t je;
+    json_t *j = json_loads(R.out, 0, &je);
+    EXPECT(j != NULL);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(j, "vocab_size")), 512);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(j, "parameters")), 263744);
+    EXPECT_STR(json_string_value(json_object_get(j, "architecture")), "llama");
+    json_decref(j);
+}
+
+TEST(cli_bad_files_fail_cleanly)
+{
+    const char *t = test_tmpdir();
+    /* truncated, wrong magic, empty, a directory, missing */
+    EXPECT_EQ_INT(run("head -c 5000 " AIDREAMS " > %s/trunc.gguf && $CAIRN inspect %s/trunc.gguf",
+                      t, t), 1);
+    EXPECT_CONTAINS(R.err, "trunc.gguf: truncated file");
+    EXPECT_EQ_INT(run("head -c 700000 " AIDREAMS " > %s/cut.gguf && $CAIRN generate -m %s/cut.gguf"
+                      " -p hi", t, t), 1);
+    EXPECT_CONTAINS(R.err, "extends past end of file");
+    EXPECT_EQ_INT(run("printf 'GGML0000000000000000000000' > %s/magic.gguf && "
+                      "$CAIRN inspect %s/magic.gguf", t, t), 1);
+    EXPECT_CONTAINS(R.err, "not a GGUF file (magic 'GGML')");
+    EXPECT_EQ_INT(run(": > %s/empty.gguf && $CAIRN tokenize -m %s/empty.gguf hi", t, t), 1);
+    EXPECT_CONTAINS(R.err, "empty file");
+    EXPECT_EQ_INT(run("$CAIRN inspect %s", t), 1);
+    EXPECT_CONTAINS(R.err, "not a regular file");
+    EXPECT_EQ_INT(run("$CAIRN logits -m %s/none.gguf -p hi -o %s/x.f32", t, t), 1);
+    EXPECT_CONTAINS(R.err, "none.gguf: cannot open");
+    /* garbage of every size: never a crash (exit 1, a message) */
+    for (int n = 0; n < 200; n += 7) {
+        int rc = run("head -c %d /dev/urandom > %s/rnd.gguf && $CAIRN inspect %s/rnd.gguf", n, t,
+                     t);
+        if (rc != 1)
+            test_fail_at(__FILE__, __LINE__, "random %d bytes: exit %d, %s", n, rc, R.err);
+    }
+}
+
+/* aidreams260K is a real trained model: our greedy text must be llama.cpp's. */
+TEST(cli_generate_greedy_matches_llamacpp_text)
+{
+    const char *prompts[] = {"p1_prose", "p2_code", "p3_numbers", "p6_oneword"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(prompts); i++) {
+        char jp[256];
+        snprintf(jp, sizeof jp, "tests/data/vectors/aidreams260K/%s.json", prompts[i]);
+        json_error_t je;
+        json_t *j = json_load_file(jp, 0, &je);
+        EXPECT(j != NULL);
+        if (!j)
+            continue;
+        EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -f tests/data/prompts/%s.txt -n 32 "
+                          "--temp 0 --ignore-eos --special --kv-type f32 -c 1024",
+                          prompts[i]),
+                      0);
+        const char *want = json_string_value(json_object_get(j, "gen_text"));
+        char expect[4096];
+        snprintf(expect, sizeof expect, "%s\n", want);
+        EXPECT_STR(R.out, expect);
+        EXPECT_CONTAINS(R.err, "generated: 32 tokens");
+        // and the ids
+        EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -f tests/data/prompts/%s.txt -n 32 "
+                          "--temp 0 --ignore-eos --ids -c 1024",
+                          prompts[i]),
+                      0);
+        json_t *ids = json_object_get(j, "gen_ids");
+        char buf[4096] = "";
+        for (size_t k = 0; k < json_array_size(ids); k++)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%lld", k ? " " : "",
+                     (long long)json_integer_value(json_array_get(ids, k)));
+        strcat(buf, "\n");
+        EXPECT_STR(R.out, buf);
+        json_decref(j);
+    }
+}
+
+TEST(cli_tokenize_matches_llamacpp)
+{
+    const char *prompts[] = {"p1_prose", "p4_unicode", "p6_oneword"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(prompts); i++) {
+        EXPECT_EQ_INT(run("$CAIRN tokenize -m " AIDREAMS " --json -f tests/data/prompts/%s.txt",
+                          prompts[i]),
+                      0);
+        char p[256];
+        snprintf(p, sizeof p, "tests/data/vectors/aidreams260K/%s.llama-tokenize.txt", prompts[i]);
+        char *want;
+        size_t n;
+        EXPECT_EQ_INT(cn_read_file(p, 1 << 20, &want, &n, NULL), CN_OK);
+        while (n && (want[n - 1] == '\n'))
+            want[--n] = 0;
+        R.out[strcspn(R.out, "\n")] = 0;
+        EXPECT_STR(R.out, want);
+        free(want);
+    }
+    EXPECT_EQ_INT(run("$CAIRN tokenize -m " AIDREAMS " --no-bos hello"), 0);
+    EXPECT(R.out[0] != '1' || R.out[1] != ' ');
+}
+
+TEST(cli_logits_file_matches_reference)
+{
+    char out[512];
+    snprintf(out, sizeof out, "%s/l.f32", test_tmpdir());
+    EXPECT_EQ_INT(run("$CAIRN logits -m " AIDREAMS " -f tests/data/prompts/p3_numbers.txt -o %s",
+                      out),
+                  0);
+    char *a, *b;
+    size_t na, nb;
+    EXPECT_EQ_INT(cn_read_file(out, 1 << 20, &a, &na, NULL), CN_OK);
+    EXPECT_EQ_INT(cn_read_file("tests/data/vectors/aidreams260K/p3_numbers.logits.f32", 1 << 20, &b,
+                               &nb, NULL),
+                  CN_OK);
+    EXPECT_EQ_INT(na, 512 * 4);
+    EXPECT_EQ_INT(nb, 512 * 4);
+    if (na == nb && na == 2048) {
+        double md = 0;
+        for (int i = 0; i < 512; i++)
+            md = fmax(md, fabs(((float *)a)[i] - ((float *)b)[i]));
+        EXPECT_NEAR(md, 0, 1e-4);
+    }
+    free(a);
+    free(b);
+}
+
+TEST(cli_generate_stops_and_seeds)
+{
+    /* a stop string cuts the text before it */
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -p 'I dreamed' -n 40 --temp 0 "
+                      "--stop 'gentle'"),
+                  0);
+    EXPECT_STR(R.out, ", as I sense the nodes, a \n");
+    /* the same seed gives the same text; sampling differs from greedy */
+    run("$CAIRN generate -m " AIDREAMS " -p 'I dreamed' -n 30 --seed 7 --temp 1.5");
+    char *first = strdup(R.out);
+    run("$CAIRN generate -m " AIDREAMS " -p 'I dreamed' -n 30 --seed 7 --temp 1.5");
+    EXPECT_STR(R.out, first);
+    free(first);
+    /* a prompt longer than the context is an error, not a truncation */
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -f tests/data/prompts/p5_long.txt -c 64"),
+                  1);
+    EXPECT_CONTAINS(R.err, "context");
+    /* generation that fills the context stops and says so */
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -p 'I dreamed' -n 100 -c 32 --temp 0 "
+                      "--ignore-eos"),
+                  0);
+    EXPECT_CONTAINS(R.err, "context is full");
+}
+
+TEST(cli_chat_session)
+{
+    /* two turns through a pipe: the model answers each (a reply ends with a
+    ** newline), /exit leaves */
+    EXPECT_EQ_INT(run("printf 'hello\\nhow are you\\n/exit\\nnot read\\n' | $CAIRN chat -m "
+                      AIDREAMS " -n 8 --temp 0 -s 'You dream.' -c 512"),
+                  0);
+    EXPECT_CONTAINS(R.err, "using ChatML");
+    EXPECT_CONTAINS(R.err, "chat format unknown, context 512");
+    int lines = 0;
+    for (const char *p = R.out; *p; p++)
+        lines += *p == '\n';
+    EXPECT(lines >= 2);
+    /* a long conversation in a small context keeps going: the oldest turns
+    ** are dropped, no turn fails */
+    EXPECT_EQ_INT(run("for i in 1 2 3 4 5 6 7 8; do echo 'tell me about the sea'; done | "
+                      "$CAIRN chat -m " AIDREAMS " -n 10 --temp 0 -c 128"),
+                  0);
+    EXPECT(strstr(R.err, "does not fit") == NULL);
+    lines = 0;
+    for (const char *p = R.out; *p; p++)
+        lines += *p == '\n';
+    EXPECT(lines >= 8);
+    /* a message that cannot fit says so and the session goes on */
+    EXPECT_EQ_INT(run("(head -c 3000 tests/data/prompts/p5_long.txt | tr '\\n' ' '; echo; echo hi) | "
+                      "$CAIRN chat -m " AIDREAMS " -n 4 --temp 0 -c 128"),
+                  0);
+    EXPECT_CONTAINS(R.err, "does not fit the 128-token context");
+}
