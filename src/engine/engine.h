@@ -127,3 +127,25 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
 
 /* Forget what the KV cache holds (the next prompt is evaluated whole). */
 void eng_model_reset(eng_model *m);
+
+/* ---- sentence embeddings: BERT-family encoders (bert.c) ----------------
+** Token + position + token-type embeddings, post-LayerNorm transformer with
+** bidirectional attention, GELU feed-forward, mean or CLS pooling, L2
+** normalisation. Many texts per call are packed into one batch so the
+** matrix kernels see many tokens at once; buffers are allocated at open. */
+
+typedef struct eng_encoder eng_encoder;
+
+enum { ENG_POOL_NONE = 0, ENG_POOL_MEAN = 1, ENG_POOL_CLS = 2 };
+
+int eng_encoder_open(eng_encoder **out, const char *path, const eng_opts *opts, cn_err *err);
+void eng_encoder_close(eng_encoder *e);
+const gguf_file *eng_encoder_gguf(const eng_encoder *e);
+int eng_encoder_dim(const eng_encoder *e);   /* embedding size */
+int eng_encoder_n_ctx(const eng_encoder *e); /* longest sequence (tokens, with [CLS]/[SEP]) */
+int eng_encoder_pooling(const eng_encoder *e);
+/* Embed n token sequences (ids[i] of lens[i] tokens, 1 <= lens[i] <= n_ctx)
+** into out[i * dim .. (i+1) * dim), L2-normalised. Any n: sequences are packed
+** into batches of at most n_batch tokens internally. */
+int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens, int n,
+                      float *out, cn_err *err);

@@ -40,6 +40,10 @@ size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok);
 void kern_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void kern_softmax(float *x, int n);
 void kern_silu_mul(float *g, const float *u, int n); /* g = silu(g) * u */
+/* out = (x - mean) / sqrt(var + eps) * w + b */
+void kern_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps);
+/* GELU, tanh form, through an F16 table exactly as ggml computes it */
+void kern_gelu(float *x, int n);
 
 /* ---- the model (model.c, llama.c) -------------------------------------- */
 

@@ -152,3 +152,50 @@ void kern_silu_mul(float *g, const float *u, int n)
     for (int i = 0; i < n; i++)
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
+
+/* ggml normalises with sums in double and the variance of the centred values. */
+void kern_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += x[i];
+    float mean = (float)(sum / n);
+    double sum2 = 0;
+    for (int i = 0; i < n; i++) {
+        float v = x[i] - mean;
+        out[i] = v;
+        sum2 += (double)(v * v);
+    }
+    float scale = 1.0f / sqrtf((float)(sum2 / n) + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = out[i] * scale * w[i] + b[i];
+}
+
+/* ggml evaluates GELU (tanh approximation) once per F16 value into a table and
+** looks inputs up after rounding them to F16; the embeddings of llama.cpp are
+** made that way, so ours are too. */
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static float gelu_ref(float x)
+{
+    const float a = 0.044715f, s2pi = 0.79788456080286535587989211986876f;
+    return 0.5f * x * (1.0f + tanhf(s2pi * x * (1.0f + a * x * x)));
+}
+
+static void gelu_init(void)
+{
+    for (uint32_t i = 0; i < (1u << 16); i++)
+        gelu_table[i] = cn_fp32_to_fp16(gelu_ref(cn_fp16_to_fp32((uint16_t)i)));
+}
+
+void kern_gelu(float *x, int n)
+{
+    pthread_once(&gelu_once, gelu_init);
+    for (int i = 0; i < n; i++) {
+        if (x[i] <= -10.0f)
+            x[i] = 0.0f;
+        else if (x[i] < 10.0f)
+            x[i] = cn_fp16_to_fp32(gelu_table[cn_fp32_to_fp16(x[i])]);
+    }
+}

@@ -1,0 +1,407 @@
+/*
+** bert.c: BERT-family sentence encoders (all-MiniLM, bge-small/base, ...).
+** Texts are packed back to back into one batch of at most n_batch tokens;
+** every matrix product runs over the whole batch, and attention stays within
+** each text (block-diagonal), so no padding is computed.
+*/
+#include "engine/engine_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bert_layer {
+    const gguf_tensor *wq, *wk, *wv, *wo, *w_up, *w_down;
+    float *bq, *bk, *bv, *bo, *b_up, *b_down;          /* owned */
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b;              /* attn_output_norm, layer_output_norm */
+} bert_layer;
+
+struct eng_encoder {
+    gguf_file *g;
+    int n_embd, n_layer, n_head, head_dim, n_ff, n_ctx, n_vocab, n_types, pooling;
+    float eps;
+    int n_batch, n_threads;
+    cn_pool *pool;
+    const gguf_tensor *tok_embd, *pos_embd, *type_embd;
+    float *emb_ln_w, *emb_ln_b;
+    bert_layer *layers;
+
+    /* batch buffers (n_batch tokens) */
+    float *x, *xb, *q, *k, *v, *att, *ff, *scores, *row;
+    void *act;
+    int *seq_start, *seq_len;  /* packed sequences of the current batch */
+};
+
+static void *alloc_f(size_t n, bool *fail)
+{
+    void *p = cn_calloc(n, sizeof(float));
+    *fail |= p == NULL;
+    return p;
+}
+
+/* Find tensor name with shape [ne0, ne1] (ne1 == 0: a vector of ne0). */
+static int get(eng_encoder *e, const char *name, int64_t ne0, int64_t ne1, const gguf_tensor **out,
+               cn_err *err)
+{
+    const gguf_tensor *t = gguf_find_tensor(e->g, name);
+    *out = t;
+    if (!t)
+        return cn_fail(err, CN_EFORMAT, "%s: missing tensor '%s'", e->g->path, name);
+    bool ok = ne1 ? t->n_dims <= 2 && t->ne[0] == ne0 && t->ne[1] == ne1
+                  : t->n_elem == ne0;
+    if (!ok)
+        return cn_fail(err, CN_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]",
+                       e->g->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)ne0,
+                       (long long)(ne1 ? ne1 : 1));
+    if (!kern_supports(t->type))
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: tensor '%s' has type %s, which Cairn cannot "
+                       "compute with yet", e->g->path, name, gguf_ttype_name(t->type));
+    return CN_OK;
+}
+
+static int get_vec(eng_encoder *e, const char *name, int64_t n, float **out, cn_err *err)
+{
+    const gguf_tensor *t;
+    int rc = get(e, name, n, 0, &t, err);
+    if (rc)
+        return rc;
+    if (gguf_ttype_block(t->type) != 1)
+        return cn_fail(err, CN_EFORMAT, "%s: tensor '%s' should be F32 or F16", e->g->path, name);
+    *out = cn_malloc((size_t)n * sizeof(float));
+    if (!*out)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    kern_get()->to_float[t->type](t->data, *out, n);
+    return CN_OK;
+}
+
+static int u32_key(eng_encoder *e, const char *key, int lo, int hi, int def, int *out, cn_err *err)
+{
+    uint32_t v;
+    int rc = gguf_get_u32(e->g, key, &v, err);
+    if (rc == CN_ENOTFOUND && def >= 0)
+        v = (uint32_t)def;
+    else if (rc)
+        return rc;
+    if ((int64_t)v < lo || (int64_t)v > hi)
+        return cn_fail(err, CN_EFORMAT, "%s: metadata %s = %u is out of range [%d, %d]",
+                       e->g->path, key, v, lo, hi);
+    *out = (int)v;
+    return CN_OK;
+}
+
+static int load(eng_encoder *e, cn_err *err)
+{
+    gguf_str arch;
+    int rc = gguf_get_str(e->g, "general.architecture", &arch, err);
+    if (rc)
+        return rc;
+    if (!gguf_str_eq(arch, "bert"))
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: architecture '%.*s' is not an embedding model "
+                       "Cairn supports (supported: bert)", e->g->path, (int)CN_MIN(arch.len, 64),
+                       arch.ptr);
+    if ((rc = u32_key(e, "bert.embedding_length", 1, 1 << 14, -1, &e->n_embd, err)) ||
+        (rc = u32_key(e, "bert.block_count", 1, 256, -1, &e->n_layer, err)) ||
+        (rc = u32_key(e, "bert.attention.head_count", 1, 256, -1, &e->n_head, err)) ||
+        (rc = u32_key(e, "bert.feed_forward_length", 1, 1 << 16, -1, &e->n_ff, err)) ||
+        (rc = u32_key(e, "bert.context_length", 1, 1 << 16, -1, &e->n_ctx, err)) ||
+        (rc = u32_key(e, "bert.pooling_type", 0, 2, ENG_POOL_MEAN, &e->pooling, err)))
+        return rc;
+    if (e->pooling == ENG_POOL_NONE)
+        e->pooling = ENG_POOL_MEAN; /* a sentence embedding needs a pooled vector */
+    if (e->n_embd % e->n_head)
+        return cn_fail(err, CN_EFORMAT, "%s: embedding length %d is not a multiple of %d heads",
+                       e->g->path, e->n_embd, e->n_head);
+    e->head_dim = e->n_embd / e->n_head;
+    rc = gguf_get_f32(e->g, "bert.attention.layer_norm_epsilon", &e->eps, err);
+    if (rc == CN_ENOTFOUND)
+        e->eps = 1e-12f;
+    else if (rc)
+        return rc;
+    if (!(e->eps > 0 && e->eps < 1))
+        return cn_fail(err, CN_EFORMAT, "%s: layer norm epsilon %g out of range", e->g->path,
+                       e->eps);
+    const gguf_tensor *t = gguf_find_tensor(e->g, "token_embd.weight");
+    if (!t || t->n_dims != 2 || t->ne[1] > (1 << 22))
+        return cn_fail(err, CN_EFORMAT, "%s: missing or malformed tensor 'token_embd.weight'",
+                       e->g->path);
+    e->n_vocab = (int)t->ne[1];
+    const gguf_tensor *tt = gguf_find_tensor(e->g, "token_types.weight");
+    e->n_types = tt && tt->n_dims == 2 ? (int)CN_MIN(tt->ne[1], 16) : 1;
+    int D = e->n_embd;
+    if ((rc = get(e, "token_embd.weight", D, e->n_vocab, &e->tok_embd, err)) ||
+        (rc = get(e, "position_embd.weight", D, e->n_ctx, &e->pos_embd, err)) ||
+        (rc = get(e, "token_types.weight", D, e->n_types, &e->type_embd, err)) ||
+        (rc = get_vec(e, "token_embd_norm.weight", D, &e->emb_ln_w, err)) ||
+        (rc = get_vec(e, "token_embd_norm.bias", D, &e->emb_ln_b, err)))
+        return rc;
+    e->layers = cn_calloc((size_t)e->n_layer, sizeof *e->layers);
+    if (!e->layers)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    for (int i = 0; i < e->n_layer; i++) {
+        bert_layer *L = &e->layers[i];
+        char n[64];
+#define T(part, a, b, dst)                                                                         \
+    (snprintf(n, sizeof n, "blk.%d.%s", i, part), get(e, n, a, b, dst, err))
+#define V(part, len, dst) (snprintf(n, sizeof n, "blk.%d.%s", i, part), get_vec(e, n, len, dst, err))
+        if ((rc = T("attn_q.weight", D, D, &L->wq)) || (rc = T("attn_k.weight", D, D, &L->wk)) ||
+            (rc = T("attn_v.weight", D, D, &L->wv)) ||
+            (rc = T("attn_output.weight", D, D, &L->wo)) ||
+            (rc = T("ffn_up.weight", D, e->n_ff, &L->w_up)) ||
+            (rc = T("ffn_down.weight", e->n_ff, D, &L->w_down)) ||
+            (rc = V("attn_q.bias", D, &L->bq)) || (rc = V("attn_k.bias", D, &L->bk)) ||
+            (rc = V("attn_v.bias", D, &L->bv)) || (rc = V("attn_output.bias", D, &L->bo)) ||
+            (rc = V("ffn_up.bias", e->n_ff, &L->b_up)) ||
+            (rc = V("ffn_down.bias", D, &L->b_down)) ||
+            (rc = V("attn_output_norm.weight", D, &L->ln1_w)) ||
+            (rc = V("attn_output_norm.bias", D, &L->ln1_b)) ||
+            (rc = V("layer_output_norm.weight", D, &L->ln2_w)) ||
+            (rc = V("layer_output_norm.bias", D, &L->ln2_b)))
+            return rc;
+#undef T
+#undef V
+    }
+    return CN_OK;
+}
+
+static int alloc_buffers(eng_encoder *e, cn_err *err)
+{
+    size_t nb = (size_t)e->n_batch, D = (size_t)e->n_embd;
+    bool fail = false;
+    e->x = alloc_f(nb * D, &fail);
+    e->xb = alloc_f(nb * D, &fail);
+    e->q = alloc_f(nb * D, &fail);
+    e->k = alloc_f(nb * D, &fail);
+    e->v = alloc_f(nb * D, &fail);
+    e->att = alloc_f(nb * D, &fail);
+    e->ff = alloc_f(nb * (size_t)e->n_ff, &fail);
+    e->scores = alloc_f((size_t)e->n_threads * e->n_ctx, &fail);
+    e->row = alloc_f(D, &fail);
+    e->seq_start = cn_calloc(nb, sizeof(int));
+    e->seq_len = cn_calloc(nb, sizeof(int));
+    size_t act = 0;
+    for (int l = 0; l < e->n_layer; l++) {
+        const bert_layer *L = &e->layers[l];
+        const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_up, L->w_down};
+        for (size_t i = 0; i < CN_ARRAY_LEN(ws); i++)
+            act = CN_MAX(act, kern_act_bytes(ws[i]->type, (int)ws[i]->ne[0], (int)nb));
+    }
+    e->act = cn_calloc(act, 1);
+    if (fail || !e->act || !e->seq_start || !e->seq_len)
+        return cn_fail(err, CN_ENOMEM, "%s: out of memory for a %d-token batch", e->g->path,
+                       e->n_batch);
+    return CN_OK;
+}
+
+int eng_encoder_open(eng_encoder **out, const char *path, const eng_opts *opts, cn_err *err)
+{
+    *out = NULL;
+    eng_opts o = opts ? *opts : (eng_opts){0};
+    eng_encoder *e = cn_calloc(1, sizeof *e);
+    if (!e)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    kern_init();
+    int rc = gguf_open(&e->g, path, err);
+    if (!rc)
+        rc = load(e, err);
+    if (!rc) {
+        /* a batch always holds at least one full-length sequence */
+        e->n_batch = CN_MAX(o.n_batch ? o.n_batch : 2048, e->n_ctx);
+        e->n_threads = o.n_threads > 0 ? o.n_threads : cn_physical_cores();
+        rc = cn_pool_new(&e->pool, e->n_threads, err);
+    }
+    if (!rc)
+        rc = alloc_buffers(e, err);
+    if (rc) {
+        eng_encoder_close(e);
+        return rc;
+    }
+    *out = e;
+    return CN_OK;
+}
+
+void eng_encoder_close(eng_encoder *e)
+{
+    if (!e)
+        return;
+    if (e->layers)
+        for (int i = 0; i < e->n_layer; i++) {
+            bert_layer *L = &e->layers[i];
+            float *own[] = {L->bq, L->bk, L->bv, L->bo, L->b_up, L->b_down,
+                            L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b};
+            for (size_t k = 0; k < CN_ARRAY_LEN(own); k++)
+                free(own[k]);
+        }
+    free(e->layers);
+    void *bufs[] = {e->emb_ln_w, e->emb_ln_b, e->x, e->xb, e->q, e->k, e->v, e->att,
+                    e->ff, e->scores, e->row, e->act, e->seq_start, e->seq_len};
+    for (size_t k = 0; k < CN_ARRAY_LEN(bufs); k++)
+        free(bufs[k]);
+    cn_pool_free(e->pool);
+    gguf_close(e->g);
+    free(e);
+}
+
+const gguf_file *eng_encoder_gguf(const eng_encoder *e) { return e->g; }
+int eng_encoder_dim(const eng_encoder *e) { return e->n_embd; }
+int eng_encoder_n_ctx(const eng_encoder *e) { return e->n_ctx; }
+int eng_encoder_pooling(const eng_encoder *e) { return e->pooling; }
+
+typedef struct bert_attn_job {
+    eng_encoder *e;
+    int n_seq;
+    int n_tok;
+} bert_attn_job;
+
+/* One task per (token, head): scores against every token of the same text. */
+static void bert_attention(void *ctx, int ith, int nth)
+{
+    bert_attn_job *j = ctx;
+    eng_encoder *e = j->e;
+    int D = e->n_embd, hd = e->head_dim;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = e->scores + (size_t)ith * e->n_ctx;
+    int s = 0;
+    for (int task = ith; task < j->n_tok * e->n_head; task += nth) {
+        int t = task / e->n_head, h = task % e->n_head;
+        while (s + 1 < j->n_seq && e->seq_start[s + 1] <= t)
+            s++;
+        while (s > 0 && e->seq_start[s] > t)
+            s--;
+        int s0 = e->seq_start[s], len = e->seq_len[s];
+        const float *q = e->q + (size_t)t * D + (size_t)h * hd;
+        for (int p = 0; p < len; p++) {
+            const float *k = e->k + (size_t)(s0 + p) * D + (size_t)h * hd;
+            float dot = 0;
+            for (int d = 0; d < hd; d++)
+                dot += q[d] * k[d];
+            sc[p] = dot * scale;
+        }
+        kern_softmax(sc, len);
+        float *out = e->att + (size_t)t * D + (size_t)h * hd;
+        for (int d = 0; d < hd; d++)
+            out[d] = 0;
+        for (int p = 0; p < len; p++) {
+            const float *v = e->v + (size_t)(s0 + p) * D + (size_t)h * hd;
+            for (int d = 0; d < hd; d++)
+                out[d] += sc[p] * v[d];
+        }
+    }
+}
+
+static void add_bias_rows(float *y, const float *b, int n_tok, int dim)
+{
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < dim; i++)
+            y[(size_t)t * dim + i] += b[i];
+}
+
+/* Forward pass over n_seq packed sequences (n_tok tokens); pooled,
+** normalised vectors to out. */
+static void forward(eng_encoder *e, const int32_t *const *ids, int n_seq, int n_tok, float *out)
+{
+    const kern_table *k = kern_get();
+    int D = e->n_embd;
+    size_t tok_row = gguf_row_size(e->tok_embd->type, D);
+    size_t pos_row = gguf_row_size(e->pos_embd->type, D);
+
+    // embeddings: token + position + token type 0, then LayerNorm
+    for (int s = 0; s < n_seq; s++)
+        for (int p = 0; p < e->seq_len[s]; p++) {
+            float *x = e->x + (size_t)(e->seq_start[s] + p) * D;
+            k->to_float[e->tok_embd->type]((const char *)e->tok_embd->data +
+                                               (size_t)ids[s][p] * tok_row, x, D);
+            k->to_float[e->pos_embd->type]((const char *)e->pos_embd->data + (size_t)p * pos_row,
+                                           e->row, D);
+            for (int i = 0; i < D; i++)
+                x[i] += e->row[i];
+            k->to_float[e->type_embd->type](e->type_embd->data, e->row, D);
+            for (int i = 0; i < D; i++)
+                x[i] += e->row[i];
+            kern_layernorm(x, x, e->emb_ln_w, e->emb_ln_b, D, e->eps);
+        }
+
+    for (int l = 0; l < e->n_layer; l++) {
+        const bert_layer *L = &e->layers[l];
+        // self-attention within each text
+        kern_matmul(e->pool, e->q, L->wq, e->x, n_tok, e->act);
+        kern_matmul(e->pool, e->k, L->wk, e->x, n_tok, e->act);
+        kern_matmul(e->pool, e->v, L->wv, e->x, n_tok, e->act);
+        add_bias_rows(e->q, L->bq, n_tok, D);
+        add_bias_rows(e->k, L->bk, n_tok, D);
+        add_bias_rows(e->v, L->bv, n_tok, D);
+        bert_attn_job aj = {e, n_seq, n_tok};
+        cn_pool_run(e->pool, bert_attention, &aj);
+        // output projection, residual, post-LayerNorm
+        kern_matmul(e->pool, e->xb, L->wo, e->att, n_tok, e->act);
+        add_bias_rows(e->xb, L->bo, n_tok, D);
+        for (int t = 0; t < n_tok; t++) {
+            float *x = e->x + (size_t)t * D, *y = e->xb + (size_t)t * D;
+            for (int i = 0; i < D; i++)
+                y[i] += x[i];
+            kern_layernorm(x, y, L->ln1_w, L->ln1_b, D, e->eps);
+        }
+        // feed-forward: up, GELU, down, residual, post-LayerNorm
+        kern_matmul(e->pool, e->ff, L->w_up, e->x, n_tok, e->act);
+        add_bias_rows(e->ff, L->b_up, n_tok, e->n_ff);
+        kern_gelu(e->ff, n_tok * e->n_ff);
+        kern_matmul(e->pool, e->xb, L->w_down, e->ff, n_tok, e->act);
+        add_bias_rows(e->xb, L->b_down, n_tok, D);
+        for (int t = 0; t < n_tok; t++) {
+            float *x = e->x + (size_t)t * D, *y = e->xb + (size_t)t * D;
+            for (int i = 0; i < D; i++)
+                y[i] += x[i];
+            kern_layernorm(x, y, L->ln2_w, L->ln2_b, D, e->eps);
+        }
+    }
+
+    // pooling and L2 normalisation
+    for (int s = 0; s < n_seq; s++) {
+        float *o = out + (size_t)s * D;
+        const float *first = e->x + (size_t)e->seq_start[s] * D;
+        if (e->pooling == ENG_POOL_CLS) {
+            memcpy(o, first, (size_t)D * sizeof(float));
+        } else {
+            float inv = 1.0f / (float)e->seq_len[s];
+            for (int i = 0; i < D; i++)
+                o[i] = 0;
+            for (int p = 0; p < e->seq_len[s]; p++)
+                for (int i = 0; i < D; i++)
+                    o[i] += first[(size_t)p * D + i] * inv;
+        }
+        double ss = 0;
+        for (int i = 0; i < D; i++)
+            ss += (double)o[i] * o[i];
+        float scale = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+        for (int i = 0; i < D; i++)
+            o[i] *= scale;
+    }
+}
+
+int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens, int n,
+                      float *out, cn_err *err)
+{
+    for (int i = 0; i < n; i++) {
+        if (lens[i] < 1 || lens[i] > e->n_ctx)
+            return cn_fail(err, CN_EINVAL, "text %d has %d tokens; the model takes 1 to %d", i,
+                           lens[i], e->n_ctx);
+        for (int p = 0; p < lens[i]; p++)
+            if (ids[i][p] < 0 || ids[i][p] >= e->n_vocab)
+                return cn_fail(err, CN_EINVAL, "token id %d is outside the vocabulary (%d)",
+                               (int)ids[i][p], e->n_vocab);
+    }
+    // pack as many whole texts as fit into each batch
+    int i = 0;
+    while (i < n) {
+        int n_seq = 0, n_tok = 0;
+        while (i + n_seq < n && n_tok + lens[i + n_seq] <= e->n_batch) {
+            e->seq_start[n_seq] = n_tok;
+            e->seq_len[n_seq] = lens[i + n_seq];
+            n_tok += lens[i + n_seq];
+            n_seq++;
+        }
+        forward(e, ids + i, n_seq, n_tok, out + (size_t)i * e->n_embd);
+        i += n_seq;
+    }
+    return CN_OK;
+}
