@@ -789,10 +789,11 @@ int tok_piece(const tok_vocab *v, int32_t id, bool special, char *buf, int cap)
 {
     if (id < 0 || id >= v->n_vocab || cap < 0 || (cap && !buf))
         return CN_EINVAL;
-    char dummy;
-    size_t n = piece(v, id, special, buf ? buf : &dummy, (size_t)cap);
+    size_t n = piece(v, id, special, NULL, 0); /* measure, then write only if it fits */
     if (n > (size_t)INT32_MAX)
         return CN_ELIMIT;
+    if (n && n <= (size_t)cap)
+        piece(v, id, special, buf, (size_t)cap);
     return (int)n;
 }
 
