@@ -725,7 +725,7 @@ static int gb_open(gb *b, tok_vocab **v, gguf_file **g, cn_err *e)
 
 static const char *const spm_tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
                                          "ab", "\xe2\x96\x81" "ab", "<0x41>"};
-static const float spm_scores[] = {0, 0, 0, -1, -2, -2, -1.5f, -0.5f, 0};
+static const float spm_scores[] = {0, 0, 0, -1, -2, -2, -1.5f, -0.5f, 0, 0}; /* one spare */
 static const int32_t spm_types[] = {2, 3, 3, 1, 1, 1, 1, 1, 6};
 
 static void gb_spm(gb *b, size_t n_scores, size_t n_types)
