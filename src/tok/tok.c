@@ -248,17 +248,17 @@ static int read_bool(const gguf_file *g, const char *key, bool *out, cn_err *err
 /* Texts llama.cpp recognises when the metadata does not name the token. */
 static const char *const eot_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "_<EOT>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", /* DeepSeek */
+    "<\uFF5Cend\u2581of\u2581sentence\uFF5C>", /* DeepSeek */
 };
 static const char *const eom_texts[] = {"<|eom_id|>"};
 static const char *const fim_pre_texts[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
-                                            "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
+                                            "<\uFF5Cfim\u2581begin\uFF5C>",
                                             "<PRE>"};
 static const char *const fim_suf_texts[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
-                                            "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>",
+                                            "<\uFF5Cfim\u2581hole\uFF5C>",
                                             "<SUF>"};
 static const char *const fim_mid_texts[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
-                                            "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
+                                            "<\uFF5Cfim\u2581end\uFF5C>",
                                             "<MID>"};
 static const char *const fim_pad_texts[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"};
 static const char *const fim_rep_texts[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>",

@@ -724,7 +724,7 @@ static int gb_open(gb *b, tok_vocab **v, gguf_file **g, cn_err *e)
 }
 
 static const char *const spm_tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
-                                         "ab", "\xe2\x96\x81" "ab", "<0x41>"};
+                                         "ab", "\u2581ab", "<0x41>"};
 static const float spm_scores[] = {0, 0, 0, -1, -2, -2, -1.5f, -0.5f, 0, 0}; /* one spare */
 static const int32_t spm_types[] = {2, 3, 3, 1, 1, 1, 1, 1, 6};
 
@@ -824,7 +824,7 @@ TEST(tok_hostile_metadata)
     gguf_close(g);
 }
 
-static const char *const bpe_tokens[] = {"a", "b", "c", "ab", "abc", "\xc4\xa0", "\xc4\xa0" "a",
+static const char *const bpe_tokens[] = {"a", "b", "c", "ab", "abc", "\xc4\xa0", "\u0120a",
                                          "<|end|>"};
 
 static void gb_bpe(gb *b, const char *pre, const char *const *merges, size_t n_merges)
