@@ -130,7 +130,8 @@ static void check_vocab_strings(const char *name, const char *model_path)
         *nl = '\0';
         int32_t want[4096];
         int n_want = 0;
-        for (char *t = strtok_r(line, " ", &save); t && n_want < 4096; t = strtok_r(NULL, " ", &save))
+        for (char *t = strtok_r(line, " ", &save); t && n_want < 4096;
+             t = strtok_r(NULL, " ", &save))
             want[n_want++] = (int32_t)atoi(t);
         line = nl + 1;
 
@@ -240,7 +241,8 @@ static void check_model_vectors(const char *model_path, const char *vec_dir)
         free(got);
 
         /* pieces of the generated ids, byte for byte */
-        json_t *gen = json_object_get(j, "gen_ids"), *pieces = json_object_get(j, "gen_pieces_bytes");
+        json_t *gen = json_object_get(j, "gen_ids");
+        json_t *pieces = json_object_get(j, "gen_pieces_bytes");
         for (size_t k = 0; k < json_array_size(gen); k++) {
             int32_t id = (int32_t)json_integer_value(json_array_get(gen, k));
             json_t *bytes = json_array_get(pieces, k);
@@ -614,7 +616,8 @@ TEST(tok_stream_fixture_pieces)
         json_error_t je;
         json_t *j = json_load_file(test_data(models[i][1]), 0, &je);
         EXPECT(j != NULL);
-        json_t *gen = json_object_get(j, "gen_ids"), *pieces = json_object_get(j, "gen_pieces_bytes");
+        json_t *gen = json_object_get(j, "gen_ids");
+        json_t *pieces = json_object_get(j, "gen_pieces_bytes");
         char want[8192], got[8192];
         size_t nw = 0, ng = 0;
         tok_stream st;
