@@ -248,17 +248,17 @@ static int read_bool(const gguf_file *g, const char *key, bool *out, cn_err *err
 /* Texts llama.cpp recognises when the metadata does not name the token. */
 static const char *const eot_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "_<EOT>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", /* DeepSeek */
+    "<\uFF5Cend\u2581of\u2581sentence\uFF5C>", /* DeepSeek */
 };
 static const char *const eom_texts[] = {"<|eom_id|>"};
 static const char *const fim_pre_texts[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
-                                            "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
+                                            "<\uFF5Cfim\u2581begin\uFF5C>",
                                             "<PRE>"};
 static const char *const fim_suf_texts[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
-                                            "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>",
+                                            "<\uFF5Cfim\u2581hole\uFF5C>",
                                             "<SUF>"};
 static const char *const fim_mid_texts[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
-                                            "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
+                                            "<\uFF5Cfim\u2581end\uFF5C>",
                                             "<MID>"};
 static const char *const fim_pad_texts[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"};
 static const char *const fim_rep_texts[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
@@ -789,10 +789,11 @@ int tok_piece(const tok_vocab *v, int32_t id, bool special, char *buf, int cap)
 {
     if (id < 0 || id >= v->n_vocab || cap < 0 || (cap && !buf))
         return CN_EINVAL;
-    char dummy;
-    size_t n = piece(v, id, special, buf ? buf : &dummy, (size_t)cap);
+    size_t n = piece(v, id, special, NULL, 0); /* measure, then write only if it fits */
     if (n > (size_t)INT32_MAX)
         return CN_ELIMIT;
+    if (n && n <= (size_t)cap)
+        piece(v, id, special, buf, (size_t)cap);
     return (int)n;
 }
 

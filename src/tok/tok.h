@@ -122,10 +122,11 @@ typedef struct tok_stream {
 
 void tok_stream_init(tok_stream *s);
 /* Decode id and append it to the stream; writes the text that is now
-** complete to out and returns its length. Output is at most
-** 3 * (n_pending + piece length) bytes: cap >= 256 + token length is enough
-** for every token of a real vocabulary, and 3 * (token length + 4) is always
-** enough. If cap is too small returns CN_ELIMIT and leaves s unchanged;
+** complete to out and returns its length. At most 3 * (3 + piece length)
+** bytes come out (every bad byte could become a 3-byte U+FFFD), and a piece
+** is never longer than its token's text: cap >= 3 * (token length + 3) is
+** always enough, and cap >= 256 + token length is for tokens up to 120
+** bytes. If cap is too small returns CN_ELIMIT and leaves s unchanged;
 ** CN_EINVAL for a bad id. */
 int tok_stream_push(tok_stream *s, const tok_vocab *v, int32_t id, bool special, char *out,
                     int cap);

@@ -64,7 +64,7 @@ static void format_ids(char *buf, size_t cap, const int32_t *ids, int n)
 }
 
 /* Concatenated pieces of ids. */
-__attribute__((unused)) static char *decode(const tok_vocab *v, const int32_t *ids, int n, bool special, size_t *len)
+static char *decode(const tok_vocab *v, const int32_t *ids, int n, bool special, size_t *len)
 {
     size_t cap = 64, k = 0;
     char *s = malloc(cap);
@@ -130,7 +130,8 @@ static void check_vocab_strings(const char *name, const char *model_path)
         *nl = '\0';
         int32_t want[4096];
         int n_want = 0;
-        for (char *t = strtok_r(line, " ", &save); t && n_want < 4096; t = strtok_r(NULL, " ", &save))
+        for (char *t = strtok_r(line, " ", &save); t && n_want < 4096;
+             t = strtok_r(NULL, " ", &save))
             want[n_want++] = (int32_t)atoi(t);
         line = nl + 1;
 
@@ -240,7 +241,8 @@ static void check_model_vectors(const char *model_path, const char *vec_dir)
         free(got);
 
         /* pieces of the generated ids, byte for byte */
-        json_t *gen = json_object_get(j, "gen_ids"), *pieces = json_object_get(j, "gen_pieces_bytes");
+        json_t *gen = json_object_get(j, "gen_ids");
+        json_t *pieces = json_object_get(j, "gen_pieces_bytes");
         for (size_t k = 0; k < json_array_size(gen); k++) {
             int32_t id = (int32_t)json_integer_value(json_array_get(gen, k));
             json_t *bytes = json_array_get(pieces, k);
@@ -290,3 +292,660 @@ TEST(tok_prompts_tiny_llama) { check_fixture_model("tiny-llama-q8_0"); }
 TEST(tok_prompts_tiny_llama_256) { check_fixture_model("tiny-llama-256-q4_k_m"); }
 TEST(tok_prompts_tiny_qwen2) { check_fixture_model("tiny-qwen2-f32"); }
 TEST(tok_prompts_tiny_qwen2_256) { check_fixture_model("tiny-qwen2-256-q4_k_m"); }
+
+/* ---- special tokens ----------------------------------------------------- */
+
+TEST(tok_parse_special_llama3)
+{
+    const char *m = test_fixture("models/tiny-llama-q8_0.gguf");
+    if (!m)
+        SKIP("fixture models/tiny-llama-q8_0.gguf not found");
+    vocab_file f;
+    if (!open_vocab(&f, m))
+        return;
+    const char *s = "<|eot_id|>";
+    int32_t *ids;
+    int n = encode(f.v, s, strlen(s), false, true, &ids);
+    EXPECT_EQ_INT(n, 1);
+    if (n == 1)
+        EXPECT_EQ_INT(ids[0], 128009);
+    free(ids);
+    n = encode(f.v, s, strlen(s), false, false, &ids);
+    EXPECT(n > 1);
+    for (int i = 0; i < n; i++)
+        EXPECT(ids[i] < 128000);
+    free(ids);
+
+    /* in context, with BOS added; text after a special token is ordinary */
+    s = "Hi<|eot_id|>there";
+    n = encode(f.v, s, strlen(s), true, true, &ids);
+    EXPECT(n >= 4);
+    if (n >= 4) {
+        EXPECT_EQ_INT(ids[0], 128000);
+        bool seen = false;
+        for (int i = 1; i < n; i++)
+            seen |= ids[i] == 128009;
+        EXPECT(seen);
+    }
+    free(ids);
+
+    EXPECT_EQ_INT(tok_type(f.v), TOK_BPE);
+    EXPECT_STR(tok_pre_name(f.v), "llama-bpe");
+    EXPECT(tok_warning(f.v) == NULL);
+    EXPECT_EQ_INT(tok_bos(f.v), 128000);
+    EXPECT_EQ_INT(tok_eos(f.v), 128001);
+    EXPECT_EQ_INT(tok_eot(f.v), 128009);
+    EXPECT(tok_add_bos(f.v));
+    EXPECT(!tok_add_eos(f.v));
+    EXPECT(tok_is_eog(f.v, 128001));
+    EXPECT(tok_is_eog(f.v, 128009));
+    EXPECT(tok_is_eog(f.v, 128008)); /* <|eom_id|> */
+    EXPECT(!tok_is_eog(f.v, 128000));
+    EXPECT(tok_is_control(f.v, 128000));
+    EXPECT(!tok_is_control(f.v, 100));
+    close_vocab(&f);
+}
+
+TEST(tok_eog_qwen2)
+{
+    const char *m = test_fixture("models/tiny-qwen2-f32.gguf");
+    if (!m)
+        SKIP("fixture models/tiny-qwen2-f32.gguf not found");
+    vocab_file f;
+    if (!open_vocab(&f, m))
+        return;
+    int32_t im_end = tok_find(f.v, "<|im_end|>", 10), eot = tok_find(f.v, "<|endoftext|>", 13);
+    EXPECT_EQ_INT(im_end, 151645);
+    EXPECT_EQ_INT(eot, 151643);
+    EXPECT_EQ_INT(tok_eot(f.v), 151645);
+    EXPECT(tok_is_eog(f.v, im_end));
+    EXPECT(tok_is_eog(f.v, eot));
+    EXPECT(!tok_is_eog(f.v, tok_find(f.v, "<|im_start|>", 12)));
+    EXPECT(!tok_add_bos(f.v));
+    int32_t *ids;
+    const char *s = "<|im_start|>user\nhi<|im_end|>";
+    int n = encode(f.v, s, strlen(s), true, true, &ids);
+    EXPECT(n >= 4);
+    if (n >= 4) {
+        EXPECT_EQ_INT(ids[0], 151644);
+        EXPECT_EQ_INT(ids[n - 1], 151645);
+    }
+    free(ids);
+    close_vocab(&f);
+}
+
+TEST(tok_spm_specials_and_getters)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data("vocab/ggml-vocab-llama-spm.gguf")))
+        return;
+    EXPECT_EQ_INT(tok_type(f.v), TOK_SPM);
+    EXPECT_STR(tok_model_name(f.v), "llama");
+    EXPECT_EQ_INT(tok_n_vocab(f.v), 32000);
+    EXPECT_EQ_INT(tok_bos(f.v), 1);
+    EXPECT_EQ_INT(tok_eos(f.v), 2);
+    EXPECT_EQ_INT(tok_unk(f.v), 0);
+    EXPECT_EQ_INT(tok_pad(f.v), -1);
+    EXPECT_EQ_INT(tok_eot(f.v), -1);
+    EXPECT(tok_add_bos(f.v));
+    EXPECT(tok_is_eog(f.v, 2));
+    EXPECT(!tok_is_eog(f.v, 1));
+    EXPECT(!tok_is_eog(f.v, -5));
+    EXPECT(!tok_is_eog(f.v, 999999));
+    EXPECT(tok_is_control(f.v, 1));
+    size_t len;
+    EXPECT_STR(tok_text(f.v, 2, &len), "</s>");
+    EXPECT_EQ_INT(len, 4);
+    EXPECT(tok_text(f.v, 32000, NULL) == NULL);
+    EXPECT_EQ_INT(tok_find(f.v, "<0x0A>", 6), 13);
+    EXPECT_EQ_INT(tok_find(f.v, "no such token", 13), -1);
+
+    /* "<s>" parses to BOS only with parse_special; text after a special
+    ** token gets the SPM space prefix again */
+    int32_t *a, *b;
+    int na = encode(f.v, "<s>Hello", 8, false, true, &a);
+    int nb = encode(f.v, "Hello", 5, false, false, &b);
+    EXPECT(na == nb + 1 && na > 1);
+    if (na == nb + 1 && na > 1) {
+        EXPECT_EQ_INT(a[0], 1);
+        EXPECT(memcmp(a + 1, b, (size_t)nb * 4) == 0);
+    }
+    free(a);
+    free(b);
+    na = encode(f.v, "<s>", 3, false, false, &a);
+    EXPECT(na > 1);
+    free(a);
+
+    /* add_special: BOS first, no EOS */
+    na = encode(f.v, "Hello", 5, true, false, &a);
+    EXPECT_EQ_INT(na, nb + 1);
+    if (na > 0)
+        EXPECT_EQ_INT(a[0], 1);
+    free(a);
+    na = encode(f.v, "", 0, true, false, &a);
+    EXPECT_EQ_INT(na, 1);
+    free(a);
+    na = encode(f.v, "", 0, false, false, &a);
+    EXPECT_EQ_INT(na, 0);
+    free(a);
+    close_vocab(&f);
+}
+
+TEST(tok_phi3_rstrip)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data("vocab/ggml-vocab-phi-3.gguf")))
+        return;
+    /* Phi-3's special tokens swallow the whitespace after them */
+    int32_t *a, *b;
+    int na = encode(f.v, "<|user|>\n  Hi", 13, false, true, &a);
+    int nb = encode(f.v, "<|user|>Hi", 10, false, true, &b);
+    EXPECT(na > 1 && na == nb && memcmp(a, b, (size_t)na * 4) == 0);
+    free(a);
+    free(b);
+    EXPECT(tok_is_eog(f.v, tok_find(f.v, "<|end|>", 7)));
+    EXPECT(tok_is_eog(f.v, tok_find(f.v, "<|endoftext|>", 13)));
+    close_vocab(&f);
+}
+
+TEST(tok_encode_reports_total)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data("vocab/ggml-vocab-gpt-2.gguf")))
+        return;
+    const char *s = "Hello world, this is a test.";
+    int32_t buf[4] = {-7, -7, -7, -7};
+    cn_err e = {0};
+    int n = tok_encode(f.v, s, strlen(s), false, false, buf, 2, &e);
+    EXPECT(n > 2);
+    EXPECT(buf[0] >= 0 && buf[1] >= 0);
+    EXPECT_EQ_INT(buf[2], -7);
+    EXPECT_EQ_INT(tok_encode(f.v, s, strlen(s), false, false, NULL, 0, &e), n);
+    EXPECT_EQ_INT(tok_encode(f.v, s, strlen(s), false, false, NULL, 5, &e), CN_EINVAL);
+    EXPECT_EQ_INT(tok_encode(f.v, NULL, 3, false, false, NULL, 0, &e), CN_EINVAL);
+    EXPECT_EQ_INT(tok_encode(f.v, s, (size_t)TOK_MAX_INPUT + 1, false, false, NULL, 0, &e),
+                  CN_ELIMIT);
+    EXPECT_EQ_INT(tok_piece(f.v, -1, true, NULL, 0), CN_EINVAL);
+    EXPECT_EQ_INT(tok_piece(f.v, 50257, true, NULL, 0), CN_EINVAL);
+    /* too small a buffer: the needed length, nothing written */
+    char small[2] = {'x', 'x'};
+    int32_t hello = tok_find(f.v, "Hello", 5);
+    EXPECT_EQ_INT(tok_piece(f.v, hello, false, small, 2), 5);
+    EXPECT_EQ_INT(small[0], 'x');
+    /* gpt-2 byte-level: "Ġworld" is " world" */
+    char piece[16];
+    int m = tok_piece(f.v, tok_find(f.v, "\xc4\xa0world", 7), false, piece, sizeof piece);
+    EXPECT_EQ_INT(m, 6);
+    EXPECT(m == 6 && memcmp(piece, " world", 6) == 0);
+    /* control tokens render only when asked */
+    EXPECT_EQ_INT(tok_piece(f.v, 50256, false, piece, sizeof piece), 0);
+    EXPECT_EQ_INT(tok_piece(f.v, 50256, true, piece, sizeof piece), 13);
+    close_vocab(&f);
+}
+
+/* ---- invalid UTF-8 ------------------------------------------------------ */
+
+static bool same_ids(const tok_vocab *v, const char *a, size_t na, const char *b, size_t nb)
+{
+    int32_t *x, *y;
+    int n1 = encode(v, a, na, false, false, &x), n2 = encode(v, b, nb, false, false, &y);
+    bool same = n1 >= 0 && n1 == n2 && memcmp(x, y, (size_t)n1 * 4) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+TEST(tok_invalid_utf8_bpe)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data("vocab/ggml-vocab-gpt-2.gguf")))
+        return;
+    /* a bad byte is U+FFFD */
+    EXPECT(same_ids(f.v, "a\xff" "b", 3, "a\xef\xbf\xbd" "b", 5));
+    EXPECT(same_ids(f.v, "x\xe2\x82", 3, "x\xef\xbf\xbd\xef\xbf\xbd", 7));
+    EXPECT(same_ids(f.v, "\x80", 1, "\xef\xbf\xbd", 3));
+    /* llama.cpp decodes overlong forms leniently */
+    EXPECT(same_ids(f.v, "\xc0\xaf", 2, "/", 1));
+    /* above U+10FFFF: four bad bytes */
+    EXPECT(same_ids(f.v, "\xf5\x80\x80\x80", 4,
+                    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", 12));
+    /* a surrogate and NUL do not crash, and round-trip as bytes */
+    int32_t *ids;
+    int n = encode(f.v, "\xed\xa0\x80 a\0b", 7, false, false, &ids);
+    EXPECT(n > 0);
+    size_t len;
+    char *s = decode(f.v, ids, n, false, &len);
+    EXPECT(len == 7 && memcmp(s, "\xed\xa0\x80 a\0b", 7) == 0);
+    free(s);
+    free(ids);
+    close_vocab(&f);
+}
+
+TEST(tok_invalid_utf8_spm_round_trips)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data("vocab/ggml-vocab-llama-spm.gguf")))
+        return;
+    static const char in[] = "caf\xc3\xa9 \xff\xfe\xe2\x82 x\xc3";
+    int32_t *ids;
+    int n = encode(f.v, in, sizeof in - 1, false, false, &ids);
+    EXPECT(n > 0);
+    size_t len;
+    char *s = decode(f.v, ids, n, false, &len);
+    /* SPM adds the leading space; every byte comes back */
+    EXPECT(len == sizeof in && s[0] == ' ' && memcmp(s + 1, in, sizeof in - 1) == 0);
+    free(s);
+    free(ids);
+    close_vocab(&f);
+}
+
+/* ---- streaming ---------------------------------------------------------- */
+
+static int push(tok_stream *st, const tok_vocab *v, const char *tok, char *out)
+{
+    int32_t id = tok_find(v, tok, strlen(tok));
+    if (id < 0) {
+        test_fail_at(__FILE__, __LINE__, "no token '%s'", tok);
+        return -1;
+    }
+    return tok_stream_push(st, v, id, false, out, 64);
+}
+
+TEST(tok_stream_utf8)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data("vocab/ggml-vocab-llama-spm.gguf")))
+        return;
+    tok_stream st;
+    char out[64];
+    tok_stream_init(&st);
+    /* é split over two byte tokens comes out whole, once */
+    EXPECT_EQ_INT(push(&st, f.v, "<0xC3>", out), 0);
+    EXPECT_EQ_INT(push(&st, f.v, "<0xA9>", out), 2);
+    EXPECT(memcmp(out, "\xc3\xa9", 2) == 0);
+    EXPECT_EQ_INT(tok_stream_flush(&st, out, 64), 0);
+    /* a 4-byte emoji over four tokens */
+    EXPECT_EQ_INT(push(&st, f.v, "<0xF0>", out), 0);
+    EXPECT_EQ_INT(push(&st, f.v, "<0x9F>", out), 0);
+    EXPECT_EQ_INT(push(&st, f.v, "<0xA6>", out), 0);
+    EXPECT_EQ_INT(push(&st, f.v, "<0x99>", out), 4);
+    EXPECT(memcmp(out, "\xf0\x9f\xa6\x99", 4) == 0);
+    /* a sequence cut short by a normal token: U+FFFD, then the token */
+    EXPECT_EQ_INT(push(&st, f.v, "<0xC3>", out), 0);
+    EXPECT_EQ_INT(push(&st, f.v, "a", out), 4);
+    EXPECT(memcmp(out, "\xef\xbf\xbd" "a", 4) == 0);
+    /* a byte that starts nothing */
+    EXPECT_EQ_INT(push(&st, f.v, "<0xFF>", out), 3);
+    EXPECT(memcmp(out, "\xef\xbf\xbd", 3) == 0);
+    /* E0 80: E0 cannot be followed by 80, so two replacements */
+    EXPECT_EQ_INT(push(&st, f.v, "<0xE0>", out), 0);
+    EXPECT_EQ_INT(push(&st, f.v, "<0x80>", out), 6);
+    /* left pending at the end: one U+FFFD from flush */
+    EXPECT_EQ_INT(push(&st, f.v, "<0xE2>", out), 0);
+    EXPECT_EQ_INT(push(&st, f.v, "<0x82>", out), 0);
+    EXPECT_EQ_INT(tok_stream_flush(&st, out, 2), CN_ELIMIT);
+    EXPECT_EQ_INT(tok_stream_flush(&st, out, 64), 3);
+    EXPECT(memcmp(out, "\xef\xbf\xbd", 3) == 0);
+    EXPECT_EQ_INT(tok_stream_flush(&st, out, 64), 0);
+    /* too small a buffer leaves the stream as it was */
+    int32_t hello = tok_find(f.v, "\xe2\x96\x81Hello", 8);
+    EXPECT_EQ_INT(push(&st, f.v, "<0xC3>", out), 0);
+    EXPECT_EQ_INT(tok_stream_push(&st, f.v, hello, false, out, 3), CN_ELIMIT);
+    EXPECT_EQ_INT(st.n_pending, 1);
+    EXPECT_EQ_INT(tok_stream_push(&st, f.v, hello, false, out, 64), 9);
+    EXPECT(memcmp(out, "\xef\xbf\xbd Hello", 9) == 0);
+    /* control tokens: nothing unless special */
+    EXPECT_EQ_INT(tok_stream_push(&st, f.v, 2, false, out, 64), 0);
+    EXPECT_EQ_INT(tok_stream_push(&st, f.v, 2, true, out, 64), 4);
+    EXPECT_EQ_INT(tok_stream_push(&st, f.v, 32000, true, out, 64), CN_EINVAL);
+    close_vocab(&f);
+}
+
+/* The generated ids of a fixture decode, streamed, to the concatenated
+** reference pieces whenever those are valid UTF-8. */
+TEST(tok_stream_fixture_pieces)
+{
+    const char *models[][2] = {
+        {"models/aidreams260K.gguf", "vectors/aidreams260K/p4_unicode.json"},
+        {"models/stories260K-rvspoc.gguf", "vectors/stories260K-rvspoc/p1_prose.json"},
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(models); i++) {
+        vocab_file f;
+        if (!open_vocab(&f, test_data(models[i][0])))
+            return;
+        json_error_t je;
+        json_t *j = json_load_file(test_data(models[i][1]), 0, &je);
+        EXPECT(j != NULL);
+        json_t *gen = json_object_get(j, "gen_ids");
+        json_t *pieces = json_object_get(j, "gen_pieces_bytes");
+        char want[8192], got[8192];
+        size_t nw = 0, ng = 0;
+        tok_stream st;
+        tok_stream_init(&st);
+        for (size_t k = 0; k < json_array_size(gen) && nw < 4096; k++) {
+            json_t *b = json_array_get(pieces, k);
+            for (size_t q = 0; q < json_array_size(b); q++)
+                want[nw++] = (char)json_integer_value(json_array_get(b, q));
+            int m = tok_stream_push(&st, f.v, (int32_t)json_integer_value(json_array_get(gen, k)),
+                                    true, got + ng, 512);
+            EXPECT(m >= 0);
+            ng += m > 0 ? (size_t)m : 0;
+        }
+        int m = tok_stream_flush(&st, got + ng, 512);
+        ng += m > 0 ? (size_t)m : 0;
+        EXPECT_EQ_INT(cn_utf8_valid_prefix(got, ng), ng);
+        if (cn_utf8_valid_prefix(want, nw) == nw)
+            EXPECT(ng == nw && memcmp(got, want, nw) == 0);
+        json_decref(j);
+        close_vocab(&f);
+    }
+}
+
+/* ---- hostile metadata ---------------------------------------------------- */
+
+/* A GGUF image under construction, no tensors. */
+typedef struct gb {
+    unsigned char buf[1 << 14];
+    size_t n;
+    uint64_t n_kv;
+} gb;
+
+static void gb_raw(gb *b, const void *p, size_t n)
+{
+    if (b->n + n <= sizeof b->buf)
+        memcpy(b->buf + b->n, p, n);
+    b->n += n;
+}
+static void gb_u32v(gb *b, uint32_t x) { gb_raw(b, &x, 4); }
+static void gb_u64v(gb *b, uint64_t x) { gb_raw(b, &x, 8); }
+static void gb_strv(gb *b, const char *s)
+{
+    gb_u64v(b, strlen(s));
+    gb_raw(b, s, strlen(s));
+}
+static void gb_key(gb *b, const char *key, uint32_t type)
+{
+    gb_strv(b, key);
+    gb_u32v(b, type);
+    b->n_kv++;
+}
+static void gb_init(gb *b)
+{
+    b->n = 0;
+    b->n_kv = 0;
+    gb_raw(b, "GGUF", 4);
+    gb_u32v(b, 3);
+    gb_u64v(b, 0); /* tensors */
+    gb_u64v(b, 0); /* keys, patched by gb_open */
+}
+static void gb_str(gb *b, const char *key, const char *val)
+{
+    gb_key(b, key, GGUF_T_STRING);
+    gb_strv(b, val);
+}
+static void gb_strs(gb *b, const char *key, const char *const *v, size_t n)
+{
+    gb_key(b, key, GGUF_T_ARRAY);
+    gb_u32v(b, GGUF_T_STRING);
+    gb_u64v(b, n);
+    for (size_t i = 0; i < n; i++)
+        gb_strv(b, v[i]);
+}
+static void gb_i32s(gb *b, const char *key, const int32_t *v, size_t n)
+{
+    gb_key(b, key, GGUF_T_ARRAY);
+    gb_u32v(b, GGUF_T_INT32);
+    gb_u64v(b, n);
+    gb_raw(b, v, 4 * n);
+}
+static void gb_f32s(gb *b, const char *key, const float *v, size_t n)
+{
+    gb_key(b, key, GGUF_T_ARRAY);
+    gb_u32v(b, GGUF_T_FLOAT32);
+    gb_u64v(b, n);
+    gb_raw(b, v, 4 * n);
+}
+static void gb_u32(gb *b, const char *key, uint32_t x)
+{
+    gb_key(b, key, GGUF_T_UINT32);
+    gb_u32v(b, x);
+}
+
+/* Open the image as a vocab; returns tok_open's code, message in e. */
+static int gb_open(gb *b, tok_vocab **v, gguf_file **g, cn_err *e)
+{
+    memcpy(b->buf + 16, &b->n_kv, 8);
+    while (b->n % 32)
+        gb_raw(b, "", 1);
+    *v = NULL;
+    int rc = gguf_open_buffer(g, b->buf, b->n, "hostile.gguf", e);
+    if (rc) {
+        test_fail_at(__FILE__, __LINE__, "gguf: %s", e->msg);
+        return rc;
+    }
+    return tok_open(v, *g, e);
+}
+
+static const char *const spm_tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b",
+                                         "ab", "\u2581ab", "<0x41>"};
+static const float spm_scores[] = {0, 0, 0, -1, -2, -2, -1.5f, -0.5f, 0, 0}; /* one spare */
+static const int32_t spm_types[] = {2, 3, 3, 1, 1, 1, 1, 1, 6};
+
+static void gb_spm(gb *b, size_t n_scores, size_t n_types)
+{
+    gb_init(b);
+    gb_str(b, "tokenizer.ggml.model", "llama");
+    gb_strs(b, "tokenizer.ggml.tokens", spm_tokens, 9);
+    gb_f32s(b, "tokenizer.ggml.scores", spm_scores, n_scores);
+    gb_i32s(b, "tokenizer.ggml.token_type", spm_types, n_types);
+}
+
+TEST(tok_hostile_metadata)
+{
+    static gb b;
+    tok_vocab *v;
+    gguf_file *g;
+    cn_err e = {0};
+
+    /* a well-formed little SPM vocab works */
+    gb_spm(&b, 9, 9);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_OK);
+    if (v) {
+        int32_t ids[8];
+        int n = tok_encode(v, "ab", 2, true, false, ids, 8, &e);
+        EXPECT_EQ_INT(n, 2);
+        EXPECT(n == 2 && ids[0] == 1 && ids[1] == 7); /* <s> ▁ab */
+        /* no byte tokens for 'z': the unknown token; 'A' has <0x41> */
+        n = tok_encode(v, "zA", 2, false, false, ids, 8, &e);
+        EXPECT(n == 3 && ids[0] == 3 && ids[1] == 0 && ids[2] == 8);
+    }
+    tok_close(v);
+    gguf_close(g);
+
+    /* tokens missing */
+    gb_init(&b);
+    gb_str(&b, "tokenizer.ggml.model", "llama");
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "hostile.gguf");
+    EXPECT_CONTAINS(e.msg, "tokenizer.ggml.tokens");
+    gguf_close(g);
+
+    /* token_type and scores of the wrong length */
+    gb_spm(&b, 9, 8);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "tokenizer.ggml.token_type");
+    EXPECT_CONTAINS(e.msg, "hostile.gguf");
+    gguf_close(g);
+    gb_spm(&b, 10, 9);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "tokenizer.ggml.scores");
+    gguf_close(g);
+
+    /* tokens of the wrong type */
+    gb_init(&b);
+    gb_str(&b, "tokenizer.ggml.model", "llama");
+    gb_i32s(&b, "tokenizer.ggml.tokens", spm_types, 9);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "tokenizer.ggml.tokens");
+    gguf_close(g);
+
+    /* a duplicated token */
+    static const char *const dup[] = {"<unk>", "a", "b", "a"};
+    gb_init(&b);
+    gb_str(&b, "tokenizer.ggml.model", "llama");
+    gb_strs(&b, "tokenizer.ggml.tokens", dup, 4);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "duplicates");
+    gguf_close(g);
+
+    /* unknown model, WordPiece, no model */
+    gb_init(&b);
+    gb_str(&b, "tokenizer.ggml.model", "sentencepiece-9000");
+    gb_strs(&b, "tokenizer.ggml.tokens", spm_tokens, 9);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EUNSUPPORTED);
+    EXPECT_CONTAINS(e.msg, "sentencepiece-9000");
+    gguf_close(g);
+    gb_init(&b);
+    gb_strs(&b, "tokenizer.ggml.tokens", spm_tokens, 9);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "tokenizer.ggml.model");
+    gguf_close(g);
+
+    /* add_bos without a usable bos id */
+    gb_spm(&b, 9, 9);
+    gb_u32(&b, "tokenizer.ggml.bos_token_id", 4000000000u);
+    gb_key(&b, "tokenizer.ggml.add_bos_token", GGUF_T_BOOL);
+    gb_raw(&b, "\1", 1);
+    gb_u32(&b, "tokenizer.ggml.padding_token_id", 99);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_OK); /* the default bos (1) stays */
+    if (v) {
+        EXPECT_EQ_INT(tok_bos(v), 1);
+        EXPECT_EQ_INT(tok_pad(v), -1);
+        EXPECT_CONTAINS(tok_warning(v), "padding_token_id");
+    }
+    tok_close(v);
+    gguf_close(g);
+}
+
+static const char *const bpe_tokens[] = {"a", "b", "c", "ab", "abc", "\xc4\xa0", "\u0120a",
+                                         "<|end|>"};
+
+static void gb_bpe(gb *b, const char *pre, const char *const *merges, size_t n_merges)
+{
+    static const int32_t types[] = {1, 1, 1, 1, 1, 1, 1, 3};
+    gb_init(b);
+    gb_str(b, "tokenizer.ggml.model", "gpt2");
+    if (pre)
+        gb_str(b, "tokenizer.ggml.pre", pre);
+    gb_strs(b, "tokenizer.ggml.tokens", bpe_tokens, 8);
+    gb_i32s(b, "tokenizer.ggml.token_type", types, 8);
+    if (merges)
+        gb_strs(b, "tokenizer.ggml.merges", merges, n_merges);
+    gb_u32(b, "tokenizer.ggml.eos_token_id", 7);
+}
+
+TEST(tok_hostile_merges)
+{
+    static gb b;
+    tok_vocab *v;
+    gguf_file *g;
+    cn_err e = {0};
+    static const char *const good[] = {"a b", "ab c", "\xc4\xa0 a"};
+    static const char *const bad[] = {"a b", "abc", "\xc4\xa0 a"};
+
+    gb_bpe(&b, "gpt-2", good, 3);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_OK);
+    if (v) {
+        int32_t ids[8];
+        int n = tok_encode(v, "abcab a", 7, false, false, ids, 8, &e);
+        EXPECT(n == 3 && ids[0] == 4 && ids[1] == 3 && ids[2] == 6); /* abc ab Ġa */
+        EXPECT(tok_is_eog(v, 7));
+        EXPECT(tok_is_control(v, 7));
+        EXPECT(!tok_add_bos(v));
+    }
+    tok_close(v);
+    gguf_close(g);
+
+    gb_bpe(&b, "gpt-2", bad, 3);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "tokenizer.ggml.merges");
+    EXPECT_CONTAINS(e.msg, "abc");
+    gguf_close(g);
+
+    gb_bpe(&b, "gpt-2", NULL, 0);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "tokenizer.ggml.merges");
+    gguf_close(g);
+
+    /* an unknown pre-tokenizer works, with a warning */
+    gb_bpe(&b, "mystery-9", good, 3);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_OK);
+    if (v) {
+        EXPECT_CONTAINS(tok_warning(v), "unknown pre-tokenizer 'mystery-9', using default");
+        EXPECT_STR(tok_pre_name(v), "mystery-9");
+    }
+    tok_close(v);
+    gguf_close(g);
+    gb_bpe(&b, NULL, good, 3);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_OK);
+    if (v) {
+        EXPECT_CONTAINS(tok_warning(v), "using default");
+        EXPECT_STR(tok_pre_name(v), "");
+    }
+    tok_close(v);
+    gguf_close(g);
+}
+
+/* ---- speed ------------------------------------------------------------ */
+
+/* About 100 kB of prose, code, numbers and non-Latin text. */
+static char *big_text(size_t *len)
+{
+    size_t cap = 110000, n = 0;
+    char *s = malloc(cap);
+    for (size_t i = 0; n + 2048 < cap - 1; i++) {
+        char *t;
+        size_t tl;
+        char rel[64];
+        snprintf(rel, sizeof rel, "prompts/%s.txt", prompts[i % CN_ARRAY_LEN(prompts)]);
+        if (cn_read_file(test_data(rel), 1 << 16, &t, &tl, NULL) != CN_OK)
+            break;
+        tl = CN_MIN(tl, cap - 1 - n);
+        memcpy(s + n, t, tl);
+        n += tl;
+        s[n++] = '\n';
+        free(t);
+    }
+    *len = n;
+    return s;
+}
+
+static void time_encode(const char *path, const char *what)
+{
+    vocab_file f;
+    if (!open_vocab(&f, path))
+        return;
+    size_t len;
+    char *s = big_text(&len);
+    double t0 = cn_now();
+    cn_err e = {0};
+    int n = tok_encode(f.v, s, len, true, true, NULL, 0, &e);
+    double dt = cn_now() - t0;
+    printf("     %s: %zu bytes -> %d tokens in %.1f ms\n", what, len, n, dt * 1e3);
+    EXPECT(n > (int)(len / 10));
+    EXPECT(dt < 10.0); /* generous: sanitizer builds are slow */
+    free(s);
+    close_vocab(&f);
+}
+
+TEST(tok_speed_100k)
+{
+    time_encode(test_data("vocab/ggml-vocab-gpt-2.gguf"), "gpt-2");
+    time_encode(test_data("vocab/ggml-vocab-llama-spm.gguf"), "llama-spm");
+    const char *m = test_fixture("models/tiny-llama-q8_0.gguf");
+    if (m)
+        time_encode(m, "llama-bpe");
+    m = test_fixture("models/tiny-qwen2-f32.gguf");
+    if (m)
+        time_encode(m, "qwen2");
+}

@@ -1,0 +1,179 @@
+/*
+** fuzz_tok.c: libFuzzer target for the tokenizers. The first input byte
+** picks the vocab (gpt-2 byte-level BPE or llama SentencePiece) and the
+** flags; the rest is the text. Every input is encoded, each id is decoded
+** with tok_piece() and through the streaming decoder, and these must hold:
+**   - the stream gives valid UTF-8;
+**   - SPM without special parsing gives back " " + the input, byte for byte
+**     (byte fallback covers every byte) once every "▁" is read as " " (see
+**     unescape()), or nothing for no input;
+**   - BPE without special parsing gives back a valid UTF-8 input exactly.
+**
+** Built with -DCAIRN_LIBFUZZER by `make fuzz` (build/fuzz/fuzz_tok, run from
+** the repository root). In the plain test build the same file becomes the
+** test fuzz_tok_corpus, which replays tests/fuzz/corpus/tok/.
+*/
+#include "tok/tok.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef CAIRN_LIBFUZZER
+#define FUZZ_ENTRY LLVMFuzzerTestOneInput
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+#else
+#include "test.h"
+#define FUZZ_ENTRY fuzz_tok_one
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            test_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                         \
+    } while (0)
+int fuzz_tok_one(const uint8_t *data, size_t size);
+#endif
+
+static const char *const vocab_paths[2] = {
+    "tests/data/vocab/ggml-vocab-gpt-2.gguf",
+    "tests/data/vocab/ggml-vocab-llama-spm.gguf",
+};
+static gguf_file *files[2];
+static tok_vocab *vocabs[2];
+
+static tok_vocab *get_vocab(int k)
+{
+    if (!vocabs[k]) {
+        cn_err e = {0};
+        if (gguf_open(&files[k], vocab_paths[k], &e) || tok_open(&vocabs[k], files[k], &e)) {
+            fprintf(stderr, "fuzz_tok: %s (run from the repository root)\n", e.msg);
+            abort();
+        }
+    }
+    return vocabs[k];
+}
+
+/* Every "▁" -> " ", in place; returns the new length. An invalid lead byte
+** can swallow the first byte of an escaped space, which then comes back as
+** raw bytes "▁" rather than " " (llama.cpp does the same), so SPM output is
+** compared with the input after this on both sides. */
+static size_t unescape(char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 2 < n && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
+            s[k++] = ' ';
+            i += 2;
+        } else {
+            s[k++] = s[i];
+        }
+    }
+    return k;
+}
+
+int FUZZ_ENTRY(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    int k = data[0] & 1;
+    bool add_special = data[0] & 2, parse_special = data[0] & 4;
+    const char *text = (const char *)data + 1;
+    size_t len = size - 1;
+    tok_vocab *v = get_vocab(k);
+
+    cn_err e = {0};
+    int n = tok_encode(v, text, len, add_special, parse_special, NULL, 0, &e);
+    CHECK(n >= 0, "encode failed: %s", e.msg);
+    if (n < 0)
+        return 0;
+    int32_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
+    CHECK(tok_encode(v, text, len, add_special, parse_special, ids, n, &e) == n,
+          "second encode differs");
+
+    size_t cap = 0, plen = 0, slen = 0;
+    for (int i = 0; i < n; i++) {
+        int m = tok_piece(v, ids[i], false, NULL, 0);
+        cap += m > 0 ? (size_t)m : 0;
+    }
+    char *pieces = malloc(cap + 1), *streamed = malloc(3 * (cap + 3) + 1);
+    tok_stream st;
+    tok_stream_init(&st);
+    for (int i = 0; i < n; i++) {
+        CHECK(ids[i] >= 0 && ids[i] < tok_n_vocab(v), "id %d out of range", ids[i]);
+        int m = tok_piece(v, ids[i], false, NULL, 0);
+        CHECK(m >= 0, "piece of %d: %d", ids[i], m);
+        if (m > 0 && plen + (size_t)m <= cap)
+            plen += (size_t)tok_piece(v, ids[i], false, pieces + plen, m);
+        int s = tok_stream_push(&st, v, ids[i], false, streamed + slen, 3 * (m + 3));
+        CHECK(s >= 0, "stream push of %d: %d", ids[i], s);
+        if (s > 0)
+            slen += (size_t)s;
+    }
+    int s = tok_stream_flush(&st, streamed + slen, 3);
+    CHECK(s >= 0, "stream flush: %d", s);
+    slen += s > 0 ? (size_t)s : 0;
+    CHECK(cn_utf8_valid_prefix(streamed, slen) == slen, "stream output is not valid UTF-8");
+
+    if (!parse_special) {
+        if (k == 1 && len == 0) {
+            CHECK(plen == 0, "SPM: no text, yet %zu bytes", plen);
+        } else if (k == 1) { /* SPM: the space prefix, then every byte */
+            char *want = malloc(len + 1);
+            want[0] = ' ';
+            memcpy(want + 1, text, len);
+            size_t wlen = unescape(want, len + 1);
+            plen = unescape(pieces, plen);
+            CHECK(plen == wlen && memcmp(pieces, want, wlen) == 0, "SPM round trip differs");
+            free(want);
+        }
+        else if (cn_utf8_valid_prefix(text, len) == len)
+            CHECK(plen == len && memcmp(pieces, text, len) == 0, "BPE round trip differs");
+    }
+    free(pieces);
+    free(streamed);
+    free(ids);
+    return 0;
+}
+
+#ifndef CAIRN_LIBFUZZER
+/* Replay the saved corpus through the same checks. */
+TEST(fuzz_tok_corpus)
+{
+    const char *dir = "tests/fuzz/corpus/tok";
+    DIR *d = opendir(dir);
+    if (!d)
+        SKIP("tests/fuzz/corpus/tok not found");
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[1024], *buf;
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        cn_err e = {0};
+        if (cn_read_file(path, 1 << 20, &buf, &len, &e) != CN_OK) {
+            test_fail_at(__FILE__, __LINE__, "%s", e.msg);
+            continue;
+        }
+        fuzz_tok_one((const uint8_t *)buf, len);
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    for (int k = 0; k < 2; k++) {
+        tok_close(vocabs[k]);
+        gguf_close(files[k]);
+        vocabs[k] = NULL;
+        files[k] = NULL;
+    }
+    printf("     replayed %d corpus files\n", n);
+    EXPECT(n > 0);
+}
+#endif
