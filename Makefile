@@ -25,11 +25,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-# build/cairn needs src/cli/main.c; until it exists, build and test without it
-CAIRN   := $(if $(CLI_SRC),$(BUILD)/cairn)
-
 .PHONY: all test asan fuzz bench clean tools
-all: $(CAIRN) $(TOOLS)
+all: $(BUILD)/cairn $(TOOLS)
 
 tools: $(TOOLS)
 
@@ -53,7 +50,7 @@ $(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libcairn.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root so tests/data and ../shared resolve.
-test: $(BUILD)/run_tests $(CAIRN) $(TOOLS)
+test: $(BUILD)/run_tests $(BUILD)/cairn $(TOOLS)
 	CAIRN_BIN=$(BUILD)/cairn CAIRN_TOOLS=$(BUILD) ./$(BUILD)/run_tests $(T)
 
 asan:
