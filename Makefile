@@ -61,11 +61,11 @@ asan:
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
 	$(MAKE) CC=clang BUILD=build/fuzzlib OPT=-O1 \
-	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build/fuzzlib/libcairn.a
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" build/fuzzlib/libcairn.a
 	@mkdir -p build/fuzz
 	for t in $(FUZZ_TARGETS); do \
 	    clang -std=c17 -D_GNU_SOURCE -DCAIRN_LIBFUZZER -g -O1 -Isrc -Itests \
-	        -fsanitize=fuzzer,address,undefined $$(pkg-config --cflags $(PKGS)) \
+	        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $$(pkg-config --cflags $(PKGS)) \
 	        tests/fuzz/$$(basename $$t).c build/fuzzlib/libcairn.a -o $$t $(LDLIBS) || exit 1; \
 	done
 

@@ -334,7 +334,7 @@ static int parse_tensor_info(cursor *c, gguf_file *f, gguf_tensor *t, int64_t id
             return rc;
         /* 2^40 elements per dimension and 2^42 in all: far beyond any model,
         ** small enough that sizes cannot overflow 64 bits */
-        if (ne == 0 || ne > (1ull << 40) || (uint64_t)t->n_elem * ne > (1ull << 42))
+        if (ne == 0 || ne > (1ull << 40) || ne > (1ull << 42) / (uint64_t)t->n_elem)
             return cn_fail(c->err, CN_EFORMAT,
                            "%s: tensor '%s' has absurd dimension %u = %" PRIu64, f->path, t->name,
                            d, ne);

@@ -238,6 +238,7 @@ TEST(gguf_hostile_fields_are_named)
         {33, 4, 7, "has 7 dimensions"},
         {37, 8, 0, "absurd dimension 0"},
         {45, 8, 1ull << 41, "absurd dimension 1"},
+        {45, 8, 1ull << 40, "absurd dimension 1"}, /* 32 * 2^40 elements in all */
         {53, 4, 99, "unknown type 99"},
         {53, 4, GGML_Q4_K, "not a multiple of the Q4_K block size"},
         {57, 8, 64, "extends past end of file"},
