@@ -32,6 +32,9 @@ static const shape presets[] = {
     {"qwen25-15b", "qwen2", 1536, 28, 8960, 12, 2, 151936, 32768, 1000000, true, true, false},
     {"tinyllama", "llama", 2048, 22, 5632, 32, 4, 32000, 2048, 10000, false, false, false},
     {"tiny", "llama", 128, 2, 384, 4, 2, 0, 8192, 500000, true, false, true},
+    {"minilm", "bert", 384, 6, 1536, 12, 12, 30522, 512, 0, false, true, false},
+    {"bge-small", "bert", 384, 12, 1536, 12, 12, 30522, 512, 0, false, true, false},
+    {"bge-base", "bert", 768, 12, 3072, 12, 12, 30522, 512, 0, false, true, false},
 };
 
 typedef struct opts {
@@ -80,7 +83,7 @@ typedef struct tensor_plan {
     uint32_t type;
     int64_t ne[2];
     int n_dims;
-    enum { FILL_RANDOM, FILL_ONES, FILL_ROPE } fill;
+    enum { FILL_RANDOM, FILL_ONES, FILL_ZERO, FILL_ROPE } fill;
 } tensor_plan;
 
 static uint32_t parse_type(const char *t)
@@ -112,6 +115,47 @@ static uint32_t fit(uint32_t type, int64_t ne0)
     return GGML_F16;
 }
 
+/* BERT encoder (all-MiniLM / bge): post-LayerNorm blocks with biases; the
+** position and token-type tables stay F32 as converted files have them. */
+static int plan_bert(const opts *o, tensor_plan *p)
+{
+    const shape *s = &o->s;
+    uint32_t base = parse_type(o->type);
+    int n = 0, D = s->n_embd;
+#define B(ty, a, b, f, ...)                                                                        \
+    do {                                                                                           \
+        tensor_plan *t_ = &p[n++];                                                                 \
+        snprintf(t_->name, sizeof t_->name, __VA_ARGS__);                                          \
+        t_->ne[0] = (a);                                                                           \
+        t_->ne[1] = (b);                                                                           \
+        t_->n_dims = (b) > 1 ? 2 : 1;                                                              \
+        t_->type = t_->n_dims == 1 ? GGML_F32 : fit(ty, a);                                        \
+        t_->fill = (f);                                                                            \
+    } while (0)
+    B(base, D, s->n_vocab, FILL_RANDOM, "token_embd.weight");
+    B(GGML_F32, D, 2, FILL_RANDOM, "token_types.weight");
+    B(GGML_F32, D, s->n_ctx, FILL_RANDOM, "position_embd.weight");
+    B(GGML_F32, D, 1, FILL_ONES, "token_embd_norm.weight");
+    B(GGML_F32, D, 1, FILL_ZERO, "token_embd_norm.bias");
+    for (int i = 0; i < s->n_layer; i++) {
+        static const char *const mats[] = {"attn_q", "attn_k", "attn_v", "attn_output"};
+        for (int k = 0; k < 4; k++) {
+            B(base, D, D, FILL_RANDOM, "blk.%d.%s.weight", i, mats[k]);
+            B(GGML_F32, D, 1, FILL_RANDOM, "blk.%d.%s.bias", i, mats[k]);
+        }
+        B(GGML_F32, D, 1, FILL_ONES, "blk.%d.attn_output_norm.weight", i);
+        B(GGML_F32, D, 1, FILL_ZERO, "blk.%d.attn_output_norm.bias", i);
+        B(base, D, s->n_ff, FILL_RANDOM, "blk.%d.ffn_up.weight", i);
+        B(GGML_F32, s->n_ff, 1, FILL_RANDOM, "blk.%d.ffn_up.bias", i);
+        B(base, s->n_ff, D, FILL_RANDOM, "blk.%d.ffn_down.weight", i);
+        B(GGML_F32, D, 1, FILL_RANDOM, "blk.%d.ffn_down.bias", i);
+        B(GGML_F32, D, 1, FILL_ONES, "blk.%d.layer_output_norm.weight", i);
+        B(GGML_F32, D, 1, FILL_ZERO, "blk.%d.layer_output_norm.bias", i);
+    }
+#undef B
+    return n;
+}
+
 static int plan(const opts *o, tensor_plan *p)
 {
     const shape *s = &o->s;
@@ -128,6 +172,8 @@ static int plan(const opts *o, tensor_plan *p)
         t_->type = t_->n_dims == 1 ? GGML_F32 : fit(ty, a);                                        \
         t_->fill = (f);                                                                            \
     } while (0)
+    if (!strcmp(s->arch, "bert"))
+        return plan_bert(o, p);
     ADD("token_embd.weight", base, s->n_embd, s->n_vocab, FILL_RANDOM);
     ADD("output_norm.weight", GGML_F32, s->n_embd, 1, FILL_ONES);
     if (!s->tied)
@@ -214,6 +260,7 @@ static int write_model(const opts *o, cn_err *err)
     gguf_writer_new(&w, err);
     char key[128];
     const char *a = s->arch;
+    bool bert = !strcmp(a, "bert");
     gguf_w_str(w, "general.architecture", a);
     gguf_w_str(w, "general.name", s->name);
 #define KU(suffix, v)                                                                              \
@@ -227,13 +274,20 @@ static int write_model(const opts *o, cn_err *err)
     KU("feed_forward_length", s->n_ff);
     KU("attention.head_count", s->n_head);
     KU("attention.head_count_kv", s->n_head_kv);
-    KU("rope.dimension_count", s->n_embd / s->n_head);
-    KU("vocab_size", s->n_vocab);
+    if (bert) {
+        KU("pooling_type", 1);
+        snprintf(key, sizeof key, "%s.attention.layer_norm_epsilon", a);
+        gguf_w_f32(w, key, 1e-12f);
+        gguf_w_bool(w, "bert.attention.causal", false);
+    } else {
+        KU("rope.dimension_count", s->n_embd / s->n_head);
+        KU("vocab_size", s->n_vocab);
+        snprintf(key, sizeof key, "%s.rope.freq_base", a);
+        gguf_w_f32(w, key, s->rope_base);
+        snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a);
+        gguf_w_f32(w, key, s->bias ? 1e-6f : 1e-5f);
+    }
 #undef KU
-    snprintf(key, sizeof key, "%s.rope.freq_base", a);
-    gguf_w_f32(w, key, s->rope_base);
-    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a);
-    gguf_w_f32(w, key, s->bias ? 1e-6f : 1e-5f);
     gguf_w_u32(w, "general.quantization_version", 2);
     for (int64_t i = 0; i < tokf->n_kv; i++)
         if (!strncmp(tokf->kv[i].key, "tokenizer.", 10))
@@ -263,10 +317,10 @@ static int write_model(const opts *o, cn_err *err)
     for (int i = 0; i < n && !rc; i++) {
         tensor_plan *t = &p[i];
         size_t row_bytes = gguf_row_size(t->type, t->ne[0]);
-        if (t->fill != FILL_RANDOM) {
+        if (t->fill != FILL_RANDOM && t->n_dims == 1) {
             float *v = (float *)buf;
             for (int64_t k = 0; k < t->ne[0]; k++)
-                v[k] = 1;
+                v[k] = t->fill == FILL_ZERO ? 0.0f : 1.0f;
             if (t->fill == FILL_ROPE)
                 rope_factors(s, v, (int)t->ne[0]);
             rc = gguf_writer_data(w, v, (size_t)t->ne[0] * 4, err);
@@ -303,7 +357,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: mkmodel [--shape NAME] [shape options] --type TYPE --tokenizer FILE -o OUT\n\n"
             "  --shape NAME       preset: llama32-1b llama32-3b llama31-8b qwen25-05b qwen25-15b\n"
-            "                     tinyllama tiny (default tiny)\n"
+            "                     tinyllama tiny (default), and BERT encoders minilm bge-small\n"
+            "                     bge-base\n"
             "  --arch llama|qwen2 --n-embd N --n-layer N --n-ff N --n-head N --n-head-kv N\n"
             "  --ctx N --rope-base F --tied|--untied --bias|--no-bias --rope-freqs|--no-rope-freqs\n"
             "  --type T           f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m\n"

@@ -14,6 +14,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 
 /* Print "cairn: <msg>" to stderr and return 1. */
 int cli_error(const cn_err *err);

@@ -175,7 +175,7 @@ static int alloc_buffers(eng_encoder *e, cn_err *err)
     e->v = alloc_f(nb * D, &fail);
     e->att = alloc_f(nb * D, &fail);
     e->ff = alloc_f(nb * (size_t)e->n_ff, &fail);
-    e->scores = alloc_f((size_t)e->n_threads * e->n_ctx, &fail);
+    e->scores = alloc_f((size_t)e->n_threads * kern_attn_work(e->head_dim, e->n_ctx), &fail);
     e->row = alloc_f(D, &fail);
     e->seq_start = cn_calloc(nb, sizeof(int));
     e->seq_len = cn_calloc(nb, sizeof(int));
@@ -250,42 +250,23 @@ int eng_encoder_pooling(const eng_encoder *e) { return e->pooling; }
 typedef struct bert_attn_job {
     eng_encoder *e;
     int n_seq;
-    int n_tok;
 } bert_attn_job;
 
-/* One task per (token, head): scores against every token of the same text. */
+/* One task per (text, head): every query of the text against its keys. */
 static void bert_attention(void *ctx, int ith, int nth)
 {
     bert_attn_job *j = ctx;
     eng_encoder *e = j->e;
-    int D = e->n_embd, hd = e->head_dim;
+    const kern_table *k = kern_get();
+    size_t D = (size_t)e->n_embd;
+    int hd = e->head_dim;
     float scale = 1.0f / sqrtf((float)hd);
-    float *sc = e->scores + (size_t)ith * e->n_ctx;
-    int s = 0;
-    for (int task = ith; task < j->n_tok * e->n_head; task += nth) {
-        int t = task / e->n_head, h = task % e->n_head;
-        while (s + 1 < j->n_seq && e->seq_start[s + 1] <= t)
-            s++;
-        while (s > 0 && e->seq_start[s] > t)
-            s--;
-        int s0 = e->seq_start[s], len = e->seq_len[s];
-        const float *q = e->q + (size_t)t * D + (size_t)h * hd;
-        for (int p = 0; p < len; p++) {
-            const float *k = e->k + (size_t)(s0 + p) * D + (size_t)h * hd;
-            float dot = 0;
-            for (int d = 0; d < hd; d++)
-                dot += q[d] * k[d];
-            sc[p] = dot * scale;
-        }
-        kern_softmax(sc, len);
-        float *out = e->att + (size_t)t * D + (size_t)h * hd;
-        for (int d = 0; d < hd; d++)
-            out[d] = 0;
-        for (int p = 0; p < len; p++) {
-            const float *v = e->v + (size_t)(s0 + p) * D + (size_t)h * hd;
-            for (int d = 0; d < hd; d++)
-                out[d] += sc[p] * v[d];
-        }
+    float *work = e->scores + (size_t)ith * kern_attn_work(hd, e->n_ctx);
+    for (int task = ith; task < j->n_seq * e->n_head; task += nth) {
+        int s = task / e->n_head, h = task % e->n_head;
+        size_t off = (size_t)e->seq_start[s] * D + (size_t)h * hd;
+        k->attn(e->q + off, D, e->seq_len[s], e->k + off, e->v + off, D, e->seq_len[s], hd, scale,
+                e->att + off, D, work);
     }
 }
 
@@ -330,7 +311,7 @@ static void forward(eng_encoder *e, const int32_t *const *ids, int n_seq, int n_
         add_bias_rows(e->q, L->bq, n_tok, D);
         add_bias_rows(e->k, L->bk, n_tok, D);
         add_bias_rows(e->v, L->bv, n_tok, D);
-        bert_attn_job aj = {e, n_seq, n_tok};
+        bert_attn_job aj = {e, n_seq};
         cn_pool_run(e->pool, bert_attention, &aj);
         // output projection, residual, post-LayerNorm
         kern_matmul(e->pool, e->xb, L->wo, e->att, n_tok, e->act);

@@ -149,3 +149,9 @@ int eng_encoder_pooling(const eng_encoder *e);
 ** into batches of at most n_batch tokens internally. */
 int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens, int n,
                       float *out, cn_err *err);
+
+/* Embed texts[0..n) (lens[i] bytes each): tokenize with the model's specials,
+** truncate to its context (truncated[i] says so; may be NULL), encode in
+** packed batches, write n * dim floats to out. Empty text embeds [CLS][SEP]. */
+int eng_embed_texts(eng_encoder *e, const tok_vocab *v, const char *const *texts,
+                    const size_t *lens, int n, float *out, bool *truncated, cn_err *err);

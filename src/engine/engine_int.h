@@ -14,19 +14,39 @@
 typedef void (*kern_dot_fn)(int n, float *s, const void *w, const void *a);
 typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
 typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
+/* Tile of a matrix product: out[t * os + r] = dot(row r of w, row t of a)
+** for r < nr, t < nt; rows of w are ws bytes apart, rows of a as bytes. */
+typedef void (*kern_gemm_fn)(int n, const void *w, size_t ws, int nr, const void *a, size_t as,
+                             int nt, float *out, size_t os);
 
 typedef struct kern_table {
     const char *name;
-    kern_dot_fn dot[GGML_TYPE_COUNT];               /* weight type -> dot with activation */
-    uint32_t act_type[GGML_TYPE_COUNT];             /* activation format for each weight type */
-    kern_from_float_fn from_float[GGML_TYPE_COUNT]; /* float -> type (activations) */
-    kern_to_float_fn to_float[GGML_TYPE_COUNT];     /* type -> float (embeddings, norms) */
+    kern_dot_fn dot[GGML_TYPE_COUNT];   /* weight row . activation row */
+    kern_gemm_fn gemm[GGML_TYPE_COUNT]; /* many tokens at once; NULL: dot per pair */
+    /* activations are converted once per product into act_type rows by
+    ** act_from_float (NULL: the float rows are used as they are) */
+    uint32_t act_type[GGML_TYPE_COUNT];
+    kern_from_float_fn act_from_float[GGML_TYPE_COUNT];
+    kern_to_float_fn to_float[GGML_TYPE_COUNT]; /* type -> float (embeddings, norms) */
+    /* bidirectional attention of one head: out_i = softmax(scale * q_i . K^T) V
+    ** over n_kv keys; rows q/out are qs/os floats apart, keys and values kvs
+    ** floats apart; work holds kern_attn_work(hd, n_kv) floats */
+    void (*attn)(const float *q, size_t qs, int n_q, const float *k, const float *v, size_t kvs,
+                 int n_kv, int hd, float scale, float *out, size_t os, float *work);
 } kern_table;
+
+/* Floats of scratch the attn kernel needs. */
+size_t kern_attn_work(int hd, int n_kv);
 
 /* The active table. */
 const kern_table *kern_get(void);
-/* Select kernels for this CPU (idempotent). */
+/* Select kernels for this CPU (idempotent); CAIRN_KERNELS=scalar forces
+** the reference kernels. */
 void kern_init(void);
+/* The reference table, whatever the CPU (for differential tests). */
+const kern_table *kern_scalar(void);
+/* Fill in the AVX2 entries (kern_avx2.c). */
+void kern_avx2_install(kern_table *k);
 /* Can the engine multiply with weights of this type? */
 bool kern_supports(uint32_t type);
 

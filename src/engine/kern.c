@@ -7,35 +7,76 @@
 #include "engine/quant.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-static kern_table table;
+static kern_table table, scalar;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void f32_to_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * 4); }
 
-static void init_scalar(void)
+size_t kern_attn_work(int hd, int n_kv)
 {
-    table.name = "scalar";
+    size_t padded = ((size_t)n_kv + 7) / 8 * 8;
+    return padded * ((size_t)hd + 1);
+}
+
+/* Reference attention: scores, softmax, weighted sum, one query at a time. */
+static void attn_ref(const float *q, size_t qs, int n_q, const float *k, const float *v,
+                     size_t kvs, int n_kv, int hd, float scale, float *out, size_t os, float *work)
+{
+    float *sc = work;
+    for (int i = 0; i < n_q; i++) {
+        const float *qi = q + (size_t)i * qs;
+        for (int j = 0; j < n_kv; j++) {
+            const float *kj = k + (size_t)j * kvs;
+            float dot = 0;
+            for (int d = 0; d < hd; d++)
+                dot += qi[d] * kj[d];
+            sc[j] = dot * scale;
+        }
+        kern_softmax(sc, n_kv);
+        float *o = out + (size_t)i * os;
+        for (int d = 0; d < hd; d++)
+            o[d] = 0;
+        for (int j = 0; j < n_kv; j++) {
+            const float *vj = v + (size_t)j * kvs;
+            for (int d = 0; d < hd; d++)
+                o[d] += sc[j] * vj[d];
+        }
+    }
+}
+
+static void init_scalar(kern_table *k)
+{
+    k->name = "scalar";
+    k->attn = attn_ref;
     for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++) {
         const quant_traits *q = quant_get(t);
         if (!q)
             continue;
-        table.dot[t] = q->vec_dot;
-        table.act_type[t] = q->vec_dot_type;
-        table.from_float[t] = q->from_float;
-        table.to_float[t] = q->to_float;
+        k->dot[t] = q->vec_dot;
+        k->to_float[t] = q->to_float;
+        k->act_type[t] = q->vec_dot_type;
+        const quant_traits *a = quant_get(q->vec_dot_type);
+        k->act_from_float[t] = q->vec_dot_type == GGML_F32 || !a ? NULL : a->from_float;
     }
-    table.to_float[GGML_F32] = f32_to_f32;
+    k->to_float[GGML_F32] = f32_to_f32;
 }
 
 static void init_once(void)
 {
-    init_scalar();
-    /* SIMD kernels arrive with the engine speed work; CAIRN_KERNELS=scalar
-    ** will keep forcing this table then. */
+    init_scalar(&scalar);
+    table = scalar;
+    const char *force = getenv("CAIRN_KERNELS");
+    if (force && !strcmp(force, "scalar"))
+        return;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        kern_avx2_install(&table);
 }
 
 void kern_init(void) { pthread_once(&once, init_once); }
@@ -46,13 +87,18 @@ const kern_table *kern_get(void)
     return &table;
 }
 
+const kern_table *kern_scalar(void)
+{
+    kern_init();
+    return &scalar;
+}
+
 bool kern_supports(uint32_t type)
 {
     const kern_table *k = kern_get();
     if (type >= GGML_TYPE_COUNT || !k->dot[type] || !k->to_float[type])
         return false;
-    uint32_t a = k->act_type[type];
-    return a == GGML_F32 || k->from_float[a] != NULL;
+    return k->act_type[type] == GGML_F32 || k->act_from_float[type] != NULL;
 }
 
 size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok)
@@ -63,17 +109,18 @@ size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok)
 
 typedef struct matmul_job {
     float *out;
-    const gguf_tensor *w;
+    const char *w;
     const void *act;
     size_t act_row, w_row;
     int n_tok, n_rows, n_cols;
     kern_dot_fn dot;
+    kern_gemm_fn gemm;
     kern_from_float_fn from_float;
     const float *x;
     void *scratch;
 } matmul_job;
 
-static void quantize_rows(void *ctx, int ith, int nth)
+static void convert_rows(void *ctx, int ith, int nth)
 {
     matmul_job *j = ctx;
     for (int t = ith; t < j->n_tok; t += nth)
@@ -81,16 +128,29 @@ static void quantize_rows(void *ctx, int ith, int nth)
                       j->n_cols);
 }
 
+/* Tokens per tile pass: their activations stay in cache while the thread's
+** weight rows stream past once per pass. */
+#define TILE_TOKENS 48
+
 /* Rows are split in contiguous ranges so each thread streams its own part
-** of the weights once, reusing each row for every token. */
+** of the weights, reusing each row for every token. */
 static void matmul_rows(void *ctx, int ith, int nth)
 {
     matmul_job *j = ctx;
     int per = (j->n_rows + nth - 1) / nth;
     int r0 = ith * per, r1 = CN_MIN(j->n_rows, r0 + per);
-    const char *w = j->w->data;
+    if (r0 >= r1)
+        return;
+    if (j->gemm && j->n_tok > 1) {
+        for (int t0 = 0; t0 < j->n_tok; t0 += TILE_TOKENS)
+            j->gemm(j->n_cols, j->w + (size_t)r0 * j->w_row, j->w_row, r1 - r0,
+                    (const char *)j->act + (size_t)t0 * j->act_row, j->act_row,
+                    CN_MIN(TILE_TOKENS, j->n_tok - t0), j->out + (size_t)t0 * j->n_rows + r0,
+                    (size_t)j->n_rows);
+        return;
+    }
     for (int r = r0; r < r1; r++) {
-        const void *row = w + (size_t)r * j->w_row;
+        const void *row = j->w + (size_t)r * j->w_row;
         for (int t = 0; t < j->n_tok; t++)
             j->dot(j->n_cols, &j->out[(size_t)t * j->n_rows + r], row,
                    (const char *)j->act + (size_t)t * j->act_row);
@@ -102,18 +162,17 @@ void kern_matmul(cn_pool *pool, float *out, const gguf_tensor *w, const float *x
 {
     const kern_table *k = kern_get();
     matmul_job j = {
-        .out = out, .w = w, .n_tok = n_tok,
+        .out = out, .w = w->data, .n_tok = n_tok,
         .n_rows = (int)w->ne[1], .n_cols = (int)w->ne[0],
-        .dot = k->dot[w->type], .x = x, .scratch = scratch,
+        .dot = k->dot[w->type], .gemm = k->gemm[w->type], .x = x, .scratch = scratch,
         .w_row = gguf_row_size(w->type, w->ne[0]),
+        .from_float = k->act_from_float[w->type],
     };
-    uint32_t a = k->act_type[w->type];
-    j.act_row = gguf_row_size(a, j.n_cols);
-    if (a == GGML_F32) {
+    j.act_row = gguf_row_size(k->act_type[w->type], j.n_cols);
+    if (!j.from_float) {
         j.act = x;
     } else {
-        j.from_float = k->from_float[a];
-        cn_pool_run(pool, quantize_rows, &j);
+        cn_pool_run(pool, convert_rows, &j);
         j.act = scratch;
     }
     cn_pool_run(pool, matmul_rows, &j);

@@ -1,0 +1,366 @@
+/*
+** kern_avx2.c: AVX2 + FMA + F16C twins of the hot kernels. The only file
+** built with -mavx2 -mfma -mf16c; kern_init() installs these entries only
+** when the CPU has all three. Each kernel has its scalar reference in
+** quant.c / kern.c and a differential test in tests/unit/test_kern.c.
+**
+** Matrix products come in two shapes: a dot product (one token: generation)
+** and a tile kernel (many tokens: prompts and embedding batches) that keeps
+** a few weight rows and several tokens in registers, so each weight load
+** serves several tokens and each activation load several rows.
+*/
+#include "engine/engine_int.h"
+#include "engine/quant.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- F32 weights --------------------------------------------------------- */
+
+static void dot_f32(int n, float *s, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+    float r = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++)
+        r += x[i] * y[i];
+    *s = r;
+}
+
+/* ---- F16 weights ----------------------------------------------------------
+** ggml rounds activations to F16 for F16 weights; we keep that rounding but
+** store the rounded values as F32, so the inner loop converts only weights. */
+
+static void act_f16_rounded(const float *x, void *y, int64_t n)
+{
+    float *out = y;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; i++)
+        out[i] = cn_fp16_to_fp32(cn_fp32_to_fp16(x[i]));
+}
+
+static void to_float_f16(const void *x, float *y, int64_t n)
+{
+    const uint16_t *h = x;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++)
+        y[i] = cn_fp16_to_fp32(h[i]);
+}
+
+static inline __m256 load_h(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static void dot_f16(int n, float *s, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(load_h(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(load_h(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(load_h(x + i), _mm256_loadu_ps(y + i), acc0);
+    float r = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++)
+        r += cn_fp16_to_fp32(x[i]) * y[i];
+    *s = r;
+}
+
+/* 2 weight rows x 6 tokens per step: 12 accumulators, each weight vector
+** converted once and used six times. */
+static void gemm_f16(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
+                     float *out, size_t os)
+{
+    if (n % 8) { /* odd widths: plain dot products */
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                dot_f16(n, &out[(size_t)t * os + r], (const char *)w + r * ws,
+                        (const char *)a + t * as);
+        return;
+    }
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const uint16_t *w0 = (const uint16_t *)((const char *)w + r * ws);
+        const uint16_t *w1 = (const uint16_t *)((const char *)w + (r + 1) * ws);
+        int t = 0;
+        for (; t + 6 <= nt; t += 6) {
+            const float *y[6];
+            for (int j = 0; j < 6; j++)
+                y[j] = (const float *)((const char *)a + (size_t)(t + j) * as);
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c04 = c00,
+                   c05 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00, c14 = c00, c15 = c00;
+            for (int k = 0; k < n; k += 8) {
+                __m256 a0 = load_h(w0 + k), a1 = load_h(w1 + k), b;
+                b = _mm256_loadu_ps(y[0] + k);
+                c00 = _mm256_fmadd_ps(a0, b, c00);
+                c10 = _mm256_fmadd_ps(a1, b, c10);
+                b = _mm256_loadu_ps(y[1] + k);
+                c01 = _mm256_fmadd_ps(a0, b, c01);
+                c11 = _mm256_fmadd_ps(a1, b, c11);
+                b = _mm256_loadu_ps(y[2] + k);
+                c02 = _mm256_fmadd_ps(a0, b, c02);
+                c12 = _mm256_fmadd_ps(a1, b, c12);
+                b = _mm256_loadu_ps(y[3] + k);
+                c03 = _mm256_fmadd_ps(a0, b, c03);
+                c13 = _mm256_fmadd_ps(a1, b, c13);
+                b = _mm256_loadu_ps(y[4] + k);
+                c04 = _mm256_fmadd_ps(a0, b, c04);
+                c14 = _mm256_fmadd_ps(a1, b, c14);
+                b = _mm256_loadu_ps(y[5] + k);
+                c05 = _mm256_fmadd_ps(a0, b, c05);
+                c15 = _mm256_fmadd_ps(a1, b, c15);
+            }
+            float *o = out + (size_t)t * os + r;
+            o[0 * os] = hsum(c00), o[0 * os + 1] = hsum(c10);
+            o[1 * os] = hsum(c01), o[1 * os + 1] = hsum(c11);
+            o[2 * os] = hsum(c02), o[2 * os + 1] = hsum(c12);
+            o[3 * os] = hsum(c03), o[3 * os + 1] = hsum(c13);
+            o[4 * os] = hsum(c04), o[4 * os + 1] = hsum(c14);
+            o[5 * os] = hsum(c05), o[5 * os + 1] = hsum(c15);
+        }
+        for (; t < nt; t++) {
+            const char *y = (const char *)a + (size_t)t * as;
+            dot_f16(n, &out[(size_t)t * os + r], w0, y);
+            dot_f16(n, &out[(size_t)t * os + r + 1], w1, y);
+        }
+    }
+    for (; r < nr; r++)
+        for (int t = 0; t < nt; t++)
+            dot_f16(n, &out[(size_t)t * os + r], (const char *)w + r * ws,
+                    (const char *)a + (size_t)t * as);
+}
+
+/* ---- Q8_0 weights, Q8_0 activations --------------------------------------
+** ggml's AVX2 quantizer: scale 127/max, round half to even. */
+
+static void quantize_q8_0(const float *x, void *vy, int64_t n)
+{
+    block_q8_0 *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(x + 8 * j);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[j]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4);
+        y[b].d = cn_fp32_to_fp16(amax / 127.f);
+        __m256 mul = _mm256_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
+        __m256i q[4];
+        for (int j = 0; j < 4; j++)
+            q[j] = _mm256_cvtps_epi32(
+                _mm256_round_ps(_mm256_mul_ps(v[j], mul), _MM_FROUND_TO_NEAREST_INT |
+                                                              _MM_FROUND_NO_EXC));
+        /* pack 32 int32 to 32 int8, undoing the lane interleave of the packs */
+        __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+        __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[b].qs, p8);
+    }
+}
+
+/* Sum of the 32 products of two int8 blocks as 8 int32 lanes. */
+static inline __m256i dot32_i8(__m256i x, __m256i y)
+{
+    __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+static void dot_q8_0(int n, float *s, const void *w, const void *a)
+{
+    const block_q8_0 *x = w, *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / QK8_0; b++) {
+        __m256i p = dot32_i8(_mm256_loadu_si256((const __m256i *)x[b].qs),
+                             _mm256_loadu_si256((const __m256i *)y[b].qs));
+        float d = cn_fp16_to_fp32(x[b].d) * cn_fp16_to_fp32(y[b].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = hsum(acc);
+}
+
+/* 2 weight rows x 4 tokens per step. */
+static void gemm_q8_0(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
+                      float *out, size_t os)
+{
+    int nb = n / QK8_0, r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const block_q8_0 *x0 = (const block_q8_0 *)((const char *)w + r * ws);
+        const block_q8_0 *x1 = (const block_q8_0 *)((const char *)w + (r + 1) * ws);
+        int t = 0;
+        for (; t + 4 <= nt; t += 4) {
+            const block_q8_0 *y[4];
+            for (int j = 0; j < 4; j++)
+                y[j] = (const block_q8_0 *)((const char *)a + (size_t)(t + j) * as);
+            __m256 c[2][4];
+            for (int j = 0; j < 4; j++)
+                c[0][j] = c[1][j] = _mm256_setzero_ps();
+            for (int b = 0; b < nb; b++) {
+                __m256i q0 = _mm256_loadu_si256((const __m256i *)x0[b].qs);
+                __m256i q1 = _mm256_loadu_si256((const __m256i *)x1[b].qs);
+                __m256i ax0 = _mm256_sign_epi8(q0, q0), ax1 = _mm256_sign_epi8(q1, q1);
+                float d0 = cn_fp16_to_fp32(x0[b].d), d1 = cn_fp16_to_fp32(x1[b].d);
+                for (int j = 0; j < 4; j++) {
+                    __m256i qy = _mm256_loadu_si256((const __m256i *)y[j][b].qs);
+                    float dy = cn_fp16_to_fp32(y[j][b].d);
+                    __m256i p0 = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(ax0, _mm256_sign_epi8(qy, q0)), _mm256_set1_epi16(1));
+                    __m256i p1 = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(ax1, _mm256_sign_epi8(qy, q1)), _mm256_set1_epi16(1));
+                    c[0][j] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dy), _mm256_cvtepi32_ps(p0),
+                                              c[0][j]);
+                    c[1][j] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dy), _mm256_cvtepi32_ps(p1),
+                                              c[1][j]);
+                }
+            }
+            for (int j = 0; j < 4; j++) {
+                out[(size_t)(t + j) * os + r] = hsum(c[0][j]);
+                out[(size_t)(t + j) * os + r + 1] = hsum(c[1][j]);
+            }
+        }
+        for (; t < nt; t++) {
+            const char *y = (const char *)a + (size_t)t * as;
+            dot_q8_0(n, &out[(size_t)t * os + r], x0, y);
+            dot_q8_0(n, &out[(size_t)t * os + r + 1], x1, y);
+        }
+    }
+    for (; r < nr; r++)
+        for (int t = 0; t < nt; t++)
+            dot_q8_0(n, &out[(size_t)t * os + r], (const char *)w + r * ws,
+                     (const char *)a + (size_t)t * as);
+}
+
+/* ---- attention -------------------------------------------------------------
+** exp by range reduction to 2^n * e^r, |r| <= ln2/2, and a degree-6
+** polynomial: within 2 ulp of expf over the softmax range. */
+static inline __m256 exp_ps(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+                                  23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* Keys are transposed once per head so that eight scores come out of each
+** run of FMAs with no horizontal sums; values are accumulated 32 dims at a
+** time. Head sizes that are not a multiple of 8 take the reference path. */
+static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const float *v,
+                      size_t kvs, int n_kv, int hd, float scale, float *out, size_t os,
+                      float *work)
+{
+    if (hd % 8) {
+        kern_scalar()->attn(q, qs, n_q, k, v, kvs, n_kv, hd, scale, out, os, work);
+        return;
+    }
+    int np = (n_kv + 7) / 8 * 8;
+    float *kt = work, *sc = work + (size_t)hd * np;
+    for (int d = 0; d < hd; d++) {
+        for (int j = 0; j < n_kv; j++)
+            kt[(size_t)d * np + j] = k[(size_t)j * kvs + d];
+        for (int j = n_kv; j < np; j++)
+            kt[(size_t)d * np + j] = 0;
+    }
+    __m256 vscale = _mm256_set1_ps(scale);
+    for (int i = 0; i < n_q; i++) {
+        const float *qi = q + (size_t)i * qs;
+        __m256 mx = _mm256_set1_ps(-INFINITY);
+        for (int jb = 0; jb < np; jb += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(qi[d]), _mm256_loadu_ps(kt + (size_t)d * np + jb),
+                                      acc);
+            acc = _mm256_mul_ps(acc, vscale);
+            _mm256_storeu_ps(sc + jb, acc);
+        }
+        float m = -INFINITY;
+        for (int j = 0; j < n_kv; j++)
+            m = sc[j] > m ? sc[j] : m;
+        mx = _mm256_set1_ps(m);
+        __m256 sum = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 8 <= n_kv; j += 8) {
+            __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mx));
+            _mm256_storeu_ps(sc + j, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        float total = hsum(sum);
+        for (; j < n_kv; j++) {
+            sc[j] = expf(sc[j] - m);
+            total += sc[j];
+        }
+        float inv = 1.0f / total;
+        float *o = out + (size_t)i * os;
+        for (int d0 = 0; d0 < hd; d0 += 32) {
+            int nd = CN_MIN(32, hd - d0) / 8;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                             _mm256_setzero_ps()};
+            for (int jj = 0; jj < n_kv; jj++) {
+                __m256 p = _mm256_set1_ps(sc[jj] * inv);
+                const float *vj = v + (size_t)jj * kvs + d0;
+                for (int m8 = 0; m8 < nd; m8++)
+                    acc[m8] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * m8), acc[m8]);
+            }
+            for (int m8 = 0; m8 < nd; m8++)
+                _mm256_storeu_ps(o + d0 + 8 * m8, acc[m8]);
+        }
+    }
+}
+
+void kern_avx2_install(kern_table *k)
+{
+    k->attn = attn_avx2;
+    k->name = "avx2";
+    k->dot[GGML_F32] = dot_f32;
+
+    k->dot[GGML_F16] = dot_f16;
+    k->gemm[GGML_F16] = gemm_f16;
+    k->act_type[GGML_F16] = GGML_F32;
+    k->act_from_float[GGML_F16] = act_f16_rounded;
+    k->to_float[GGML_F16] = to_float_f16;
+
+    k->dot[GGML_Q8_0] = dot_q8_0;
+    k->gemm[GGML_Q8_0] = gemm_q8_0;
+    k->act_from_float[GGML_Q8_0] = quantize_q8_0;
+    k->act_from_float[GGML_Q4_0] = quantize_q8_0;
+    k->act_from_float[GGML_Q5_0] = quantize_q8_0;
+}
