@@ -24,15 +24,64 @@ uint64_t tok_hash(const void *p, size_t n)
 {
     /* FNV-1a, then a final mix so that both halves are usable */
     const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ull;
+    uint64_t h = TOK_FNV_BASIS;
+    for (size_t i = 0; i < n; i++)
+        h = tok_fnv_step(h, s[i]);
+    return tok_hash_final(h);
+}
+
+bool tok_cpt_is_space(uint32_t c)
+{
+    if (c < 0x80)
+        return c == ' ' || (c >= '\t' && c <= '\r');
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+uint32_t tok_cpt_decode(const unsigned char *s, size_t n, size_t *adv)
+{
+    unsigned char c = s[0];
+    *adv = 1;
+    if (c < 0x80)
+        return c;
+    int len = (c & 0x40) == 0 ? 0 : (c & 0x20) == 0 ? 2 : (c & 0x10) == 0 ? 3
+                                                      : (c & 0x08) == 0 ? 4 : 0;
+    if (len == 0 || (size_t)len > n)
+        return 0xFFFD;
+    uint32_t cp = c & (0x7F >> len);
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0xFFFD;
+        cp = cp << 6 | (s[i] & 0x3F);
     }
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 32;
-    return h;
+    if (cp > 0x10FFFF)
+        return 0xFFFD;
+    *adv = (size_t)len;
+    return cp;
+}
+
+size_t tok_cpt_encode(char *o, uint32_t c)
+{
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (char)(0xC0 | c >> 6);
+        o[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | c >> 12);
+        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | c >> 18);
+    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
 }
 
 int tok_ids_push(tok_ids *ids, int32_t id)
@@ -78,9 +127,8 @@ static uint64_t pow2_at_least(uint64_t n)
 
 /* ---- the token map ---------------------------------------------------- */
 
-int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len)
+int32_t tok_lookup_hashed(const tok_vocab *v, const char *text, size_t len, uint64_t h)
 {
-    uint64_t h = tok_hash(text, len);
     uint64_t tag = h >> 32;
     for (uint64_t i = h & v->map.mask;; i = (i + 1) & v->map.mask) {
         uint64_t s = v->map.slots[i];
@@ -92,6 +140,11 @@ int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len)
         if (v->len[id] == len && memcmp(v->blob + v->off[id], text, len) == 0)
             return id;
     }
+}
+
+int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len)
+{
+    return tok_lookup_hashed(v, text, len, tok_hash(text, len));
 }
 
 /* Insert id; returns the id already holding the same text, or -1. */
