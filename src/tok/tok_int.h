@@ -86,6 +86,10 @@ struct tok_vocab {
     char warning[320];
 };
 
+/* Append "; " and a formatted note to v->warning (tok_warning()); notes
+** that do not fit are dropped. */
+void tok_add_warning(tok_vocab *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Growable id list with an upper bound on its length. */
 typedef struct tok_ids {
     int32_t *v;
