@@ -152,7 +152,7 @@ static int put_cpt(wpm_work *w, uint32_t c)
 {
     if (w->n + 4 > w->cap) {
         size_t cap = w->cap * 2;
-        char *p = realloc(w->word, cap);
+        char *p = cn_realloc_array(w->word, cap, 1);
         if (!p)
             return CN_ENOMEM;
         w->word = p;
