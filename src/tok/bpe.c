@@ -139,15 +139,6 @@ static const char *const cls_set[] = {
     [CLS_SYMBOL] = "\\x{D5}$+<=>^`|",
 };
 
-/* White_Space, the set llama.cpp's tables were built with. */
-static bool is_space(uint32_t c)
-{
-    if (c < 0x80)
-        return c == ' ' || (c >= '\t' && c <= '\r');
-    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
 static int cp_class(uint32_t c)
 {
     switch (utf8proc_category((utf8proc_int32_t)c)) {
@@ -168,56 +159,6 @@ static int cp_class(uint32_t c)
     default:
         return CLS_OTHER;
     }
-}
-
-/* llama.cpp's unicode_cpt_from_utf8: a lead byte and enough continuation
-** bytes make a code point (overlong forms and surrogates included); anything
-** else is one bad byte, U+FFFD. Unlike llama.cpp, which aborts later on them,
-** 4-byte forms above U+10FFFF are bad bytes too. */
-static uint32_t lax_decode(const unsigned char *s, size_t n, size_t *adv)
-{
-    unsigned char c = s[0];
-    *adv = 1;
-    if (c < 0x80)
-        return c;
-    int len = (c & 0x40) == 0 ? 0 : (c & 0x20) == 0 ? 2 : (c & 0x10) == 0 ? 3
-                                                      : (c & 0x08) == 0 ? 4 : 0;
-    if (len == 0 || (size_t)len > n)
-        return 0xFFFD;
-    uint32_t cp = c & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0xFFFD;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp > 0x10FFFF)
-        return 0xFFFD;
-    *adv = (size_t)len;
-    return cp;
-}
-
-static size_t put_utf8(char *o, uint32_t c)
-{
-    if (c < 0x80) {
-        o[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (char)(0xC0 | c >> 6);
-        o[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (char)(0xE0 | c >> 12);
-        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | c >> 18);
-    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
 }
 
 /* ---- GPT-2 bytes_to_unicode ---------------------------------------------- */
@@ -252,7 +193,7 @@ size_t tok_bpe_decode_text(const char *text, size_t len, char *out, size_t cap)
     size_t k = 0;
     for (size_t i = 0; i < len;) {
         size_t adv;
-        uint32_t c = lax_decode(s + i, len - i, &adv);
+        uint32_t c = tok_cpt_decode(s + i, len - i, &adv);
         i += adv;
         int b = cp_to_byte(c);
         if (b >= 0) {
@@ -263,7 +204,7 @@ size_t tok_bpe_decode_text(const char *text, size_t len, char *out, size_t cap)
         }
         /* not a byte-level character: llama.cpp writes this marker */
         char tmp[32], u[4];
-        size_t un = put_utf8(u, c), tn = (size_t)snprintf(tmp, sizeof tmp, "[UNK_BYTE_0x");
+        size_t un = tok_cpt_encode(u, c), tn = (size_t)snprintf(tmp, sizeof tmp, "[UNK_BYTE_0x");
         for (size_t j = 0; j < un; j++)
             tn += (size_t)snprintf(tmp + tn, sizeof tmp - tn, "%02x", (unsigned char)u[j]);
         for (size_t j = 0; j < tn + len + 1; j++) {
@@ -497,20 +438,20 @@ static int subjects_build(subjects *s, const char *in, size_t len, bool need_raw
     size_t nt = 0, nc = 0, nr = 0, k = 0;
     for (size_t i = 0; i < len; k++) {
         size_t adv;
-        uint32_t c = lax_decode(u + i, len - i, &adv);
+        uint32_t c = tok_cpt_decode(u + i, len - i, &adv);
         i += adv;
         s->o_text[k] = (uint32_t)nt;
         s->o_coll[k] = (uint32_t)nc;
-        nt += put_utf8(s->text + nt, c);
-        bool sp = is_space(c);
+        nt += tok_cpt_encode(s->text + nt, c);
+        bool sp = tok_cpt_is_space(c);
         if (c < 0x80)
             s->coll[nc++] = (char)c;
         else
-            nc += put_utf8(s->coll + nc, sp ? 0x0B : 0xD0 + (uint32_t)cp_class(c));
+            nc += tok_cpt_encode(s->coll + nc, sp ? 0x0B : 0xD0 + (uint32_t)cp_class(c));
         if (need_raw) {
             s->o_raw[k] = (uint32_t)nr;
             uint32_t r = c > 0x7F && sp ? 0x0B : (c >= 0xD800 && c <= 0xDFFF) ? 0xFFFD : c;
-            nr += put_utf8(s->raw + nr, r);
+            nr += tok_cpt_encode(s->raw + nr, r);
         }
     }
     s->n_cp = k;
@@ -763,7 +704,7 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *id
         }
         size_t n = 0;
         for (size_t i = from; i < to; i++)
-            n += put_utf8(w.word + n, byte_to_cp((unsigned char)s.text[i]));
+            n += tok_cpt_encode(w.word + n, byte_to_cp((unsigned char)s.text[i]));
         rc = bpe_word(v, &w, n, ids);
         a = b;
     }

@@ -1,9 +1,9 @@
 /*
-** tok.c: the vocab and everything around the two tokenizers. Start at
+** tok.c: the vocab and everything around the three tokenizers. Start at
 ** tok_open(): model and token table, special ids, end-of-generation set,
 ** special-token cache; then tok_encode(): special-token partitioning, then
-** spm.c or bpe.c for each stretch of plain text; then tok_piece() and the
-** streaming decoder.
+** spm.c, bpe.c or wpm.c for each stretch of plain text; tok_encode_trunc();
+** then tok_piece() and the streaming decoder.
 **
 ** The behaviour follows llama.cpp's llama-vocab.cpp (b4747) rule for rule, so
 ** that ids match exactly; where this file departs from it, a comment says why.
@@ -24,15 +24,64 @@ uint64_t tok_hash(const void *p, size_t n)
 {
     /* FNV-1a, then a final mix so that both halves are usable */
     const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ull;
+    uint64_t h = TOK_FNV_BASIS;
+    for (size_t i = 0; i < n; i++)
+        h = tok_fnv_step(h, s[i]);
+    return tok_hash_final(h);
+}
+
+bool tok_cpt_is_space(uint32_t c)
+{
+    if (c < 0x80)
+        return c == ' ' || (c >= '\t' && c <= '\r');
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+uint32_t tok_cpt_decode(const unsigned char *s, size_t n, size_t *adv)
+{
+    unsigned char c = s[0];
+    *adv = 1;
+    if (c < 0x80)
+        return c;
+    int len = (c & 0x40) == 0 ? 0 : (c & 0x20) == 0 ? 2 : (c & 0x10) == 0 ? 3
+                                                      : (c & 0x08) == 0 ? 4 : 0;
+    if (len == 0 || (size_t)len > n)
+        return 0xFFFD;
+    uint32_t cp = c & (0x7F >> len);
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0xFFFD;
+        cp = cp << 6 | (s[i] & 0x3F);
     }
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 32;
-    return h;
+    if (cp > 0x10FFFF)
+        return 0xFFFD;
+    *adv = (size_t)len;
+    return cp;
+}
+
+size_t tok_cpt_encode(char *o, uint32_t c)
+{
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (char)(0xC0 | c >> 6);
+        o[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | c >> 12);
+        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | c >> 18);
+    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
 }
 
 int tok_ids_push(tok_ids *ids, int32_t id)
@@ -51,9 +100,7 @@ int tok_ids_push(tok_ids *ids, int32_t id)
     return CN_OK;
 }
 
-static void add_warning(tok_vocab *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void add_warning(tok_vocab *v, const char *fmt, ...)
+void tok_add_warning(tok_vocab *v, const char *fmt, ...)
 {
     size_t n = strlen(v->warning);
     if (n + 4 >= sizeof v->warning)
@@ -78,9 +125,8 @@ static uint64_t pow2_at_least(uint64_t n)
 
 /* ---- the token map ---------------------------------------------------- */
 
-int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len)
+int32_t tok_lookup_hashed(const tok_vocab *v, const char *text, size_t len, uint64_t h)
 {
-    uint64_t h = tok_hash(text, len);
     uint64_t tag = h >> 32;
     for (uint64_t i = h & v->map.mask;; i = (i + 1) & v->map.mask) {
         uint64_t s = v->map.slots[i];
@@ -92,6 +138,11 @@ int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len)
         if (v->len[id] == len && memcmp(v->blob + v->off[id], text, len) == 0)
             return id;
     }
+}
+
+int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len)
+{
+    return tok_lookup_hashed(v, text, len, tok_hash(text, len));
 }
 
 /* Insert id; returns the id already holding the same text, or -1. */
@@ -233,9 +284,9 @@ static int read_special(tok_vocab *v, const gguf_file *g, const char *key, int32
     if (ok)
         *id = (int32_t)kv->val.u64;
     else if (is_unsigned)
-        add_warning(v, "%s = %" PRIu64 " is out of range, ignored", key, kv->val.u64);
+        tok_add_warning(v, "%s = %" PRIu64 " is out of range, ignored", key, kv->val.u64);
     else
-        add_warning(v, "%s = %" PRId64 " is out of range, ignored", key, kv->val.i64);
+        tok_add_warning(v, "%s = %" PRId64 " is out of range, ignored", key, kv->val.i64);
     return CN_OK;
 }
 
@@ -351,10 +402,11 @@ static int setup_specials(tok_vocab *v, const gguf_file *g, cn_err *err)
         rc = read_bool(g, KEY("add_eos_token"), &v->add_eos, err);
     if (rc)
         return rc;
-    if (v->add_bos && v->bos < 0)
+    /* WPM ignores both flags (tok_wpm_setup) */
+    if (v->type != TOK_WPM && v->add_bos && v->bos < 0)
         return cn_fail(err, CN_EFORMAT, "%s: '" KEY("add_bos_token") "' is true but there is no "
                        "valid '" KEY("bos_token_id") "'", g->path);
-    if (v->add_eos && v->eos < 0)
+    if (v->type != TOK_WPM && v->add_eos && v->eos < 0)
         return cn_fail(err, CN_EFORMAT, "%s: '" KEY("add_eos_token") "' is true but there is no "
                        "valid '" KEY("eos_token_id") "'", g->path);
 
@@ -463,9 +515,8 @@ int tok_open(tok_vocab **out, const gguf_file *g, cn_err *err)
         v->type = TOK_BPE;
         v->bos = 11, v->eos = 11, v->unk = -1; /* llama.cpp's defaults */
     } else if (gguf_str_eq(model, "bert")) {
-        rc = cn_fail(err, CN_EUNSUPPORTED, "%s: tokenizer model 'bert' (WordPiece) is not "
-                     "supported yet", g->path);
-        goto fail;
+        v->type = TOK_WPM;
+        v->bos = 101, v->eos = -1, v->unk = 100; /* llama.cpp's defaults, with sep etc. below */
     } else {
         rc = cn_fail(err, CN_EUNSUPPORTED, "%s: unknown tokenizer model '%.*s' in '" KEY("model")
                      "'", g->path, (int)CN_MIN(model.len, 64), model.ptr);
@@ -473,6 +524,8 @@ int tok_open(tok_vocab **out, const gguf_file *g, cn_err *err)
     }
     v->eot = v->eom = v->sep = v->pad = v->mask = -1;
     v->fim_pre = v->fim_suf = v->fim_mid = v->fim_pad = v->fim_rep = v->fim_sep = -1;
+    if (v->type == TOK_WPM)
+        v->sep = 102, v->pad = 0, v->mask = 103;
 
     rc = read_tokens(v, g, err);
     if (rc)
@@ -486,6 +539,8 @@ int tok_open(tok_vocab **out, const gguf_file *g, cn_err *err)
     if (rc)
         goto fail;
     rc = setup_specials(v, g, err);
+    if (!rc && v->type == TOK_WPM)
+        rc = tok_wpm_setup(v, g, err);
     if (rc)
         goto fail;
     *out = v;
@@ -507,6 +562,7 @@ void tok_close(tok_vocab *v)
     free(v->attr);
     free(v->map.slots);
     free(v->special);
+    free(v->len_used);
     free(v);
 }
 
@@ -522,8 +578,11 @@ int32_t tok_eos(const tok_vocab *v) { return v->eos; }
 int32_t tok_eot(const tok_vocab *v) { return v->eot; }
 int32_t tok_pad(const tok_vocab *v) { return v->pad; }
 int32_t tok_unk(const tok_vocab *v) { return v->unk; }
+int32_t tok_sep(const tok_vocab *v) { return v->sep; }
+int32_t tok_mask(const tok_vocab *v) { return v->mask; }
 bool tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 bool tok_add_eos(const tok_vocab *v) { return v->add_eos; }
+bool tok_add_sep(const tok_vocab *v) { return v->add_sep; }
 
 bool tok_is_eog(const tok_vocab *v, int32_t id)
 {
@@ -679,56 +738,90 @@ static int spm_fragment(const tok_vocab *v, const char *text, size_t len, bool p
     return rc;
 }
 
-int tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_special,
-               bool parse_special, int32_t *out, int max, cn_err *err)
+/* Encode text[0..len) into ids (which the caller frees). CN_OK, or a code
+** with err filled. */
+static int encode_ids(const tok_vocab *v, const char *text, size_t len, bool add_special,
+                      bool parse_special, tok_ids *ids, cn_err *err)
 {
-    if (!v || (!text && len) || max < 0 || (max > 0 && !out))
-        return cn_fail(err, CN_EINVAL, "tok_encode: bad arguments");
     if (len > TOK_MAX_INPUT)
         return cn_fail(err, CN_ELIMIT, "tokenizer: input of %zu bytes is over the limit of %u",
                        len, TOK_MAX_INPUT);
-    tok_ids ids = {0};
     frags fr = {0};
     int rc = CN_OK;
     if (len)
         rc = partition(v, text, len, parse_special, &fr);
-    if (rc)
-        goto nomem;
-    if (add_special && v->add_bos && (rc = tok_ids_push(&ids, v->bos)))
-        goto nomem;
+    if (!rc && add_special && v->add_bos)
+        rc = tok_ids_push(ids, v->bos);
 
     bool prev_special = true; /* SPM: the first stretch of text gets the space too */
     for (size_t i = 0; i < fr.n && !rc; i++) {
         const frag *f = &fr.v[i];
         if (f->id >= 0) {
-            rc = tok_ids_push(&ids, f->id);
+            rc = tok_ids_push(ids, f->id);
             prev_special = true;
         } else if (v->type == TOK_SPM) {
             rc = spm_fragment(v, text + f->off, f->len, v->add_space_prefix && prev_special,
-                              &ids, err);
+                              ids, err);
             prev_special = false;
+        } else if (v->type == TOK_WPM) {
+            rc = tok_wpm_encode(v, text + f->off, f->len, ids, err);
         } else {
-            rc = tok_bpe_encode(v, text + f->off, f->len, &ids, err);
+            rc = tok_bpe_encode(v, text + f->off, f->len, ids, err);
         }
     }
     if (!rc && add_special && v->add_eos)
-        rc = tok_ids_push(&ids, v->eos);
+        rc = tok_ids_push(ids, v->eos);
+    if (!rc && add_special && v->add_sep) /* WPM: [CLS] ... [SEP] */
+        rc = tok_ids_push(ids, v->sep);
+    free(fr.v);
     if (rc == CN_ENOMEM)
-        goto nomem;
-    if (!rc && ids.n > INT32_MAX)
-        rc = cn_fail(err, CN_ELIMIT, "tokenizer: too many tokens");
+        return cn_fail(err, CN_ENOMEM, "tokenizer: out of memory for %zu bytes of text", len);
+    if (!rc && ids->n > INT32_MAX)
+        return cn_fail(err, CN_ELIMIT, "tokenizer: too many tokens");
+    return rc;
+}
+
+int tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_special,
+               bool parse_special, int32_t *out, int max, cn_err *err)
+{
+    if (!v || (!text && len) || max < 0 || (max > 0 && !out))
+        return cn_fail(err, CN_EINVAL, "tok_encode: bad arguments");
+    tok_ids ids = {0};
+    int rc = encode_ids(v, text, len, add_special, parse_special, &ids, err);
     if (!rc) {
         if (max > 0 && ids.n)
             memcpy(out, ids.v, CN_MIN(ids.n, (size_t)max) * sizeof *out);
         rc = (int)ids.n;
     }
     free(ids.v);
-    free(fr.v);
     return rc;
-nomem:
+}
+
+int tok_encode_trunc(const tok_vocab *v, const char *text, size_t len, int max_tokens,
+                     int32_t *out, bool *truncated, cn_err *err)
+{
+    if (truncated)
+        *truncated = false;
+    if (!v || (!text && len) || max_tokens < 1 || !out)
+        return cn_fail(err, CN_EINVAL, "tok_encode_trunc: bad arguments");
+    tok_ids ids = {0};
+    int rc = encode_ids(v, text, len, true, false, &ids, err);
+    if (!rc) {
+        size_t n = CN_MIN(ids.n, (size_t)max_tokens);
+        if (n)
+            memcpy(out, ids.v, n * sizeof *out);
+        if (ids.n > n) {
+            /* the closing special the full encoding ended with stays last */
+            int32_t close = v->add_sep ? v->sep : v->add_eos ? v->eos : -1;
+            if (close >= 0)
+                out[n - 1] = close;
+            if (truncated)
+                *truncated = true;
+        }
+        rc = (int)n;
+    }
     free(ids.v);
-    free(fr.v);
-    return cn_fail(err, CN_ENOMEM, "tokenizer: out of memory for %zu bytes of text", len);
+    return rc;
 }
 
 /* ---- pieces ----------------------------------------------------------- */

@@ -5,16 +5,19 @@
 ** read-only afterwards, so one vocab may serve many threads at once. It copies
 ** what it needs: the gguf_file may be closed after tok_open() returns.
 **
-** Two tokenizers exist today:
+** Three tokenizers:
 **   TOK_SPM  tokenizer.ggml.model "llama": SentencePiece-style bigram merges
 **            by score, "▁" for spaces, byte fallback (<0xNN> tokens).
 **   TOK_BPE  tokenizer.ggml.model "gpt2": byte-level BPE; the text is first
 **            split by the pre-tokenizer regexes named by tokenizer.ggml.pre,
 **            then each word is merged by the ranks in tokenizer.ggml.merges.
-** WordPiece ("bert") will be TOK_WPM; tok_open() reports it as unsupported.
+**   TOK_WPM  tokenizer.ggml.model "bert": WordPiece; lower-cased, accents
+**            folded, split at whitespace, punctuation and CJK ideographs, each
+**            word cut by greedy longest match ("▁" starts a word in the
+**            vocab, as llama.cpp's converter writes it), [CLS] ... [SEP].
 **
 ** Start reading at tok.c (vocab, special tokens, encode driver, pieces,
-** streaming), then spm.c and bpe.c.
+** streaming), then spm.c, bpe.c and wpm.c.
 */
 #ifndef CN_TOK_H
 #define CN_TOK_H
@@ -24,7 +27,7 @@
 
 typedef struct tok_vocab tok_vocab;
 
-/* tokenizer.ggml.model "llama" / "gpt2"; TOK_WPM ("bert") is reserved. */
+/* tokenizer.ggml.model "llama" / "gpt2" / "bert". */
 enum { TOK_SPM = 1, TOK_BPE = 2, TOK_WPM = 3 };
 
 /* The largest input tok_encode() accepts, in bytes (larger: CN_ELIMIT). */
@@ -48,20 +51,28 @@ void tok_close(tok_vocab *v);
 const char *tok_warning(const tok_vocab *v);
 
 int tok_n_vocab(const tok_vocab *v);
-int tok_type(const tok_vocab *v);            /* TOK_SPM or TOK_BPE */
-const char *tok_model_name(const tok_vocab *v); /* "llama", "gpt2" */
+int tok_type(const tok_vocab *v);            /* TOK_SPM, TOK_BPE or TOK_WPM */
+const char *tok_model_name(const tok_vocab *v); /* "llama", "gpt2", "bert" */
 const char *tok_pre_name(const tok_vocab *v);   /* tokenizer.ggml.pre as stored, or "" */
 
-/* Special token ids, -1 if the vocab has none. */
+/* Special token ids, -1 if the vocab has none. For WordPiece, BOS is [CLS]
+** (tokenizer.ggml.bos_token_id, default 101: llama.cpp does not read
+** cls_token_id), SEP [SEP] (tokenizer.ggml.seperator_token_id, sic, default
+** 102), UNK [UNK] (100), PAD [PAD] (0), MASK [MASK] (103); EOS is -1. */
 int32_t tok_bos(const tok_vocab *v);
 int32_t tok_eos(const tok_vocab *v);
 int32_t tok_eot(const tok_vocab *v);
 int32_t tok_pad(const tok_vocab *v);
 int32_t tok_unk(const tok_vocab *v);
+int32_t tok_sep(const tok_vocab *v);
+int32_t tok_mask(const tok_vocab *v);
 
-/* Does encoding with add_special put a BOS first / an EOS last? */
+/* Does encoding with add_special put a BOS first / an EOS last / a SEP last?
+** WordPiece: BOS and SEP always (as llama.cpp, whatever add_bos_token and
+** add_eos_token say), never EOS. The others: never SEP. */
 bool tok_add_bos(const tok_vocab *v);
 bool tok_add_eos(const tok_vocab *v);
+bool tok_add_sep(const tok_vocab *v);
 
 /* End of generation: eos, eot, eom, the FIM pad/repo/file-separator tokens,
 ** and tokens whose text is a known end marker ("<|eot_id|>", "<|im_end|>",
@@ -80,7 +91,8 @@ int32_t tok_find(const tok_vocab *v, const char *text, size_t len);
 const char *tok_text(const tok_vocab *v, int32_t id, size_t *len);
 
 /*
-** Encode text[0..len). add_special: a BOS and/or EOS as the metadata says.
+** Encode text[0..len). add_special: a BOS and/or EOS as the metadata says
+** (WordPiece: [CLS] first and [SEP] last).
 ** parse_special: control and unknown-type token texts found in the input (such
 ** as "<|eot_id|>") become single tokens; user-defined token texts always do,
 ** as in llama.cpp. Writes up to max ids to out (out may be NULL when max is 0)
@@ -93,14 +105,30 @@ const char *tok_text(const tok_vocab *v, int32_t id, size_t *len);
 ** the input back exactly. BPE decodes like llama.cpp: each byte that does not
 ** start a well-formed sequence becomes U+FFFD (lenient about overlong forms
 ** and surrogates, as llama.cpp is); a 4-byte form above U+10FFFF, on which
-** llama.cpp aborts, is also treated as one bad byte.
+** llama.cpp aborts, is also treated as one bad byte. WordPiece decodes the
+** same way and then drops every U+FFFD, as llama.cpp does: a bad byte inside
+** a word disappears without splitting it ("a\xffb" encodes as "ab").
 */
 int tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_special,
                bool parse_special, int32_t *out, int max, cn_err *err);
 
 /*
+** Encode text[0..len) for a model with a fixed input size (embeddings):
+** add_special true, parse_special false. If the result has more than
+** max_tokens ids, keeps the first max_tokens but puts the closing special
+** (WordPiece [SEP], else EOS when the vocab adds one) in the last slot, and
+** sets *truncated (truncated may be NULL). out must hold max_tokens ids.
+** Returns the count (<= max_tokens) or a negative CN_E* code (CN_EINVAL for
+** max_tokens < 1). Memory used is proportional to len.
+*/
+int tok_encode_trunc(const tok_vocab *v, const char *text, size_t len, int max_tokens,
+                     int32_t *out, bool *truncated, cn_err *err);
+
+/*
 ** The bytes token id stands for: SPM "▁" -> " " and <0xNN> -> that byte; BPE
-** byte-level characters mapped back to raw bytes. Control and unknown-type
+** byte-level characters mapped back to raw bytes; WordPiece like SPM, so a
+** word's first piece ("▁hello") starts with a space and a continuation
+** ("##llo" in BERT's vocab.txt, stored as "llo") does not. Control and unknown-type
 ** tokens render as their text only if special is true, else as nothing;
 ** user-defined tokens always render as their text. Returns the number of
 ** bytes written (<= cap), or the length needed (> cap, nothing written) if

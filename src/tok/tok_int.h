@@ -1,6 +1,6 @@
 /*
-** tok_int.h: internals shared by tok.c, spm.c and bpe.c. Never include this
-** from outside src/tok/.
+** tok_int.h: internals shared by tok.c, spm.c, bpe.c and wpm.c. Never include
+** this from outside src/tok/.
 */
 #ifndef CN_TOK_INT_H
 #define CN_TOK_INT_H
@@ -49,7 +49,7 @@ typedef struct tok_regex {
 } tok_regex;
 
 struct tok_vocab {
-    int type; /* TOK_SPM, TOK_BPE */
+    int type; /* TOK_SPM, TOK_BPE, TOK_WPM */
     char model[16];
     char pre[64];
     int32_t n_vocab;
@@ -67,6 +67,7 @@ struct tok_vocab {
     int32_t bos, eos, eot, eom, unk, sep, pad, mask;
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     bool add_bos, add_eos, add_space_prefix;
+    bool add_sep; /* WPM: add_special closes with sep ([SEP]) */
     int32_t *special; /* control/user-defined/unknown ids, longest text first */
     int n_special;
 
@@ -79,8 +80,15 @@ struct tok_vocab {
     int n_rx;
     bool ignore_merges; /* a word that is itself a token is not merged (llama3) */
 
+    /* WPM */
+    uint8_t *len_used; /* max_token_len + 1 entries: is some token this many bytes long? */
+
     char warning[320];
 };
+
+/* Append "; " and a formatted note to v->warning (tok_warning()); notes
+** that do not fit are dropped. */
+void tok_add_warning(tok_vocab *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Growable id list with an upper bound on its length. */
 typedef struct tok_ids {
@@ -90,6 +98,21 @@ typedef struct tok_ids {
 
 int tok_ids_push(tok_ids *ids, int32_t id); /* CN_OK or CN_ENOMEM */
 
+/* The token map's hash: FNV-1a over the bytes, then a final mix. The steps
+** are exposed so that a caller can hash every prefix of a string in one
+** pass (wpm.c). */
+#define TOK_FNV_BASIS 0xcbf29ce484222325ull
+static inline uint64_t tok_fnv_step(uint64_t h, unsigned char c)
+{
+    return (h ^ c) * 0x100000001b3ull;
+}
+static inline uint64_t tok_hash_final(uint64_t h)
+{
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h;
+}
 uint64_t tok_hash(const void *p, size_t n);
 /* Length of the UTF-8 character led by c, judged by its top four bits alone
 ** (llama.cpp's unicode_len_utf8): 1 for ASCII and stray continuation bytes,
@@ -98,8 +121,21 @@ static inline size_t tok_utf8_len(unsigned char c)
 {
     return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
 }
-/* Text -> id through v->map, -1 if absent. */
+/* Text -> id through v->map, -1 if absent; _hashed takes tok_hash(text). */
 int32_t tok_lookup(const tok_vocab *v, const char *text, size_t len);
+int32_t tok_lookup_hashed(const tok_vocab *v, const char *text, size_t len, uint64_t h);
+
+/* Code points as llama.cpp's unicode.cpp sees them.
+** tok_cpt_decode: unicode_cpt_from_utf8: a lead byte and enough continuation
+** bytes make a code point (overlong forms and surrogates included); anything
+** else is one bad byte, U+FFFD (*adv = 1). Unlike llama.cpp, which aborts
+** later on them, 4-byte forms above U+10FFFF are bad bytes too. n >= 1.
+** tok_cpt_encode: writes c (<= U+10FFFF) as 1 to 4 bytes, returns how many.
+** tok_cpt_is_space: White_Space, the set llama.cpp's tables were built with. */
+uint32_t tok_cpt_decode(const unsigned char *s, size_t n, size_t *adv);
+size_t tok_cpt_encode(char *o, uint32_t c);
+bool tok_cpt_is_space(uint32_t c);
+
 /* The token for one byte in SPM (<0xNN>, else the 1-byte text); -1 if none. */
 int32_t tok_spm_byte_token(const tok_vocab *v, unsigned char c);
 
@@ -113,5 +149,9 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *id
 /* Map a byte-level BPE token text back to raw bytes (llama.cpp's
 ** llama_decode_text). Writes up to cap bytes, returns the length needed. */
 size_t tok_bpe_decode_text(const char *text, size_t len, char *out, size_t cap);
+
+/* wpm.c */
+int tok_wpm_setup(tok_vocab *v, const gguf_file *g, cn_err *err); /* specials, length table */
+int tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ids, cn_err *err);
 
 #endif

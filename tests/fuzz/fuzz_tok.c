@@ -1,13 +1,20 @@
 /*
 ** fuzz_tok.c: libFuzzer target for the tokenizers. The first input byte
-** picks the vocab (gpt-2 byte-level BPE or llama SentencePiece) and the
-** flags; the rest is the text. Every input is encoded, each id is decoded
-** with tok_piece() and through the streaming decoder, and these must hold:
+** picks the vocab (bit 3 set: bert-bge WordPiece; else bit 0: gpt-2
+** byte-level BPE or llama SentencePiece), the flags (bit 1 add_special, bit 2
+** parse_special) and a token budget for tok_encode_trunc() (bits 4-7, 1 to
+** 16); the rest is the text. Every input is encoded, each id is decoded with
+** tok_piece() and through the streaming decoder, and these must hold:
 **   - the stream gives valid UTF-8;
 **   - SPM without special parsing gives back " " + the input, byte for byte
 **     (byte fallback covers every byte) once every "▁" is read as " " (see
 **     unescape()), or nothing for no input;
-**   - BPE without special parsing gives back a valid UTF-8 input exactly.
+**   - BPE without special parsing gives back a valid UTF-8 input exactly;
+**   - WordPiece without special parsing and without [UNK]: the decoded text
+**     (normalized words, each after a space) encodes to the same ids;
+**   - tok_encode_trunc() gives the first ids of the full encoding (specials
+**     added, none parsed), at most the budget, with the closing special last
+**     when it cut, and says whether it cut.
 **
 ** Built with -DCAIRN_LIBFUZZER by `make fuzz` (build/fuzz/fuzz_tok, run from
 ** the repository root). In the plain test build the same file becomes the
@@ -41,12 +48,14 @@
 int fuzz_tok_one(const uint8_t *data, size_t size);
 #endif
 
-static const char *const vocab_paths[2] = {
+#define N_VOCABS 3
+static const char *const vocab_paths[N_VOCABS] = {
     "tests/data/vocab/ggml-vocab-gpt-2.gguf",
     "tests/data/vocab/ggml-vocab-llama-spm.gguf",
+    "tests/data/vocab/ggml-vocab-bert-bge.gguf",
 };
-static gguf_file *files[2];
-static tok_vocab *vocabs[2];
+static gguf_file *files[N_VOCABS];
+static tok_vocab *vocabs[N_VOCABS];
 
 static tok_vocab *get_vocab(int k)
 {
@@ -78,11 +87,69 @@ static size_t unescape(char *s, size_t n)
     return k;
 }
 
+/* Encode into a malloc'd array (specials added, none parsed); the count or
+** a negative code. */
+static int encode_all(const tok_vocab *v, const char *text, size_t len, bool add_special,
+                      int32_t **ids)
+{
+    cn_err e = {0};
+    *ids = NULL;
+    int n = tok_encode(v, text, len, add_special, false, NULL, 0, &e);
+    CHECK(n >= 0, "encode failed: %s", e.msg);
+    if (n < 0)
+        return n;
+    *ids = malloc(((size_t)n + 1) * sizeof **ids);
+    CHECK(tok_encode(v, text, len, add_special, false, *ids, n, &e) == n, "second encode differs");
+    return n;
+}
+
+/* tok_encode_trunc() against the full encoding. */
+static void check_trunc(const tok_vocab *v, const char *text, size_t len, int max)
+{
+    int32_t *full, *out = malloc((size_t)max * sizeof *out);
+    int n = encode_all(v, text, len, true, &full);
+    bool cut = false;
+    cn_err e = {0};
+    int t = tok_encode_trunc(v, text, len, max, out, &cut, &e);
+    CHECK(t >= 0, "tok_encode_trunc failed: %s", e.msg);
+    if (n >= 0 && t >= 0) {
+        CHECK(t == (n < max ? n : max), "tok_encode_trunc gave %d of %d, budget %d", t, n, max);
+        CHECK(cut == (n > max), "tok_encode_trunc: truncated is %d for %d of %d", cut, n, max);
+        int32_t close = tok_add_sep(v) ? tok_sep(v) : tok_add_eos(v) ? tok_eos(v) : -1;
+        for (int i = 0; i < t; i++) {
+            int32_t want = cut && i == t - 1 && close >= 0 ? close : full[i];
+            CHECK(out[i] == want, "tok_encode_trunc: id %d is %d, want %d", i, out[i], want);
+        }
+    }
+    free(full);
+    free(out);
+}
+
+/* WordPiece: without [UNK], the decoded pieces are the normalized words,
+** each after a space, and encode to the same ids. ids may hold [CLS] first
+** and [SEP] last (add_special); they decode to nothing. */
+static void check_wpm_roundtrip(const tok_vocab *v, const int32_t *ids, int n, bool add_special,
+                                const char *pieces, size_t plen)
+{
+    int a = add_special ? 1 : 0, b = add_special ? n - 1 : n;
+    for (int i = a; i < b; i++)
+        if (ids[i] == tok_unk(v))
+            return;
+    int32_t *again;
+    int m = encode_all(v, pieces, plen, false, &again);
+    CHECK(m == b - a, "WPM: decoded text gives %d ids, not %d", m, b - a);
+    if (m == b - a && m > 0)
+        CHECK(memcmp(again, ids + a, (size_t)m * sizeof *again) == 0,
+              "WPM: decoded text gives other ids");
+    free(again);
+}
+
 int FUZZ_ENTRY(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    int k = data[0] & 1;
+    int k = data[0] & 8 ? 2 : data[0] & 1;
+    int max_trunc = 1 + (data[0] >> 4);
     bool add_special = data[0] & 2, parse_special = data[0] & 4;
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
@@ -133,9 +200,12 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
             CHECK(plen == wlen && memcmp(pieces, want, wlen) == 0, "SPM round trip differs");
             free(want);
         }
+        else if (k == 2)
+            check_wpm_roundtrip(v, ids, n, add_special, pieces, plen);
         else if (cn_utf8_valid_prefix(text, len) == len)
             CHECK(plen == len && memcmp(pieces, text, len) == 0, "BPE round trip differs");
     }
+    check_trunc(v, text, len, max_trunc);
     free(pieces);
     free(streamed);
     free(ids);
@@ -167,7 +237,7 @@ TEST(fuzz_tok_corpus)
         n++;
     }
     closedir(d);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < N_VOCABS; k++) {
         tok_close(vocabs[k]);
         gguf_close(files[k]);
         vocabs[k] = NULL;

@@ -1,7 +1,8 @@
 /*
 ** Unit tests for src/tok: llama.cpp's own tokenizer test strings, the prompt
-** ids of the reference fixtures, special-token parsing, pieces and the
-** streaming decoder, invalid UTF-8, and hostile metadata.
+** ids of the reference fixtures, WordPiece (normalization, edges, the embedding
+** sentences), tok_encode_trunc, special-token parsing, pieces and the streaming
+** decoder, invalid UTF-8, and hostile metadata.
 */
 #include "test.h"
 #include "tok/tok.h"
@@ -182,16 +183,342 @@ TEST(tok_vocab_qwen2)
 
 TEST(tok_vocab_bert_bge)
 {
-    gguf_file *g;
-    tok_vocab *v = NULL;
+    check_vocab_strings("bert-bge", test_data("vocab/ggml-vocab-bert-bge.gguf"));
+}
+
+/* ---- WordPiece ------------------------------------------------------------ */
+
+#define BGE "vocab/ggml-vocab-bert-bge.gguf"
+
+/* Do a and b hold the same token table? */
+static bool same_vocab(const tok_vocab *a, const tok_vocab *b)
+{
+    if (tok_n_vocab(a) != tok_n_vocab(b))
+        return false;
+    for (int32_t i = 0; i < tok_n_vocab(a); i++) {
+        size_t na, nb;
+        const char *ta = tok_text(a, i, &na), *tb = tok_text(b, i, &nb);
+        if (na != nb || memcmp(ta, tb, na) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The six sentences of embed_sentences.txt against the ids llama.cpp gave
+** the tiny BERT model (add_special, parse_special as the fixture says). */
+TEST(tok_wpm_embed_sentences)
+{
+    const char *m = test_fixture("models/tiny-bert-f32.gguf");
+    const char *jp = test_fixture("vectors/tiny-bert-f32/embeddings.json");
+    if (!m || !jp)
+        SKIP("fixture models/tiny-bert-f32.gguf or its embeddings.json not found");
+    char *text;
+    size_t len;
     cn_err e = {0};
-    if (gguf_open(&g, test_data("vocab/ggml-vocab-bert-bge.gguf"), &e) != CN_OK)
-        SKIP("ggml-vocab-bert-bge.gguf not readable");
-    int rc = tok_open(&v, g, &e);
-    gguf_close(g);
-    EXPECT_EQ_INT(rc, CN_EUNSUPPORTED);
-    EXPECT_CONTAINS(e.msg, "WordPiece");
-    SKIP("WordPiece (bert) tokenizer not implemented yet");
+    if (cn_read_file(test_data("prompts/embed_sentences.txt"), 1 << 16, &text, &len, &e)) {
+        test_fail_at(__FILE__, __LINE__, "%s", e.msg);
+        return;
+    }
+    json_error_t je;
+    json_t *j = json_load_file(jp, 0, &je);
+    EXPECT(j != NULL);
+    json_t *items = json_object_get(j, "items");
+    bool parse = json_is_true(json_object_get(json_object_get(j, "tokenize"), "parse_special"));
+    vocab_file f, bge;
+    if (!j || !open_vocab(&f, m)) {
+        json_decref(j);
+        free(text);
+        return;
+    }
+    if (!open_vocab(&bge, test_data(BGE)))
+        bge.v = NULL;
+    bool bge_same = bge.v && same_vocab(f.v, bge.v);
+    printf("     bert-bge vocab %s tiny-bert's\n", bge_same ? "is the same as" : "differs from");
+    EXPECT_EQ_INT(tok_type(f.v), TOK_WPM);
+
+    int n_lines = 0, n_ok = 0;
+    for (char *line = text, *nl; line < text + len; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (!nl)
+            nl = text + len;
+        json_t *item = json_array_get(items, (size_t)n_lines++);
+        EXPECT(item != NULL);
+        if (!item)
+            break;
+        const char *jt = json_string_value(json_object_get(item, "text"));
+        EXPECT(jt && strlen(jt) == (size_t)(nl - line) && memcmp(jt, line, strlen(jt)) == 0);
+        json_t *want = json_object_get(item, "ids");
+        for (int k = 0; k < (bge_same ? 2 : 1); k++) {
+            int32_t *got;
+            int n = encode(k ? bge.v : f.v, line, (size_t)(nl - line), true, parse, &got);
+            bool same = n > 0 && (size_t)n == json_array_size(want);
+            for (int q = 0; same && q < n; q++)
+                same = json_integer_value(json_array_get(want, (size_t)q)) == got[q];
+            if (!same) {
+                char a[1024];
+                format_ids(a, sizeof a, got, n < 0 ? 0 : n);
+                char *w = json_dumps(want, JSON_COMPACT);
+                test_fail_at(__FILE__, __LINE__, "%s: \"%.*s\"\n    got  [%s]\n    want %s",
+                             k ? "bert-bge" : "tiny-bert", (int)(nl - line), line, a, w);
+                free(w);
+            }
+            n_ok += same && !k;
+            free(got);
+        }
+    }
+    printf("     tiny-bert: %d/%d sentences match\n", n_ok, n_lines);
+    EXPECT_EQ_INT(n_lines, 6);
+    EXPECT_EQ_INT(json_array_size(items), 6);
+    if (bge.v)
+        close_vocab(&bge);
+    close_vocab(&f);
+    json_decref(j);
+    free(text);
+}
+
+static bool same_ids(const tok_vocab *v, const char *a, size_t na, const char *b, size_t nb);
+
+/* Encode a string (no specials) and compare with the ids of another. */
+static bool wpm_same(const tok_vocab *v, const char *a, size_t na, const char *b)
+{
+    return same_ids(v, a, na, b, strlen(b));
+}
+#define WPM_SAME(v, lit, b) wpm_same(v, lit, sizeof(lit) - 1, b)
+
+/* ids of s without specials, as one string "1 2 3" */
+static const char *wpm_ids(const tok_vocab *v, const char *s, size_t n, bool add_special)
+{
+    static char buf[4096];
+    int32_t *ids;
+    int k = encode(v, s, n, add_special, false, &ids);
+    format_ids(buf, sizeof buf, ids, k < 0 ? 0 : k);
+    free(ids);
+    return buf;
+}
+
+TEST(tok_wpm_getters_and_pieces)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data(BGE)))
+        return;
+    EXPECT_EQ_INT(tok_type(f.v), TOK_WPM);
+    EXPECT_STR(tok_model_name(f.v), "bert");
+    EXPECT_STR(tok_pre_name(f.v), "bert-bge");
+    EXPECT(tok_warning(f.v) == NULL);
+    EXPECT_EQ_INT(tok_bos(f.v), 101);
+    EXPECT_EQ_INT(tok_sep(f.v), 102);
+    EXPECT_EQ_INT(tok_unk(f.v), 100);
+    EXPECT_EQ_INT(tok_pad(f.v), 0);
+    EXPECT_EQ_INT(tok_mask(f.v), 103);
+    EXPECT_EQ_INT(tok_eos(f.v), -1);
+    EXPECT(tok_add_bos(f.v) && tok_add_sep(f.v) && !tok_add_eos(f.v));
+    EXPECT(tok_is_control(f.v, 101) && tok_is_control(f.v, 102) && tok_is_control(f.v, 100));
+    EXPECT(!tok_is_eog(f.v, 102));
+
+    /* "▁hello" is a word's first piece, "hrer" (vocab.txt "##hrer") a continuation */
+    char piece[32];
+    int n = tok_piece(f.v, 7592, false, piece, sizeof piece);
+    EXPECT(n == 6 && memcmp(piece, " hello", 6) == 0);
+    EXPECT_STR(wpm_ids(f.v, "F\xc3\xbchrer", 7, false), "11865 17875");
+    n = tok_piece(f.v, 17875, false, piece, sizeof piece);
+    EXPECT(n == 4 && memcmp(piece, "hrer", 4) == 0);
+    EXPECT_EQ_INT(tok_piece(f.v, 101, false, piece, sizeof piece), 0);
+    n = tok_piece(f.v, 101, true, piece, sizeof piece);
+    EXPECT(n == 5 && memcmp(piece, "[CLS]", 5) == 0);
+
+    /* decoding gives the normalized words back, each after a space */
+    int32_t *ids;
+    const char *s = "Hello, World! \xe6\x97\xa5\xe6\x9c\xac";
+    int k = encode(f.v, s, strlen(s), true, false, &ids);
+    size_t len;
+    char *d = decode(f.v, ids, k, false, &len);
+    EXPECT_STR(d, " hello , world ! \xe6\x97\xa5 \xe6\x9c\xac");
+    free(d);
+    free(ids);
+    close_vocab(&f);
+}
+
+TEST(tok_wpm_normalization)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data(BGE)))
+        return;
+    const tok_vocab *v = f.v;
+    /* lower-cased, accents folded (precomposed characters map to their base) */
+    EXPECT(WPM_SAME(v, "H\xc3\xa9llo W\xc3\x96RLD", "hello world"));
+    EXPECT_STR(wpm_ids(v, "hello world", 11, false), "7592 2088");
+    EXPECT(WPM_SAME(v, "CAF\xc3\x89 na\xc3\xafve", "cafe naive"));
+    EXPECT(WPM_SAME(v, "\xe1\xbb\xad", "u"));             /* ử: u + horn + hook */
+    EXPECT(WPM_SAME(v, "\xe2\x84\xaa", "k"));             /* KELVIN SIGN */
+    EXPECT(WPM_SAME(v, "\xcd\xbe", ";"));                  /* GREEK QUESTION MARK */
+    /* but, as in llama.cpp, a combining mark of its own is not dropped */
+    EXPECT(!WPM_SAME(v, "e\xcc\x81", "e"));
+    /* CJK ideographs are words of their own, other scripts are not */
+    EXPECT_STR(wpm_ids(v, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, false), "1864 1876 1950");
+    EXPECT(wpm_same(v, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9,
+                    "\xe6\x97\xa5 \xe6\x9c\xac \xe8\xaa\x9e"));
+    EXPECT(!WPM_SAME(v, "\xe3\x81\x82\xe3\x81\x84", "\xe3\x81\x82 \xe3\x81\x84")); /* kana */
+    /* every punctuation character and ASCII symbol splits, '~' included */
+    EXPECT(wpm_same(v, "a.b,c!d$e+f<g=h>i^j`k|l~m", 25,
+                    "a . b , c ! d $ e + f < g = h > i ^ j ` k | l ~ m"));
+    EXPECT(WPM_SAME(v, "x\xe2\x80\x94y\xc2\xbfz", "x \xe2\x80\x94 y \xc2\xbf z")); /* — ¿ */
+    EXPECT(!WPM_SAME(v, "x\xe2\x82\xacy", "x \xe2\x82\xac y")); /* € is not ASCII: no split */
+    /* any White_Space separates; controls and format characters vanish */
+    EXPECT(WPM_SAME(v, "a\xc2\xa0" "b\xe3\x80\x80" "c\td\ne", "a b c d e"));
+    EXPECT(WPM_SAME(v, "a\x01" "b\x7f" "c\xe2\x80\x8d" "d", "abcd"));
+    EXPECT(WPM_SAME(v, "a\0b", "ab"));
+    close_vocab(&f);
+}
+
+TEST(tok_wpm_edges)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data(BGE)))
+        return;
+    const tok_vocab *v = f.v;
+    /* empty and whitespace-only text: [CLS] [SEP], or nothing */
+    EXPECT_STR(wpm_ids(v, "", 0, true), "101 102");
+    EXPECT_STR(wpm_ids(v, " \t\n\r\xc2\xa0 ", 7, true), "101 102");
+    EXPECT_STR(wpm_ids(v, "", 0, false), "");
+    EXPECT_STR(wpm_ids(v, "hello", 5, true), "101 7592 102");
+
+    /* a word no token can start is [UNK], once, whatever its length */
+    EXPECT_STR(wpm_ids(v, "\xf0\x9f\x9a\x80", 4, false), "100");
+    EXPECT_STR(wpm_ids(v, "\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80x", 9, false), "100");
+    /* one unmatched character spoils the whole word (llama.cpp drops the
+    ** pieces already found) */
+    EXPECT_STR(wpm_ids(v, "hello\xf0\x9f\x9a\x80", 9, false), "100");
+
+    /* llama.cpp has no word-length limit (HF turns words over 100 characters
+    ** into [UNK]): 101 'a' are pieces that spell the word */
+    char word[160];
+    memset(word, 'a', sizeof word);
+    int32_t *ids;
+    for (size_t wl = 99; wl <= 150; wl += 51 - 49 * (wl == 99)) { /* 99, 101, 150 */
+        int n = encode(v, word, wl, false, false, &ids);
+        EXPECT(n > 1);
+        size_t len;
+        char *d = decode(v, ids, n, false, &len);
+        EXPECT(len == wl + 1 && d[0] == ' ' && memcmp(d + 1, word, wl) == 0);
+        for (int i = 0; i < n; i++)
+            EXPECT(ids[i] != 100);
+        free(d);
+        free(ids);
+    }
+
+    /* invalid UTF-8: every bad byte is U+FFFD and U+FFFD is dropped, so
+    ** bad bytes vanish without splitting the word they are in */
+    EXPECT(WPM_SAME(v, "a\xff" "b", "ab"));
+    EXPECT(WPM_SAME(v, "hel\xc3lo", "hello"));
+    EXPECT(WPM_SAME(v, "hello\xe2\x82", "hello"));
+    EXPECT(WPM_SAME(v, "a\xef\xbf\xbd" "b", "ab"));  /* a real U+FFFD too */
+    EXPECT(WPM_SAME(v, "\xf5\x80\x80\x80x", "x")); /* above U+10FFFF: 4 bad bytes */
+    EXPECT(WPM_SAME(v, "a\xed\xa0\x80" "b", "ab")); /* a surrogate is category Cs */
+    EXPECT(WPM_SAME(v, "a\xc0\xaf" "b", "a/b"));     /* lenient overlong "/" */
+    EXPECT_STR(wpm_ids(v, "\xff\xfe\x80", 3, true), "101 102");
+
+    /* special-token text: parsed only when asked */
+    int n = encode(v, "[CLS] hi [SEP]", 14, false, true, &ids);
+    EXPECT(n == 3 && ids[0] == 101 && ids[2] == 102);
+    free(ids);
+    n = encode(v, "[CLS]", 5, false, false, &ids);
+    EXPECT(n > 1);
+    for (int i = 0; i < n; i++)
+        EXPECT(ids[i] != 101);
+    free(ids);
+    close_vocab(&f);
+}
+
+TEST(tok_wpm_speed)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data(BGE)))
+        return;
+    /* 100 000 characters: prose, numbers, accents, CJK, one long word */
+    static const char *const parts[] = {
+        "The quick brown fox jumps over the lazy dog. ", "3.14159 2,718 1e-9 ",
+        "Caf\xc3\xa9 na\xc3\xafve r\xc3\xa9sum\xc3\xa9 ", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e ",
+        "supercalifragilisticexpialidocious ", "\xd0\xbd\xd0\xb5\xd1\x89\xd0\xbe ",
+    };
+    size_t cap = 400000, n = 0, chars = 0;
+    char *s = malloc(cap);
+    for (size_t i = 0; chars < 100000; i++) {
+        const char *p = parts[i % CN_ARRAY_LEN(parts)];
+        for (; *p && chars < 100000; p++) {
+            s[n++] = *p;
+            chars += ((unsigned char)*p & 0xC0) != 0x80;
+        }
+    }
+    double t0 = cn_now();
+    cn_err e = {0};
+    int k = tok_encode(f.v, s, n, true, false, NULL, 0, &e);
+    double dt = cn_now() - t0;
+    printf("     bert-bge: %zu characters (%zu bytes) -> %d tokens in %.1f ms\n", chars, n, k,
+           dt * 1e3);
+    EXPECT(k > 20000);
+    EXPECT(dt < 1.0);
+    /* one word of 100 000 characters */
+    memset(s, 'q', 100000);
+    t0 = cn_now();
+    k = tok_encode(f.v, s, 100000, true, false, NULL, 0, &e);
+    dt = cn_now() - t0;
+    printf("     bert-bge: one 100000-character word -> %d tokens in %.1f ms\n", k, dt * 1e3);
+    EXPECT(k > 2);
+    EXPECT(dt < 1.0);
+    free(s);
+    close_vocab(&f);
+}
+
+TEST(tok_encode_trunc)
+{
+    vocab_file f;
+    if (!open_vocab(&f, test_data(BGE)))
+        return;
+    const char *s = "Offline question answering over local PDF files keeps private documents on "
+                    "the laptop, and it does so for every single page of every document.";
+    int32_t *full;
+    int n_full = encode(f.v, s, strlen(s), true, false, &full);
+    EXPECT(n_full > 20);
+    int32_t out[64];
+    bool tr = false;
+    cn_err e = {0};
+    int n = tok_encode_trunc(f.v, s, strlen(s), 16, out, &tr, &e);
+    EXPECT_EQ_INT(n, 16);
+    EXPECT(tr);
+    EXPECT_EQ_INT(out[0], 101);
+    EXPECT_EQ_INT(out[15], 102);
+    EXPECT(memcmp(out, full, 15 * sizeof *out) == 0);
+    /* short enough: unchanged, not truncated */
+    n = tok_encode_trunc(f.v, s, strlen(s), 64, out, &tr, &e);
+    EXPECT_EQ_INT(n, n_full);
+    EXPECT(!tr);
+    EXPECT(n == n_full && memcmp(out, full, (size_t)n * sizeof *out) == 0);
+    n = tok_encode_trunc(f.v, s, strlen(s), n_full, out, &tr, &e);
+    EXPECT(n == n_full && !tr);
+    n = tok_encode_trunc(f.v, s, strlen(s), n_full - 1, out, &tr, &e);
+    EXPECT(n == n_full - 1 && tr && out[n - 1] == 102 && out[n - 2] == full[n - 2]);
+    /* [CLS] [SEP] for no text; the smallest budget keeps the closing [SEP] */
+    n = tok_encode_trunc(f.v, "", 0, 2, out, &tr, &e);
+    EXPECT(n == 2 && !tr && out[0] == 101 && out[1] == 102);
+    n = tok_encode_trunc(f.v, s, strlen(s), 1, out, NULL, &e);
+    EXPECT(n == 1 && out[0] == 102);
+    /* no special-token parsing */
+    n = tok_encode_trunc(f.v, "[SEP]", 5, 64, out, &tr, &e);
+    EXPECT(n > 3 && out[1] != 102);
+    EXPECT_EQ_INT(tok_encode_trunc(f.v, s, strlen(s), 0, out, &tr, &e), CN_EINVAL);
+    EXPECT_EQ_INT(tok_encode_trunc(f.v, s, strlen(s), 4, NULL, &tr, &e), CN_EINVAL);
+    EXPECT_EQ_INT(tok_encode_trunc(f.v, NULL, 3, 4, out, &tr, &e), CN_EINVAL);
+    free(full);
+    close_vocab(&f);
+
+    /* SPM adds a BOS and no EOS: a plain cut */
+    if (!open_vocab(&f, test_data("vocab/ggml-vocab-llama-spm.gguf")))
+        return;
+    n_full = encode(f.v, s, strlen(s), true, false, &full);
+    n = tok_encode_trunc(f.v, s, strlen(s), 8, out, &tr, &e);
+    EXPECT(n == 8 && tr && memcmp(out, full, 8 * sizeof *out) == 0);
+    free(full);
+    close_vocab(&f);
 }
 
 /* ---- prompt ids of the reference fixtures ------------------------------ */
@@ -798,7 +1125,7 @@ TEST(tok_hostile_metadata)
     EXPECT_CONTAINS(e.msg, "duplicates");
     gguf_close(g);
 
-    /* unknown model, WordPiece, no model */
+    /* unknown model, no model */
     gb_init(&b);
     gb_str(&b, "tokenizer.ggml.model", "sentencepiece-9000");
     gb_strs(&b, "tokenizer.ggml.tokens", spm_tokens, 9);
@@ -896,6 +1223,75 @@ TEST(tok_hostile_merges)
     gguf_close(g);
 }
 
+static const char *const wpm_tokens[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]",
+                                         "\u2581a", "b", "\u2581ab", "\u2581!"};
+
+static void gb_wpm(gb *b, bool with_ids)
+{
+    static const int32_t types[] = {3, 3, 3, 3, 1, 1, 1, 1};
+    gb_init(b);
+    gb_str(b, "tokenizer.ggml.model", "bert");
+    gb_strs(b, "tokenizer.ggml.tokens", wpm_tokens, 8);
+    gb_i32s(b, "tokenizer.ggml.token_type", types, 8);
+    if (with_ids) {
+        gb_u32(b, "tokenizer.ggml.bos_token_id", 2);
+        gb_u32(b, "tokenizer.ggml.seperator_token_id", 3);
+    }
+}
+
+TEST(tok_hostile_wpm)
+{
+    static gb b;
+    tok_vocab *v;
+    gguf_file *g;
+    cn_err e = {0};
+    int32_t ids[16];
+
+    /* the default ids 101/102 do not exist in an 8-token vocab */
+    gb_wpm(&b, false);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "hostile.gguf");
+    EXPECT_CONTAINS(e.msg, "bos_token_id");
+    gguf_close(g);
+    gb_wpm(&b, false);
+    gb_u32(&b, "tokenizer.ggml.bos_token_id", 2);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_EFORMAT);
+    EXPECT_CONTAINS(e.msg, "seperator_token_id");
+    gguf_close(g);
+
+    /* named ids work; no [UNK] id: an unknown word gives nothing */
+    gb_wpm(&b, true);
+    gb_key(&b, "tokenizer.ggml.add_eos_token", GGUF_T_BOOL); /* ignored, as in llama.cpp */
+    gb_raw(&b, "\1", 1);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_OK);
+    if (v) {
+        EXPECT_EQ_INT(tok_type(v), TOK_WPM);
+        EXPECT(tok_add_bos(v) && tok_add_sep(v) && !tok_add_eos(v));
+        int n = tok_encode(v, "AB a !", 6, true, false, ids, 16, &e);
+        EXPECT(n == 5 && ids[0] == 2 && ids[1] == 6 && ids[2] == 4 && ids[3] == 7 && ids[4] == 3);
+        n = tok_encode(v, "abb a!", 6, false, false, ids, 16, &e);
+        EXPECT(n == 4 && ids[0] == 6 && ids[1] == 5 && ids[2] == 4 && ids[3] == 7);
+        EXPECT_EQ_INT(tok_unk(v), -1);
+        EXPECT_EQ_INT(tok_encode(v, "ba", 2, false, false, ids, 16, &e), 0);
+        EXPECT(tok_warning(v) == NULL);
+    }
+    tok_close(v);
+    gguf_close(g);
+
+    /* with an [UNK] id; a cls_token_id llama.cpp would not use is reported */
+    gb_wpm(&b, true);
+    gb_u32(&b, "tokenizer.ggml.unknown_token_id", 1);
+    gb_u32(&b, "tokenizer.ggml.cls_token_id", 5);
+    EXPECT_EQ_INT(gb_open(&b, &v, &g, &e), CN_OK);
+    if (v) {
+        int n = tok_encode(v, "ba ab", 5, true, false, ids, 16, &e);
+        EXPECT(n == 4 && ids[0] == 2 && ids[1] == 1 && ids[2] == 6 && ids[3] == 3);
+        EXPECT_CONTAINS(tok_warning(v), "cls_token_id = 5");
+    }
+    tok_close(v);
+    gguf_close(g);
+}
+
 /* ---- speed ------------------------------------------------------------ */
 
 /* About 100 kB of prose, code, numbers and non-Latin text. */
@@ -948,4 +1344,5 @@ TEST(tok_speed_100k)
     m = test_fixture("models/tiny-qwen2-f32.gguf");
     if (m)
         time_encode(m, "qwen2");
+    time_encode(test_data("vocab/ggml-vocab-bert-bge.gguf"), "bert-bge");
 }
