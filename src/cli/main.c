@@ -22,6 +22,7 @@ static const cmd_entry commands[] = {
     {"tokenize", cmd_tokenize, "-m FILE [--no-bos] [--json] TEXT", "print the token ids of TEXT"},
     {"generate", cmd_generate, "-m FILE -p TEXT [-n N] [options]", "continue a prompt, streamed"},
     {"chat", cmd_chat, "-m FILE [options]", "talk with a model in its chat format"},
+    {"embed", cmd_embed, "-m FILE [--json] [TEXT...]", "print sentence embedding vectors"},
     {"logits", cmd_logits, "-m FILE -p TEXT -o OUT.f32", "write the last position's logits"},
 };
 
