@@ -642,6 +642,18 @@ int gguf_get_arr(const gguf_file *f, const char *key, uint32_t elem_type, const 
     return CN_OK;
 }
 
+/* A float from the file as an integer: NaN is 0, the rest saturates. */
+static int64_t float_to_i64(double v)
+{
+    if (!(v == v))
+        return 0;
+    if (v >= 9.2e18)
+        return INT64_MAX;
+    if (v <= -9.2e18)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
 int64_t gguf_arr_i64(const gguf_value *a, uint64_t i)
 {
     const uint8_t *p = (const uint8_t *)a->arr.data + i * (uint64_t)vtypes[a->arr.type].size;
@@ -667,8 +679,8 @@ int64_t gguf_arr_i64(const gguf_value *a, uint64_t i)
     case GGUF_T_INT32: return x.i32;
     case GGUF_T_UINT64: return (int64_t)x.u64;
     case GGUF_T_INT64: return x.i64;
-    case GGUF_T_FLOAT32: return (int64_t)x.f32;
-    case GGUF_T_FLOAT64: return (int64_t)x.f64;
+    case GGUF_T_FLOAT32: return float_to_i64(x.f32);
+    case GGUF_T_FLOAT64: return float_to_i64(x.f64);
     }
     return 0;
 }
