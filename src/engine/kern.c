@@ -20,7 +20,7 @@ static void f32_to_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_
 size_t kern_attn_work(int hd, int n_kv)
 {
     size_t padded = ((size_t)n_kv + 7) / 8 * 8;
-    return padded * ((size_t)hd + 1);
+    return padded * ((size_t)hd + 4); /* transposed keys, four rows of scores */
 }
 
 /* Reference attention: scores, softmax, weighted sum, one query at a time. */

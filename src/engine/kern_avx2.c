@@ -16,6 +16,10 @@
 #include <math.h>
 #include <string.h>
 
+/* One F16 scale to float with the F16C instruction (the scalar version in
+** base is exact too, but a function call in the inner loop). */
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
 static inline float hsum(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -202,7 +206,7 @@ static void dot_q8_0(int n, float *s, const void *w, const void *a)
     for (int b = 0; b < n / QK8_0; b++) {
         __m256i p = dot32_i8(_mm256_loadu_si256((const __m256i *)x[b].qs),
                              _mm256_loadu_si256((const __m256i *)y[b].qs));
-        float d = cn_fp16_to_fp32(x[b].d) * cn_fp16_to_fp32(y[b].d);
+        float d = h2f(x[b].d) * h2f(y[b].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
     }
     *s = hsum(acc);
@@ -228,10 +232,10 @@ static void gemm_q8_0(int n, const void *w, size_t ws, int nr, const void *a, si
                 __m256i q0 = _mm256_loadu_si256((const __m256i *)x0[b].qs);
                 __m256i q1 = _mm256_loadu_si256((const __m256i *)x1[b].qs);
                 __m256i ax0 = _mm256_sign_epi8(q0, q0), ax1 = _mm256_sign_epi8(q1, q1);
-                float d0 = cn_fp16_to_fp32(x0[b].d), d1 = cn_fp16_to_fp32(x1[b].d);
+                float d0 = h2f(x0[b].d), d1 = h2f(x1[b].d);
                 for (int j = 0; j < 4; j++) {
                     __m256i qy = _mm256_loadu_si256((const __m256i *)y[j][b].qs);
-                    float dy = cn_fp16_to_fp32(y[j][b].d);
+                    float dy = h2f(y[j][b].d);
                     __m256i p0 = _mm256_madd_epi16(
                         _mm256_maddubs_epi16(ax0, _mm256_sign_epi8(qy, q0)), _mm256_set1_epi16(1));
                     __m256i p1 = _mm256_madd_epi16(
@@ -281,6 +285,40 @@ static inline __m256 exp_ps(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* out = softmax(sc[0..n)) . V, the probabilities applied 32 dims at a time. */
+static void softmax_times_v(float *sc, int n, const float *v, size_t kvs, int hd, float *out)
+{
+    float m = -INFINITY;
+    for (int j = 0; j < n; j++)
+        m = sc[j] > m ? sc[j] : m;
+    __m256 mx = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mx));
+        _mm256_storeu_ps(sc + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float total = hsum(sum);
+    for (; j < n; j++) {
+        sc[j] = expf(sc[j] - m);
+        total += sc[j];
+    }
+    float inv = 1.0f / total;
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        int nd = CN_MIN(32, hd - d0) / 8;
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
+        for (int jj = 0; jj < n; jj++) {
+            __m256 p = _mm256_set1_ps(sc[jj] * inv);
+            const float *vj = v + (size_t)jj * kvs + d0;
+            for (int m8 = 0; m8 < nd; m8++)
+                acc[m8] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * m8), acc[m8]);
+        }
+        for (int m8 = 0; m8 < nd; m8++)
+            _mm256_storeu_ps(out + d0 + 8 * m8, acc[m8]);
+    }
+}
+
 /* Keys are transposed once per head so that eight scores come out of each
 ** run of FMAs with no horizontal sums; values are accumulated 32 dims at a
 ** time. Head sizes that are not a multiple of 8 take the reference path. */
@@ -301,48 +339,38 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
             kt[(size_t)d * np + j] = 0;
     }
     __m256 vscale = _mm256_set1_ps(scale);
-    for (int i = 0; i < n_q; i++) {
+    int i = 0;
+    /* scores of four queries at once: each key vector loaded serves four */
+    for (; i + 4 <= n_q; i += 4) {
+        const float *q0 = q + (size_t)i * qs, *q1 = q0 + qs, *q2 = q1 + qs, *q3 = q2 + qs;
+        float *s0 = sc, *s1 = sc + np, *s2 = sc + 2 * (size_t)np, *s3 = sc + 3 * (size_t)np;
+        for (int jb = 0; jb < np; jb += 8) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < hd; d++) {
+                __m256 kv = _mm256_loadu_ps(kt + (size_t)d * np + jb);
+                a0 = _mm256_fmadd_ps(_mm256_set1_ps(q0[d]), kv, a0);
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(q1[d]), kv, a1);
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(q2[d]), kv, a2);
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(q3[d]), kv, a3);
+            }
+            _mm256_storeu_ps(s0 + jb, _mm256_mul_ps(a0, vscale));
+            _mm256_storeu_ps(s1 + jb, _mm256_mul_ps(a1, vscale));
+            _mm256_storeu_ps(s2 + jb, _mm256_mul_ps(a2, vscale));
+            _mm256_storeu_ps(s3 + jb, _mm256_mul_ps(a3, vscale));
+        }
+        for (int r = 0; r < 4; r++)
+            softmax_times_v(sc + (size_t)r * np, n_kv, v, kvs, hd, out + (size_t)(i + r) * os);
+    }
+    for (; i < n_q; i++) {
         const float *qi = q + (size_t)i * qs;
-        __m256 mx = _mm256_set1_ps(-INFINITY);
         for (int jb = 0; jb < np; jb += 8) {
             __m256 acc = _mm256_setzero_ps();
             for (int d = 0; d < hd; d++)
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(qi[d]), _mm256_loadu_ps(kt + (size_t)d * np + jb),
-                                      acc);
-            acc = _mm256_mul_ps(acc, vscale);
-            _mm256_storeu_ps(sc + jb, acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(qi[d]),
+                                      _mm256_loadu_ps(kt + (size_t)d * np + jb), acc);
+            _mm256_storeu_ps(sc + jb, _mm256_mul_ps(acc, vscale));
         }
-        float m = -INFINITY;
-        for (int j = 0; j < n_kv; j++)
-            m = sc[j] > m ? sc[j] : m;
-        mx = _mm256_set1_ps(m);
-        __m256 sum = _mm256_setzero_ps();
-        int j = 0;
-        for (; j + 8 <= n_kv; j += 8) {
-            __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mx));
-            _mm256_storeu_ps(sc + j, e);
-            sum = _mm256_add_ps(sum, e);
-        }
-        float total = hsum(sum);
-        for (; j < n_kv; j++) {
-            sc[j] = expf(sc[j] - m);
-            total += sc[j];
-        }
-        float inv = 1.0f / total;
-        float *o = out + (size_t)i * os;
-        for (int d0 = 0; d0 < hd; d0 += 32) {
-            int nd = CN_MIN(32, hd - d0) / 8;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                             _mm256_setzero_ps()};
-            for (int jj = 0; jj < n_kv; jj++) {
-                __m256 p = _mm256_set1_ps(sc[jj] * inv);
-                const float *vj = v + (size_t)jj * kvs + d0;
-                for (int m8 = 0; m8 < nd; m8++)
-                    acc[m8] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * m8), acc[m8]);
-            }
-            for (int m8 = 0; m8 < nd; m8++)
-                _mm256_storeu_ps(o + d0 + 8 * m8, acc[m8]);
-        }
+        softmax_times_v(sc, n_kv, v, kvs, hd, out + (size_t)i * os);
     }
 }
 
