@@ -70,7 +70,7 @@ fuzz:
 	done
 
 bench: all
-	@echo "benchmarks arrive with the engine speed issue"
+	bash bench/embed.sh
 
 clean:
 	rm -rf build

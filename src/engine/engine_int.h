@@ -33,6 +33,7 @@ typedef struct kern_table {
     ** floats apart; work holds kern_attn_work(hd, n_kv) floats */
     void (*attn)(const float *q, size_t qs, int n_q, const float *k, const float *v, size_t kvs,
                  int n_kv, int hd, float scale, float *out, size_t os, float *work);
+    void (*gelu)(float *x, int n);
 } kern_table;
 
 /* Floats of scratch the attn kernel needs. */
@@ -64,6 +65,8 @@ void kern_silu_mul(float *g, const float *u, int n); /* g = silu(g) * u */
 void kern_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps);
 /* GELU, tanh form, through an F16 table exactly as ggml computes it */
 void kern_gelu(float *x, int n);
+void kern_gelu_ref(float *x, int n);
+const uint16_t *kern_gelu_table(void); /* GELU of every F16 value, as F16 */
 
 /* ---- the model (model.c, llama.c) -------------------------------------- */
 

@@ -6,6 +6,7 @@
 #include "engine/engine_int.h"
 #include "engine/quant.h"
 
+#include <cpuid.h>
 #include <math.h>
 #include <stdlib.h>
 #include <pthread.h>
@@ -53,6 +54,7 @@ static void init_scalar(kern_table *k)
 {
     k->name = "scalar";
     k->attn = attn_ref;
+    k->gelu = kern_gelu_ref;
     for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++) {
         const quant_traits *q = quant_get(t);
         if (!q)
@@ -66,6 +68,13 @@ static void init_scalar(kern_table *k)
     k->to_float[GGML_F32] = f32_to_f32;
 }
 
+/* CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports has no "f16c"). */
+static bool cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
 static void init_once(void)
 {
     init_scalar(&scalar);
@@ -74,8 +83,7 @@ static void init_once(void)
     if (force && !strcmp(force, "scalar"))
         return;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         kern_avx2_install(&table);
 }
 
@@ -233,7 +241,7 @@ void kern_layernorm(float *out, const float *x, const float *w, const float *b, 
 /* ggml evaluates GELU (tanh approximation) once per F16 value into a table and
 ** looks inputs up after rounding them to F16; the embeddings of llama.cpp are
 ** made that way, so ours are too. */
-static uint16_t gelu_table[1 << 16];
+static uint16_t gelu_table[(1 << 16) + 2]; /* padded: SIMD gathers read 4 bytes */
 static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
 
 static float gelu_ref(float x)
@@ -248,7 +256,13 @@ static void gelu_init(void)
         gelu_table[i] = cn_fp32_to_fp16(gelu_ref(cn_fp16_to_fp32((uint16_t)i)));
 }
 
-void kern_gelu(float *x, int n)
+const uint16_t *kern_gelu_table(void)
+{
+    pthread_once(&gelu_once, gelu_init);
+    return gelu_table;
+}
+
+void kern_gelu_ref(float *x, int n)
 {
     pthread_once(&gelu_once, gelu_init);
     for (int i = 0; i < n; i++) {
@@ -258,3 +272,5 @@ void kern_gelu(float *x, int n)
             x[i] = cn_fp16_to_fp32(gelu_table[cn_fp32_to_fp16(x[i])]);
     }
 }
+
+void kern_gelu(float *x, int n) { kern_get()->gelu(x, n); }

@@ -285,8 +285,8 @@ static inline __m256 exp_ps(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-/* out = softmax(sc[0..n)) . V, the probabilities applied 32 dims at a time. */
-static void softmax_times_v(float *sc, int n, const float *v, size_t kvs, int hd, float *out)
+/* sc[0..n) = softmax(sc[0..n)) in place. */
+static void softmax_avx2(float *sc, int n)
 {
     float m = -INFINITY;
     for (int j = 0; j < n; j++)
@@ -303,19 +303,50 @@ static void softmax_times_v(float *sc, int n, const float *v, size_t kvs, int hd
         sc[j] = expf(sc[j] - m);
         total += sc[j];
     }
-    float inv = 1.0f / total;
+    __m256 inv = _mm256_set1_ps(1.0f / total);
+    for (j = 0; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(sc + j, _mm256_mul_ps(_mm256_loadu_ps(sc + j), inv));
+    for (; j < n; j++)
+        sc[j] *= 1.0f / total;
+}
+
+/* out_r = P_r . V for nq (1 or 2) rows of probabilities p (stride np): each
+** value vector loaded once serves both queries. */
+static void probs_times_v(const float *p, size_t np, int nq, int n, const float *v, size_t kvs,
+                          int hd, float *out, size_t os)
+{
     for (int d0 = 0; d0 < hd; d0 += 32) {
         int nd = CN_MIN(32, hd - d0) / 8;
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                         _mm256_setzero_ps()};
-        for (int jj = 0; jj < n; jj++) {
-            __m256 p = _mm256_set1_ps(sc[jj] * inv);
-            const float *vj = v + (size_t)jj * kvs + d0;
-            for (int m8 = 0; m8 < nd; m8++)
-                acc[m8] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * m8), acc[m8]);
+        __m256 a[2][4];
+        for (int m8 = 0; m8 < 4; m8++)
+            a[0][m8] = a[1][m8] = _mm256_setzero_ps();
+        if (nq == 2 && nd == 4) {
+            for (int j = 0; j < n; j++) {
+                const float *vj = v + (size_t)j * kvs + d0;
+                __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);
+                __m256 v2 = _mm256_loadu_ps(vj + 16), v3 = _mm256_loadu_ps(vj + 24);
+                __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[np + j]);
+                a[0][0] = _mm256_fmadd_ps(p0, v0, a[0][0]);
+                a[0][1] = _mm256_fmadd_ps(p0, v1, a[0][1]);
+                a[0][2] = _mm256_fmadd_ps(p0, v2, a[0][2]);
+                a[0][3] = _mm256_fmadd_ps(p0, v3, a[0][3]);
+                a[1][0] = _mm256_fmadd_ps(p1, v0, a[1][0]);
+                a[1][1] = _mm256_fmadd_ps(p1, v1, a[1][1]);
+                a[1][2] = _mm256_fmadd_ps(p1, v2, a[1][2]);
+                a[1][3] = _mm256_fmadd_ps(p1, v3, a[1][3]);
+            }
+        } else {
+            for (int r = 0; r < nq; r++)
+                for (int j = 0; j < n; j++) {
+                    __m256 pj = _mm256_set1_ps(p[(size_t)r * np + j]);
+                    const float *vj = v + (size_t)j * kvs + d0;
+                    for (int m8 = 0; m8 < nd; m8++)
+                        a[r][m8] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * m8), a[r][m8]);
+                }
         }
-        for (int m8 = 0; m8 < nd; m8++)
-            _mm256_storeu_ps(out + d0 + 8 * m8, acc[m8]);
+        for (int r = 0; r < nq; r++)
+            for (int m8 = 0; m8 < nd; m8++)
+                _mm256_storeu_ps(out + (size_t)r * os + d0 + 8 * m8, a[r][m8]);
     }
 }
 
@@ -359,7 +390,9 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
             _mm256_storeu_ps(s3 + jb, _mm256_mul_ps(a3, vscale));
         }
         for (int r = 0; r < 4; r++)
-            softmax_times_v(sc + (size_t)r * np, n_kv, v, kvs, hd, out + (size_t)(i + r) * os);
+            softmax_avx2(sc + (size_t)r * np, n_kv);
+        probs_times_v(sc, np, 2, n_kv, v, kvs, hd, out + (size_t)i * os, os);
+        probs_times_v(sc + 2 * (size_t)np, np, 2, n_kv, v, kvs, hd, out + (size_t)(i + 2) * os, os);
     }
     for (; i < n_q; i++) {
         const float *qi = q + (size_t)i * qs;
@@ -370,12 +403,36 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
                                       _mm256_loadu_ps(kt + (size_t)d * np + jb), acc);
             _mm256_storeu_ps(sc + jb, _mm256_mul_ps(acc, vscale));
         }
-        softmax_times_v(sc, n_kv, v, kvs, hd, out + (size_t)i * os);
+        softmax_avx2(sc, n_kv);
+        probs_times_v(sc, np, 1, n_kv, v, kvs, hd, out + (size_t)i * os, os);
     }
+}
+
+/* GELU by table, eight at a time: round to F16, gather, widen. */
+static void gelu_avx2(float *x, int n)
+{
+    const uint16_t *tab = kern_gelu_table();
+    const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256i h = _mm256_cvtepu16_epi32(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        __m256i g = _mm256_i32gather_epi32((const int *)tab, h, 2);
+        g = _mm256_and_si256(g, _mm256_set1_epi32(0xFFFF));
+        __m256i packed = _mm256_packus_epi32(g, g); /* lanes: 0-3 0-3 | 4-7 4-7 */
+        packed = _mm256_permute4x64_epi64(packed, 0x08);
+        __m256 r = _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+        r = _mm256_blendv_ps(r, _mm256_setzero_ps(), _mm256_cmp_ps(v, lo, _CMP_LE_OQ));
+        r = _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, hi, _CMP_GE_OQ));
+        _mm256_storeu_ps(x + i, r);
+    }
+    if (i < n)
+        kern_gelu_ref(x + i, n - i);
 }
 
 void kern_avx2_install(kern_table *k)
 {
+    k->gelu = gelu_avx2;
     k->attn = attn_avx2;
     k->name = "avx2";
     k->dot[GGML_F32] = dot_f32;

@@ -168,3 +168,20 @@ TEST(kern_simd_f16_conversions)
     for (int i = 0; i < 37; i++)
         EXPECT_NEAR(b[i], cn_fp16_to_fp32(h[i]), 0);
 }
+
+TEST(kern_simd_gelu_matches_reference)
+{
+    if (!have_simd())
+        SKIP("no SIMD kernels on this CPU");
+    float a[203], b[203];
+    for (int i = 0; i < 203; i++)
+        a[i] = b[i] = frand() * 14; /* beyond +-10 too */
+    a[0] = b[0] = -10.0f;
+    a[1] = b[1] = 10.0f;
+    a[2] = b[2] = 65504.0f;
+    kern_gelu_ref(a, 203);
+    kern_get()->gelu(b, 203);
+    for (int i = 0; i < 203; i++)
+        if (a[i] != b[i])
+            test_fail_at(__FILE__, __LINE__, "gelu[%d]: %g vs %g", i, a[i], b[i]);
+}
