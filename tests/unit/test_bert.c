@@ -135,3 +135,109 @@ TEST(bert_rejects_bad_input)
                   CN_EUNSUPPORTED);
     EXPECT_CONTAINS(err.msg, "not an embedding model");
 }
+
+/* A small random BERT written by mkmodel with the bge vocabulary from
+** tests/data, so these run without the shared fixtures. */
+static const char *tiny_bert(void)
+{
+    static char path[512];
+    if (path[0])
+        return path;
+    const char *tools = getenv("CAIRN_TOOLS");
+    snprintf(path, sizeof path, "%s/tiny-bert.gguf", test_tmpdir());
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s/mkmodel --shape minilm --n-layer 2 --n-embd 64 --n-head 4 --n-head-kv 4 "
+             "--n-ff 128 --type f16 --tokenizer tests/data/vocab/ggml-vocab-bert-bge.gguf -o %s "
+             ">/dev/null 2>&1",
+             tools ? tools : "build", path);
+    if (system(cmd) != 0)
+        path[0] = 0;
+    return path[0] ? path : NULL;
+}
+
+TEST(bert_embed_texts_edge_cases)
+{
+    const char *mp = tiny_bert();
+    EXPECT(mp != NULL);
+    if (!mp)
+        return;
+    eng_encoder *e;
+    gguf_file *g;
+    tok_vocab *v;
+    cn_err err = {0};
+    EXPECT_EQ_INT(eng_encoder_open(&e, mp, NULL, &err), CN_OK);
+    if (!e)
+        return;
+    EXPECT_EQ_INT(gguf_open(&g, mp, &err), CN_OK);
+    EXPECT_EQ_INT(tok_open(&v, g, &err), CN_OK);
+    size_t big_len = 100000;
+    char *big = malloc(big_len + 1);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = "lorem ipsum dolor "[i % 18];
+    big[big_len] = 0;
+    const char *texts[] = {"", "   \n\t  ", big, "caf\xc3\xa9 \xff\xfe bad \xc0 bytes \xe2\x82",
+                           "The cat sits on the mat."};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = i == 2 ? big_len : strlen(texts[i]);
+    float out[5 * 64];
+    bool cut[5];
+    EXPECT_EQ_INT(eng_embed_texts(e, v, texts, lens, 5, out, cut, &err), CN_OK);
+    EXPECT(!cut[0] && !cut[1] && cut[2] && !cut[3] && !cut[4]);
+    for (int i = 0; i < 5; i++) {
+        double n2 = 0;
+        for (int d = 0; d < 64; d++)
+            n2 += (double)out[i * 64 + d] * out[i * 64 + d];
+        EXPECT_NEAR(n2, 1.0, 1e-4);
+    }
+    /* empty and whitespace-only text are both just [CLS][SEP]: the same vector */
+    double diff = 0;
+    for (int d = 0; d < 64; d++)
+        diff = fmax(diff, fabs(out[d] - out[64 + d]));
+    EXPECT_NEAR(diff, 0, 1e-6);
+    free(big);
+    tok_close(v);
+    gguf_close(g);
+    eng_encoder_close(e);
+}
+
+TEST(bert_cli_embed)
+{
+    const char *mp = tiny_bert();
+    if (!mp)
+        return;
+    char cmd[1024], out[512];
+    snprintf(out, sizeof out, "%s/embed.out", test_tmpdir());
+    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
+    snprintf(cmd, sizeof cmd, "%s embed -m %s 'first text' 'second' > %s", bin, mp, out);
+    EXPECT_EQ_INT(system(cmd), 0);
+    char *txt;
+    size_t len;
+    EXPECT_EQ_INT(cn_read_file(out, 1 << 20, &txt, &len, NULL), CN_OK);
+    int lines = 0, numbers = 0;
+    for (char *p = txt; *p; p++) {
+        lines += *p == '\n';
+        numbers += (*p == ' ' || *p == '\n');
+    }
+    EXPECT_EQ_INT(lines, 2);
+    EXPECT_EQ_INT(numbers, 2 * 64);
+    free(txt);
+    /* stdin, one text per line, as JSON */
+    snprintf(cmd, sizeof cmd, "printf 'a\\nb\\nc\\n' | %s embed -m %s --json > %s", bin, mp, out);
+    EXPECT_EQ_INT(system(cmd), 0);
+    EXPECT_EQ_INT(cn_read_file(out, 1 << 20, &txt, &len, NULL), CN_OK);
+    json_error_t je;
+    json_t *j = json_loads(txt, 0, &je);
+    EXPECT(j != NULL);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(j, "dim")), 64);
+    EXPECT_EQ_INT(json_array_size(json_object_get(j, "data")), 3);
+    json_decref(j);
+    free(txt);
+    /* a decoder model is refused with a clear message */
+    snprintf(cmd, sizeof cmd, "%s embed -m tests/data/models/aidreams260K.gguf hi 2> %s", bin, out);
+    EXPECT(system(cmd) != 0);
+    EXPECT_EQ_INT(cn_read_file(out, 1 << 20, &txt, &len, NULL), CN_OK);
+    EXPECT_CONTAINS(txt, "not an embedding model");
+    free(txt);
+}
