@@ -8,12 +8,14 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libpcre2-8 libutf8proc jansson
+PKGS    := libpcre2-8 libutf8proc jansson sqlite3 libsodium
+# MuPDF is a static library on Debian 12: link its whole dependency chain
+MUPDF_LIBS := $(shell pkg-config --static --libs mupdf) -lharfbuzz -lfreetype
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c17 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -Wvla \
            -Isrc -Itests $(shell pkg-config --cflags $(PKGS)) $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) $(MUPDF_LIBS) -lm -lpthread
 LDFLAGS := $(SAN)
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
