@@ -155,3 +155,7 @@ int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens
 ** packed batches, write n * dim floats to out. Empty text embeds [CLS][SEP]. */
 int eng_embed_texts(eng_encoder *e, const tok_vocab *v, const char *const *texts,
                     const size_t *lens, int n, float *out, bool *truncated, cn_err *err);
+
+/* Dot product of two float vectors with the active kernels (SIMD when the
+** CPU has it): for code above the engine, like vector search. */
+float eng_dot(int n, const float *a, const float *b);

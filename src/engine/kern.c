@@ -274,3 +274,10 @@ void kern_gelu_ref(float *x, int n)
 }
 
 void kern_gelu(float *x, int n) { kern_get()->gelu(x, n); }
+
+float eng_dot(int n, const float *a, const float *b)
+{
+    float s;
+    kern_get()->dot[GGML_F32](n, &s, a, b);
+    return s;
+}
