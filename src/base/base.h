@@ -106,3 +106,10 @@ int cn_pool_size(const cn_pool *p);
 void cn_pool_run(cn_pool *p, cn_pool_fn fn, void *ctx);
 /* Number of physical cores (best effort; falls back to online CPUs). */
 int cn_physical_cores(void);
+
+/* ---- where data lives ----------------------------------------------------
+** The data directory: override (--home) if given, else $CAIRN_HOME, else
+** $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. Writes the path into buf. */
+int cn_data_dir(char *buf, size_t cap, const char *override, cn_err *err);
+/* mkdir -p with mode 0700 for the directories it creates. */
+int cn_mkdirs(const char *path, cn_err *err);

@@ -2,6 +2,8 @@
 #include "test.h"
 #include "base/base.h"
 
+#include <sys/stat.h>
+
 TEST(base_fail_formats_message)
 {
     cn_err e = {0};
@@ -69,4 +71,48 @@ TEST(base_fp16_roundtrip)
     EXPECT_EQ_INT(cn_fp32_to_fp16(2.98023224e-8f), 0x0000); /* half of smallest: to even */
     EXPECT_EQ_INT(cn_fp32_to_bf16(1.0f), 0x3F80);
     EXPECT_NEAR(cn_bf16_to_fp32(0x4049), 3.140625, 0);
+}
+
+TEST(base_data_dir_precedence)
+{
+    char buf[512], old_home[512] = "", old_c[512] = "";
+    const char *h = getenv("HOME"), *c = getenv("CAIRN_HOME");
+    if (h)
+        snprintf(old_home, sizeof old_home, "%s", h);
+    if (c)
+        snprintf(old_c, sizeof old_c, "%s", c);
+    setenv("HOME", "/home/u", 1);
+    unsetenv("CAIRN_HOME");
+    unsetenv("XDG_DATA_HOME");
+    EXPECT_EQ_INT(cn_data_dir(buf, sizeof buf, NULL, NULL), CN_OK);
+    EXPECT_STR(buf, "/home/u/.local/share/cairn");
+    setenv("XDG_DATA_HOME", "/x", 1);
+    cn_data_dir(buf, sizeof buf, NULL, NULL);
+    EXPECT_STR(buf, "/x/cairn");
+    setenv("CAIRN_HOME", "/c", 1);
+    cn_data_dir(buf, sizeof buf, NULL, NULL);
+    EXPECT_STR(buf, "/c");
+    cn_data_dir(buf, sizeof buf, "/override", NULL);
+    EXPECT_STR(buf, "/override");
+    unsetenv("XDG_DATA_HOME");
+    if (old_home[0])
+        setenv("HOME", old_home, 1);
+    if (old_c[0])
+        setenv("CAIRN_HOME", old_c, 1);
+    else
+        unsetenv("CAIRN_HOME");
+    /* mkdirs creates nested private directories, and refuses a file in the way */
+    char p[600];
+    snprintf(p, sizeof p, "%s/a/b/c", test_tmpdir());
+    EXPECT_EQ_INT(cn_mkdirs(p, NULL), CN_OK);
+    struct stat st;
+    EXPECT_EQ_INT(stat(p, &st), 0);
+    EXPECT_EQ_INT(st.st_mode & 0777, 0700);
+    snprintf(p, sizeof p, "%s/file", test_tmpdir());
+    FILE *f = fopen(p, "w");
+    fclose(f);
+    snprintf(p, sizeof p, "%s/file/sub", test_tmpdir());
+    cn_err e;
+    EXPECT_EQ_INT(cn_mkdirs(p, &e), CN_EIO);
+    EXPECT_CONTAINS(e.msg, "not a directory");
 }
