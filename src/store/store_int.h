@@ -1,0 +1,89 @@
+/*
+** store_int.h: internals shared by the files of src/store/. Never include
+** this from outside src/store/ (the unit tests do, to build old schemas and
+** to inject failures).
+*/
+#ifndef CN_STORE_INT_H
+#define CN_STORE_INT_H
+
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+/* PRAGMA application_id of a Cairn library: "Crn1". */
+#define STORE_APP_ID 0x43726e31
+
+/* Cached statements, one per entry of store.c's sql table. */
+enum {
+    Q_DOC_BY_PATH,
+    Q_DOC_INSERT,
+    Q_DOC_UPDATE,
+    Q_PAGES_DELETE,
+    Q_PAGE_INSERT,
+    Q_PASSAGE_MAX,
+    Q_PASSAGE_INSERT,
+    Q_PASSAGES_DELETE_OLD,
+    Q_OLD_WITH_EMBEDDING,
+    Q_EMBEDDING_COPY,
+    Q_DOC_DELETE,
+    Q_SEARCH,
+    Q_PASSAGE_GET,
+    Q_PAGE_GET,
+    Q_MODEL_GET,
+    Q_MODEL_INSERT,
+    Q_EMBEDDING_PUT,
+    Q_WITHOUT_EMBEDDING,
+    Q_COUNT
+};
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    int version;
+    sqlite3_stmt *stmt[Q_COUNT];
+};
+
+/* The cached statement q, prepared on first use; reset and unbound. NULL
+** with err filled on failure. */
+sqlite3_stmt *store_stmt(store *s, int q, cn_err *err);
+
+/* Turn a SQLite result code into a CN_E* code and a message
+** "<path>: <what>: <sqlite's reason>" (damaged files and busy databases get
+** sentences of their own). */
+int store_sqlfail(sqlite3 *db, const char *path, int rc, const char *what, cn_err *err);
+int store_fail(store *s, int rc, const char *what, cn_err *err);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails). */
+int store_begin(store *s, cn_err *err);
+int store_commit(store *s, cn_err *err);
+void store_rollback(store *s);
+
+/* Run one statement of SQL with no result rows. */
+int store_exec(store *s, const char *sql, cn_err *err);
+
+/* Column i of st copied into arena a (NUL-terminated; *len its length if
+** len is not NULL); a NULL column gives NULL. Sets *oom when a is full. */
+const char *store_col_str(sqlite3_stmt *st, int i, cn_arena *a, size_t *len, bool *oom);
+
+/* ---- schema.c ---------------------------------------------------------- */
+
+/* Check the first bytes of the file at path before SQLite sees it: not a
+** SQLite file, a damaged header, or a file shorter than its header says (with
+** no WAL that could hold the rest) fail with CN_EFORMAT. A missing or empty
+** file passes. */
+int store_schema_check_file(const char *path, cn_err *err);
+
+/* Read user_version and application_id and decide whether db is a Cairn
+** library this build can open: *version receives the schema version (0 for
+** a new, empty database). */
+int store_schema_inspect(sqlite3 *db, const char *path, int *version, cn_err *err);
+
+/* Migrate db forward to version target (<= STORE_SCHEMA_VERSION), one
+** transaction per step. The tests call it with an older target to build a
+** library as an older Cairn left it. */
+int store_schema_migrate(sqlite3 *db, const char *path, int target, cn_err *err);
+
+/* The FTS5 tokenizer of passages_fts. */
+extern const char store_fts_tokenizer[];
+
+#endif
