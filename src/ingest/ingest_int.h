@@ -1,0 +1,68 @@
+/*
+** ingest_int.h: internals shared by the files of src/ingest/. Never include
+** this from outside the folder.
+*/
+#ifndef CN_INGEST_INT_H
+#define CN_INGEST_INT_H
+
+#include "ingest/ingest.h"
+
+#include <stdint.h>
+
+/* ingest_opts with every 0 replaced by its default. */
+void ingest_opts_resolve(const ingest_opts *in, ingest_opts *out);
+
+/* Append a note to d->notes ("; "-separated, truncated to fit). */
+void ingest_note(ingest_doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The file name part of a path (after the last '/'). */
+const char *ingest_basename(const char *path);
+
+/* Decode the code point at s[0..n) (n >= 1). Returns its length in bytes and
+** stores it in *cp; an invalid or truncated sequence decodes as one byte
+** with *cp = -1 (the caller repairs it). */
+int ingest_utf8_next(const unsigned char *s, size_t n, int32_t *cp);
+
+/* Append code point cp as UTF-8 (surrogates and values past U+10FFFF become
+** U+FFFD). CN_OK or CN_ENOMEM. */
+int ingest_put_cp(cn_buf *b, int32_t cp);
+
+/* Is cp a lower-case letter? An upper-case one? (Unicode categories) */
+bool ingest_is_lower(int32_t cp);
+bool ingest_is_upper(int32_t cp);
+
+/* Turn the raw bytes of a text file into clean UTF-8 in out: a UTF-8 BOM is
+** dropped, UTF-16 LE/BE with a BOM converted, invalid UTF-8 replaced by
+** U+FFFD (one per maximal invalid sequence), CR LF and CR become LF, NUL and
+** other control characters (but tab, LF and form feed) are dropped. Notes go
+** into d. */
+int ingest_decode_text(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                       cn_buf *out, cn_err *err);
+
+/* Cut clean text into pages: a form feed is a page break, and pages longer
+** than page_words words are cut at the last paragraph break (else line
+** break, else space) before the limit. Whitespace runs inside a line are
+** kept; blank-line runs become one "\n\n"; every page is trimmed; empty
+** pages are dropped unless all are empty. The text is copied into
+** d->arena. */
+int ingest_set_pages(ingest_doc *d, const char *name, const char *text, size_t len,
+                     int page_words, cn_err *err);
+
+/* Set d->title to a trimmed, single-line, at most 200-byte copy of s. */
+int ingest_set_title(ingest_doc *d, const char *s, size_t n);
+
+/* The format readers. data/len are the whole file; d->arena is ready. */
+int ingest_text(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                const ingest_opts *o, cn_err *err);
+int ingest_markdown(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                    const ingest_opts *o, cn_err *err);
+int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                const ingest_opts *o, cn_err *err);
+int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+               const ingest_opts *o, cn_err *err);
+
+/* Markdown inline clean-up of one line (links, images, emphasis, code
+** spans); appends to out. */
+int ingest_md_inline(cn_buf *out, const char *s, size_t n);
+
+#endif
