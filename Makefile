@@ -38,9 +38,11 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/src/engine/kern_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 
+# A thin archive: members keep their paths, so two modules may both have a
+# search.o without one replacing the other.
 $(BUILD)/libcairn.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcsT $@ $^
 
 $(BUILD)/cairn: $(CLI_OBJ) $(BUILD)/libcairn.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

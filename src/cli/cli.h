@@ -15,6 +15,13 @@ int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_ask(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /* Print "cairn: <msg>" to stderr and return 1. */
 int cli_error(const cn_err *err);

@@ -18,6 +18,13 @@ typedef struct cmd_entry {
 } cmd_entry;
 
 static const cmd_entry commands[] = {
+    {"add", cmd_add, "PATH... [--prune]", "add files and folders to the library"},
+    {"index", cmd_index, "-e MODEL", "embed passages for hybrid search (resumable)"},
+    {"ls", cmd_ls, "[--json]", "list the documents in the library"},
+    {"rm", cmd_rm, "DOC...", "remove documents from the library"},
+    {"search", cmd_search, "QUERY [-k 5] [--json]", "ranked passages with document and page"},
+    {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
+    {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
     {"inspect", cmd_inspect, "FILE [--json]", "describe a GGUF model file"},
     {"tokenize", cmd_tokenize, "-m FILE [--no-bos] [--json] TEXT", "print the token ids of TEXT"},
     {"generate", cmd_generate, "-m FILE -p TEXT [-n N] [options]", "continue a prompt, streamed"},

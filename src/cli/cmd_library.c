@@ -1,0 +1,570 @@
+/*
+** cmd_library.c: the library commands — add, index, ls, rm, search, ask,
+** doctor. Each is a thin face over src/library (and src/rag for ask).
+*/
+#include "cli/cli.h"
+#include "library/library.h"
+#include "rag/rag.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Options every library command takes. */
+typedef struct lib_args {
+    const char *home, *embed_model, *chat_model;
+    int threads, k;
+    bool json, prune;
+    const char *rest[256];
+    int n_rest;
+} lib_args;
+
+static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, const char *help)
+{
+    memset(a, 0, sizeof *a);
+    a->embed_model = getenv("CAIRN_EMBED_MODEL");
+    a->chat_model = getenv("CAIRN_CHAT_MODEL");
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        if (!strcmp(o, "--home") && v)
+            a->home = argv[++i];
+        else if ((!strcmp(o, "--embed-model") || !strcmp(o, "-e")) && v)
+            a->embed_model = argv[++i];
+        else if ((!strcmp(o, "--model") || !strcmp(o, "-m")) && v)
+            a->chat_model = argv[++i];
+        else if ((!strcmp(o, "-t") || !strcmp(o, "--threads")) && v) {
+            if (!cli_int(argv[++i], 1, 512, &n))
+                return cli_usage(cmd, "-t %s: expected 1 to 512", argv[i]);
+            a->threads = (int)n;
+        } else if (!strcmp(o, "-k") && v) {
+            if (!cli_int(argv[++i], 1, 100, &n))
+                return cli_usage(cmd, "-k %s: expected 1 to 100", argv[i]);
+            a->k = (int)n;
+        } else if (!strcmp(o, "--json"))
+            a->json = true;
+        else if (!strcmp(o, "--prune"))
+            a->prune = true;
+        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            printf("%s", help);
+            printf("\ncommon options:\n"
+                   "  --home DIR          data directory (default $CAIRN_HOME, else\n"
+                   "                      $XDG_DATA_HOME/cairn, else ~/.local/share/cairn)\n"
+                   "  -e, --embed-model F embedding model (GGUF) for hybrid search\n"
+                   "                      (default $CAIRN_EMBED_MODEL)\n"
+                   "  -m, --model F       language model (GGUF) for written answers\n"
+                   "                      (default $CAIRN_CHAT_MODEL)\n"
+                   "  -t N                threads\n");
+            return -1;
+        } else if (o[0] == '-' && o[1] && strcmp(o, "-"))
+            return cli_usage(cmd, "unknown option or missing value: '%s'", o);
+        else if (a->n_rest < 256)
+            a->rest[a->n_rest++] = argv[i];
+    }
+    if (a->embed_model && !*a->embed_model)
+        a->embed_model = NULL;
+    if (a->chat_model && !*a->chat_model)
+        a->chat_model = NULL;
+    return 0;
+}
+
+#define PARSE(cmd, help)                                                                           \
+    lib_args a;                                                                                    \
+    int prc_ = parse_lib_args(cmd, argc, argv, &a, help);                                          \
+    if (prc_)                                                                                      \
+        return prc_ < 0 ? 0 : prc_;
+
+static int open_lib(const lib_args *a, lib **l)
+{
+    cn_err err = {0};
+    if (lib_open(l, a->home, &err))
+        return cli_error(&err);
+    return 0;
+}
+
+/* ---- add / index ------------------------------------------------------------ */
+
+typedef struct progress {
+    bool tty;
+    double t0;
+} progress;
+
+static const char *outcome_name(int o)
+{
+    static const char *const names[] = {"", "added", "updated", "unchanged", "failed", "pruned"};
+    return o > 0 && o <= LIB_PRUNED ? names[o] : "?";
+}
+
+static void on_progress(void *ctx, const lib_event *ev)
+{
+    progress *p = ctx;
+    if (ev->kind == LIB_EV_SCAN) {
+        fprintf(stderr, "%d file%s to check\n", ev->files_total, ev->files_total == 1 ? "" : "s");
+    } else if (ev->kind == LIB_EV_FILE) {
+        double el = cn_now() - p->t0, eta = el / ev->files_done * (ev->files_total - ev->files_done);
+        if (p->tty)
+            fprintf(stderr, "\r\033[K");
+        if (ev->outcome == LIB_FAILED)
+            fprintf(stderr, "failed    %s\n", ev->error ? ev->error : ev->path);
+        else if (ev->outcome == LIB_UNCHANGED && !p->tty)
+            fprintf(stderr, "unchanged %s\n", ev->path);
+        else if (ev->outcome != LIB_UNCHANGED)
+            fprintf(stderr, "%-9s %s (%d pages, %d passages)%s%s\n", outcome_name(ev->outcome),
+                    ev->path, ev->pages, ev->passages, ev->notes && *ev->notes ? ": " : "",
+                    ev->notes ? ev->notes : "");
+        if (p->tty && ev->files_done < ev->files_total)
+            fprintf(stderr, "[%d/%d files] ETA %.0fs", ev->files_done, ev->files_total, eta);
+    } else if (ev->kind == LIB_EV_EMBED) {
+        if (p->tty)
+            fprintf(stderr, "\r\033[Kembedding %lld/%lld passages, ETA %.0fs",
+                    (long long)ev->embed_done, (long long)ev->embed_total, ev->eta_s);
+        else if (ev->embed_done == ev->embed_total || ev->embed_done % 256 < 32)
+            fprintf(stderr, "embedding %lld/%lld passages\n", (long long)ev->embed_done,
+                    (long long)ev->embed_total);
+    }
+}
+
+static int run_index(lib *l, const lib_args *a, progress *p)
+{
+    cn_err err = {0};
+    p->t0 = cn_now();
+    int n = lib_index(l, a->embed_model, a->threads, on_progress, p, &err);
+    if (p->tty)
+        fprintf(stderr, "\n");
+    if (n < 0)
+        return cli_error(&err);
+    fprintf(stderr, "%d passages embedded in %.1fs; hybrid search is on for them\n", n,
+            cn_now() - p->t0);
+    return 0;
+}
+
+int cmd_add(int argc, char **argv)
+{
+    PARSE("add", "usage: cairn add [--prune] [options] PATH...\n\n"
+                 "Add files and folders (recursively) to the library: PDF, text, Markdown, HTML.\n"
+                 "Unchanged files are skipped, changed ones re-indexed; a file that fails is\n"
+                 "reported and the rest go on. Keyword search works as soon as this ends; with\n"
+                 "an embedding model, passages are then embedded for hybrid search (resumable:\n"
+                 "`cairn index` continues an interrupted run).\n\n"
+                 "  --prune             also remove documents whose file is gone\n");
+    if (a.n_rest == 0 && !a.prune)
+        return cli_usage("add", "missing PATH");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    progress p = {isatty(2), cn_now()};
+    lib_add_stats st;
+    cn_err err = {0};
+    int rc = lib_add(l, (const char *const *)a.rest, a.n_rest, a.prune, on_progress, &p, &st,
+                     &err);
+    if (p.tty)
+        fprintf(stderr, "\r\033[K");
+    if (rc) {
+        lib_close(l);
+        return cli_error(&err);
+    }
+    fprintf(stderr, "%d added, %d updated, %d unchanged, %d failed%s: %lld pages, %lld passages "
+                    "in %.1fs\n",
+            st.added, st.updated, st.unchanged, st.failed, st.pruned ? ", some pruned" : "",
+            (long long)st.pages, (long long)st.passages, cn_now() - p.t0);
+    if (st.pruned)
+        fprintf(stderr, "%d documents removed (file gone)\n", st.pruned);
+    int ret = 0;
+    if (a.embed_model)
+        ret = run_index(l, &a, &p);
+    lib_close(l);
+    return ret ? ret : st.failed && !st.added && !st.updated && !st.unchanged ? 1 : 0;
+}
+
+int cmd_index(int argc, char **argv)
+{
+    PARSE("index", "usage: cairn index -e MODEL.gguf [options]\n\n"
+                   "Compute embeddings for every passage that has none for this model\n"
+                   "(resumable; committed in batches).\n");
+    if (!a.embed_model)
+        return cli_usage("index", "missing -e MODEL (or CAIRN_EMBED_MODEL)");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    progress p = {isatty(2), cn_now()};
+    int rc = run_index(l, &a, &p);
+    lib_close(l);
+    return rc;
+}
+
+/* ---- ls / rm ------------------------------------------------------------------ */
+
+static int print_doc(void *ctx, const store_doc_info *d)
+{
+    json_t *arr = ctx;
+    if (arr) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer(d->id));
+        json_object_set_new(o, "path", json_string(d->path));
+        json_object_set_new(o, "title", d->title ? json_string(d->title) : json_null());
+        json_object_set_new(o, "kind", json_string(d->kind ? d->kind : ""));
+        json_object_set_new(o, "pages", json_integer(d->n_pages));
+        json_object_set_new(o, "passages", json_integer(d->n_passages));
+        json_object_set_new(o, "status", json_string(d->failed ? "failed" : "indexed"));
+        if (d->failed)
+            json_object_set_new(o, "error", json_string(d->error ? d->error : ""));
+        json_array_append_new(arr, o);
+    } else if (d->failed) {
+        printf("%4lld  failed   %s: %s\n", (long long)d->id, d->path, d->error ? d->error : "");
+    } else {
+        printf("%4lld  %-6s %4d p. %5d psg  %s%s%s%s\n", (long long)d->id, d->kind ? d->kind : "",
+               d->n_pages, d->n_passages, d->path, d->title ? " (" : "", d->title ? d->title : "",
+               d->title ? ")" : "");
+    }
+    return 0;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+    PARSE("ls", "usage: cairn ls [--json] [options]\n\nList the documents in the library.\n");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    cn_err err = {0};
+    json_t *arr = a.json ? json_array() : NULL;
+    int rc = store_list(lib_store(l), print_doc, arr, &err);
+    if (arr) {
+        char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s ? s : "[]");
+        free(s);
+        json_decref(arr);
+    }
+    lib_close(l);
+    return rc ? cli_error(&err) : 0;
+}
+
+int cmd_rm(int argc, char **argv)
+{
+    PARSE("rm", "usage: cairn rm DOC...\n\nRemove documents (by id, as `cairn ls` shows, or "
+                "by path) and all their passages and vectors.\n");
+    if (!a.n_rest)
+        return cli_usage("rm", "missing DOC");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    int ret = 0;
+    for (int i = 0; i < a.n_rest; i++) {
+        cn_err err = {0};
+        long id;
+        char real[4096];
+        int rc;
+        if (cli_int(a.rest[i], 1, 1L << 62, &id))
+            rc = store_remove_id(lib_store(l), id, &err);
+        else
+            rc = store_remove_path(lib_store(l), realpath(a.rest[i], real) ? real : a.rest[i],
+                                   &err);
+        if (rc) {
+            if (rc == CN_ENOTFOUND)
+                cn_fail(&err, rc, "%s: no such document in the library", a.rest[i]);
+            ret = cli_error(&err);
+        } else {
+            fprintf(stderr, "removed %s\n", a.rest[i]);
+        }
+    }
+    lib_close(l);
+    return ret;
+}
+
+/* ---- search / ask --------------------------------------------------------------- */
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static int join_query(const lib_args *a, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < a->n_rest; i++)
+        if (snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? " " : "", a->rest[i]) < 0)
+            return -1;
+    return buf[0] ? 0 : -1;
+}
+
+int cmd_search(int argc, char **argv)
+{
+    PARSE("search", "usage: cairn search [-k 5] [--json] [options] QUERY\n\n"
+                    "Rank passages of the library: keyword (bm25), or hybrid (keyword + vector,\n"
+                    "reciprocal rank fusion) with an embedding model.\n");
+    char q[8192];
+    if (join_query(&a, q, sizeof q))
+        return cli_usage("search", "missing QUERY");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    cn_arena ar;
+    cn_arena_init(&ar, (size_t)1 << 30);
+    lib_result res[100];
+    const char *mode;
+    cn_err err = {0};
+    lib_search_opts so = {.k = a.k ? a.k : 5, .embed_model = a.embed_model, .threads = a.threads};
+    int n = lib_search(l, q, &so, &ar, res, &mode, &err);
+    if (n >= 0 && a.json) {
+        json_t *arr = json_array();
+        for (int i = 0; i < n; i++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "doc", json_string(res[i].title ? res[i].title
+                                                                   : base_name(res[i].path)));
+            json_object_set_new(o, "doc_id", json_integer(res[i].doc_id));
+            json_object_set_new(o, "path", json_string(res[i].path));
+            json_object_set_new(o, "page", json_integer(res[i].page_start));
+            json_object_set_new(o, "page_end", json_integer(res[i].page_end));
+            json_object_set_new(o, "score", json_real(res[i].score));
+            json_object_set_new(o, "text", json_string(res[i].text));
+            json_array_append_new(arr, o);
+        }
+        char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s ? s : "[]");
+        free(s);
+        json_decref(arr);
+    } else if (n >= 0) {
+        fprintf(stderr, "%d result%s (%s search)\n", n, n == 1 ? "" : "s", mode);
+        for (int i = 0; i < n; i++) {
+            printf("[%d] %s, p. %d  (score %.3f)\n", i + 1, base_name(res[i].path),
+                   res[i].page_start, res[i].score);
+            printf("    %.300s%s\n\n", res[i].text, strlen(res[i].text) > 300 ? "..." : "");
+        }
+    }
+    cn_arena_free(&ar);
+    lib_close(l);
+    return n < 0 ? cli_error(&err) : 0;
+}
+
+typedef struct ask_out {
+    rag_cite_filter f;
+    cn_buf text;
+    bool json;
+} ask_out;
+
+static int ask_token(void *ctx, int32_t id, const char *text, size_t len)
+{
+    ask_out *o = ctx;
+    (void)id;
+    size_t before = o->text.len;
+    rag_cite_feed(&o->f, text, len, &o->text);
+    if (!o->json) {
+        fwrite(o->text.data + before, 1, o->text.len - before, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+typedef struct tok_counter {
+    tok_vocab *v;
+    int32_t *buf;
+    int cap;
+} tok_counter;
+
+static int count_tokens(void *ctx, const char *s, size_t n)
+{
+    tok_counter *c = ctx;
+    int k = tok_encode(c->v, s, n, false, false, c->buf, c->cap, NULL);
+    return k < 0 ? (int)(n / 2 + 1) : k;
+}
+
+/* Written answer with a language model; returns 0 or an exit status. */
+static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int n, bool *used,
+                          ask_out *out, int *n_used, cn_err *err)
+{
+    eng_opts eo = {.n_threads = a->threads};
+    eng_model *m = NULL;
+    tok_vocab *v = NULL;
+    int rc = eng_model_open(&m, a->chat_model, &eo, err);
+    if (!rc)
+        rc = tok_open(&v, eng_model_gguf(m), err);
+    int n_ctx = m ? eng_model_n_ctx(m) : 0;
+    tok_counter tc = {v, cn_malloc(sizeof(int32_t) * (size_t)n_ctx * 4), n_ctx * 4};
+    cn_buf user, prompt;
+    cn_buf_init(&user, (size_t)64 << 20);
+    cn_buf_init(&prompt, (size_t)64 << 20);
+    const int reserve = CN_MIN(512, n_ctx / 4); /* room left for the answer */
+    if (!rc) {
+        int sys = count_tokens(&tc, rag_system_prompt, strlen(rag_system_prompt));
+        int budget = n_ctx - reserve - sys - 64;
+        rc = rag_build_user(q, src, n, budget, count_tokens, &tc, &user, err);
+        if (rc >= 0) {
+            *n_used = rc;
+            rc = rc == 0 ? cn_fail(err, CN_ELIMIT, "not even one passage fits the model's "
+                                   "%d-token context (use a larger --ctx or a model with more)",
+                                   n_ctx)
+                         : CN_OK;
+        }
+    }
+    if (!rc && *n_used < n)
+        fprintf(stderr, "note: %d of %d passages fit the model's %d-token context\n", *n_used, n,
+                n_ctx);
+    if (!rc) {
+        gguf_str tmpl = {0};
+        gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
+        const char *fam = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
+        tok_chat_msg msgs[2] = {{"system", rag_system_prompt}, {"user", user.data}};
+        rc = tok_chat_render(fam, msgs, 2, true, &prompt, err);
+    }
+    int32_t *ids = tc.buf;
+    int n_ids = 0;
+    if (!rc) {
+        n_ids = tok_encode(v, prompt.data, prompt.len, true, true, ids, tc.cap, err);
+        rc = n_ids < 0 ? n_ids : n_ids > n_ctx - 16 ? cn_fail(err, CN_ELIMIT, "prompt too long")
+                                                   : CN_OK;
+    }
+    if (!rc) {
+        rag_cite_init(&out->f, *n_used, used);
+        eng_gen_opts go = {.n_predict = reserve, .sampler = eng_sampler_defaults()};
+        go.sampler.temp = 0; /* answers from documents: the most likely words */
+        eng_gen_stats st;
+        rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &st, err);
+        rag_cite_flush(&out->f, &out->text);
+    }
+    free(tc.buf);
+    cn_buf_free(&user);
+    cn_buf_free(&prompt);
+    tok_close(v);
+    eng_model_close(m);
+    return rc;
+}
+
+int cmd_ask(int argc, char **argv)
+{
+    PARSE("ask", "usage: cairn ask [-k 4] [--json] [options] QUESTION\n\n"
+                 "Answer from your documents, citing them as [n] -> file, page. With a language\n"
+                 "model (-m FILE or CAIRN_CHAT_MODEL) the answer is written by the model and\n"
+                 "streamed; without one, the best sentences of the best passages are quoted.\n");
+    char q[8192];
+    if (join_query(&a, q, sizeof q))
+        return cli_usage("ask", "missing QUESTION");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    cn_arena ar;
+    cn_arena_init(&ar, (size_t)1 << 30);
+    lib_result res[100];
+    const char *mode;
+    cn_err err = {0};
+    lib_search_opts so = {.k = a.k ? a.k : 4, .embed_model = a.embed_model, .threads = a.threads};
+    int n = lib_search(l, q, &so, &ar, res, &mode, &err);
+    int ret = 0;
+    if (n < 0) {
+        ret = cli_error(&err);
+        goto done;
+    }
+    if (n == 0) {
+        printf("Nothing in your library matches this question.\n");
+        goto done;
+    }
+    rag_source src[100];
+    bool used[100] = {0};
+    for (int i = 0; i < n; i++)
+        src[i] = (rag_source){res[i].path, res[i].title, res[i].page_start, res[i].page_end,
+                              res[i].text};
+    ask_out out = {.json = a.json};
+    cn_buf_init(&out.text, (size_t)64 << 20);
+    int n_used = n;
+    const char *how;
+    if (a.chat_model) {
+        how = "generated";
+        if (ask_with_model(&a, q, src, n, used, &out, &n_used, &err)) {
+            ret = cli_error(&err);
+            cn_buf_free(&out.text);
+            goto done;
+        }
+    } else {
+        how = "extractive";
+        int k = rag_extract(q, src, n, 3, &out.text, used);
+        if (k <= 0)
+            cn_buf_printf(&out.text, "The best passages do not contain sentences that match the "
+                                     "question; see the sources below.");
+        if (!a.json)
+            printf("%s", out.text.data);
+    }
+    if (a.json) {
+        json_t *o = json_object(), *srcs = json_array(), *bad = json_array();
+        json_object_set_new(o, "answer", json_string(out.text.data ? out.text.data : ""));
+        json_object_set_new(o, "mode", json_string(how));
+        json_object_set_new(o, "search", json_string(mode));
+        for (int i = 0; i < n_used; i++) {
+            json_t *s = json_object();
+            json_object_set_new(s, "n", json_integer(i + 1));
+            json_object_set_new(s, "cited", json_boolean(used[i]));
+            json_object_set_new(s, "doc", json_string(base_name(src[i].path)));
+            json_object_set_new(s, "path", json_string(src[i].path));
+            json_object_set_new(s, "page", json_integer(src[i].page_start));
+            json_object_set_new(s, "text", json_string(src[i].text));
+            json_array_append_new(srcs, s);
+        }
+        for (int i = 0; i < CN_MIN(out.f.n_invalid, 16); i++)
+            json_array_append_new(bad, json_integer(out.f.invalid[i]));
+        json_object_set_new(o, "sources", srcs);
+        json_object_set_new(o, "dropped_citations", bad);
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(o);
+    } else {
+        printf("\n\nSources:\n");
+        bool any = false;
+        for (int i = 0; i < n_used; i++)
+            any |= used[i];
+        for (int i = 0; i < n_used; i++) {
+            if (!used[i] && any && !strcmp(how, "generated"))
+                continue; /* only what the answer cites, unless it cites nothing */
+            cn_buf b;
+            cn_buf_init(&b, 4096);
+            rag_format_source(&src[i], i, &b);
+            printf("%s%s\n", b.data, used[i] ? "" : " (not cited)");
+            cn_buf_free(&b);
+        }
+        if (out.f.n_invalid)
+            fprintf(stderr, "note: %d citation%s naming no passage dropped from the answer\n",
+                    out.f.n_invalid, out.f.n_invalid == 1 ? "" : "s");
+        if (!a.chat_model)
+            fprintf(stderr, "(extractive answer: for written answers, pass -m MODEL.gguf or set "
+                            "CAIRN_CHAT_MODEL)\n");
+    }
+    cn_buf_free(&out.text);
+done:
+    cn_arena_free(&ar);
+    lib_close(l);
+    return ret;
+}
+
+/* ---- doctor --------------------------------------------------------------------- */
+
+int cmd_doctor(int argc, char **argv)
+{
+    PARSE("doctor", "usage: cairn doctor [options]\n\nShow where data lives, what the library "
+                    "holds, which models are set, and what level of service is active.\n");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    cn_err err = {0};
+    store_stats st = {0};
+    int rc = store_stats_get(lib_store(l), &st, &err);
+    printf("data directory   %s\n", lib_home(l));
+    printf("library          %s/library.db (schema %d, %.1f MB + %.1f MB WAL)\n", lib_home(l),
+           st.schema_version, st.db_bytes / 1e6, st.wal_bytes / 1e6);
+    printf("documents        %lld (%lld failed), %lld pages, %lld passages\n",
+           (long long)st.n_documents, (long long)st.n_failed, (long long)st.n_pages,
+           (long long)st.n_passages);
+    printf("embeddings       %lld vectors for %lld model(s)\n", (long long)st.n_embeddings,
+           (long long)st.n_models);
+    cn_err ck = {0};
+    int crc = store_check(lib_store(l), &ck);
+    printf("consistency      %s\n", crc ? ck.msg : "ok");
+    printf("embedding model  %s\n", a.embed_model ? a.embed_model : "(none: set -e or CAIRN_EMBED_MODEL)");
+    printf("language model   %s\n", a.chat_model ? a.chat_model : "(none: set -m or CAIRN_CHAT_MODEL)");
+    printf("cpu              %d physical cores\n", cn_physical_cores());
+    printf("service level    %s\n",
+           a.chat_model ? "written answers with citations"
+           : a.embed_model ? "hybrid search (keyword + vectors), extractive answers"
+                           : "keyword search and extractive answers (no model)");
+    lib_close(l);
+    return rc ? cli_error(&err) : crc ? 1 : 0;
+}

@@ -1,0 +1,183 @@
+/*
+** index.c: the embedding phase and search. Vectors are computed in batches
+** and committed per batch, so an interrupted index loses at most one batch
+** and the next run continues where it stopped. Search loads the library's
+** vectors for the model once per process.
+*/
+#include "library/lib_int.h"
+#include "search/search.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lib_drop_encoder(lib *l)
+{
+    tok_close(l->enc_tok);
+    eng_encoder_close(l->enc);
+    free(l->vec_ids);
+    free(l->vecs);
+    l->enc = NULL;
+    l->enc_tok = NULL;
+    l->vec_ids = NULL;
+    l->vecs = NULL;
+    l->vecs_loaded = false;
+    l->enc_path[0] = 0;
+}
+
+int lib_use_encoder(lib *l, const char *path, int threads, cn_err *err)
+{
+    if (l->enc && !strcmp(l->enc_path, path))
+        return CN_OK;
+    lib_drop_encoder(l);
+    char hash[STORE_HASH_HEX + 1];
+    eng_opts o = {.n_threads = threads};
+    int rc = store_hash_file(path, hash, NULL, err);
+    if (!rc)
+        rc = eng_encoder_open(&l->enc, path, &o, err);
+    if (!rc)
+        rc = tok_open(&l->enc_tok, eng_encoder_gguf(l->enc), err);
+    if (rc) {
+        lib_drop_encoder(l);
+        return rc;
+    }
+    const char *base = strrchr(path, '/');
+    snprintf(l->enc_name, sizeof l->enc_name, "%s:%.16s", base ? base + 1 : path, hash);
+    snprintf(l->enc_path, sizeof l->enc_path, "%s", path);
+    return CN_OK;
+}
+
+#define INDEX_BATCH 32
+
+int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, void *ctx,
+              cn_err *err)
+{
+    int rc = lib_use_encoder(l, model_path, threads, err);
+    if (rc)
+        return rc;
+    int64_t done = 0, total = 0;
+    if ((rc = store_embedding_progress(l->st, l->enc_name, &done, &total, err)))
+        return rc;
+    int dim = eng_encoder_dim(l->enc);
+    float *vecs = cn_malloc(sizeof(float) * INDEX_BATCH * (size_t)dim);
+    const char *texts[INDEX_BATCH];
+    size_t lens[INDEX_BATCH];
+    int64_t ids[INDEX_BATCH], after = 0;
+    int embedded = 0;
+    double t0 = cn_now();
+    int64_t start_done = done;
+    while (rc == CN_OK && vecs) {
+        cn_arena a;
+        cn_arena_init(&a, (size_t)1 << 28);
+        store_passage ps[INDEX_BATCH];
+        int n = 0;
+        rc = store_passages_without_embedding(l->st, l->enc_name, after, INDEX_BATCH, &a, ps, &n,
+                                              err);
+        if (rc >= 0)
+            rc = CN_OK;
+        if (rc || n == 0) {
+            cn_arena_free(&a);
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            texts[i] = ps[i].text;
+            lens[i] = ps[i].len;
+            ids[i] = ps[i].id;
+        }
+        after = ps[n - 1].id;
+        rc = eng_embed_texts(l->enc, l->enc_tok, texts, lens, n, vecs, NULL, err);
+        if (rc == CN_OK) {
+            int put = store_put_embeddings(l->st, l->enc_name, dim, ids, vecs, n, true, err);
+            rc = put < 0 ? put : CN_OK;
+        }
+        cn_arena_free(&a);
+        embedded += n;
+        done += n;
+        if (fn) {
+            double rate = (done - start_done) / (cn_now() - t0 + 1e-9);
+            lib_event ev = {.kind = LIB_EV_EMBED, .embed_done = done, .embed_total = total,
+                            .eta_s = rate > 0 ? (double)(total - done) / rate : -1};
+            fn(ctx, &ev);
+        }
+    }
+    free(vecs);
+    l->vecs_loaded = false; /* the next search reloads */
+    if (!vecs && rc == CN_OK)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    return rc ? rc : embedded;
+}
+
+static int load_vectors(lib *l, cn_err *err)
+{
+    if (l->vecs_loaded)
+        return CN_OK;
+    free(l->vec_ids);
+    free(l->vecs);
+    l->vec_ids = NULL;
+    l->vecs = NULL;
+    int rc = store_load_embeddings(l->st, l->enc_name, &l->vec_ids, &l->vecs, &l->n_vecs,
+                                   &l->vec_dim, err);
+    if (rc == CN_OK)
+        l->vecs_loaded = true;
+    return rc;
+}
+
+int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
+               const char **mode, cn_err *err)
+{
+    int k = o && o->k > 0 ? o->k : 5, pool = CN_MAX(k * 4, 20);
+    *mode = "keyword";
+    store_hit *kw = cn_arena_alloc(a, sizeof *kw * (size_t)pool);
+    search_hit *kh = cn_arena_alloc(a, sizeof *kh * (size_t)pool);
+    search_hit *vh = cn_arena_alloc(a, sizeof *vh * (size_t)pool);
+    search_hit *fused = cn_arena_alloc(a, sizeof *fused * (size_t)pool);
+    if (!kw || !kh || !vh || !fused)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    int nk = 0, nv = 0;
+    int rc = store_search_keyword(l->st, query, pool, a, kw, &nk, err);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < nk; i++)
+        kh[i] = (search_hit){kw[i].passage_id, (float)kw[i].score};
+
+    if (o && o->embed_model) {
+        if ((rc = lib_use_encoder(l, o->embed_model, o->threads, err)) ||
+            (rc = load_vectors(l, err)))
+            return rc;
+        if (l->n_vecs > 0 && l->vec_dim == eng_encoder_dim(l->enc)) {
+            float *q = cn_arena_alloc(a, sizeof(float) * (size_t)l->vec_dim);
+            size_t qlen = strlen(query);
+            if (!q)
+                return cn_fail(err, CN_ENOMEM, "out of memory");
+            if ((rc = eng_embed_texts(l->enc, l->enc_tok, &query, &qlen, 1, q, NULL, err)))
+                return rc;
+            nv = search_vector(l->vecs, l->n_vecs, l->vec_dim, l->vec_ids, q, pool, vh);
+            *mode = "hybrid";
+        }
+    }
+    int n;
+    if (nv > 0) {
+        n = search_fuse_rrf(kh, nk, vh, nv, 60, k, fused);
+    } else {
+        n = CN_MIN(nk, k);
+        memcpy(fused, kh, sizeof *fused * (size_t)n);
+    }
+    // passage details for the winners (keyword hits already have them)
+    int64_t *ids = cn_arena_alloc(a, sizeof *ids * (size_t)(n + 1));
+    store_hit *hits = cn_arena_alloc(a, sizeof *hits * (size_t)(n + 1));
+    if (!ids || !hits)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        ids[i] = fused[i].id;
+    if (n > 0 && (rc = store_get_passages(l->st, ids, n, a, hits, err)) < 0)
+        return rc;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!hits[i].text)
+            continue; /* removed since the vectors were loaded */
+        out[m++] = (lib_result){hits[i].passage_id, hits[i].doc_id, hits[i].path, hits[i].title,
+                                hits[i].page_start, hits[i].page_end, hits[i].text,
+                                nv > 0 ? fused[i].score : kw[i].score};
+    }
+    return m;
+}

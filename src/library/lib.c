@@ -1,0 +1,293 @@
+/*
+** lib.c: the library operations. lib_add walks the user's paths and writes
+** each file as one document (or one failure record); lib_index fills in the
+** vectors; lib_search ranks passages by keyword, vector or both.
+*/
+#include "library/lib_int.h"
+#include "ingest/ingest.h"
+#include "search/search.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int lib_open(lib **out, const char *home, cn_err *err)
+{
+    *out = NULL;
+    lib *l = cn_calloc(1, sizeof *l);
+    if (!l)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    int rc = cn_data_dir(l->home, sizeof l->home, home, err);
+    if (!rc)
+        rc = cn_mkdirs(l->home, err);
+    char db[PATH_MAX + 16];
+    snprintf(db, sizeof db, "%s/library.db", l->home);
+    if (!rc)
+        rc = store_open(&l->st, db, err);
+    if (rc) {
+        free(l);
+        return rc;
+    }
+    *out = l;
+    return CN_OK;
+}
+
+void lib_close(lib *l)
+{
+    if (!l)
+        return;
+    lib_drop_encoder(l);
+    store_close(l->st);
+    free(l);
+}
+
+store *lib_store(lib *l) { return l->st; }
+const char *lib_home(const lib *l) { return l->home; }
+
+/* ---- walking the user's paths ---------------------------------------------- */
+
+typedef struct file_list {
+    char **paths;
+    int n, cap;
+    int ignored;             /* files of types Cairn does not read, inside folders */
+    struct { dev_t dev; ino_t ino; } *dirs;
+    int n_dirs, cap_dirs;    /* folders visited: a symlink loop ends here */
+} file_list;
+
+static bool readable_ext(const char *name)
+{
+    static const char *const ext[] = {".pdf", ".txt", ".text", ".md", ".markdown", ".html", ".htm"};
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return false;
+    for (size_t i = 0; i < CN_ARRAY_LEN(ext); i++)
+        if (!strcasecmp(dot, ext[i]))
+            return true;
+    return false;
+}
+
+static int push_file(file_list *fl, const char *path)
+{
+    if (fl->n == fl->cap) {
+        int cap = fl->cap ? fl->cap * 2 : 64;
+        char **p = cn_realloc_array(fl->paths, (size_t)cap, sizeof *p);
+        if (!p)
+            return CN_ENOMEM;
+        fl->paths = p;
+        fl->cap = cap;
+    }
+    fl->paths[fl->n] = strdup(path);
+    return fl->paths[fl->n++] ? CN_OK : CN_ENOMEM;
+}
+
+static int walk(file_list *fl, const char *path, bool named, int depth)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) /* missing or dangling: report it as a file that fails */
+        return push_file(fl, path);
+    if (!S_ISDIR(st.st_mode)) {
+        if (named || (S_ISREG(st.st_mode) && readable_ext(path)))
+            return push_file(fl, path);
+        fl->ignored += S_ISREG(st.st_mode);
+        return CN_OK;
+    }
+    for (int i = 0; i < fl->n_dirs; i++)
+        if (fl->dirs[i].dev == st.st_dev && fl->dirs[i].ino == st.st_ino)
+            return CN_OK; /* seen: a symlink loop or a second way in */
+    if (depth > 64)
+        return CN_OK;
+    if (fl->n_dirs == fl->cap_dirs) {
+        int cap = fl->cap_dirs ? fl->cap_dirs * 2 : 64;
+        void *p = cn_realloc_array(fl->dirs, (size_t)cap, sizeof *fl->dirs);
+        if (!p)
+            return CN_ENOMEM;
+        fl->dirs = p;
+        fl->cap_dirs = cap;
+    }
+    fl->dirs[fl->n_dirs].dev = st.st_dev;
+    fl->dirs[fl->n_dirs].ino = st.st_ino;
+    fl->n_dirs++;
+    DIR *d = opendir(path);
+    if (!d)
+        return named ? push_file(fl, path) : CN_OK; /* the add reports why */
+    struct dirent *e;
+    int rc = CN_OK;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    while ((e = readdir(d)) && rc == CN_OK) {
+        if (e->d_name[0] == '.') /* hidden files and folders, . and .. */
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **p = cn_realloc_array(names, (size_t)cap, sizeof *p);
+            if (!p) {
+                rc = CN_ENOMEM;
+                break;
+            }
+            names = p;
+        }
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    /* sorted, so that a library is built in the same order every time */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (int i = 0; i < n; i++) {
+        char child[PATH_MAX];
+        if (rc == CN_OK && names[i] &&
+            snprintf(child, sizeof child, "%s/%s", path, names[i]) < (int)sizeof child)
+            rc = walk(fl, child, false, depth + 1);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static void free_list(file_list *fl)
+{
+    for (int i = 0; i < fl->n; i++)
+        free(fl->paths[i]);
+    free(fl->paths);
+    free(fl->dirs);
+}
+
+/* ---- adding one file --------------------------------------------------------- */
+
+/* Add one file. A problem with the file itself is not an error of the
+** batch: it goes to fe (and the file is recorded as failed); err is for
+** the library failing (database write errors). */
+static int add_one(lib *l, const char *given, lib_event *ev, cn_err *fe, cn_err *err)
+{
+    char path[PATH_MAX];
+    if (!realpath(given, path))
+        snprintf(path, sizeof path, "%s", given);
+    ev->path = given;
+    ev->pages = ev->passages = 0;
+    ev->error = NULL;
+    ev->notes = "";
+    struct stat st;
+    store_doc_in d = {.path = path};
+    char hash[STORE_HASH_HEX + 1] = "";
+    if (stat(path, &st) != 0) {
+        cn_fail(fe, CN_ENOTFOUND, "%s: %s", given, strerror(errno));
+        ev->outcome = LIB_FAILED;
+        ev->error = fe->msg;
+        return CN_OK; /* nothing to record: there is no file */
+    }
+    d.size = st.st_size;
+    d.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    store_file_state old;
+    int found = store_find_by_path(l->st, path, &old, err);
+    if (found != CN_OK && found != CN_ENOTFOUND)
+        return found;
+    if (found == CN_OK && !old.failed && old.size == d.size && old.mtime_ns == d.mtime_ns) {
+        ev->outcome = LIB_UNCHANGED;
+        return CN_OK;
+    }
+    int rc = S_ISREG(st.st_mode) ? store_hash_file(path, hash, NULL, fe)
+                                 : cn_fail(fe, CN_EINVAL, "%s: not a regular file", given);
+    d.hash = rc ? "0000000000000000000000000000000000000000000000000000000000000000" : hash;
+    if (rc == CN_OK && found == CN_OK && !old.failed && !strcmp(old.hash, hash)) {
+        ev->outcome = LIB_UNCHANGED;
+        return CN_OK;
+    }
+    ingest_doc doc = {0};
+    if (rc == CN_OK)
+        rc = ingest_file(path, &doc, fe);
+    if (rc != CN_OK) {
+        ev->outcome = LIB_FAILED;
+        ev->error = fe->msg;
+        d.kind = "unknown";
+        return store_put_failed(l->st, &d, fe->msg, NULL, err);
+    }
+    ev->notes = doc.notes;
+    cn_arena a;
+    cn_arena_init(&a, (size_t)1 << 30);
+    ingest_passage *ps = NULL;
+    int np = chunk_split(&a, &doc, NULL, &ps, fe);
+    store_page_in *pages = cn_calloc((size_t)doc.n_pages + 1, sizeof *pages);
+    store_passage_in *pin = cn_calloc((size_t)(np > 0 ? np : 0) + 1, sizeof *pin);
+    if (np < 0 || !pages || !pin) {
+        rc = np < 0 ? np : cn_fail(fe, CN_ENOMEM, "%s: out of memory", given);
+    } else {
+        for (int i = 0; i < doc.n_pages; i++)
+            pages[i] = (store_page_in){doc.pages[i].number, doc.pages[i].text, doc.pages[i].len};
+        for (int i = 0; i < np; i++)
+            pin[i] = (store_passage_in){ps[i].page_start, ps[i].page_end, ps[i].off_start,
+                                        ps[i].off_end, ps[i].text, ps[i].len, ps[i].heading};
+        d.kind = doc.kind;
+        d.title = doc.title;
+        d.pages = pages;
+        d.n_pages = doc.n_pages;
+        d.passages = pin;
+        d.n_passages = np;
+        rc = store_put_document(l->st, &d, NULL, fe);
+    }
+    if (rc == CN_OK) {
+        ev->outcome = found == CN_OK ? LIB_UPDATED : LIB_ADDED;
+        ev->pages = doc.n_pages;
+        ev->passages = np;
+    } else {
+        ev->outcome = LIB_FAILED;
+        ev->error = fe->msg;
+        d.kind = doc.kind;
+        rc = store_put_failed(l->st, &d, fe->msg, NULL, err);
+    }
+    free(pages);
+    free(pin);
+    cn_arena_free(&a);
+    ingest_doc_free(&doc);
+    return rc;
+}
+
+int lib_add(lib *l, const char *const *paths, int n, bool prune, lib_progress_fn fn, void *ctx,
+            lib_add_stats *st, cn_err *err)
+{
+    memset(st, 0, sizeof *st);
+    file_list fl = {0};
+    int rc = CN_OK;
+    for (int i = 0; i < n && rc == CN_OK; i++)
+        rc = walk(&fl, paths[i], true, 0);
+    if (rc) {
+        free_list(&fl);
+        return cn_fail(err, rc, "out of memory listing files");
+    }
+    lib_event ev = {.kind = LIB_EV_SCAN, .files_total = fl.n, .eta_s = -1};
+    if (fn)
+        fn(ctx, &ev);
+    for (int i = 0; i < fl.n && rc == CN_OK; i++) {
+        ev = (lib_event){.kind = LIB_EV_FILE, .files_done = i + 1, .files_total = fl.n,
+                         .eta_s = -1};
+        cn_err fe = {0};
+        rc = add_one(l, fl.paths[i], &ev, &fe, err);
+        if (rc)
+            break;
+        switch (ev.outcome) {
+        case LIB_ADDED: st->added++; break;
+        case LIB_UPDATED: st->updated++; break;
+        case LIB_UNCHANGED: st->unchanged++; break;
+        default: st->failed++; break;
+        }
+        st->pages += ev.pages;
+        st->passages += ev.passages;
+        if (fn)
+            fn(ctx, &ev);
+    }
+    if (rc == CN_OK && prune) {
+        int r = store_prune(l->st, NULL, NULL, err);
+        if (r < 0)
+            rc = r;
+        else
+            st->pruned = r;
+    }
+    free_list(&fl);
+    return rc;
+}

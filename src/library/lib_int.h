@@ -1,0 +1,29 @@
+/* lib_int.h: internals shared by the files of src/library/. */
+#ifndef CN_LIB_INT_H
+#define CN_LIB_INT_H
+
+#include "library/library.h"
+#include "engine/engine.h"
+
+#include <limits.h>
+
+struct lib {
+    char home[PATH_MAX];
+    store *st;
+    /* the embedding model last used, kept open for the next call */
+    char enc_path[PATH_MAX];
+    char enc_name[PATH_MAX + 80]; /* "file.gguf:<hash prefix>": identifies the weights */
+    eng_encoder *enc;
+    tok_vocab *enc_tok;
+    /* the library's vectors for enc_name, loaded on first vector search */
+    int64_t *vec_ids;
+    float *vecs;
+    int n_vecs, vec_dim;
+    bool vecs_loaded;
+};
+
+/* Open (or keep) the embedding model at path; fills enc, enc_tok, enc_name. */
+int lib_use_encoder(lib *l, const char *path, int threads, cn_err *err);
+void lib_drop_encoder(lib *l);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+** library.h: the user's document library, one level above ingest, store,
+** search and the engine. Each operation the faces offer (add, index,
+** search, ask) is one function here, called by the CLI and the server alike.
+**
+** Levels of service: with no model, keyword search and extractive answers;
+** with an embedding model, hybrid search over the passages that have vectors;
+** with a language model, written answers with citations.
+*/
+#ifndef CN_LIBRARY_H
+#define CN_LIBRARY_H
+
+#include "base/base.h"
+#include "store/store.h"
+
+typedef struct lib lib;
+
+/* Open (creating if needed) the library in data directory home (NULL: the
+** default, see cn_data_dir): home/library.db. */
+int lib_open(lib **out, const char *home, cn_err *err);
+void lib_close(lib *l);
+store *lib_store(lib *l);
+const char *lib_home(const lib *l);
+
+/* ---- add ------------------------------------------------------------------ */
+
+enum lib_event_kind {
+    LIB_EV_SCAN,      /* files found so far: files_total */
+    LIB_EV_FILE,      /* a file done: path, outcome, pages, passages or error */
+    LIB_EV_EMBED,     /* embedding progress: done/total, eta_s */
+};
+
+enum lib_outcome { LIB_ADDED = 1, LIB_UPDATED, LIB_UNCHANGED, LIB_FAILED, LIB_PRUNED };
+
+typedef struct lib_event {
+    int kind;               /* enum lib_event_kind */
+    const char *path;
+    int outcome;            /* enum lib_outcome, for LIB_EV_FILE */
+    const char *error;      /* LIB_FAILED: why */
+    const char *notes;      /* non-fatal notes from extraction, or "" */
+    int pages, passages;
+    int files_done, files_total;
+    int64_t embed_done, embed_total;
+    double eta_s;           /* estimated seconds left, < 0 if unknown */
+} lib_event;
+
+typedef void (*lib_progress_fn)(void *ctx, const lib_event *ev);
+
+typedef struct lib_add_stats {
+    int added, updated, unchanged, failed, pruned;
+    int64_t pages, passages;
+} lib_add_stats;
+
+/* Add files and folders (recursively; symlink loops are detected) to the
+** library: unchanged files (same size, mtime and content hash) are skipped,
+** changed ones re-indexed, each document written in one transaction. A file
+** that fails is recorded with its reason and the batch goes on. With prune,
+** documents whose file is gone are removed. Keyword search works as soon as
+** this returns; vectors come from lib_index. */
+int lib_add(lib *l, const char *const *paths, int n, bool prune, lib_progress_fn fn, void *ctx,
+            lib_add_stats *st, cn_err *err);
+
+/* Compute embeddings for every passage that has none for the embedding model
+** at model_path, in batches; resumable (interrupting loses at most a batch).
+** Returns the number of passages embedded. */
+int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, void *ctx,
+              cn_err *err);
+
+/* ---- search and ask ---------------------------------------------------------- */
+
+typedef struct lib_result {
+    int64_t passage_id, doc_id;
+    const char *path, *title;
+    int page_start, page_end;
+    const char *text;
+    double score;           /* keyword: -bm25; vector: cosine; hybrid: RRF */
+} lib_result;
+
+typedef struct lib_search_opts {
+    int k;                  /* results wanted (default 5) */
+    const char *embed_model;/* GGUF path for hybrid search, or NULL: keyword only */
+    int threads;
+} lib_search_opts;
+
+/* Search: keyword (FTS5 bm25), and when an embedding model is given and the
+** library has vectors for it, vector search fused by reciprocal rank fusion
+** (k = 60). Strings live in arena a. *mode says what ran: "keyword" or
+** "hybrid". Returns the number of results or a CN_E* code. */
+int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
+               const char **mode, cn_err *err);
+
+#endif
