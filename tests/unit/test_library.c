@@ -1,0 +1,142 @@
+/*
+** The library end to end through the `cairn` binary: add (incremental,
+** failures, symlink loops, prune), ls, rm, search, ask, doctor, in a
+** private data directory.
+*/
+#include "test.h"
+#include "base/base.h"
+
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char out_buf[1 << 20], err_buf[1 << 16];
+
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096], full[5000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
+    const char *t = test_tmpdir();
+    snprintf(full, sizeof full,
+             "export CAIRN_HOME=%s/home; CAIRN=%s; D=%s/docs; %s >%s/o 2>%s/e", t, bin, t, cmd, t,
+             t);
+    int st = system(full);
+    char p[600], *d;
+    size_t n;
+    out_buf[0] = err_buf[0] = 0;
+    snprintf(p, sizeof p, "%s/o", t);
+    if (cn_read_file(p, sizeof out_buf - 1, &d, &n, NULL) == CN_OK) {
+        memcpy(out_buf, d, n + 1);
+        free(d);
+    }
+    snprintf(p, sizeof p, "%s/e", t);
+    if (cn_read_file(p, sizeof err_buf - 1, &d, &n, NULL) == CN_OK) {
+        memcpy(err_buf, d, n + 1);
+        free(d);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void make_docs(void)
+{
+    sh("rm -rf $D $CAIRN_HOME && mkdir -p $D/sub && "
+       "printf 'Pump manual\\n\\nThe centrifugal pump must be primed before the first start. "
+       "Open the bleed valve until water flows.\\n\\fMaintenance\\n\\nReplace the impeller seal "
+       "every 2000 operating hours.\\n' > $D/pump.txt && "
+       "printf '# Safety rules\\n\\nAlways wear insulated gloves near the transformer. The maximum "
+       "operating pressure is 16 bar.\\n' > $D/sub/safety.md && "
+       "printf '<html><head><title>Plant notes</title><style>p{color:red}</style>"
+       "<script>var secret=1;</script></head><body><p>The cooling tower fan runs at 450 rpm."
+       "</p></body></html>' > $D/notes.html && "
+       ": > $D/empty.txt && head -c 3000 /dev/urandom > $D/garbage.pdf && "
+       "printf '<html><body>not a pdf</body></html>' > $D/fake.pdf && "
+       "ln -s .. $D/sub/loop && printf 'binary' > $D/image.png");
+}
+
+TEST(library_add_search_ask)
+{
+    make_docs();
+    EXPECT_EQ_INT(sh("$CAIRN add $D"), 0);
+    EXPECT_CONTAINS(err_buf, "3 added, 0 updated, 0 unchanged, 3 failed");
+    EXPECT_CONTAINS(err_buf, "empty.txt: empty file");
+    EXPECT_CONTAINS(err_buf, "fake.pdf: not a PDF");
+    EXPECT_CONTAINS(err_buf, "garbage.pdf");
+    EXPECT(strstr(err_buf, "image.png") == NULL); /* unsupported types in folders are skipped */
+    EXPECT(strstr(err_buf, "loop") == NULL);      /* the symlink loop is walked once */
+
+    /* keyword search finds the sentence's passage; the form feed starts page 2 and
+    ** this short file is one passage spanning both pages */
+    EXPECT_EQ_INT(sh("$CAIRN search --json impeller seal"), 0);
+    json_error_t je;
+    json_t *j = json_loads(out_buf, 0, &je);
+    EXPECT(j && json_array_size(j) >= 1);
+    json_t *h = json_array_get(j, 0);
+    EXPECT_CONTAINS(json_string_value(json_object_get(h, "path")), "pump.txt");
+    EXPECT_EQ_INT(json_integer_value(json_object_get(h, "page")), 1);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(h, "page_end")), 2);
+    EXPECT_CONTAINS(json_string_value(json_object_get(h, "text")), "impeller seal");
+    json_decref(j);
+    /* diacritics and case do not matter; scripts are not indexed */
+    EXPECT_EQ_INT(sh("$CAIRN search TRANSFÖRMER"), 0);
+    EXPECT_CONTAINS(out_buf, "safety.md, p. 1");
+    EXPECT_EQ_INT(sh("$CAIRN search secret"), 0);
+    EXPECT_CONTAINS(err_buf, "0 results");
+
+    /* an extractive answer cites the page */
+    EXPECT_EQ_INT(sh("$CAIRN ask 'What is the maximum operating pressure?'"), 0);
+    EXPECT_CONTAINS(out_buf, "The maximum operating pressure is 16 bar. [1]");
+    EXPECT_CONTAINS(out_buf, "[1] safety.md, p. 1");
+    EXPECT_EQ_INT(sh("$CAIRN ask 'zebra giraffe okapi'"), 0);
+    EXPECT_CONTAINS(out_buf, "Nothing in your library matches");
+
+    /* unchanged files are skipped; a changed one is re-indexed */
+    EXPECT_EQ_INT(sh("$CAIRN add $D/pump.txt $D/notes.html"), 0);
+    EXPECT_CONTAINS(err_buf, "0 added, 0 updated, 2 unchanged");
+    EXPECT_EQ_INT(sh("sleep 0.01; printf 'The fan runs at 300 rpm now.' > $D/notes.html; "
+                     "$CAIRN add $D/notes.html"), 0);
+    EXPECT_CONTAINS(err_buf, "0 added, 1 updated");
+    EXPECT_EQ_INT(sh("$CAIRN search cooling tower"), 0);
+    EXPECT_CONTAINS(err_buf, "0 results");
+
+    /* ls, rm, prune */
+    EXPECT_EQ_INT(sh("$CAIRN ls --json"), 0);
+    j = json_loads(out_buf, 0, &je);
+    EXPECT_EQ_INT(json_array_size(j), 6);
+    json_decref(j);
+    EXPECT_EQ_INT(sh("$CAIRN rm $D/sub/safety.md"), 0);
+    EXPECT_EQ_INT(sh("$CAIRN search transformer"), 0);
+    EXPECT_CONTAINS(err_buf, "0 results");
+    EXPECT_EQ_INT(sh("$CAIRN rm $D/sub/safety.md"), 1);
+    EXPECT_CONTAINS(err_buf, "no such document");
+    EXPECT_EQ_INT(sh("rm $D/pump.txt && $CAIRN add --prune"), 0);
+    EXPECT_EQ_INT(sh("$CAIRN search impeller"), 0);
+    EXPECT_CONTAINS(err_buf, "0 results");
+    EXPECT_EQ_INT(sh("$CAIRN doctor"), 0);
+    EXPECT_CONTAINS(out_buf, "consistency      ok");
+    EXPECT_CONTAINS(out_buf, "keyword search and extractive answers");
+}
+
+TEST(library_hybrid_search_with_an_embedding_model)
+{
+    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    if (!bert)
+        SKIP("shared BERT fixture not found");
+    make_docs();
+    EXPECT_EQ_INT(sh("$CAIRN add $D -e %s", bert), 0);
+    EXPECT_CONTAINS(err_buf, "passages embedded");
+    EXPECT_EQ_INT(sh("$CAIRN search -e %s --json cooling tower fan", bert), 0);
+    json_error_t je;
+    json_t *j = json_loads(out_buf, 0, &je);
+    EXPECT(j && json_array_size(j) >= 1);
+    EXPECT_CONTAINS(json_string_value(json_object_get(json_array_get(j, 0), "path")), "notes.html");
+    json_decref(j);
+    EXPECT_EQ_INT(sh("$CAIRN search -e %s cooling", bert), 0);
+    EXPECT_CONTAINS(err_buf, "(hybrid search)");
+    /* indexing again has nothing to do */
+    EXPECT_EQ_INT(sh("$CAIRN index -e %s", bert), 0);
+    EXPECT_CONTAINS(err_buf, "0 passages embedded");
+}
