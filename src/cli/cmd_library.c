@@ -315,7 +315,8 @@ int cmd_search(int argc, char **argv)
                                                                    : base_name(res[i].path)));
             json_object_set_new(o, "doc_id", json_integer(res[i].doc_id));
             json_object_set_new(o, "path", json_string(res[i].path));
-            json_object_set_new(o, "page", json_integer(res[i].page_start));
+            json_object_set_new(o, "page", json_integer(res[i].page));
+            json_object_set_new(o, "page_start", json_integer(res[i].page_start));
             json_object_set_new(o, "page_end", json_integer(res[i].page_end));
             json_object_set_new(o, "score", json_real(res[i].score));
             json_object_set_new(o, "text", json_string(res[i].text));
@@ -328,8 +329,8 @@ int cmd_search(int argc, char **argv)
     } else if (n >= 0) {
         fprintf(stderr, "%d result%s (%s search)\n", n, n == 1 ? "" : "s", mode);
         for (int i = 0; i < n; i++) {
-            printf("[%d] %s, p. %d  (score %.3f)\n", i + 1, base_name(res[i].path),
-                   res[i].page_start, res[i].score);
+            printf("[%d] %s, p. %d  (score %.3f)\n", i + 1, base_name(res[i].path), res[i].page,
+                   res[i].score);
             printf("    %.300s%s\n\n", res[i].text, strlen(res[i].text) > 300 ? "..." : "");
         }
     }
@@ -462,7 +463,7 @@ int cmd_ask(int argc, char **argv)
     rag_source src[100];
     bool used[100] = {0};
     for (int i = 0; i < n; i++)
-        src[i] = (rag_source){res[i].path, res[i].title, res[i].page_start, res[i].page_end,
+        src[i] = (rag_source){res[i].path, res[i].title, res[i].page, res[i].page,
                               res[i].text};
     ask_out out = {.json = a.json};
     cn_buf_init(&out.text, (size_t)64 << 20);

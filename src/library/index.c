@@ -7,6 +7,7 @@
 #include "library/lib_int.h"
 #include "search/search.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,63 @@ static int load_vectors(lib *l, cn_err *err)
     return rc;
 }
 
+/* Offset in text of the first word of the query (3+ letters) it contains,
+** compared without regard to ASCII case; -1 if none. */
+static long first_match(const char *text, const char *query)
+{
+    long best = -1;
+    const char *q = query;
+    while (*q) {
+        while (*q && !isalnum((unsigned char)*q) && !((unsigned char)*q & 0x80))
+            q++;
+        const char *w = q;
+        while (*q && (isalnum((unsigned char)*q) || ((unsigned char)*q & 0x80)))
+            q++;
+        size_t n = (size_t)(q - w);
+        if (n < 3 || n > 64)
+            continue;
+        char word[65];
+        memcpy(word, w, n);
+        word[n] = 0;
+        const char *hit = strcasestr(text, word);
+        if (hit && (best < 0 || hit - text < best))
+            best = hit - text;
+    }
+    return best;
+}
+
+/* A passage that spans pages is cited at the page where the query's words
+** appear: the passage is its pages' text joined by newlines, starting inside
+** the first page (found by its opening bytes), so page lengths give the
+** boundaries. */
+static int cited_page(lib *l, const store_hit *h, const char *query, cn_arena *a)
+{
+    if (h->page_end <= h->page_start)
+        return h->page_start;
+    long at = first_match(h->text, query);
+    if (at < 0)
+        return h->page_start;
+    size_t pos = 0;
+    for (int p = h->page_start; p < h->page_end; p++) {
+        const char *t;
+        size_t len;
+        if (store_get_page(l->st, h->doc_id, p, a, &t, &len, NULL) != CN_OK)
+            return h->page_start;
+        size_t part = len;
+        if (p == h->page_start) {
+            size_t probe = CN_MIN(h->len, (size_t)48);
+            const char *start = memmem(t, len, h->text, probe);
+            if (!start)
+                return h->page_start;
+            part = len - (size_t)(start - t);
+        }
+        pos += part + 1; /* the joining newline */
+        if ((size_t)at < pos)
+            return p;
+    }
+    return h->page_end;
+}
+
 int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
                const char **mode, cn_err *err)
 {
@@ -176,7 +234,8 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
         if (!hits[i].text)
             continue; /* removed since the vectors were loaded */
         out[m++] = (lib_result){hits[i].passage_id, hits[i].doc_id, hits[i].path, hits[i].title,
-                                hits[i].page_start, hits[i].page_end, hits[i].text,
+                                hits[i].page_start, hits[i].page_end,
+                                cited_page(l, &hits[i], query, a), hits[i].text,
                                 nv > 0 ? fused[i].score : kw[i].score};
     }
     return m;

@@ -71,7 +71,8 @@ int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, v
 typedef struct lib_result {
     int64_t passage_id, doc_id;
     const char *path, *title;
-    int page_start, page_end;
+    int page_start, page_end; /* the pages the passage spans */
+    int page;               /* the page to cite: where the query's words first appear */
     const char *text;
     double score;           /* keyword: -bm25; vector: cosine; hybrid: RRF */
 } lib_result;

@@ -68,19 +68,24 @@ TEST(library_add_search_ask)
     EXPECT(strstr(err_buf, "image.png") == NULL); /* unsupported types in folders are skipped */
     EXPECT(strstr(err_buf, "loop") == NULL);      /* the symlink loop is walked once */
 
-    /* keyword search finds the sentence's passage; the form feed starts page 2 and
-    ** this short file is one passage spanning both pages */
+    /* keyword search finds the sentence's passage; the form feed starts page 2:
+    ** this short file is one passage spanning both pages, cited where the words are */
     EXPECT_EQ_INT(sh("$CAIRN search --json impeller seal"), 0);
     json_error_t je;
     json_t *j = json_loads(out_buf, 0, &je);
     EXPECT(j && json_array_size(j) >= 1);
     json_t *h = json_array_get(j, 0);
     EXPECT_CONTAINS(json_string_value(json_object_get(h, "path")), "pump.txt");
-    EXPECT_EQ_INT(json_integer_value(json_object_get(h, "page")), 1);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(h, "page")), 2);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(h, "page_start")), 1);
     EXPECT_EQ_INT(json_integer_value(json_object_get(h, "page_end")), 2);
     EXPECT_CONTAINS(json_string_value(json_object_get(h, "text")), "impeller seal");
     json_decref(j);
     /* diacritics and case do not matter; scripts are not indexed */
+    EXPECT_EQ_INT(sh("$CAIRN search --json centrifugal pump"), 0);
+    j = json_loads(out_buf, 0, &je);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(json_array_get(j, 0), "page")), 1);
+    json_decref(j);
     EXPECT_EQ_INT(sh("$CAIRN search TRANSFÖRMER"), 0);
     EXPECT_CONTAINS(out_buf, "safety.md, p. 1");
     EXPECT_EQ_INT(sh("$CAIRN search secret"), 0);
