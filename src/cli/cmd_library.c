@@ -303,10 +303,10 @@ int cmd_search(int argc, char **argv)
     cn_arena ar;
     cn_arena_init(&ar, (size_t)1 << 30);
     lib_result res[100];
-    const char *mode;
+    lib_search_info info;
     cn_err err = {0};
     lib_search_opts so = {.k = a.k ? a.k : 5, .embed_model = a.embed_model, .threads = a.threads};
-    int n = lib_search(l, q, &so, &ar, res, &mode, &err);
+    int n = lib_search(l, q, &so, &ar, res, &info, &err);
     if (n >= 0 && a.json) {
         json_t *arr = json_array();
         for (int i = 0; i < n; i++) {
@@ -327,7 +327,7 @@ int cmd_search(int argc, char **argv)
         free(s);
         json_decref(arr);
     } else if (n >= 0) {
-        fprintf(stderr, "%d result%s (%s search)\n", n, n == 1 ? "" : "s", mode);
+        fprintf(stderr, "%d result%s (%s search)\n", n, n == 1 ? "" : "s", info.mode);
         for (int i = 0; i < n; i++) {
             printf("[%d] %s, p. %d  (score %.3f)\n", i + 1, base_name(res[i].path), res[i].page,
                    res[i].score);
@@ -447,16 +447,18 @@ int cmd_ask(int argc, char **argv)
     cn_arena ar;
     cn_arena_init(&ar, (size_t)1 << 30);
     lib_result res[100];
-    const char *mode;
+    lib_search_info info;
     cn_err err = {0};
     lib_search_opts so = {.k = a.k ? a.k : 4, .embed_model = a.embed_model, .threads = a.threads};
-    int n = lib_search(l, q, &so, &ar, res, &mode, &err);
+    int n = lib_search(l, q, &so, &ar, res, &info, &err);
     int ret = 0;
     if (n < 0) {
         ret = cli_error(&err);
         goto done;
     }
-    if (n == 0) {
+    /* nothing relevant: no keyword match and no passage close in meaning; the
+    ** model is not called */
+    if (n == 0 || (info.n_keyword == 0 && info.best_cosine < LIB_MIN_COSINE)) {
         printf("Nothing in your library matches this question.\n");
         goto done;
     }
@@ -489,7 +491,7 @@ int cmd_ask(int argc, char **argv)
         json_t *o = json_object(), *srcs = json_array(), *bad = json_array();
         json_object_set_new(o, "answer", json_string(out.text.data ? out.text.data : ""));
         json_object_set_new(o, "mode", json_string(how));
-        json_object_set_new(o, "search", json_string(mode));
+        json_object_set_new(o, "search", json_string(info.mode));
         for (int i = 0; i < n_used; i++) {
             json_t *s = json_object();
             json_object_set_new(s, "n", json_integer(i + 1));

@@ -181,10 +181,10 @@ static int cited_page(lib *l, const store_hit *h, const char *query, cn_arena *a
 }
 
 int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
-               const char **mode, cn_err *err)
+               lib_search_info *info, cn_err *err)
 {
     int k = o && o->k > 0 ? o->k : 5, pool = CN_MAX(k * 4, 20);
-    *mode = "keyword";
+    *info = (lib_search_info){"keyword", 0, 0};
     store_hit *kw = cn_arena_alloc(a, sizeof *kw * (size_t)pool);
     search_hit *kh = cn_arena_alloc(a, sizeof *kh * (size_t)pool);
     search_hit *vh = cn_arena_alloc(a, sizeof *vh * (size_t)pool);
@@ -197,6 +197,7 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
         return rc;
     for (int i = 0; i < nk; i++)
         kh[i] = (search_hit){kw[i].passage_id, (float)kw[i].score};
+    info->n_keyword = nk;
 
     if (o && o->embed_model) {
         if ((rc = lib_use_encoder(l, o->embed_model, o->threads, err)) ||
@@ -210,7 +211,8 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
             if ((rc = eng_embed_texts(l->enc, l->enc_tok, &query, &qlen, 1, q, NULL, err)))
                 return rc;
             nv = search_vector(l->vecs, l->n_vecs, l->vec_dim, l->vec_ids, q, pool, vh);
-            *mode = "hybrid";
+            info->mode = "hybrid";
+            info->best_cosine = nv > 0 ? vh[0].score : 0;
         }
     }
     int n;

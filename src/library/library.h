@@ -83,11 +83,22 @@ typedef struct lib_search_opts {
     int threads;
 } lib_search_opts;
 
+/* What a search did, for messages and for deciding that nothing matched. */
+typedef struct lib_search_info {
+    const char *mode;       /* "keyword" or "hybrid" */
+    int n_keyword;          /* passages the keyword index matched */
+    float best_cosine;      /* hybrid: similarity of the closest passage */
+} lib_search_info;
+
+/* Below this cosine similarity, with no keyword match either, a hybrid search
+** counts as having found nothing relevant. */
+#define LIB_MIN_COSINE 0.30f
+
 /* Search: keyword (FTS5 bm25), and when an embedding model is given and the
 ** library has vectors for it, vector search fused by reciprocal rank fusion
-** (k = 60). Strings live in arena a. *mode says what ran: "keyword" or
-** "hybrid". Returns the number of results or a CN_E* code. */
+** (k = 60). Strings live in arena a. Returns the number of results or a
+** CN_E* code. */
 int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
-               const char **mode, cn_err *err);
+               lib_search_info *info, cn_err *err);
 
 #endif
