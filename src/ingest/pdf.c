@@ -671,7 +671,7 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
     fz_catch(ctx)
     {
         if (fz_caught(ctx) == FZ_ERROR_MEMORY)
-            rc = cn_fail(err, CN_ENOMEM, "%s: damaged PDF: needs more than %zu MB to open", name,
+            rc = cn_fail(err, CN_ENOMEM, "%s: needs more than %zu MB of memory to open", name,
                          o->max_mupdf_bytes >> 20);
         else
             rc = cn_fail(err, CN_EFORMAT, "%s: damaged PDF: %s", name, fz_caught_message(ctx));
@@ -695,6 +695,11 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
         if (st->oom) {
             rc = cn_fail(err, CN_ENOMEM, "%s: text larger than %d MB", name,
                          INGEST_MAX_TEXT_TOTAL_MB);
+            break;
+        }
+        if (r == CN_ENOMEM) {
+            rc = cn_fail(err, CN_ENOMEM, "%s: page %d needs more than %zu MB of memory", name,
+                         p + 1, o->max_mupdf_bytes >> 20);
             break;
         }
         if (r != CN_OK) {
