@@ -447,7 +447,7 @@ static bool looks_text(const unsigned char *s, size_t n)
             bad++;
         i += (size_t)l;
     }
-    return ctl * 100 <= n && bad * 10 <= n;
+    return ctl * 50 <= n + 100 && bad * 10 <= n;
 }
 
 const char *ingest_describe(const unsigned char *s, size_t n)

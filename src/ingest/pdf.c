@@ -19,6 +19,7 @@
 */
 #include "ingest/ingest_int.h"
 
+#include <math.h>
 #include <mupdf/fitz.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,8 @@ typedef struct pline {
     uint32_t len;
     int block;            /* block number within the page, in reading order */
     bool drop;            /* a running header or footer */
-    bool band;            /* in the top or bottom tenth of the page, among its first/last 3 lines */
+    bool band;            /* near the top or bottom edge, among the first/last 3 lines */
+    bool outer;           /* in the band and the page's top-most or bottom-most line */
 } pline;
 
 typedef struct ppage {
@@ -152,6 +154,7 @@ typedef struct tblock {
     fz_stext_block *b;
     int order; /* content order */
     int col;   /* column, or -1 for a block across a gutter */
+    int lines; /* number of lines */
 } tblock;
 
 static bool is_ws_cp(int c)
@@ -227,7 +230,9 @@ static int cmp_order(const void *a, const void *b)
 /*
 ** Put the page's text blocks in reading order. Columns are found by their
 ** gutters: x ranges that no block of ordinary width covers, between blocks
-** that on both sides reach down at least 40 % of the text's height. Blocks
+** that on both sides reach down at least 40 % of the text's height and hold
+** at least a fifth of its lines, on a page where at most a third of the
+** lines are in blocks wider than 55 % of the text. Blocks
 ** wider than a gutter split the page into bands (a title above two columns,
 ** a figure across them), read in turn; in a band, columns are read left to
 ** right, each top to bottom. Without gutters, blocks are read top to bottom,
@@ -241,6 +246,11 @@ static void reading_order(tblock *b, int n, oblock *out)
         top = CN_MIN(top, b[i].r.y0), bot = CN_MAX(bot, b[i].r.y1);
     }
     float width = hi - lo, height = bot - top;
+    int total_lines = 0, wide_lines = 0;
+    for (int i = 0; i < n; i++) {
+        total_lines += b[i].lines;
+        wide_lines += b[i].r.x1 - b[i].r.x0 >= 0.55f * width ? b[i].lines : 0;
+    }
     /* gutters: sweep the narrow blocks by x0 */
     float gut[8][2];
     int ng = 0;
@@ -257,13 +267,22 @@ static void reading_order(tblock *b, int n, oblock *out)
                 if (s[i].r.x0 > reach + 6) {
                     /* a gap from reach to s[i].x0: check both sides are columns */
                     float l_top = 1e30f, l_bot = -1e30f, r_top = 1e30f, r_bot = -1e30f;
+                    int l_lines = 0, r_lines = 0;
                     for (int j = 0; j < k; j++) {
-                        if (s[j].r.x1 <= reach + 0.01f)
+                        if (s[j].r.x1 <= reach + 0.01f) {
                             l_top = CN_MIN(l_top, s[j].r.y0), l_bot = CN_MAX(l_bot, s[j].r.y1);
-                        else if (s[j].r.x0 >= s[i].r.x0 - 0.01f)
+                            l_lines += s[j].lines;
+                        } else if (s[j].r.x0 >= s[i].r.x0 - 0.01f) {
                             r_top = CN_MIN(r_top, s[j].r.y0), r_bot = CN_MAX(r_bot, s[j].r.y1);
+                            r_lines += s[j].lines;
+                        }
                     }
-                    if (l_bot - l_top >= 0.4f * height && r_bot - r_top >= 0.4f * height) {
+                    /* both sides tall and holding a fair share of the lines, and
+                    ** not many lines across the gap (a right-aligned header
+                    ** over a page of full-width text is not a column) */
+                    if (l_bot - l_top >= 0.4f * height && r_bot - r_top >= 0.4f * height &&
+                        l_lines * 5 >= total_lines && r_lines * 5 >= total_lines &&
+                        wide_lines * 3 <= total_lines) {
                         gut[ng][0] = reach;
                         gut[ng][1] = s[i].r.x0;
                         ng++;
@@ -334,6 +353,8 @@ static void mu_read_page(fz_context *ctx, pdf_state *st, int pno, fz_page **page
         if (b->type != FZ_STEXT_BLOCK_TEXT)
             continue;
         (*tbp)[k] = (tblock){.r = b->bbox, .b = b, .order = k};
+        for (fz_stext_line *ln = b->u.t.first_line; ln; ln = ln->next)
+            (*tbp)[k].lines++;
         k++;
     }
     reading_order(*tbp, nb, *obp);
@@ -410,14 +431,105 @@ static uint64_t line_key(const char *s, size_t n)
     return h ? h : 1;
 }
 
+/* The number a line starts or ends with (a page number in a running
+** header: "12 Chapter 2. Getting Started", "2.2. The GUI 13"), or -1 each. */
+static void edge_numbers(const char *s, size_t n, long *lead, long *trail)
+{
+    *lead = *trail = -1;
+    size_t i = 0;
+    while (i < n && i < 7 && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i > 0 && i < 7 && (i == n || s[i] == ' '))
+        *lead = strtol(s, NULL, 10);
+    size_t j = n;
+    while (j > 0 && n - j < 6 && s[j - 1] >= '0' && s[j - 1] <= '9')
+        j--;
+    if (j < n && n - j < 6 && (j == 0 || s[j - 1] == ' '))
+        *trail = strtol(s + j, NULL, 10);
+}
+
+/* Printed page numbers: when, on many pages, an edge line starts or ends
+** with the page's index minus one fixed offset (front matter shifts it),
+** every edge line that does so is a running header or footer, even if its
+** words change from chapter to chapter. */
+static void drop_numbered(pdf_state *st)
+{
+    pline *L = (pline *)st->lines.data;
+    int np = st->n_pages;
+    /* only the outermost lines: a heading "2 Storage" on page 2 stays */
+    for (int p = 0; p < np; p++) {
+        float lo = 1e30f, hi = -1e30f;
+        for (size_t i = 0; i < st->pages[p].n; i++) {
+            const pline *l = &L[st->pages[p].first + i];
+            lo = CN_MIN(lo, l->y0), hi = CN_MAX(hi, l->y1);
+        }
+        for (size_t i = 0; i < st->pages[p].n; i++) {
+            pline *l = &L[st->pages[p].first + i];
+            l->outer = l->band && (l->y0 <= lo + 2 || l->y1 >= hi - 2);
+        }
+    }
+    int *hist = calloc((size_t)(2 * np + 1), sizeof *hist);
+    int *last = calloc((size_t)(2 * np + 1), sizeof *last);
+    if (!hist || !last)
+        goto out;
+    for (int p = 0; p < np; p++) {
+        for (size_t i = 0; i < st->pages[p].n; i++) {
+            pline *l = &L[st->pages[p].first + i];
+            if (!l->outer)
+                continue;
+            long v[2];
+            edge_numbers(st->text.data + l->off, l->len, &v[0], &v[1]);
+            for (int k = 0; k < 2; k++) {
+                long diff = (long)p + 1 - v[k];
+                if (v[k] < 0 || diff < -np || diff > np || last[diff + np] == p + 1)
+                    continue;
+                last[diff + np] = p + 1;
+                hist[diff + np]++;
+            }
+        }
+    }
+    int best = 0;
+    for (int k = 1; k < 2 * np + 1; k++)
+        if (hist[k] > hist[best])
+            best = k;
+    if (hist[best] < 3 || hist[best] * 10 < np * 3)
+        goto out;
+    long diff = best - np;
+    for (int p = 0; p < np; p++) {
+        for (size_t i = 0; i < st->pages[p].n; i++) {
+            pline *l = &L[st->pages[p].first + i];
+            long v[2];
+            if (!l->outer)
+                continue;
+            edge_numbers(st->text.data + l->off, l->len, &v[0], &v[1]);
+            if (v[0] == p + 1 - diff || v[1] == p + 1 - diff)
+                l->drop = true;
+        }
+        /* the rest of that header: edge lines on the same baseline */
+        for (size_t i = 0; i < st->pages[p].n; i++) {
+            pline *l = &L[st->pages[p].first + i];
+            for (size_t j = 0; l->band && !l->drop && j < st->pages[p].n; j++) {
+                const pline *m = &L[st->pages[p].first + j];
+                if (m->drop && m->band && fabsf(m->y1 - l->y1) < 2 && fabsf(m->y0 - l->y0) < 2)
+                    l->drop = true;
+            }
+        }
+    }
+out:
+    free(hist);
+    free(last);
+}
+
 typedef struct kcount {
     uint64_t key;
     int count, last_page;
 } kcount;
 
 /* Mark lines that repeat at the top or bottom of at least 3 pages and 5 % of
-** them; only the first and last 3 lines of a page, in its top or bottom
-** tenth, are candidates. */
+** them (digits ignored), then lines carrying the printed page number; only
+** the first and last 3 lines of a page, in its top or bottom tenth, are
+** candidates: the 3 top-most and bottom-most lines, in the outer 15 % of
+** the page height. */
 static void drop_running(pdf_state *st)
 {
     pline *L = (pline *)st->lines.data;
@@ -437,15 +549,22 @@ static void drop_running(pdf_state *st)
             for (size_t i = 0; i < pg->n; i++) {
                 pline *l = &L[pg->first + i];
                 if (pass == 0) {
-                    bool edge = i < 3 || i + 3 >= pg->n;
-                    bool top = l->y1 <= pg->top + 0.1f * h, bottom = l->y0 >= pg->bottom - 0.1f * h;
+                    /* among the 3 top-most or bottom-most lines, by position
+                    ** (a right-aligned header may come late in reading order) */
+                    int above = 0, below = 0;
+                    for (size_t j = 0; j < pg->n; j++) {
+                        above += L[pg->first + j].y1 < l->y0;
+                        below += L[pg->first + j].y0 > l->y1;
+                    }
+                    bool edge = above < 3 || below < 3;
+                    bool top = l->y1 <= pg->top + 0.15f * h, bottom = l->y0 >= pg->bottom - 0.15f * h;
                     l->band = edge && (top || bottom) && l->len <= 160;
                 }
                 if (!l->band)
                     continue;
                 uint64_t k = line_key(st->text.data + l->off, l->len);
                 /* top and bottom lines are counted apart */
-                k ^= l->y1 <= pg->top + 0.1f * h ? 0x9E3779B97F4A7C15ull : 0;
+                k ^= l->y1 <= pg->top + 0.15f * h ? 0x9E3779B97F4A7C15ull : 0;
                 size_t j = k & (cap - 1);
                 while (tab[j].key && tab[j].key != k)
                     j = (j + 1) & (cap - 1);
@@ -462,6 +581,7 @@ static void drop_running(pdf_state *st)
         }
     }
     free(tab);
+    drop_numbered(st);
 }
 
 /* ---- composing page text ------------------------------------------------ */
@@ -671,7 +791,7 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
     fz_catch(ctx)
     {
         if (fz_caught(ctx) == FZ_ERROR_MEMORY)
-            rc = cn_fail(err, CN_ENOMEM, "%s: damaged PDF: needs more than %zu MB to open", name,
+            rc = cn_fail(err, CN_ENOMEM, "%s: needs more than %zu MB of memory to open", name,
                          o->max_mupdf_bytes >> 20);
         else
             rc = cn_fail(err, CN_EFORMAT, "%s: damaged PDF: %s", name, fz_caught_message(ctx));
@@ -695,6 +815,11 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
         if (st->oom) {
             rc = cn_fail(err, CN_ENOMEM, "%s: text larger than %d MB", name,
                          INGEST_MAX_TEXT_TOTAL_MB);
+            break;
+        }
+        if (r == CN_ENOMEM) {
+            rc = cn_fail(err, CN_ENOMEM, "%s: page %d needs more than %zu MB of memory", name,
+                         p + 1, o->max_mupdf_bytes >> 20);
             break;
         }
         if (r != CN_OK) {

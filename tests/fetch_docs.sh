@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# fetch_docs.sh DIR: download a handful of real PDFs, written by others and
+# shipped in Debian documentation packages, into DIR (a cache: files already
+# there are kept). The ingest integration tests read DIR from $CAIRN_DOCS:
+#
+#     bash tests/fetch_docs.sh build/docs && CAIRN_DOCS=build/docs make test
+#
+# Needs no root: `apt-get download` fetches the .deb into the current
+# directory and `dpkg -x` unpacks it. Without a network (or without apt)
+# it says so and exits 0; the tests then report themselves skipped.
+#
+# The documents, chosen to differ:
+#   why3-manual.pdf        why3-doc-pdf        long manual (184 pages, Sphinx/LaTeX)
+#   siscone-refman.pdf     siscone-doc-pdf     337-page Doxygen reference (gzipped in the package)
+#   amc-fr.pdf, amc-ja.pdf auto-multiple-choice-doc-pdf  French and Japanese manuals
+#   camlidl.pdf            camlidl-doc         a short paper-like manual (1990s LaTeX)
+#   octave-refcard.pdf     octave-doc          three-column reference card (landscape A4)
+set -u
+DIR=${1:?usage: fetch_docs.sh DIR}
+mkdir -p "$DIR" || exit 1
+DIR=$(cd "$DIR" && pwd)
+
+# name  package  path inside the package
+DOCS="
+why3-manual.pdf why3-doc-pdf usr/share/doc/why3-doc-pdf/manual.pdf
+siscone-refman.pdf siscone-doc-pdf usr/share/doc/siscone-doc-pdf/pdf/refman.pdf.gz
+amc-fr.pdf auto-multiple-choice-doc-pdf usr/share/doc/auto-multiple-choice/auto-multiple-choice.fr.pdf
+amc-ja.pdf auto-multiple-choice-doc-pdf usr/share/doc/auto-multiple-choice/auto-multiple-choice.ja.pdf
+camlidl.pdf camlidl-doc usr/share/doc/camlidl/camlidl-1.04.doc.pdf
+octave-refcard.pdf octave-doc usr/share/doc/octave/refcard-a4.pdf
+"
+
+if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
+    echo "fetch_docs: apt-get/dpkg not available; skipping (integration tests will skip)"
+    exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "$DOCS" | while read -r name pkg path; do
+    [ -n "$name" ] || continue
+    if [ -s "$DIR/$name" ]; then
+        continue
+    fi
+    deb=$(ls "$work"/"${pkg}"_*.deb 2>/dev/null | head -1)
+    if [ -z "$deb" ]; then
+        if ! (cd "$work" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+            echo "fetch_docs: cannot download $pkg (no network or no package lists?); skipping it"
+            continue
+        fi
+        deb=$(ls "$work"/"${pkg}"_*.deb 2>/dev/null | head -1)
+    fi
+    [ -n "$deb" ] || continue
+    mkdir -p "$work/x-$pkg"
+    dpkg -x "$deb" "$work/x-$pkg" || continue
+    src="$work/x-$pkg/$path"
+    if [ ! -e "$src" ]; then
+        echo "fetch_docs: $pkg has no $path; skipping it"
+        continue
+    fi
+    case "$path" in
+    *.gz) gzip -dc "$src" >"$DIR/$name.tmp" ;;
+    *) cp "$src" "$DIR/$name.tmp" ;;
+    esac && mv "$DIR/$name.tmp" "$DIR/$name" && echo "fetch_docs: $name ($pkg)"
+done
+n=$(ls "$DIR"/*.pdf 2>/dev/null | wc -l)
+echo "fetch_docs: $n documents in $DIR"
+exit 0

@@ -1,0 +1,200 @@
+/*
+** test_ingest_docs.c: real PDFs written by others, from Debian documentation
+** packages (tests/fetch_docs.sh DIR downloads them; point $CAIRN_DOCS at
+** DIR). Each document must give its page count, pages of valid UTF-8, and
+** known sentences on the page where they are printed (checked by hand
+** against `pdftotext -f N -l N` when the test was written). Skipped when
+** $CAIRN_DOCS is unset or empty, never passed.
+*/
+#include "ingest/ingest.h"
+#include "test.h"
+
+#include <unistd.h>
+
+typedef struct doc_fact {
+    const char *file;
+    int n_pages;
+    struct {
+        int page;
+        const char *text;
+    } said[4];
+} doc_fact;
+
+static const doc_fact facts[] = {
+    {"why3-manual.pdf", 184,
+     {{12, "The graphical interface makes it possible to browse into a file or a set of files, "
+           "and check the validity of goals with external provers, in a friendly way."},
+      {20, "Five persons, of five different nationalities, live in five houses in a row, all "
+           "painted with different colors."},
+      {150, "This generates two goals which are easily provable with hypotheses ac and cb."}}},
+    {"siscone-refman.pdf", 337,
+     {{40, "set just the position without resetting the begin and end elements"},
+      {100, "final class: gather everything to compute the jet contents."},
+      {150, "The following flag indicates that identical protocones are to be merged "
+            "automatically each time around the splitmerge loop and before anything else "
+            "happens."}}},
+    {"camlidl.pdf", 26,
+     {{3, "Integer literals, character literals and string literals have the same syntax as in C."},
+      {20, "Under Windows, a bash script called camlidldll is provided to automate the "
+           "construction of a DLL containing a COM component written in Caml."},
+      {20, "Use regsvr32 /s file.dll to record the components in the system registry once it is "
+           "compiled to a DLL."}}},
+    {"amc-fr.pdf", 95,
+     {{10, "Les utilitaires AMC ont \xC3\xA9t\xC3\xA9 \xC3\xA9" "crits pour Linux."},
+      {10, "Ce bug a \xC3\xA9t\xC3\xA9 corrig\xC3\xA9 \xC3\xA0 partir de la version 0.61 de Net::CUPS."},
+      {40, "Cette commande affiche l\xE2\x80\x99" "argument dans le corrig\xC3\xA9 et en dehors "
+           "de l\xE2\x80\x99" "environnement question."}}},
+    {"amc-ja.pdf", 78,
+     /* 設問ごとの選択肢数は 199 個までに限定されています（このデフォルト値は変更できません）。 */
+     {{10, "\xE8\xA8\xAD\xE5\x95\x8F\xE3\x81\x94\xE3\x81\xA8\xE3\x81\xAE\xE9\x81\xB8\xE6\x8A\x9E"
+           "\xE8\x82\xA2\xE6\x95\xB0\xE3\x81\xAF 199 \xE5\x80\x8B\xE3\x81\xBE\xE3\x81\xA7\xE3\x81"
+           "\xAB\xE9\x99\x90\xE5\xAE\x9A\xE3\x81\x95\xE3\x82\x8C\xE3\x81\xA6\xE3\x81\x84\xE3\x81"
+           "\xBE\xE3\x81\x99\xEF\xBC\x88\xE3\x81\x93\xE3\x81\xAE\xE3\x83\x87\xE3\x83\x95\xE3\x82"
+           "\xA9\xE3\x83\xAB\xE3\x83\x88\xE5\x80\xA4\xE3\x81\xAF\xE5\xA4\x89\xE6\x9B\xB4\xE3\x81"
+           "\xA7\xE3\x81\x8D\xE3\x81\xBE\xE3\x81\x9B\xE3\x82\x93\xEF\xBC\x89\xE3\x80\x82"},
+      /* アコンカグアはアンデス山脈にあり、モンブランはアルプスにあります。 */
+      {30, "\xE3\x82\xA2\xE3\x82\xB3\xE3\x83\xB3\xE3\x82\xAB\xE3\x82\xB0\xE3\x82\xA2\xE3\x81\xAF"
+           "\xE3\x82\xA2\xE3\x83\xB3\xE3\x83\x87\xE3\x82\xB9\xE5\xB1\xB1\xE8\x84\x88\xE3\x81\xAB"
+           "\xE3\x81\x82\xE3\x82\x8A\xE3\x80\x81\xE3\x83\xA2\xE3\x83\xB3\xE3\x83\x96\xE3\x83\xA9"
+           "\xE3\x83\xB3\xE3\x81\xAF\xE3\x82\xA2\xE3\x83\xAB\xE3\x83\x97\xE3\x82\xB9\xE3\x81\xAB"
+           "\xE3\x81\x82\xE3\x82\x8A\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82"},
+      /* 5.4.5 選択肢を複数カラムに配置 */
+      {30, "5.4.5 \xE9\x81\xB8\xE6\x8A\x9E\xE8\x82\xA2\xE3\x82\x92\xE8\xA4\x87\xE6\x95\xB0\xE3\x82"
+           "\xAB\xE3\x83\xA9\xE3\x83\xA0\xE3\x81\xAB\xE9\x85\x8D\xE7\xBD\xAE"}}},
+    {"octave-refcard.pdf", 3,
+     {{1, "Specify a range of values beginning with base with no elements greater than limit."},
+      {1, "If beg is greater than end, reverse the list of commands before editing."},
+      {2, "These operators work on an element-by-element basis. Both arguments are always "
+          "evaluated."},
+      {3, "Three files are preconnected when Octave starts: stdin, stdout, and stderr."}}},
+};
+
+static const char *docs_dir(void)
+{
+    const char *d = getenv("CAIRN_DOCS");
+    return d && *d ? d : NULL;
+}
+
+TEST(ingest_docs_known_sentences_on_known_pages)
+{
+    const char *dir = docs_dir();
+    if (!dir)
+        SKIP("CAIRN_DOCS not set (bash tests/fetch_docs.sh build/docs)");
+    int found = 0, pages = 0;
+    double secs = 0;
+    for (size_t i = 0; i < CN_ARRAY_LEN(facts); i++) {
+        const doc_fact *f = &facts[i];
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, f->file);
+        if (access(path, R_OK) != 0) {
+            fprintf(stderr, "  %s: not in %s\n", f->file, dir);
+            continue;
+        }
+        found++;
+        ingest_doc d;
+        cn_err err = {0};
+        double t0 = cn_now();
+        int rc = ingest_file(path, &d, &err);
+        double dt = cn_now() - t0;
+        EXPECT_EQ_INT(rc, CN_OK);
+        if (rc != CN_OK) {
+            fprintf(stderr, "  %s\n", err.msg);
+            continue;
+        }
+        secs += dt;
+        pages += d.n_pages;
+        fprintf(stderr, "     %-20s %4d pages  %6.0f pages/s  %s\n", f->file, d.n_pages,
+                d.n_pages / dt, d.notes);
+        EXPECT_EQ_INT(d.n_pages, f->n_pages);
+        for (int p = 0; p < d.n_pages; p++)
+            EXPECT_EQ_INT(cn_utf8_valid_prefix(d.pages[p].text, d.pages[p].len), d.pages[p].len);
+        for (size_t k = 0; k < CN_ARRAY_LEN(f->said) && f->said[k].text; k++) {
+            int pg = f->said[k].page;
+            if (pg > d.n_pages) {
+                EXPECT(pg <= d.n_pages);
+                continue;
+            }
+            if (!strstr(d.pages[pg - 1].text, f->said[k].text))
+                test_fail_at(__FILE__, __LINE__, "%s p. %d lacks \"%s\"", f->file, pg,
+                             f->said[k].text);
+        }
+        ingest_doc_free(&d);
+    }
+    if (!found)
+        SKIP("no documents in CAIRN_DOCS");
+    fprintf(stderr, "     all: %d pages in %.2f s: %.0f pages/s\n", pages, secs, pages / secs);
+}
+
+TEST(ingest_docs_layout)
+{
+    const char *dir = docs_dir();
+    if (!dir)
+        SKIP("CAIRN_DOCS not set");
+    char path[1024];
+    ingest_doc d;
+    int done = 0;
+    /* the Sphinx manual: running headers and footers are gone */
+    snprintf(path, sizeof path, "%s/why3-manual.pdf", dir);
+    if (access(path, R_OK) == 0 && ingest_file(path, &d, NULL) == CN_OK) {
+        EXPECT_STR(d.title, "Why3 Documentation");
+        for (int p = 0; p < d.n_pages; p++) {
+            EXPECT(!strstr(d.pages[p].text, "Why3 Documentation, Release 1.5.1"));
+            EXPECT(!strstr(d.pages[p].text, "Chapter 2. Getting Started"));
+        }
+        ingest_doc_free(&d);
+        done++;
+    }
+    /* the three-column card: columns read one after the other, each top to
+    ** bottom, and a command beside its description */
+    snprintf(path, sizeof path, "%s/octave-refcard.pdf", dir);
+    if (access(path, R_OK) == 0 && ingest_file(path, &d, NULL) == CN_OK) {
+        const char *t = d.pages[0].text;
+        const char *a = strstr(t, "Starting Octave"), *b = strstr(t, "Stopping Octave");
+        const char *c = strstr(t, "Killing and Yanking"), *e = strstr(t, "Sparse Matrices");
+        EXPECT(a && b && c && e && a < b && b < c && c < e);
+        EXPECT_CONTAINS(t, "octave --eval code Evaluate code using Octave");
+        ingest_doc_free(&d);
+        done++;
+    }
+    /* French and Japanese: paragraphs, and CJK lines joined without spaces */
+    snprintf(path, sizeof path, "%s/amc-fr.pdf", dir);
+    if (access(path, R_OK) == 0 && ingest_file(path, &d, NULL) == CN_OK) {
+        EXPECT_STR(d.title, "Auto Multiple Choice");
+        EXPECT_CONTAINS(d.pages[9].text, "2.1 Syst\xC3\xA8me d\xE2\x80\x99" "exploitation\n\n");
+        ingest_doc_free(&d);
+        done++;
+    }
+    if (!done)
+        SKIP("no documents in CAIRN_DOCS");
+}
+
+TEST(ingest_docs_passages)
+{
+    const char *dir = docs_dir();
+    if (!dir)
+        SKIP("CAIRN_DOCS not set");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/why3-manual.pdf", dir);
+    ingest_doc d;
+    if (access(path, R_OK) != 0 || ingest_file(path, &d, NULL) != CN_OK)
+        SKIP("why3-manual.pdf not in CAIRN_DOCS");
+    cn_arena a;
+    cn_arena_init(&a, 256 << 20);
+    ingest_passage *p;
+    double t0 = cn_now();
+    int n = chunk_split(&a, &d, NULL, &p, NULL);
+    double dt = cn_now() - t0;
+    EXPECT(n > 300);
+    int with_heading = 0;
+    for (int i = 0; i < n; i++) {
+        EXPECT(chunk_estimate_tokens(NULL, p[i].text, p[i].len) <= 256);
+        EXPECT(cn_utf8_valid_prefix(p[i].text, p[i].len) == p[i].len);
+        with_heading += p[i].heading[0] != 0;
+        if (strstr(p[i].text, "Five persons, of five different nationalities"))
+            EXPECT_EQ_INT(p[i].page_start <= 20 && p[i].page_end >= 20, 1);
+    }
+    EXPECT(with_heading > n * 3 / 4);
+    fprintf(stderr, "     why3 manual: %d passages in %.3f s\n", n, dt);
+    cn_arena_free(&a);
+    ingest_doc_free(&d);
+}
