@@ -54,8 +54,11 @@ $(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libcairn.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root so tests/data and ../shared resolve.
+# Real documents for the ingest tests: `bash tests/fetch_docs.sh build/docs`
+# (CI does); without them those tests report themselves skipped.
 test: $(BUILD)/run_tests $(BUILD)/cairn $(TOOLS)
-	CAIRN_BIN=$(BUILD)/cairn CAIRN_TOOLS=$(BUILD) ./$(BUILD)/run_tests $(T)
+	CAIRN_BIN=$(BUILD)/cairn CAIRN_TOOLS=$(BUILD) CAIRN_DOCS=$${CAIRN_DOCS:-build/docs} \
+	    ./$(BUILD)/run_tests $(T)
 
 asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
