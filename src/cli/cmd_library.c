@@ -26,10 +26,15 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     memset(a, 0, sizeof *a);
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
+    bool opts_done = false;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
-        if (!strcmp(o, "--home") && v)
+        if (opts_done || !strcmp(o, "--")) {
+            if (opts_done && a->n_rest < 256)
+                a->rest[a->n_rest++] = argv[i];
+            opts_done = true;
+        } else if (!strcmp(o, "--home") && v)
             a->home = argv[++i];
         else if ((!strcmp(o, "--embed-model") || !strcmp(o, "-e")) && v)
             a->embed_model = argv[++i];
