@@ -73,6 +73,7 @@ fuzz:
 
 bench: all
 	bash bench/embed.sh
+	bash bench/store.sh
 
 clean:
 	rm -rf build
