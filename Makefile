@@ -78,6 +78,7 @@ fuzz:
 
 bench: all
 	bash bench/embed.sh
+	bash bench/store.sh
 
 clean:
 	rm -rf build

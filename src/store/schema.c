@@ -24,6 +24,8 @@
 ** folds accents ("résumé" = "resume"); porter on top maps English inflections
 ** to one stem ("printers", "printing" = "print"). Both the passages and the
 ** queries go through it, so other languages still match word for word.
+** search.c cuts queries with this same string: changing it needs a
+** migration that rebuilds passages_fts.
 */
 const char store_fts_tokenizer[] = "porter unicode61 remove_diacritics 2";
 

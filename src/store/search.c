@@ -2,36 +2,53 @@
 ** search.c: keyword search over the passages (FTS5, bm25).
 **
 ** The user's words never reach FTS5 as query syntax. The query is cut into
-** words exactly where the unicode61 tokenizer would cut them (a word is a run
-** of letters, digits, private-use characters and combining marks; everything
-** else -- spaces, punctuation, symbols, quotes, parentheses, '*', ':' -- is a
-** separator), and every word becomes a quoted FTS5 string. "NEAR(", "AND (",
-** a lone '"' or "col:x*" are therefore just words or nothing at all.
+** words by the index's own tokenizer (store_fts_tokenizer, reached through
+** the fts5_api), so a query word is exactly what the passages were indexed
+** under; each word's original spelling then goes into the MATCH expression
+** as a quoted string. Operators and punctuation -- "NEAR(", "AND (", a lone
+** '"', "col:x*", '^', '-' -- are separators or plain words, never syntax.
+**
+** Which words count:
+**   - common English stop words are left out (unless nothing else is left);
+**   - words that occur in no passage are left out (a typo or a question word
+**     should not make the all-words tier empty);
+**   - the any-word tier also leaves out words found in more than half of the
+**     passages: bm25 gives them no weight (FTS5 floors their IDF at 1e-6),
+**     so they would only add passages matching nothing else, and scoring
+**     every passage of a big library is what makes a search slow.
 **
 ** Ranking, in two tiers:
-**   1. every content word present (the words joined by AND), best bm25 first;
-**   2. then, to fill k, passages holding any of them (OR), best bm25 first.
-** A question in natural language ("how do I reset the printer?") rarely has
-** all its words in the passage that answers it, so AND alone often finds
-** nothing, and OR alone ranks a passage that repeats one rare word above one
-** that holds them all. The score is -bm25 of the same phrases in both tiers,
-** so it is comparable across them; common English stop words are left out
-** of both (they would make tier 1 miss and tier 2 match everything), unless
-** the query has nothing else.
+**   1. passages holding every word (AND), best bm25 first;
+**   2. then, to fill k, passages holding any word (OR), best bm25 first.
+** A question in natural language rarely has all its words in the passage
+** that answers it, so AND alone often finds nothing, and OR alone ranks a
+** passage that repeats one rare word above one that holds them all. The
+** score is -bm25 over the same words in both tiers, so it is comparable
+** across them.
 */
 #include "store/store_int.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <utf8proc.h>
 
 #define MAX_TERMS 32
 #define MAX_QUERY_BYTES 4096
+#define MAX_TOKEN 128
 
 typedef struct term {
-    const char *p;
+    const char *p; /* the word as the user wrote it, in the query */
     size_t len;
+    char tok[MAX_TOKEN]; /* the word as the index knows it (folded, stemmed) */
+    int tok_len;
+    int64_t df; /* passages holding it */
 } term;
+
+typedef struct split_ctx {
+    const char *query;
+    term *t;
+    int n, max;
+} split_ctx;
 
 static const char *const stop_words[] = {
     "a",     "about", "an",    "and",   "are",  "as",   "at",    "be",    "been",  "but",
@@ -51,77 +68,138 @@ static bool is_stop_word(const term *t)
     return false;
 }
 
-/* 1: starts or continues a word; 2: only continues one (combining mark);
-** 0: separator. */
-static int char_class(utf8proc_int32_t c)
+/* ---- the index's tokenizer --------------------------------------------- */
+
+static fts5_api *fts5_api_of(sqlite3 *db)
 {
-    switch (utf8proc_category(c)) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-    case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_NO:
-    case UTF8PROC_CATEGORY_CO:
-        return 1;
-    case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC:
-    case UTF8PROC_CATEGORY_ME:
-        return 2;
-    default:
-        return 0;
+    fts5_api *api = NULL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+        sqlite3_step(st);
     }
+    sqlite3_finalize(st);
+    return api;
 }
 
-/* Cut q into at most max distinct words (ASCII case ignored for duplicates). */
-static int split_terms(const char *q, term *out, int max)
+/* Create the tokenizer named by store_fts_tokenizer ("porter unicode61 ...")
+** and the vocabulary view of the index, once per store. */
+static int search_init(store *s, cn_err *err)
 {
-    size_t len = strnlen(q, MAX_QUERY_BYTES), i = 0;
-    int n = 0;
-    const char *start = NULL;
-    bool has_base = false;
-    while (i <= len && n < max) {
-        utf8proc_int32_t c = 0;
-        utf8proc_ssize_t k = 0;
-        int cls = 0;
-        if (i < len) {
-            k = utf8proc_iterate((const utf8proc_uint8_t *)q + i, (utf8proc_ssize_t)(len - i), &c);
-            if (k <= 0)
-                k = 1; /* invalid byte: a separator */
-            else
-                cls = char_class(c);
-        }
-        if (cls == 1 || (cls == 2 && start)) {
-            if (!start)
-                start = q + i, has_base = false;
-            has_base |= cls == 1;
-        } else if (start) {
-            term t = {start, (size_t)(q + i - start)};
-            bool dup = false;
-            for (int j = 0; j < n && !dup; j++)
-                dup = out[j].len == t.len && strncasecmp(out[j].p, t.p, t.len) == 0;
-            if (has_base && !dup)
-                out[n++] = t;
-            start = NULL;
-        }
-        if (i == len)
-            break;
-        i += (size_t)k;
+    if (s->fts_tokenizer)
+        return CN_OK;
+    char spec[128];
+    snprintf(spec, sizeof spec, "%s", store_fts_tokenizer);
+    const char *argv[8];
+    int argc = 0;
+    for (char *save = NULL, *w = strtok_r(spec, " ", &save); w && argc < 8;
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    fts5_api *api = fts5_api_of(s->db);
+    void *ud = NULL;
+    if (!api || argc < 1 || api->xFindTokenizer(api, argv[0], &ud, &s->fts_tok) != SQLITE_OK ||
+        s->fts_tok.xCreate(ud, argv + 1, argc - 1, &s->fts_tokenizer) != SQLITE_OK) {
+        s->fts_tokenizer = NULL;
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: SQLite's FTS5 tokenizer \"%s\" is not available",
+                       s->path, store_fts_tokenizer);
     }
-    return n;
+    /* temp: lives in this connection only, nothing is written to the file. */
+    int rc = sqlite3_exec(s->db,
+                          "CREATE VIRTUAL TABLE IF NOT EXISTS temp.store_vocab"
+                          " USING fts5vocab(main, passages_fts, 'row')",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        store_search_release(s);
+        return store_fail(s, rc, "preparing keyword search", err);
+    }
+    return CN_OK;
 }
 
-/* "w1" op "w2" op ... into buf; words hold no '"' (a separator). */
-static int build_query(cn_buf *b, const term *t, int n, const char *op)
+void store_search_release(store *s)
 {
+    if (s->fts_tokenizer)
+        s->fts_tok.xDelete(s->fts_tokenizer);
+    s->fts_tokenizer = NULL;
+}
+
+static int on_token(void *ctx, int tflags, const char *tok, int n_tok, int start, int end)
+{
+    split_ctx *c = ctx;
+    if ((tflags & FTS5_TOKEN_COLOCATED) || n_tok <= 0 || n_tok > MAX_TOKEN || end <= start)
+        return SQLITE_OK;
+    for (int i = 0; i < c->n; i++)
+        if (c->t[i].tok_len == n_tok && memcmp(c->t[i].tok, tok, (size_t)n_tok) == 0)
+            return SQLITE_OK; /* "printer printers": one word */
+    if (c->n == c->max)
+        return SQLITE_DONE; /* enough words */
+    term *t = &c->t[c->n++];
+    t->p = c->query + start;
+    t->len = (size_t)(end - start);
+    memcpy(t->tok, tok, (size_t)n_tok);
+    t->tok_len = n_tok;
+    t->df = 0;
+    return SQLITE_OK;
+}
+
+/* ---- document frequencies ---------------------------------------------- */
+
+static int passage_count(store *s, int64_t *n, cn_err *err)
+{
+    int64_t dv = -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        dv = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    int64_t changes = sqlite3_total_changes64(s->db);
+    if (s->n_rows_valid && dv == s->n_rows_data_version && changes == s->n_rows_changes) {
+        *n = s->n_rows;
+        return CN_OK;
+    }
+    if (!(st = store_stmt(s, Q_PASSAGE_COUNT, err)))
+        return err ? err->code : CN_EIO;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW)
+        return store_fail(s, src, "counting passages", err);
+    s->n_rows = *n;
+    s->n_rows_data_version = dv;
+    s->n_rows_changes = changes;
+    s->n_rows_valid = dv >= 0;
+    return CN_OK;
+}
+
+static int lookup_df(store *s, term *t, cn_err *err)
+{
+    sqlite3_stmt *st = store_stmt(s, Q_VOCAB_DF, err);
+    if (!st)
+        return err ? err->code : CN_EIO;
+    sqlite3_bind_text(st, 1, t->tok, t->tok_len, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    t->df = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return store_fail(s, src, "keyword search", err);
+    return CN_OK;
+}
+
+/* ---- running the query ------------------------------------------------- */
+
+/* "w1" op "w2" op ... into b, each word as the user spelled it. */
+static int build_query(cn_buf *b, term *const *t, int n, const char *op)
+{
+    b->len = 0;
     int rc = CN_OK;
     for (int i = 0; i < n && rc == CN_OK; i++) {
         if (i)
             rc = cn_buf_printf(b, " %s ", op);
-        if (rc == CN_OK)
-            rc = cn_buf_printf(b, "\"%.*s\"", (int)t[i].len, t[i].p);
+        rc = rc == CN_OK ? cn_buf_append(b, "\"", 1) : rc;
+        for (size_t j = 0; j < t[i]->len && rc == CN_OK; j++) /* a '"' is doubled */
+            rc = cn_buf_append(b, t[i]->p[j] == '"' ? "\"\"" : t[i]->p + j,
+                               t[i]->p[j] == '"' ? 2 : 1);
+        rc = rc == CN_OK ? cn_buf_append(b, "\"", 1) : rc;
     }
     return rc; /* cn_buf keeps data NUL-terminated */
 }
@@ -159,8 +237,6 @@ static int run_match(store *s, const char *match, int limit, int k, bool all_ter
         if (!oom)
             (*n)++;
     }
-    if (oom)
-        src = SQLITE_DONE;
     sqlite3_reset(st);
     if (oom)
         return cn_fail(err, CN_ENOMEM, "%s: keyword search: arena full", s->path);
@@ -172,35 +248,57 @@ static int run_match(store *s, const char *match, int limit, int k, bool all_ter
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
                          cn_err *err)
 {
-    int got = 0;
     if (n)
         *n = 0;
     if (!query || k <= 0)
         return 0;
-    term all[MAX_TERMS], content[MAX_TERMS];
-    int n_all = split_terms(query, all, MAX_TERMS), n_content = 0;
-    for (int i = 0; i < n_all; i++)
-        if (!is_stop_word(&all[i]))
-            content[n_content++] = all[i];
-    if (n_content == 0) {
-        memcpy(content, all, sizeof all[0] * (size_t)n_all);
-        n_content = n_all;
-    }
+    int rc = search_init(s, err);
+    if (rc != CN_OK)
+        return rc;
+
+    /* Words, as the index cuts them. */
+    term words[MAX_TERMS];
+    split_ctx c = {query, words, 0, MAX_TERMS};
+    int len = (int)strnlen(query, MAX_QUERY_BYTES);
+    int src = s->fts_tok.xTokenize(s->fts_tokenizer, &c, FTS5_TOKENIZE_QUERY, query, len, on_token);
+    if (src != SQLITE_OK && src != SQLITE_DONE)
+        return store_fail(s, src, "reading the query", err);
+
+    /* Content words, then those present in the library. */
+    term *content[MAX_TERMS], *and_t[MAX_TERMS], *or_t[MAX_TERMS];
+    int n_content = 0, n_and = 0, n_or = 0;
+    for (int i = 0; i < c.n; i++)
+        if (!is_stop_word(&words[i]))
+            content[n_content++] = &words[i];
     if (n_content == 0)
+        for (int i = 0; i < c.n; i++)
+            content[n_content++] = &words[i];
+    int64_t n_rows = 0;
+    if (n_content > 0 && (rc = passage_count(s, &n_rows, err)) != CN_OK)
+        return rc;
+    for (int i = 0; i < n_content; i++) {
+        if ((rc = lookup_df(s, content[i], err)) != CN_OK)
+            return rc;
+        if (content[i]->df == 0)
+            continue;
+        and_t[n_and++] = content[i];
+        if (content[i]->df * 2 <= n_rows)
+            or_t[n_or++] = content[i];
+    }
+    if (n_and == 0)
         return 0;
 
+    int got = 0;
     cn_buf q;
     cn_buf_init(&q, 1 << 16);
-    int rc = build_query(&q, content, n_content, "AND");
-    if (rc == CN_OK)
-        rc = run_match(s, q.data, k, k, true, a, hits, &got, err);
-    else
+    if (build_query(&q, and_t, n_and, "AND") != CN_OK)
         rc = cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
-    if (rc == CN_OK && got < k && n_content > 1) {
-        q.len = 0;
-        if (build_query(&q, content, n_content, "OR") != CN_OK)
+    else
+        rc = run_match(s, q.data, k, k, true, a, hits, &got, err);
+    if (rc == CN_OK && got < k && n_or > 0 && n_and > 1) {
+        if (build_query(&q, or_t, n_or, "OR") != CN_OK)
             rc = cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
-        else /* the AND hits are among the OR hits: ask for enough to skip them */
+        else /* the AND hits may be among the OR hits: ask for enough to skip them */
             rc = run_match(s, q.data, k + got, k, false, a, hits, &got, err);
     }
     cn_buf_free(&q);

@@ -60,6 +60,9 @@ static const char *const sql_table[Q_COUNT] = {
                             " WHERE p.id > ?2 AND NOT EXISTS (SELECT 1 FROM embeddings AS e"
                             "  WHERE e.passage_id = p.id AND e.model_id = ?1)"
                             " ORDER BY p.id LIMIT ?3",
+    /* temp.store_vocab is created by search.c before first use */
+    [Q_VOCAB_DF] = "SELECT doc FROM temp.store_vocab WHERE term = ?1",
+    [Q_PASSAGE_COUNT] = "SELECT count(*) FROM passages",
 };
 
 /* ---- helpers shared with search.c and embed.c -------------------------- */
@@ -228,6 +231,7 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    store_search_release(s);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     sqlite3_close_v2(s->db);

@@ -146,7 +146,7 @@ typedef struct store_doc_info {
 } store_doc_info;
 
 /* Call fn for every document in path order; a non-zero return from fn stops
-** the walk and is returned. */
+** the walk and is returned. fn must not write to the store. */
 typedef int (*store_doc_fn)(void *ctx, const store_doc_info *d);
 int store_list(store *s, store_doc_fn fn, void *ctx, cn_err *err);
 
@@ -172,19 +172,21 @@ typedef struct store_hit {
     const char *text;
     size_t len;
     double score;             /* keyword: -bm25, higher is better; else 0 */
-    bool all_terms;           /* keyword: the passage holds every query term */
+    bool all_terms;           /* keyword: holds every query word found in the library */
 } store_hit;
 
 /*
 ** Keyword search: the best k passages for a free-text query, ranked by
 ** FTS5 bm25 (score = -bm25: higher is better, > 0 for a match; passage text
 ** weighs 1, its heading 0.5). The query is never passed to FTS5 as syntax:
-** it is cut into words at Unicode separators, each word becomes a quoted
-** phrase, common English stop words are dropped (unless nothing else is
-** left). Passages holding every word come first, then -- to fill k --
-** those holding any of them. Strings live in arena a. Returns the number of
-** hits (0..k, also in *n if n is not NULL) or a CN_E* code; an empty or
-** all-punctuation query gives 0 hits.
+** it is cut into words by the index's own tokenizer and each word becomes a
+** quoted string. Common English stop words (unless nothing else is left) and
+** words that occur in no passage are dropped. Passages holding every
+** remaining word come first (all_terms), then -- to fill k -- those holding
+** any of them (words in more than half the passages, which bm25 gives no
+** weight, do not count for this tier). Strings live in arena a. Returns the
+** number of hits (0..k, also in *n if n is not NULL) or a CN_E* code; an
+** empty or all-punctuation query gives 0 hits.
 */
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
                          cn_err *err);

@@ -33,6 +33,8 @@ enum {
     Q_MODEL_INSERT,
     Q_EMBEDDING_PUT,
     Q_WITHOUT_EMBEDDING,
+    Q_VOCAB_DF,
+    Q_PASSAGE_COUNT,
     Q_COUNT
 };
 
@@ -41,6 +43,13 @@ struct store {
     char *path;
     int version;
     sqlite3_stmt *stmt[Q_COUNT];
+    /* search.c: the index's own tokenizer, to cut queries exactly as the
+    ** passages were cut, and the passage count for document frequencies,
+    ** valid while data_version and total_changes stay as recorded. */
+    fts5_tokenizer fts_tok;
+    Fts5Tokenizer *fts_tokenizer;
+    int64_t n_rows, n_rows_data_version, n_rows_changes;
+    bool n_rows_valid;
 };
 
 /* The cached statement q, prepared on first use; reset and unbound. NULL
@@ -64,6 +73,9 @@ int store_exec(store *s, const char *sql, cn_err *err);
 /* Column i of st copied into arena a (NUL-terminated; *len its length if
 ** len is not NULL); a NULL column gives NULL. Sets *oom when a is full. */
 const char *store_col_str(sqlite3_stmt *st, int i, cn_arena *a, size_t *len, bool *oom);
+
+/* search.c: free what keyword search set up (called by store_close). */
+void store_search_release(store *s);
 
 /* ---- schema.c ---------------------------------------------------------- */
 
