@@ -164,7 +164,8 @@ static void free_list(file_list *fl)
 /* Add one file. A problem with the file itself is not an error of the
 ** batch: it goes to fe (and the file is recorded as failed); err is for
 ** the library failing (database write errors). */
-static int add_one(lib *l, const char *given, lib_event *ev, cn_err *fe, cn_err *err)
+static int add_one(lib *l, const char *given, lib_event *ev, char notes[256], cn_err *fe,
+                   cn_err *err)
 {
     char path[PATH_MAX];
     if (!realpath(given, path))
@@ -208,7 +209,8 @@ static int add_one(lib *l, const char *given, lib_event *ev, cn_err *fe, cn_err 
         d.kind = "unknown";
         return store_put_failed(l->st, &d, fe->msg, NULL, err);
     }
-    ev->notes = doc.notes;
+    snprintf(notes, 256, "%s", doc.notes); /* doc is freed before the caller reports */
+    ev->notes = notes;
     cn_arena a;
     cn_arena_init(&a, (size_t)1 << 30);
     ingest_passage *ps = NULL;
@@ -267,7 +269,8 @@ int lib_add(lib *l, const char *const *paths, int n, bool prune, lib_progress_fn
         ev = (lib_event){.kind = LIB_EV_FILE, .files_done = i + 1, .files_total = fl.n,
                          .eta_s = -1};
         cn_err fe = {0};
-        rc = add_one(l, fl.paths[i], &ev, &fe, err);
+        char notes[256] = "";
+        rc = add_one(l, fl.paths[i], &ev, notes, &fe, err);
         if (rc)
             break;
         switch (ev.outcome) {

@@ -145,3 +145,34 @@ TEST(library_hybrid_search_with_an_embedding_model)
     EXPECT_EQ_INT(sh("$CAIRN index -e %s", bert), 0);
     EXPECT_CONTAINS(err_buf, "0 passages embedded");
 }
+
+/* kill -9 during `cairn add`, twenty times at varied moments: every time the
+** library passes its full consistency check (integrity, FTS against
+** passages, page and passage counts of every document), and a final add
+** completes the batch. */
+TEST(library_add_survives_sigkill)
+{
+    sh("rm -rf $D $CAIRN_HOME && mkdir -p $D && for i in $(seq 1 40); do "
+       "for j in $(seq 1 60); do echo \"Document $i paragraph $j talks about valves, pumps "
+       "and pressure number $((i * j)) in some detail.\"; echo; done > $D/doc$i.txt; done");
+    int bad = 0;
+    for (int k = 0; k < 20; k++) {
+        int ms = 5 + (k * 37) % 120;
+        sh("$CAIRN add $D >/dev/null 2>&1 & pid=$!; sleep 0.%03d; kill -9 $pid 2>/dev/null; "
+           "wait $pid 2>/dev/null; true", ms);
+        if (sh("$CAIRN doctor") != 0 || !strstr(out_buf, "consistency      ok")) {
+            bad++;
+            fprintf(stderr, "  after kill %d (%d ms): %s%s\n", k, ms, out_buf, err_buf);
+        }
+    }
+    EXPECT_EQ_INT(bad, 0);
+    EXPECT_EQ_INT(sh("$CAIRN add $D"), 0);
+    EXPECT_CONTAINS(err_buf, "0 failed");
+    EXPECT_EQ_INT(sh("$CAIRN ls --json"), 0);
+    json_error_t je;
+    json_t *j = json_loads(out_buf, 0, &je);
+    EXPECT_EQ_INT(json_array_size(j), 40);
+    json_decref(j);
+    EXPECT_EQ_INT(sh("$CAIRN search --json -k 1 pressure number 1521"), 0);
+    EXPECT_CONTAINS(out_buf, "doc39.txt");
+}
