@@ -636,6 +636,23 @@ void quant_dequantize_row_q3_K(const void *src, float *dst, int64_t n)
     }
 }
 
+/* One block of Q4_K or Q5_K from its unpacked quants:
+** x = d * sc * q - dmin * m, sub-blocks of 32. (dst is restrict: without
+** it the float stores might alias the byte array q, and the loop would not
+** vectorize.) */
+static void dequantize_k4_block(const uint8_t q[QK_K], const uint8_t scales[K_SCALE_SIZE],
+                                uint16_t d16, uint16_t dmin16, float *restrict dst)
+{
+    const float d = fp16(d16), dmin = fp16(dmin16);
+    for (int s = 0; s < QK_K / 32; s++) {
+        uint8_t sc, m;
+        scale_min_k4(s, scales, &sc, &m);
+        const float dl = d * sc, ml = dmin * m;
+        for (int l = 0; l < 32; l++)
+            dst[32 * s + l] = dl * q[32 * s + l] - ml;
+    }
+}
+
 /* x = d * sc * q - dmin * m, sub-blocks of 32. */
 void quant_dequantize_row_q4_K(const void *src, float *dst, int64_t n)
 {
@@ -643,15 +660,8 @@ void quant_dequantize_row_q4_K(const void *src, float *dst, int64_t n)
     const block_q4_K *x = src;
     uint8_t q[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, dst += QK_K) {
-        const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         unpack_q4_K(x[i].qs, q);
-        for (int s = 0; s < QK_K / 32; s++) {
-            uint8_t sc, m;
-            scale_min_k4(s, x[i].scales, &sc, &m);
-            const float dl = d * sc, ml = dmin * m;
-            for (int l = 0; l < 32; l++)
-                dst[32 * s + l] = dl * q[32 * s + l] - ml;
-        }
+        dequantize_k4_block(q, x[i].scales, x[i].d, x[i].dmin, dst);
     }
 }
 
@@ -662,15 +672,8 @@ void quant_dequantize_row_q5_K(const void *src, float *dst, int64_t n)
     const block_q5_K *x = src;
     uint8_t q[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, dst += QK_K) {
-        const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         unpack_q5_K(&x[i], q);
-        for (int s = 0; s < QK_K / 32; s++) {
-            uint8_t sc, m;
-            scale_min_k4(s, x[i].scales, &sc, &m);
-            const float dl = d * sc, ml = dmin * m;
-            for (int l = 0; l < 32; l++)
-                dst[32 * s + l] = dl * q[32 * s + l] - ml;
-        }
+        dequantize_k4_block(q, x[i].scales, x[i].d, x[i].dmin, dst);
     }
 }
 
@@ -1084,6 +1087,15 @@ static void quantize_k4_common(const float *x, int nmax, float rmin, float rdelt
     }
 }
 
+/* The low four bits of L[256] as Q4_K lays them out: the inverse of
+** unpack_q4_K() (Q5_K's fifth bits are masked off here). */
+static void pack_q4_K(const uint8_t L[QK_K], uint8_t qs[QK_K / 2])
+{
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++)
+            qs[32 * c + l] = (uint8_t)((L[64 * c + l] & 0x0F) | (L[64 * c + 32 + l] & 0x0F) << 4);
+}
+
 /* Q4_K: 4-bit quants with 6-bit scales and mins per sub-block of 32. */
 void quant_quantize_row_q4_K_ref(const float *src, void *dst, int64_t n)
 {
@@ -1092,9 +1104,7 @@ void quant_quantize_row_q4_K_ref(const float *src, void *dst, int64_t n)
     uint8_t L[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
         quantize_k4_common(src, 15, -1.f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
-        for (int c = 0; c < 4; c++)
-            for (int l = 0; l < 32; l++)
-                y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
+        pack_q4_K(L, y[i].qs);
     }
 }
 
@@ -1110,10 +1120,7 @@ void quant_quantize_row_q5_K_ref(const float *src, void *dst, int64_t n)
         for (int s = 0; s < QK_K / 32; s++)
             for (int l = 0; l < 32; l++)
                 y[i].qh[l] |= (uint8_t)((L[32 * s + l] >> 4) << s);
-        for (int c = 0; c < 4; c++)
-            for (int l = 0; l < 32; l++)
-                y[i].qs[32 * c + l] =
-                    (uint8_t)((L[64 * c + l] & 0x0F) | (L[64 * c + 32 + l] & 0x0F) << 4);
+        pack_q4_K(L, y[i].qs);
     }
 }
 
@@ -1264,6 +1271,26 @@ void quant_vec_dot_q3_K_q8_K(int n, float *s, const void *w, const void *a)
     *s = sum;
 }
 
+/* One super-block of Q4_K or Q5_K from its unpacked quants, times one
+** block of activations: d * a.d * sum(sc * q . a) - dmin * a.d * sum(m * bsums). */
+static float dot_k4_block(const uint8_t q[QK_K], const uint8_t scales[K_SCALE_SIZE], uint16_t d16,
+                          uint16_t dmin16, const block_q8_K *y)
+{
+    int isum = 0, summs = 0;
+    for (int sb = 0; sb < QK_K / 32; sb++) {
+        uint8_t sc, m;
+        scale_min_k4(sb, scales, &sc, &m);
+        int sumi = 0;
+        for (int l = 0; l < 32; l++)
+            sumi += q[32 * sb + l] * y->qs[32 * sb + l];
+        isum += sc * sumi;
+        summs += m * (y->bsums[2 * sb] + y->bsums[2 * sb + 1]);
+    }
+    const float d = fp16(d16) * y->d;
+    const float dmin = fp16(dmin16) * y->d;
+    return d * isum - dmin * summs;
+}
+
 /* *s = w . a for q4_K weights and q8_K activations. */
 void quant_vec_dot_q4_K_q8_K(int n, float *s, const void *w, const void *a)
 {
@@ -1274,19 +1301,7 @@ void quant_vec_dot_q4_K_q8_K(int n, float *s, const void *w, const void *a)
     float sum = 0.0f;
     for (int i = 0; i < n / QK_K; i++) {
         unpack_q4_K(x[i].qs, q);
-        int isum = 0, summs = 0;
-        for (int sb = 0; sb < QK_K / 32; sb++) {
-            uint8_t sc, m;
-            scale_min_k4(sb, x[i].scales, &sc, &m);
-            int sumi = 0;
-            for (int l = 0; l < 32; l++)
-                sumi += q[32 * sb + l] * y[i].qs[32 * sb + l];
-            isum += sc * sumi;
-            summs += m * (y[i].bsums[2 * sb] + y[i].bsums[2 * sb + 1]);
-        }
-        const float d = fp16(x[i].d) * y[i].d;
-        const float dmin = fp16(x[i].dmin) * y[i].d;
-        sum += d * isum - dmin * summs;
+        sum += dot_k4_block(q, x[i].scales, x[i].d, x[i].dmin, &y[i]);
     }
     *s = sum;
 }
@@ -1301,19 +1316,7 @@ void quant_vec_dot_q5_K_q8_K(int n, float *s, const void *w, const void *a)
     float sum = 0.0f;
     for (int i = 0; i < n / QK_K; i++) {
         unpack_q5_K(&x[i], q);
-        int isum = 0, summs = 0;
-        for (int sb = 0; sb < QK_K / 32; sb++) {
-            uint8_t sc, m;
-            scale_min_k4(sb, x[i].scales, &sc, &m);
-            int sumi = 0;
-            for (int l = 0; l < 32; l++)
-                sumi += q[32 * sb + l] * y[i].qs[32 * sb + l];
-            isum += sc * sumi;
-            summs += m * (y[i].bsums[2 * sb] + y[i].bsums[2 * sb + 1]);
-        }
-        const float d = fp16(x[i].d) * y[i].d;
-        const float dmin = fp16(x[i].dmin) * y[i].d;
-        sum += d * isum - dmin * summs;
+        sum += dot_k4_block(q, x[i].scales, x[i].d, x[i].dmin, &y[i]);
     }
     *s = sum;
 }
