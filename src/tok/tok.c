@@ -3,7 +3,8 @@
 ** tok_open(): model and token table, special ids, end-of-generation set,
 ** special-token cache; then tok_encode(): special-token partitioning, then
 ** spm.c, bpe.c or wpm.c for each stretch of plain text; tok_encode_trunc();
-** then tok_piece() and the streaming decoder.
+** then tok_piece() and the streaming decoder. The small helpers at the top
+** include the merge queue (tok_bigram_heap) that spm.c and bpe.c share.
 **
 ** The behaviour follows llama.cpp's llama-vocab.cpp (b4747) rule for rule, so
 ** that ids match exactly; where this file departs from it, a comment says why.
