@@ -34,6 +34,18 @@ const char *test_data(const char *rel);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *test_tmpdir(void);
 
+/* Cosine similarity of a[0..n) and b[0..n), summed in double. */
+static inline double test_cosine(const float *a, const float *b, int n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb);
+}
+
 #define TEST(name)                                                                                 \
     static void test_##name(void);                                                                 \
     __attribute__((constructor)) static void test_reg_##name(void)                                 \

@@ -10,13 +10,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Read -p TEXT or -f FILE into a malloc'd string. */
-static int load_prompt(const char *text, const char *file, char **out, size_t *len, cn_err *err)
+/* The prompt options of generate and logits. */
+typedef struct prompt_args {
+    const char *text; /* -p, --prompt TEXT */
+    const char *file; /* -f, --file FILE */
+    bool no_bos;      /* --no-bos */
+} prompt_args;
+
+/* Returns true if argv[*i] was a prompt option (advancing *i past its
+** value), false if not; an option missing its value is not one. */
+static bool prompt_option(prompt_args *p, int argc, char **argv, int *i)
 {
-    if (file)
-        return cn_read_file(file, (size_t)64 << 20, out, len, err);
-    *len = strlen(text);
-    *out = strdup(text);
+    const char *o = argv[*i];
+    if ((!strcmp(o, "-p") || !strcmp(o, "--prompt")) && *i + 1 < argc)
+        p->text = argv[++*i];
+    else if ((!strcmp(o, "-f") || !strcmp(o, "--file")) && *i + 1 < argc)
+        p->file = argv[++*i];
+    else if (!strcmp(o, "--no-bos"))
+        p->no_bos = true;
+    else
+        return false;
+    return true;
+}
+
+/* Read -p TEXT or -f FILE into a malloc'd string. */
+static int load_prompt(const prompt_args *p, char **out, size_t *len, cn_err *err)
+{
+    if (p->file)
+        return cn_read_file(p->file, (size_t)64 << 20, out, len, err);
+    *len = strlen(p->text);
+    *out = strdup(p->text);
     return *out ? CN_OK : cn_fail(err, CN_ENOMEM, "out of memory");
 }
 
@@ -57,6 +80,21 @@ int cli_open_and_tokenize(const cli_run_args *a, const char *text, size_t len, b
     return rc;
 }
 
+/* Read the prompt p and open a->model and its tokenizer with it tokenized
+** (cli_open_and_tokenize, BOS unless --no-bos). */
+static int open_with_prompt(const cli_run_args *a, const prompt_args *p, eng_model **m,
+                            tok_vocab **v, int32_t **ids, int *n_ids, cn_err *err)
+{
+    char *text;
+    size_t len;
+    int rc = load_prompt(p, &text, &len, err);
+    if (rc)
+        return rc;
+    rc = cli_open_and_tokenize(a, text, len, !p->no_bos, m, v, ids, n_ids, err);
+    free(text);
+    return rc;
+}
+
 typedef struct gen_out {
     bool ids;
     int n;
@@ -89,23 +127,17 @@ int cmd_generate(int argc, char **argv)
 {
     cli_run_args a;
     cli_run_defaults(&a);
-    const char *prompt = NULL, *file = NULL;
-    bool no_bos = false, special = false;
+    prompt_args pa = {0};
+    bool special = false;
     gen_out go = {0};
     for (int i = 1; i < argc; i++) {
         int r = cli_run_option("generate", &a, argc, argv, &i);
         if (r == 2)
             return 2;
-        if (r == 1)
+        if (r == 1 || prompt_option(&pa, argc, argv, &i))
             continue;
         const char *o = argv[i];
-        if ((!strcmp(o, "-p") || !strcmp(o, "--prompt")) && i + 1 < argc)
-            prompt = argv[++i];
-        else if ((!strcmp(o, "-f") || !strcmp(o, "--file")) && i + 1 < argc)
-            file = argv[++i];
-        else if (!strcmp(o, "--no-bos"))
-            no_bos = true;
-        else if (!strcmp(o, "--ids"))
+        if (!strcmp(o, "--ids"))
             go.ids = true;
         else if (!strcmp(o, "--special"))
             special = true;
@@ -117,20 +149,15 @@ int cmd_generate(int argc, char **argv)
     }
     if (!a.model)
         return cli_usage("generate", "missing -m FILE");
-    if (!prompt == !file)
+    if (!pa.text == !pa.file)
         return cli_usage("generate", "give the prompt with -p TEXT or -f FILE (one of them)");
 
     cn_err err = {0};
-    char *text;
-    size_t len;
-    if (load_prompt(prompt, file, &text, &len, &err))
-        return cli_error(&err);
     eng_model *m;
     tok_vocab *v;
     int32_t *ids;
     int n_ids;
-    int rc = cli_open_and_tokenize(&a, text, len, !no_bos, &m, &v, &ids, &n_ids, &err);
-    free(text);
+    int rc = open_with_prompt(&a, &pa, &m, &v, &ids, &n_ids, &err);
     if (rc)
         return cli_error(&err);
     eng_gen_opts go_opts = {
@@ -172,44 +199,33 @@ int cmd_logits(int argc, char **argv)
 {
     cli_run_args a;
     cli_run_defaults(&a);
-    const char *prompt = NULL, *file = NULL, *out = NULL;
-    bool no_bos = false;
+    prompt_args pa = {0};
+    const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_run_option("logits", &a, argc, argv, &i);
         if (r == 2)
             return 2;
-        if (r == 1)
+        if (r == 1 || prompt_option(&pa, argc, argv, &i))
             continue;
         const char *o = argv[i];
-        if ((!strcmp(o, "-p") || !strcmp(o, "--prompt")) && i + 1 < argc)
-            prompt = argv[++i];
-        else if ((!strcmp(o, "-f") || !strcmp(o, "--file")) && i + 1 < argc)
-            file = argv[++i];
-        else if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && i + 1 < argc)
+        if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && i + 1 < argc)
             out = argv[++i];
-        else if (!strcmp(o, "--no-bos"))
-            no_bos = true;
         else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             printf("%s", logits_help);
             return 0;
         } else
             return cli_usage("logits", "unknown option or missing value: '%s'", o);
     }
-    if (!a.model || !out || !prompt == !file)
+    if (!a.model || !out || !pa.text == !pa.file)
         return cli_usage("logits", "need -m FILE, -o OUT.f32 and one of -p TEXT / -f FILE");
     if (!a.kv_set)
         a.opts.kv_f32 = true;
     cn_err err = {0};
-    char *text;
-    size_t len;
-    if (load_prompt(prompt, file, &text, &len, &err))
-        return cli_error(&err);
     eng_model *m;
     tok_vocab *v;
     int32_t *ids;
     int n_ids;
-    int rc = cli_open_and_tokenize(&a, text, len, !no_bos, &m, &v, &ids, &n_ids, &err);
-    free(text);
+    int rc = open_with_prompt(&a, &pa, &m, &v, &ids, &n_ids, &err);
     if (rc)
         return cli_error(&err);
     if (n_ids == 0)

@@ -50,6 +50,20 @@ static inline int nearest_int(float f)
     return (i & 0x007fffff) - 0x00400000;
 }
 
+/* The element of largest magnitude, sign kept (the first of equal ones),
+** 0 if all are zero; its fabsf is the amax ggml tracks beside it. */
+static float max_by_magnitude(const float *x, int n)
+{
+    float max = 0.0f, amax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    return max;
+}
+
 /* The 32-bit little-endian word of q5_0/q5_1's high bits. */
 static inline uint32_t load_le32(const uint8_t b[4])
 {
@@ -241,14 +255,7 @@ void quant_quantize_row_q4_0_ref(const float *src, void *dst, int64_t n)
     assert(n % QK4_0 == 0);
     block_q4_0 *y = dst;
     for (int64_t i = 0; i < n / QK4_0; i++, src += QK4_0) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK4_0; j++) {
-            if (amax < fabsf(src[j])) {
-                amax = fabsf(src[j]);
-                max = src[j];
-            }
-        }
-        const float d = max / -8;
+        const float d = max_by_magnitude(src, QK4_0) / -8;
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = cn_fp32_to_fp16(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
@@ -290,14 +297,7 @@ void quant_quantize_row_q5_0_ref(const float *src, void *dst, int64_t n)
     assert(n % QK5_0 == 0);
     block_q5_0 *y = dst;
     for (int64_t i = 0; i < n / QK5_0; i++, src += QK5_0) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK5_0; j++) {
-            if (amax < fabsf(src[j])) {
-                amax = fabsf(src[j]);
-                max = src[j];
-            }
-        }
-        const float d = max / -16;
+        const float d = max_by_magnitude(src, QK5_0) / -16;
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = cn_fp32_to_fp16(d);
         uint32_t qh = 0;
@@ -345,21 +345,28 @@ void quant_quantize_row_q5_1_ref(const float *src, void *dst, int64_t n)
     }
 }
 
+/* The quants of one block of 32 for q8_0 and q8_1: d = amax / 127 (returned
+** as a float), q = roundf(x / d). */
+static_assert(QK8_0 == QK8_1, "q8_0 and q8_1 blocks are the same size");
+static float quantize_q8_block(const float *x, int8_t qs[QK8_0])
+{
+    float amax = 0.0f;
+    for (int j = 0; j < QK8_0; j++)
+        amax = CN_MAX(amax, fabsf(x[j]));
+    const float d = amax / 127;
+    const float id = d ? 1.0f / d : 0.0f;
+    for (int j = 0; j < QK8_0; j++)
+        qs[j] = (int8_t)roundf(x[j] * id);
+    return d;
+}
+
 /* Symmetric 8-bit: d = amax / 127, q = roundf(x / d). */
 void quant_quantize_row_q8_0_ref(const float *src, void *dst, int64_t n)
 {
     assert(n % QK8_0 == 0);
     block_q8_0 *y = dst;
-    for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++)
-            amax = CN_MAX(amax, fabsf(src[j]));
-        const float d = amax / 127;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = cn_fp32_to_fp16(d);
-        for (int j = 0; j < QK8_0; j++)
-            y[i].qs[j] = (int8_t)roundf(src[j] * id);
-    }
+    for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0)
+        y[i].d = cn_fp32_to_fp16(quantize_q8_block(src, y[i].qs));
 }
 
 /* As q8_0, and s = d * sum(q) (with the float d) for the q4_1/q5_1 dots. */
@@ -368,17 +375,11 @@ void quant_quantize_row_q8_1_ref(const float *src, void *dst, int64_t n)
     assert(n % QK8_1 == 0);
     block_q8_1 *y = dst;
     for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK8_1; j++)
-            amax = CN_MAX(amax, fabsf(src[j]));
-        const float d = amax / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float d = quantize_q8_block(src, y[i].qs);
         y[i].d = cn_fp32_to_fp16(d);
         int sum = 0;
-        for (int j = 0; j < QK8_1; j++) {
-            y[i].qs[j] = (int8_t)roundf(src[j] * id);
+        for (int j = 0; j < QK8_1; j++)
             sum += y[i].qs[j];
-        }
         y[i].s = cn_fp32_to_fp16(sum * d);
     }
 }
@@ -636,6 +637,23 @@ void quant_dequantize_row_q3_K(const void *src, float *dst, int64_t n)
     }
 }
 
+/* One block of Q4_K or Q5_K from its unpacked quants:
+** x = d * sc * q - dmin * m, sub-blocks of 32. (dst is restrict: without
+** it the float stores might alias the byte array q, and the loop would not
+** vectorize.) */
+static void dequantize_k4_block(const uint8_t q[QK_K], const uint8_t scales[K_SCALE_SIZE],
+                                uint16_t d16, uint16_t dmin16, float *restrict dst)
+{
+    const float d = fp16(d16), dmin = fp16(dmin16);
+    for (int s = 0; s < QK_K / 32; s++) {
+        uint8_t sc, m;
+        scale_min_k4(s, scales, &sc, &m);
+        const float dl = d * sc, ml = dmin * m;
+        for (int l = 0; l < 32; l++)
+            dst[32 * s + l] = dl * q[32 * s + l] - ml;
+    }
+}
+
 /* x = d * sc * q - dmin * m, sub-blocks of 32. */
 void quant_dequantize_row_q4_K(const void *src, float *dst, int64_t n)
 {
@@ -643,15 +661,8 @@ void quant_dequantize_row_q4_K(const void *src, float *dst, int64_t n)
     const block_q4_K *x = src;
     uint8_t q[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, dst += QK_K) {
-        const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         unpack_q4_K(x[i].qs, q);
-        for (int s = 0; s < QK_K / 32; s++) {
-            uint8_t sc, m;
-            scale_min_k4(s, x[i].scales, &sc, &m);
-            const float dl = d * sc, ml = dmin * m;
-            for (int l = 0; l < 32; l++)
-                dst[32 * s + l] = dl * q[32 * s + l] - ml;
-        }
+        dequantize_k4_block(q, x[i].scales, x[i].d, x[i].dmin, dst);
     }
 }
 
@@ -662,15 +673,8 @@ void quant_dequantize_row_q5_K(const void *src, float *dst, int64_t n)
     const block_q5_K *x = src;
     uint8_t q[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, dst += QK_K) {
-        const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         unpack_q5_K(&x[i], q);
-        for (int s = 0; s < QK_K / 32; s++) {
-            uint8_t sc, m;
-            scale_min_k4(s, x[i].scales, &sc, &m);
-            const float dl = d * sc, ml = dmin * m;
-            for (int l = 0; l < 32; l++)
-                dst[32 * s + l] = dl * q[32 * s + l] - ml;
-        }
+        dequantize_k4_block(q, x[i].scales, x[i].d, x[i].dmin, dst);
     }
 }
 
@@ -710,14 +714,8 @@ void quant_dequantize_row_q8_K(const void *src, float *dst, int64_t n)
 */
 static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
+    const float max = max_by_magnitude(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
@@ -760,14 +758,8 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
 */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
+    const float max = max_by_magnitude(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
@@ -979,14 +971,9 @@ void quant_quantize_row_q3_K_ref(const float *src, void *dst, int64_t n)
     float scales[QK_K / 16];
 
     for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < QK_K / 16; j++) {
+        for (int j = 0; j < QK_K / 16; j++)
             scales[j] = make_q3_quants(16, 4, src + 16 * j, L + 16 * j);
-            if (fabsf(scales[j]) > amax) {
-                amax = fabsf(scales[j]);
-                max_scale = scales[j];
-            }
-        }
+        const float max_scale = max_by_magnitude(scales, QK_K / 16);
 
         memset(y[i].scales, 0, sizeof y[i].scales);
         if (max_scale) {
@@ -1084,6 +1071,15 @@ static void quantize_k4_common(const float *x, int nmax, float rmin, float rdelt
     }
 }
 
+/* The low four bits of L[256] as Q4_K lays them out: the inverse of
+** unpack_q4_K() (Q5_K's fifth bits are masked off here). */
+static void pack_q4_K(const uint8_t L[QK_K], uint8_t qs[QK_K / 2])
+{
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++)
+            qs[32 * c + l] = (uint8_t)((L[64 * c + l] & 0x0F) | (L[64 * c + 32 + l] & 0x0F) << 4);
+}
+
 /* Q4_K: 4-bit quants with 6-bit scales and mins per sub-block of 32. */
 void quant_quantize_row_q4_K_ref(const float *src, void *dst, int64_t n)
 {
@@ -1092,9 +1088,7 @@ void quant_quantize_row_q4_K_ref(const float *src, void *dst, int64_t n)
     uint8_t L[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
         quantize_k4_common(src, 15, -1.f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
-        for (int c = 0; c < 4; c++)
-            for (int l = 0; l < 32; l++)
-                y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
+        pack_q4_K(L, y[i].qs);
     }
 }
 
@@ -1110,10 +1104,7 @@ void quant_quantize_row_q5_K_ref(const float *src, void *dst, int64_t n)
         for (int s = 0; s < QK_K / 32; s++)
             for (int l = 0; l < 32; l++)
                 y[i].qh[l] |= (uint8_t)((L[32 * s + l] >> 4) << s);
-        for (int c = 0; c < 4; c++)
-            for (int l = 0; l < 32; l++)
-                y[i].qs[32 * c + l] =
-                    (uint8_t)((L[64 * c + l] & 0x0F) | (L[64 * c + 32 + l] & 0x0F) << 4);
+        pack_q4_K(L, y[i].qs);
     }
 }
 
@@ -1130,15 +1121,10 @@ void quant_quantize_row_q6_K_ref(const float *src, void *dst, int64_t n)
     float scales[QK_K / 16];
 
     for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
-        float max_scale = 0, max_abs_scale = 0;
-        for (int s = 0; s < QK_K / 16; s++) {
+        for (int s = 0; s < QK_K / 16; s++)
             scales[s] = make_qx_quants(16, 32, src + 16 * s, L + 16 * s);
-            if (fabsf(scales[s]) > max_abs_scale) {
-                max_abs_scale = fabsf(scales[s]);
-                max_scale = scales[s];
-            }
-        }
-        if (max_abs_scale < GROUP_MAX_EPS) {
+        const float max_scale = max_by_magnitude(scales, QK_K / 16);
+        if (fabsf(max_scale) < GROUP_MAX_EPS) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
@@ -1181,14 +1167,8 @@ void quant_quantize_row_q8_K_ref(const float *src, void *dst, int64_t n)
     assert(n % QK_K == 0);
     block_q8_K *y = dst;
     for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
-        float max = 0, amax = 0;
-        for (int j = 0; j < QK_K; j++) {
-            if (fabsf(src[j]) > amax) {
-                amax = fabsf(src[j]);
-                max = src[j];
-            }
-        }
-        if (!amax) {
+        const float max = max_by_magnitude(src, QK_K);
+        if (!max) {
             /* ggml leaves bsums unwritten here; zero them so the block is defined */
             memset(&y[i], 0, sizeof y[i]);
             continue;
@@ -1264,6 +1244,26 @@ void quant_vec_dot_q3_K_q8_K(int n, float *s, const void *w, const void *a)
     *s = sum;
 }
 
+/* One super-block of Q4_K or Q5_K from its unpacked quants, times one
+** block of activations: d * a.d * sum(sc * q . a) - dmin * a.d * sum(m * bsums). */
+static float dot_k4_block(const uint8_t q[QK_K], const uint8_t scales[K_SCALE_SIZE], uint16_t d16,
+                          uint16_t dmin16, const block_q8_K *y)
+{
+    int isum = 0, summs = 0;
+    for (int sb = 0; sb < QK_K / 32; sb++) {
+        uint8_t sc, m;
+        scale_min_k4(sb, scales, &sc, &m);
+        int sumi = 0;
+        for (int l = 0; l < 32; l++)
+            sumi += q[32 * sb + l] * y->qs[32 * sb + l];
+        isum += sc * sumi;
+        summs += m * (y->bsums[2 * sb] + y->bsums[2 * sb + 1]);
+    }
+    const float d = fp16(d16) * y->d;
+    const float dmin = fp16(dmin16) * y->d;
+    return d * isum - dmin * summs;
+}
+
 /* *s = w . a for q4_K weights and q8_K activations. */
 void quant_vec_dot_q4_K_q8_K(int n, float *s, const void *w, const void *a)
 {
@@ -1274,19 +1274,7 @@ void quant_vec_dot_q4_K_q8_K(int n, float *s, const void *w, const void *a)
     float sum = 0.0f;
     for (int i = 0; i < n / QK_K; i++) {
         unpack_q4_K(x[i].qs, q);
-        int isum = 0, summs = 0;
-        for (int sb = 0; sb < QK_K / 32; sb++) {
-            uint8_t sc, m;
-            scale_min_k4(sb, x[i].scales, &sc, &m);
-            int sumi = 0;
-            for (int l = 0; l < 32; l++)
-                sumi += q[32 * sb + l] * y[i].qs[32 * sb + l];
-            isum += sc * sumi;
-            summs += m * (y[i].bsums[2 * sb] + y[i].bsums[2 * sb + 1]);
-        }
-        const float d = fp16(x[i].d) * y[i].d;
-        const float dmin = fp16(x[i].dmin) * y[i].d;
-        sum += d * isum - dmin * summs;
+        sum += dot_k4_block(q, x[i].scales, x[i].d, x[i].dmin, &y[i]);
     }
     *s = sum;
 }
@@ -1301,19 +1289,7 @@ void quant_vec_dot_q5_K_q8_K(int n, float *s, const void *w, const void *a)
     float sum = 0.0f;
     for (int i = 0; i < n / QK_K; i++) {
         unpack_q5_K(&x[i], q);
-        int isum = 0, summs = 0;
-        for (int sb = 0; sb < QK_K / 32; sb++) {
-            uint8_t sc, m;
-            scale_min_k4(sb, x[i].scales, &sc, &m);
-            int sumi = 0;
-            for (int l = 0; l < 32; l++)
-                sumi += q[32 * sb + l] * y[i].qs[32 * sb + l];
-            isum += sc * sumi;
-            summs += m * (y[i].bsums[2 * sb] + y[i].bsums[2 * sb + 1]);
-        }
-        const float d = fp16(x[i].d) * y[i].d;
-        const float dmin = fp16(x[i].dmin) * y[i].d;
-        sum += d * isum - dmin * summs;
+        sum += dot_k4_block(q, x[i].scales, x[i].d, x[i].dmin, &y[i]);
     }
     *s = sum;
 }

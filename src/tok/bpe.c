@@ -33,6 +33,7 @@
 #include <pcre2.h>
 #include <utf8proc.h>
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,63 +544,15 @@ typedef struct sym {
     uint32_t start, n; /* bytes of the word */
 } sym;
 
-typedef struct bigram {
-    int32_t rank, left, right;
-    uint32_t size;
-} bigram;
-
 typedef struct bpe_work {
     sym *syms;
     size_t cap_syms;
-    bigram *heap;
-    size_t n_heap, cap_heap;
+    tok_bigram_heap heap;
     char *word;
     size_t cap_word;
 } bpe_work;
 
-static bool before(const bigram *a, const bigram *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static int heap_push(bpe_work *w, bigram g)
-{
-    if (w->n_heap == w->cap_heap) {
-        size_t cap = w->cap_heap ? w->cap_heap * 2 : 64;
-        bigram *p = cn_realloc_array(w->heap, cap, sizeof *p);
-        if (!p)
-            return CN_ENOMEM;
-        w->heap = p;
-        w->cap_heap = cap;
-    }
-    size_t i = w->n_heap++;
-    while (i > 0 && before(&g, &w->heap[(i - 1) / 2])) {
-        w->heap[i] = w->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    w->heap[i] = g;
-    return CN_OK;
-}
-
-static bigram heap_pop(bpe_work *w)
-{
-    bigram top = w->heap[0], last = w->heap[--w->n_heap];
-    size_t i = 0, n = w->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!before(&w->heap[c], &last))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n)
-        w->heap[i] = last;
-    return top;
-}
+static_assert(TOK_MAX_MERGES <= 1 << 24, "a rank must be exact as a float score");
 
 static int add_bigram(const tok_vocab *v, bpe_work *w, int32_t left, int32_t right)
 {
@@ -609,7 +562,8 @@ static int add_bigram(const tok_vocab *v, bpe_work *w, int32_t left, int32_t rig
     int32_t rank = merge_rank(v, w->word + l->start, l->n, r->n);
     if (rank < 0)
         return CN_OK;
-    return heap_push(w, (bigram){rank, left, right, l->n + r->n});
+    /* lowest rank first */
+    return tok_bigram_push(&w->heap, (tok_bigram){-(float)rank, left, right, l->n + r->n});
 }
 
 static int emit(const tok_vocab *v, const char *s, size_t n, tok_ids *ids)
@@ -647,12 +601,12 @@ static int bpe_word(const tok_vocab *v, bpe_work *w, size_t n, tok_ids *ids)
         w->syms[n_sym] = (sym){n_sym - 1, at + l == n ? -1 : n_sym + 1, (uint32_t)at, (uint32_t)l};
         at += l;
     }
-    w->n_heap = 0;
+    w->heap.n = 0;
     for (int32_t i = 1; i < n_sym; i++)
         if (add_bigram(v, w, i - 1, i))
             return CN_ENOMEM;
-    while (w->n_heap) {
-        bigram g = heap_pop(w);
+    tok_bigram g;
+    while (tok_bigram_pop(&w->heap, &g)) {
         sym *l = &w->syms[g.left], *r = &w->syms[g.right];
         /* stale if either side was merged away or has grown since */
         if (l->n == 0 || r->n == 0 || l->n + r->n != g.size)
@@ -715,7 +669,7 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *id
     free(c1.end);
     free(c2.end);
     free(w.syms);
-    free(w.heap);
+    free(w.heap.v);
     free(w.word);
     return rc;
 }

@@ -18,63 +18,12 @@ typedef struct sym {
     uint32_t start, n;
 } sym;
 
-typedef struct bigram {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} bigram;
-
 typedef struct spm_work {
     const tok_vocab *v;
     const char *text;
     sym *syms;
-    bigram *heap;
-    size_t n_heap, cap_heap;
+    tok_bigram_heap heap;
 } spm_work;
-
-static bool before(const bigram *a, const bigram *b)
-{
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static int heap_push(spm_work *w, bigram g)
-{
-    if (w->n_heap == w->cap_heap) {
-        size_t cap = w->cap_heap ? w->cap_heap * 2 : 64;
-        bigram *p = cn_realloc_array(w->heap, cap, sizeof *p);
-        if (!p)
-            return CN_ENOMEM;
-        w->heap = p;
-        w->cap_heap = cap;
-    }
-    size_t i = w->n_heap++;
-    while (i > 0 && before(&g, &w->heap[(i - 1) / 2])) {
-        w->heap[i] = w->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    w->heap[i] = g;
-    return CN_OK;
-}
-
-static bigram heap_pop(spm_work *w)
-{
-    bigram top = w->heap[0], last = w->heap[--w->n_heap];
-    size_t i = 0, n = w->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!before(&w->heap[c], &last))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n)
-        w->heap[i] = last;
-    return top;
-}
 
 /* Queue the pair (left, right) if together they spell a token. */
 static int try_pair(spm_work *w, int32_t left, int32_t right)
@@ -85,14 +34,14 @@ static int try_pair(spm_work *w, int32_t left, int32_t right)
     int32_t id = tok_lookup(w->v, w->text + l->start, l->n + r->n);
     if (id < 0)
         return CN_OK;
-    return heap_push(w, (bigram){w->v->score[id], left, right, l->n + r->n});
+    return tok_bigram_push(&w->heap, (tok_bigram){w->v->score[id], left, right, l->n + r->n});
 }
 
 int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ids, cn_err *err)
 {
     if (len == 0)
         return CN_OK;
-    spm_work w = {v, text, cn_calloc(len, sizeof(sym)), NULL, 0, 0};
+    spm_work w = {v, text, cn_calloc(len, sizeof(sym)), {0}};
     int rc = w.syms ? CN_OK : CN_ENOMEM;
     int32_t n = 0;
     for (size_t at = 0; !rc && at < len; n++) {
@@ -102,8 +51,8 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *id
     }
     for (int32_t i = 1; !rc && i < n; i++)
         rc = try_pair(&w, i - 1, i);
-    while (!rc && w.n_heap) {
-        bigram g = heap_pop(&w);
+    tok_bigram g;
+    while (!rc && tok_bigram_pop(&w.heap, &g)) {
         sym *l = &w.syms[g.left], *r = &w.syms[g.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != g.size)
             continue; /* one side was merged since */
@@ -134,7 +83,7 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *id
         }
     }
     free(w.syms);
-    free(w.heap);
+    free(w.heap.v);
     if (rc)
         return cn_fail(err, rc, "tokenizer: out of memory for %zu bytes of text", len);
     return CN_OK;

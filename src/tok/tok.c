@@ -3,7 +3,8 @@
 ** tok_open(): model and token table, special ids, end-of-generation set,
 ** special-token cache; then tok_encode(): special-token partitioning, then
 ** spm.c, bpe.c or wpm.c for each stretch of plain text; tok_encode_trunc();
-** then tok_piece() and the streaming decoder.
+** then tok_piece() and the streaming decoder. The small helpers at the top
+** include the merge queue (tok_bigram_heap) that spm.c and bpe.c share.
 **
 ** The behaviour follows llama.cpp's llama-vocab.cpp (b4747) rule for rule, so
 ** that ids match exactly; where this file departs from it, a comment says why.
@@ -98,6 +99,54 @@ int tok_ids_push(tok_ids *ids, int32_t id)
     }
     ids->v[ids->n++] = id;
     return CN_OK;
+}
+
+/* The merge queue: a binary heap ordered by before(). */
+static bool before(const tok_bigram *a, const tok_bigram *b)
+{
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+int tok_bigram_push(tok_bigram_heap *h, tok_bigram g)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        tok_bigram *p = cn_realloc_array(h->v, cap, sizeof *p);
+        if (!p)
+            return CN_ENOMEM;
+        h->v = p;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0 && before(&g, &h->v[(i - 1) / 2])) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = g;
+    return CN_OK;
+}
+
+bool tok_bigram_pop(tok_bigram_heap *h, tok_bigram *out)
+{
+    if (h->n == 0)
+        return false;
+    *out = h->v[0];
+    tok_bigram last = h->v[--h->n];
+    size_t i = 0, n = h->n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && before(&h->v[c + 1], &h->v[c]))
+            c++;
+        if (!before(&h->v[c], &last))
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (n)
+        h->v[i] = last;
+    return true;
 }
 
 void tok_add_warning(tok_vocab *v, const char *fmt, ...)

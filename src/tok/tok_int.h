@@ -98,6 +98,26 @@ typedef struct tok_ids {
 
 int tok_ids_push(tok_ids *ids, int32_t id); /* CN_OK or CN_ENOMEM */
 
+/* A candidate merge of two adjacent symbols in spm.c and bpe.c: their
+** indexes and their size in bytes together, which tells a stale candidate
+** (one side has changed since) from a live one. */
+typedef struct tok_bigram {
+    float score; /* SPM: the merged token's score; BPE: -rank (exact: ranks < 2^24) */
+    int32_t left, right;
+    uint32_t size;
+} tok_bigram;
+
+/* The merge queue, a binary heap: tok_bigram_pop gives the highest score
+** first and, among equal scores, the leftmost pair, as llama.cpp's queues
+** do. Free with free(h->v). */
+typedef struct tok_bigram_heap {
+    tok_bigram *v;
+    size_t n, cap;
+} tok_bigram_heap;
+
+int tok_bigram_push(tok_bigram_heap *h, tok_bigram g);    /* CN_OK or CN_ENOMEM */
+bool tok_bigram_pop(tok_bigram_heap *h, tok_bigram *out); /* false if empty */
+
 /* The token map's hash: FNV-1a over the bytes, then a final mix. The steps
 ** are exposed so that a caller can hash every prefix of a string in one
 ** pass (wpm.c). */

@@ -7,17 +7,6 @@
 
 #include <jansson.h>
 
-static double cosine(const float *a, const float *b, int n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 typedef struct fixture {
     json_t *root;
     int n;
@@ -85,13 +74,13 @@ static void check_bert(const char *name)
         float r[128];
         for (int d = 0; d < D; d++)
             r[d] = (float)json_real_value(json_array_get(ref, (size_t)d));
-        double c = cosine(all + (size_t)i * D, r, D);
+        double c = test_cosine(all + (size_t)i * D, r, D);
         worst = fmin(worst, c);
         /* one at a time: the same vector */
         float one[128];
         const int32_t *ids1[1] = {f.ids[i]};
         eng_encoder_embed(e, ids1, &f.lens[i], 1, one, &err);
-        worst_batch = fmin(worst_batch, cosine(one, all + (size_t)i * D, D));
+        worst_batch = fmin(worst_batch, test_cosine(one, all + (size_t)i * D, D));
         double norm = 0;
         for (int d = 0; d < D; d++)
             norm += (double)one[d] * one[d];

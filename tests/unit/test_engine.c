@@ -54,17 +54,6 @@ static const char *vec_path(const fixture_model *fm, const char *kv, const char 
     return p;
 }
 
-static double cosine(const float *a, const float *b, int n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 /* Check one model against one prompt's reference; returns false if skipped. */
 static bool check_prompt(eng_model *m, const fixture_model *fm, const char *prompt, bool kv16,
                          int greedy_steps, double *worst_cos)
@@ -99,7 +88,7 @@ static bool check_prompt(eng_model *m, const fixture_model *fm, const char *prom
     EXPECT_EQ_INT(ref_len, (size_t)hp->n_vocab * 4);
     const float *ref = (const float *)ref_bytes;
     const float *got = eng_model_logits(m);
-    double cos = cosine(got, ref, hp->n_vocab);
+    double cos = test_cosine(got, ref, hp->n_vocab);
     double need = fm->quantized ? 0.9999 : 0.99999;
     if (cos < *worst_cos)
         *worst_cos = cos;

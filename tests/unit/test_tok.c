@@ -2,10 +2,11 @@
 ** Unit tests for src/tok: llama.cpp's own tokenizer test strings, the prompt
 ** ids of the reference fixtures, WordPiece (normalization, edges, the embedding
 ** sentences), tok_encode_trunc, special-token parsing, pieces and the streaming
-** decoder, invalid UTF-8, and hostile metadata.
+** decoder, invalid UTF-8, hostile metadata, and the merge queue.
 */
 #include "test.h"
 #include "tok/tok.h"
+#include "tok/tok_int.h" /* tok_bigram_heap */
 
 #include <jansson.h>
 
@@ -1290,6 +1291,47 @@ TEST(tok_hostile_wpm)
     }
     tok_close(v);
     gguf_close(g);
+}
+
+/* ---- the merge queue ------------------------------------------------- */
+
+TEST(tok_bigram_heap_order)
+{
+    tok_bigram_heap h = {0};
+    tok_bigram g;
+    EXPECT(!tok_bigram_pop(&h, &g));
+    /* BPE queues -rank: rank 0 first, then the leftmost of the two rank 3 */
+    int32_t rank[] = {5, 3, 0, 3};
+    for (int i = 0; i < 4; i++)
+        EXPECT_EQ_INT(tok_bigram_push(&h, (tok_bigram){-(float)rank[i], i, i + 1, 2}), CN_OK);
+    int32_t want[] = {2, 1, 3, 0};
+    for (int i = 0; i < 4; i++) {
+        EXPECT(tok_bigram_pop(&h, &g));
+        EXPECT_EQ_INT(g.left, want[i]);
+    }
+    EXPECT(!tok_bigram_pop(&h, &g));
+
+    /* many ties, some pops among the pushes; the rest comes out highest score
+    ** first, leftmost first among equal scores */
+    uint32_t x = 12345, n_out = 0;
+    tok_bigram prev = {0};
+    for (int i = 0; i < 5000; i++) {
+        x = x * 1103515245u + 12345u;
+        tok_bigram b = {(float)(x >> 28), (int32_t)(x >> 8 & 1023), 0, 0}; /* 16 scores */
+        EXPECT_EQ_INT(tok_bigram_push(&h, b), CN_OK);
+        if (i % 3 == 2) {
+            EXPECT(tok_bigram_pop(&h, &g));
+            n_out++;
+        }
+    }
+    for (bool first = true; tok_bigram_pop(&h, &g); first = false, n_out++) {
+        if (!first && (g.score > prev.score || (g.score == prev.score && g.left < prev.left)))
+            test_fail_at(__FILE__, __LINE__, "(%g, %d) popped after (%g, %d)", g.score, g.left,
+                         prev.score, prev.left);
+        prev = g;
+    }
+    EXPECT_EQ_INT(n_out, 5000);
+    free(h.v);
 }
 
 /* ---- speed ------------------------------------------------------------ */
