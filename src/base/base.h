@@ -90,7 +90,6 @@ uint16_t cn_fp32_to_bf16(float f);
 #define CN_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-#endif
 
 /* ---- thread pool -------------------------------------------------------
 ** Threads are created once (cn_pool_new) and reused for every parallel
@@ -113,3 +112,5 @@ int cn_physical_cores(void);
 int cn_data_dir(char *buf, size_t cap, const char *override, cn_err *err);
 /* mkdir -p with mode 0700 for the directories it creates. */
 int cn_mkdirs(const char *path, cn_err *err);
+
+#endif

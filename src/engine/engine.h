@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "engine/gguf.h"
+#include "tok/tok.h"
 
 typedef struct eng_model eng_model;
 
@@ -83,14 +84,12 @@ int32_t eng_sample(eng_sampler *s, const float *logits);
 /* Index of the largest logit, lowest index on ties. */
 int32_t eng_argmax(const float *logits, int n);
 
-#endif
 
 /* ---- the generation loop (generate.c) ----------------------------------
 ** Prompt in, streamed text out. The model remembers which tokens its KV
 ** cache holds, so a prompt that extends the previous one (a chat turn)
 ** only evaluates the new tokens. */
 
-#include "tok/tok.h"
 
 enum eng_stop {
     ENG_STOP_LENGTH = 1, /* n_predict tokens generated */
@@ -159,3 +158,5 @@ int eng_embed_texts(eng_encoder *e, const tok_vocab *v, const char *const *texts
 /* Dot product of two float vectors with the active kernels (SIMD when the
 ** CPU has it): for code above the engine, like vector search. */
 float eng_dot(int n, const float *a, const float *b);
+
+#endif

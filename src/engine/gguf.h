@@ -143,7 +143,6 @@ int gguf_ttype_size(uint32_t t);          /* bytes per block, 0 if unknown */
 /* Bytes for one row of n elements of type t (n a multiple of the block). */
 size_t gguf_row_size(uint32_t t, int64_t n);
 
-#endif
 
 /* ---- writing (gguf_write.c) ---------------------------------------------
 ** For tools and tests: declare metadata and tensors, then stream the
@@ -171,3 +170,5 @@ int gguf_w_tensor(gguf_writer *w, const char *name, uint32_t type, int n_dims, c
 int gguf_writer_begin(gguf_writer *w, const char *path, cn_err *err);
 int gguf_writer_data(gguf_writer *w, const void *data, size_t len, cn_err *err);
 int gguf_writer_finish(gguf_writer *w, cn_err *err);
+
+#endif
