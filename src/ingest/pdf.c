@@ -254,7 +254,7 @@ static void reading_order(tblock *b, int n, oblock *out)
     /* gutters: sweep the narrow blocks by x0 */
     float gut[8][2];
     int ng = 0;
-    if (n >= 2 && width > 0) {
+    if (n >= 2 && n <= 2000 && width > 0) { /* (quadratic: not on pages of dust) */
         tblock *s = malloc((size_t)n * sizeof *s);
         int k = 0;
         if (s) {
@@ -540,6 +540,7 @@ static void drop_running(pdf_state *st)
     while (cap < (size_t)np * 16)
         cap *= 2;
     kcount *tab = calloc(cap, sizeof *tab);
+    size_t used = 0;
     if (!tab)
         return;
     for (int pass = 0; pass < 2; pass++) {
@@ -549,16 +550,21 @@ static void drop_running(pdf_state *st)
             for (size_t i = 0; i < pg->n; i++) {
                 pline *l = &L[pg->first + i];
                 if (pass == 0) {
-                    /* among the 3 top-most or bottom-most lines, by position
-                    ** (a right-aligned header may come late in reading order) */
-                    int above = 0, below = 0;
-                    for (size_t j = 0; j < pg->n; j++) {
-                        above += L[pg->first + j].y1 < l->y0;
-                        below += L[pg->first + j].y0 > l->y1;
-                    }
-                    bool edge = above < 3 || below < 3;
                     bool top = l->y1 <= pg->top + 0.15f * h, bottom = l->y0 >= pg->bottom - 0.15f * h;
-                    l->band = edge && (top || bottom) && l->len <= 160;
+                    l->band = (top || bottom) && l->len <= 160;
+                    /* among the 3 top-most or bottom-most lines, by position
+                    ** (a right-aligned header may come late in reading
+                    ** order); by reading order on pages of many lines */
+                    bool edge = i < 3 || i + 3 >= pg->n;
+                    if (l->band && pg->n <= 1000) {
+                        int above = 0, below = 0;
+                        for (size_t j = 0; j < pg->n; j++) {
+                            above += L[pg->first + j].y1 < l->y0;
+                            below += L[pg->first + j].y0 > l->y1;
+                        }
+                        edge = above < 3 || below < 3;
+                    }
+                    l->band = l->band && edge;
                 }
                 if (!l->band)
                     continue;
@@ -569,6 +575,10 @@ static void drop_running(pdf_state *st)
                 while (tab[j].key && tab[j].key != k)
                     j = (j + 1) & (cap - 1);
                 if (pass == 0) {
+                    if (!tab[j].key && 2 * ++used > cap) {
+                        l->band = false; /* table half full: a page of tiny lines */
+                        continue;
+                    }
                     tab[j].key = k;
                     if (tab[j].last_page != p + 1) {
                         tab[j].count++;

@@ -259,6 +259,31 @@ TEST(ingest_bad_paths)
         EXPECT_INGEST_FAILS(fifo, CN_EINVAL, "pipe.txt: not a regular file");
 }
 
+TEST(ingest_symlinks)
+{
+    /* a link loop fails by name; a link to a directory is not a file */
+    char a[512], b[512], dl[512];
+    snprintf(a, sizeof a, "%s/loop-a.txt", test_tmpdir());
+    snprintf(b, sizeof b, "%s/loop-b.txt", test_tmpdir());
+    snprintf(dl, sizeof dl, "%s/dirlink", test_tmpdir());
+    if (symlink(b, a) != 0 || symlink(a, b) != 0 || symlink(test_tmpdir(), dl) != 0)
+        SKIP("cannot make symbolic links here");
+    EXPECT_INGEST_FAILS(a, CN_EIO, "loop-a.txt: cannot read: Too many levels of symbolic links");
+    EXPECT_INGEST_FAILS(dl, CN_EINVAL, "dirlink: not a regular file (a directory)");
+    /* a link to a document is the document */
+    char ok[512];
+    snprintf(ok, sizeof ok, "%s/link.pdf", test_tmpdir());
+    char target[1024];
+    if (!realpath(test_data("docs/simple.pdf"), target) || symlink(target, ok) != 0)
+        return;
+    ingest_doc d;
+    EXPECT_EQ_INT(ingest_file(ok, &d, NULL), CN_OK);
+    if (!test_failed_now()) {
+        EXPECT_EQ_INT(d.n_pages, 3);
+        ingest_doc_free(&d);
+    }
+}
+
 TEST(ingest_unreadable_file)
 {
     const char *p = write_tmp("secret.txt", "private words\n", 14);
@@ -820,4 +845,62 @@ TEST(chunk_one_huge_word)
     cn_arena_free(&a);
     ingest_doc_free(&d);
     cn_buf_free(&b);
+}
+
+/* ---- dense pages ---------------------------------------------------------- */
+
+/* A one-page PDF around content stream ops (Helvetica as /F1), with a
+** correct cross-reference table. */
+static void make_pdf(cn_buf *out, const char *ops, size_t ops_len)
+{
+    size_t off[5];
+    cn_buf_append(out, "%PDF-1.4\n", 9);
+    off[0] = out->len;
+    cn_buf_printf(out, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
+    off[1] = out->len;
+    cn_buf_printf(out, "2 0 obj\n<< /Type /Pages /Kids [4 0 R] /Count 1 >>\nendobj\n");
+    off[2] = out->len;
+    cn_buf_printf(out, "3 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n");
+    off[3] = out->len;
+    cn_buf_printf(out, "4 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       "/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>\nendobj\n");
+    off[4] = out->len;
+    cn_buf_printf(out, "5 0 obj\n<< /Length %zu >>\nstream\n", ops_len);
+    cn_buf_append(out, ops, ops_len);
+    cn_buf_printf(out, "\nendstream\nendobj\n");
+    size_t x = out->len;
+    cn_buf_printf(out, "xref\n0 6\n0000000000 65535 f \n");
+    for (int i = 0; i < 5; i++)
+        cn_buf_printf(out, "%010zu 00000 n \n", off[i]);
+    cn_buf_printf(out, "trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", x);
+}
+
+TEST(ingest_pdf_dense_page_stays_fast)
+{
+    /* 20 000 words scattered as separate blocks over one page */
+    cn_buf ops, pdf;
+    cn_buf_init(&ops, 64 << 20);
+    cn_buf_init(&pdf, 64 << 20);
+    uint32_t r = 12345;
+    for (int i = 0; i < 20000; i++) {
+        r = r * 1103515245u + 12345u;
+        int x = (int)(r >> 8) % 560, y = (int)(r >> 4) % 760;
+        cn_buf_printf(&ops, "BT /F1 4 Tf %d %d Td (w%d) Tj ET\n", 20 + x, 20 + y, i);
+    }
+    make_pdf(&pdf, ops.data, ops.len);
+    ingest_doc d;
+    cn_err err = {0};
+    double t0 = cn_now();
+    int rc = ingest_memory("dense.pdf", pdf.data, pdf.len, NULL, &d, &err);
+    double dt = cn_now() - t0;
+    EXPECT_EQ_INT(rc, CN_OK);
+    EXPECT(dt < 10.0);
+    if (rc == CN_OK) {
+        EXPECT_CONTAINS(d.pages[0].text, "w19999");
+        EXPECT(all_valid_utf8(&d));
+        ingest_doc_free(&d);
+    }
+    fprintf(stderr, "     20000 scattered words on one page: %.2f s\n", dt);
+    cn_buf_free(&ops);
+    cn_buf_free(&pdf);
 }
