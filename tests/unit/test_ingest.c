@@ -77,12 +77,15 @@ TEST(ingest_pdf_pages_title_paragraphs)
     EXPECT(all_valid_utf8(&d));
     EXPECT_EQ_INT(d.pages[0].number, 1);
     EXPECT_EQ_INT(d.pages[2].number, 3);
-    EXPECT_CONTAINS(d.pages[0].text, "1 Introduction\n\nCairn reads documents on your own machine.");
-    EXPECT_CONTAINS(d.pages[0].text, "The quick brown fox jumps over the lazy dog near the river bank.");
+    EXPECT_CONTAINS(d.pages[0].text,
+                    "1 Introduction\n\nCairn reads documents on your own machine.");
+    EXPECT_CONTAINS(d.pages[0].text,
+                    "The quick brown fox jumps over the lazy dog near the river bank.");
     EXPECT_CONTAINS(d.pages[0].text, "computer.\n\nEvery answer cites the page");
     EXPECT_CONTAINS(d.pages[1].text, "Passages are stored with their page numbers so that answers "
                                      "can cite the page.");
-    EXPECT_CONTAINS(d.pages[1].text, "The caf\xC3\xA9 serves cr\xC3\xA8me br\xC3\xBBl\xC3\xA9" "e");
+    EXPECT_CONTAINS(d.pages[1].text, "The caf\xC3\xA9 serves cr\xC3\xA8me br\xC3\xBBl\xC3\xA9"
+                                     "e");
     EXPECT_CONTAINS(d.pages[2].text, "fused by reciprocal rank fusion.");
     ingest_doc_free(&d);
 }
@@ -121,8 +124,9 @@ TEST(ingest_pdf_columns_in_reading_order)
         return;
     const char *t = d.pages[0].text;
     long title = find(t, "Two Column Layout Test");
-    long left = find(t, "The left column starts here and continues with a sentence that runs over "
-                        "several lines of text until it reaches the end of the first column of this page.");
+    long left =
+        find(t, "The left column starts here and continues with a sentence that runs over "
+                "several lines of text until it reaches the end of the first column of this page.");
     long left2 = find(t, "A second paragraph in the left column talks about apples");
     long right = find(t, "The right column begins with a different story about rivers");
     long right2 = find(t, "Its second paragraph mentions lighthouses");
@@ -384,9 +388,12 @@ TEST(ingest_text_utf16_with_bom)
         ingest_doc_free(&d);
     }
     /* an unpaired surrogate is repaired and counted */
-    const char bad[] = "\xFF\xFE" "a\0\x00\xD8" "b\0";
+    const char bad[] = "\xFF\xFE"
+                       "a\0\x00\xD8"
+                       "b\0";
     if (ingest_memory("s.txt", bad, sizeof bad - 1, NULL, &d, NULL) == CN_OK) {
-        EXPECT_STR(d.pages[0].text, "a\xEF\xBF\xBD" "b");
+        EXPECT_STR(d.pages[0].text, "a\xEF\xBF\xBD"
+                                    "b");
         EXPECT_CONTAINS(d.notes, "invalid UTF-16 repaired (1 place)");
         ingest_doc_free(&d);
     }
@@ -406,7 +413,8 @@ TEST(ingest_text_invalid_utf8_repaired_and_counted)
 
 TEST(ingest_text_line_ends_controls_and_pages)
 {
-    const char s[] = "\xEF\xBB\xBFOne\r\ntwo\rthree\x01\x7F\n\n\n\nfour  \n\fPage two\f\f\fPage three";
+    const char s[] =
+        "\xEF\xBB\xBFOne\r\ntwo\rthree\x01\x7F\n\n\n\nfour  \n\fPage two\f\f\fPage three";
     ingest_doc d;
     if (ingest_memory("t.txt", s, sizeof s - 1, NULL, &d, NULL) != CN_OK) {
         EXPECT(0);
@@ -436,7 +444,8 @@ TEST(ingest_text_line_ends_controls_and_pages)
                 words += d.pages[i].text[k] == ' ' || d.pages[i].text[k] == '\n';
             EXPECT(words <= 60);
             EXPECT(strncmp(d.pages[i].text, "w", 1) == 0 &&
-                   strstr(d.pages[i].text, "_0 ") == d.pages[i].text + strcspn(d.pages[i].text, "_"));
+                   strstr(d.pages[i].text, "_0 ") ==
+                       d.pages[i].text + strcspn(d.pages[i].text, "_"));
         }
         ingest_doc_free(&d);
     }
@@ -489,8 +498,10 @@ TEST(ingest_html_text_only)
     EXPECT_STR(d.kind, "html");
     EXPECT_STR(d.title, "Cairn & HTML");
     const char *t = d.pages[0].text;
-    EXPECT(strncmp(t, "Heading One\n\nFirst paragraph with \xC3\xA9l\xC3\xA8ve and <tags>.", 52) == 0);
-    EXPECT_CONTAINS(t, "\n\nSecond block\nwith a break.\n\nitem one\nitem two\n\ncode  kept\n  as is");
+    EXPECT(strncmp(t, "Heading One\n\nFirst paragraph with \xC3\xA9l\xC3\xA8ve and <tags>.", 52) ==
+           0);
+    EXPECT_CONTAINS(t,
+                    "\n\nSecond block\nwith a break.\n\nitem one\nitem two\n\ncode  kept\n  as is");
     EXPECT(!strstr(t, "hidden"));
     EXPECT(!strstr(t, "color"));
     EXPECT(!strstr(t, "no script text"));
@@ -565,8 +576,8 @@ static char *sentences(int n_para, int per_para, int words)
 {
     cn_buf b;
     cn_buf_init(&b, 1 << 24);
-    static const char *w[] = {"river", "stone", "path", "cairn", "summit", "valley", "marker",
-                              "hiker", "trail", "ridge"};
+    static const char *w[] = {"river",  "stone",  "path",  "cairn", "summit",
+                              "valley", "marker", "hiker", "trail", "ridge"};
     int k = 0;
     for (int p = 0; p < n_para; p++) {
         for (int s = 0; s < per_para; s++) {
@@ -816,7 +827,11 @@ TEST(chunk_estimate_tokens_counts)
     EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "internationalization", 20), 4);
     EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "caf\xC3\xA9", 5), 1);
     EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "\xE6\x97\xA5\xE6\x9C\xAC", 6), 2);
-    EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "a\xFF" "b", 3), 3);
+    EXPECT_EQ_INT(chunk_estimate_tokens(NULL,
+                                        "a\xFF"
+                                        "b",
+                                        3),
+                  3);
 }
 
 TEST(chunk_one_huge_word)
