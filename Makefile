@@ -64,7 +64,7 @@ asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
-# libFuzzer targets (clang): build/fuzz/fuzz_gguf, build/fuzz/fuzz_tok.
+# libFuzzer targets (clang): build/fuzz/fuzz_gguf, build/fuzz/fuzz_tok, build/fuzz/fuzz_ingest.
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
 	$(MAKE) CC=clang BUILD=build/fuzzlib OPT=-O1 \

@@ -22,9 +22,9 @@
 enum { BRK_WORD = 0, BRK_SENT = 1, BRK_PARA = 2 };
 
 typedef struct cword {
-    int page;   /* index into d->pages */
-    size_t s, e;/* byte range in that page's text */
-    int brk;    /* boundary before this word */
+    int page;    /* index into d->pages */
+    size_t s, e; /* byte range in that page's text */
+    int brk;     /* boundary before this word */
     int tok;
 } cword;
 
@@ -44,9 +44,9 @@ typedef struct chunker {
     size_t off;
     bool prev_ends_sentence;
     bool started;
-    int piece_brk;   /* boundary before the next piece of a cut word */
-    size_t piece_end;/* end of the current run when cutting it into pieces */
-    int failed;      /* count_tokens returned a negative value */
+    int piece_brk;    /* boundary before the next piece of a cut word */
+    size_t piece_end; /* end of the current run when cutting it into pieces */
+    int failed;       /* count_tokens returned a negative value */
 } chunker;
 
 static bool is_cjk(int32_t c)
@@ -56,7 +56,10 @@ static bool is_cjk(int32_t c)
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x2FFFF);
 }
 
-static bool is_cjk_stop(int32_t c) { return c == 0x3002 || c == 0xFF01 || c == 0xFF1F; }
+static bool is_cjk_stop(int32_t c)
+{
+    return c == 0x3002 || c == 0xFF01 || c == 0xFF1F;
+}
 
 int chunk_estimate_tokens(void *ctx, const char *str, size_t n)
 {
@@ -102,7 +105,10 @@ int chunk_estimate_tokens(void *ctx, const char *str, size_t n)
     return tokens;
 }
 
-static bool ws(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f'; }
+static bool ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f';
+}
 
 /* Does the word s[0..n) end a sentence? (. ! ? … then closing marks) */
 static bool ends_sentence(const char *s, size_t n)
@@ -313,8 +319,10 @@ static int find_headings(cn_arena *a, const ingest_doc *d, heading **out, size_t
 static int emit(cn_arena *a, const ingest_doc *d, const cword *w0, const cword *w1,
                 const char *heading_text, cn_buf *out)
 {
-    ingest_passage p = {.page_start = w0->page + 1, .page_end = w1->page + 1,
-                        .off_start = w0->s, .off_end = w1->e,
+    ingest_passage p = {.page_start = w0->page + 1,
+                        .page_end = w1->page + 1,
+                        .off_start = w0->s,
+                        .off_end = w1->e,
                         .heading = heading_text ? heading_text : ""};
     size_t len = 0;
     if (w0->page == w1->page) {
@@ -365,7 +373,8 @@ int chunk_split(cn_arena *a, const ingest_doc *d, const chunk_opts *o, ingest_pa
         return cn_fail(err, CN_EINVAL, "chunk: overlap_pct %d outside 0..50", opt.overlap_pct);
     *out = NULL;
 
-    chunker c = {.d = d, .max_tok = opt.max_tokens,
+    chunker c = {.d = d,
+                 .max_tok = opt.max_tokens,
                  .count = opt.count_tokens ? opt.count_tokens : chunk_estimate_tokens,
                  .ctx = opt.ctx};
     heading *hs;
@@ -438,8 +447,8 @@ int chunk_split(cn_arena *a, const ingest_doc *d, const chunk_opts *o, ingest_pa
             cut = best_para ? best_para : best_sent ? best_sent : n;
         }
         /* heading: the last one at or before the passage start */
-        while (hi < n_hs && (hs[hi].page < W[0].page ||
-                             (hs[hi].page == W[0].page && hs[hi].off <= W[0].s)))
+        while (hi < n_hs &&
+               (hs[hi].page < W[0].page || (hs[hi].page == W[0].page && hs[hi].off <= W[0].s)))
             hi++;
         const char *h = hi ? hs[hi - 1].text : "";
         if (emit(a, d, &W[0], &W[cut - 1], h, &res) != CN_OK) {

@@ -23,13 +23,11 @@
 /* Elements whose end tag may be left out: they do not nest when unclosed. */
 static bool auto_closed(const char *t, size_t n)
 {
-    static const char *const names[] = {"p",     "li",    "dt",    "dd",     "tr",
-                                        "td",    "th",    "option", "optgroup", "thead",
-                                        "tbody", "tfoot", "colgroup", "rb",  "rt",
-                                        "rp",    "caption", "area", "base", "br",
-                                        "col",   "embed", "hr",    "img",    "input",
-                                        "link",  "meta",  "param", "source", "track",
-                                        "wbr",   "keygen", "html", "head",  "body"};
+    static const char *const names[] = {
+        "p",     "li",     "dt",    "dd",       "tr",     "td",   "th",    "option",  "optgroup",
+        "thead", "tbody",  "tfoot", "colgroup", "rb",     "rt",   "rp",    "caption", "area",
+        "base",  "br",     "col",   "embed",    "hr",     "img",  "input", "link",    "meta",
+        "param", "source", "track", "wbr",      "keygen", "html", "head",  "body"};
     for (size_t i = 0; i < CN_ARRAY_LEN(names); i++)
         if (strlen(names[i]) == n && strncasecmp(t, names[i], n) == 0)
             return true;
@@ -88,17 +86,43 @@ static bool skipped(GumboTag t)
 static int breaks(GumboTag t)
 {
     switch (t) {
-    case GUMBO_TAG_P: case GUMBO_TAG_DIV: case GUMBO_TAG_H1: case GUMBO_TAG_H2:
-    case GUMBO_TAG_H3: case GUMBO_TAG_H4: case GUMBO_TAG_H5: case GUMBO_TAG_H6:
-    case GUMBO_TAG_SECTION: case GUMBO_TAG_ARTICLE: case GUMBO_TAG_ASIDE:
-    case GUMBO_TAG_HEADER: case GUMBO_TAG_FOOTER: case GUMBO_TAG_NAV: case GUMBO_TAG_MAIN:
-    case GUMBO_TAG_BLOCKQUOTE: case GUMBO_TAG_PRE: case GUMBO_TAG_TABLE: case GUMBO_TAG_UL:
-    case GUMBO_TAG_OL: case GUMBO_TAG_DL: case GUMBO_TAG_FIGURE: case GUMBO_TAG_FIGCAPTION:
-    case GUMBO_TAG_HR: case GUMBO_TAG_FORM: case GUMBO_TAG_ADDRESS: case GUMBO_TAG_FIELDSET:
-    case GUMBO_TAG_DETAILS: case GUMBO_TAG_SUMMARY: case GUMBO_TAG_CAPTION:
-    case GUMBO_TAG_BODY: case GUMBO_TAG_CENTER:
+    case GUMBO_TAG_P:
+    case GUMBO_TAG_DIV:
+    case GUMBO_TAG_H1:
+    case GUMBO_TAG_H2:
+    case GUMBO_TAG_H3:
+    case GUMBO_TAG_H4:
+    case GUMBO_TAG_H5:
+    case GUMBO_TAG_H6:
+    case GUMBO_TAG_SECTION:
+    case GUMBO_TAG_ARTICLE:
+    case GUMBO_TAG_ASIDE:
+    case GUMBO_TAG_HEADER:
+    case GUMBO_TAG_FOOTER:
+    case GUMBO_TAG_NAV:
+    case GUMBO_TAG_MAIN:
+    case GUMBO_TAG_BLOCKQUOTE:
+    case GUMBO_TAG_PRE:
+    case GUMBO_TAG_TABLE:
+    case GUMBO_TAG_UL:
+    case GUMBO_TAG_OL:
+    case GUMBO_TAG_DL:
+    case GUMBO_TAG_FIGURE:
+    case GUMBO_TAG_FIGCAPTION:
+    case GUMBO_TAG_HR:
+    case GUMBO_TAG_FORM:
+    case GUMBO_TAG_ADDRESS:
+    case GUMBO_TAG_FIELDSET:
+    case GUMBO_TAG_DETAILS:
+    case GUMBO_TAG_SUMMARY:
+    case GUMBO_TAG_CAPTION:
+    case GUMBO_TAG_BODY:
+    case GUMBO_TAG_CENTER:
         return 2;
-    case GUMBO_TAG_BR: case GUMBO_TAG_LI: case GUMBO_TAG_TR: case GUMBO_TAG_DT:
+    case GUMBO_TAG_BR:
+    case GUMBO_TAG_LI:
+    case GUMBO_TAG_TR:
+    case GUMBO_TAG_DT:
     case GUMBO_TAG_DD:
         return 1;
     default:
@@ -181,8 +205,7 @@ static int subtree_text(cn_buf *b, const GumboNode *n)
             sp--;
             continue;
         }
-        if (x->type != GUMBO_NODE_ELEMENT || idx[sp] >= x->v.element.children.length ||
-            sp == 255) {
+        if (x->type != GUMBO_NODE_ELEMENT || idx[sp] >= x->v.element.children.length || sp == 255) {
             sp--;
             continue;
         }
@@ -246,8 +269,8 @@ int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size
             sp--;
             continue;
         }
-        const GumboVector *kids = x->type == GUMBO_NODE_DOCUMENT ? &x->v.document.children
-                                                                  : &x->v.element.children;
+        const GumboVector *kids =
+            x->type == GUMBO_NODE_DOCUMENT ? &x->v.document.children : &x->v.element.children;
         GumboTag tag = x->type == GUMBO_NODE_DOCUMENT ? GUMBO_TAG_UNKNOWN : x->v.element.tag;
         if (idx[sp] == 0) { /* entering */
             if (tag == GUMBO_TAG_HEAD || tag == GUMBO_TAG_TITLE) {

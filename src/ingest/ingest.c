@@ -165,7 +165,8 @@ int ingest_decode_text(ingest_doc *d, const char *name, const unsigned char *dat
 {
     int cr = 0, rc = CN_OK;
     size_t bad = 0;
-    if (len >= 2 && ((data[0] == 0xFF && data[1] == 0xFE) || (data[0] == 0xFE && data[1] == 0xFF))) {
+    if (len >= 2 &&
+        ((data[0] == 0xFF && data[1] == 0xFE) || (data[0] == 0xFE && data[1] == 0xFF))) {
         int le = data[0] == 0xFF;
         size_t i = 2;
         while (i + 1 < len && rc == CN_OK) {
@@ -234,7 +235,10 @@ int ingest_decode_text(ingest_doc *d, const char *name, const unsigned char *dat
 
 /* ---- pages ------------------------------------------------------------ */
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 /* Copy s[0..n) into the arena with blank-line runs reduced to "\n\n",
 ** trailing spaces of lines dropped, and the whole trimmed. */
@@ -277,8 +281,8 @@ static int add_page(ingest_doc *d, cn_buf *pages, const char *s, size_t n, cn_er
     return CN_OK;
 }
 
-int ingest_set_pages(ingest_doc *d, const char *name, const char *text, size_t len,
-                     int page_words, cn_err *err)
+int ingest_set_pages(ingest_doc *d, const char *name, const char *text, size_t len, int page_words,
+                     cn_err *err)
 {
     cn_buf pages;
     cn_buf_init(&pages, (size_t)1 << 30);
@@ -465,7 +469,9 @@ const char *ingest_describe(const unsigned char *s, size_t n)
         {"{\\rtf", 5, "RTF"},
         {"\xD0\xCF\x11\xE0", 4, "an old Microsoft Office file"},
         {"\x1F\x8B", 2, "gzip-compressed data"},
-        {"\x7F" "ELF", 4, "an executable"},
+        {"\x7F"
+         "ELF",
+         4, "an executable"},
         {"GGUF", 4, "a GGUF model"},
         {"SQLite format 3", 15, "an SQLite database"},
         {"II*\0", 4, "a TIFF image"},
@@ -499,13 +505,13 @@ int ingest_kind_of(const char *path, const unsigned char *head, size_t n)
         const char *ext;
         int kind;
     } exts[] = {
-        {"txt", INGEST_KIND_TEXT},      {"text", INGEST_KIND_TEXT},
-        {"rst", INGEST_KIND_TEXT},      {"org", INGEST_KIND_TEXT},
-        {"adoc", INGEST_KIND_TEXT},     {"asciidoc", INGEST_KIND_TEXT},
-        {"md", INGEST_KIND_MARKDOWN},   {"markdown", INGEST_KIND_MARKDOWN},
-        {"mdown", INGEST_KIND_MARKDOWN},{"mkd", INGEST_KIND_MARKDOWN},
-        {"mkdn", INGEST_KIND_MARKDOWN}, {"html", INGEST_KIND_HTML},
-        {"htm", INGEST_KIND_HTML},      {"xhtml", INGEST_KIND_HTML},
+        {"txt", INGEST_KIND_TEXT},       {"text", INGEST_KIND_TEXT},
+        {"rst", INGEST_KIND_TEXT},       {"org", INGEST_KIND_TEXT},
+        {"adoc", INGEST_KIND_TEXT},      {"asciidoc", INGEST_KIND_TEXT},
+        {"md", INGEST_KIND_MARKDOWN},    {"markdown", INGEST_KIND_MARKDOWN},
+        {"mdown", INGEST_KIND_MARKDOWN}, {"mkd", INGEST_KIND_MARKDOWN},
+        {"mkdn", INGEST_KIND_MARKDOWN},  {"html", INGEST_KIND_HTML},
+        {"htm", INGEST_KIND_HTML},       {"xhtml", INGEST_KIND_HTML},
     };
     for (size_t i = 0; i < CN_ARRAY_LEN(exts); i++)
         if (strcmp(ext, exts[i].ext) == 0)
@@ -520,8 +526,7 @@ int ingest_kind_of(const char *path, const unsigned char *head, size_t n)
 
 static const char *const kind_names[] = {"", "pdf", "text", "markdown", "html"};
 
-static int kind_error(const char *name, int kind, const unsigned char *head, size_t n,
-                      cn_err *err)
+static int kind_error(const char *name, int kind, const unsigned char *head, size_t n, cn_err *err)
 {
     const char *what = ingest_describe(head, n);
     if (kind == CN_EFORMAT)
@@ -545,8 +550,8 @@ static int too_large(const char *name, int kind, const ingest_opts *o, cn_err *e
     if (lim >= (1u << 20))
         return cn_fail(err, CN_ELIMIT, "%s: larger than %zu MB (the limit for %s files)", name,
                        lim >> 20, kind == INGEST_KIND_PDF ? "PDF" : "text");
-    return cn_fail(err, CN_ELIMIT, "%s: larger than %zu bytes (the limit for %s files)", name,
-                   lim, kind == INGEST_KIND_PDF ? "PDF" : "text");
+    return cn_fail(err, CN_ELIMIT, "%s: larger than %zu bytes (the limit for %s files)", name, lim,
+                   kind == INGEST_KIND_PDF ? "PDF" : "text");
 }
 
 int ingest_memory(const char *name, const void *data, size_t len, const ingest_opts *opts,
@@ -568,10 +573,18 @@ int ingest_memory(const char *name, const void *data, size_t len, const ingest_o
     out->kind = kind_names[kind];
     int rc;
     switch (kind) {
-    case INGEST_KIND_PDF: rc = ingest_pdf(out, name, s, len, &o, err); break;
-    case INGEST_KIND_MARKDOWN: rc = ingest_markdown(out, name, s, len, &o, err); break;
-    case INGEST_KIND_HTML: rc = ingest_html(out, name, s, len, &o, err); break;
-    default: rc = ingest_text(out, name, s, len, &o, err); break;
+    case INGEST_KIND_PDF:
+        rc = ingest_pdf(out, name, s, len, &o, err);
+        break;
+    case INGEST_KIND_MARKDOWN:
+        rc = ingest_markdown(out, name, s, len, &o, err);
+        break;
+    case INGEST_KIND_HTML:
+        rc = ingest_html(out, name, s, len, &o, err);
+        break;
+    default:
+        rc = ingest_text(out, name, s, len, &o, err);
+        break;
     }
     if (rc == CN_OK && (!out->title || !out->title[0])) {
         const char *base = ingest_basename(name);

@@ -124,7 +124,7 @@ typedef struct ingest_passage {
     size_t off_end;           /* byte offset just past the last byte in page_end's text */
     const char *text;         /* the passage, NUL-terminated; pages joined by "\n" */
     size_t len;
-    const char *heading;      /* the last heading-like paragraph at or before the start, "" if none */
+    const char *heading; /* the last heading-like paragraph at or before the start, "" if none */
 } ingest_passage;
 
 /*

@@ -45,8 +45,8 @@ int ingest_decode_text(ingest_doc *d, const char *name, const unsigned char *dat
 ** kept; blank-line runs become one "\n\n"; every page is trimmed; empty
 ** pages are dropped unless all are empty. The text is copied into
 ** d->arena. */
-int ingest_set_pages(ingest_doc *d, const char *name, const char *text, size_t len,
-                     int page_words, cn_err *err);
+int ingest_set_pages(ingest_doc *d, const char *name, const char *text, size_t len, int page_words,
+                     cn_err *err);
 
 /* Set d->title to a trimmed, single-line, at most 200-byte copy of s. */
 int ingest_set_title(ingest_doc *d, const char *s, size_t n);

@@ -91,10 +91,10 @@ typedef struct pline {
     float size;           /* font size of its first character */
     size_t off;           /* text in st->text */
     uint32_t len;
-    int block;            /* block number within the page, in reading order */
-    bool drop;            /* a running header or footer */
-    bool band;            /* near the top or bottom edge, among the first/last 3 lines */
-    bool outer;           /* in the band and the page's top-most or bottom-most line */
+    int block;  /* block number within the page, in reading order */
+    bool drop;  /* a running header or footer */
+    bool band;  /* near the top or bottom edge, among the first/last 3 lines */
+    bool outer; /* in the band and the page's top-most or bottom-most line */
 } pline;
 
 typedef struct ppage {
@@ -114,12 +114,12 @@ typedef struct pdf_state {
     cn_buf lines; /* pline[] */
     ppage *pages;
     int n_pages;
-    int n_bad;  /* pages that failed to load */
-    int n_empty;/* pages without text */
+    int n_bad;   /* pages that failed to load */
+    int n_empty; /* pages without text */
     size_t n_chars, n_fffd;
     char first_warning[160];
     int n_warnings;
-    bool repaired; /* MuPDF warned that it repaired the file */
+    bool repaired;        /* MuPDF warned that it repaired the file */
     char page_error[160]; /* why the first unreadable page failed */
     int n_blank;          /* pages with neither text nor images */
     char title[512];
@@ -254,7 +254,7 @@ static void reading_order(tblock *b, int n, oblock *out)
     /* gutters: sweep the narrow blocks by x0 */
     float gut[8][2];
     int ng = 0;
-    if (n >= 2 && width > 0) {
+    if (n >= 2 && n <= 2000 && width > 0) { /* (quadratic: not on pages of dust) */
         tblock *s = malloc((size_t)n * sizeof *s);
         int k = 0;
         if (s) {
@@ -361,9 +361,14 @@ static void mu_read_page(fz_context *ctx, pdf_state *st, int pno, fz_page **page
     for (int i = 0; i < nb; i++) {
         fz_stext_block *b = (*obp)[i].t.b;
         for (fz_stext_line *ln = b->u.t.first_line; ln; ln = ln->next) {
-            pline pl = {.x0 = ln->bbox.x0, .y0 = ln->bbox.y0, .x1 = ln->bbox.x1,
-                        .y1 = ln->bbox.y1, .bx0 = b->bbox.x0, .bx1 = b->bbox.x1,
-                        .size = ln->first_char ? ln->first_char->size : 0, .block = i};
+            pline pl = {.x0 = ln->bbox.x0,
+                        .y0 = ln->bbox.y0,
+                        .x1 = ln->bbox.x1,
+                        .y1 = ln->bbox.y1,
+                        .bx0 = b->bbox.x0,
+                        .bx1 = b->bbox.x1,
+                        .size = ln->first_char ? ln->first_char->size : 0,
+                        .block = i};
             if (line_text(st, ln, &pl.off, &pl.len) != CN_OK) {
                 st->oom = true;
                 return;
@@ -390,7 +395,10 @@ static int read_page(fz_context *ctx, pdf_state *st, int pno)
     fz_var(tb);
     fz_var(ob);
     size_t text_mark = st->text.len, line_mark = st->lines.len;
-    fz_try(ctx) { mu_read_page(ctx, st, pno, &page, &tp, &tb, &ob); }
+    fz_try(ctx)
+    {
+        mu_read_page(ctx, st, pno, &page, &tp, &tb, &ob);
+    }
     fz_always(ctx)
     {
         fz_free(ctx, tb);
@@ -540,6 +548,7 @@ static void drop_running(pdf_state *st)
     while (cap < (size_t)np * 16)
         cap *= 2;
     kcount *tab = calloc(cap, sizeof *tab);
+    size_t used = 0;
     if (!tab)
         return;
     for (int pass = 0; pass < 2; pass++) {
@@ -549,16 +558,22 @@ static void drop_running(pdf_state *st)
             for (size_t i = 0; i < pg->n; i++) {
                 pline *l = &L[pg->first + i];
                 if (pass == 0) {
+                    bool top = l->y1 <= pg->top + 0.15f * h,
+                         bottom = l->y0 >= pg->bottom - 0.15f * h;
+                    l->band = (top || bottom) && l->len <= 160;
                     /* among the 3 top-most or bottom-most lines, by position
-                    ** (a right-aligned header may come late in reading order) */
-                    int above = 0, below = 0;
-                    for (size_t j = 0; j < pg->n; j++) {
-                        above += L[pg->first + j].y1 < l->y0;
-                        below += L[pg->first + j].y0 > l->y1;
+                    ** (a right-aligned header may come late in reading
+                    ** order); by reading order on pages of many lines */
+                    bool edge = i < 3 || i + 3 >= pg->n;
+                    if (l->band && pg->n <= 1000) {
+                        int above = 0, below = 0;
+                        for (size_t j = 0; j < pg->n; j++) {
+                            above += L[pg->first + j].y1 < l->y0;
+                            below += L[pg->first + j].y0 > l->y1;
+                        }
+                        edge = above < 3 || below < 3;
                     }
-                    bool edge = above < 3 || below < 3;
-                    bool top = l->y1 <= pg->top + 0.15f * h, bottom = l->y0 >= pg->bottom - 0.15f * h;
-                    l->band = edge && (top || bottom) && l->len <= 160;
+                    l->band = l->band && edge;
                 }
                 if (!l->band)
                     continue;
@@ -569,6 +584,10 @@ static void drop_running(pdf_state *st)
                 while (tab[j].key && tab[j].key != k)
                     j = (j + 1) & (cap - 1);
                 if (pass == 0) {
+                    if (!tab[j].key && 2 * ++used > cap) {
+                        l->band = false; /* table half full: a page of tiny lines */
+                        continue;
+                    }
                     tab[j].key = k;
                     if (tab[j].last_page != p + 1) {
                         tab[j].count++;
@@ -634,7 +653,8 @@ static int compose_page(pdf_state *st, int p, cn_buf *out)
             float bw = prev->bx1 - prev->bx0, lh = prev->y1 - prev->y0;
             if (!para && ends_sentence(pc) && prev->x1 < prev->bx1 - 0.15f * bw)
                 para = true; /* a short last line: the paragraph ended */
-            if (!para && prev->size > 0 && (l->size > prev->size * 1.15f || l->size < prev->size / 1.15f))
+            if (!para && prev->size > 0 &&
+                (l->size > prev->size * 1.15f || l->size < prev->size / 1.15f))
                 para = true; /* a heading and its text in one block */
             if (!para && lh > 0 && l->y0 - prev->y1 > 0.8f * lh && l->y0 > prev->y0)
                 para = true; /* a blank line's worth of space */
@@ -666,9 +686,18 @@ static void mu_open(fz_context *ctx, pdf_state *st)
 {
     fz_register_document_handlers(ctx);
     fz_stream *stm = fz_open_memory(ctx, st->data, st->len);
-    fz_try(ctx) { st->doc = fz_open_document_with_stream(ctx, "application/pdf", stm); }
-    fz_always(ctx) { fz_drop_stream(ctx, stm); }
-    fz_catch(ctx) { fz_rethrow(ctx); }
+    fz_try(ctx)
+    {
+        st->doc = fz_open_document_with_stream(ctx, "application/pdf", stm);
+    }
+    fz_always(ctx)
+    {
+        fz_drop_stream(ctx, stm);
+    }
+    fz_catch(ctx)
+    {
+        fz_rethrow(ctx);
+    }
     st->needs_password = fz_needs_password(ctx, st->doc);
     if (st->needs_password && fz_authenticate_password(ctx, st->doc, ""))
         st->needs_password = 0;
@@ -689,13 +718,13 @@ static bool useful_title(const char *t)
         n--;
     if (n == 0 || n > 300)
         return false;
-    static const char *const junk[] = {"untitled", "title", "document", "microsoft word",
-                                       "powerpoint presentation", "slide 1"};
+    static const char *const junk[] = {
+        "untitled", "title", "document", "microsoft word", "powerpoint presentation", "slide 1"};
     for (size_t i = 0; i < CN_ARRAY_LEN(junk); i++)
         if (strncasecmp(t, junk[i], strlen(junk[i])) == 0 && n <= strlen(junk[i]) + 2)
             return false;
-    static const char *const exts[] = {".dvi", ".doc", ".docx", ".tex", ".pdf", ".ps",
-                                       ".indd", ".qxd", ".odt", ".rtf"};
+    static const char *const exts[] = {".dvi", ".doc",  ".docx", ".tex", ".pdf",
+                                       ".ps",  ".indd", ".qxd",  ".odt", ".rtf"};
     for (size_t i = 0; i < CN_ARRAY_LEN(exts); i++) {
         size_t l = strlen(exts[i]);
         if (n > l && strncasecmp(t + n - l, exts[i], l) == 0)
@@ -742,7 +771,8 @@ static int finish(pdf_state *st, cn_err *err)
         if (st->n_chars && st->n_fffd == st->n_chars)
             return cn_fail(err, CN_EFORMAT,
                            "%s: no extractable text (the fonts have no Unicode mapping; "
-                           "OCR is not available yet)", name);
+                           "OCR is not available yet)",
+                           name);
         return cn_fail(err, CN_EFORMAT,
                        "%s: no extractable text (scanned? OCR is not available yet)", name);
     }
@@ -787,7 +817,10 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
     fz_set_error_callback(ctx, on_error, st);
 
     int rc = CN_OK;
-    fz_try(ctx) { mu_open(ctx, st); }
+    fz_try(ctx)
+    {
+        mu_open(ctx, st);
+    }
     fz_catch(ctx)
     {
         if (fz_caught(ctx) == FZ_ERROR_MEMORY)
@@ -841,8 +874,13 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
     if (rc == CN_OK)
         rc = finish(st, err);
 
-    fz_try(ctx) { fz_drop_document(ctx, st->doc); }
-    fz_catch(ctx) { /* nothing more to do: the context goes next */ }
+    fz_try(ctx)
+    {
+        fz_drop_document(ctx, st->doc);
+    }
+    fz_catch(ctx)
+    { /* nothing more to do: the context goes next */
+    }
     fz_drop_context(ctx);
     cn_buf_free(&st->text);
     cn_buf_free(&st->lines);

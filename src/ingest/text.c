@@ -34,8 +34,7 @@ static bool is_blank(const char *s, size_t n)
 
 static bool is_alnum(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c >= 0x80;
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
 }
 
 /* Leading spaces (up to max), returns how many were skipped. */
@@ -220,9 +219,10 @@ static int md_inline_depth(cn_buf *out, const char *s, size_t n, int depth)
             while (j < n && j - i < 512 && s[j] != '>' && s[j] != '<' && s[j] != ' ')
                 j++;
             bool tag = j < n && j > i + 1 &&
-                       ((s[i + 1] >= 'a' && s[i + 1] <= 'z') || (s[i + 1] >= 'A' && s[i + 1] <= 'Z') ||
-                        s[i + 1] == '/' || s[i + 1] == '!');
-            if (tag && s[j] == '>' && (memmem(s + i, j - i, "://", 3) || memchr(s + i, '@', j - i))) {
+                       ((s[i + 1] >= 'a' && s[i + 1] <= 'z') ||
+                        (s[i + 1] >= 'A' && s[i + 1] <= 'Z') || s[i + 1] == '/' || s[i + 1] == '!');
+            if (tag && s[j] == '>' &&
+                (memmem(s + i, j - i, "://", 3) || memchr(s + i, '@', j - i))) {
                 rc = cn_buf_append(out, s + i + 1, j - i - 1);
                 i = j + 1;
             } else if (tag) {
@@ -267,7 +267,10 @@ static int md_inline_depth(cn_buf *out, const char *s, size_t n, int depth)
     return rc;
 }
 
-int ingest_md_inline(cn_buf *out, const char *s, size_t n) { return md_inline_depth(out, s, n, 0); }
+int ingest_md_inline(cn_buf *out, const char *s, size_t n)
+{
+    return md_inline_depth(out, s, n, 0);
+}
 
 /* The value of "title:" in YAML front matter, unquoted. */
 static bool front_title(const char *s, size_t n, size_t *ts, size_t *tn)
@@ -333,8 +336,8 @@ int ingest_markdown(ingest_doc *d, const char *name, const unsigned char *data, 
         size_t run;
         char f = fence(line, ll, &run);
         if (in_fence) {
-            if (f == in_fence && run >= fence_run && is_blank(line + indent(line, ll, 3) + run,
-                                                             ll - indent(line, ll, 3) - run)) {
+            if (f == in_fence && run >= fence_run &&
+                is_blank(line + indent(line, ll, 3) + run, ll - indent(line, ll, 3) - run)) {
                 in_fence = 0;
                 r = cn_buf_append(&out, "\n\n", 2);
             } else {
@@ -373,7 +376,8 @@ int ingest_markdown(ingest_doc *d, const char *name, const unsigned char *data, 
             next_e = nl2 ? (size_t)(nl2 - s) : n;
             setext = setext_level(s + next, next_e - next);
             /* "---" under a list item or after nothing is a rule, not a heading */
-            if (setext == 2 && (line[indent(line, ll, 3)] == '-' || line[indent(line, ll, 3)] == '*'))
+            if (setext == 2 &&
+                (line[indent(line, ll, 3)] == '-' || line[indent(line, ll, 3)] == '*'))
                 setext = 0;
         }
         if (lvl || setext) {

@@ -32,7 +32,8 @@ int fuzz_ingest_one(const uint8_t *data, size_t size)
     /* copy so that ASan sees reads past the exact end */
     uint8_t *buf = malloc(size);
     memcpy(buf, data + 1, size - 1);
-    ingest_opts o = {.max_pages = 64, .max_mupdf_bytes = (size_t)256 << 20,
+    ingest_opts o = {.max_pages = 64,
+                     .max_mupdf_bytes = (size_t)256 << 20,
                      .text_page_words = 1 + data[0] % 200};
     ingest_doc d;
     cn_err err = {0};
@@ -77,7 +78,10 @@ int fuzz_ingest_one(const uint8_t *data, size_t size)
 }
 
 #ifdef CAIRN_LIBFUZZER
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fuzz_ingest_one(data, size); }
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_ingest_one(data, size);
+}
 #else
 #include "test.h"
 #include "fuzz_replay.h"

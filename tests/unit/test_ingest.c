@@ -77,12 +77,15 @@ TEST(ingest_pdf_pages_title_paragraphs)
     EXPECT(all_valid_utf8(&d));
     EXPECT_EQ_INT(d.pages[0].number, 1);
     EXPECT_EQ_INT(d.pages[2].number, 3);
-    EXPECT_CONTAINS(d.pages[0].text, "1 Introduction\n\nCairn reads documents on your own machine.");
-    EXPECT_CONTAINS(d.pages[0].text, "The quick brown fox jumps over the lazy dog near the river bank.");
+    EXPECT_CONTAINS(d.pages[0].text,
+                    "1 Introduction\n\nCairn reads documents on your own machine.");
+    EXPECT_CONTAINS(d.pages[0].text,
+                    "The quick brown fox jumps over the lazy dog near the river bank.");
     EXPECT_CONTAINS(d.pages[0].text, "computer.\n\nEvery answer cites the page");
     EXPECT_CONTAINS(d.pages[1].text, "Passages are stored with their page numbers so that answers "
                                      "can cite the page.");
-    EXPECT_CONTAINS(d.pages[1].text, "The caf\xC3\xA9 serves cr\xC3\xA8me br\xC3\xBBl\xC3\xA9" "e");
+    EXPECT_CONTAINS(d.pages[1].text, "The caf\xC3\xA9 serves cr\xC3\xA8me br\xC3\xBBl\xC3\xA9"
+                                     "e");
     EXPECT_CONTAINS(d.pages[2].text, "fused by reciprocal rank fusion.");
     ingest_doc_free(&d);
 }
@@ -121,8 +124,9 @@ TEST(ingest_pdf_columns_in_reading_order)
         return;
     const char *t = d.pages[0].text;
     long title = find(t, "Two Column Layout Test");
-    long left = find(t, "The left column starts here and continues with a sentence that runs over "
-                        "several lines of text until it reaches the end of the first column of this page.");
+    long left =
+        find(t, "The left column starts here and continues with a sentence that runs over "
+                "several lines of text until it reaches the end of the first column of this page.");
     long left2 = find(t, "A second paragraph in the left column talks about apples");
     long right = find(t, "The right column begins with a different story about rivers");
     long right2 = find(t, "Its second paragraph mentions lighthouses");
@@ -259,6 +263,31 @@ TEST(ingest_bad_paths)
         EXPECT_INGEST_FAILS(fifo, CN_EINVAL, "pipe.txt: not a regular file");
 }
 
+TEST(ingest_symlinks)
+{
+    /* a link loop fails by name; a link to a directory is not a file */
+    char a[512], b[512], dl[512];
+    snprintf(a, sizeof a, "%s/loop-a.txt", test_tmpdir());
+    snprintf(b, sizeof b, "%s/loop-b.txt", test_tmpdir());
+    snprintf(dl, sizeof dl, "%s/dirlink", test_tmpdir());
+    if (symlink(b, a) != 0 || symlink(a, b) != 0 || symlink(test_tmpdir(), dl) != 0)
+        SKIP("cannot make symbolic links here");
+    EXPECT_INGEST_FAILS(a, CN_EIO, "loop-a.txt: cannot read: Too many levels of symbolic links");
+    EXPECT_INGEST_FAILS(dl, CN_EINVAL, "dirlink: not a regular file (a directory)");
+    /* a link to a document is the document */
+    char ok[512];
+    snprintf(ok, sizeof ok, "%s/link.pdf", test_tmpdir());
+    char target[1024];
+    if (!realpath(test_data("docs/simple.pdf"), target) || symlink(target, ok) != 0)
+        return;
+    ingest_doc d;
+    EXPECT_EQ_INT(ingest_file(ok, &d, NULL), CN_OK);
+    if (!test_failed_now()) {
+        EXPECT_EQ_INT(d.n_pages, 3);
+        ingest_doc_free(&d);
+    }
+}
+
 TEST(ingest_unreadable_file)
 {
     const char *p = write_tmp("secret.txt", "private words\n", 14);
@@ -359,9 +388,12 @@ TEST(ingest_text_utf16_with_bom)
         ingest_doc_free(&d);
     }
     /* an unpaired surrogate is repaired and counted */
-    const char bad[] = "\xFF\xFE" "a\0\x00\xD8" "b\0";
+    const char bad[] = "\xFF\xFE"
+                       "a\0\x00\xD8"
+                       "b\0";
     if (ingest_memory("s.txt", bad, sizeof bad - 1, NULL, &d, NULL) == CN_OK) {
-        EXPECT_STR(d.pages[0].text, "a\xEF\xBF\xBD" "b");
+        EXPECT_STR(d.pages[0].text, "a\xEF\xBF\xBD"
+                                    "b");
         EXPECT_CONTAINS(d.notes, "invalid UTF-16 repaired (1 place)");
         ingest_doc_free(&d);
     }
@@ -381,7 +413,8 @@ TEST(ingest_text_invalid_utf8_repaired_and_counted)
 
 TEST(ingest_text_line_ends_controls_and_pages)
 {
-    const char s[] = "\xEF\xBB\xBFOne\r\ntwo\rthree\x01\x7F\n\n\n\nfour  \n\fPage two\f\f\fPage three";
+    const char s[] =
+        "\xEF\xBB\xBFOne\r\ntwo\rthree\x01\x7F\n\n\n\nfour  \n\fPage two\f\f\fPage three";
     ingest_doc d;
     if (ingest_memory("t.txt", s, sizeof s - 1, NULL, &d, NULL) != CN_OK) {
         EXPECT(0);
@@ -411,7 +444,8 @@ TEST(ingest_text_line_ends_controls_and_pages)
                 words += d.pages[i].text[k] == ' ' || d.pages[i].text[k] == '\n';
             EXPECT(words <= 60);
             EXPECT(strncmp(d.pages[i].text, "w", 1) == 0 &&
-                   strstr(d.pages[i].text, "_0 ") == d.pages[i].text + strcspn(d.pages[i].text, "_"));
+                   strstr(d.pages[i].text, "_0 ") ==
+                       d.pages[i].text + strcspn(d.pages[i].text, "_"));
         }
         ingest_doc_free(&d);
     }
@@ -464,8 +498,10 @@ TEST(ingest_html_text_only)
     EXPECT_STR(d.kind, "html");
     EXPECT_STR(d.title, "Cairn & HTML");
     const char *t = d.pages[0].text;
-    EXPECT(strncmp(t, "Heading One\n\nFirst paragraph with \xC3\xA9l\xC3\xA8ve and <tags>.", 52) == 0);
-    EXPECT_CONTAINS(t, "\n\nSecond block\nwith a break.\n\nitem one\nitem two\n\ncode  kept\n  as is");
+    EXPECT(strncmp(t, "Heading One\n\nFirst paragraph with \xC3\xA9l\xC3\xA8ve and <tags>.", 52) ==
+           0);
+    EXPECT_CONTAINS(t,
+                    "\n\nSecond block\nwith a break.\n\nitem one\nitem two\n\ncode  kept\n  as is");
     EXPECT(!strstr(t, "hidden"));
     EXPECT(!strstr(t, "color"));
     EXPECT(!strstr(t, "no script text"));
@@ -540,8 +576,8 @@ static char *sentences(int n_para, int per_para, int words)
 {
     cn_buf b;
     cn_buf_init(&b, 1 << 24);
-    static const char *w[] = {"river", "stone", "path", "cairn", "summit", "valley", "marker",
-                              "hiker", "trail", "ridge"};
+    static const char *w[] = {"river",  "stone",  "path",  "cairn", "summit",
+                              "valley", "marker", "hiker", "trail", "ridge"};
     int k = 0;
     for (int p = 0; p < n_para; p++) {
         for (int s = 0; s < per_para; s++) {
@@ -791,7 +827,11 @@ TEST(chunk_estimate_tokens_counts)
     EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "internationalization", 20), 4);
     EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "caf\xC3\xA9", 5), 1);
     EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "\xE6\x97\xA5\xE6\x9C\xAC", 6), 2);
-    EXPECT_EQ_INT(chunk_estimate_tokens(NULL, "a\xFF" "b", 3), 3);
+    EXPECT_EQ_INT(chunk_estimate_tokens(NULL,
+                                        "a\xFF"
+                                        "b",
+                                        3),
+                  3);
 }
 
 TEST(chunk_one_huge_word)
@@ -820,4 +860,62 @@ TEST(chunk_one_huge_word)
     cn_arena_free(&a);
     ingest_doc_free(&d);
     cn_buf_free(&b);
+}
+
+/* ---- dense pages ---------------------------------------------------------- */
+
+/* A one-page PDF around content stream ops (Helvetica as /F1), with a
+** correct cross-reference table. */
+static void make_pdf(cn_buf *out, const char *ops, size_t ops_len)
+{
+    size_t off[5];
+    cn_buf_append(out, "%PDF-1.4\n", 9);
+    off[0] = out->len;
+    cn_buf_printf(out, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
+    off[1] = out->len;
+    cn_buf_printf(out, "2 0 obj\n<< /Type /Pages /Kids [4 0 R] /Count 1 >>\nendobj\n");
+    off[2] = out->len;
+    cn_buf_printf(out, "3 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n");
+    off[3] = out->len;
+    cn_buf_printf(out, "4 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       "/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>\nendobj\n");
+    off[4] = out->len;
+    cn_buf_printf(out, "5 0 obj\n<< /Length %zu >>\nstream\n", ops_len);
+    cn_buf_append(out, ops, ops_len);
+    cn_buf_printf(out, "\nendstream\nendobj\n");
+    size_t x = out->len;
+    cn_buf_printf(out, "xref\n0 6\n0000000000 65535 f \n");
+    for (int i = 0; i < 5; i++)
+        cn_buf_printf(out, "%010zu 00000 n \n", off[i]);
+    cn_buf_printf(out, "trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n", x);
+}
+
+TEST(ingest_pdf_dense_page_stays_fast)
+{
+    /* 20 000 words scattered as separate blocks over one page */
+    cn_buf ops, pdf;
+    cn_buf_init(&ops, 64 << 20);
+    cn_buf_init(&pdf, 64 << 20);
+    uint32_t r = 12345;
+    for (int i = 0; i < 20000; i++) {
+        r = r * 1103515245u + 12345u;
+        int x = (int)(r >> 8) % 560, y = (int)(r >> 4) % 760;
+        cn_buf_printf(&ops, "BT /F1 4 Tf %d %d Td (w%d) Tj ET\n", 20 + x, 20 + y, i);
+    }
+    make_pdf(&pdf, ops.data, ops.len);
+    ingest_doc d;
+    cn_err err = {0};
+    double t0 = cn_now();
+    int rc = ingest_memory("dense.pdf", pdf.data, pdf.len, NULL, &d, &err);
+    double dt = cn_now() - t0;
+    EXPECT_EQ_INT(rc, CN_OK);
+    EXPECT(dt < 10.0);
+    if (rc == CN_OK) {
+        EXPECT_CONTAINS(d.pages[0].text, "w19999");
+        EXPECT(all_valid_utf8(&d));
+        ingest_doc_free(&d);
+    }
+    fprintf(stderr, "     20000 scattered words on one page: %.2f s\n", dt);
+    cn_buf_free(&ops);
+    cn_buf_free(&pdf);
 }

@@ -21,30 +21,39 @@ typedef struct doc_fact {
 } doc_fact;
 
 static const doc_fact facts[] = {
-    {"why3-manual.pdf", 184,
+    {"why3-manual.pdf",
+     184,
      {{12, "The graphical interface makes it possible to browse into a file or a set of files, "
            "and check the validity of goals with external provers, in a friendly way."},
       {20, "Five persons, of five different nationalities, live in five houses in a row, all "
            "painted with different colors."},
       {150, "This generates two goals which are easily provable with hypotheses ac and cb."}}},
-    {"siscone-refman.pdf", 337,
+    {"siscone-refman.pdf",
+     337,
      {{40, "set just the position without resetting the begin and end elements"},
       {100, "final class: gather everything to compute the jet contents."},
       {150, "The following flag indicates that identical protocones are to be merged "
             "automatically each time around the splitmerge loop and before anything else "
             "happens."}}},
-    {"camlidl.pdf", 26,
+    {"camlidl.pdf",
+     26,
      {{3, "Integer literals, character literals and string literals have the same syntax as in C."},
       {20, "Under Windows, a bash script called camlidldll is provided to automate the "
            "construction of a DLL containing a COM component written in Caml."},
       {20, "Use regsvr32 /s file.dll to record the components in the system registry once it is "
            "compiled to a DLL."}}},
-    {"amc-fr.pdf", 95,
-     {{10, "Les utilitaires AMC ont \xC3\xA9t\xC3\xA9 \xC3\xA9" "crits pour Linux."},
-      {10, "Ce bug a \xC3\xA9t\xC3\xA9 corrig\xC3\xA9 \xC3\xA0 partir de la version 0.61 de Net::CUPS."},
-      {40, "Cette commande affiche l\xE2\x80\x99" "argument dans le corrig\xC3\xA9 et en dehors "
-           "de l\xE2\x80\x99" "environnement question."}}},
-    {"amc-ja.pdf", 78,
+    {"amc-fr.pdf",
+     95,
+     {{10, "Les utilitaires AMC ont \xC3\xA9t\xC3\xA9 \xC3\xA9"
+           "crits pour Linux."},
+      {10, "Ce bug a \xC3\xA9t\xC3\xA9 corrig\xC3\xA9 \xC3\xA0 partir de la version 0.61 de "
+           "Net::CUPS."},
+      {40, "Cette commande affiche l\xE2\x80\x99"
+           "argument dans le corrig\xC3\xA9 et en dehors "
+           "de l\xE2\x80\x99"
+           "environnement question."}}},
+    {"amc-ja.pdf",
+     78,
      /* 設問ごとの選択肢数は 199 個までに限定されています（このデフォルト値は変更できません）。 */
      {{10, "\xE8\xA8\xAD\xE5\x95\x8F\xE3\x81\x94\xE3\x81\xA8\xE3\x81\xAE\xE9\x81\xB8\xE6\x8A\x9E"
            "\xE8\x82\xA2\xE6\x95\xB0\xE3\x81\xAF 199 \xE5\x80\x8B\xE3\x81\xBE\xE3\x81\xA7\xE3\x81"
@@ -61,7 +70,8 @@ static const doc_fact facts[] = {
       /* 5.4.5 選択肢を複数カラムに配置 */
       {30, "5.4.5 \xE9\x81\xB8\xE6\x8A\x9E\xE8\x82\xA2\xE3\x82\x92\xE8\xA4\x87\xE6\x95\xB0\xE3\x82"
            "\xAB\xE3\x83\xA9\xE3\x83\xA0\xE3\x81\xAB\xE9\x85\x8D\xE7\xBD\xAE"}}},
-    {"octave-refcard.pdf", 3,
+    {"octave-refcard.pdf",
+     3,
      {{1, "Specify a range of values beginning with base with no elements greater than limit."},
       {1, "If beg is greater than end, reverse the list of commands before editing."},
       {2, "These operators work on an element-by-element basis. Both arguments are always "
@@ -160,7 +170,8 @@ TEST(ingest_docs_layout)
     snprintf(path, sizeof path, "%s/amc-fr.pdf", dir);
     if (access(path, R_OK) == 0 && ingest_file(path, &d, NULL) == CN_OK) {
         EXPECT_STR(d.title, "Auto Multiple Choice");
-        EXPECT_CONTAINS(d.pages[9].text, "2.1 Syst\xC3\xA8me d\xE2\x80\x99" "exploitation\n\n");
+        EXPECT_CONTAINS(d.pages[9].text, "2.1 Syst\xC3\xA8me d\xE2\x80\x99"
+                                         "exploitation\n\n");
         ingest_doc_free(&d);
         done++;
     }
