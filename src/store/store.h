@@ -73,8 +73,8 @@ typedef struct store_doc_in {
 /* ---- open and close ---------------------------------------------------- */
 
 /*
-** Open the library at path, creating it if the file does not exist (its
-** directory must). Sets WAL mode, foreign keys, synchronous=FULL, a busy
+** Open the library at path, creating it (mode 0600: it holds the text of
+** every document) if the file does not exist; its directory must. Sets WAL mode, foreign keys, synchronous=FULL, a busy
 ** timeout, and migrates an older schema forward, one transaction per step.
 ** Fails without touching the file when it is not a SQLite database
 ** (CN_EFORMAT), is truncated or damaged (CN_EFORMAT), belongs to another

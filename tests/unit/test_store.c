@@ -197,6 +197,12 @@ TEST(store_creates_schema_and_reopens)
     cn_err e = {0};
     EXPECT_EQ_INT(store_put_document(s, &d, &id, &e), CN_OK);
     EXPECT(id > 0);
+    /* The library and its WAL are the owner's alone, whatever the umask. */
+    struct stat fst;
+    char wal[1100];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    EXPECT(stat(path, &fst) == 0 && (fst.st_mode & 0777) == 0600);
+    EXPECT(stat(wal, &fst) == 0 && (fst.st_mode & 0777) == 0600);
     store_close(s);
 
     s = open_ok(path);
