@@ -986,6 +986,19 @@ TEST(store_check_finds_damage)
     EXPECT_EQ_INT(st.n_passages, 6);
     EXPECT(st.db_bytes > 0);
     EXPECT_EQ_INT(st.schema_version, STORE_SCHEMA_VERSION);
+
+    /* A passage dropped from the keyword index behind the store's back. */
+    store_doc_in d2 = make_doc(&a, "/c/b.txt", 61, 1, 1, NULL, 0);
+    EXPECT_EQ_INT(store_remove_path(s, "/c/a.txt", &e), CN_OK);
+    EXPECT_EQ_INT(store_put_document(s, &d2, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+    EXPECT_EQ_INT(store_exec(s,
+                             "INSERT INTO passages_fts(passages_fts, rowid, heading, text)"
+                             " SELECT 'delete', id, heading, text FROM passages",
+                             &e),
+                  CN_OK);
+    EXPECT_EQ_INT(store_check(s, &e), CN_EVERIFY);
+    EXPECT_CONTAINS(e.msg, "keyword index");
     store_close(s);
     cn_arena_free(&a);
 }
@@ -1151,4 +1164,34 @@ TEST(store_survives_sigkill)
     if (getenv("CAIRN_TEST_VERBOSE"))
         printf("     %d kills in %.1f s, up to %lld documents\n", kills, cn_now() - t0,
                (long long)max_docs);
+}
+
+/* Killed while creating the library (schema, migrations) or writing its
+** first documents: the next open finishes the job. */
+TEST(store_survives_sigkill_while_creating)
+{
+    uint64_t r = (uint64_t)time(NULL) * 7 + 1;
+    for (int round = 0; round < 12; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "create-%d.db", round);
+        const char *path = tmp_file(name);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            crash_writer(path, round);
+        usleep((useconds_t)(rng_next(&r) % 80000)); /* creation takes 30-60 ms */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        store *s = NULL;
+        cn_err e = {0};
+        if (store_open(&s, path, &e) != CN_OK) {
+            test_fail_at(__FILE__, __LINE__, "round %d: reopen: %s", round, e.msg);
+            continue;
+        }
+        EXPECT_EQ_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
+        if (store_check(s, &e) != CN_OK)
+            test_fail_at(__FILE__, __LINE__, "round %d: %s", round, e.msg);
+        EXPECT_EQ_INT(consistency_problems(s) + partial_documents(s), 0);
+        store_close(s);
+    }
 }
