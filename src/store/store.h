@@ -136,7 +136,7 @@ int store_remove_id(store *s, int64_t doc_id, cn_err *err);
 typedef struct store_doc_info {
     int64_t id;
     const char *path, *title, *kind; /* title may be NULL */
-    const char *hash;
+    const char *hash;                /* NULL for a failed file that could not be read */
     int64_t size, mtime_ns;
     int n_pages, n_passages;
     bool failed;
