@@ -303,7 +303,9 @@ static bool hash_ok(const char *h)
 /* Valid UTF-8 without NUL bytes (they would cut the text short in C). */
 static bool text_ok(const char *t, size_t len)
 {
-    return (len == 0 || t) && !memchr(t, 0, len) && cn_utf8_valid_prefix(t, len) == len;
+    if (len == 0)
+        return true;
+    return t && !memchr(t, 0, len) && cn_utf8_valid_prefix(t, len) == len;
 }
 
 static int find_page(const store_doc_in *d, int number)

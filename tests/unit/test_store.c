@@ -513,6 +513,12 @@ TEST(store_rejects_bad_documents)
     d.path = "/b/empty.txt";
     d.n_pages = d.n_passages = 0;
     EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+    /* So is a blank page (no text at all). */
+    store_page_in blank = {1, NULL, 0};
+    d.path = "/b/blank.txt";
+    d.pages = &blank;
+    d.n_pages = 1;
+    EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
     EXPECT_EQ_INT(consistency_problems(s), 0);
     store_close(s);
     cn_arena_free(&a);
@@ -1177,6 +1183,10 @@ TEST(store_survives_sigkill_while_creating)
         const char *path = tmp_file(name);
         fflush(NULL);
         pid_t pid = fork();
+        if (pid < 0) { /* never kill(-1, ...) */
+            test_fail_at(__FILE__, __LINE__, "fork: %s", strerror(errno));
+            return;
+        }
         if (pid == 0)
             crash_writer(path, round);
         usleep((useconds_t)(rng_next(&r) % 80000)); /* creation takes 30-60 ms */
