@@ -102,7 +102,8 @@ static const char sql_v2[] =
     "  vector     BLOB NOT NULL,"
     "  PRIMARY KEY (passage_id, model_id)"
     ");"
-    "CREATE INDEX embeddings_model ON embeddings(model_id);";
+    /* (model_id, passage_id): a model's vectors load in passage order, no sort */
+    "CREATE INDEX embeddings_model ON embeddings(model_id, passage_id);";
 
 typedef struct migration {
     int version;

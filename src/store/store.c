@@ -182,6 +182,16 @@ int store_open(store **out, const char *path, cn_err *err)
         free(s);
         return cn_fail(err, CN_ENOMEM, "%s: out of memory", path);
     }
+    /* A new library is readable by its owner only: it holds the text of every
+    ** document. SQLite gives the -wal and -shm files the same mode. */
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != EEXIST) {
+        rc = cn_fail(err, CN_EIO, "%s: cannot create the library: %s", path, strerror(errno));
+        store_close(s);
+        return rc;
+    }
     int src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (src != SQLITE_OK) {
         rc = store_sqlfail(s->db, path, src, "cannot open the library", err);
@@ -293,7 +303,9 @@ static bool hash_ok(const char *h)
 /* Valid UTF-8 without NUL bytes (they would cut the text short in C). */
 static bool text_ok(const char *t, size_t len)
 {
-    return (len == 0 || t) && !memchr(t, 0, len) && cn_utf8_valid_prefix(t, len) == len;
+    if (len == 0)
+        return true;
+    return t && !memchr(t, 0, len) && cn_utf8_valid_prefix(t, len) == len;
 }
 
 static int find_page(const store_doc_in *d, int number)

@@ -73,8 +73,8 @@ typedef struct store_doc_in {
 /* ---- open and close ---------------------------------------------------- */
 
 /*
-** Open the library at path, creating it if the file does not exist (its
-** directory must). Sets WAL mode, foreign keys, synchronous=FULL, a busy
+** Open the library at path, creating it (mode 0600: it holds the text of
+** every document) if the file does not exist; its directory must. Sets WAL mode, foreign keys, synchronous=FULL, a busy
 ** timeout, and migrates an older schema forward, one transaction per step.
 ** Fails without touching the file when it is not a SQLite database
 ** (CN_EFORMAT), is truncated or damaged (CN_EFORMAT), belongs to another
@@ -136,7 +136,7 @@ int store_remove_id(store *s, int64_t doc_id, cn_err *err);
 typedef struct store_doc_info {
     int64_t id;
     const char *path, *title, *kind; /* title may be NULL */
-    const char *hash;
+    const char *hash;                /* NULL for a failed file that could not be read */
     int64_t size, mtime_ns;
     int n_pages, n_passages;
     bool failed;

@@ -197,6 +197,12 @@ TEST(store_creates_schema_and_reopens)
     cn_err e = {0};
     EXPECT_EQ_INT(store_put_document(s, &d, &id, &e), CN_OK);
     EXPECT(id > 0);
+    /* The library and its WAL are the owner's alone, whatever the umask. */
+    struct stat fst;
+    char wal[1100];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    EXPECT(stat(path, &fst) == 0 && (fst.st_mode & 0777) == 0600);
+    EXPECT(stat(wal, &fst) == 0 && (fst.st_mode & 0777) == 0600);
     store_close(s);
 
     s = open_ok(path);
@@ -506,6 +512,12 @@ TEST(store_rejects_bad_documents)
     d = good;
     d.path = "/b/empty.txt";
     d.n_pages = d.n_passages = 0;
+    EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+    /* So is a blank page (no text at all). */
+    store_page_in blank = {1, NULL, 0};
+    d.path = "/b/blank.txt";
+    d.pages = &blank;
+    d.n_pages = 1;
     EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
     EXPECT_EQ_INT(consistency_problems(s), 0);
     store_close(s);
@@ -980,6 +992,19 @@ TEST(store_check_finds_damage)
     EXPECT_EQ_INT(st.n_passages, 6);
     EXPECT(st.db_bytes > 0);
     EXPECT_EQ_INT(st.schema_version, STORE_SCHEMA_VERSION);
+
+    /* A passage dropped from the keyword index behind the store's back. */
+    store_doc_in d2 = make_doc(&a, "/c/b.txt", 61, 1, 1, NULL, 0);
+    EXPECT_EQ_INT(store_remove_path(s, "/c/a.txt", &e), CN_OK);
+    EXPECT_EQ_INT(store_put_document(s, &d2, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+    EXPECT_EQ_INT(store_exec(s,
+                             "INSERT INTO passages_fts(passages_fts, rowid, heading, text)"
+                             " SELECT 'delete', id, heading, text FROM passages",
+                             &e),
+                  CN_OK);
+    EXPECT_EQ_INT(store_check(s, &e), CN_EVERIFY);
+    EXPECT_CONTAINS(e.msg, "keyword index");
     store_close(s);
     cn_arena_free(&a);
 }
@@ -1145,4 +1170,38 @@ TEST(store_survives_sigkill)
     if (getenv("CAIRN_TEST_VERBOSE"))
         printf("     %d kills in %.1f s, up to %lld documents\n", kills, cn_now() - t0,
                (long long)max_docs);
+}
+
+/* Killed while creating the library (schema, migrations) or writing its
+** first documents: the next open finishes the job. */
+TEST(store_survives_sigkill_while_creating)
+{
+    uint64_t r = (uint64_t)time(NULL) * 7 + 1;
+    for (int round = 0; round < 12; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "create-%d.db", round);
+        const char *path = tmp_file(name);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) { /* never kill(-1, ...) */
+            test_fail_at(__FILE__, __LINE__, "fork: %s", strerror(errno));
+            return;
+        }
+        if (pid == 0)
+            crash_writer(path, round);
+        usleep((useconds_t)(rng_next(&r) % 80000)); /* creation takes 30-60 ms */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        store *s = NULL;
+        cn_err e = {0};
+        if (store_open(&s, path, &e) != CN_OK) {
+            test_fail_at(__FILE__, __LINE__, "round %d: reopen: %s", round, e.msg);
+            continue;
+        }
+        EXPECT_EQ_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
+        if (store_check(s, &e) != CN_OK)
+            test_fail_at(__FILE__, __LINE__, "round %d: %s", round, e.msg);
+        EXPECT_EQ_INT(consistency_problems(s) + partial_documents(s), 0);
+        store_close(s);
+    }
 }
