@@ -17,6 +17,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_index(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_search(int argc, char **argv);

@@ -94,6 +94,7 @@ static int open_lib(const lib_args *a, lib **l)
 typedef struct progress {
     bool tty;
     double t0;
+    int64_t pages, passages; /* running totals for the progress line */
 } progress;
 
 static const char *outcome_name(int o)
@@ -119,8 +120,15 @@ static void on_progress(void *ctx, const lib_event *ev)
             fprintf(stderr, "%-9s %s (%d pages, %d passages)%s%s\n", outcome_name(ev->outcome),
                     ev->path, ev->pages, ev->passages, ev->notes && *ev->notes ? ": " : "",
                     ev->notes ? ev->notes : "");
-        if (p->tty && ev->files_done < ev->files_total)
-            fprintf(stderr, "[%d/%d files] ETA %.0fs", ev->files_done, ev->files_total, eta);
+        p->pages += ev->pages;
+        p->passages += ev->passages;
+        if (p->tty && ev->files_done < ev->files_total) {
+            int w = 24, fill = (int)((double)w * ev->files_done / ev->files_total);
+            fprintf(stderr, "[%.*s%.*s] %d/%d files, %lld pages, %lld passages, ETA %.0fs", fill,
+                    "########################", w - fill, "                        ",
+                    ev->files_done, ev->files_total, (long long)p->pages, (long long)p->passages,
+                    eta);
+        }
     } else if (ev->kind == LIB_EV_EMBED) {
         if (p->tty)
             fprintf(stderr, "\r\033[Kembedding %lld/%lld passages, ETA %.0fs",
@@ -159,7 +167,7 @@ int cmd_add(int argc, char **argv)
     lib *l;
     if (open_lib(&a, &l))
         return 1;
-    progress p = {isatty(2), cn_now()};
+    progress p = {isatty(2), cn_now(), 0, 0};
     lib_add_stats st;
     cn_err err = {0};
     int rc = lib_add(l, (const char *const *)a.rest, a.n_rest, a.prune, on_progress, &p, &st,
@@ -183,6 +191,66 @@ int cmd_add(int argc, char **argv)
     return ret ? ret : st.failed && !st.added && !st.updated && !st.unchanged ? 1 : 0;
 }
 
+typedef struct path_list {
+    char **paths;
+    int n, cap;
+} path_list;
+
+static int collect_path(void *ctx, const store_doc_info *d)
+{
+    path_list *pl = ctx;
+    if (pl->n == pl->cap) {
+        int cap = pl->cap ? pl->cap * 2 : 64;
+        char **p = cn_realloc_array(pl->paths, (size_t)cap, sizeof *p);
+        if (!p)
+            return CN_ENOMEM;
+        pl->paths = p;
+        pl->cap = cap;
+    }
+    pl->paths[pl->n] = strdup(d->path);
+    return pl->paths[pl->n++] ? 0 : CN_ENOMEM;
+}
+
+int cmd_sync(int argc, char **argv)
+{
+    PARSE("sync", "usage: cairn sync [options]\n\n"
+                  "Bring the library up to date with the files it holds: re-index the ones that\n"
+                  "changed, remove the ones that are gone (like `cairn add --prune` over every\n"
+                  "document's path).\n");
+    lib *l;
+    if (open_lib(&a, &l))
+        return 1;
+    path_list pl = {0};
+    cn_err err = {0};
+    int rc = store_list(lib_store(l), collect_path, &pl, &err);
+    progress p = {isatty(2), cn_now(), 0, 0};
+    lib_add_stats st = {0};
+    if (rc == CN_OK) {
+        /* files that are gone are left to the prune, not reported as failures */
+        int k = 0;
+        for (int i = 0; i < pl.n; i++)
+            if (access(pl.paths[i], F_OK) == 0)
+                pl.paths[k++] = pl.paths[i];
+            else
+                free(pl.paths[i]);
+        pl.n = k;
+        rc = lib_add(l, (const char *const *)pl.paths, pl.n, true, on_progress, &p, &st, &err);
+    }
+    if (p.tty)
+        fprintf(stderr, "\r\033[K");
+    if (rc == CN_OK)
+        fprintf(stderr, "%d updated, %d unchanged, %d failed, %d removed (file gone)\n",
+                st.updated, st.unchanged, st.failed, st.pruned);
+    for (int i = 0; i < pl.n; i++)
+        free(pl.paths[i]);
+    free(pl.paths);
+    int ret = rc ? cli_error(&err) : 0;
+    if (!ret && a.embed_model)
+        ret = run_index(l, &a, &p);
+    lib_close(l);
+    return ret;
+}
+
 int cmd_index(int argc, char **argv)
 {
     PARSE("index", "usage: cairn index -e MODEL.gguf [options]\n\n"
@@ -193,7 +261,7 @@ int cmd_index(int argc, char **argv)
     lib *l;
     if (open_lib(&a, &l))
         return 1;
-    progress p = {isatty(2), cn_now()};
+    progress p = {isatty(2), cn_now(), 0, 0};
     int rc = run_index(l, &a, &p);
     lib_close(l);
     return rc;

@@ -120,6 +120,12 @@ TEST(library_add_search_ask)
     EXPECT_EQ_INT(sh("rm $D/pump.txt && $CAIRN add --prune"), 0);
     EXPECT_EQ_INT(sh("$CAIRN search impeller"), 0);
     EXPECT_CONTAINS(err_buf, "0 results");
+    /* sync: a changed file is re-indexed, a removed one dropped */
+    EXPECT_EQ_INT(sh("sleep 0.01; printf 'The compressor hums at night.' > $D/notes.html; "
+                     "$CAIRN sync"), 0);
+    EXPECT_CONTAINS(err_buf, "1 updated");
+    EXPECT_EQ_INT(sh("$CAIRN search compressor"), 0);
+    EXPECT_CONTAINS(out_buf, "notes.html");
     EXPECT_EQ_INT(sh("$CAIRN doctor"), 0);
     EXPECT_CONTAINS(out_buf, "consistency      ok");
     EXPECT_CONTAINS(out_buf, "keyword search and extractive answers");
