@@ -362,24 +362,44 @@ static int join_query(const lib_args *a, char *buf, size_t cap)
     return buf[0] ? 0 : -1;
 }
 
+/* The query from the command's words, the library opened and searched: what
+** search and ask both start with. Returns the number of results, or -1 after
+** reporting (usage problem or error) with *status set to the exit status. */
+static int open_and_search(const char *cmd, const lib_args *a, int k_default, char *q, size_t qcap,
+                           lib **l, cn_arena *ar, lib_result *res, lib_search_info *info,
+                           cn_err *err, int *status)
+{
+    *l = NULL;
+    cn_arena_init(ar, (size_t)1 << 30);
+    if (join_query(a, q, qcap)) {
+        *status = cli_usage(cmd, "missing %s", !strcmp(cmd, "ask") ? "QUESTION" : "QUERY");
+        return -1;
+    }
+    if (open_lib(a, l)) {
+        *status = 1;
+        return -1;
+    }
+    lib_search_opts so = {.k = a->k ? a->k : k_default, .embed_model = a->embed_model,
+                          .threads = a->threads};
+    int n = lib_search(*l, q, &so, ar, res, info, err);
+    if (n < 0)
+        *status = cli_error(err);
+    return n;
+}
+
 int cmd_search(int argc, char **argv)
 {
     PARSE("search", "usage: cairn search [-k 5] [--json] [options] QUERY\n\n"
                     "Rank passages of the library: keyword (bm25), or hybrid (keyword + vector,\n"
                     "reciprocal rank fusion) with an embedding model.\n");
     char q[8192];
-    if (join_query(&a, q, sizeof q))
-        return cli_usage("search", "missing QUERY");
     lib *l;
-    if (open_lib(&a, &l))
-        return 1;
     cn_arena ar;
-    cn_arena_init(&ar, (size_t)1 << 30);
     lib_result res[100];
     lib_search_info info;
     cn_err err = {0};
-    lib_search_opts so = {.k = a.k ? a.k : 5, .embed_model = a.embed_model, .threads = a.threads};
-    int n = lib_search(l, q, &so, &ar, res, &info, &err);
+    int status = 0;
+    int n = open_and_search("search", &a, 5, q, sizeof q, &l, &ar, res, &info, &err, &status);
     if (n >= 0 && a.json) {
         json_t *arr = json_array();
         for (int i = 0; i < n; i++) {
@@ -409,7 +429,7 @@ int cmd_search(int argc, char **argv)
     }
     cn_arena_free(&ar);
     lib_close(l);
-    return n < 0 ? cli_error(&err) : 0;
+    return n < 0 ? status : 0;
 }
 
 typedef struct ask_out {
@@ -512,23 +532,15 @@ int cmd_ask(int argc, char **argv)
                  "model (-m FILE or CAIRN_CHAT_MODEL) the answer is written by the model and\n"
                  "streamed; without one, the best sentences of the best passages are quoted.\n");
     char q[8192];
-    if (join_query(&a, q, sizeof q))
-        return cli_usage("ask", "missing QUESTION");
     lib *l;
-    if (open_lib(&a, &l))
-        return 1;
     cn_arena ar;
-    cn_arena_init(&ar, (size_t)1 << 30);
     lib_result res[100];
     lib_search_info info;
     cn_err err = {0};
-    lib_search_opts so = {.k = a.k ? a.k : 4, .embed_model = a.embed_model, .threads = a.threads};
-    int n = lib_search(l, q, &so, &ar, res, &info, &err);
     int ret = 0;
-    if (n < 0) {
-        ret = cli_error(&err);
+    int n = open_and_search("ask", &a, 4, q, sizeof q, &l, &ar, res, &info, &err, &ret);
+    if (n < 0)
         goto done;
-    }
     /* nothing relevant: no keyword match and no passage close in meaning; the
     ** model is not called */
     if (n == 0 || (info.n_keyword == 0 && info.best_cosine < LIB_MIN_COSINE)) {

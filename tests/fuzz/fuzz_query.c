@@ -21,22 +21,8 @@
 
 #ifdef CAIRN_LIBFUZZER
 #define FUZZ_ENTRY LLVMFuzzerTestOneInput
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 #else
-#include "test.h"
 #define FUZZ_ENTRY fuzz_query_one
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            test_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                         \
-    } while (0)
 int fuzz_query_one(const uint8_t *data, size_t size);
 #endif
 

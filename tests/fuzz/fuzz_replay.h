@@ -1,6 +1,7 @@
-/* fuzz_replay.h: replay a saved libFuzzer corpus through a fuzz entry point
-** in the plain test build. Returns the number of files, or -1 if the
-** directory does not exist. */
+/* fuzz_replay.h: what the fuzz targets share. CHECK(cond, fmt, ...) aborts
+** under libFuzzer (so the input is saved) and records a test failure in the
+** plain test build; fuzz_replay_dir() replays a saved corpus through a fuzz
+** entry point there. */
 #ifndef CN_FUZZ_REPLAY_H
 #define CN_FUZZ_REPLAY_H
 
@@ -9,6 +10,26 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#ifdef CAIRN_LIBFUZZER
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+#else
+#include "test.h"
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            test_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                         \
+    } while (0)
+#endif
+
+/* Returns the number of files replayed, or -1 if the directory does not exist. */
 
 static inline int fuzz_replay_dir(const char *dir, int (*one)(const uint8_t *, size_t))
 {

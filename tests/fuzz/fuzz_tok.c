@@ -21,30 +21,16 @@
 ** test fuzz_tok_corpus, which replays tests/fuzz/corpus/tok/.
 */
 #include "tok/tok.h"
+#include "fuzz_replay.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef CAIRN_LIBFUZZER
 #define FUZZ_ENTRY LLVMFuzzerTestOneInput
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 #else
-#include "test.h"
 #define FUZZ_ENTRY fuzz_tok_one
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            test_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                         \
-    } while (0)
 int fuzz_tok_one(const uint8_t *data, size_t size);
 #endif
 
@@ -216,27 +202,9 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 /* Replay the saved corpus through the same checks. */
 TEST(fuzz_tok_corpus)
 {
-    const char *dir = "tests/fuzz/corpus/tok";
-    DIR *d = opendir(dir);
-    if (!d)
+    int n = fuzz_replay_dir("tests/fuzz/corpus/tok", fuzz_tok_one);
+    if (n < 0)
         SKIP("tests/fuzz/corpus/tok not found");
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[1024], *buf;
-        size_t len;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        cn_err e = {0};
-        if (cn_read_file(path, 1 << 20, &buf, &len, &e) != CN_OK) {
-            test_fail_at(__FILE__, __LINE__, "%s", e.msg);
-            continue;
-        }
-        fuzz_tok_one((const uint8_t *)buf, len);
-        free(buf);
-        n++;
-    }
-    closedir(d);
     for (int k = 0; k < N_VOCABS; k++) {
         tok_close(vocabs[k]);
         gguf_close(files[k]);
