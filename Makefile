@@ -3,7 +3,7 @@
 # libFuzzer targets; `make bench` runs the benchmarks.
 #
 # Every src/<module>/*.c except src/cli/ goes into build/libcairn.a, so a new
-# file needs no Makefile change. Only src/engine/kern_avx2.c is compiled with
+# file needs no Makefile change. Only src/engine/kern_avx2*.c are compiled with
 # -mavx2 -mfma; everything else must run on any x86-64.
 
 CC      ?= cc
@@ -36,7 +36,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/src/engine/kern_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/src/engine/kern_avx2.o $(BUILD)/src/engine/kern_avx2_quant.o: CFLAGS += -mavx2 -mfma -mf16c
 
 # A thin archive: members keep their paths, so two modules may both have a
 # search.o without one replacing the other.

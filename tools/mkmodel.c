@@ -174,7 +174,10 @@ static int plan(const opts *o, tensor_plan *p)
     } while (0)
     if (!strcmp(s->arch, "bert"))
         return plan_bert(o, p);
-    ADD("token_embd.weight", base, s->n_embd, s->n_vocab, FILL_RANDOM);
+    /* llama.cpp's Q4_K_M gives the output matrix Q6_K, and with a tied
+    ** output that matrix is the embedding table */
+    ADD("token_embd.weight", mixk && s->tied ? GGML_Q6_K : base, s->n_embd, s->n_vocab,
+        FILL_RANDOM);
     ADD("output_norm.weight", GGML_F32, s->n_embd, 1, FILL_ONES);
     if (!s->tied)
         ADD("output.weight", mixk ? GGML_Q6_K : base, s->n_embd, s->n_vocab, FILL_RANDOM);

@@ -136,9 +136,11 @@ static void convert_rows(void *ctx, int ith, int nth)
                       j->n_cols);
 }
 
-/* Tokens per tile pass: their activations stay in cache while the thread's
-** weight rows stream past once per pass. */
+/* Tokens per pass: their activations stay in L2 while the thread's weight
+** rows go by in chunks small enough for L1, each chunk serving every token
+** of the pass before the next is loaded. */
 #define TILE_TOKENS 48
+#define CHUNK_ROWS 16
 
 /* Rows are split in contiguous ranges so each thread streams its own part
 ** of the weights, reusing each row for every token. */
@@ -149,12 +151,14 @@ static void matmul_rows(void *ctx, int ith, int nth)
     int r0 = ith * per, r1 = CN_MIN(j->n_rows, r0 + per);
     if (r0 >= r1)
         return;
-    if (j->gemm && j->n_tok > 1) {
-        for (int t0 = 0; t0 < j->n_tok; t0 += TILE_TOKENS)
-            j->gemm(j->n_cols, j->w + (size_t)r0 * j->w_row, j->w_row, r1 - r0,
-                    (const char *)j->act + (size_t)t0 * j->act_row, j->act_row,
-                    CN_MIN(TILE_TOKENS, j->n_tok - t0), j->out + (size_t)t0 * j->n_rows + r0,
-                    (size_t)j->n_rows);
+    if (j->gemm) {
+        for (int t0 = 0; t0 < j->n_tok; t0 += TILE_TOKENS) {
+            int nt = CN_MIN(TILE_TOKENS, j->n_tok - t0);
+            for (int r = r0; r < r1; r += CHUNK_ROWS)
+                j->gemm(j->n_cols, j->w + (size_t)r * j->w_row, j->w_row, CN_MIN(CHUNK_ROWS, r1 - r),
+                        (const char *)j->act + (size_t)t0 * j->act_row, j->act_row, nt,
+                        j->out + (size_t)t0 * j->n_rows + r, (size_t)j->n_rows);
+        }
         return;
     }
     for (int r = r0; r < r1; r++) {

@@ -9,24 +9,10 @@
 ** a few weight rows and several tokens in registers, so each weight load
 ** serves several tokens and each activation load several rows.
 */
-#include "engine/engine_int.h"
-#include "engine/quant.h"
+#include "engine/kern_avx2.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-/* One F16 scale to float with the F16C instruction (the scalar version in
-** base is exact too, but a function call in the inner loop). */
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-static inline float hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* ---- F32 weights --------------------------------------------------------- */
 
@@ -158,109 +144,6 @@ static void gemm_f16(int n, const void *w, size_t ws, int nr, const void *a, siz
         for (int t = 0; t < nt; t++)
             dot_f16(n, &out[(size_t)t * os + r], (const char *)w + r * ws,
                     (const char *)a + (size_t)t * as);
-}
-
-/* ---- Q8_0 weights, Q8_0 activations --------------------------------------
-** ggml's AVX2 quantizer: scale 127/max, round half to even. */
-
-static void quantize_q8_0(const float *x, void *vy, int64_t n)
-{
-    block_q8_0 *y = vy;
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
-        __m256 v[4], m = _mm256_setzero_ps();
-        for (int j = 0; j < 4; j++) {
-            v[j] = _mm256_loadu_ps(x + 8 * j);
-            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[j]));
-        }
-        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float amax = _mm_cvtss_f32(m4);
-        y[b].d = cn_fp32_to_fp16(amax / 127.f);
-        __m256 mul = _mm256_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
-        __m256i q[4];
-        for (int j = 0; j < 4; j++)
-            q[j] = _mm256_cvtps_epi32(
-                _mm256_round_ps(_mm256_mul_ps(v[j], mul), _MM_FROUND_TO_NEAREST_INT |
-                                                              _MM_FROUND_NO_EXC));
-        /* pack 32 int32 to 32 int8, undoing the lane interleave of the packs */
-        __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
-        __m256i p8 = _mm256_packs_epi16(p16a, p16b);
-        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)y[b].qs, p8);
-    }
-}
-
-/* Sum of the 32 products of two int8 blocks as 8 int32 lanes. */
-static inline __m256i dot32_i8(__m256i x, __m256i y)
-{
-    __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
-}
-
-static void dot_q8_0(int n, float *s, const void *w, const void *a)
-{
-    const block_q8_0 *x = w, *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / QK8_0; b++) {
-        __m256i p = dot32_i8(_mm256_loadu_si256((const __m256i *)x[b].qs),
-                             _mm256_loadu_si256((const __m256i *)y[b].qs));
-        float d = h2f(x[b].d) * h2f(y[b].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-    }
-    *s = hsum(acc);
-}
-
-/* 2 weight rows x 4 tokens per step. */
-static void gemm_q8_0(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
-                      float *out, size_t os)
-{
-    int nb = n / QK8_0, r = 0;
-    for (; r + 2 <= nr; r += 2) {
-        const block_q8_0 *x0 = (const block_q8_0 *)((const char *)w + r * ws);
-        const block_q8_0 *x1 = (const block_q8_0 *)((const char *)w + (r + 1) * ws);
-        int t = 0;
-        for (; t + 4 <= nt; t += 4) {
-            const block_q8_0 *y[4];
-            for (int j = 0; j < 4; j++)
-                y[j] = (const block_q8_0 *)((const char *)a + (size_t)(t + j) * as);
-            __m256 c[2][4];
-            for (int j = 0; j < 4; j++)
-                c[0][j] = c[1][j] = _mm256_setzero_ps();
-            for (int b = 0; b < nb; b++) {
-                __m256i q0 = _mm256_loadu_si256((const __m256i *)x0[b].qs);
-                __m256i q1 = _mm256_loadu_si256((const __m256i *)x1[b].qs);
-                __m256i ax0 = _mm256_sign_epi8(q0, q0), ax1 = _mm256_sign_epi8(q1, q1);
-                float d0 = h2f(x0[b].d), d1 = h2f(x1[b].d);
-                for (int j = 0; j < 4; j++) {
-                    __m256i qy = _mm256_loadu_si256((const __m256i *)y[j][b].qs);
-                    float dy = h2f(y[j][b].d);
-                    __m256i p0 = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(ax0, _mm256_sign_epi8(qy, q0)), _mm256_set1_epi16(1));
-                    __m256i p1 = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(ax1, _mm256_sign_epi8(qy, q1)), _mm256_set1_epi16(1));
-                    c[0][j] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dy), _mm256_cvtepi32_ps(p0),
-                                              c[0][j]);
-                    c[1][j] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dy), _mm256_cvtepi32_ps(p1),
-                                              c[1][j]);
-                }
-            }
-            for (int j = 0; j < 4; j++) {
-                out[(size_t)(t + j) * os + r] = hsum(c[0][j]);
-                out[(size_t)(t + j) * os + r + 1] = hsum(c[1][j]);
-            }
-        }
-        for (; t < nt; t++) {
-            const char *y = (const char *)a + (size_t)t * as;
-            dot_q8_0(n, &out[(size_t)t * os + r], x0, y);
-            dot_q8_0(n, &out[(size_t)t * os + r + 1], x1, y);
-        }
-    }
-    for (; r < nr; r++)
-        for (int t = 0; t < nt; t++)
-            dot_q8_0(n, &out[(size_t)t * os + r], (const char *)w + r * ws,
-                     (const char *)a + (size_t)t * as);
 }
 
 /* ---- attention -------------------------------------------------------------
@@ -443,9 +326,5 @@ void kern_avx2_install(kern_table *k)
     k->act_from_float[GGML_F16] = act_f16_rounded;
     k->to_float[GGML_F16] = to_float_f16;
 
-    k->dot[GGML_Q8_0] = dot_q8_0;
-    k->gemm[GGML_Q8_0] = gemm_q8_0;
-    k->act_from_float[GGML_Q8_0] = quantize_q8_0;
-    k->act_from_float[GGML_Q4_0] = quantize_q8_0;
-    k->act_from_float[GGML_Q5_0] = quantize_q8_0;
+    kern_avx2_quant_install(k);
 }

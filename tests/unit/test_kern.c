@@ -19,22 +19,85 @@ static float frand(void)
 
 static bool have_simd(void) { return kern_get() != kern_scalar() && strcmp(kern_get()->name, "scalar"); }
 
-/* Dot products and tiles for one weight type: every (row, token) of a
-** rows x toks product through the active gemm and dot, against the scalar
-** reference on the reference's own activation format. */
-static void check_type(uint32_t type, int n, int rows, int toks, double rel_tol)
+/* Offsets of the fp16 scale fields in a block of each quantized type. */
+static void scale_fields(uint32_t type, int off[2], int *n_off)
 {
-    const kern_table *k = kern_get(), *s = kern_scalar();
+    *n_off = 1;
+    off[0] = 0;
+    if (type == GGML_Q4_K || type == GGML_Q5_K)
+        *n_off = 2, off[1] = 2; /* d, dmin */
+    else if (type == GGML_Q6_K)
+        off[0] = (int)offsetof(block_q6_K, d);
+}
+
+/*
+** Weights for a differential test, rows x n of `type`. mode 0: quantized
+** from normal-ish floats; mode 1: random bytes (every quant and sub-block
+** scale value, including the extremes: 6-bit scales of 63, Q6_K scales of
+** -128) with finite random fp16 scales over a wide range; rows alternate
+** the magnitude of their scales (1e-4 to 1e3).
+*/
+static char *make_weights(uint32_t type, int n, int rows, int mode)
+{
     const quant_traits *qt = quant_get(type);
     size_t wrow = gguf_row_size(type, n);
-    float *wf = malloc(sizeof(float) * (size_t)n * rows), *x = malloc(sizeof(float) * (size_t)n * toks);
     char *w = malloc(wrow * (size_t)rows);
-    for (int i = 0; i < n * rows; i++)
-        wf[i] = frand();
+    if (mode == 0 || qt->block_size == 1) {
+        float *wf = malloc(sizeof(float) * (size_t)n);
+        for (int r = 0; r < rows; r++) {
+            float mag = r % 3 == 0 ? 1.0f : r % 3 == 1 ? 1e-3f : 50.0f;
+            for (int i = 0; i < n; i++)
+                wf[i] = frand() * mag;
+            qt->from_float(wf, w + (size_t)r * wrow, n);
+        }
+        free(wf);
+        return w;
+    }
+    for (size_t i = 0; i < wrow * (size_t)rows; i++)
+        w[i] = (char)(frand() * 128);
+    int off[2], n_off;
+    scale_fields(type, off, &n_off);
+    size_t nblk = wrow * (size_t)rows / (size_t)qt->type_size;
+    for (size_t b = 0; b < nblk; b++)
+        for (int k = 0; k < n_off; k++) {
+            float mag = (b / (nblk / (size_t)rows)) % 2 ? 1e3f : 1e-4f;
+            uint16_t h = cn_fp32_to_fp16(frand() * mag);
+            memcpy(w + b * (size_t)qt->type_size + off[k], &h, 2);
+        }
+    return w;
+}
+
+/* Activations rows x n: mode 0 uniform; mode 1 with zero blocks, single
+** outliers and tiny values, where a quantizer's rounding is tested hardest. */
+static float *make_acts(int n, int toks, int mode)
+{
+    float *x = malloc(sizeof(float) * (size_t)n * toks);
     for (int i = 0; i < n * toks; i++)
         x[i] = frand() * 3;
-    for (int r = 0; r < rows; r++)
-        qt->from_float(wf + (size_t)r * n, w + (size_t)r * wrow, n);
+    if (mode == 1)
+        for (int t = 0; t < toks; t++) {
+            float *xt = x + (size_t)t * n;
+            if (t % 3 == 0)
+                memset(xt, 0, sizeof(float) * (size_t)CN_MIN(n, 256)); /* a zero block */
+            if (t % 3 == 1)
+                xt[n / 2] = -1e4f; /* an outlier: everything else rounds to small steps */
+            if (t % 3 == 2)
+                for (int i = 0; i < n; i++)
+                    xt[i] *= 1e-20f;
+        }
+    return x;
+}
+
+/* Dot products and tiles for one weight type: every (row, token) of a
+** rows x toks product through the active gemm and dot, against the scalar
+** reference on the reference's own activation format. rel_tol 0 demands
+** bit-identical results. */
+static void check_type_mode(uint32_t type, int n, int rows, int toks, double rel_tol, int mode)
+{
+    const kern_table *k = kern_get(), *s = kern_scalar();
+    size_t wrow = gguf_row_size(type, n);
+    char *w = make_weights(type, n, rows, mode);
+    float *x = make_acts(n, toks, mode);
     size_t arow_k = gguf_row_size(k->act_type[type], n), arow_s = gguf_row_size(s->act_type[type], n);
     char *ak = malloc(arow_k * (size_t)toks), *as = malloc(arow_s * (size_t)toks);
     for (int t = 0; t < toks; t++) {
@@ -51,39 +114,94 @@ static void check_type(uint32_t type, int n, int rows, int toks, double rel_tol)
     if (k->gemm[type])
         k->gemm[type](n, w, wrow, rows, ak, arow_k, toks, tile, (size_t)rows);
     int bad = 0;
+    double worst = 0;
     for (int t = 0; t < toks; t++)
         for (int r = 0; r < rows; r++) {
-            float ref, fast;
+            float ref, fast, mag;
             s->dot[type](n, &ref, w + (size_t)r * wrow, as + (size_t)t * arow_s);
             k->dot[type](n, &fast, w + (size_t)r * wrow, ak + (size_t)t * arow_k);
-            double tol = rel_tol * sqrt((double)n) * 3;
-            if (fabs(fast - ref) > tol || (k->gemm[type] && fabs(tile[(size_t)t * rows + r] - ref) > tol))
+            /* the tolerance scales with the size of the terms: |w| . |x| */
+            float *wr = malloc(sizeof(float) * (size_t)n);
+            quant_get(type)->to_float(w + (size_t)r * wrow, wr, n);
+            double norm = 0;
+            for (int i = 0; i < n; i++)
+                norm += fabs(wr[i] * x[(size_t)t * n + i]);
+            free(wr);
+            mag = (float)norm;
+            double tol = rel_tol * mag;
+            double e1 = fabs(fast - ref), e2 = k->gemm[type] ? fabs(tile[(size_t)t * rows + r] - ref) : 0;
+            if (e1 > tol || e2 > tol || isnan(fast) != isnan(ref)) {
                 bad++;
+                worst = fmax(worst, fmax(e1, e2) / (mag > 0 ? mag : 1));
+            }
         }
     if (bad)
-        test_fail_at(__FILE__, __LINE__, "%s: %d of %d products differ from the reference",
-                     gguf_ttype_name(type), bad, rows * toks);
-    free(wf);
-    free(x);
+        test_fail_at(__FILE__, __LINE__, "%s n=%d mode %d: %d of %d products differ from the "
+                     "reference (worst %g of |w|.|x|)", gguf_ttype_name(type), n, mode, bad,
+                     rows * toks, worst);
     free(w);
+    free(x);
     free(ak);
     free(as);
     free(tile);
+}
+
+static void check_type(uint32_t type, int n, int rows, int toks, double rel_tol)
+{
+    check_type_mode(type, n, rows, toks, rel_tol, 0);
+    if (quant_get(type)->block_size > 1)
+        check_type_mode(type, n, rows, toks, rel_tol, 1);
 }
 
 TEST(kern_simd_matches_reference_products)
 {
     if (!have_simd())
         SKIP("no SIMD kernels on this CPU");
-    /* odd row/token counts exercise every tile remainder */
-    check_type(GGML_F32, 72, 5, 13, 1e-5);
-    check_type(GGML_F32, 75, 3, 2, 1e-5);
-    check_type(GGML_F16, 136, 7, 15, 1e-3);
-    check_type(GGML_F16, 20, 3, 7, 1e-3); /* width not a multiple of 8 */
+    /* odd row/token counts exercise every tile remainder; float results are
+    ** within rel_tol of the sum of |w * x| (the scale of rounding error) */
+    check_type(GGML_F32, 72, 5, 13, 1e-6);
+    check_type(GGML_F32, 75, 3, 2, 1e-6);
+    check_type(GGML_F16, 136, 7, 15, 1e-6);
+    check_type(GGML_F16, 20, 3, 7, 1e-6); /* width not a multiple of 8 */
     /* quantized activations may round differently by one step (the SIMD
-    ** quantizer rounds half to even, as ggml's does); the tolerance allows it */
-    check_type(GGML_Q8_0, 96, 5, 11, 2e-2);
-    check_type(GGML_Q8_0, 32, 1, 1, 2e-2);
+    ** Q8_0 quantizer rounds half to even, as ggml's does): one step of 1/127
+    ** on one element, under 1e-2 of |w|.|x| */
+    check_type(GGML_Q8_0, 96, 5, 11, 1e-2);
+    check_type(GGML_Q8_0, 32, 1, 1, 1e-2);
+    check_type(GGML_Q4_0, 160, 7, 9, 1e-2);
+    check_type(GGML_Q5_0, 224, 9, 6, 1e-2);
+}
+
+/* K-quants are exact: same integers, same float expressions in the same
+** order, so every product must equal the reference bit for bit. */
+TEST(kern_simd_k_quants_are_bit_exact)
+{
+    if (!have_simd())
+        SKIP("no SIMD kernels on this CPU");
+    static const uint32_t types[] = {GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
+    for (size_t i = 0; i < CN_ARRAY_LEN(types); i++) {
+        check_type(types[i], 256, 1, 1, 0);
+        check_type(types[i], 768, 7, 11, 0);  /* remainders of every tile shape */
+        check_type(types[i], 512, 9, 5, 0);
+        check_type(types[i], 256, 4, 2, 0);
+    }
+}
+
+TEST(kern_simd_q8_K_quantizer_is_exact)
+{
+    if (!have_simd())
+        SKIP("no SIMD kernels on this CPU");
+    const int n = 1024;
+    for (int mode = 0; mode < 2; mode++) {
+        float *x = make_acts(n, 3, mode);
+        x[7] = 1.5f * 2; /* ties of magnitude: the first one found sets the sign */
+        x[9] = -3.0f;
+        block_q8_K a[12], b[12];
+        kern_get()->act_from_float[GGML_Q4_K](x, a, 3 * n);
+        quant_quantize_row_q8_K_ref(x, b, 3 * n);
+        EXPECT(memcmp(a, b, sizeof a) == 0);
+        free(x);
+    }
 }
 
 TEST(kern_simd_q8_0_quantizer_is_ggml_avx2)

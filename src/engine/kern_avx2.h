@@ -1,0 +1,37 @@
+/*
+** kern_avx2.h: helpers shared by the files built with -mavx2 -mfma -mf16c
+** (kern_avx2*.c). Never include it from a file built without those flags:
+** the inline functions would not compile, or worse, would run on a CPU
+** without AVX2.
+*/
+#ifndef CN_KERN_AVX2_H
+#define CN_KERN_AVX2_H
+
+#include "engine/engine_int.h"
+#include "engine/quant.h"
+
+#include <immintrin.h>
+
+/* One F16 scale to float with the F16C instruction (exact, like the scalar
+** cn_fp16_to_fp32, but no function call in the inner loop). */
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sum of the 32 products of two int8 blocks as 8 int32 lanes. */
+static inline __m256i dot32_i8(__m256i x, __m256i y)
+{
+    __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+/* Quantized twins (kern_avx2_quant.c). */
+void kern_avx2_quant_install(kern_table *k);
+
+#endif
