@@ -57,6 +57,12 @@ bool kern_supports(uint32_t type);
 void kern_matmul(cn_pool *pool, float *out, const gguf_tensor *w, const float *x, int n_tok,
                  void *scratch);
 size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok);
+/* Several products of the same input at once (q, k and v; gate and up):
+** out[i] = W_i x. The input is converted once and the pool woken once,
+** which matters in generation, where each product is a few microseconds. */
+#define KERN_MAX_GROUP 4
+void kern_matmul_group(cn_pool *pool, int n_mat, float *const *out, const gguf_tensor *const *w,
+                       const float *x, int n_tok, void *scratch);
 
 void kern_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void kern_softmax(float *x, int n);

@@ -115,14 +115,22 @@ size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok)
     return gguf_row_size(a, n_cols) * (size_t)n_tok;
 }
 
-typedef struct matmul_job {
+/* One weight matrix of a product group. */
+typedef struct matmul_one {
     float *out;
     const char *w;
-    const void *act;
-    size_t act_row, w_row;
-    int n_tok, n_rows, n_cols;
+    size_t w_row;
+    int n_rows;
     kern_dot_fn dot;
     kern_gemm_fn gemm;
+} matmul_one;
+
+typedef struct matmul_job {
+    matmul_one mat[KERN_MAX_GROUP];
+    int n_mat;
+    const void *act;        /* activations in the weights' partner format */
+    size_t act_row;
+    int n_tok, n_cols;
     kern_from_float_fn from_float;
     const float *x;
     void *scratch;
@@ -142,52 +150,81 @@ static void convert_rows(void *ctx, int ith, int nth)
 #define TILE_TOKENS 48
 #define CHUNK_ROWS 16
 
-/* Rows are split in contiguous ranges so each thread streams its own part
-** of the weights, reusing each row for every token. */
-static void matmul_rows(void *ctx, int ith, int nth)
+static void matmul_range(const matmul_job *j, const matmul_one *m, int r0, int r1)
 {
-    matmul_job *j = ctx;
-    int per = (j->n_rows + nth - 1) / nth;
-    int r0 = ith * per, r1 = CN_MIN(j->n_rows, r0 + per);
-    if (r0 >= r1)
-        return;
-    if (j->gemm) {
+    if (m->gemm) {
         for (int t0 = 0; t0 < j->n_tok; t0 += TILE_TOKENS) {
             int nt = CN_MIN(TILE_TOKENS, j->n_tok - t0);
             for (int r = r0; r < r1; r += CHUNK_ROWS)
-                j->gemm(j->n_cols, j->w + (size_t)r * j->w_row, j->w_row, CN_MIN(CHUNK_ROWS, r1 - r),
-                        (const char *)j->act + (size_t)t0 * j->act_row, j->act_row, nt,
-                        j->out + (size_t)t0 * j->n_rows + r, (size_t)j->n_rows);
+                m->gemm(j->n_cols, m->w + (size_t)r * m->w_row, m->w_row,
+                        CN_MIN(CHUNK_ROWS, r1 - r), (const char *)j->act + (size_t)t0 * j->act_row,
+                        j->act_row, nt, m->out + (size_t)t0 * m->n_rows + r, (size_t)m->n_rows);
         }
         return;
     }
     for (int r = r0; r < r1; r++) {
-        const void *row = j->w + (size_t)r * j->w_row;
+        const void *row = m->w + (size_t)r * m->w_row;
         for (int t = 0; t < j->n_tok; t++)
-            j->dot(j->n_cols, &j->out[(size_t)t * j->n_rows + r], row,
+            m->dot(j->n_cols, &m->out[(size_t)t * m->n_rows + r], row,
                    (const char *)j->act + (size_t)t * j->act_row);
     }
+}
+
+/* Rows of each matrix are split in contiguous ranges (multiples of four, the
+** height of the generation tiles) so each thread streams its own part of the
+** weights once, reusing each row for every token. */
+static void matmul_rows(void *ctx, int ith, int nth)
+{
+    matmul_job *j = ctx;
+    for (int i = 0; i < j->n_mat; i++) {
+        const matmul_one *m = &j->mat[i];
+        int per = (m->n_rows + nth - 1) / nth;
+        per = (per + 3) / 4 * 4;
+        int r0 = CN_MIN(m->n_rows, ith * per), r1 = CN_MIN(m->n_rows, r0 + per);
+        if (r0 < r1)
+            matmul_range(j, m, r0, r1);
+    }
+}
+
+void kern_matmul_group(cn_pool *pool, int n_mat, float *const *out, const gguf_tensor *const *w,
+                       const float *x, int n_tok, void *scratch)
+{
+    const kern_table *k = kern_get();
+    uint32_t act_type = k->act_type[w[0]->type];
+    bool same = n_mat <= KERN_MAX_GROUP;
+    for (int i = 1; i < n_mat; i++)
+        same &= k->act_type[w[i]->type] == act_type && w[i]->ne[0] == w[0]->ne[0];
+    if (!same) { /* one conversion cannot serve them all */
+        for (int i = 0; i < n_mat; i++)
+            kern_matmul_group(pool, 1, &out[i], &w[i], x, n_tok, scratch);
+        return;
+    }
+    matmul_job j = {
+        .n_mat = n_mat, .n_tok = n_tok, .n_cols = (int)w[0]->ne[0], .x = x, .scratch = scratch,
+        .from_float = k->act_from_float[w[0]->type],
+    };
+    for (int i = 0; i < n_mat; i++)
+        j.mat[i] = (matmul_one){
+            .out = out[i], .w = w[i]->data, .w_row = gguf_row_size(w[i]->type, w[i]->ne[0]),
+            .n_rows = (int)w[i]->ne[1], .dot = k->dot[w[i]->type], .gemm = k->gemm[w[i]->type],
+        };
+    j.act_row = gguf_row_size(act_type, j.n_cols);
+    if (!j.from_float) {
+        j.act = x;
+    } else {
+        if (n_tok == 1) /* a microsecond of work: not worth waking the pool */
+            convert_rows(&j, 0, 1);
+        else
+            cn_pool_run(pool, convert_rows, &j);
+        j.act = scratch;
+    }
+    cn_pool_run(pool, matmul_rows, &j);
 }
 
 void kern_matmul(cn_pool *pool, float *out, const gguf_tensor *w, const float *x, int n_tok,
                  void *scratch)
 {
-    const kern_table *k = kern_get();
-    matmul_job j = {
-        .out = out, .w = w->data, .n_tok = n_tok,
-        .n_rows = (int)w->ne[1], .n_cols = (int)w->ne[0],
-        .dot = k->dot[w->type], .gemm = k->gemm[w->type], .x = x, .scratch = scratch,
-        .w_row = gguf_row_size(w->type, w->ne[0]),
-        .from_float = k->act_from_float[w->type],
-    };
-    j.act_row = gguf_row_size(k->act_type[w->type], j.n_cols);
-    if (!j.from_float) {
-        j.act = x;
-    } else {
-        cn_pool_run(pool, convert_rows, &j);
-        j.act = scratch;
-    }
-    cn_pool_run(pool, matmul_rows, &j);
+    kern_matmul_group(pool, 1, &out, &w, x, n_tok, scratch);
 }
 
 /* Squares in float summed in double, as llama.cpp does: quantized

@@ -169,9 +169,8 @@ int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool w
             kern_rmsnorm(m->xb + (size_t)t * D, m->x + (size_t)t * D, L->attn_norm, D,
                          hp->rms_eps);
         // q, k, v for every token of the chunk
-        kern_matmul(m->pool, m->q, L->wq, m->xb, n, m->act);
-        kern_matmul(m->pool, m->k, L->wk, m->xb, n, m->act);
-        kern_matmul(m->pool, m->v, L->wv, m->xb, n, m->act);
+        kern_matmul_group(m->pool, 3, (float *[]){m->q, m->k, m->v},
+                          (const gguf_tensor *[]){L->wq, L->wk, L->wv}, m->xb, n, m->act);
         if (L->bq) {
             add_bias(m->q, L->bq, n, nq);
             add_bias(m->k, L->bk, n, nkv);
@@ -195,8 +194,8 @@ int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool w
         for (int t = 0; t < n; t++)
             kern_rmsnorm(m->xb + (size_t)t * D, m->x + (size_t)t * D, L->ffn_norm, D,
                          hp->rms_eps);
-        kern_matmul(m->pool, m->hb, L->w_gate, m->xb, n, m->act);
-        kern_matmul(m->pool, m->hb2, L->w_up, m->xb, n, m->act);
+        kern_matmul_group(m->pool, 2, (float *[]){m->hb, m->hb2},
+                          (const gguf_tensor *[]){L->w_gate, L->w_up}, m->xb, n, m->act);
         kern_silu_mul(m->hb, m->hb2, n * hp->n_ff);
         kern_matmul(m->pool, m->xb, L->w_down, m->hb, n, m->act);
         add_into(m->x, m->xb, (size_t)n * D);
