@@ -24,6 +24,7 @@ const char cli_run_help[] =
     "  -c, --ctx N           context length in tokens (default: min(model, 4096))\n"
     "  -b, --batch N         prompt tokens per forward pass (default 256)\n"
     "      --kv-type T       KV cache precision: f16 (default) or f32\n"
+    "      --mlock           lock the model's weights in memory\n"
     "sampling options:\n"
     "  -n, --n-predict N     tokens to generate (default 256)\n"
     "      --temp T          temperature; 0 = greedy (default 0.8)\n"
@@ -76,6 +77,8 @@ int cli_run_option(const char *cmd, cli_run_args *a, int argc, char **argv, int 
         if (!cli_int(v, 1, 1 << 16, &n))
             BAD("an integer from 1 to 65536");
         a->opts.n_batch = (int)n;
+    } else if (!strcmp(o, "--mlock")) {
+        a->opts.mlock = true;
     } else if (!strcmp(o, "--kv-type")) {
         NEED_VALUE();
         if (strcmp(v, "f16") && strcmp(v, "f32"))

@@ -23,6 +23,7 @@ typedef struct eng_opts {
     int n_threads;  /* default: physical cores */
     int n_batch;    /* tokens per forward chunk when processing a prompt; default 256 */
     bool kv_f32;    /* KV cache in F32 instead of F16 */
+    bool mlock;     /* lock the mapped weights in memory (never paged out) */
 } eng_opts;
 
 enum { ENG_ROPE_NORM = 0, ENG_ROPE_NEOX = 2 };

@@ -25,6 +25,9 @@
 
 #define INLINE static inline __attribute__((always_inline))
 #define MAX_TILE 8 /* rows x tokens of one tile */
+#ifndef PF_TILES
+#define PF_TILES 1 /* prefetch distance, in tiles */
+#endif
 
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 static inline __m128i load128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
@@ -165,7 +168,7 @@ INLINE void tile32(uint32_t type, size_t bsize, const int R, const int T, int nb
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             if (b % 2 == 0)
-                prefetch_block(w + (r + R) * ws + b * bsize, 2 * bsize);
+                prefetch_block(w + (r + PF_TILES * R) * ws + b * bsize, 2 * bsize);
             q[r] = expand32(type, w + r * ws + b * bsize, &d[r]);
             aq[r] = _mm256_sign_epi8(q[r], q[r]);
         }
@@ -290,7 +293,7 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const char *blk = w + r * ws + b * bsize;
-            prefetch_block(blk + R * ws, bsize);
+            prefetch_block(blk + PF_TILES * R * ws, bsize);
             uint8_t s[16];
             if (type == GGML_Q4_K) {
                 const block_q4_K *x = (const block_q4_K *)blk;
@@ -375,7 +378,7 @@ INLINE void tile_q6_K(const int R, const int T, int nb, const char *w, size_t ws
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             x[r] = (const block_q6_K *)(w + r * ws) + b;
-            prefetch_block((const char *)x[r] + R * ws, sizeof(block_q6_K));
+            prefetch_block((const char *)x[r] + PF_TILES * R * ws, sizeof(block_q6_K));
             s8[r] = load128(x[r]->scales);
             dw[r] = h2f(x[r]->d);
         }

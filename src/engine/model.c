@@ -5,7 +5,9 @@
 */
 #include "engine/engine_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +304,12 @@ int eng_model_open(eng_model **out, const char *path, const eng_opts *opts, cn_e
     m->n_batch = CN_MIN(o.n_batch ? o.n_batch : 256, m->n_ctx);
     m->n_threads = o.n_threads ? o.n_threads : cn_physical_cores();
     m->kv_f16 = !o.kv_f32;
+    if (o.mlock && mlock(m->g->map, m->g->file_size) != 0) {
+        int e = errno;
+        eng_model_close(m);
+        return cn_fail(err, CN_EIO, "%s: cannot lock %.1f MiB in memory: %s (the limit is "
+                       "`ulimit -l`)", path, m->g->file_size / 1048576.0, strerror(e));
+    }
     if ((rc = cn_pool_new(&m->pool, m->n_threads, err)) || (rc = alloc_buffers(m, err))) {
         eng_model_close(m);
         return rc;
