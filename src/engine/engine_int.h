@@ -33,6 +33,11 @@ typedef struct kern_table {
     ** floats apart; work holds kern_attn_work(hd, n_kv) floats */
     void (*attn)(const float *q, size_t qs, int n_q, const float *k, const float *v, size_t kvs,
                  int n_kv, int hd, float scale, float *out, size_t os, float *work);
+    /* causal attention of one query q (hd floats) over n cached positions:
+    ** keys and values are rows kvs elements apart, F16 (f16) or F32; out
+    ** gets hd floats; work holds n + hd floats */
+    void (*attn_cached)(const float *q, const void *k, const void *v, size_t kvs, int n, int hd,
+                        bool f16, float scale, float *out, float *work);
     void (*gelu)(float *x, int n);
 } kern_table;
 
@@ -105,8 +110,7 @@ struct eng_model {
     /* activations for n_batch tokens, allocated at open */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
     float *rope_cs;                 /* (n_batch, n_rot) cos/sin pairs */
-    float *scores;                  /* (n_threads, n_ctx) */
-    uint16_t *q16;                  /* (n_threads, head_dim): query in F16 for an F16 cache */
+    float *scores;                  /* (n_threads, n_ctx + head_dim): attention scratch */
     void *act;                      /* activation scratch for kern_matmul */
     float *logits;                  /* (n_vocab) */
 

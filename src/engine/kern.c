@@ -50,10 +50,53 @@ static void attn_ref(const float *q, size_t qs, int n_q, const float *k, const f
     }
 }
 
+/* Reference causal attention of one query over n cached positions. With an
+** F16 cache the query and the probabilities are rounded to F16 before their
+** dot products, exactly where llama.cpp rounds them; sums in float, in
+** order, as ggml's scalar path. */
+static void attn_cached_ref(const float *q, const void *kc, const void *vc, size_t kvs, int n,
+                            int hd, bool f16, float scale, float *out, float *work)
+{
+    float *sc = work, *qr = work + n;
+    for (int d = 0; d < hd; d++)
+        qr[d] = f16 ? cn_fp16_to_fp32(cn_fp32_to_fp16(q[d])) : q[d];
+    for (int p = 0; p < n; p++) {
+        float s = 0;
+        if (f16) {
+            const uint16_t *k = (const uint16_t *)kc + (size_t)p * kvs;
+            for (int d = 0; d < hd; d++)
+                s += cn_fp16_to_fp32(k[d]) * qr[d];
+        } else {
+            const float *k = (const float *)kc + (size_t)p * kvs;
+            for (int d = 0; d < hd; d++)
+                s += k[d] * qr[d];
+        }
+        sc[p] = s * scale;
+    }
+    kern_softmax(sc, n);
+    if (f16)
+        for (int p = 0; p < n; p++)
+            sc[p] = cn_fp16_to_fp32(cn_fp32_to_fp16(sc[p]));
+    for (int d = 0; d < hd; d++)
+        out[d] = 0;
+    for (int p = 0; p < n; p++) {
+        if (f16) {
+            const uint16_t *v = (const uint16_t *)vc + (size_t)p * kvs;
+            for (int d = 0; d < hd; d++)
+                out[d] += sc[p] * cn_fp16_to_fp32(v[d]);
+        } else {
+            const float *v = (const float *)vc + (size_t)p * kvs;
+            for (int d = 0; d < hd; d++)
+                out[d] += sc[p] * v[d];
+        }
+    }
+}
+
 static void init_scalar(kern_table *k)
 {
     k->name = "scalar";
     k->attn = attn_ref;
+    k->attn_cached = attn_cached_ref;
     k->gelu = kern_gelu_ref;
     for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++) {
         const quant_traits *q = quant_get(t);

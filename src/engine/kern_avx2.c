@@ -14,6 +14,8 @@
 #include <math.h>
 #include <string.h>
 
+#define INLINE_ATTN static inline __attribute__((always_inline))
+
 /* ---- F32 weights --------------------------------------------------------- */
 
 static void dot_f32(int n, float *s, const void *w, const void *a)
@@ -291,6 +293,105 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
     }
 }
 
+/* ---- causal attention over the KV cache (decoder) --------------------------
+** One query per call. Scores come eight keys at a time from eight
+** accumulators folded by a tree of horizontal adds; the probabilities times
+** the values accumulate up to 64 dimensions in registers. F16 rows are
+** widened on the fly (F16C), so the cache is read once, at half the bytes. */
+
+INLINE_ATTN __m256 load_kv(const void *base, size_t i, bool f16)
+{
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+               : _mm256_loadu_ps((const float *)base + i);
+}
+
+/* The sums of v[0..7], as the eight lanes of one vector. */
+static inline __m256 fold8(const __m256 v[8])
+{
+    __m256 a = _mm256_hadd_ps(v[0], v[1]), b = _mm256_hadd_ps(v[2], v[3]);
+    __m256 c = _mm256_hadd_ps(v[4], v[5]), d = _mm256_hadd_ps(v[6], v[7]);
+    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
+}
+
+INLINE_ATTN void attn_cached_body(const float *q, const void *kc, const void *vc, size_t kvs,
+                                  int n, int hd, bool f16, float scale, float *out, float *work)
+{
+    float *sc = work, *qr = work + n;
+    int i = 0;
+    if (f16)
+        for (; i < hd; i += 8)
+            _mm256_storeu_ps(qr + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + i),
+                                                                      _MM_FROUND_TO_NEAREST_INT)));
+    else
+        memcpy(qr, q, sizeof(float) * (size_t)hd);
+    const __m256 vscale = _mm256_set1_ps(scale);
+    int p = 0;
+    for (; p + 8 <= n; p += 8) {
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8) {
+            __m256 qv = _mm256_loadu_ps(qr + d);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_fmadd_ps(load_kv(kc, (size_t)(p + j) * kvs + d, f16), qv, acc[j]);
+        }
+        _mm256_storeu_ps(sc + p, _mm256_mul_ps(fold8(acc), vscale));
+    }
+    for (; p < n; p++) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8)
+            acc = _mm256_fmadd_ps(load_kv(kc, (size_t)p * kvs + d, f16), _mm256_loadu_ps(qr + d),
+                                  acc);
+        sc[p] = hsum(acc) * scale;
+    }
+    softmax_avx2(sc, n);
+    if (f16) {
+        for (p = 0; p + 8 <= n; p += 8)
+            _mm256_storeu_ps(sc + p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(sc + p),
+                                                                      _MM_FROUND_TO_NEAREST_INT)));
+        for (; p < n; p++)
+            sc[p] = _cvtsh_ss(_cvtss_sh(sc[p], _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        int nv = CN_MIN(64, hd - d0) / 8;
+        __m256 acc[8];
+        for (int m8 = 0; m8 < 8; m8++)
+            acc[m8] = _mm256_setzero_ps();
+        if (nv == 8) {
+            for (p = 0; p < n; p++) {
+                __m256 pv = _mm256_set1_ps(sc[p]);
+                for (int m8 = 0; m8 < 8; m8++)
+                    acc[m8] = _mm256_fmadd_ps(pv, load_kv(vc, (size_t)p * kvs + d0 + 8 * m8, f16),
+                                              acc[m8]);
+            }
+        } else {
+            for (p = 0; p < n; p++) {
+                __m256 pv = _mm256_set1_ps(sc[p]);
+                for (int m8 = 0; m8 < nv; m8++)
+                    acc[m8] = _mm256_fmadd_ps(pv, load_kv(vc, (size_t)p * kvs + d0 + 8 * m8, f16),
+                                              acc[m8]);
+            }
+        }
+        for (int m8 = 0; m8 < nv; m8++)
+            _mm256_storeu_ps(out + d0 + 8 * m8, acc[m8]);
+    }
+}
+
+static void attn_cached_avx2(const float *q, const void *kc, const void *vc, size_t kvs, int n,
+                             int hd, bool f16, float scale, float *out, float *work)
+{
+    if (hd % 8) {
+        kern_scalar()->attn_cached(q, kc, vc, kvs, n, hd, f16, scale, out, work);
+        return;
+    }
+    /* two copies, so that the element type is a constant in each */
+    if (f16)
+        attn_cached_body(q, kc, vc, kvs, n, hd, true, scale, out, work);
+    else
+        attn_cached_body(q, kc, vc, kvs, n, hd, false, scale, out, work);
+}
+
 /* GELU by table, eight at a time: round to F16, gather, widen. */
 static void gelu_avx2(float *x, int n)
 {
@@ -317,6 +418,7 @@ void kern_avx2_install(kern_table *k)
 {
     k->gelu = gelu_avx2;
     k->attn = attn_avx2;
+    k->attn_cached = attn_cached_avx2;
     k->name = "avx2";
     k->dot[GGML_F32] = dot_f32;
 

@@ -54,67 +54,25 @@ typedef struct attn_job {
 } attn_job;
 
 /* One (token, head) pair per task: scores over every earlier position,
-** softmax, weighted sum of values. With an F16 cache the query and the
-** probabilities are rounded to F16 before their dot products, exactly
-** where llama.cpp rounds them. */
+** softmax, weighted sum of values (kern_table.attn_cached). */
 static void attention(void *ctx, int ith, int nth)
 {
     attn_job *j = ctx;
     eng_model *m = j->m;
     const eng_hparams *hp = &m->hp;
+    const kern_table *k = kern_get();
     int hd = hp->head_dim, nkv = hp->n_head_kv * hd, nq = hp->n_head * hd;
     int group = hp->n_head / hp->n_head_kv;
     float scale = 1.0f / sqrtf((float)hd);
-    float *sc = m->scores + (size_t)ith * m->n_ctx;
-    uint16_t *q16 = m->q16 + (size_t)ith * hd;
-    size_t layer_off = (size_t)j->layer * m->n_ctx * nkv;
+    float *work = m->scores + (size_t)ith * (m->n_ctx + hd);
+    size_t layer_off = (size_t)j->layer * m->n_ctx * nkv, esize = m->kv_f16 ? 2 : 4;
 
     for (int task = ith; task < j->n * hp->n_head; task += nth) {
         int t = task / hp->n_head, h = task % hp->n_head;
-        int kvh = h / group, n_keys = j->n_past + t + 1;
-        const float *q = m->q + (size_t)t * nq + (size_t)h * hd;
-        float *out = m->att + (size_t)t * nq + (size_t)h * hd;
-        if (m->kv_f16) {
-            const uint16_t *kc = (const uint16_t *)m->k_cache + layer_off + (size_t)kvh * hd;
-            const uint16_t *vc = (const uint16_t *)m->v_cache + layer_off + (size_t)kvh * hd;
-            for (int d = 0; d < hd; d++)
-                q16[d] = cn_fp32_to_fp16(q[d]);
-            for (int p = 0; p < n_keys; p++) {
-                const uint16_t *k = kc + (size_t)p * nkv;
-                float s = 0;
-                for (int d = 0; d < hd; d++)
-                    s += cn_fp16_to_fp32(k[d]) * cn_fp16_to_fp32(q16[d]);
-                sc[p] = s * scale;
-            }
-            kern_softmax(sc, n_keys);
-            for (int p = 0; p < n_keys; p++)
-                sc[p] = cn_fp16_to_fp32(cn_fp32_to_fp16(sc[p]));
-            for (int d = 0; d < hd; d++)
-                out[d] = 0;
-            for (int p = 0; p < n_keys; p++) {
-                const uint16_t *v = vc + (size_t)p * nkv;
-                for (int d = 0; d < hd; d++)
-                    out[d] += sc[p] * cn_fp16_to_fp32(v[d]);
-            }
-        } else {
-            const float *kc = (const float *)m->k_cache + layer_off + (size_t)kvh * hd;
-            const float *vc = (const float *)m->v_cache + layer_off + (size_t)kvh * hd;
-            for (int p = 0; p < n_keys; p++) {
-                const float *k = kc + (size_t)p * nkv;
-                float s = 0;
-                for (int d = 0; d < hd; d++)
-                    s += k[d] * q[d];
-                sc[p] = s * scale;
-            }
-            kern_softmax(sc, n_keys);
-            for (int d = 0; d < hd; d++)
-                out[d] = 0;
-            for (int p = 0; p < n_keys; p++) {
-                const float *v = vc + (size_t)p * nkv;
-                for (int d = 0; d < hd; d++)
-                    out[d] += sc[p] * v[d];
-            }
-        }
+        size_t off = (layer_off + (size_t)(h / group) * hd) * esize;
+        k->attn_cached(m->q + (size_t)t * nq + (size_t)h * hd, (const char *)m->k_cache + off,
+                       (const char *)m->v_cache + off, (size_t)nkv, j->n_past + t + 1, hd,
+                       m->kv_f16, scale, m->att + (size_t)t * nq + (size_t)h * hd, work);
     }
 }
 

@@ -250,8 +250,7 @@ static int alloc_buffers(eng_model *m, cn_err *err)
     m->hb = alloc_f(nb * hp->n_ff, &fail);
     m->hb2 = alloc_f(nb * hp->n_ff, &fail);
     m->rope_cs = alloc_f(nb * hp->n_rot, &fail);
-    m->scores = alloc_f((size_t)m->n_threads * m->n_ctx, &fail);
-    m->q16 = cn_calloc((size_t)m->n_threads * hp->head_dim, sizeof(uint16_t));
+    m->scores = alloc_f((size_t)m->n_threads * (m->n_ctx + hp->head_dim), &fail);
     m->logits = alloc_f((size_t)hp->n_vocab, &fail);
     m->cached = cn_calloc((size_t)m->n_ctx, sizeof *m->cached);
     fail |= !m->cached;
@@ -268,7 +267,7 @@ static int alloc_buffers(eng_model *m, cn_err *err)
     for (size_t i = 0; i < CN_ARRAY_LEN(ws); i++)
         act = CN_MAX(act, kern_act_bytes(ws[i]->type, (int)ws[i]->ne[0], (int)nb));
     m->act = cn_calloc(act, 1);
-    if (fail || !m->q16 || !m->act)
+    if (fail || !m->act)
         return cn_fail(err, CN_ENOMEM, "%s: out of memory for activation buffers", m->g->path);
     return CN_OK;
 }
@@ -338,7 +337,7 @@ void eng_model_close(eng_model *m)
     free(m->k_cache);
     free(m->v_cache);
     void *bufs[] = {m->x, m->xb, m->q, m->k, m->v, m->att, m->hb, m->hb2, m->rope_cs,
-                    m->scores, m->q16, m->act, m->logits, m->cached};
+                    m->scores, m->act, m->logits, m->cached};
     for (size_t i = 0; i < CN_ARRAY_LEN(bufs); i++)
         free(bufs[i]);
     cn_pool_free(m->pool);

@@ -303,3 +303,41 @@ TEST(kern_simd_gelu_matches_reference)
         if (a[i] != b[i])
             test_fail_at(__FILE__, __LINE__, "gelu[%d]: %g vs %g", i, a[i], b[i]);
 }
+
+/* Decoder attention over an F16 or F32 cache against the reference. F32:
+** sums in another order, within 1e-5 of values in [-1, 1]. F16: the
+** probabilities are rounded to F16 after a softmax that differs in the last
+** bit, which may move one of them by an F16 step (2^-11 relative): 2e-3. */
+TEST(kern_simd_cached_attention_matches_reference)
+{
+    if (!have_simd())
+        SKIP("no SIMD kernels on this CPU");
+    int shapes[][2] = {{64, 1}, {64, 7}, {64, 8}, {64, 33}, {128, 17}, {80, 9}, {24, 5}};
+    for (size_t c = 0; c < CN_ARRAY_LEN(shapes); c++)
+        for (int f16 = 0; f16 < 2; f16++) {
+            int hd = shapes[c][0], n = shapes[c][1];
+            size_t kvs = (size_t)hd * 3; /* heads interleaved as in the cache */
+            float *q = malloc(sizeof(float) * hd), *kf = malloc(sizeof(float) * kvs * n);
+            float *vf = malloc(sizeof(float) * kvs * n);
+            uint16_t *kh = malloc(2 * kvs * n), *vh = malloc(2 * kvs * n);
+            for (int d = 0; d < hd; d++)
+                q[d] = frand() * 3;
+            for (size_t i = 0; i < kvs * n; i++) {
+                kf[i] = frand() * 2;
+                vf[i] = frand();
+                kh[i] = cn_fp32_to_fp16(kf[i]);
+                vh[i] = cn_fp32_to_fp16(vf[i]);
+            }
+            const void *kk = f16 ? (const void *)kh : kf, *vv = f16 ? (const void *)vh : vf;
+            float o1[128], o2[128], *work = malloc(sizeof(float) * (n + hd));
+            kern_scalar()->attn_cached(q, kk, vv, kvs, n, hd, f16, 0.125f, o1, work);
+            kern_get()->attn_cached(q, kk, vv, kvs, n, hd, f16, 0.125f, o2, work);
+            double md = 0;
+            for (int d = 0; d < hd; d++)
+                md = fmax(md, fabs(o1[d] - o2[d]));
+            if (md > (f16 ? 2e-3 : 1e-5))
+                test_fail_at(__FILE__, __LINE__, "hd %d, n %d, %s: max diff %g", hd, n,
+                             f16 ? "f16" : "f32", md);
+            free(q), free(kf), free(vf), free(kh), free(vh), free(work);
+        }
+}
