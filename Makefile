@@ -77,6 +77,7 @@ fuzz:
 	done
 
 bench: all
+	bash bench/engine.sh
 	bash bench/embed.sh
 	bash bench/store.sh
 
