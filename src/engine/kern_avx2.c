@@ -148,6 +148,54 @@ static void gemm_f16(int n, const void *w, size_t ws, int nr, const void *a, siz
                     (const char *)a + (size_t)t * as);
 }
 
+/* ---- BF16 weights -----------------------------------------------------------
+** As F16: activations rounded to BF16 (round to nearest even, NaN kept quiet,
+** as cn_fp32_to_bf16) but kept as F32; a BF16 weight widens to F32 by a
+** 16-bit shift. */
+
+static void act_bf16_rounded(const float *x, void *y, int64_t n)
+{
+    float *out = y;
+    int64_t i = 0;
+    const __m256i one = _mm256_set1_epi32(1), half = _mm256_set1_epi32(0x7FFF);
+    const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+        __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+        __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(half, lsb)), 16);
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64)),
+                               nan);
+        _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(r, 16)));
+    }
+    for (; i < n; i++)
+        out[i] = cn_bf16_to_fp32(cn_fp32_to_bf16(x[i]));
+}
+
+static inline __m256 load_bf16(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+static void dot_bf16(int n, float *s, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(load_bf16(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), acc0);
+    float r = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++)
+        r += cn_bf16_to_fp32(x[i]) * y[i];
+    *s = r;
+}
+
 /* ---- attention -------------------------------------------------------------
 ** exp by range reduction to 2^n * e^r, |r| <= ln2/2, and a degree-6
 ** polynomial: within 2 ulp of expf over the softmax range. */
@@ -427,6 +475,10 @@ void kern_avx2_install(kern_table *k)
     k->act_type[GGML_F16] = GGML_F32;
     k->act_from_float[GGML_F16] = act_f16_rounded;
     k->to_float[GGML_F16] = to_float_f16;
+
+    k->dot[GGML_BF16] = dot_bf16;
+    k->act_type[GGML_BF16] = GGML_F32;
+    k->act_from_float[GGML_BF16] = act_bf16_rounded;
 
     kern_avx2_quant_install(k);
 }

@@ -163,6 +163,8 @@ TEST(kern_simd_matches_reference_products)
     check_type(GGML_F32, 75, 3, 2, 1e-6);
     check_type(GGML_F16, 136, 7, 15, 1e-6);
     check_type(GGML_F16, 20, 3, 7, 1e-6); /* width not a multiple of 8 */
+    check_type(GGML_BF16, 264, 5, 9, 1e-6);
+    check_type(GGML_BF16, 13, 2, 3, 1e-6);
     /* quantized activations may round differently by one step (the SIMD
     ** Q8_0 quantizer rounds half to even, as ggml's does): one step of 1/127
     ** on one element, under 1e-2 of |w|.|x| */
@@ -285,6 +287,20 @@ TEST(kern_simd_f16_conversions)
     kern_get()->act_from_float[GGML_F16](x, b, 37);
     for (int i = 0; i < 37; i++)
         EXPECT_NEAR(b[i], cn_fp16_to_fp32(h[i]), 0);
+    /* BF16 rounding, bit for bit: ties both ways, a NaN, infinities */
+    uint32_t bits[24] = {0x3F808000, 0x3F818000, 0x7FC00001, 0x7F800000, 0xFF800000, 0x80000000,
+                         0x7F7FFFFF, 0x00008000};
+    for (int i = 8; i < 24; i++)
+        bits[i] = (uint32_t)(frand() * 2147483647.0) * 2u + (uint32_t)i;
+    float in[24], out[24];
+    memcpy(in, bits, sizeof in);
+    kern_get()->act_from_float[GGML_BF16](in, out, 24);
+    for (int i = 0; i < 24; i++) {
+        float want = cn_bf16_to_fp32(cn_fp32_to_bf16(in[i]));
+        if (memcmp(&want, &out[i], 4))
+            test_fail_at(__FILE__, __LINE__, "bf16 of 0x%08x: got %g, want %g", bits[i], out[i],
+                         want);
+    }
 }
 
 TEST(kern_simd_gelu_matches_reference)
