@@ -1,5 +1,6 @@
 # Cairn build. `make` builds build/cairn; `make test` runs the suite;
-# `make asan` runs it under AddressSanitizer + UBSan; `make fuzz` builds the
+# `make asan` runs it under AddressSanitizer + UBSan, `make tsan` the threaded
+# parts under ThreadSanitizer; `make fuzz` builds the
 # libFuzzer targets; `make bench` runs the benchmarks.
 #
 # Every src/<module>/*.c except src/cli/ goes into build/libcairn.a, so a new
@@ -27,7 +28,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan fuzz bench clean tools
+.PHONY: all test asan tsan fuzz bench clean tools
 all: $(BUILD)/cairn $(TOOLS)
 
 tools: $(TOOLS)
@@ -63,6 +64,12 @@ test: $(BUILD)/run_tests $(BUILD)/cairn $(TOOLS)
 asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# ThreadSanitizer on the threaded parts: the pool, and generation with two
+# threads (the engine's fixture tests run with -t 2).
+tsan:
+	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=base_pool test
+	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=engine test
 
 # libFuzzer targets (clang): build/fuzz/fuzz_gguf, build/fuzz/fuzz_tok, build/fuzz/fuzz_ingest.
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -33,9 +33,10 @@
 #include <sys/syscall.h>
 #endif
 
-/* Spin iterations before sleeping: about 100-200 us on current x86 cores,
-** several times the gap between the matrix products of one token. */
-#define SPIN_ROUNDS 20000
+/* Spin iterations before sleeping: a pause is about 20 ns on current x86
+** cores (measured on Zen), so about 150 us, many times the gap between the
+** matrix products of one token, short enough not to hog a shared machine. */
+#define SPIN_ROUNDS 8000
 
 struct cn_pool {
     int n;                       /* threads including the caller */
