@@ -287,7 +287,7 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
     __m256 sum = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *qs[4], *qh[4];
-        __m256i sc[4][8];
+        __m256i s2[4]; /* the eight scales as int16, in both 128-bit lanes */
         __m128i mins[4];
         float dw[4], dmw[4], dy[4];
 #pragma GCC unroll 4
@@ -306,10 +306,7 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
             }
             __m128i s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s));
             mins[r] = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(s + 8)));
-            __m256i s2 = _mm256_broadcastsi128_si256(s16);
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++)
-                sc[r][j] = _mm256_shuffle_epi8(s2, load256(bcast16_mask[j]));
+            s2[r] = _mm256_broadcastsi128_si256(s16);
         }
         __m256i acc[MAX_TILE];
         __m128i ms[MAX_TILE];
@@ -329,9 +326,12 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
                 ms[r * T + t] = _mm_madd_epi16(mins[r], bs);
         }
         for (int c = 0; c < 4; c++) {
-            __m256i lo[4], hi[4];
+            __m256i lo[4], hi[4], scl[4], sch[4];
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
+                /* broadcast here, not once per block: 16 vectors would not stay in registers */
+                scl[r] = _mm256_shuffle_epi8(s2[r], load256(bcast16_mask[2 * c]));
+                sch[r] = _mm256_shuffle_epi8(s2[r], load256(bcast16_mask[2 * c + 1]));
                 __m256i q = load256(qs[r] + 32 * c);
                 lo[r] = _mm256_and_si256(q, m4);
                 hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
@@ -349,9 +349,8 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
                 __m256i alo = load256(y[t]->qs + 64 * c), ahi = load256(y[t]->qs + 64 * c + 32);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
-                    __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], alo), sc[r][2 * c]);
-                    __m256i ph =
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], ahi), sc[r][2 * c + 1]);
+                    __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], alo), scl[r]);
+                    __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], ahi), sch[r]);
                     acc[r * T + t] = _mm256_add_epi32(acc[r * T + t], _mm256_add_epi32(pl, ph));
                 }
             }
