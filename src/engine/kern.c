@@ -10,7 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <pthread.h>
-#include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static kern_table table, scalar;
@@ -164,6 +164,7 @@ typedef struct matmul_one {
     const char *w;
     size_t w_row;
     int n_rows;
+    int chunk_rows, n_chunks; /* the matrix's rows in chunks claimed one at a time */
     kern_dot_fn dot;
     kern_gemm_fn gemm;
 } matmul_one;
@@ -177,6 +178,7 @@ typedef struct matmul_job {
     kern_from_float_fn from_float;
     const float *x;
     void *scratch;
+    _Atomic int next_chunk; /* over every chunk of every matrix */
 } matmul_job;
 
 static void convert_rows(void *ctx, int ith, int nth)
@@ -213,20 +215,37 @@ static void matmul_range(const matmul_job *j, const matmul_one *m, int r0, int r
     }
 }
 
-/* Rows of each matrix are split in contiguous ranges (multiples of four, the
-** height of the generation tiles) so each thread streams its own part of the
-** weights once, reusing each row for every token. */
+/* Threads claim chunks of rows (contiguous, a multiple of four: the height
+** of the generation tiles) from a shared counter until none are left. Each
+** chunk streams its weights once and serves every token; a thread that is
+** late (descheduled by another program, or on a slower core) simply claims
+** fewer chunks instead of holding everyone up at the end of the product. */
 static void matmul_rows(void *ctx, int ith, int nth)
 {
+    (void)ith, (void)nth;
     matmul_job *j = ctx;
-    for (int i = 0; i < j->n_mat; i++) {
+    for (;;) {
+        int c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed), i = 0;
+        while (i < j->n_mat && c >= j->mat[i].n_chunks)
+            c -= j->mat[i++].n_chunks;
+        if (i == j->n_mat)
+            return;
         const matmul_one *m = &j->mat[i];
-        int per = (m->n_rows + nth - 1) / nth;
-        per = (per + 3) / 4 * 4;
-        int r0 = CN_MIN(m->n_rows, ith * per), r1 = CN_MIN(m->n_rows, r0 + per);
-        if (r0 < r1)
-            matmul_range(j, m, r0, r1);
+        int r0 = c * m->chunk_rows;
+        matmul_range(j, m, r0, CN_MIN(m->n_rows, r0 + m->chunk_rows));
     }
+}
+
+/* Rows per chunk: about four chunks per thread for generation (large,
+** sequential reads); for prompts at most 64 rows, whose weights stay in L2
+** while every pass of tokens goes by. */
+static int chunk_rows(int n_rows, int n_tok, int nth)
+{
+    int rows = (n_rows + 4 * nth - 1) / (4 * nth);
+    if (n_tok > 1)
+        rows = CN_MIN(rows, 64);
+    rows = CN_MAX(rows, 16);
+    return (rows + 3) / 4 * 4;
 }
 
 void kern_matmul_group(cn_pool *pool, int n_mat, float *const *out, const gguf_tensor *const *w,
@@ -246,11 +265,15 @@ void kern_matmul_group(cn_pool *pool, int n_mat, float *const *out, const gguf_t
         .n_mat = n_mat, .n_tok = n_tok, .n_cols = (int)w[0]->ne[0], .x = x, .scratch = scratch,
         .from_float = k->act_from_float[w[0]->type],
     };
-    for (int i = 0; i < n_mat; i++)
+    for (int i = 0; i < n_mat; i++) {
+        int n_rows = (int)w[i]->ne[1], rows = chunk_rows(n_rows, n_tok, cn_pool_size(pool));
         j.mat[i] = (matmul_one){
             .out = out[i], .w = w[i]->data, .w_row = gguf_row_size(w[i]->type, w[i]->ne[0]),
-            .n_rows = (int)w[i]->ne[1], .dot = k->dot[w[i]->type], .gemm = k->gemm[w[i]->type],
+            .n_rows = n_rows, .chunk_rows = rows, .n_chunks = (n_rows + rows - 1) / rows,
+            .dot = k->dot[w[i]->type], .gemm = k->gemm[w[i]->type],
         };
+    }
+    atomic_init(&j.next_chunk, 0);
     j.act_row = gguf_row_size(act_type, j.n_cols);
     if (!j.from_float) {
         j.act = x;
