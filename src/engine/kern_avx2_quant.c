@@ -327,6 +327,7 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
         }
         for (int c = 0; c < 4; c++) {
             __m256i lo[4], hi[4], scl[4], sch[4];
+            __m256i alo0 = load256(y[0]->qs + 64 * c), ahi0 = load256(y[0]->qs + 64 * c + 32);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 /* broadcast here, not once per block: 16 vectors would not stay in registers */
@@ -343,9 +344,16 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
                     hi[r] = _mm256_or_si256(
                         hi[r], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
                 }
+                if (T == 1) {
+                    /* one token: use each row at once, so only its four
+                    ** vectors are live and the accumulators stay in registers */
+                    __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], alo0), scl[r]);
+                    __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], ahi0), sch[r]);
+                    acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(pl, ph));
+                }
             }
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < T && T > 1; t++) {
                 __m256i alo = load256(y[t]->qs + 64 * c), ahi = load256(y[t]->qs + 64 * c + 32);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) {
@@ -397,7 +405,7 @@ INLINE void tile_q6_K(const int R, const int T, int nb, const char *w, size_t ws
         }
         for (int g = 0; g < 8; g++) {
             const int h = g / 4, k = g % 4;
-            __m256i q[4], sc[4];
+            __m256i q[4], sc[4], ay0 = load256(y[0]->qs + 32 * g);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 __m256i l = load256(x[r]->ql + 64 * h + 32 * (k & 1));
@@ -408,9 +416,12 @@ INLINE void tile_q6_K(const int R, const int T, int nb, const char *w, size_t ws
                                        _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
                 sc[r] = _mm256_cvtepi8_epi16(
                     _mm_shuffle_epi8(s8[r], load128(q6_scale_mask[g])));
+                if (T == 1) /* as in tile_k4: use the row at once */
+                    acc[r] = _mm256_add_epi32(
+                        acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], ay0), sc[r]));
             }
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < T && T > 1; t++) {
                 __m256i ay = load256(y[t]->qs + 32 * g);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++)
