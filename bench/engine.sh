@@ -13,6 +13,12 @@
 # Models are generated once by tools/mkmodel into bench/models/ (git-ignored).
 # Numbers are only worth reading on an otherwise idle machine: the script
 # prints the load average it started with.
+#
+# The weights are locked in memory (--mlock; MLOCK=0 to not): this machine's
+# kernel reclaims page-cache pages that sit idle (DAMON), so between runs part
+# of a model falls out of memory and generation would time the disk instead
+# of the engine. Where locking is not allowed (ulimit -l), the script goes on
+# without it and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
@@ -36,6 +42,15 @@ declare -A ref=(
     [qwen25-05b-q4_k_m-1]="54.9 48.4 23.5" [qwen25-05b-q4_k_m-2]="112.2 90.1 36.4"
 )
 
+LOCK=()
+if [ "${MLOCK:-1}" = 1 ]; then
+    if "$B/cairn" bench -m bench/models/qwen25-05b-q4_k_m.gguf -p 0 -n 1 -r 1 --mlock >/dev/null 2>&1; then
+        LOCK=(--mlock)
+    else
+        echo "note: cannot lock the models in memory (ulimit -l); timing without --mlock"
+    fi
+fi
+
 field() { sed -E "s/.*\"$1\":([0-9.]+).*/\1/"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
@@ -52,8 +67,8 @@ echo "|---|---|---|---|---|---|---|"
 for m in llama32-1b-q4_k_m llama32-1b-q8_0 qwen25-05b-q4_k_m; do
     f=bench/models/$m.gguf
     for th in 1 2; do
-        a=$("$B/cairn" bench -m "$f" -p 128 -n 64 -r "$REPS" -t $th --json)
-        b=$("$B/cairn" bench -m "$f" -p 512 -n 0 -r "$REPS" -t $th --json)
+        a=$("$B/cairn" bench -m "$f" -p 128 -n 64 -r "$REPS" -t $th "${LOCK[@]}" --json)
+        b=$("$B/cairn" bench -m "$f" -p 512 -n 0 -r "$REPS" -t $th "${LOCK[@]}" --json)
         pp128=$(echo "$a" | field pp_tps)
         tg=$(echo "$a" | field tg_tps)
         pp512=$(echo "$b" | field pp_tps)
@@ -68,5 +83,5 @@ for m in llama32-1b-q4_k_m llama32-1b-q8_0 qwen25-05b-q4_k_m; do
 done
 echo
 echo "t/s: median of $REPS runs (cairn bench); (x) = cairn / llama.cpp b4747 on this machine"
-echo "bw limit = membw read bandwidth / bytes of weights read per token"
+echo "bw limit = membw read bandwidth / bytes of weights read per token; weights ${LOCK[*]:-not locked}"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
