@@ -57,8 +57,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A bw
 for th in 1 2; do
-    bw[$th]=$("$B/membw" -t $th --json | field read_gbs)
-    echo "memory bandwidth, $th thread(s): $("$B/membw" -t $th)"
+    j=$("$B/membw" -t $th --json)
+    bw[$th]=$(echo "$j" | field read_gbs)
+    echo "memory bandwidth, $th thread(s): read ${bw[$th]} GB/s, triad $(echo "$j" | field triad_gbs) GB/s"
 done
 
 printf '\n| %-18s | %s | %-16s | %-16s | %-16s | %-9s | %s |\n' model threads \
