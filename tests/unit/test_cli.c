@@ -56,7 +56,7 @@ TEST(cli_usage_and_help)
     EXPECT_CONTAINS(R.out, "generate");
     EXPECT_EQ_INT(run("$CAIRN frobnicate"), 2);
     EXPECT_CONTAINS(R.err, "unknown command 'frobnicate'");
-    const char *cmds[] = {"inspect", "tokenize", "generate", "chat", "logits"};
+    const char *cmds[] = {"inspect", "tokenize", "generate", "chat", "logits", "bench"};
     for (size_t i = 0; i < CN_ARRAY_LEN(cmds); i++) {
         EXPECT_EQ_INT(run("$CAIRN %s --help", cmds[i]), 0);
         EXPECT_CONTAINS(R.out, "usage: cairn");
@@ -248,4 +248,31 @@ TEST(cli_chat_session)
                       "$CAIRN chat -m " AIDREAMS " -n 4 --temp 0 -c 128"),
                   0);
     EXPECT_CONTAINS(R.err, "does not fit the 128-token context");
+}
+
+/* `cairn bench`: the JSON object has every promised field, the speeds are
+** positive and the counts are the ones asked for; bad usage exits 2. */
+TEST(cli_bench_json)
+{
+    EXPECT_EQ_INT(run("$CAIRN bench -m " AIDREAMS " -p 16 -n 8 -r 3 -t 2 --json"), 0);
+    json_error_t je;
+    json_t *o = json_loads(R.out, 0, &je);
+    EXPECT(o != NULL);
+    if (!o)
+        return;
+    EXPECT_STR(json_string_value(json_object_get(o, "model")), AIDREAMS);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(o, "threads")), 2);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(o, "pp_tokens")), 16);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(o, "tg_tokens")), 8);
+    EXPECT(json_number_value(json_object_get(o, "pp_tps")) > 0);
+    EXPECT(json_number_value(json_object_get(o, "tg_tps")) > 0);
+    EXPECT(json_integer_value(json_object_get(o, "bytes_per_token")) > 0);
+    json_decref(o);
+    EXPECT_EQ_INT(run("$CAIRN bench -m " AIDREAMS " -p 8 -n 0 -r 1"), 0);
+    EXPECT_CONTAINS(R.out, "pp8");
+    EXPECT_EQ_INT(run("$CAIRN bench -m " AIDREAMS " -p 0 -n 0"), 2);
+    EXPECT_CONTAINS(R.err, "nothing to measure");
+    EXPECT_EQ_INT(run("$CAIRN bench -p 8"), 2);
+    EXPECT_CONTAINS(R.err, "a model is required");
+    EXPECT_EQ_INT(run("$CAIRN bench -m /nonexistent.gguf"), 1);
 }
