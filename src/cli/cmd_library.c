@@ -402,19 +402,8 @@ int cmd_search(int argc, char **argv)
     int n = open_and_search("search", &a, 5, q, sizeof q, &l, &ar, res, &info, &err, &status);
     if (n >= 0 && a.json) {
         json_t *arr = json_array();
-        for (int i = 0; i < n; i++) {
-            json_t *o = json_object();
-            json_object_set_new(o, "doc", json_string(res[i].title ? res[i].title
-                                                                   : base_name(res[i].path)));
-            json_object_set_new(o, "doc_id", json_integer(res[i].doc_id));
-            json_object_set_new(o, "path", json_string(res[i].path));
-            json_object_set_new(o, "page", json_integer(res[i].page));
-            json_object_set_new(o, "page_start", json_integer(res[i].page_start));
-            json_object_set_new(o, "page_end", json_integer(res[i].page_end));
-            json_object_set_new(o, "score", json_real(res[i].score));
-            json_object_set_new(o, "text", json_string(res[i].text));
-            json_array_append_new(arr, o);
-        }
+        for (int i = 0; i < n; i++)
+            json_array_append_new(arr, lib_result_json(&res[i]));
         char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s ? s : "[]");
         free(s);
@@ -451,19 +440,6 @@ static int ask_token(void *ctx, int32_t id, const char *text, size_t len)
     return 0;
 }
 
-typedef struct tok_counter {
-    tok_vocab *v;
-    int32_t *buf;
-    int cap;
-} tok_counter;
-
-static int count_tokens(void *ctx, const char *s, size_t n)
-{
-    tok_counter *c = ctx;
-    int k = tok_encode(c->v, s, n, false, false, c->buf, c->cap, NULL);
-    return k < 0 ? (int)(n / 2 + 1) : k;
-}
-
 /* Written answer with a language model; returns 0 or an exit status. */
 static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int n, bool *used,
                           ask_out *out, int *n_used, cn_err *err)
@@ -471,55 +447,31 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
     eng_opts eo = {.n_threads = a->threads};
     eng_model *m = NULL;
     tok_vocab *v = NULL;
+    int32_t *ids = NULL;
+    int n_ids = 0;
     int rc = eng_model_open(&m, a->chat_model, &eo, err);
     if (!rc)
         rc = tok_open(&v, eng_model_gguf(m), err);
     int n_ctx = m ? eng_model_n_ctx(m) : 0;
-    tok_counter tc = {v, cn_malloc(sizeof(int32_t) * (size_t)n_ctx * 4), n_ctx * 4};
-    cn_buf user, prompt;
-    cn_buf_init(&user, (size_t)64 << 20);
-    cn_buf_init(&prompt, (size_t)64 << 20);
-    const int reserve = CN_MIN(512, n_ctx / 4); /* room left for the answer */
     if (!rc) {
-        int sys = count_tokens(&tc, rag_system_prompt, strlen(rag_system_prompt));
-        int budget = n_ctx - reserve - sys - 64;
-        rc = rag_build_user(q, src, n, budget, count_tokens, &tc, &user, err);
-        if (rc >= 0) {
-            *n_used = rc;
-            rc = rc == 0 ? cn_fail(err, CN_ELIMIT, "not even one passage fits the model's "
-                                   "%d-token context (use a larger --ctx or a model with more)",
-                                   n_ctx)
-                         : CN_OK;
-        }
+        gguf_str tmpl = {0};
+        gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
+        const char *fam = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
+        rc = rag_prompt_tokens(v, fam, n_ctx, q, src, n, &ids, &n_ids, n_used, err);
     }
     if (!rc && *n_used < n)
         fprintf(stderr, "note: %d of %d passages fit the model's %d-token context\n", *n_used, n,
                 n_ctx);
     if (!rc) {
-        gguf_str tmpl = {0};
-        gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
-        const char *fam = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
-        tok_chat_msg msgs[2] = {{"system", rag_system_prompt}, {"user", user.data}};
-        rc = tok_chat_render(fam, msgs, 2, true, &prompt, err);
-    }
-    int32_t *ids = tc.buf;
-    int n_ids = 0;
-    if (!rc) {
-        n_ids = tok_encode(v, prompt.data, prompt.len, true, true, ids, tc.cap, err);
-        rc = n_ids < 0 ? n_ids : n_ids > n_ctx - 16 ? cn_fail(err, CN_ELIMIT, "prompt too long")
-                                                   : CN_OK;
-    }
-    if (!rc) {
         rag_cite_init(&out->f, *n_used, used);
-        eng_gen_opts go = {.n_predict = reserve, .sampler = eng_sampler_defaults()};
+        eng_gen_opts go = {.n_predict = rag_answer_reserve(n_ctx),
+                           .sampler = eng_sampler_defaults()};
         go.sampler.temp = 0; /* answers from documents: the most likely words */
         eng_gen_stats st;
         rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &st, err);
         rag_cite_flush(&out->f, &out->text);
     }
-    free(tc.buf);
-    cn_buf_free(&user);
-    cn_buf_free(&prompt);
+    free(ids);
     tok_close(v);
     eng_model_close(m);
     return rc;

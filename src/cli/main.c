@@ -26,6 +26,7 @@ static const cmd_entry commands[] = {
     {"search", cmd_search, "QUERY [-k 5] [--json]", "ranked passages with document and page"},
     {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
     {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
+    {"serve", cmd_serve, "[--host H] [--port N] [--api-key K]", "web UI + OpenAI/Ollama API"},
     {"inspect", cmd_inspect, "FILE [--json]", "describe a GGUF model file"},
     {"tokenize", cmd_tokenize, "-m FILE [--no-bos] [--json] TEXT", "print the token ids of TEXT"},
     {"generate", cmd_generate, "-m FILE -p TEXT [-n N] [options]", "continue a prompt, streamed"},

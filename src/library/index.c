@@ -242,3 +242,27 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
     }
     return m;
 }
+
+json_t *lib_result_json(const lib_result *r)
+{
+    const char *b = strrchr(r->path, '/');
+    json_t *o = json_object();
+    json_object_set_new(o, "doc", json_string(r->title ? r->title : b ? b + 1 : r->path));
+    json_object_set_new(o, "doc_id", json_integer(r->doc_id));
+    json_object_set_new(o, "path", json_string(r->path));
+    json_object_set_new(o, "page", json_integer(r->page));
+    json_object_set_new(o, "page_start", json_integer(r->page_start));
+    json_object_set_new(o, "page_end", json_integer(r->page_end));
+    json_object_set_new(o, "score", json_real(r->score));
+    json_object_set_new(o, "text", json_string(r->text));
+    return o;
+}
+
+int lib_index_progress(lib *l, const char *model_path, int threads, int64_t *done,
+                       int64_t *total, cn_err *err)
+{
+    int rc = lib_use_encoder(l, model_path, threads, err);
+    return rc ? rc : store_embedding_progress(l->st, l->enc_name, done, total, err);
+}
+
+void lib_reload_vectors(lib *l) { l->vecs_loaded = false; }

@@ -13,6 +13,8 @@
 #include "base/base.h"
 #include "store/store.h"
 
+#include <jansson.h>
+
 typedef struct lib lib;
 
 /* Open (creating if needed) the library in data directory home (NULL: the
@@ -100,5 +102,18 @@ typedef struct lib_search_info {
 ** CN_E* code. */
 int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
                lib_search_info *info, cn_err *err);
+
+/* A search result as JSON: doc, doc_id, path, page, page_start, page_end,
+** score, text (what `cairn search --json` and the server's search print). */
+json_t *lib_result_json(const lib_result *r);
+
+/* How many passages have a vector for the embedding model at model_path,
+** out of how many. */
+int lib_index_progress(lib *l, const char *model_path, int threads, int64_t *done,
+                       int64_t *total, cn_err *err);
+
+/* Forget the vectors loaded for hybrid search, so the next search reads them
+** again: for a long-lived handle after another handle changed the library. */
+void lib_reload_vectors(lib *l);
 
 #endif
