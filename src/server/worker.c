@@ -202,6 +202,12 @@ void srv_job_cancel(srv_worker *w, srv_job *j)
         j->rc = CN_ELIMIT;
         j->st.stop = ENG_STOP_CANCEL;
         pthread_mutex_unlock(&j->mu);
+    } else {
+        /* never submitted: nobody else will set done */
+        pthread_mutex_lock(&j->mu);
+        if (!j->running)
+            j->done = true;
+        pthread_mutex_unlock(&j->mu);
     }
     pthread_mutex_unlock(&w->mu);
     pthread_mutex_lock(&j->mu);

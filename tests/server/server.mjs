@@ -1,0 +1,78 @@
+// server.mjs: start `cairn serve` on a free loopback port for a test, with
+// its own data directory, and stop it afterwards. Paths come from the
+// environment `make test` sets (CAIRN_BIN, CAIRN_FIXTURES) or the defaults
+// of a checkout (build/cairn, ../shared/fixtures).
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.resolve(ROOT, process.env.CAIRN_BIN || 'build/cairn');
+const FIX = path.resolve(ROOT, process.env.CAIRN_FIXTURES || '../shared/fixtures');
+export const CHAT = path.join(ROOT, 'tests/data/models/aidreams260K.gguf');
+export const BERT = path.join(FIX, 'models/tiny-bert-f16.gguf');
+export const SLOW = path.join(FIX, 'models/tiny-llama-256-q4_k_m.gguf');
+export const DOCS = path.join(ROOT, 'tests/data/docs');
+
+for (const f of [BIN, CHAT, BERT, SLOW])
+    if (!fs.existsSync(f)) throw new Error(`missing ${f} (build first; fixtures in ${FIX})`);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* Start a server; args are extra `cairn serve` options. Resolves to
+** { url, port, home, proc, log(), stop() }. */
+export async function startServer(args = [], { home } = {}) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-serve-'));
+    home = home || path.join(dir, 'home');
+    const portFile = path.join(dir, 'port');
+    let log = '';
+    const proc = spawn(BIN, ['serve', '--port', '0', '--port-file', portFile, '--home', home,
+                             '-t', '1', ...args],
+                       { stdio: ['ignore', 'ignore', 'pipe'],
+                         env: { ...process.env, CAIRN_CHAT_MODEL: '', CAIRN_EMBED_MODEL: '',
+                                CAIRN_API_KEY: '' } });
+    proc.stderr.on('data', (d) => { log += d; });
+    let exited = null;
+    proc.on('exit', (code, sig) => { exited = { code, sig }; });
+    for (let i = 0; i < 200 && !exited; i++) {
+        if (fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim()) break;
+        await sleep(50);
+    }
+    if (exited || !fs.existsSync(portFile))
+        throw new Error(`cairn serve did not start: ${JSON.stringify(exited)}\n${log}`);
+    const port = Number(fs.readFileSync(portFile, 'utf8').trim());
+    return {
+        url: `http://127.0.0.1:${port}`, port, home, proc,
+        log: () => log,
+        alive: () => exited === null,
+        rssKb: () => {
+            const m = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+            return m ? Number(m[1]) : 0;
+        },
+        async stop() {
+            if (exited) return exited;
+            proc.kill('SIGTERM');
+            for (let i = 0; i < 100 && !exited; i++) await sleep(50);
+            if (!exited) proc.kill('SIGKILL');
+            fs.rmSync(dir, { recursive: true, force: true });
+            return exited;
+        },
+    };
+}
+
+/* curl, as a client nobody here wrote: returns { status, headers, body }. */
+export function curl(args) {
+    const out = execFileSync('curl', ['-sS', '-i', '--max-time', '60', ...args],
+                             { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const cut = out.indexOf('\r\n\r\n');
+    const head = out.slice(0, cut).split('\r\n');
+    const status = Number(head[0].split(' ')[1]);
+    const headers = {};
+    for (const h of head.slice(1)) {
+        const i = h.indexOf(':');
+        headers[h.slice(0, i).toLowerCase()] = h.slice(i + 1).trim();
+    }
+    return { status, headers, body: out.slice(cut + 4) };
+}
