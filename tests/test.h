@@ -24,6 +24,9 @@ void test_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void test_skip(const char *why);
 int test_failed_now(void); /* has the running test failed so far? */
+/* Count the results of an outside test runner (node's) that a test ran, so
+** the final line covers them: each of its tests counts as one of ours. */
+void test_add_external(int passed, int failed, int skipped);
 
 /* Where the shared fixtures live: $CAIRN_FIXTURES or ../shared/fixtures. */
 const char *test_fixtures(void);

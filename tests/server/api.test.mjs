@@ -18,7 +18,7 @@ describe('OpenAI API with the openai package', () => {
         srv = await startServer(['-m', CHAT, '-e', BERT]);
         client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     });
-    after(async () => { await srv.stop(); });
+    after(async () => { const x = await srv.stop(); assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000)); });
 
     test('models lists the chat, embedding and library models', async () => {
         const ids = [];
@@ -187,7 +187,7 @@ describe('grounded answers with a language model', () => {
         srv = await startServer(['-m', SLOW, '-e', BERT]);
         client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'x', maxRetries: 0 });
     });
-    after(async () => { await srv.stop(); });
+    after(async () => { const x = await srv.stop(); assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000)); });
 
     test('upload, then model cairn-library answers with citations', async () => {
         const up = curl(['-F', `file=@${path.join(DOCS, 'simple.pdf')}`, `${srv.url}/api/library/documents`]);
@@ -231,7 +231,7 @@ describe('grounded answers without a language model (extractive)', () => {
                          '-F', `file=@${path.join(DOCS, 'notes.md')}`, `${srv.url}/api/library/documents`]);
         assert.equal(up.status, 200);
     });
-    after(async () => { await srv.stop(); });
+    after(async () => { const x = await srv.stop(); assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000)); });
 
     test('quotes the cited sentence with [n] and returns the page', async () => {
         const r = await client.chat.completions.create({
@@ -290,7 +290,7 @@ describe('grounded answers without a language model (extractive)', () => {
 describe('Ollama API with curl', () => {
     let srv;
     before(async () => { srv = await startServer(['-m', CHAT, '-e', BERT]); });
-    after(async () => { await srv.stop(); });
+    after(async () => { const x = await srv.stop(); assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000)); });
 
     test('version, tags, ps, show', () => {
         const v = curl([`${srv.url}/api/version`]);
@@ -382,7 +382,7 @@ describe('Ollama API with curl', () => {
 describe('hostile requests', () => {
     let srv;
     before(async () => { srv = await startServer(['-m', CHAT, '--max-body', '65536']); });
-    after(async () => { await srv.stop(); });
+    after(async () => { const x = await srv.stop(); assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000)); });
 
     const post = (p, body, headers = {}) => fetch(`${srv.url}${p}`, {
         method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
@@ -459,7 +459,7 @@ describe('hostile requests', () => {
 describe('API key', () => {
     let srv;
     before(async () => { srv = await startServer(['-m', CHAT, '--api-key', 'sekrit-123']); });
-    after(async () => { await srv.stop(); });
+    after(async () => { const x = await srv.stop(); assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000)); });
 
     test('missing or wrong key: 401; right key: 200', async () => {
         const wrong = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'nope', maxRetries: 0 });
