@@ -1,0 +1,96 @@
+// browser.test.mjs: the web UI in a real browser. playwright-core drives
+// Debian's chromium (headless, --no-sandbox): upload a real PDF, wait for it
+// to be indexed, ask a question, see the answer stream in and a citation
+// chip with the right page, open the passage, open the models view.
+// Screenshots go to $CAIRN_ARTIFACTS (default build/test-artifacts).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { startServer, ROOT, SLOW, BERT, DOCS } from './server.mjs';
+
+const CHROMIUM = process.env.CAIRN_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = path.resolve(ROOT, process.env.CAIRN_ARTIFACTS || 'build/test-artifacts');
+
+describe('web UI in chromium', () => {
+    let srv, browser, page;
+    const errors = [];
+    before(async () => {
+        assert.ok(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM} (apt-get install chromium)`);
+        fs.mkdirSync(SHOTS, { recursive: true });
+        srv = await startServer(['-m', SLOW, '-e', BERT, '--max-tokens', '48']);
+        browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+                                          args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+        page = await browser.newPage({ viewport: { width: 1000, height: 760 } });
+        page.on('pageerror', (e) => errors.push(String(e)));
+        // the model manager's 501 is expected (see the models view test); nothing else may fail
+        page.on('console', (m) => {
+            if (m.type() === 'error' && !/status of 501/.test(m.text())) errors.push(m.text());
+        });
+        await page.goto(srv.url);
+    });
+    after(async () => {
+        await browser?.close();
+        const x = await srv.stop();
+        assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000));
+    });
+
+    test('status line says which level of service is active', async () => {
+        await page.waitForFunction(() => document.getElementById('level').textContent !== '…');
+        assert.equal(await page.textContent('#level'), 'written answers');
+        assert.match(await page.textContent('#status'), /language model tiny-llama-256-q4_k_m/);
+    });
+
+    test('documents: upload a PDF, see it indexed', async () => {
+        await page.click('#tab-docs');
+        await page.setInputFiles('#file', path.join(DOCS, 'simple.pdf'));
+        await page.waitForSelector('.uploads li[data-done="true"]', { timeout: 60000 });
+        assert.match(await page.textContent('.uploads li .state'), /indexed/);
+        const row = page.locator('#doc-rows tr[data-name="simple.pdf"]');
+        await row.waitFor();
+        const cells = await row.locator('td').allTextContents();
+        assert.equal(cells[1], '3');
+        await page.screenshot({ path: path.join(SHOTS, 'documents.png'), fullPage: true });
+    });
+
+    test('chat: streamed answer and a citation chip with the right page', async () => {
+        await page.click('#tab-chat');
+        await page.fill('#question', 'When is crème brûlée served?');
+        await page.press('#question', 'Enter');
+        // streaming: text appears while the message is still marked as streaming
+        await page.waitForSelector('.msg.assistant.streaming .text:not(:empty)', { timeout: 60000 });
+        await page.waitForSelector('.msg.assistant[data-done="true"]', { timeout: 120000 });
+        assert.ok((await page.textContent('.msg.assistant .text')).length > 0);
+        const chip = page.locator('.msg.assistant .chip').first();
+        await chip.waitFor();
+        assert.equal(await chip.textContent(), '[1] simple.pdf, p. 2');
+        await chip.click();
+        await page.waitForSelector('#passage:not([hidden]) mark');
+        assert.equal(await page.textContent('#passage mark'), 'The café serves crème brûlée on Fridays.');
+        await page.screenshot({ path: path.join(SHOTS, 'chat.png'), fullPage: true });
+    });
+
+    test('models view: loaded models, manager not yet available', async () => {
+        await page.click('#tab-models');
+        await page.waitForSelector('#model-rows tr td');
+        const text = await page.textContent('#model-rows');
+        assert.match(text, /tiny-llama-256-q4_k_m/);
+        assert.match(text, /tiny-bert-f16/);
+        await page.waitForFunction(() => !document.getElementById('catalog').textContent.startsWith('Loading'));
+        assert.match(await page.textContent('#catalog'), /not yet available/);
+        await page.screenshot({ path: path.join(SHOTS, 'models.png'), fullPage: true });
+    });
+
+    test('keyboard: tabs move with the arrow keys; narrow window still usable', async () => {
+        await page.focus('#tab-models');
+        await page.keyboard.press('ArrowRight');
+        assert.equal(await page.getAttribute('#tab-chat', 'aria-selected'), 'true');
+        assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-chat');
+        await page.setViewportSize({ width: 360, height: 700 });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+        assert.equal(overflow, false);
+        await page.screenshot({ path: path.join(SHOTS, 'narrow.png'), fullPage: true });
+        assert.deepEqual(errors, []);
+    });
+});
