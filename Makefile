@@ -91,6 +91,7 @@ fuzz:
 bench: all
 	bash bench/embed.sh
 	bash bench/store.sh
+	bash bench/serve.sh
 
 clean:
 	rm -rf build

@@ -21,6 +21,13 @@ for (const f of [BIN, CHAT, BERT, SLOW])
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/* Servers still running when this process ends (a failed or killed test
+** run) are stopped with it. */
+const running = new Set();
+process.on('exit', () => { for (const p of running) p.kill('SIGKILL'); });
+for (const sig of ['SIGINT', 'SIGTERM'])
+    process.on(sig, () => process.exit(1));
+
 /* Start a server; args are extra `cairn serve` options. Resolves to
 ** { url, port, home, proc, log(), stop() }. */
 export async function startServer(args = [], { home } = {}) {
@@ -35,7 +42,8 @@ export async function startServer(args = [], { home } = {}) {
                                 CAIRN_API_KEY: '' } });
     proc.stderr.on('data', (d) => { log += d; });
     let exited = null;
-    proc.on('exit', (code, sig) => { exited = { code, sig }; });
+    running.add(proc);
+    proc.on('exit', (code, sig) => { exited = { code, sig }; running.delete(proc); });
     for (let i = 0; i < 200 && !exited; i++) {
         if (fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim()) break;
         await sleep(50);
