@@ -161,29 +161,8 @@ int srv_ollama_show(srv_req *r)
     return srv_reply_json(r, 200, o);
 }
 
-int srv_ollama_chat(srv_req *r)
-{
-    srv_gen_req req;
-    srv_error e;
-    if (srv_parse_chat(r->body.data, r->body.len, SRV_API_OLLAMA, &r->s->o.lim, &r->arena, &req,
-                       &e)) {
-        srv_gen_req_free(&req);
-        return srv_reply_error(r, &e);
-    }
-    return srv_generate(r, &req, DIALECT_OLLAMA_CHAT);
-}
-
-int srv_ollama_generate(srv_req *r)
-{
-    srv_gen_req req;
-    srv_error e;
-    if (srv_parse_completion(r->body.data, r->body.len, SRV_API_OLLAMA, &r->s->o.lim, &r->arena,
-                             &req, &e)) {
-        srv_gen_req_free(&req);
-        return srv_reply_error(r, &e);
-    }
-    return srv_generate(r, &req, DIALECT_OLLAMA_GENERATE);
-}
+int srv_ollama_chat(srv_req *r) { return srv_generate_route(r, DIALECT_OLLAMA_CHAT); }
+int srv_ollama_generate(srv_req *r) { return srv_generate_route(r, DIALECT_OLLAMA_GENERATE); }
 
 int srv_ollama_embed(srv_req *r)
 {

@@ -476,14 +476,7 @@ static ssize_t gen_read(void *cls, uint64_t pos, char *buf, size_t max)
         srv_job *j = &g->job;
         pthread_mutex_lock(&j->mu);
         while (!j->done && j->text.len == g->sent && g->phase != 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+            srv_cond_wait_ms(&j->cv, &j->mu, 100);
             if (!j->done && j->text.len == g->sent && srv_client_gone(g->r)) {
                 pthread_mutex_unlock(&j->mu);
                 return MHD_CONTENT_READER_END_WITH_ERROR; /* gen_done cancels the job */
@@ -595,29 +588,26 @@ int srv_generate(srv_req *r, srv_gen_req *req, int dialect)
                             gen_read, g, gen_done);
 }
 
-int srv_openai_chat(srv_req *r)
+int srv_generate_route(srv_req *r, int dialect)
 {
+    bool chat = dialect == DIALECT_OPENAI_CHAT || dialect == DIALECT_OLLAMA_CHAT;
+    int api = dialect == DIALECT_OPENAI_CHAT || dialect == DIALECT_OPENAI_COMPLETION
+                  ? SRV_API_OPENAI
+                  : SRV_API_OLLAMA;
     srv_gen_req req;
     srv_error e;
-    if (srv_parse_chat(r->body.data, r->body.len, SRV_API_OPENAI, &r->s->o.lim, &r->arena, &req,
-                       &e)) {
+    int rc = chat ? srv_parse_chat(r->body.data, r->body.len, api, &r->s->o.lim, &r->arena, &req, &e)
+                  : srv_parse_completion(r->body.data, r->body.len, api, &r->s->o.lim, &r->arena,
+                                         &req, &e);
+    if (rc) {
         srv_gen_req_free(&req);
         return srv_reply_error(r, &e);
     }
-    return srv_generate(r, &req, DIALECT_OPENAI_CHAT);
+    return srv_generate(r, &req, dialect);
 }
 
-int srv_openai_completions(srv_req *r)
-{
-    srv_gen_req req;
-    srv_error e;
-    if (srv_parse_completion(r->body.data, r->body.len, SRV_API_OPENAI, &r->s->o.lim, &r->arena,
-                             &req, &e)) {
-        srv_gen_req_free(&req);
-        return srv_reply_error(r, &e);
-    }
-    return srv_generate(r, &req, DIALECT_OPENAI_COMPLETION);
-}
+int srv_openai_chat(srv_req *r) { return srv_generate_route(r, DIALECT_OPENAI_CHAT); }
+int srv_openai_completions(srv_req *r) { return srv_generate_route(r, DIALECT_OPENAI_COMPLETION); }
 
 /* ---- embeddings ------------------------------------------------------------------ */
 

@@ -87,6 +87,8 @@ void srv_job_cancel(srv_worker *w, srv_job *j);
 /* Wait until j is done; while waiting, poll r's socket and cancel j if the
 ** client went away. Returns true if done, false if cancelled. */
 bool srv_job_wait(srv_worker *w, srv_job *j, srv_req *r);
+/* pthread_cond_wait for at most ms milliseconds. */
+void srv_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int ms);
 /* Seconds a client should wait before retrying, for Retry-After. */
 int srv_worker_retry_after(srv_worker *w);
 
@@ -187,6 +189,9 @@ enum { DIALECT_OPENAI_CHAT = 1, DIALECT_OPENAI_COMPLETION, DIALECT_OLLAMA_CHAT,
 ** (or the grounded answer), queue it, reply streamed (SSE or NDJSON by
 ** dialect) or whole. Takes ownership of req. Returns an MHD_Result. */
 int srv_generate(srv_req *r, srv_gen_req *req, int dialect);
+/* A route's whole work for a generation endpoint: parse the body in the
+** dialect's shape, then srv_generate. */
+int srv_generate_route(srv_req *r, int dialect);
 
 /* Run an embedding request on the embedding worker (*w gets it). Returns 0
 ** with *vecs (n x dim) and *cut (n flags), both malloc'd, and the token

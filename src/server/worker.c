@@ -216,18 +216,21 @@ void srv_job_cancel(srv_worker *w, srv_job *j)
     pthread_mutex_unlock(&j->mu);
 }
 
+void srv_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms % 1000 * 1000000L;
+    ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 bool srv_job_wait(srv_worker *w, srv_job *j, srv_req *r)
 {
     pthread_mutex_lock(&j->mu);
     while (!j->done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        srv_cond_wait_ms(&j->cv, &j->mu, 100);
         if (!j->done && r && srv_client_gone(r)) {
             pthread_mutex_unlock(&j->mu);
             srv_job_cancel(w, j);
