@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static const srv_route routes[] = {
     {"GET", "/v1/models", srv_openai_models, 0, "OpenAI: models"},
@@ -536,6 +537,7 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_cond_init(&s->lib_cv, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
     atomic_init(&s->lib_generation, 0);
+    atomic_init(&s->n_ingests, 0);
 
     /* SIGINT/SIGTERM are taken by sigwait below: block them in every thread */
     sigset_t set;
@@ -617,6 +619,9 @@ int srv_run(const srv_opts *o, cn_err *err)
         fprintf(stderr, "cairn serve: %s, shutting down\n", sig == SIGINT ? "interrupted"
                                                                           : "terminated");
         MHD_stop_daemon(s->d);
+        /* an upload whose client left may still be ingesting: it finishes */
+        while (atomic_load(&s->n_ingests) > 0)
+            usleep(20000);
     }
     srv_worker_close(&s->chat);
     srv_worker_close(&s->embed);

@@ -555,6 +555,7 @@ static void *ingest_main(void *arg)
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
     run_unref(g);
+    atomic_fetch_sub(&s->n_ingests, 1);
     return NULL;
 }
 
@@ -614,7 +615,9 @@ int srv_lib_upload(srv_req *r)
     json_object_set_new(o, "files", names);
     put_line(g, o);
     pthread_t th;
+    atomic_fetch_add(&r->s->n_ingests, 1);
     if (pthread_create(&th, NULL, ingest_main, g) != 0) {
+        atomic_fetch_sub(&r->s->n_ingests, 1);
         g->refs = 1;
         run_unref(g);
         return srv_reply_errorf(r, 500, NULL, "cannot start the ingest thread");

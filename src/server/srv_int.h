@@ -109,6 +109,7 @@ struct srv {
     bool lib_busy[SRV_LIB_POOL];
     int lib_gen[SRV_LIB_POOL];
     atomic_int lib_generation; /* bumped after every write */
+    atomic_int n_ingests;      /* upload ingest threads still running */
     pthread_mutex_t log_mu;
 };
 

@@ -256,6 +256,21 @@ describe('grounded answers without a language model (extractive)', () => {
                              (e) => e.status === 404);
     });
 
+    test('ask endpoint and the developer role', async () => {
+        const r = await fetch(`${srv.url}/api/library/ask`, {
+            method: 'POST', body: JSON.stringify({ question: 'When is crème brûlée served?' }) });
+        assert.equal(r.status, 200);
+        const j = await r.json();
+        assert.match(j.choices[0].message.content, /Fridays/);
+        assert.equal(j.citations[0].page, 2);
+        const bad = await fetch(`${srv.url}/api/library/ask`, { method: 'POST', body: '{"question": 3}' });
+        assert.equal(bad.status, 400);
+        const dev = await client.chat.completions.create({
+            model: 'cairn-library', messages: [{ role: 'developer', content: 'be brief' },
+                                               { role: 'user', content: 'When is crème brûlée served?' }] });
+        assert.match(dev.choices[0].message.content, /brûlée/);
+    });
+
     test('library endpoints: list, search, remove', async () => {
         const docs = await (await fetch(`${srv.url}/api/library/documents`)).json();
         assert.equal(docs.documents.length, 2);
@@ -274,6 +289,29 @@ describe('grounded answers without a language model (extractive)', () => {
         const st = await (await fetch(`${srv.url}/api/status`)).json();
         assert.equal(st.level, 'keyword');
         assert.equal(st.library.documents, 1);
+    });
+
+    test('uploads: hostile names, bad files, wrong types', async () => {
+        // a path in the file name: the file lands in the library's documents folder, nowhere else
+        const evil = curl(['-F', `file=@${path.join(DOCS, 'notes.md')};filename="../../evil $name*.md"`,
+                           `${srv.url}/api/library/documents`]);
+        assert.equal(evil.status, 200);
+        const ev = evil.body.trim().split('\n').map((l) => JSON.parse(l));
+        assert.deepEqual(ev[0].files, ['evil _name_.md']);
+        assert.ok(fs.existsSync(path.join(srv.home, 'documents', 'evil _name_.md')));
+        assert.equal(ev.find((e) => e.event === 'file').outcome, 'added');
+        // a damaged PDF: reported as failed with its reason, the server goes on
+        const bad = curl(['-F', `file=@${path.join(DOCS, 'garbage.pdf')}`, `${srv.url}/api/library/documents`]);
+        const file = bad.body.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'file');
+        assert.equal(file.outcome, 'failed');
+        assert.ok(file.error.length > 0);
+        // not multipart: 415; no file field: 400
+        const json = await fetch(`${srv.url}/api/library/documents`, { method: 'POST', body: '{}',
+                                                                       headers: { 'Content-Type': 'application/json' } });
+        assert.equal(json.status, 415);
+        const empty = curl(['-F', 'note=hello', `${srv.url}/api/library/documents`]);
+        assert.equal(empty.status, 400);
+        assert.match(JSON.parse(empty.body).error.message, /no file/);
     });
 
     test('model manager endpoints: 501 until src/models lands', async () => {
@@ -381,7 +419,7 @@ describe('Ollama API with curl', () => {
 
 describe('hostile requests', () => {
     let srv;
-    before(async () => { srv = await startServer(['-m', CHAT, '--max-body', '65536']); });
+    before(async () => { srv = await startServer(['-m', CHAT, '--max-body', '65536', '--max-upload', '1024']); });
     after(async () => { const x = await srv.stop(); assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000)); });
 
     const post = (p, body, headers = {}) => fetch(`${srv.url}${p}`, {
@@ -420,6 +458,14 @@ describe('hostile requests', () => {
         fs.rmSync(path.dirname(file), { recursive: true });
         assert.equal(r.status, 413);
         assert.equal(typeof JSON.parse(r.body).error.message, 'string');
+    });
+
+    test('an upload over the limit: 413, nothing left on disk', async () => {
+        const r = curl(['-F', `file=@${path.join(DOCS, 'simple.pdf')}`, `${srv.url}/api/library/documents`]);
+        assert.equal(r.status, 413);
+        assert.match(JSON.parse(r.body).error.message, /upload limit of 1024 bytes/);
+        const dir = path.join(srv.home, 'documents');
+        assert.deepEqual(fs.existsSync(dir) ? fs.readdirSync(dir) : [], []);
     });
 
     test('oversized headers: 431', async () => {
