@@ -5,6 +5,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 let apiKey = localStorage.getItem('cairn-key') || '';
 
 /* fetch with the API key (asked for once, when the server wants one). */
@@ -82,7 +83,7 @@ async function loadStatus() {
         status = await res.json();
         $('level').textContent = LEVELS[status.level] || status.level;
         const lb = status.library;
-        $('status').textContent = `${status.why} · ${lb.documents} document${lb.documents === 1 ? '' : 's'}, ${lb.passages} passages`;
+        $('status').textContent = `${status.why} · ${plural(lb.documents, 'document')}, ${plural(lb.passages, 'passage')}`;
     } catch (e) {
         $('level').textContent = 'offline';
         $('status').textContent = `cannot reach the server: ${e.message}`;
@@ -295,14 +296,14 @@ function uploadOne(file) {
         if (ev.event === 'uploaded') { bar.value = 1; state.textContent = 'reading…'; }
         else if (ev.event === 'file') {
             if (ev.outcome === 'failed') { state.textContent = `failed: ${ev.error}`; state.classList.add('bad'); }
-            else state.textContent = `${ev.outcome}: ${ev.pages} pages, ${ev.passages} passages`;
+            else state.textContent = `${ev.outcome}: ${plural(ev.pages, 'page')}, ${plural(ev.passages, 'passage')}`;
         } else if (ev.event === 'embed') {
             bar.max = ev.total || 1;
             bar.value = ev.done;
-            state.textContent = `embedding ${ev.done}/${ev.total} passages${ev.eta_s > 0 ? `, about ${Math.ceil(ev.eta_s)} s left` : ''}`;
+            state.textContent = `embedding ${ev.done}/${plural(ev.total, 'passage')}${ev.eta_s > 0 ? `, about ${Math.ceil(ev.eta_s)} s left` : ''}`;
         } else if (ev.event === 'done') {
             if (ev.error) { state.textContent = `failed: ${ev.error}`; state.classList.add('bad'); }
-            else if (!ev.failed) state.textContent = `indexed${ev.embedded ? `, ${ev.embedded} passages embedded` : ''}${ev.unchanged ? ' (unchanged)' : ''}`;
+            else if (!ev.failed) state.textContent = `indexed${ev.embedded ? `, ${plural(ev.embedded, 'passage')} embedded` : ''}${ev.unchanged ? ' (unchanged)' : ''}`;
             li.dataset.done = 'true';
             loadDocs();
             loadStatus();
@@ -364,7 +365,7 @@ async function loadModels() {
     }
     const res = await api('/api/models');
     if (res.status === 501) {
-        $('catalog').textContent = `Not yet available: ${await errorText(res)}.`;
+        $('catalog').textContent = `${await errorText(res)}.`;
     } else if (!res.ok) {
         $('catalog').textContent = await errorText(res);
     } else {

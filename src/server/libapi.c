@@ -418,6 +418,18 @@ int srv_upload_begin(srv_req *r, srv_error *e)
     return 0;
 }
 
+/* Close and delete the files of an upload not (yet) moved into place. */
+static void discard_files(srv_upload *u)
+{
+    if (u->f)
+        fclose(u->f);
+    u->f = NULL;
+    for (int i = 0; i < u->n; i++)
+        if (u->tmp[i][0])
+            unlink(u->tmp[i]);
+    u->n = 0;
+}
+
 int srv_upload_data(srv_req *r, const char *data, size_t n, srv_error *e)
 {
     srv_upload *u = r->up;
@@ -425,6 +437,7 @@ int srv_upload_data(srv_req *r, const char *data, size_t n, srv_error *e)
         return -1;
     if (MHD_post_process(u->pp, data, n) != MHD_YES) {
         u->failed = true;
+        discard_files(u); /* gone before the error is answered */
         if (u->err.status)
             *e = u->err;
         else
@@ -439,13 +452,9 @@ void srv_upload_free(srv_req *r)
     srv_upload *u = r->up;
     if (!u)
         return;
-    if (u->f)
-        fclose(u->f);
     if (u->pp)
         MHD_destroy_post_processor(u->pp);
-    for (int i = 0; i < u->n; i++)
-        if (u->tmp[i][0])
-            unlink(u->tmp[i]); /* not moved into place: an upload that failed */
+    discard_files(u); /* not moved into place: an upload that failed */
     free(u);
     r->up = NULL;
 }

@@ -158,6 +158,11 @@ int srv_ollama_show(srv_req *r)
     json_object_set_new(o, "model_info", info);
     json_array_append_new(caps, json_string(w->kind == JOB_GENERATE ? "completion" : "embedding"));
     json_object_set_new(o, "capabilities", caps);
+    struct stat st = {0};
+    char when[64];
+    stat(w->path, &st);
+    iso_time(st.st_mtime, when, sizeof when);
+    json_object_set_new(o, "modified_at", json_string(when));
     return srv_reply_json(r, 200, o);
 }
 

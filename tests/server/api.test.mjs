@@ -349,6 +349,7 @@ describe('Ollama API with curl', () => {
         assert.equal(show.details.family, 'llama');
         assert.deepEqual(show.capabilities, ['completion']);
         assert.equal(show.model_info['llama.context_length'], 128);
+        assert.match(show.modified_at, /^\d{4}-\d\d-\d\dT/);
         const missing = curl(['-d', '{"model":"nope"}', `${srv.url}/api/show`]);
         assert.equal(missing.status, 404);
         assert.equal(typeof JSON.parse(missing.body).error, 'string');
