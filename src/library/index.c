@@ -123,8 +123,9 @@ static int load_vectors(lib *l, cn_err *err)
     return rc;
 }
 
-/* Offset in text of the first word of the query (3+ letters) it contains,
-** compared without regard to ASCII case; -1 if none. */
+/* Offset in text of the first word of the query (3+ letters, not a stop
+** word such as "the" or "does") it contains, compared without regard to
+** ASCII case; -1 if none. */
 static long first_match(const char *text, const char *query)
 {
     long best = -1;
@@ -136,7 +137,7 @@ static long first_match(const char *text, const char *query)
         while (*q && (isalnum((unsigned char)*q) || ((unsigned char)*q & 0x80)))
             q++;
         size_t n = (size_t)(q - w);
-        if (n < 3 || n > 64)
+        if (n < 3 || n > 64 || store_is_stop_word(w, n))
             continue;
         char word[65];
         memcpy(word, w, n);

@@ -242,6 +242,10 @@ describe('grounded answers without a language model (extractive)', () => {
         const c = r.citations.find((x) => x.n === 1);
         assert.equal(c.page, 2);
         assert.equal(c.cited, true);
+        // the page cited is where the question's words are, not where "the" or "does" first is
+        const r2 = await client.chat.completions.create({
+            model: 'cairn-library', messages: [{ role: 'user', content: 'What does the café serve on Fridays?' }] });
+        assert.equal(r2.citations[0].page, 2);
     });
 
     test('nothing relevant: says so, no citations', async () => {
