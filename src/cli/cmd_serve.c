@@ -41,7 +41,8 @@ int cmd_serve(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("%s", help);
+            printf("%s\nroutes:\n", help);
+            srv_print_routes(stdout);
             return 0;
         } else if (!strcmp(a, "--quiet")) {
             o.quiet = true;

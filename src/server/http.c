@@ -25,6 +25,7 @@
 
 static const srv_route routes[] = {
     {"GET", "/v1/models", srv_openai_models, 0, "OpenAI: models"},
+    {"GET", "/v1/models/", srv_openai_model, ROUTE_PREFIX, "OpenAI: one model"},
     {"POST", "/v1/chat/completions", srv_openai_chat, 0, "OpenAI: chat (SSE with stream)"},
     {"POST", "/v1/completions", srv_openai_completions, 0, "OpenAI: text completion"},
     {"POST", "/v1/embeddings", srv_openai_embeddings, 0, "OpenAI: embeddings"},
@@ -32,6 +33,7 @@ static const srv_route routes[] = {
     {"POST", "/api/chat", srv_ollama_chat, ROUTE_OLLAMA, "Ollama: chat (NDJSON stream)"},
     {"POST", "/api/generate", srv_ollama_generate, ROUTE_OLLAMA, "Ollama: generate"},
     {"POST", "/api/embed", srv_ollama_embed, ROUTE_OLLAMA, "Ollama: embeddings"},
+    {"POST", "/api/embeddings", srv_ollama_embed, ROUTE_OLLAMA, "Ollama: one embedding (older API)"},
     {"POST", "/api/show", srv_ollama_show, ROUTE_OLLAMA, "Ollama: model details"},
     {"GET", "/api/version", srv_ollama_version, ROUTE_OLLAMA, "Ollama: version"},
     {"GET", "/api/ps", srv_ollama_ps, ROUTE_OLLAMA, "Ollama: loaded models"},
@@ -47,6 +49,15 @@ static const srv_route routes[] = {
     {"POST", "/api/models/use", srv_models_unavailable, 0, "choose a model (not yet)"},
     {"DELETE", "/api/models/", srv_models_unavailable, ROUTE_PREFIX, "remove a model (not yet)"},
 };
+
+void srv_print_routes(FILE *f)
+{
+    for (size_t i = 0; i < CN_ARRAY_LEN(routes); i++)
+        fprintf(f, "  %-6s %s%-*s %s\n", routes[i].method, routes[i].path,
+                (int)(28 - strlen(routes[i].path)),
+                routes[i].flags & ROUTE_PREFIX ? "{id}" : "", routes[i].help);
+    fprintf(f, "  GET    /                            the web UI\n");
+}
 
 void srv_opts_default(srv_opts *o)
 {

@@ -200,13 +200,19 @@ int srv_ollama_embed(srv_req *r)
         char name[160];
         snprintf(name, sizeof name, "%s:latest", w->name);
         json_object_set_new(o, "model", json_string(name));
-        for (int i = 0; i < req.n_inputs; i++) {
+        bool legacy = !strcmp(r->path, "/api/embeddings"); /* {"embedding": [...]}, one input */
+        for (int i = 0; i < req.n_inputs && !(legacy && i > 0); i++) {
             json_t *v = json_array();
             for (int d = 0; d < dim; d++)
                 json_array_append_new(v, json_real(vecs[(size_t)i * dim + d]));
             json_array_append_new(arr, v);
         }
-        json_object_set_new(o, "embeddings", arr);
+        if (legacy) {
+            json_object_set(o, "embedding", json_array_get(arr, 0));
+            json_decref(arr);
+        } else {
+            json_object_set_new(o, "embeddings", arr);
+        }
         json_object_set_new(o, "total_duration", json_integer((json_int_t)((cn_now() - t0) * 1e9)));
         json_object_set_new(o, "load_duration", json_integer(0));
         json_object_set_new(o, "prompt_eval_count", json_integer(tokens));

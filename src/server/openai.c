@@ -94,6 +94,22 @@ int srv_openai_models(srv_req *r)
     return srv_reply_json(r, 200, o);
 }
 
+int srv_openai_model(srv_req *r)
+{
+    srv *s = r->s;
+    const char *id = r->path + strlen("/v1/models/");
+    if (s->chat.kind && !strcmp(id, s->chat_name))
+        return srv_reply_json(r, 200, model_object(s->chat_name, s->chat.path));
+    if (s->embed.kind && !strcmp(id, s->embed_name))
+        return srv_reply_json(r, 200, model_object(s->embed_name, s->embed.path));
+    if (!strcmp(id, SRV_LIBRARY_MODEL))
+        return srv_reply_json(r, 200, model_object(SRV_LIBRARY_MODEL, NULL));
+    srv_error e;
+    srv_fail(&e, 404, "model", "model '%.100s' does not exist", id);
+    e.code = "model_not_found";
+    return srv_reply_error(r, &e);
+}
+
 /* ---- prompts ------------------------------------------------------------------- */
 
 static uint64_t random_seed(void)

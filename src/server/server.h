@@ -24,6 +24,7 @@
 #include "tok/tok.h"
 
 #include <jansson.h>
+#include <stdio.h>
 
 typedef struct srv_limits {
     size_t max_body;     /* bytes of a JSON request body (default 1 MiB) */
@@ -56,6 +57,9 @@ typedef struct srv_opts {
 
 /* Defaults for everything (host, port, limits). */
 void srv_opts_default(srv_opts *o);
+
+/* The API's routes, one a line (method, path, what it does). */
+void srv_print_routes(FILE *f);
 
 /* Is host a loopback address or name (127.0.0.0/8, ::1, localhost)? */
 bool srv_host_is_loopback(const char *host);

@@ -221,6 +221,7 @@ void srv_lib_close_all(srv *s);
 /* ---- routes ----------------------------------------------------------- */
 
 int srv_openai_models(srv_req *r);
+int srv_openai_model(srv_req *r);
 int srv_openai_chat(srv_req *r);
 int srv_openai_completions(srv_req *r);
 int srv_openai_embeddings(srv_req *r);

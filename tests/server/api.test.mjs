@@ -24,6 +24,13 @@ describe('OpenAI API with the openai package', () => {
         const ids = [];
         for await (const m of client.models.list()) ids.push(m.id);
         assert.deepEqual(ids.sort(), ['aidreams260K', 'cairn-library', 'tiny-bert-f16']);
+        const one = await client.models.retrieve('tiny-bert-f16');
+        assert.equal(one.id, 'tiny-bert-f16');
+        assert.equal(one.owned_by, 'cairn');
+        await assert.rejects(client.models.retrieve('nope'), (e) => e.status === 404);
+        const help = execFileSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
+        for (const route of ['/v1/chat/completions', '/api/chat', '/api/library/documents/{id}'])
+            assert.ok(help.includes(route), route);
     });
 
     test('chat completion, whole: text, finish reason, usage', async () => {
@@ -406,6 +413,9 @@ describe('Ollama API with curl', () => {
         assert.equal(r.embeddings.length, 3);
         assert.equal(r.embeddings[0].length, 128);
         const one = JSON.parse(curl(['-d', '{"model":"tiny-bert-f16","input":"a"}', `${srv.url}/api/embed`]).body);
+        const legacy = JSON.parse(curl(['-d', '{"model":"tiny-bert-f16","prompt":"a"}', `${srv.url}/api/embeddings`]).body);
+        assert.equal(legacy.embedding.length, 128);
+        for (let d = 0; d < 128; d++) assert.ok(Math.abs(legacy.embedding[d] - one.embeddings[0][d]) < 1e-6);
         for (let d = 0; d < 128; d++) /* batched with others or alone: the same vector */
             assert.ok(Math.abs(one.embeddings[0][d] - r.embeddings[0][d]) < 1e-5);
     });
