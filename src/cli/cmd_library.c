@@ -170,7 +170,10 @@ int cmd_add(int argc, char **argv)
     progress p = {isatty(2), cn_now(), 0, 0};
     lib_add_stats st;
     cn_err err = {0};
-    int rc = lib_add(l, (const char *const *)a.rest, a.n_rest, a.prune, on_progress, &p, &st,
+    /* passages sized in the embedding model's own tokens */
+    int rc = a.embed_model ? lib_chunk_with(l, a.embed_model, a.threads, &err) : CN_OK;
+    if (rc == CN_OK)
+        rc = lib_add(l, (const char *const *)a.rest, a.n_rest, a.prune, on_progress, &p, &st,
                      &err);
     if (p.tty)
         fprintf(stderr, "\r\033[K");
@@ -223,6 +226,8 @@ int cmd_sync(int argc, char **argv)
     path_list pl = {0};
     cn_err err = {0};
     int rc = store_list(lib_store(l), collect_path, &pl, &err);
+    if (rc == CN_OK && a.embed_model)
+        rc = lib_chunk_with(l, a.embed_model, a.threads, &err);
     progress p = {isatty(2), cn_now(), 0, 0};
     lib_add_stats st = {0};
     if (rc == CN_OK) {

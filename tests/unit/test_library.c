@@ -5,8 +5,12 @@
 */
 #include "test.h"
 #include "base/base.h"
+#include "engine/gguf.h"
+#include "library/library.h"
+#include "tok/tok.h"
 
 #include <jansson.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -181,4 +185,80 @@ TEST(library_add_survives_sigkill)
     json_decref(j);
     EXPECT_EQ_INT(sh("$CAIRN search --json -k 1 pressure number 1521"), 0);
     EXPECT_CONTAINS(out_buf, "doc39.txt");
+}
+
+/* Longest passage of the library at home, in tokens of the vocab v. */
+static int longest_passage(const char *home, tok_vocab *v)
+{
+    lib *l;
+    cn_err err = {0};
+    if (lib_open(&l, home, &err))
+        return -1;
+    cn_arena a;
+    cn_arena_init(&a, (size_t)1 << 26);
+    store_passage ps[64];
+    int n = 0, longest = 0;
+    int64_t after = 0;
+    static int32_t ids[1 << 16];
+    while (store_passages_without_embedding(lib_store(l), "no-such-model", after, 64, &a, ps, &n,
+                                            &err) > 0) {
+        for (int i = 0; i < n; i++) {
+            int k = tok_encode(v, ps[i].text, ps[i].len, false, false, ids, 1 << 16, NULL);
+            longest = CN_MAX(longest, k);
+        }
+        after = ps[n - 1].id;
+    }
+    cn_arena_free(&a);
+    lib_close(l);
+    return longest;
+}
+
+/* With an embedding model, passages are measured in its own tokens: words
+** the fixed estimate under-counts (letters the model's vocabulary splits into
+** many pieces) still give passages of at most 256 model tokens. */
+TEST(library_chunks_in_embedding_model_tokens)
+{
+    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    if (!bert)
+        SKIP("shared BERT fixture not found");
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/chunkdocs", test_tmpdir());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/words.txt", dir);
+    FILE *f = fopen(path, "w");
+    uint32_t r = 12345;
+    for (int w = 0; w < 4000; w++) { /* pseudo-words of 8-12 letters */
+        int len = 8 + (int)((r >> 8) % 5);
+        for (int c = 0; c < len; c++) {
+            r = r * 1103515245u + 12345u;
+            fputc('a' + (int)((r >> 16) % 26), f);
+        }
+        fputs(w % 15 == 14 ? ".\n" : " ", f);
+    }
+    fclose(f);
+    gguf_file *g;
+    tok_vocab *v;
+    cn_err err = {0};
+    EXPECT_EQ_INT(gguf_open(&g, bert, &err), CN_OK);
+    EXPECT_EQ_INT(tok_open(&v, g, &err), CN_OK);
+
+    char home1[700], home2[700];
+    snprintf(home1, sizeof home1, "%s/h-estimate", test_tmpdir());
+    snprintf(home2, sizeof home2, "%s/h-model", test_tmpdir());
+    const char *paths[] = {path};
+    lib_add_stats st;
+    lib *l;
+    EXPECT_EQ_INT(lib_open(&l, home1, &err), CN_OK);
+    EXPECT_EQ_INT(lib_add(l, paths, 1, false, NULL, NULL, &st, &err), CN_OK);
+    lib_close(l);
+    EXPECT_EQ_INT(lib_open(&l, home2, &err), CN_OK);
+    EXPECT_EQ_INT(lib_chunk_with(l, bert, 1, &err), CN_OK);
+    EXPECT_EQ_INT(lib_add(l, paths, 1, false, NULL, NULL, &st, &err), CN_OK);
+    lib_close(l);
+    int est = longest_passage(home1, v), model = longest_passage(home2, v);
+    EXPECT(est > 300);   /* the estimate lets these passages run long... */
+    EXPECT(model <= 256); /* ...the model's tokenizer does not */
+    EXPECT(model > 200);  /* and the passages are still full-sized */
+    tok_close(v);
+    gguf_close(g);
 }
