@@ -79,6 +79,8 @@ fuzz:
 bench: all
 	bash bench/embed.sh
 	bash bench/store.sh
+	bash bench/ingest.sh
+	bash bench/ask.sh
 
 clean:
 	rm -rf build

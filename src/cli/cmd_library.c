@@ -15,7 +15,7 @@
 /* Options every library command takes. */
 typedef struct lib_args {
     const char *home, *embed_model, *chat_model;
-    int threads, k;
+    int threads, k, max_tokens;
     bool json, prune;
     const char *rest[256];
     int n_rest;
@@ -48,6 +48,10 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             if (!cli_int(argv[++i], 1, 100, &n))
                 return cli_usage(cmd, "-k %s: expected 1 to 100", argv[i]);
             a->k = (int)n;
+        } else if ((!strcmp(o, "-n") || !strcmp(o, "--max-tokens")) && v) {
+            if (!cli_int(argv[++i], 1, 1 << 20, &n))
+                return cli_usage(cmd, "%s %s: expected a positive number", o, argv[i]);
+            a->max_tokens = (int)n;
         } else if (!strcmp(o, "--json"))
             a->json = true;
         else if (!strcmp(o, "--prune"))
@@ -441,12 +445,17 @@ typedef struct ask_out {
     rag_cite_filter f;
     cn_buf text;
     bool json;
+    /* timings (seconds since the command started), for --json */
+    double t0, t_search, t_first;
+    eng_gen_stats gen;
 } ask_out;
 
 static int ask_token(void *ctx, int32_t id, const char *text, size_t len)
 {
     ask_out *o = ctx;
     (void)id;
+    if (o->t_first == 0)
+        o->t_first = cn_now() - o->t0;
     size_t before = o->text.len;
     rag_cite_feed(&o->f, text, len, &o->text);
     if (!o->json) {
@@ -516,10 +525,10 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
     }
     if (!rc) {
         rag_cite_init(&out->f, *n_used, used);
-        eng_gen_opts go = {.n_predict = reserve, .sampler = eng_sampler_defaults()};
+        int n_predict = a->max_tokens ? CN_MIN(a->max_tokens, n_ctx - n_ids) : reserve;
+        eng_gen_opts go = {.n_predict = n_predict, .sampler = eng_sampler_defaults()};
         go.sampler.temp = 0; /* answers from documents: the most likely words */
-        eng_gen_stats st;
-        rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &st, err);
+        rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &out->gen, err);
         rag_cite_flush(&out->f, &out->text);
     }
     free(tc.buf);
@@ -535,7 +544,11 @@ int cmd_ask(int argc, char **argv)
     PARSE("ask", "usage: cairn ask [-k 4] [--json] [options] QUESTION\n\n"
                  "Answer from your documents, citing them as [n] -> file, page. With a language\n"
                  "model (-m FILE or CAIRN_CHAT_MODEL) the answer is written by the model and\n"
-                 "streamed; without one, the best sentences of the best passages are quoted.\n");
+                 "streamed; without one, the best sentences of the best passages are quoted.\n\n"
+                 "  -k N                passages to retrieve (default 4)\n"
+                 "  -n, --max-tokens N  longest answer, in tokens (default: a quarter of the\n"
+                 "                      model's context, at most 512)\n"
+                 "  --json              one JSON object: answer, sources, timings\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -543,7 +556,9 @@ int cmd_ask(int argc, char **argv)
     lib_search_info info;
     cn_err err = {0};
     int ret = 0;
+    double t0 = cn_now();
     int n = open_and_search("ask", &a, 4, q, sizeof q, &l, &ar, res, &info, &err, &ret);
+    double t_search = cn_now() - t0;
     if (n < 0)
         goto done;
     /* nothing relevant: no keyword match and no passage close in meaning; the
@@ -557,7 +572,7 @@ int cmd_ask(int argc, char **argv)
     for (int i = 0; i < n; i++)
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page, res[i].page,
                               res[i].text};
-    ask_out out = {.json = a.json};
+    ask_out out = {.json = a.json, .t0 = t0, .t_search = t_search};
     cn_buf_init(&out.text, (size_t)64 << 20);
     int n_used = n;
     const char *how;
@@ -596,6 +611,16 @@ int cmd_ask(int argc, char **argv)
             json_array_append_new(bad, json_integer(out.f.invalid[i]));
         json_object_set_new(o, "sources", srcs);
         json_object_set_new(o, "dropped_citations", bad);
+        json_t *t = json_object(); /* seconds from the start of the command */
+        json_object_set_new(t, "search_s", json_real(out.t_search));
+        if (a.chat_model) {
+            json_object_set_new(t, "first_token_s", json_real(out.t_first));
+            json_object_set_new(t, "prompt_tokens", json_integer(out.gen.n_prompt));
+            json_object_set_new(t, "prompt_s", json_real(out.gen.t_prompt));
+            json_object_set_new(t, "answer_tokens", json_integer(out.gen.n_gen));
+            json_object_set_new(t, "answer_s", json_real(out.gen.t_gen));
+        }
+        json_object_set_new(o, "timings", t);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s ? s : "{}");
         free(s);
