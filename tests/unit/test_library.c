@@ -262,3 +262,55 @@ TEST(library_chunks_in_embedding_model_tokens)
     tok_close(v);
     gguf_close(g);
 }
+
+/* Embeddings count from `cairn doctor`'s output, -1 if absent. */
+static long long doctor_vectors(void)
+{
+    const char *p = strstr(out_buf, "embeddings ");
+    return p ? strtoll(p + strlen("embeddings "), NULL, 10) : -1;
+}
+
+/* kill -9 during the embedding phase, at varied moments: the library stays
+** consistent, vectors already written are kept (each run resumes where the
+** last stopped), and a final `cairn index` embeds exactly the rest. */
+TEST(library_index_survives_sigkill)
+{
+    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    if (!bert)
+        SKIP("shared BERT fixture not found");
+    sh("rm -rf $D $CAIRN_HOME && mkdir -p $D && for i in $(seq 1 120); do "
+       "for j in $(seq 1 60); do echo \"Document $i paragraph $j talks about valves, pumps "
+       "and pressure number $((i * j)) in some detail.\"; echo; done > $D/doc$i.txt; done");
+    EXPECT_EQ_INT(sh("$CAIRN add $D"), 0);
+    EXPECT_CONTAINS(err_buf, "720 passages");
+    /* how long a whole run takes here (sanitizers slow it down), on a copy */
+    double t0 = cn_now();
+    EXPECT_EQ_INT(sh("cp -r $CAIRN_HOME $CAIRN_HOME.cal && CAIRN_HOME=$CAIRN_HOME.cal "
+                     "$CAIRN index -e %s && rm -rf $CAIRN_HOME.cal", bert), 0);
+    double full_ms = 1e3 * (cn_now() - t0);
+    int bad = 0;
+    long long last = 0;
+    for (int k = 0; k < 8; k++) {
+        int ms = (int)(full_ms * (0.04 + 0.02 * (k % 5)));
+        sh("$CAIRN index -e %s >/dev/null 2>&1 & pid=$!; sleep %d.%03d; kill -9 $pid 2>/dev/null; "
+           "wait $pid 2>/dev/null; true", bert, ms / 1000, ms % 1000);
+        long long now = -1;
+        if (sh("$CAIRN doctor") != 0 || !strstr(out_buf, "consistency      ok") ||
+            (now = doctor_vectors()) < last) {
+            bad++;
+            fprintf(stderr, "  after kill %d (%d ms): %lld vectors (had %lld)\n%s%s\n", k, ms, now,
+                    last, out_buf, err_buf);
+        }
+        last = now;
+    }
+    EXPECT_EQ_INT(bad, 0);
+    EXPECT(last > 0);   /* the killed runs made progress that was kept */
+    EXPECT(last < 720); /* and were really interrupted */
+    EXPECT_EQ_INT(sh("$CAIRN index -e %s", bert), 0);
+    char want[64];
+    snprintf(want, sizeof want, "%lld passages embedded", 720 - last);
+    EXPECT_CONTAINS(err_buf, want);
+    EXPECT_EQ_INT(sh("$CAIRN doctor"), 0);
+    EXPECT_EQ_INT((int)doctor_vectors(), 720);
+    EXPECT_CONTAINS(out_buf, "consistency      ok");
+}
