@@ -23,6 +23,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_models(int argc, char **argv);
 
 /* Print "cairn: <msg>" to stderr and return 1. */
 int cli_error(const cn_err *err);

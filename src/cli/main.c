@@ -25,6 +25,7 @@ static const cmd_entry commands[] = {
     {"rm", cmd_rm, "DOC...", "remove documents from the library"},
     {"search", cmd_search, "QUERY [-k 5] [--json]", "ranked passages with document and page"},
     {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
+    {"models", cmd_models, "list|pull|use|rm|rollback|verify|...", "manage models like packages (see --help)"},
     {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
     {"inspect", cmd_inspect, "FILE [--json]", "describe a GGUF model file"},
     {"tokenize", cmd_tokenize, "-m FILE [--no-bos] [--json] TEXT", "print the token ids of TEXT"},
