@@ -4,6 +4,7 @@
 */
 #include "cli/cli.h"
 #include "library/library.h"
+#include "models/models.h"
 #include "rag/rag.h"
 
 #include <jansson.h>
@@ -15,11 +16,39 @@
 /* Options every library command takes. */
 typedef struct lib_args {
     const char *home, *embed_model, *chat_model;
+    char chat_path[4096], embed_path[4096]; /* resolved model names */
+    bool chat_active, embed_active;         /* from `cairn models use`, not given */
     int threads, k, max_tokens;
     bool json, prune;
     const char *rest[256];
     int n_rest;
 } lib_args;
+
+/* Models given by name (installed with `cairn models`) become paths; with
+** none given, the active models of their roles are used. */
+static int resolve_models(const char *cmd, lib_args *a)
+{
+    char home[4096];
+    cn_err err = {0};
+    if (cn_data_dir(home, sizeof home, a->home, &err))
+        return 0; /* reported when the library opens */
+    struct { const char **given; char *path; bool *active; const char *role; } m[2] = {
+        {&a->chat_model, a->chat_path, &a->chat_active, "chat"},
+        {&a->embed_model, a->embed_path, &a->embed_active, "embed"}};
+    for (int i = 0; i < 2; i++) {
+        if (*m[i].given) {
+            if (mdl_resolve(home, *m[i].given, m[i].path, 4096, &err)) {
+                fprintf(stderr, "cairn %s: %s\n", cmd, err.msg);
+                return 1;
+            }
+            *m[i].given = m[i].path;
+        } else if (mdl_active(home, m[i].role, m[i].path, 4096, NULL, 0, NULL) == CN_OK) {
+            *m[i].given = m[i].path;
+            *m[i].active = true;
+        }
+    }
+    return 0;
+}
 
 static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, const char *help)
 {
@@ -76,7 +105,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         a->embed_model = NULL;
     if (a->chat_model && !*a->chat_model)
         a->chat_model = NULL;
-    return 0;
+    return resolve_models(cmd, a);
 }
 
 #define PARSE(cmd, help)                                                                           \
@@ -539,6 +568,31 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
     return rc;
 }
 
+/* No language model: say what is used now and the one command that gets
+** written answers (nothing is downloaded without it). */
+static void upgrade_hint(const char *home)
+{
+    mdl_catalog *c;
+    if (mdl_catalog_load(home, NULL, &c, NULL) != CN_OK) {
+        fprintf(stderr, "(extractive answer: no language model installed; see `cairn models "
+                        "recommend`)\n");
+        return;
+    }
+    mdl_hw hw;
+    mdl_hw_detect(home, &hw);
+    char why[512], sz[32];
+    const mdl_entry *e = mdl_recommend(c, &hw, "chat", why, sizeof why);
+    if (e)
+        fprintf(stderr, "(extractive answer: the best sentences of the best passages, since no "
+                        "language model is installed.\n For written answers: cairn models pull "
+                        "%s   (%s download, %.1f GB of memory; or -m FILE.gguf))\n",
+                e->name, cli_size((uint64_t)e->size, sz), e->ram_mb / 1024.0);
+    else
+        fprintf(stderr, "(extractive answer: no language model installed, and none in the "
+                        "catalog fits this machine: %s)\n", why);
+    mdl_catalog_free(c);
+}
+
 int cmd_ask(int argc, char **argv)
 {
     PARSE("ask", "usage: cairn ask [-k 4] [--json] [options] QUESTION\n\n"
@@ -643,8 +697,7 @@ int cmd_ask(int argc, char **argv)
             fprintf(stderr, "note: %d citation%s naming no passage dropped from the answer\n",
                     out.f.n_invalid, out.f.n_invalid == 1 ? "" : "s");
         if (!a.chat_model)
-            fprintf(stderr, "(extractive answer: for written answers, pass -m MODEL.gguf or set "
-                            "CAIRN_CHAT_MODEL)\n");
+            upgrade_hint(lib_home(l));
     }
     cn_buf_free(&out.text);
 done:
@@ -676,9 +729,33 @@ int cmd_doctor(int argc, char **argv)
     cn_err ck = {0};
     int crc = store_check(lib_store(l), &ck);
     printf("consistency      %s\n", crc ? ck.msg : "ok");
-    printf("embedding model  %s\n", a.embed_model ? a.embed_model : "(none: set -e or CAIRN_EMBED_MODEL)");
-    printf("language model   %s\n", a.chat_model ? a.chat_model : "(none: set -m or CAIRN_CHAT_MODEL)");
-    printf("cpu              %d physical cores\n", cn_physical_cores());
+    char cfg[4096] = "(none)";
+    cn_config_path(cfg, sizeof cfg);
+    printf("settings         %s%s\n", cfg, access(cfg, R_OK) == 0 ? "" : " (not present: defaults)");
+    printf("models           %s/models\n", lib_home(l));
+    mdl_installed *ins = NULL;
+    int n_ins = 0;
+    mdl_list(lib_home(l), &ins, &n_ins, NULL);
+    for (int i = 0; i < n_ins; i++) {
+        char b[32];
+        printf("  %-20s %-6s %-10s %s%s\n", ins[i].name, ins[i].role,
+               cli_size((uint64_t)ins[i].size, b), ins[i].active ? "active" : "",
+               ins[i].has_previous ? ", rollback available" : "");
+    }
+    if (n_ins == 0)
+        printf("  (none installed: `cairn models recommend`)\n");
+    free(ins);
+    printf("embedding model  %s%s\n", a.embed_model ? a.embed_model : "(none: `cairn models pull` one, or -e FILE)",
+           a.embed_active ? " (active)" : "");
+    printf("language model   %s%s\n", a.chat_model ? a.chat_model : "(none: `cairn models pull` one, or -m FILE)",
+           a.chat_active ? " (active)" : "");
+    mdl_hw hw;
+    mdl_hw_detect(lib_home(l), &hw);
+    char b1[32], b2[32], b3[32];
+    printf("machine          %d cores (%d threads), %s, memory %s (%s available), disk %s free\n",
+           hw.cores, hw.threads, hw.simd, cli_size((uint64_t)hw.ram_total, b1),
+           cli_size((uint64_t)hw.ram_avail, b2), cli_size((uint64_t)CN_MAX(hw.disk_free, 0), b3));
+    printf("network          used only by `cairn models pull` and `cairn models update`\n");
     printf("service level    %s\n",
            a.chat_model ? "written answers with citations"
            : a.embed_model ? "hybrid search (keyword + vectors), extractive answers"

@@ -276,8 +276,8 @@ static int do_pull(models_args *a)
     pull_ui u = {a->json, isatty(2), 0, NULL};
     char sz[32];
     if (!a->json)
-        fprintf(stderr, "pulling %s (%s, %s) from %s\n", e->name, cli_size((uint64_t)e->size, sz),
-                e->license, e->url);
+        fprintf(stderr, "pulling %s (%s%s%s) from %s\n", e->name, cli_size((uint64_t)e->size, sz),
+                *e->license ? ", license: " : "", e->license, e->url);
     struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
@@ -288,6 +288,8 @@ static int do_pull(models_args *a)
     o.retry_base_ms = s ? atoi(s) : 0;
     s = getenv("CAIRN_RETRIES");
     o.retries = s ? atoi(s) : 0;
+    s = getenv("CAIRN_MIN_PART_BYTES");
+    o.min_part = s ? atoll(s) : 0;
     int rc = mdl_pull(a->home, e, &o, &err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

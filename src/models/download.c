@@ -12,8 +12,8 @@
 ** the download restart as one stream from byte 0.
 **
 ** Security: TLS peers are always verified; plain http:// is accepted only
-** for loopback addresses (tests, a local mirror), checked again on every
-** redirect and before each request is sent.
+** for loopback addresses (tests, a local mirror). Redirects are followed by
+** hand, at most 10, and each target is checked before it is requested.
 */
 #include "models/models_int.h"
 
@@ -64,30 +64,16 @@ int mdl_url_check(const char *url, cn_err *err)
     return rc;
 }
 
-/* Before each request is sent (the first and every redirect): the URL it goes
-** to must pass mdl_url_check, so a redirect cannot lead to plain http. */
-static int prereq_check(void *clientp, char *ip, char *local_ip, int remote_port, int local_port)
-{
-    (void)ip, (void)local_ip, (void)remote_port, (void)local_port;
-    CURL *h = clientp;
-    char *url = NULL;
-    curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &url);
-    return url && mdl_url_check(url, NULL) == CN_OK ? CURL_PREREQFUNC_OK
-                                                     : CURL_PREREQFUNC_ABORT;
-}
-
 /* Options every request shares. */
 static void setup_handle(CURL *h, const char *url, int stall_s, char *errbuf)
 {
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+    /* redirects are followed by hand, each target checked before it is
+    ** requested (mdl_url_check): curl never connects anywhere unchecked */
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, prereq_check);
-    curl_easy_setopt(h, CURLOPT_PREREQDATA, h);
     curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)stall_s);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -107,13 +93,8 @@ static void describe(CURL *h, CURLcode cc, const char *errbuf, const char *url, 
     if (cc == CURLE_HTTP_RETURNED_ERROR)
         snprintf(out, cap, "%.300s: the server answered HTTP %ld%s", url, status,
                  status == 404 ? " (not found)" : status >= 500 ? " (server error)" : "");
-    else if (cc == CURLE_TOO_MANY_REDIRECTS)
-        snprintf(out, cap, "%.300s: more than %d redirects (a redirect loop?)", url,
-                 MAX_REDIRECTS);
     else if (cc == CURLE_OPERATION_TIMEDOUT)
         snprintf(out, cap, "%.300s: no data received for too long (stalled)", url);
-    else if (cc == CURLE_ABORTED_BY_CALLBACK && strstr(errbuf, "pre-request"))
-        snprintf(out, cap, "%.300s: redirected to a URL that is not https://", url);
     else
         snprintf(out, cap, "%.300s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 }
@@ -127,10 +108,42 @@ static bool transient(CURL *h, CURLcode cc)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         return status >= 500 || status == 408 || status == 429;
     }
-    return cc != CURLE_TOO_MANY_REDIRECTS && cc != CURLE_ABORTED_BY_CALLBACK &&
-           cc != CURLE_UNSUPPORTED_PROTOCOL && cc != CURLE_URL_MALFORMAT &&
+    return cc != CURLE_UNSUPPORTED_PROTOCOL && cc != CURLE_URL_MALFORMAT &&
            cc != CURLE_PEER_FAILED_VERIFICATION && cc != CURLE_SSL_CACERT_BADFILE &&
            cc != CURLE_WRITE_ERROR;
+}
+
+/* After a transfer: a 3xx with a Location. Copies the target (resolved
+** against the request URL by curl) into next, checked; returns 1 if there
+** is one to follow, 0 if the response was not a redirect, or an error. */
+static int redirect_target(CURL *h, const char *url, int *hops, char *next, size_t cap,
+                           cn_err *err)
+{
+    long status = 0;
+    char *loc = NULL;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 300 || status > 399)
+        return 0;
+    curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+    if (!loc)
+        return cn_fail(err, CN_EIO, "%.300s: HTTP %ld without a Location", url, status);
+    if (++*hops > MAX_REDIRECTS)
+        return cn_fail(err, CN_EIO, "%.300s: more than %d redirects (a redirect loop?)", url,
+                       MAX_REDIRECTS);
+    if (mdl_url_check(loc, NULL) != CN_OK)
+        return cn_fail(err, CN_EIO, "%.300s: redirected to '%.300s', which is refused (only "
+                       "https://, or http:// on this machine)", url, loc);
+    if (strlen(loc) >= cap)
+        return cn_fail(err, CN_EIO, "%.300s: redirect target too long", url);
+    memcpy(next, loc, strlen(loc) + 1);
+    return 1;
+}
+
+static bool is_redirect(CURL *h)
+{
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    return status >= 300 && status <= 399;
 }
 
 /* ---- small documents into memory ------------------------------------------ */
@@ -150,19 +163,30 @@ int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err)
     CURL *h = curl_easy_init();
     if (!h)
         return cn_fail(err, CN_ENOMEM, "out of memory");
-    char errbuf[CURL_ERROR_SIZE], msg[512];
+    char errbuf[CURL_ERROR_SIZE], msg[512], cur[4096];
     cn_buf b;
     cn_buf_init(&b, max);
-    setup_handle(h, url, 30, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-    CURLcode cc = curl_easy_perform(h);
-    if (cc == CURLE_WRITE_ERROR)
-        rc = cn_fail(err, CN_ELIMIT, "%.300s: larger than %zu bytes", url, max);
-    else if (cc != CURLE_OK) {
-        describe(h, cc, errbuf, url, msg, sizeof msg);
-        rc = cn_fail(err, CN_EIO, "%s", msg);
+    snprintf(cur, sizeof cur, "%s", url);
+    for (int hops = 0;;) {
+        b.len = 0;
+        curl_easy_reset(h);
+        setup_handle(h, cur, 30, errbuf);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+        CURLcode cc = curl_easy_perform(h);
+        if (cc == CURLE_WRITE_ERROR)
+            rc = cn_fail(err, CN_ELIMIT, "%.300s: larger than %zu bytes", url, max);
+        else if (cc != CURLE_OK) {
+            describe(h, cc, errbuf, cur, msg, sizeof msg);
+            rc = cn_fail(err, CN_EIO, "%s", msg);
+        } else {
+            int r = redirect_target(h, cur, &hops, cur, sizeof cur, err);
+            if (r == 1)
+                continue;
+            rc = r;
+        }
+        break;
     }
     curl_easy_cleanup(h);
     if (rc) {
@@ -186,10 +210,15 @@ typedef struct part {
     int retries;
     double next_at;            /* waiting for a retry until then; 0: not waiting */
     bool finished;
+    bool ranged;               /* this request asked for a Range */
+    bool checked;              /* its response's status has been looked at */
     bool bad_range;            /* the server answered 200 to a Range request */
+    int64_t wrong_size;        /* the server's length disagrees (bytes it offered), or 0 */
     bool write_failed;
     int write_errno;
     int fd;
+    int hops;                  /* redirects followed for this request */
+    char url[4096];            /* where this request goes (after redirects) */
     char errbuf[CURL_ERROR_SIZE];
 } part;
 
@@ -263,9 +292,9 @@ static void load_state(dl *d)
     json_decref(o);
 }
 
-static void fresh_parts(dl *d, int n)
+static void fresh_parts(dl *d, int n, int64_t min_part)
 {
-    n = (int)CN_MAX(1, CN_MIN((int64_t)n, d->size / MIN_PART_BYTES));
+    n = (int)CN_MAX(1, CN_MIN((int64_t)n, d->size / min_part));
     d->n_parts = n;
     for (int i = 0; i < n; i++)
         d->parts[i] = (part){.start = d->size * i / n, .end = d->size * (i + 1) / n, .fd = -1};
@@ -277,10 +306,23 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     size_t len = sz * n;
     long status = 0;
     curl_easy_getinfo(pt->h, CURLINFO_RESPONSE_CODE, &status);
-    /* a 200 to a ranged request is the whole file from byte 0 */
-    if (status == 200 && (pt->start + pt->done) > 0) {
-        pt->bad_range = true;
-        return 0;
+    if (status >= 300 && status <= 399)
+        return len; /* a redirect's body: followed by hand once it ends */
+    if (!pt->checked) {
+        pt->checked = true;
+        /* a 200 to a ranged request is the whole file from byte 0 */
+        if (status == 200 && pt->ranged) {
+            pt->bad_range = true;
+            return 0;
+        }
+        /* the length offered must be what was asked for: a truncated or
+        ** different file on the server fails here, before any byte lands */
+        curl_off_t cl = -1;
+        curl_easy_getinfo(pt->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        if (cl >= 0 && cl != pt->end - pt->start - pt->done) {
+            pt->wrong_size = cl;
+            return 0;
+        }
     }
     if ((int64_t)len > pt->end - pt->start - pt->done) {
         pt->write_failed = true; /* more than asked for */
@@ -301,18 +343,30 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     return len;
 }
 
-static int start_part(dl *d, part *pt, CURLM *multi, const mdl_dl_opts *o)
+/* Start (or restart) a part's request; a NULL url starts over from the
+** download's own URL (a redirect target, e.g. a signed CDN link, may have
+** expired by the time of a retry). */
+static int start_part(dl *d, part *pt, CURLM *multi, const mdl_dl_opts *o, const char *url)
 {
     pt->h = curl_easy_init();
     if (!pt->h)
         return CN_ENOMEM;
+    if (!url) {
+        pt->hops = 0;
+        snprintf(pt->url, sizeof pt->url, "%s", d->url);
+    } else if (url != pt->url) {
+        snprintf(pt->url, sizeof pt->url, "%s", url);
+    }
     pt->fd = d->fd;
     pt->bad_range = pt->write_failed = false;
-    setup_handle(pt->h, d->url, o->stall_s, pt->errbuf);
+    pt->wrong_size = 0;
+    setup_handle(pt->h, pt->url, o->stall_s, pt->errbuf);
     char range[64];
     bool whole = pt->start == 0 && pt->done == 0 && pt->end == d->size;
     snprintf(range, sizeof range, "%lld-%lld", (long long)(pt->start + pt->done),
              (long long)(pt->end - 1));
+    pt->ranged = !whole;
+    pt->checked = false;
     if (!whole)
         curl_easy_setopt(pt->h, CURLOPT_RANGE, range);
     curl_easy_setopt(pt->h, CURLOPT_WRITEFUNCTION, on_data);
@@ -365,6 +419,7 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
     o.stall_s = o.stall_s > 0 ? o.stall_s : 30;
     o.retries = o.retries > 0 ? o.retries : 5;
     o.retry_base_ms = o.retry_base_ms > 0 ? o.retry_base_ms : 1000;
+    o.min_part = o.min_part > 0 ? o.min_part : MIN_PART_BYTES;
     dl d = {.url = url, .dest = dest, .size = size};
     load_state(&d);
     bool resumed = d.n_parts > 0;
@@ -372,7 +427,7 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
     if (d.fd < 0)
         return cn_fail(err, CN_EIO, "%s: cannot create: %s", dest, strerror(errno));
     if (!resumed) {
-        fresh_parts(&d, o.parts);
+        fresh_parts(&d, o.parts, o.min_part);
         if ((rc = disk_reserve(&d, err)) || (rc = save_state(&d, err))) {
             close(d.fd);
             unlink(dest);
@@ -387,7 +442,7 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
     char msg[600] = "";
     for (int i = 0; i < d.n_parts; i++)
         if (d.parts[i].done < d.parts[i].end - d.parts[i].start && !rc)
-            rc = start_part(&d, &d.parts[i], multi, &o);
+            rc = start_part(&d, &d.parts[i], multi, &o, NULL);
         else
             d.parts[i].finished = true;
     while (rc == CN_OK) {
@@ -401,6 +456,16 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
             part *pt;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
             CURLcode cc = m->data.result;
+            if (cc == CURLE_OK && is_redirect(pt->h)) {
+                char next[4096];
+                int r = redirect_target(pt->h, pt->url, &pt->hops, next, sizeof next, err);
+                stop_part(pt, multi);
+                if (r == 1)
+                    rc = start_part(&d, pt, multi, &o, next);
+                else
+                    rc = r ? r : cn_fail(err, CN_EIO, "%.300s: bad redirect", pt->url);
+                continue;
+            }
             if (cc == CURLE_OK && pt->done == pt->end - pt->start) {
                 pt->finished = true;
             } else if (pt->bad_range) {
@@ -408,11 +473,17 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
                 for (int i = 0; i < d.n_parts; i++)
                     stop_part(&d.parts[i], multi);
                 pt = NULL;
-                fresh_parts(&d, 1);
+                fresh_parts(&d, 1, o.min_part);
                 note = "the server ignores Range requests: starting again from the beginning";
                 if (!(rc = save_state(&d, err)))
-                    rc = start_part(&d, &d.parts[0], multi, &o);
+                    rc = start_part(&d, &d.parts[0], multi, &o, NULL);
                 break;
+            } else if (pt->wrong_size) {
+                rc = cn_fail(err, CN_EVERIFY, "%.300s: the server offers %lld bytes where %lld "
+                             "were expected: the file there is not the %lld-byte file the "
+                             "catalog lists (truncated or replaced)", pt->url,
+                             (long long)pt->wrong_size,
+                             (long long)(pt->end - pt->start - pt->done), (long long)d.size);
             } else if (pt->write_failed) {
                 rc = cn_fail(err, CN_EIO, "%s: %s", dest,
                              pt->write_errno == ENOSPC ? "the disk is full"
@@ -421,9 +492,9 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
                                  : strerror(pt->write_errno));
             } else {
                 if (cc == CURLE_OK)
-                    snprintf(msg, sizeof msg, "%.300s: the connection closed early", url);
+                    snprintf(msg, sizeof msg, "%.300s: the connection closed early", pt->url);
                 else
-                    describe(pt->h, cc, pt->errbuf, url, msg, sizeof msg);
+                    describe(pt->h, cc, pt->errbuf, pt->url, msg, sizeof msg);
                 if (!transient(pt->h, cc) || ++pt->retries > o.retries)
                     rc = cn_fail(err, CN_EIO, "%s%s", msg,
                                  transient(pt->h, cc) ? " (gave up after retries)" : "");
@@ -445,7 +516,7 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
             all_done = false;
             if (!pt->h && pt->next_at > 0 && now >= pt->next_at) {
                 pt->next_at = 0;
-                rc = start_part(&d, pt, multi, &o);
+                rc = start_part(&d, pt, multi, &o, NULL);
             }
             active += pt->h != NULL;
         }

@@ -481,8 +481,13 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
     }
     mdl_dl_opts d = o ? *o : (mdl_dl_opts){0};
     d.name = e->name;
-    if ((rc = mdl_download(e->url, e->size, partial, &d, err)))
-        return rc; /* the partial data stays for the next attempt */
+    if ((rc = mdl_download(e->url, e->size, partial, &d, err))) {
+        if (rc == CN_EVERIFY) { /* the server's file is not this one: nothing to resume */
+            unlink(partial);
+            unlink(state);
+        }
+        return rc; /* otherwise the partial data stays for the next attempt */
+    }
 
     /* verify: size, hash, metadata, smoke test; any failure removes the file */
     char sha[65], arch[32] = "", what[PATH_MAX + 200];

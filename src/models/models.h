@@ -88,6 +88,7 @@ typedef struct mdl_dl_opts {
     int stall_s;             /* no byte for this long: retry the part (default 30) */
     int retries;             /* per part, then fail keeping the data (default 5) */
     int retry_base_ms;       /* first backoff, doubling (default 1000) */
+    int64_t min_part;        /* smallest part worth its own connection (default 32 MB) */
     mdl_progress_fn fn;
     void *ctx;
     const char *name;        /* for progress events */
