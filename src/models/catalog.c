@@ -275,9 +275,11 @@ int mdl_catalog_update(const char *home, const char *url, const char *key_hex, i
     if (snprintf(sig_url, sizeof sig_url, "%s.sig", url) >= (int)sizeof sig_url)
         return cn_fail(err, CN_EINVAL, "catalog URL too long");
     int rc = mdl_fetch(url, MDL_CATALOG_MAX, &text, &len, err);
-    if (!rc && (rc = mdl_fetch(sig_url, 4096, &sig, &slen, err)))
-        cn_fail(err, rc, "%s (a catalog without its signature is never used)",
-                err ? err->msg : "");
+    if (!rc && (rc = mdl_fetch(sig_url, 4096, &sig, &slen, err)) && err) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        cn_fail(err, rc, "%s (a catalog without its signature is never used)", why);
+    }
     if (!rc)
         rc = mdl_catalog_verified(text, len, sig, key_hex ? key_hex : builtin_key, url,
                                   cur ? cur->serial : 0, &c, err);

@@ -531,7 +531,7 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
             rc = save_state(&d, err);
             last_save = now;
         }
-        if (o.fn && now - last_report >= 0.2) {
+        if (o.fn && (note || now - last_report >= 0.2)) {
             int64_t got = bytes_done(&d) - start_bytes;
             rate = got / CN_MAX(now - t0, 1e-3);
             mdl_progress p = {o.name, "download", bytes_done(&d), size, rate,

@@ -25,24 +25,9 @@ static int sh(const char *fmt, ...)
     va_end(ap);
     const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
     const char *t = test_tmpdir();
-    snprintf(full, sizeof full,
-             "export CAIRN_HOME=%s/home; CAIRN=%s; D=%s/docs; %s >%s/o 2>%s/e", t, bin, t, cmd, t,
-             t);
-    int st = system(full);
-    char p[600], *d;
-    size_t n;
-    out_buf[0] = err_buf[0] = 0;
-    snprintf(p, sizeof p, "%s/o", t);
-    if (cn_read_file(p, sizeof out_buf - 1, &d, &n, NULL) == CN_OK) {
-        memcpy(out_buf, d, n + 1);
-        free(d);
-    }
-    snprintf(p, sizeof p, "%s/e", t);
-    if (cn_read_file(p, sizeof err_buf - 1, &d, &n, NULL) == CN_OK) {
-        memcpy(err_buf, d, n + 1);
-        free(d);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(full, sizeof full, "export CAIRN_HOME=%s/home; CAIRN=%s; D=%s/docs; %s", t, bin, t,
+             cmd);
+    return test_shell(full, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
 }
 
 static void make_docs(void)
