@@ -219,6 +219,11 @@ TEST(models_pull_verify_use_rollback_rm)
     EXPECT_CONTAINS(out_buf, "0");
     EXPECT_EQ_INT(sh("$C models verify"), 0);
     EXPECT_CONTAINS(out_buf, "ok      dreams");
+    /* by name, or as the active model when -m is not given */
+    EXPECT_EQ_INT(sh("$C generate -m dreams -p Once -n 4 && $C generate -p Once -n 4"), 0);
+    EXPECT_CONTAINS(err_buf, "generated: 4 tokens");
+    EXPECT_EQ_INT(sh("$C generate -m nosuchmodel -p Once -n 4"), 1);
+    EXPECT_CONTAINS(err_buf, "neither a file nor an installed model");
     /* `cairn ask` uses the active model (this one's 128-token context is too
     ** small for a grounded prompt, which shows it was the model consulted) */
     EXPECT_EQ_INT(sh("printf 'The pump needs priming.' > $R/../doc.txt && $C add $R/../doc.txt "
