@@ -235,6 +235,14 @@ static int do_list(models_args *a)
                    cli_size((uint64_t)ins[i].size, b), ins[i].active ? "active" : "",
                    ins[i].verified ? "" : " (hash not published: unverified)",
                    ins[i].has_previous ? " (rollback available)" : "");
+        mdl_partial part[16];
+        int np = mdl_partials(a->home, part, 16);
+        char b2[32];
+        for (int i = 0; i < np; i++)
+            printf("%-22s interrupted download: %s of %s (`cairn models pull %s` resumes it, "
+                   "`cairn models rm %s` discards it)\n", part[i].name,
+                   cli_size((uint64_t)part[i].done, b), cli_size((uint64_t)part[i].size, b2),
+                   part[i].name, part[i].name);
         if (c) {
             printf("\n%-22s %-6s %-8s %-10s %-8s %-8s %s\n", "available", "role", "params",
                    "size", "memory", "fit", "description");

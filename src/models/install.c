@@ -627,6 +627,36 @@ int mdl_export(const char *home, const char *name, const char *dir, cn_err *err)
     return CN_OK;
 }
 
+int mdl_partials(const char *home, mdl_partial *out, int cap)
+{
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/models/.partial", home);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d)) && n < cap) {
+        size_t len = strlen(de->d_name);
+        if (len < 12 || strcmp(de->d_name + len - 11, ".gguf.state"))
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        json_t *o = read_json(path);
+        json_t *parts = json_object_get(o, "parts");
+        int64_t done = 0;
+        for (size_t i = 0; i < json_array_size(parts); i++)
+            done += json_integer_value(json_array_get(json_array_get(parts, i), 2));
+        snprintf(out[n].name, sizeof out[n].name, "%.*s", (int)(len - 11), de->d_name);
+        out[n].done = done;
+        out[n].size = json_integer_value(json_object_get(o, "size"));
+        n += o != NULL;
+        json_decref(o);
+    }
+    closedir(d);
+    return n;
+}
+
 static int rm_tree_files(const char *dir)
 {
     DIR *d = opendir(dir);

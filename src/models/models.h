@@ -144,6 +144,14 @@ int mdl_import(const char *home, const char *file, const char *name, const char 
 /* Copy an installed model's file and manifest to dir (for another machine). */
 int mdl_export(const char *home, const char *name, const char *dir, cn_err *err);
 
+/* Downloads in progress (interrupted pulls): name, bytes on disk, size.
+** Returns how many were found (at most cap). */
+typedef struct mdl_partial {
+    char name[80];
+    int64_t done, size;
+} mdl_partial;
+int mdl_partials(const char *home, mdl_partial *out, int cap);
+
 /* Remove a model (its files, its partial download) or only a partial one. */
 int mdl_remove(const char *home, const char *name, cn_err *err);
 /* Make the previous version current again (and the current one previous). */

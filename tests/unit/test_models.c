@@ -294,6 +294,8 @@ TEST(models_pull_resumes)
                      "pid=$!; sleep 2.5; kill -9 $pid; wait $pid; true) 2>/dev/null; "
                      "ls $CAIRN_HOME/models/.partial"), 0);
     EXPECT_CONTAINS(out_buf, "slow.gguf.state");
+    EXPECT_EQ_INT(sh("$C models list"), 0);
+    EXPECT_CONTAINS(out_buf, "slow                   interrupted download");
     EXPECT_EQ_INT(sh("$C models pull slow"), 0);
     EXPECT_EQ_INT(sh("awk '{ n += $4 } END { print n }' $R/../srv.log"), 0);
     long long total = atoll(out_buf);
