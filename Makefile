@@ -8,7 +8,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libpcre2-8 libutf8proc jansson sqlite3 libsodium libmicrohttpd
+PKGS    := libpcre2-8 libutf8proc jansson sqlite3 libsodium libcurl libmicrohttpd
 # MuPDF is a static library on Debian 12: link its whole dependency chain
 MUPDF_LIBS := $(shell pkg-config --static --libs mupdf) -lharfbuzz -lfreetype
 OPT     ?= -O2
@@ -40,6 +40,9 @@ tools: $(TOOLS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# the built-in model catalog is assembled into this object (.incbin)
+$(BUILD)/src/models/catalog_data.o: src/models/catalog.json
 
 $(BUILD)/src/engine/kern_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 
@@ -91,6 +94,8 @@ fuzz:
 bench: all
 	bash bench/embed.sh
 	bash bench/store.sh
+	bash bench/ingest.sh
+	bash bench/ask.sh
 	bash bench/serve.sh
 
 clean:

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define MAX_TESTS 2048
 
@@ -93,6 +94,36 @@ const char *test_tmpdir(void)
         }
     }
     return tmp_root;
+}
+
+/* Read a captured output file into buf (NUL-terminated, truncated to cap). */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+}
+
+int test_shell(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap)
+{
+    const char *t = test_tmpdir();
+    size_t len = strlen(cmd) + 2 * strlen(t) + 64;
+    char *full = malloc(len);
+    if (!full)
+        return -1;
+    snprintf(full, len, "{ %s\n} >%s/sh.out 2>%s/sh.err", cmd, t, t);
+    int st = system(full);
+    free(full);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/sh.out", t);
+    slurp(p, out, out_cap);
+    snprintf(p, sizeof p, "%s/sh.err", t);
+    slurp(p, err, err_cap);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int cmp_test(const void *a, const void *b)

@@ -36,6 +36,9 @@ const char *test_fixture(const char *rel);
 const char *test_data(const char *rel);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *test_tmpdir(void);
+/* Run cmd with sh; its stdout and stderr land in out and err (truncated,
+** NUL-terminated). Returns the exit status, -1 if killed by a signal. */
+int test_shell(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap);
 
 /* Cosine similarity of a[0..n) and b[0..n), summed in double. */
 static inline double test_cosine(const float *a, const float *b, int n)

@@ -42,6 +42,7 @@ int lib_use_encoder(lib *l, const char *path, int threads, cn_err *err)
         lib_drop_encoder(l);
         return rc;
     }
+    l->enc_ctx = eng_encoder_n_ctx(l->enc);
     const char *base = strrchr(path, '/');
     snprintf(l->enc_name, sizeof l->enc_name, "%s:%.16s", base ? base + 1 : path, hash);
     snprintf(l->enc_path, sizeof l->enc_path, "%s", path);

@@ -62,6 +62,11 @@ typedef struct lib_add_stats {
 int lib_add(lib *l, const char *const *paths, int n, bool prune, lib_progress_fn fn, void *ctx,
             lib_add_stats *st, cn_err *err);
 
+/* Size the passages of the documents lib_add reads from now on in tokens
+** of the embedding model at model_path (at most its context), instead of
+** the fixed word-based estimate. */
+int lib_chunk_with(lib *l, const char *model_path, int threads, cn_err *err);
+
 /* Compute embeddings for every passage that has none for the embedding model
 ** at model_path, in batches; resumable (interrupting loses at most a batch).
 ** Returns the number of passages embedded. */
