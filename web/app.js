@@ -8,6 +8,25 @@ const $ = (id) => document.getElementById(id);
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 let apiKey = localStorage.getItem('cairn-key') || '';
 
+/* Read a streamed response, calling each(item) for every piece between
+** separators (SSE events: "\n\n"; NDJSON lines: "\n"). */
+async function eachPiece(res, sep, each) {
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let cut;
+        while ((cut = buf.indexOf(sep)) >= 0) {
+            const piece = buf.slice(0, cut);
+            buf = buf.slice(cut + sep.length);
+            each(piece);
+        }
+    }
+}
+
 /* fetch with the API key (asked for once, when the server wants one). */
 async function api(path, opts = {}) {
     const headers = { ...(opts.headers || {}) };
@@ -169,27 +188,16 @@ async function ask(question) {
             body: JSON.stringify({ model: 'cairn-library', stream: true, messages: history.slice(-8) }),
         });
         if (!res.ok) throw new Error(await errorText(res));
-        const reader = res.body.getReader();
-        const dec = new TextDecoder();
-        let buf = '';
-        for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            buf += dec.decode(value, { stream: true });
-            let cut;
-            while ((cut = buf.indexOf('\n\n')) >= 0) {
-                const ev = buf.slice(0, cut);
-                buf = buf.slice(cut + 2);
-                if (!ev.startsWith('data: ')) continue;
-                const data = ev.slice(6);
-                if (data === '[DONE]') continue;
-                const j = JSON.parse(data);
-                if (j.error) throw new Error(j.error.message);
-                for (const ch of j.choices || []) answer += ch.delta.content || '';
-                if (j.citations) citations = j.citations;
-                text.textContent = answer;
-            }
-        }
+        await eachPiece(res, '\n\n', (ev) => {
+            if (!ev.startsWith('data: ')) return;
+            const data = ev.slice(6);
+            if (data === '[DONE]') return;
+            const j = JSON.parse(data);
+            if (j.error) throw new Error(j.error.message);
+            for (const ch of j.choices || []) answer += ch.delta.content || '';
+            if (j.citations) citations = j.citations;
+            text.textContent = answer;
+        });
         history.push({ role: 'assistant', content: answer });
         addChips(box, citations, answer, question);
     } catch (e) {
@@ -346,30 +354,125 @@ function size(bytes) {
     return `${bytes.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
 
+function cell(text, cls) { return el('td', cls || '', text); }
+function emptyRow(rows, cols, text) {
+    const tr = el('tr');
+    const td = el('td', 'note', text);
+    td.colSpan = cols;
+    tr.append(td);
+    rows.append(tr);
+}
+function button(label, aria, fn) {
+    const b = el('button', 'ghost', label);
+    b.type = 'button';
+    b.setAttribute('aria-label', aria);
+    b.addEventListener('click', fn);
+    return b;
+}
+const downloads = new Map(); /* model name -> its row's progress cell, while pulling */
+
 async function loadModels() {
     await loadStatus();
     const rows = $('model-rows');
     rows.textContent = '';
     for (const m of status?.models || []) {
         const tr = el('tr');
-        tr.append(el('td', '', m.name), el('td', '', m.role), el('td', 'num', size(m.size)),
-                  el('td', 'num', `${m.context} tokens`), el('td', 'num', String(m.queued)));
+        tr.append(cell(m.name), cell(m.role), cell(size(m.size), 'num'),
+                  cell(`${m.context} tokens`, 'num'), cell(String(m.queued), 'num'));
         rows.append(tr);
     }
-    if (!rows.children.length) {
-        const tr = el('tr');
-        const td = el('td', 'note', 'No model loaded: keyword search and quoted answers only.');
-        td.colSpan = 5;
-        tr.append(td);
-        rows.append(tr);
-    }
+    if (!rows.children.length) emptyRow(rows, 5, 'No model loaded: keyword search and quoted answers only.');
+
     const res = await api('/api/models');
-    if (res.status === 501) {
-        $('catalog').textContent = `${await errorText(res)}.`;
-    } else if (!res.ok) {
-        $('catalog').textContent = await errorText(res);
-    } else {
-        $('catalog').textContent = JSON.stringify(await res.json());
+    const inst = $('installed-rows'), avail = $('available-rows');
+    inst.textContent = '';
+    avail.textContent = '';
+    if (!res.ok) { $('catalog').textContent = await errorText(res); return; }
+    const l = await res.json();
+    const hw = l.machine;
+    $('machine').textContent = `This machine: ${size(hw.ram_total)} memory (${size(hw.ram_avail)} free), ${hw.cores} cores, ${size(hw.disk_free)} free disk.` +
+        (l.recommended?.chat ? ` Recommended: ${l.recommended.chat.name} (${l.recommended.chat.why})` : '');
+    for (const m of l.installed) {
+        const tr = el('tr');
+        tr.dataset.name = m.name;
+        const state = [m.active ? 'active' : '', m.loaded ? 'loaded' : '', m.verified ? 'verified' : 'unverified'].filter(Boolean).join(', ');
+        const act = el('td');
+        if (!m.active) act.append(button('Use', `Use ${m.name}`, () => modelAction('use', m.name)));
+        if (!m.loaded) act.append(button('Remove', `Remove ${m.name}`, () => modelAction('remove', m.name)));
+        tr.append(cell(m.name), cell(m.role), cell(size(m.size), 'num'), cell(state), act);
+        inst.append(tr);
+    }
+    if (!l.installed.length) emptyRow(inst, 5, 'No model installed yet.');
+    for (const p of l.partial) {
+        const tr = el('tr');
+        tr.append(cell(p.name), cell(''), cell(`${size(p.done)} of ${size(p.size)}`, 'num'), cell('interrupted download'),
+                  el('td'));
+        tr.lastChild.append(button('Resume', `Resume ${p.name}`, () => pull(p.name)));
+        inst.append(tr);
+    }
+    for (const e of l.available) {
+        const tr = el('tr');
+        tr.dataset.name = e.name;
+        const act = el('td');
+        if (downloads.has(e.name)) act.append(downloads.get(e.name));
+        else if (!e.installed) act.append(button('Download', `Download ${e.name}`, () => pull(e.name)));
+        else act.append(el('span', 'note', 'installed'));
+        const name = cell(e.name);
+        name.title = e.description;
+        tr.append(name, cell(e.role), cell(size(e.size), 'num'), cell(size(e.ram_mb * 1e6), 'num'),
+                  cell(e.fit, e.fit === 'too big' ? 'bad' : ''), act);
+        avail.append(tr);
+    }
+    if (!l.available.length) emptyRow(avail, 6, 'The catalog is empty.');
+    $('catalog').textContent = l.catalog ? `Catalog: ${l.catalog}` : `Catalog unavailable: ${l.catalog_error}`;
+}
+
+async function modelAction(what, name) {
+    let res;
+    if (what === 'use') res = await api('/api/models/use', { method: 'POST', body: JSON.stringify({ name }) });
+    else {
+        if (!confirm(`Remove ${name} from this machine?`)) return;
+        res = await api(`/api/models/${encodeURIComponent(name)}`, { method: 'DELETE' });
+    }
+    const j = await res.json().catch(() => ({}));
+    if (!res.ok) alert(typeof j.error === 'string' ? j.error : j.error?.message || `HTTP ${res.status}`);
+    else if (j.note) alert(j.note);
+    loadModels();
+}
+
+/* Download with a progress bar and ETA (the server streams progress lines). */
+async function pull(name) {
+    const box = el('div', 'pull');
+    const bar = el('progress');
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute('aria-label', `download of ${name}`);
+    const note = el('span', 'state', 'starting…');
+    box.append(bar, note);
+    downloads.set(name, box);
+    const row = document.querySelector(`#available-rows tr[data-name="${CSS.escape(name)}"] td:last-child`);
+    if (row) { row.textContent = ''; row.append(box); }
+    try {
+        const res = await api('/api/models/pull', { method: 'POST', body: JSON.stringify({ name }) });
+        if (!res.ok) throw new Error(await errorText(res));
+        await eachPiece(res, '\n', (line) => {
+            const ev = JSON.parse(line);
+            if (ev.event === 'progress') {
+                bar.max = ev.total || 1;
+                bar.value = ev.done;
+                const eta = ev.eta_s >= 0 && ev.done < ev.total ? `, ${Math.ceil(ev.eta_s)} s left` : '';
+                note.textContent = `${ev.phase} ${size(ev.done)} of ${size(ev.total)}${ev.bytes_per_s ? ` at ${size(ev.bytes_per_s)}/s` : ''}${eta}`;
+            } else if (ev.event === 'error') {
+                throw new Error(ev.message);
+            } else if (ev.event === 'done') {
+                note.textContent = 'installed';
+            }
+        });
+    } catch (e) {
+        alert(`Download of ${name} failed: ${e.message}`);
+    } finally {
+        downloads.delete(name);
+        loadModels();
     }
 }
 

@@ -177,20 +177,6 @@ static void on_sigint(int sig)
 
 /* ---- subcommands ------------------------------------------------------------------ */
 
-static json_t *entry_json(const mdl_entry *e, const mdl_hw *hw)
-{
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:f,s:s,s:I,s:s,s:I,s:I,s:s,s:s,s:b,s:s,s:s}",
-                          "name", e->name, "role", e->role, "family", e->family, "arch",
-                          e->arch, "params_b", e->params_b, "quant", e->quant, "size",
-                          (json_int_t)e->size, "sha256", e->sha256, "context",
-                          (json_int_t)e->context, "ram_mb", (json_int_t)e->ram_mb, "license",
-                          e->license, "tier", e->tier, "pinned", e->pinned, "description",
-                          e->description, "url", e->url);
-    if (hw)
-        json_object_set_new(o, "fit", json_string(mdl_fit(e, hw)));
-    return o;
-}
-
 static int do_list(models_args *a)
 {
     cn_err err = {0};
@@ -215,7 +201,7 @@ static int do_list(models_args *a)
         if (c) {
             json_t *av = json_array();
             for (int i = 0; i < c->n; i++)
-                json_array_append_new(av, entry_json(&c->models[i], &hw));
+                json_array_append_new(av, mdl_entry_json(&c->models[i], &hw));
             json_object_set_new(o, "available", av);
             json_object_set_new(o, "catalog", json_string(c->source));
         }
@@ -344,9 +330,9 @@ static int do_recommend(models_args *a)
                               (json_int_t)hw.ram_total, "ram_available",
                               (json_int_t)hw.ram_avail, "disk_free", (json_int_t)hw.disk_free,
                               "cores", hw.cores, "threads", hw.threads, "simd", hw.simd);
-        json_object_set_new(o, "chat", chat ? entry_json(chat, &hw) : json_null());
+        json_object_set_new(o, "chat", chat ? mdl_entry_json(chat, &hw) : json_null());
         json_object_set_new(o, "chat_reason", json_string(why_chat));
-        json_object_set_new(o, "embed", emb ? entry_json(emb, &hw) : json_null());
+        json_object_set_new(o, "embed", emb ? mdl_entry_json(emb, &hw) : json_null());
         json_object_set_new(o, "embed_reason", json_string(why_embed));
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s);

@@ -4,6 +4,7 @@
 */
 #include "cli/cli.h"
 #include "server/server.h"
+#include "models/models.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,10 @@ static const char help[] =
     "  --port N              port (default 8377; 0 picks a free one)\n"
     "  --api-key KEY         require this key (default $CAIRN_API_KEY)\n"
     "  --cors-origin ORIGIN  also allow browser requests from ORIGIN (\"*\": any)\n"
-    "  -m, --model FILE      language model (default $CAIRN_CHAT_MODEL)\n"
-    "  -e, --embed-model F   embedding model (default $CAIRN_EMBED_MODEL)\n"
+    "  -m, --model M         language model: a GGUF file or an installed model's name\n"
+    "                        (default $CAIRN_CHAT_MODEL, else the active chat model)\n"
+    "  -e, --embed-model M   embedding model, likewise (default $CAIRN_EMBED_MODEL, else\n"
+    "                        the active embedding model)\n"
     "  --home DIR            data directory (library) (default $CAIRN_HOME, ...)\n"
     "  -t, --threads N       engine threads per model (default: physical cores)\n"
     "  -c, --ctx N           language model context (default: min(model, 4096))\n"
@@ -104,6 +107,25 @@ int cmd_serve(int argc, char **argv)
     if (o.api_key && !*o.api_key)
         o.api_key = NULL;
     cn_err err = {0};
+    char home[4096], paths[2][4096], names[2][128] = {"", ""};
+    if (cn_data_dir(home, sizeof home, o.home, &err))
+        return cli_error(&err);
+    const char **given[2] = {&o.chat_model, &o.embed_model};
+    const char *roles[2] = {"chat", "embed"};
+    for (int k = 0; k < 2; k++) {
+        if (*given[k]) { /* a file, or an installed model's name */
+            if (mdl_resolve(home, *given[k], paths[k], sizeof paths[k], &err))
+                return cli_error(&err);
+            if (strcmp(paths[k], *given[k]))
+                snprintf(names[k], sizeof names[k], "%s", *given[k]);
+            *given[k] = paths[k];
+        } else if (mdl_active(home, roles[k], paths[k], sizeof paths[k], names[k],
+                              sizeof names[k], NULL) == CN_OK) {
+            *given[k] = paths[k];
+        }
+    }
+    o.chat_name = names[0][0] ? names[0] : NULL;
+    o.embed_name = names[1][0] ? names[1] : NULL;
     if (srv_run(&o, &err))
         return cli_error(&err);
     return 0;

@@ -311,3 +311,17 @@ int mdl_catalog_update(const char *home, const char *url, const char *key_hex, i
     mdl_catalog_free(cur);
     return rc;
 }
+
+json_t *mdl_entry_json(const mdl_entry *e, const mdl_hw *hw)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:f,s:s,s:I,s:s,s:I,s:I,s:s,s:s,s:b,s:s,s:s}",
+                          "name", e->name, "role", e->role, "family", e->family, "arch",
+                          e->arch, "params_b", e->params_b, "quant", e->quant, "size",
+                          (json_int_t)e->size, "sha256", e->sha256, "context",
+                          (json_int_t)e->context, "ram_mb", (json_int_t)e->ram_mb, "license",
+                          e->license, "tier", e->tier, "pinned", e->pinned, "description",
+                          e->description, "url", e->url);
+    if (o && hw)
+        json_object_set_new(o, "fit", json_string(mdl_fit(e, hw)));
+    return o;
+}

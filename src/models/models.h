@@ -18,6 +18,8 @@
 
 #include "base/base.h"
 
+#include <jansson.h>
+
 #include <limits.h>
 
 /* ---- catalog (catalog.c) ------------------------------------------------- */
@@ -184,5 +186,11 @@ const char *mdl_fit(const mdl_entry *e, const mdl_hw *hw);
 /* The catalog's best pick of role for this machine, and why (one sentence). */
 const mdl_entry *mdl_recommend(const mdl_catalog *c, const mdl_hw *hw, const char *role,
                                char *why, size_t cap);
+
+/* A catalog entry as JSON (name, role, family, arch, params_b, quant, size,
+** sha256, context, ram_mb, license, tier, pinned, description, url), with
+** "fit" for this machine when hw is given: what `cairn models list --json`
+** and the server's /api/models show. */
+json_t *mdl_entry_json(const mdl_entry *e, const mdl_hw *hw);
 
 #endif

@@ -44,10 +44,10 @@ static const srv_route routes[] = {
     {"DELETE", "/api/library/documents/", srv_lib_remove, ROUTE_PREFIX, "remove document ID"},
     {"POST", "/api/library/search", srv_lib_search, 0, "search passages"},
     {"POST", "/api/library/ask", srv_lib_ask, 0, "grounded answer with citations (SSE with stream)"},
-    {"GET", "/api/models", srv_models_list, 0, "installed/available models"},
-    {"POST", "/api/models/pull", srv_models_unavailable, 0, "download a model (not yet)"},
-    {"POST", "/api/models/use", srv_models_unavailable, 0, "choose a model (not yet)"},
-    {"DELETE", "/api/models/", srv_models_unavailable, ROUTE_PREFIX, "remove a model (not yet)"},
+    {"GET", "/api/models", srv_models_list, 0, "installed and available models, fit, machine"},
+    {"POST", "/api/models/pull", srv_models_pull, 0, "download and install a model, NDJSON progress"},
+    {"POST", "/api/models/use", srv_models_use, 0, "make an installed model the active one"},
+    {"DELETE", "/api/models/", srv_models_remove, ROUTE_PREFIX, "remove an installed model"},
 };
 
 void srv_print_routes(FILE *f)
@@ -478,8 +478,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- start and stop ------------------------------------------------------------ */
 
-static void model_name(const char *path, char *out, size_t cap)
+/* The API's name of a model: its installed name, else the file name less
+** ".gguf". */
+static void model_name(const char *path, const char *given, char *out, size_t cap)
 {
+    if (given && *given) {
+        snprintf(out, cap, "%s", given);
+        return;
+    }
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
     size_t n = strlen(b);
@@ -548,7 +554,8 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_cond_init(&s->lib_cv, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
     atomic_init(&s->lib_generation, 0);
-    atomic_init(&s->n_ingests, 0);
+    atomic_init(&s->n_background, 0);
+    atomic_init(&s->pulling, 0);
 
     /* SIGINT/SIGTERM are taken by sigwait below: block them in every thread */
     sigset_t set;
@@ -558,16 +565,16 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = CN_OK;
+    int rc = cn_data_dir(s->home, sizeof s->home, o->home, err);
     eng_opts eo = {.n_threads = o->threads, .n_ctx = o->n_ctx};
-    if (o->chat_model) {
-        model_name(o->chat_model, s->chat_name, sizeof s->chat_name);
+    if (!rc && o->chat_model) {
+        model_name(o->chat_model, o->chat_name, s->chat_name, sizeof s->chat_name);
         rc = srv_worker_open(&s->chat, JOB_GENERATE, o->chat_model, &eo, o->lim.queue, err);
         s->chat.name = s->chat_name;
     }
     if (!rc && o->embed_model) {
         eng_opts ee = {.n_threads = o->threads};
-        model_name(o->embed_model, s->embed_name, sizeof s->embed_name);
+        model_name(o->embed_model, o->embed_name, s->embed_name, sizeof s->embed_name);
         rc = srv_worker_open(&s->embed, JOB_EMBED, o->embed_model, &ee, o->lim.queue, err);
         s->embed.name = s->embed_name;
     }
@@ -630,8 +637,9 @@ int srv_run(const srv_opts *o, cn_err *err)
         fprintf(stderr, "cairn serve: %s, shutting down\n", sig == SIGINT ? "interrupted"
                                                                           : "terminated");
         MHD_stop_daemon(s->d);
-        /* an upload whose client left may still be ingesting: it finishes */
-        while (atomic_load(&s->n_ingests) > 0)
+        /* an upload whose client left may still be ingesting, a pull still
+        ** stopping: they finish */
+        while (atomic_load(&s->n_background) > 0)
             usleep(20000);
     }
     srv_worker_close(&s->chat);

@@ -1,7 +1,7 @@
 /*
-** libapi.c: the library endpoints the web UI uses (documents, upload,
-** search, ask, status) and the model-manager endpoints, which answer 501
-** until src/models lands (see models_*() below).
+** libapi.c: the endpoints the web UI uses beyond the model APIs: the
+** library (documents, upload, search, ask, status) and the model manager
+** (list, pull with progress, use, remove: thin faces over src/models).
 **
 ** Library handles: a store is used by one thread at a time, so the server
 ** keeps up to SRV_LIB_POOL handles, each its own SQLite connection, and
@@ -11,9 +11,11 @@
 **
 ** Uploads (multipart/form-data) are streamed to <home>/documents/ as they
 ** arrive, never held in memory, then ingested by a thread that reports
-** progress to the client as one JSON object per line.
+** progress to the client as one JSON object per line; a model download
+** reports the same way.
 */
 #include "server/srv_int.h"
+#include "models/models.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -286,50 +288,6 @@ int srv_status(srv_req *r)
     return srv_reply_json(r, 200, o);
 }
 
-/* ---- the model manager ------------------------------------------------------------
-** src/models (issue 5) is not in this build yet. These are the calls the
-** server will make into it; until then each says so, and the endpoints
-** answer 501 with an error object the web UI shows as "not yet available". */
-
-static int models_list(json_t **out, cn_err *err)
-{
-    *out = NULL;
-    return cn_fail(err, CN_EUNSUPPORTED, "the model manager is not yet available in this build; "
-                   "start the server with --model FILE and --embed-model FILE");
-}
-
-static int models_action(const char *what, cn_err *err)
-{
-    return cn_fail(err, CN_EUNSUPPORTED, "models %s: the model manager is not yet available in "
-                   "this build", what);
-}
-
-static int reply_unsupported(srv_req *r, const cn_err *err)
-{
-    srv_error e;
-    srv_fail(&e, 501, NULL, "%s", err->msg);
-    e.type = "not_implemented";
-    e.code = "model_manager_unavailable";
-    return srv_reply_error(r, &e);
-}
-
-int srv_models_list(srv_req *r)
-{
-    json_t *list;
-    cn_err err = {0};
-    if (models_list(&list, &err))
-        return reply_unsupported(r, &err);
-    return srv_reply_json(r, 200, list);
-}
-
-int srv_models_unavailable(srv_req *r)
-{
-    cn_err err = {0};
-    const char *what = strstr(r->path, "/pull") ? "pull" : strstr(r->path, "/use") ? "use" : "rm";
-    models_action(what, &err);
-    return reply_unsupported(r, &err);
-}
-
 /* ---- uploads -------------------------------------------------------------------- */
 
 #define MAX_UPLOAD_FILES 32
@@ -459,21 +417,42 @@ void srv_upload_free(srv_req *r)
     r->up = NULL;
 }
 
-/* ---- ingesting what was uploaded, with progress --------------------------------------- */
+/* ---- background work streamed as NDJSON ---------------------------------------------
+** An upload's ingest and a model's download run in a thread of their own and
+** report progress as one JSON object per line to the response, which MHD
+** pulls from bg_read. If the client leaves, cancel is set (a download stops,
+** keeping its data; an ingest finishes anyway) and the thread frees the run. */
 
-typedef struct ingest_run {
+typedef struct bg_run {
     srv *s;
-    char *paths[MAX_UPLOAD_FILES];
+    char *paths[32];           /* ingest: the files */
     int n;
+    char name[128];            /* pull: the model */
+    mdl_entry entry;           /* pull: the catalog entry (strings owned by cat) */
+    mdl_catalog *cat;
+    volatile int cancel;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     cn_buf out;
     size_t off;
     bool done;
     int refs; /* the thread and the response */
-} ingest_run;
+} bg_run;
 
-static void run_unref(ingest_run *g)
+static bg_run *bg_new(srv *s)
+{
+    bg_run *g = cn_calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->s = s;
+    g->refs = 2;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    cn_buf_init(&g->out, (size_t)16 << 20);
+    return g;
+}
+
+static void bg_unref(bg_run *g)
 {
     pthread_mutex_lock(&g->mu);
     int left = --g->refs;
@@ -482,13 +461,14 @@ static void run_unref(ingest_run *g)
         return;
     for (int i = 0; i < g->n; i++)
         free(g->paths[i]);
+    mdl_catalog_free(g->cat);
     cn_buf_free(&g->out);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     free(g);
 }
 
-static void put_line(ingest_run *g, json_t *o)
+static void put_line(bg_run *g, json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
@@ -500,11 +480,65 @@ static void put_line(ingest_run *g, json_t *o)
     free(s);
 }
 
+/* The thread's last words: the final line, then done. */
+static void bg_finish(bg_run *g, json_t *fin)
+{
+    srv *s = g->s;
+    put_line(g, fin);
+    pthread_mutex_lock(&g->mu);
+    g->done = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    bg_unref(g);
+    atomic_fetch_sub(&s->n_background, 1);
+}
+
+static ssize_t bg_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    bg_run *g = cls;
+    (void)pos;
+    pthread_mutex_lock(&g->mu);
+    while (g->off == g->out.len && !g->done)
+        pthread_cond_wait(&g->cv, &g->mu);
+    ssize_t n;
+    if (g->off < g->out.len) {
+        n = (ssize_t)CN_MIN(max, g->out.len - g->off);
+        memcpy(buf, g->out.data + g->off, (size_t)n);
+        g->off += (size_t)n;
+    } else {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+static void bg_done(void *cls)
+{
+    bg_run *g = cls;
+    g->cancel = 1;
+    bg_unref(g);
+}
+
+/* Start fn(g) in a thread and stream its lines. */
+static int bg_start(srv_req *r, bg_run *g, void *(*fn)(void *))
+{
+    pthread_t th;
+    atomic_fetch_add(&r->s->n_background, 1);
+    if (pthread_create(&th, NULL, fn, g) != 0) {
+        atomic_fetch_sub(&r->s->n_background, 1);
+        g->refs = 1;
+        bg_unref(g);
+        return srv_reply_errorf(r, 500, NULL, "cannot start a thread");
+    }
+    pthread_detach(th);
+    return srv_reply_stream(r, "application/x-ndjson", bg_read, g, bg_done);
+}
+
 static void on_ingest(void *ctx, const lib_event *ev)
 {
     static const char *const outcomes[] = {"", "added", "updated", "unchanged", "failed",
                                            "pruned"};
-    ingest_run *g = ctx;
+    bg_run *g = ctx;
     json_t *o = json_object();
     if (ev->kind == LIB_EV_FILE) {
         const char *b = strrchr(ev->path, '/');
@@ -532,7 +566,7 @@ static void on_ingest(void *ctx, const lib_event *ev)
 
 static void *ingest_main(void *arg)
 {
-    ingest_run *g = arg;
+    bg_run *g = arg;
     srv *s = g->s;
     srv_error e;
     json_t *fin = json_object();
@@ -558,36 +592,9 @@ static void *ingest_main(void *arg)
         if (rc)
             json_object_set_new(fin, "error", json_string(err.msg));
     }
-    put_line(g, fin);
-    pthread_mutex_lock(&g->mu);
-    g->done = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    run_unref(g);
-    atomic_fetch_sub(&s->n_ingests, 1);
+    bg_finish(g, fin);
     return NULL;
 }
-
-static ssize_t ingest_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    ingest_run *g = cls;
-    (void)pos;
-    pthread_mutex_lock(&g->mu);
-    while (g->off == g->out.len && !g->done)
-        pthread_cond_wait(&g->cv, &g->mu);
-    ssize_t n;
-    if (g->off < g->out.len) {
-        n = (ssize_t)CN_MIN(max, g->out.len - g->off);
-        memcpy(buf, g->out.data + g->off, (size_t)n);
-        g->off += (size_t)n;
-    } else {
-        n = MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    pthread_mutex_unlock(&g->mu);
-    return n;
-}
-
-static void ingest_done(void *cls) { run_unref(cls); }
 
 int srv_lib_upload(srv_req *r)
 {
@@ -599,14 +606,9 @@ int srv_lib_upload(srv_req *r)
         fclose(u->f);
         u->f = NULL;
     }
-    ingest_run *g = cn_calloc(1, sizeof *g);
+    bg_run *g = bg_new(r->s);
     if (!g)
         return srv_reply_errorf(r, 500, NULL, "out of memory");
-    g->s = r->s;
-    g->refs = 2;
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    cn_buf_init(&g->out, (size_t)16 << 20);
     for (int i = 0; i < u->n; i++) {
         char final[PATH_MAX + 200];
         snprintf(final, sizeof final, "%s/%s", u->dir, u->names[i]);
@@ -623,14 +625,213 @@ int srv_lib_upload(srv_req *r)
     json_object_set_new(o, "event", json_string("uploaded"));
     json_object_set_new(o, "files", names);
     put_line(g, o);
-    pthread_t th;
-    atomic_fetch_add(&r->s->n_ingests, 1);
-    if (pthread_create(&th, NULL, ingest_main, g) != 0) {
-        atomic_fetch_sub(&r->s->n_ingests, 1);
-        g->refs = 1;
-        run_unref(g);
-        return srv_reply_errorf(r, 500, NULL, "cannot start the ingest thread");
+    return bg_start(r, g, ingest_main);
+}
+
+/* ---- the model manager (src/models) ----------------------------------------------- */
+
+static const char *catalog_key(char *buf, size_t cap)
+{
+    return cn_config_get("catalog_key", buf, cap) && *buf ? buf : NULL;
+}
+
+static bool loaded_here(srv *s, const char *path)
+{
+    return (s->chat.kind && !strcmp(s->chat.path, path)) ||
+           (s->embed.kind && !strcmp(s->embed.path, path));
+}
+
+int srv_models_list(srv_req *r)
+{
+    srv *s = r->s;
+    cn_err err = {0};
+    mdl_installed *ins = NULL;
+    int n = 0;
+    if (mdl_list(s->home, &ins, &n, &err))
+        return srv_reply_errorf(r, 500, NULL, "%s", err.msg);
+    char key[256];
+    mdl_catalog *c = NULL;
+    cn_err cerr = {0};
+    mdl_catalog_load(s->home, catalog_key(key, sizeof key), &c, &cerr);
+    mdl_hw hw;
+    mdl_hw_detect(s->home, &hw);
+    json_t *o = json_object(), *inst = json_array(), *avail = json_array(), *parts = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *m = json_pack("{s:s,s:s,s:s,s:I,s:b,s:b,s:b,s:b}", "name", ins[i].name, "role",
+                              ins[i].role, "arch", ins[i].arch, "size", (json_int_t)ins[i].size,
+                              "verified", ins[i].verified, "active", ins[i].active,
+                              "rollback", ins[i].has_previous, "loaded",
+                              loaded_here(s, ins[i].path));
+        json_array_append_new(inst, m);
     }
-    pthread_detach(th);
-    return srv_reply_stream(r, "application/x-ndjson", ingest_read, g, ingest_done);
+    for (int i = 0; c && i < c->n; i++) {
+        json_t *e = mdl_entry_json(&c->models[i], &hw);
+        bool have = false;
+        for (int k = 0; k < n; k++)
+            have |= !strcmp(ins[k].name, c->models[i].name);
+        json_object_set_new(e, "installed", json_boolean(have));
+        json_array_append_new(avail, e);
+    }
+    mdl_partial part[16];
+    int np = mdl_partials(s->home, part, 16);
+    for (int i = 0; i < np; i++)
+        json_array_append_new(parts, json_pack("{s:s,s:I,s:I}", "name", part[i].name, "done",
+                                               (json_int_t)part[i].done, "size",
+                                               (json_int_t)part[i].size));
+    json_object_set_new(o, "installed", inst);
+    json_object_set_new(o, "available", avail);
+    json_object_set_new(o, "partial", parts);
+    json_object_set_new(o, "catalog", c ? json_string(c->source) : json_null());
+    if (!c)
+        json_object_set_new(o, "catalog_error", json_string(cerr.msg));
+    json_object_set_new(o, "machine",
+                        json_pack("{s:I,s:I,s:I,s:i,s:s}", "ram_total", (json_int_t)hw.ram_total,
+                                  "ram_avail", (json_int_t)hw.ram_avail, "disk_free",
+                                  (json_int_t)hw.disk_free, "cores", hw.cores, "simd",
+                                  hw.simd ? hw.simd : "none"));
+    for (int k = 0; c && k < 2; k++) {
+        const char *role = k ? "embed" : "chat";
+        char why[256] = "";
+        const mdl_entry *e = mdl_recommend(c, &hw, role, why, sizeof why);
+        json_t *rec = json_object_get(o, "recommended");
+        if (!rec)
+            json_object_set_new(o, "recommended", rec = json_object());
+        json_object_set_new(rec, role, e ? json_pack("{s:s,s:s}", "name", e->name, "why", why)
+                                         : json_null());
+    }
+    free(ins);
+    mdl_catalog_free(c);
+    return srv_reply_json(r, 200, o);
+}
+
+/* The "name" field of a JSON body, or NULL after replying. */
+static const char *body_name(srv_req *r, json_t **body, int *ret)
+{
+    srv_error e;
+    if (srv_parse_body(r->body.data, r->body.len, &r->s->o.lim, body, &e)) {
+        *ret = srv_reply_error(r, &e);
+        return NULL;
+    }
+    json_t *n = json_object_get(*body, "name");
+    if (!json_is_string(n) || !*json_string_value(n) || json_string_length(n) > 100) {
+        json_decref(*body);
+        *ret = srv_reply_errorf(r, 400, "name", "name: expected a model name");
+        return NULL;
+    }
+    return json_string_value(n);
+}
+
+static void on_pull(void *ctx, const mdl_progress *p)
+{
+    bg_run *g = ctx;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:f,s:f,s:i}", "event", "progress", "model",
+                          p->name ? p->name : g->name, "phase", p->phase, "done",
+                          (json_int_t)p->done, "total", (json_int_t)p->total, "bytes_per_s",
+                          p->bytes_per_s, "eta_s", p->eta_s, "parts", p->parts);
+    if (p->note)
+        json_object_set_new(o, "note", json_string(p->note));
+    put_line(g, o);
+}
+
+static void *pull_main(void *arg)
+{
+    bg_run *g = arg;
+    srv *s = g->s;
+    cn_err err = {0};
+    mdl_dl_opts o = {.fn = on_pull, .ctx = g, .name = g->name, .cancel = &g->cancel};
+    int rc = mdl_pull(s->home, &g->entry, &o, &err);
+    json_t *fin = json_pack("{s:s,s:s}", "event", rc ? "error" : "done", "model", g->name);
+    if (rc)
+        json_object_set_new(fin, "message", json_string(err.msg));
+    mdl_installed m;
+    if (!rc && mdl_get(s->home, g->name, &m, NULL) == CN_OK) {
+        json_object_set_new(fin, "size", json_integer(m.size));
+        json_object_set_new(fin, "active", json_boolean(m.active));
+    }
+    atomic_store(&s->pulling, 0);
+    bg_finish(g, fin);
+    return NULL;
+}
+
+int srv_models_pull(srv_req *r)
+{
+    srv *s = r->s;
+    json_t *body;
+    int ret;
+    const char *name = body_name(r, &body, &ret);
+    if (!name)
+        return ret;
+    char key[256];
+    cn_err err = {0};
+    bg_run *g = bg_new(s);
+    if (!g) {
+        json_decref(body);
+        return srv_reply_errorf(r, 500, NULL, "out of memory");
+    }
+    snprintf(g->name, sizeof g->name, "%s", name);
+    json_decref(body);
+    if (mdl_catalog_load(s->home, catalog_key(key, sizeof key), &g->cat, &err)) {
+        g->refs = 1;
+        bg_unref(g);
+        return srv_reply_errorf(r, 500, NULL, "%s", err.msg);
+    }
+    const mdl_entry *e = mdl_catalog_find(g->cat, g->name);
+    if (!e) {
+        ret = srv_reply_errorf(r, 404, "name", "no model '%s' in the catalog", g->name);
+        g->refs = 1;
+        bg_unref(g);
+        return ret;
+    }
+    g->entry = *e;
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&s->pulling, &idle, 1)) {
+        g->refs = 1;
+        bg_unref(g);
+        return srv_reply_errorf(r, 409, "name", "another model is downloading; one at a time");
+    }
+    return bg_start(r, g, pull_main);
+}
+
+int srv_models_use(srv_req *r)
+{
+    srv *s = r->s;
+    json_t *body;
+    int ret;
+    const char *name = body_name(r, &body, &ret);
+    if (!name)
+        return ret;
+    cn_err err = {0};
+    mdl_installed m;
+    int rc = mdl_get(s->home, name, &m, &err);
+    if (!rc)
+        rc = mdl_use(s->home, name, &err);
+    if (rc) {
+        ret = srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : 500, "name", "%s", err.msg);
+    } else {
+        json_t *o = json_pack("{s:s,s:s,s:b,s:b}", "name", m.name, "role", m.role, "active", 1,
+                              "loaded", loaded_here(s, m.path));
+        if (!loaded_here(s, m.path))
+            json_object_set_new(o, "note", json_string("the active model is loaded when cairn "
+                                                       "serve starts: restart it to use this one"));
+        ret = srv_reply_json(r, 200, o);
+    }
+    json_decref(body);
+    return ret;
+}
+
+int srv_models_remove(srv_req *r)
+{
+    srv *s = r->s;
+    const char *name = r->path + strlen("/api/models/");
+    cn_err err = {0};
+    mdl_installed m;
+    int rc = mdl_get(s->home, name, &m, &err);
+    if (rc == CN_OK && loaded_here(s, m.path))
+        return srv_reply_errorf(r, 409, "name", "%s is loaded by this server; stop it first", name);
+    rc = mdl_remove(s->home, name, &err); /* also a partial download only */
+    if (rc)
+        return srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : 500, "name", "%s", err.msg);
+    json_t *o = json_object();
+    json_object_set_new(o, "removed", json_string(name));
+    return srv_reply_json(r, 200, o);
 }

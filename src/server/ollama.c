@@ -172,23 +172,14 @@ int srv_ollama_generate(srv_req *r) { return srv_generate_route(r, DIALECT_OLLAM
 int srv_ollama_embed(srv_req *r)
 {
     srv_embed_req req;
-    srv_error e;
-    if (srv_parse_embed(r->body.data, r->body.len, SRV_API_OLLAMA, &r->s->o.lim, &r->arena, &req,
-                        &e)) {
-        srv_embed_req_free(&req);
-        return srv_reply_error(r, &e);
-    }
     float *vecs;
     bool *cut;
-    int tokens = 0;
-    srv_worker *w = NULL;
+    int tokens, ret;
+    srv_worker *w;
     double t0 = cn_now();
-    int rc = srv_embed_run(r, &req, &vecs, &cut, &tokens, &w, &e);
-    if (rc) {
-        srv_embed_req_free(&req);
-        return rc == -1 ? srv_reply_error(r, &e) : rc == -2 ? srv_reply_busy(r, w) : MHD_NO;
-    }
-    int dim = w->dim, ret;
+    if (srv_embed_request(r, SRV_API_OLLAMA, &req, &vecs, &cut, &tokens, &w, &ret))
+        return ret;
+    int dim = w->dim;
     bool any_cut = false;
     for (int i = 0; i < req.n_inputs; i++)
         any_cut |= cut[i];

@@ -671,24 +671,31 @@ int srv_embed_run(srv_req *r, const srv_embed_req *req, float **vecs, bool **cut
     return rc;
 }
 
+int srv_embed_request(srv_req *r, int api, srv_embed_req *req, float **vecs, bool **cut,
+                      int *tokens, srv_worker **w, int *ret)
+{
+    srv_error e;
+    *w = NULL;
+    *tokens = 0;
+    int rc = srv_parse_embed(r->body.data, r->body.len, api, &r->s->o.lim, &r->arena, req, &e)
+                 ? -1
+                 : srv_embed_run(r, req, vecs, cut, tokens, w, &e);
+    if (rc == 0)
+        return 0;
+    srv_embed_req_free(req);
+    *ret = rc == -1 ? srv_reply_error(r, &e) : rc == -2 ? srv_reply_busy(r, *w) : MHD_NO;
+    return -1;
+}
+
 int srv_openai_embeddings(srv_req *r)
 {
     srv_embed_req req;
-    srv_error e;
-    if (srv_parse_embed(r->body.data, r->body.len, SRV_API_OPENAI, &r->s->o.lim, &r->arena, &req,
-                        &e)) {
-        srv_embed_req_free(&req);
-        return srv_reply_error(r, &e);
-    }
     float *vecs;
     bool *cut;
-    int tokens = 0;
-    srv_worker *w = NULL;
-    int rc = srv_embed_run(r, &req, &vecs, &cut, &tokens, &w, &e);
-    if (rc == -1 || rc == -2 || rc == -3) {
-        srv_embed_req_free(&req);
-        return rc == -1 ? srv_reply_error(r, &e) : rc == -2 ? srv_reply_busy(r, w) : MHD_NO;
-    }
+    int tokens, ret;
+    srv_worker *w;
+    if (srv_embed_request(r, SRV_API_OPENAI, &req, &vecs, &cut, &tokens, &w, &ret))
+        return ret;
     int dim = w->dim;
     json_t *o = json_object(), *data = json_array();
     json_object_set_new(o, "object", json_string("list"));

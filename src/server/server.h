@@ -48,6 +48,8 @@ typedef struct srv_opts {
     bool quiet;              /* no access log */
     const char *chat_model;  /* GGUF language model, or NULL */
     const char *embed_model; /* GGUF embedding model, or NULL */
+    const char *chat_name;   /* API names of the models (installed models' names); */
+    const char *embed_name;  /* NULL: the file name without .gguf */
     const char *home;        /* data directory override, or NULL */
     int threads;             /* engine threads (0: physical cores) */
     int n_ctx;               /* chat model context (0: model default) */

@@ -9,6 +9,7 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <limits.h>
 #include <stdatomic.h>
 
 /* The virtual model that answers from the library. */
@@ -96,6 +97,7 @@ int srv_worker_retry_after(srv_worker *w);
 
 struct srv {
     srv_opts o;
+    char home[PATH_MAX];       /* the data directory: library and models */
     struct MHD_Daemon *d;
     int port;
     char origin_a[96], origin_b[96]; /* http://127.0.0.1:PORT, http://localhost:PORT */
@@ -109,7 +111,8 @@ struct srv {
     bool lib_busy[SRV_LIB_POOL];
     int lib_gen[SRV_LIB_POOL];
     atomic_int lib_generation; /* bumped after every write */
-    atomic_int n_ingests;      /* upload ingest threads still running */
+    atomic_int n_background;   /* ingest and pull threads still running */
+    atomic_int pulling;        /* a model download is running */
     pthread_mutex_t log_mu;
 };
 
@@ -201,6 +204,12 @@ int srv_generate_route(srv_req *r, int dialect);
 int srv_embed_run(srv_req *r, const srv_embed_req *req, float **vecs, bool **cut, int *tokens,
                   srv_worker **w, srv_error *e);
 
+/* An embeddings endpoint's first half: parse the body (api's shape) and run
+** it. Returns 0 with the results as srv_embed_run gives them, or -1 when a
+** reply (or a closed connection) is already decided: *ret is the MHD result. */
+int srv_embed_request(srv_req *r, int api, srv_embed_req *req, float **vecs, bool **cut,
+                      int *tokens, srv_worker **w, int *ret);
+
 /* Grounded answer from the library for question: search, then a generation
 ** job (chat model) or an extractive answer written straight into j->text
 ** (j->done set). The sources found go to *src (in r's arena), with n_src.
@@ -240,7 +249,9 @@ int srv_lib_ask(srv_req *r);
 int srv_lib_passage(srv_req *r);
 int srv_status(srv_req *r);
 int srv_models_list(srv_req *r);
-int srv_models_unavailable(srv_req *r);
+int srv_models_pull(srv_req *r);
+int srv_models_use(srv_req *r);
+int srv_models_remove(srv_req *r);
 
 /* Upload plumbing: called by http.c as the body arrives. */
 int srv_upload_begin(srv_req *r, srv_error *e);

@@ -324,16 +324,6 @@ describe('grounded answers without a language model (extractive)', () => {
         assert.equal(empty.status, 400);
         assert.match(JSON.parse(empty.body).error.message, /no file/);
     });
-
-    test('model manager endpoints: 501 until src/models lands', async () => {
-        for (const [m, p] of [['GET', '/api/models'], ['POST', '/api/models/pull'],
-                              ['POST', '/api/models/use'], ['DELETE', '/api/models/x']]) {
-            const r = await fetch(`${srv.url}${p}`, { method: m, body: m === 'POST' ? '{}' : undefined });
-            assert.equal(r.status, 501, `${m} ${p}`);
-            const j = await r.json();
-            assert.equal(j.error.code, 'model_manager_unavailable');
-        }
-    });
 });
 
 describe('Ollama API with curl', () => {

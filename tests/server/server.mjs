@@ -15,6 +15,7 @@ export const CHAT = path.join(ROOT, 'tests/data/models/aidreams260K.gguf');
 export const BERT = path.join(FIX, 'models/tiny-bert-f16.gguf');
 export const SLOW = path.join(FIX, 'models/tiny-llama-256-q4_k_m.gguf');
 export const DOCS = path.join(ROOT, 'tests/data/docs');
+export const TOOLS = path.resolve(ROOT, process.env.CAIRN_TOOLS || 'build');
 
 for (const f of [BIN, CHAT, BERT, SLOW])
     if (!fs.existsSync(f)) throw new Error(`missing ${f} (build first; fixtures in ${FIX})`);
@@ -30,7 +31,7 @@ for (const sig of ['SIGINT', 'SIGTERM'])
 
 /* Start a server; args are extra `cairn serve` options. Resolves to
 ** { url, port, home, proc, log(), stop() }. */
-export async function startServer(args = [], { home } = {}) {
+export async function startServer(args = [], { home, env = {} } = {}) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-serve-'));
     home = home || path.join(dir, 'home');
     const portFile = path.join(dir, 'port');
@@ -39,7 +40,8 @@ export async function startServer(args = [], { home } = {}) {
                              '-t', '1', ...args],
                        { stdio: ['ignore', 'ignore', 'pipe'],
                          env: { ...process.env, CAIRN_CHAT_MODEL: '', CAIRN_EMBED_MODEL: '',
-                                CAIRN_API_KEY: '' } });
+                                CAIRN_API_KEY: '', CAIRN_CONFIG: path.join(dir, 'no-config'),
+                                ...env } });
     proc.stderr.on('data', (d) => { log += d; });
     let exited = null;
     running.add(proc);
@@ -68,6 +70,23 @@ export async function startServer(args = [], { home } = {}) {
             return exited;
         },
     };
+}
+
+/* Start a process that prints a line matching re when ready; resolves to
+** { proc, match }. It is killed with this process at the latest. */
+export async function startHelper(cmd, args, re) {
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(proc);
+    proc.on('exit', () => running.delete(proc));
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    for (let i = 0; i < 200; i++) {
+        const m = out.match(re);
+        if (m) return { proc, match: m };
+        await sleep(25);
+    }
+    proc.kill('SIGKILL');
+    throw new Error(`${cmd} did not start: ${out}`);
 }
 
 /* curl, as a client nobody here wrote: returns { status, headers, body }. */
