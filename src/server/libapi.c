@@ -263,8 +263,9 @@ int srv_status(srv_req *r)
         why = buf;
     } else {
         level = "keyword";
-        why = "no models: keyword search and quoted (extractive) answers; start with "
-              "--embed-model for hybrid search, --model for written answers";
+        why = "no models: keyword search and quoted (extractive) answers; an embedding model "
+              "adds hybrid search, a language model written answers (download them under "
+              "Models, then restart the server)";
     }
     json_object_set_new(o, "level", json_string(level));
     json_object_set_new(o, "why", json_string(why));

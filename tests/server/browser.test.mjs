@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServer, ROOT, SLOW, BERT, DOCS } from './server.mjs';
+import { startServer, testCatalog, ROOT, SLOW, BERT, DOCS } from './server.mjs';
 
 const CHROMIUM = process.env.CAIRN_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.resolve(ROOT, process.env.CAIRN_ARTIFACTS || 'build/test-artifacts');
@@ -95,5 +95,45 @@ describe('web UI in chromium', () => {
         assert.equal(overflow, false);
         await page.screenshot({ path: path.join(SHOTS, 'narrow.png'), fullPage: true });
         assert.deepEqual(errors, []);
+    });
+});
+
+describe('web UI: downloading a model', () => {
+    let cat, srv, browser, page;
+    before(async () => {
+        cat = await testCatalog('slow=300000/'); // about 3.5 s for the 1 MB model
+        srv = await startServer([], { home: cat.home, env: cat.env });
+        browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+                                          args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+        page = await browser.newPage({ viewport: { width: 1000, height: 760 } });
+        page.on('dialog', (d) => d.accept());
+        await page.goto(srv.url);
+    });
+    after(async () => {
+        await browser?.close();
+        const x = await srv.stop();
+        cat?.close();
+        assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000));
+    });
+
+    test('download with a progress bar and time left, then installed; remove', async () => {
+        await page.click('#tab-models');
+        const row = '#available-rows tr[data-name="dreams"]';
+        await page.waitForSelector(`${row} button`);
+        assert.equal((await page.locator(`${row} td`).allTextContents())[4], 'fits');
+        await page.click(`${row} button`);
+        await page.waitForSelector(`${row} progress`);
+        await page.waitForFunction((sel) => /download .* s left/.test(document.querySelector(sel)?.textContent || ''),
+                                   `${row} .pull .state`, { timeout: 20000 });
+        const value = await page.$eval(`${row} progress`, (p) => p.value / p.max);
+        assert.ok(value > 0 && value < 1, `progress ${value}`);
+        await page.screenshot({ path: path.join(SHOTS, 'download.png'), fullPage: true });
+        await page.waitForSelector('#installed-rows tr[data-name="dreams"]', { timeout: 60000 });
+        const cells = await page.locator('#installed-rows tr[data-name="dreams"] td').allTextContents();
+        assert.equal(cells[1], 'chat');
+        assert.match(cells[3], /active/);
+        assert.match(cells[3], /verified/);
+        await page.click('#installed-rows tr[data-name="dreams"] button:has-text("Remove")');
+        await page.waitForFunction(() => !document.querySelector('#installed-rows tr[data-name="dreams"]'));
     });
 });

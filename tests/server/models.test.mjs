@@ -4,44 +4,18 @@
 // activates and removes it, and a second server loads it by name.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startServer, startHelper, BIN, TOOLS, CHAT } from './server.mjs';
+import { startServer, testCatalog } from './server.mjs';
 
 describe('model manager', () => {
-    let dir, home, config, srv, httpd;
+    let cat, home, srv;
     before(async () => {
-        dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-models-'));
-        const root = path.join(dir, 'srv');
-        fs.mkdirSync(root);
-        fs.copyFileSync(CHAT, path.join(root, 'm1.gguf'));
-        const key = path.join(dir, 'test.key');
-        const pub = execFileSync(path.join(TOOLS, 'catalog-sign'), ['keygen', key],
-                                 { encoding: 'utf8' }).trim().slice(0, 64);
-        httpd = await startHelper(path.join(TOOLS, 'testhttpd'), [root, '--port', '0'], /port (\d+)/);
-        const port = Number(httpd.match[1]);
-        const data = fs.readFileSync(CHAT);
-        const catalog = { catalog: 'test', serial: 2, models: [{
-            name: 'dreams', role: 'chat', arch: 'llama', params_b: 0.00028,
-            url: `http://127.0.0.1:${port}/m1.gguf`, size: data.length,
-            sha256: crypto.createHash('sha256').update(data).digest('hex'),
-            ram_mb: 64, license: 'test', description: 'test model' }] };
-        fs.writeFileSync(path.join(root, 'catalog.json'), JSON.stringify(catalog));
-        execFileSync(path.join(TOOLS, 'catalog-sign'), ['sign', key, path.join(root, 'catalog.json')]);
-        config = path.join(dir, 'config');
-        fs.writeFileSync(config, `catalog_url = http://127.0.0.1:${port}/catalog.json\ncatalog_key = ${pub}\n`);
-        home = path.join(dir, 'home');
-        execFileSync(BIN, ['models', 'update'], { env: { ...process.env, CAIRN_HOME: home, CAIRN_CONFIG: config },
-                                                   stdio: 'ignore' });
-        srv = await startServer([], { home, env: { CAIRN_CONFIG: config } });
+        cat = await testCatalog();
+        home = cat.home;
+        srv = await startServer([], { home, env: cat.env });
     });
     after(async () => {
         const x = await srv.stop();
-        httpd?.proc.kill('SIGTERM');
-        fs.rmSync(dir, { recursive: true, force: true });
+        cat?.close();
         assert.deepEqual(x, { code: 0, sig: null }, srv.log().slice(-3000));
     });
 
@@ -92,7 +66,7 @@ describe('model manager', () => {
         assert.equal((await post('/api/models/pull', { name: 5 })).status, 400);
         assert.equal((await fetch(`${srv.url}/api/models/nope`, { method: 'DELETE' })).status, 404);
         // a second server: the active chat model, named as installed
-        const two = await startServer([], { home, env: { CAIRN_CONFIG: config } });
+        const two = await startServer([], { home, env: cat.env });
         try {
             const ids = (await (await fetch(`${two.url}/v1/models`)).json()).data.map((m) => m.id);
             assert.ok(ids.includes('dreams'), ids.join());

@@ -3,6 +3,7 @@
 // environment `make test` sets (CAIRN_BIN, CAIRN_FIXTURES) or the defaults
 // of a checkout (build/cairn, ../shared/fixtures).
 import { spawn, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,4 +103,40 @@ export function curl(args) {
         headers[h.slice(0, i).toLowerCase()] = h.slice(i + 1).trim();
     }
     return { status, headers, body: out.slice(cut + 4) };
+}
+
+/* A model catalog for tests: testhttpd (tools/) serves models/ROOT files and
+** a catalog of them signed with a key made here; `cairn models update` puts
+** it in a fresh data directory. urlPrefix adds testhttpd's fault paths
+** ("slow=200000/"). Resolves to { home, env, port, close() }. */
+export async function testCatalog(urlPrefix = '') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-catalog-'));
+    const root = path.join(dir, 'srv');
+    fs.mkdirSync(root);
+    fs.copyFileSync(CHAT, path.join(root, 'm1.gguf'));
+    const key = path.join(dir, 'test.key');
+    const sign = path.join(TOOLS, 'catalog-sign');
+    const pub = execFileSync(sign, ['keygen', key], { encoding: 'utf8' }).trim().slice(0, 64);
+    const httpd = await startHelper(path.join(TOOLS, 'testhttpd'), [root, '--port', '0'], /port (\d+)/);
+    const port = Number(httpd.match[1]);
+    const data = fs.readFileSync(CHAT);
+    const catalog = { catalog: 'test', serial: 2, models: [{
+        name: 'dreams', role: 'chat', arch: 'llama', params_b: 0.00028,
+        url: `http://127.0.0.1:${port}/${urlPrefix}m1.gguf`, size: data.length,
+        sha256: crypto.createHash('sha256').update(data).digest('hex'),
+        ram_mb: 64, license: 'test', description: 'test model' }] };
+    fs.writeFileSync(path.join(root, 'catalog.json'), JSON.stringify(catalog));
+    execFileSync(sign, ['sign', key, path.join(root, 'catalog.json')]);
+    const config = path.join(dir, 'config');
+    fs.writeFileSync(config, `catalog_url = http://127.0.0.1:${port}/catalog.json\ncatalog_key = ${pub}\n`);
+    const home = path.join(dir, 'home');
+    const env = { CAIRN_CONFIG: config };
+    execFileSync(BIN, ['models', 'update'], { env: { ...process.env, ...env, CAIRN_HOME: home }, stdio: 'ignore' });
+    return {
+        home, env, port,
+        close() {
+            httpd.proc.kill('SIGTERM');
+            fs.rmSync(dir, { recursive: true, force: true });
+        },
+    };
 }
