@@ -17,7 +17,8 @@ static const char help[] =
     "needs 'Authorization: Bearer KEY'. Ctrl-C stops the server.\n\n"
     "  --host ADDR           address to listen on (default 127.0.0.1)\n"
     "  --port N              port (default 8377; 0 picks a free one)\n"
-    "  --api-key KEY         require this key (default $CAIRN_API_KEY)\n"
+    "  --api-key KEY         require this key (default $CAIRN_API_KEY, else api_key in\n"
+    "                        the settings file)\n"
     "  --cors-origin ORIGIN  also allow browser requests from ORIGIN (\"*\": any)\n"
     "  -m, --model M         language model: a GGUF file or an installed model's name\n"
     "                        (default $CAIRN_CHAT_MODEL, else the active chat model)\n"
@@ -106,6 +107,9 @@ int cmd_serve(int argc, char **argv)
         o.embed_model = NULL;
     if (o.api_key && !*o.api_key)
         o.api_key = NULL;
+    char key[256];
+    if (!o.api_key && cn_config_get("api_key", key, sizeof key) && *key)
+        o.api_key = key; /* the settings file's api_key */
     cn_err err = {0};
     char home[4096], paths[2][4096], names[2][128] = {"", ""};
     if (cn_data_dir(home, sizeof home, o.home, &err))

@@ -525,6 +525,20 @@ describe('API key', () => {
         assert.equal((await fetch(`${srv.url}/`)).status, 200);
     });
 
+    test('the settings file can hold the key', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-key-'));
+        fs.writeFileSync(path.join(dir, 'config'), 'api_key = from-settings\n');
+        const two = await startServer([], { env: { CAIRN_CONFIG: path.join(dir, 'config') } });
+        try {
+            assert.equal((await fetch(`${two.url}/api/status`)).status, 401);
+            const ok = await fetch(`${two.url}/api/status`, { headers: { Authorization: 'Bearer from-settings' } });
+            assert.equal(ok.status, 200);
+        } finally {
+            assert.deepEqual(await two.stop(), { code: 0, sig: null });
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     test('a non-loopback host without a key is refused at start', () => {
         let out = '';
         try {
