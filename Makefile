@@ -9,7 +9,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libpcre2-8 libutf8proc jansson sqlite3 libsodium
+PKGS    := libpcre2-8 libutf8proc jansson sqlite3 libsodium libcurl libmicrohttpd
 # MuPDF is a static library on Debian 12: link its whole dependency chain
 MUPDF_LIBS := $(shell pkg-config --static --libs mupdf) -lharfbuzz -lfreetype
 OPT     ?= -O2
@@ -24,7 +24,12 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := tests/run_tests.c $(sort $(wildcard tests/unit/*.c)) $(sort $(wildcard tests/fuzz/fuzz_*.c))
 TOOLS    := $(patsubst tools/%.c,$(BUILD)/%,$(wildcard tools/*.c))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The web UI (web/) is compiled into the binary: tools/embed_web.sh turns the
+# files into byte arrays in a generated C file.
+WEB_SRC  := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+WEB_OBJ  := $(BUILD)/gen/web_assets.o
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(WEB_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
@@ -37,7 +42,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# the built-in model catalog is assembled into this object (.incbin)
+$(BUILD)/src/models/catalog_data.o: src/models/catalog.json
+
 $(BUILD)/src/engine/kern_avx2.o $(BUILD)/src/engine/kern_avx2_quant.o: CFLAGS += -mavx2 -mfma -mf16c
+
+$(BUILD)/gen/web_assets.c: $(WEB_SRC) tools/embed_web.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed_web.sh $@ $(WEB_SRC)
+
+$(WEB_OBJ): $(BUILD)/gen/web_assets.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 # A thin archive: members keep their paths, so two modules may both have a
 # search.o without one replacing the other.
@@ -87,6 +102,9 @@ bench: all
 	bash bench/engine.sh
 	bash bench/embed.sh
 	bash bench/store.sh
+	bash bench/ingest.sh
+	bash bench/ask.sh
+	bash bench/serve.sh
 
 clean:
 	rm -rf build

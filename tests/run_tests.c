@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define MAX_TESTS 2048
 
@@ -40,6 +41,15 @@ void test_skip(const char *why)
 }
 
 int test_failed_now(void) { return cur_failed > 0; }
+
+static int ext_passed, ext_failed, ext_skipped;
+
+void test_add_external(int passed, int failed, int skipped)
+{
+    ext_passed += passed;
+    ext_failed += failed;
+    ext_skipped += skipped;
+}
 
 const char *test_fixtures(void)
 {
@@ -86,6 +96,36 @@ const char *test_tmpdir(void)
     return tmp_root;
 }
 
+/* Read a captured output file into buf (NUL-terminated, truncated to cap). */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+}
+
+int test_shell(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap)
+{
+    const char *t = test_tmpdir();
+    size_t len = strlen(cmd) + 2 * strlen(t) + 64;
+    char *full = malloc(len);
+    if (!full)
+        return -1;
+    snprintf(full, len, "{ %s\n} >%s/sh.out 2>%s/sh.err", cmd, t, t);
+    int st = system(full);
+    free(full);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/sh.out", t);
+    slurp(p, out, out_cap);
+    snprintf(p, sizeof p, "%s/sh.err", t);
+    slurp(p, err, err_cap);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static int cmp_test(const void *a, const void *b)
 {
     return strcmp(((const test_case *)a)->name, ((const test_case *)b)->name);
@@ -115,6 +155,12 @@ int main(int argc, char **argv)
     }
     if (tmp_root[0])
         rm_tree(tmp_root);
+    if (ext_passed + ext_failed + ext_skipped)
+        printf("(%d passed, %d failed, %d skipped of them in node's test runner)\n", ext_passed,
+               ext_failed, ext_skipped);
+    passed += ext_passed;
+    failed += ext_failed;
+    skipped += ext_skipped;
     if (skipped)
         printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     else

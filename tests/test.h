@@ -24,6 +24,9 @@ void test_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void test_skip(const char *why);
 int test_failed_now(void); /* has the running test failed so far? */
+/* Count the results of an outside test runner (node's) that a test ran, so
+** the final line covers them: each of its tests counts as one of ours. */
+void test_add_external(int passed, int failed, int skipped);
 
 /* Where the shared fixtures live: $CAIRN_FIXTURES or ../shared/fixtures. */
 const char *test_fixtures(void);
@@ -33,6 +36,9 @@ const char *test_fixture(const char *rel);
 const char *test_data(const char *rel);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *test_tmpdir(void);
+/* Run cmd with sh; its stdout and stderr land in out and err (truncated,
+** NUL-terminated). Returns the exit status, -1 if killed by a signal. */
+int test_shell(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap);
 
 /* Cosine similarity of a[0..n) and b[0..n), summed in double. */
 static inline double test_cosine(const float *a, const float *b, int n)

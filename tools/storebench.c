@@ -10,6 +10,7 @@
 */
 #include "store/store.h"
 #include "store/store_int.h"
+#include "search/search.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -70,6 +71,19 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* A random direction: what a normalised embedding looks like to the search. */
+static void random_unit(float *v, int n)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++) {
+        v[i] = (float)((int)(next_u32() % 2001) - 1000) / 1000.0f;
+        ss += (double)v[i] * v[i];
+    }
+    float inv = (float)(1.0 / sqrt(ss + 1e-30));
+    for (int i = 0; i < n; i++)
+        v[i] *= inv;
 }
 
 static void percentiles(const char *what, double *t, int n)
@@ -224,8 +238,6 @@ int main(int argc, char **argv)
     store_passage todo[BATCH];
     int64_t ids[BATCH];
     float *vec = malloc(sizeof *vec * BATCH * DIM);
-    for (int i = 0; i < BATCH * DIM; i++)
-        vec[i] = (float)((int)(next_u32() % 2001) - 1000) / 1000.0f;
     double t_find = 0, t_emb = 0;
     int64_t after = 0, n_emb = 0;
     for (;;) {
@@ -240,6 +252,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++)
             ids[i] = todo[i].id;
         after = ids[n - 1];
+        for (int i = 0; i < n; i++)
+            random_unit(vec + (size_t)i * DIM, DIM);
         t0 = cn_now();
         if (store_put_embeddings(s, "bench-model", DIM, ids, vec, n, true, &err) < 0) {
             fprintf(stderr, "storebench: %s\n", err.msg);
@@ -261,6 +275,46 @@ int main(int argc, char **argv)
     }
     printf("%-34s %8.3f s for %d x %d (%.0f MB as F32)\n", "store_load_embeddings", cn_now() - t0,
            ln, ldim, (double)ln * ldim * 4 / 1e6);
+
+    /* ---- vector and hybrid search, as lib_search does them: 4k candidates
+    ** from each list, fused by RRF (k = 60), then the winners' passages.
+    ** (Embedding the query is the model's cost, measured by bench/embed.sh.) */
+    enum { POOL = 40, K = 10 };
+    search_hit vh[POOL], kh[POOL], fused[POOL];
+    store_hit kw[POOL], got[K];
+    float qv[DIM];
+    for (int i = 0; i < NQ; i++) {
+        random_unit(qv, DIM);
+        double t1 = cn_now();
+        search_vector(m, ln, ldim, lid, qv, POOL, vh);
+        lat[i] = cn_now() - t1;
+    }
+    percentiles("vector search, k=10 (exact)", lat, NQ);
+    for (int i = 0; i < NQ; i++) {
+        char q[256];
+        size_t len = 0;
+        for (int w = 0; w < 5; w++)
+            len += (size_t)snprintf(q + len, sizeof q - len, "%s ", zipf_word());
+        random_unit(qv, DIM);
+        cn_arena_init(&a, 1 << 22);
+        double t1 = cn_now();
+        int nk = 0;
+        if (store_search_keyword(s, q, POOL, &a, kw, &nk, &err) < 0) {
+            fprintf(stderr, "storebench: %s\n", err.msg);
+            return 1;
+        }
+        for (int j = 0; j < nk; j++)
+            kh[j] = (search_hit){kw[j].passage_id, (float)kw[j].score};
+        int nv = search_vector(m, ln, ldim, lid, qv, POOL, vh);
+        int nf = search_fuse_rrf(kh, nk, vh, nv, 60, K, fused);
+        int64_t fid[K];
+        for (int j = 0; j < nf; j++)
+            fid[j] = fused[j].id;
+        store_get_passages(s, fid, nf, &a, got, NULL);
+        lat[i] = cn_now() - t1;
+        cn_arena_free(&a);
+    }
+    percentiles("hybrid search, k=10 (kw+vec+RRF)", lat, NQ);
     free(lid);
     free(m);
 

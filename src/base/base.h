@@ -106,8 +106,14 @@ void cn_pool_run(cn_pool *p, cn_pool_fn fn, void *ctx);
 /* Number of physical cores (best effort; falls back to online CPUs). */
 int cn_physical_cores(void);
 
-/* ---- where data lives ----------------------------------------------------
-** The data directory: override (--home) if given, else $CAIRN_HOME, else
+/* ---- where data lives ---------------------------------------------------- */
+
+/* The settings file's path ($CAIRN_CONFIG, $XDG_CONFIG_HOME/cairn/config or
+** ~/.config/cairn/config), and one `key = value` from it (false: not set). */
+int cn_config_path(char *buf, size_t cap);
+bool cn_config_get(const char *key, char *out, size_t cap);
+
+/* The data directory: override (--home) if given, else $CAIRN_HOME, else
 ** $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. Writes the path into buf. */
 int cn_data_dir(char *buf, size_t cap, const char *override, cn_err *err);
 /* mkdir -p with mode 0700 for the directories it creates. */

@@ -19,7 +19,8 @@ void cli_run_defaults(cli_run_args *a)
 
 const char cli_run_help[] =
     "model options:\n"
-    "  -m, --model FILE      GGUF model file (required)\n"
+    "  -m, --model FILE      GGUF file or installed model name (default: the active\n"
+    "                        chat model, see `cairn models`)\n"
     "  -t, --threads N       worker threads (default: physical cores)\n"
     "  -c, --ctx N           context length in tokens (default: min(model, 4096))\n"
     "  -b, --batch N         prompt tokens per forward pass (default 256)\n"

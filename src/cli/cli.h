@@ -24,6 +24,8 @@ int cmd_rm(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_models(int argc, char **argv);
 
 /* Print "cairn: <msg>" to stderr and return 1. */
 int cli_error(const cn_err *err);
@@ -33,6 +35,11 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 bool cli_int(const char *s, long lo, long hi, long *out);
 /* Parse a float in [lo, hi]. */
 bool cli_float(const char *s, double lo, double hi, double *out);
+/* The model file to use: given (a path, or an installed model's name), else
+** the active model of role; *out points into buf. Returns 0 or an exit
+** status after printing the problem. */
+int cli_model_path(const char *cmd, const char *given, const char *role, char *buf, size_t cap,
+                   const char **out);
 /* Human size: "808.0 MB". buf must hold 32 bytes. */
 const char *cli_size(uint64_t bytes, char *buf);
 

@@ -85,8 +85,10 @@ int cmd_chat(int argc, char **argv)
         } else
             return cli_usage("chat", "unknown option or missing value: '%s'", argv[i]);
     }
-    if (!a.model)
-        return cli_usage("chat", "missing -m FILE");
+    char model_buf[4096];
+    int mrc = cli_model_path("chat", a.model, "chat", model_buf, sizeof model_buf, &a.model);
+    if (mrc)
+        return mrc;
 
     cn_err err = {0};
     eng_model *m;

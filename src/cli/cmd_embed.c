@@ -15,7 +15,8 @@ static const char help[] =
     "Print one embedding vector per TEXT (or per line of stdin when no TEXT is given):\n"
     "space-separated floats on one line, L2-normalised. Texts longer than the model's\n"
     "context are truncated, with a note on stderr.\n\n"
-    "  -m, --model FILE   a BERT-family embedding model (all-MiniLM, bge-small, ...)\n"
+    "  -m, --model FILE   a BERT-family embedding model (all-MiniLM, bge-small, ...):\n"
+    "                     a GGUF file or an installed name (default: the active one)\n"
     "  -t, --threads N    worker threads (default: physical cores)\n"
     "  -b, --batch N      tokens per packed batch (default 2048)\n"
     "      --json         {\"dim\": D, \"data\": [{\"index\", \"tokens\", \"truncated\",\n"
@@ -118,9 +119,11 @@ int cmd_embed(int argc, char **argv)
         } else
             texts[n_texts++] = !strcmp(a, "--") && i + 1 < argc ? argv[++i] : argv[i];
     }
-    if (!model) {
+    char model_buf[4096];
+    int mrc = cli_model_path("embed", model, "embed", model_buf, sizeof model_buf, &model);
+    if (mrc) {
         free(texts);
-        return cli_usage("embed", "missing -m FILE");
+        return mrc;
     }
     cn_err err = {0};
     eng_encoder *e = NULL;

@@ -147,8 +147,10 @@ int cmd_generate(int argc, char **argv)
         } else
             return cli_usage("generate", "unknown option or missing value: '%s'", o);
     }
-    if (!a.model)
-        return cli_usage("generate", "missing -m FILE");
+    char model_buf[4096];
+    int mrc = cli_model_path("generate", a.model, "chat", model_buf, sizeof model_buf, &a.model);
+    if (mrc)
+        return mrc;
     if (!pa.text == !pa.file)
         return cli_usage("generate", "give the prompt with -p TEXT or -f FILE (one of them)");
 

@@ -4,6 +4,7 @@
 */
 #include "cli/cli.h"
 #include "library/library.h"
+#include "models/models.h"
 #include "rag/rag.h"
 
 #include <jansson.h>
@@ -15,11 +16,39 @@
 /* Options every library command takes. */
 typedef struct lib_args {
     const char *home, *embed_model, *chat_model;
-    int threads, k;
+    char chat_path[4096], embed_path[4096]; /* resolved model names */
+    bool chat_active, embed_active;         /* from `cairn models use`, not given */
+    int threads, k, max_tokens;
     bool json, prune;
     const char *rest[256];
     int n_rest;
 } lib_args;
+
+/* Models given by name (installed with `cairn models`) become paths; with
+** none given, the active models of their roles are used. */
+static int resolve_models(const char *cmd, lib_args *a)
+{
+    char home[4096];
+    cn_err err = {0};
+    if (cn_data_dir(home, sizeof home, a->home, &err))
+        return 0; /* reported when the library opens */
+    struct { const char **given; char *path; bool *active; const char *role; } m[2] = {
+        {&a->chat_model, a->chat_path, &a->chat_active, "chat"},
+        {&a->embed_model, a->embed_path, &a->embed_active, "embed"}};
+    for (int i = 0; i < 2; i++) {
+        if (*m[i].given) {
+            if (mdl_resolve(home, *m[i].given, m[i].path, 4096, &err)) {
+                fprintf(stderr, "cairn %s: %s\n", cmd, err.msg);
+                return 1;
+            }
+            *m[i].given = m[i].path;
+        } else if (mdl_active(home, m[i].role, m[i].path, 4096, NULL, 0, NULL) == CN_OK) {
+            *m[i].given = m[i].path;
+            *m[i].active = true;
+        }
+    }
+    return 0;
+}
 
 static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, const char *help)
 {
@@ -48,6 +77,10 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             if (!cli_int(argv[++i], 1, 100, &n))
                 return cli_usage(cmd, "-k %s: expected 1 to 100", argv[i]);
             a->k = (int)n;
+        } else if ((!strcmp(o, "-n") || !strcmp(o, "--max-tokens")) && v) {
+            if (!cli_int(argv[++i], 1, 1 << 20, &n))
+                return cli_usage(cmd, "%s %s: expected a positive number", o, argv[i]);
+            a->max_tokens = (int)n;
         } else if (!strcmp(o, "--json"))
             a->json = true;
         else if (!strcmp(o, "--prune"))
@@ -72,7 +105,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         a->embed_model = NULL;
     if (a->chat_model && !*a->chat_model)
         a->chat_model = NULL;
-    return 0;
+    return resolve_models(cmd, a);
 }
 
 #define PARSE(cmd, help)                                                                           \
@@ -170,7 +203,10 @@ int cmd_add(int argc, char **argv)
     progress p = {isatty(2), cn_now(), 0, 0};
     lib_add_stats st;
     cn_err err = {0};
-    int rc = lib_add(l, (const char *const *)a.rest, a.n_rest, a.prune, on_progress, &p, &st,
+    /* passages sized in the embedding model's own tokens */
+    int rc = a.embed_model ? lib_chunk_with(l, a.embed_model, a.threads, &err) : CN_OK;
+    if (rc == CN_OK)
+        rc = lib_add(l, (const char *const *)a.rest, a.n_rest, a.prune, on_progress, &p, &st,
                      &err);
     if (p.tty)
         fprintf(stderr, "\r\033[K");
@@ -223,6 +259,8 @@ int cmd_sync(int argc, char **argv)
     path_list pl = {0};
     cn_err err = {0};
     int rc = store_list(lib_store(l), collect_path, &pl, &err);
+    if (rc == CN_OK && a.embed_model)
+        rc = lib_chunk_with(l, a.embed_model, a.threads, &err);
     progress p = {isatty(2), cn_now(), 0, 0};
     lib_add_stats st = {0};
     if (rc == CN_OK) {
@@ -402,19 +440,8 @@ int cmd_search(int argc, char **argv)
     int n = open_and_search("search", &a, 5, q, sizeof q, &l, &ar, res, &info, &err, &status);
     if (n >= 0 && a.json) {
         json_t *arr = json_array();
-        for (int i = 0; i < n; i++) {
-            json_t *o = json_object();
-            json_object_set_new(o, "doc", json_string(res[i].title ? res[i].title
-                                                                   : base_name(res[i].path)));
-            json_object_set_new(o, "doc_id", json_integer(res[i].doc_id));
-            json_object_set_new(o, "path", json_string(res[i].path));
-            json_object_set_new(o, "page", json_integer(res[i].page));
-            json_object_set_new(o, "page_start", json_integer(res[i].page_start));
-            json_object_set_new(o, "page_end", json_integer(res[i].page_end));
-            json_object_set_new(o, "score", json_real(res[i].score));
-            json_object_set_new(o, "text", json_string(res[i].text));
-            json_array_append_new(arr, o);
-        }
+        for (int i = 0; i < n; i++)
+            json_array_append_new(arr, lib_result_json(&res[i]));
         char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s ? s : "[]");
         free(s);
@@ -436,12 +463,17 @@ typedef struct ask_out {
     rag_cite_filter f;
     cn_buf text;
     bool json;
+    /* timings (seconds since the command started), for --json */
+    double t0, t_search, t_first;
+    eng_gen_stats gen;
 } ask_out;
 
 static int ask_token(void *ctx, int32_t id, const char *text, size_t len)
 {
     ask_out *o = ctx;
     (void)id;
+    if (o->t_first == 0)
+        o->t_first = cn_now() - o->t0;
     size_t before = o->text.len;
     rag_cite_feed(&o->f, text, len, &o->text);
     if (!o->json) {
@@ -451,19 +483,6 @@ static int ask_token(void *ctx, int32_t id, const char *text, size_t len)
     return 0;
 }
 
-typedef struct tok_counter {
-    tok_vocab *v;
-    int32_t *buf;
-    int cap;
-} tok_counter;
-
-static int count_tokens(void *ctx, const char *s, size_t n)
-{
-    tok_counter *c = ctx;
-    int k = tok_encode(c->v, s, n, false, false, c->buf, c->cap, NULL);
-    return k < 0 ? (int)(n / 2 + 1) : k;
-}
-
 /* Written answer with a language model; returns 0 or an exit status. */
 static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int n, bool *used,
                           ask_out *out, int *n_used, cn_err *err)
@@ -471,58 +490,59 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
     eng_opts eo = {.n_threads = a->threads};
     eng_model *m = NULL;
     tok_vocab *v = NULL;
+    int32_t *ids = NULL;
+    int n_ids = 0;
     int rc = eng_model_open(&m, a->chat_model, &eo, err);
     if (!rc)
         rc = tok_open(&v, eng_model_gguf(m), err);
     int n_ctx = m ? eng_model_n_ctx(m) : 0;
-    tok_counter tc = {v, cn_malloc(sizeof(int32_t) * (size_t)n_ctx * 4), n_ctx * 4};
-    cn_buf user, prompt;
-    cn_buf_init(&user, (size_t)64 << 20);
-    cn_buf_init(&prompt, (size_t)64 << 20);
-    const int reserve = CN_MIN(512, n_ctx / 4); /* room left for the answer */
     if (!rc) {
-        int sys = count_tokens(&tc, rag_system_prompt, strlen(rag_system_prompt));
-        int budget = n_ctx - reserve - sys - 64;
-        rc = rag_build_user(q, src, n, budget, count_tokens, &tc, &user, err);
-        if (rc >= 0) {
-            *n_used = rc;
-            rc = rc == 0 ? cn_fail(err, CN_ELIMIT, "not even one passage fits the model's "
-                                   "%d-token context (use a larger --ctx or a model with more)",
-                                   n_ctx)
-                         : CN_OK;
-        }
+        gguf_str tmpl = {0};
+        gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
+        const char *fam = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
+        rc = rag_prompt_tokens(v, fam, n_ctx, q, src, n, &ids, &n_ids, n_used, err);
     }
     if (!rc && *n_used < n)
         fprintf(stderr, "note: %d of %d passages fit the model's %d-token context\n", *n_used, n,
                 n_ctx);
     if (!rc) {
-        gguf_str tmpl = {0};
-        gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
-        const char *fam = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
-        tok_chat_msg msgs[2] = {{"system", rag_system_prompt}, {"user", user.data}};
-        rc = tok_chat_render(fam, msgs, 2, true, &prompt, err);
-    }
-    int32_t *ids = tc.buf;
-    int n_ids = 0;
-    if (!rc) {
-        n_ids = tok_encode(v, prompt.data, prompt.len, true, true, ids, tc.cap, err);
-        rc = n_ids < 0 ? n_ids : n_ids > n_ctx - 16 ? cn_fail(err, CN_ELIMIT, "prompt too long")
-                                                   : CN_OK;
-    }
-    if (!rc) {
         rag_cite_init(&out->f, *n_used, used);
-        eng_gen_opts go = {.n_predict = reserve, .sampler = eng_sampler_defaults()};
+        int reserve = rag_answer_reserve(n_ctx);
+        int n_predict = a->max_tokens ? CN_MIN(a->max_tokens, n_ctx - n_ids) : reserve;
+        eng_gen_opts go = {.n_predict = n_predict, .sampler = eng_sampler_defaults()};
         go.sampler.temp = 0; /* answers from documents: the most likely words */
-        eng_gen_stats st;
-        rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &st, err);
+        rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &out->gen, err);
         rag_cite_flush(&out->f, &out->text);
     }
-    free(tc.buf);
-    cn_buf_free(&user);
-    cn_buf_free(&prompt);
+    free(ids);
     tok_close(v);
     eng_model_close(m);
     return rc;
+}
+
+/* No language model: say what is used now and the one command that gets
+** written answers (nothing is downloaded without it). */
+static void upgrade_hint(const char *home)
+{
+    mdl_catalog *c;
+    if (mdl_catalog_load(home, NULL, &c, NULL) != CN_OK) {
+        fprintf(stderr, "(extractive answer: no language model installed; see `cairn models "
+                        "recommend`)\n");
+        return;
+    }
+    mdl_hw hw;
+    mdl_hw_detect(home, &hw);
+    char why[512], sz[32];
+    const mdl_entry *e = mdl_recommend(c, &hw, "chat", why, sizeof why);
+    if (e)
+        fprintf(stderr, "(extractive answer: the best sentences of the best passages, since no "
+                        "language model is installed.\n For written answers: cairn models pull "
+                        "%s   (%s download, %.1f GB of memory; or -m FILE.gguf))\n",
+                e->name, cli_size((uint64_t)e->size, sz), e->ram_mb / 1024.0);
+    else
+        fprintf(stderr, "(extractive answer: no language model installed, and none in the "
+                        "catalog fits this machine: %s)\n", why);
+    mdl_catalog_free(c);
 }
 
 int cmd_ask(int argc, char **argv)
@@ -530,7 +550,11 @@ int cmd_ask(int argc, char **argv)
     PARSE("ask", "usage: cairn ask [-k 4] [--json] [options] QUESTION\n\n"
                  "Answer from your documents, citing them as [n] -> file, page. With a language\n"
                  "model (-m FILE or CAIRN_CHAT_MODEL) the answer is written by the model and\n"
-                 "streamed; without one, the best sentences of the best passages are quoted.\n");
+                 "streamed; without one, the best sentences of the best passages are quoted.\n\n"
+                 "  -k N                passages to retrieve (default 4)\n"
+                 "  -n, --max-tokens N  longest answer, in tokens (default: a quarter of the\n"
+                 "                      model's context, at most 512)\n"
+                 "  --json              one JSON object: answer, sources, timings\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -538,7 +562,9 @@ int cmd_ask(int argc, char **argv)
     lib_search_info info;
     cn_err err = {0};
     int ret = 0;
+    double t0 = cn_now();
     int n = open_and_search("ask", &a, 4, q, sizeof q, &l, &ar, res, &info, &err, &ret);
+    double t_search = cn_now() - t0;
     if (n < 0)
         goto done;
     /* nothing relevant: no keyword match and no passage close in meaning; the
@@ -552,7 +578,7 @@ int cmd_ask(int argc, char **argv)
     for (int i = 0; i < n; i++)
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page, res[i].page,
                               res[i].text};
-    ask_out out = {.json = a.json};
+    ask_out out = {.json = a.json, .t0 = t0, .t_search = t_search};
     cn_buf_init(&out.text, (size_t)64 << 20);
     int n_used = n;
     const char *how;
@@ -591,6 +617,16 @@ int cmd_ask(int argc, char **argv)
             json_array_append_new(bad, json_integer(out.f.invalid[i]));
         json_object_set_new(o, "sources", srcs);
         json_object_set_new(o, "dropped_citations", bad);
+        json_t *t = json_object(); /* seconds from the start of the command */
+        json_object_set_new(t, "search_s", json_real(out.t_search));
+        if (a.chat_model) {
+            json_object_set_new(t, "first_token_s", json_real(out.t_first));
+            json_object_set_new(t, "prompt_tokens", json_integer(out.gen.n_prompt));
+            json_object_set_new(t, "prompt_s", json_real(out.gen.t_prompt));
+            json_object_set_new(t, "answer_tokens", json_integer(out.gen.n_gen));
+            json_object_set_new(t, "answer_s", json_real(out.gen.t_gen));
+        }
+        json_object_set_new(o, "timings", t);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s ? s : "{}");
         free(s);
@@ -613,8 +649,7 @@ int cmd_ask(int argc, char **argv)
             fprintf(stderr, "note: %d citation%s naming no passage dropped from the answer\n",
                     out.f.n_invalid, out.f.n_invalid == 1 ? "" : "s");
         if (!a.chat_model)
-            fprintf(stderr, "(extractive answer: for written answers, pass -m MODEL.gguf or set "
-                            "CAIRN_CHAT_MODEL)\n");
+            upgrade_hint(lib_home(l));
     }
     cn_buf_free(&out.text);
 done:
@@ -646,9 +681,33 @@ int cmd_doctor(int argc, char **argv)
     cn_err ck = {0};
     int crc = store_check(lib_store(l), &ck);
     printf("consistency      %s\n", crc ? ck.msg : "ok");
-    printf("embedding model  %s\n", a.embed_model ? a.embed_model : "(none: set -e or CAIRN_EMBED_MODEL)");
-    printf("language model   %s\n", a.chat_model ? a.chat_model : "(none: set -m or CAIRN_CHAT_MODEL)");
-    printf("cpu              %d physical cores\n", cn_physical_cores());
+    char cfg[4096] = "(none)";
+    cn_config_path(cfg, sizeof cfg);
+    printf("settings         %s%s\n", cfg, access(cfg, R_OK) == 0 ? "" : " (not present: defaults)");
+    printf("models           %s/models\n", lib_home(l));
+    mdl_installed *ins = NULL;
+    int n_ins = 0;
+    mdl_list(lib_home(l), &ins, &n_ins, NULL);
+    for (int i = 0; i < n_ins; i++) {
+        char b[32];
+        printf("  %-20s %-6s %-10s %s%s\n", ins[i].name, ins[i].role,
+               cli_size((uint64_t)ins[i].size, b), ins[i].active ? "active" : "",
+               ins[i].has_previous ? ", rollback available" : "");
+    }
+    if (n_ins == 0)
+        printf("  (none installed: `cairn models recommend`)\n");
+    free(ins);
+    printf("embedding model  %s%s\n", a.embed_model ? a.embed_model : "(none: `cairn models pull` one, or -e FILE)",
+           a.embed_active ? " (active)" : "");
+    printf("language model   %s%s\n", a.chat_model ? a.chat_model : "(none: `cairn models pull` one, or -m FILE)",
+           a.chat_active ? " (active)" : "");
+    mdl_hw hw;
+    mdl_hw_detect(lib_home(l), &hw);
+    char b1[32], b2[32], b3[32];
+    printf("machine          %d cores (%d threads), %s, memory %s (%s available), disk %s free\n",
+           hw.cores, hw.threads, hw.simd, cli_size((uint64_t)hw.ram_total, b1),
+           cli_size((uint64_t)hw.ram_avail, b2), cli_size((uint64_t)CN_MAX(hw.disk_free, 0), b3));
+    printf("network          used only by `cairn models pull` and `cairn models update`\n");
     printf("service level    %s\n",
            a.chat_model ? "written answers with citations"
            : a.embed_model ? "hybrid search (keyword + vectors), extractive answers"

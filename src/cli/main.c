@@ -3,6 +3,7 @@
 ** `cairn --help` prints from it.
 */
 #include "cli/cli.h"
+#include "models/models.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,7 +26,9 @@ static const cmd_entry commands[] = {
     {"rm", cmd_rm, "DOC...", "remove documents from the library"},
     {"search", cmd_search, "QUERY [-k 5] [--json]", "ranked passages with document and page"},
     {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
+    {"models", cmd_models, "list|pull|use|rm|rollback|verify|...", "manage models like packages (see --help)"},
     {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
+    {"serve", cmd_serve, "[--host H] [--port N] [--api-key K]", "web UI + OpenAI/Ollama API"},
     {"inspect", cmd_inspect, "FILE [--json]", "describe a GGUF model file"},
     {"tokenize", cmd_tokenize, "-m FILE [--no-bos] [--json] TEXT", "print the token ids of TEXT"},
     {"generate", cmd_generate, "-m FILE -p TEXT [-n N] [options]", "continue a prompt, streamed"},
@@ -98,6 +101,24 @@ const char *cli_size(uint64_t bytes, char *buf)
     }
     snprintf(buf, 32, u ? "%.1f %s" : "%.0f %s", v, units[u]);
     return buf;
+}
+
+int cli_model_path(const char *cmd, const char *given, const char *role, char *buf, size_t cap,
+                   const char **out)
+{
+    char home[4096];
+    cn_err err = {0};
+    int rc = cn_data_dir(home, sizeof home, NULL, &err);
+    if (!rc)
+        rc = given ? mdl_resolve(home, given, buf, cap, &err)
+                   : mdl_active(home, role, buf, cap, NULL, 0, &err);
+    if (rc == CN_ENOTFOUND && !given)
+        return cli_usage(cmd, "missing -m FILE (and no active %s model: `cairn models pull` one)",
+                         role);
+    if (rc)
+        return cli_error(&err);
+    *out = buf;
+    return 0;
 }
 
 int main(int argc, char **argv)

@@ -42,6 +42,7 @@ int lib_use_encoder(lib *l, const char *path, int threads, cn_err *err)
         lib_drop_encoder(l);
         return rc;
     }
+    l->enc_ctx = eng_encoder_n_ctx(l->enc);
     const char *base = strrchr(path, '/');
     snprintf(l->enc_name, sizeof l->enc_name, "%s:%.16s", base ? base + 1 : path, hash);
     snprintf(l->enc_path, sizeof l->enc_path, "%s", path);
@@ -123,8 +124,9 @@ static int load_vectors(lib *l, cn_err *err)
     return rc;
 }
 
-/* Offset in text of the first word of the query (3+ letters) it contains,
-** compared without regard to ASCII case; -1 if none. */
+/* Offset in text of the first word of the query (3+ letters, not a stop
+** word such as "the" or "does") it contains, compared without regard to
+** ASCII case; -1 if none. */
 static long first_match(const char *text, const char *query)
 {
     long best = -1;
@@ -136,7 +138,7 @@ static long first_match(const char *text, const char *query)
         while (*q && (isalnum((unsigned char)*q) || ((unsigned char)*q & 0x80)))
             q++;
         size_t n = (size_t)(q - w);
-        if (n < 3 || n > 64)
+        if (n < 3 || n > 64 || store_is_stop_word(w, n))
             continue;
         char word[65];
         memcpy(word, w, n);
@@ -242,3 +244,27 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
     }
     return m;
 }
+
+json_t *lib_result_json(const lib_result *r)
+{
+    const char *b = strrchr(r->path, '/');
+    json_t *o = json_object();
+    json_object_set_new(o, "doc", json_string(r->title ? r->title : b ? b + 1 : r->path));
+    json_object_set_new(o, "doc_id", json_integer(r->doc_id));
+    json_object_set_new(o, "path", json_string(r->path));
+    json_object_set_new(o, "page", json_integer(r->page));
+    json_object_set_new(o, "page_start", json_integer(r->page_start));
+    json_object_set_new(o, "page_end", json_integer(r->page_end));
+    json_object_set_new(o, "score", json_real(r->score));
+    json_object_set_new(o, "text", json_string(r->text));
+    return o;
+}
+
+int lib_index_progress(lib *l, const char *model_path, int threads, int64_t *done,
+                       int64_t *total, cn_err *err)
+{
+    int rc = lib_use_encoder(l, model_path, threads, err);
+    return rc ? rc : store_embedding_progress(l->st, l->enc_name, done, total, err);
+}
+
+void lib_reload_vectors(lib *l) { l->vecs_loaded = false; }

@@ -161,6 +161,24 @@ static void free_list(file_list *fl)
 
 /* ---- adding one file --------------------------------------------------------- */
 
+int lib_chunk_with(lib *l, const char *model_path, int threads, cn_err *err)
+{
+    int rc = lib_use_encoder(l, model_path, threads, err);
+    l->chunk_by_model = rc == CN_OK;
+    return rc;
+}
+
+/* Tokens of one word in the embedding model's tokenizer (chunk_opts hook). */
+static int count_model_tokens(void *ctx, const char *s, size_t n)
+{
+    lib *l = ctx;
+    int32_t ids[256];
+    int k = tok_encode(l->enc_tok, s, n, false, false, ids, 256, NULL);
+    /* a word of more than 256 tokens (or one the tokenizer rejects): the
+    ** estimate, which over-counts, keeps the passage within the limit */
+    return k < 0 ? chunk_estimate_tokens(NULL, s, n) : k;
+}
+
 /* Add one file. A problem with the file itself is not an error of the
 ** batch: it goes to fe (and the file is recorded as failed); err is for
 ** the library failing (database write errors). */
@@ -214,7 +232,14 @@ static int add_one(lib *l, const char *given, lib_event *ev, char notes[256], cn
     cn_arena a;
     cn_arena_init(&a, (size_t)1 << 30);
     ingest_passage *ps = NULL;
-    int np = chunk_split(&a, &doc, NULL, &ps, fe);
+    chunk_opts co = {0};
+    if (l->chunk_by_model && l->enc_tok) {
+        co.count_tokens = count_model_tokens;
+        co.ctx = l;
+        /* room for [CLS] and [SEP] in a short-context encoder */
+        co.max_tokens = CN_MIN(CHUNK_DEFAULT_TOKENS, l->enc_ctx - 2);
+    }
+    int np = chunk_split(&a, &doc, &co, &ps, fe);
     store_page_in *pages = cn_calloc((size_t)doc.n_pages + 1, sizeof *pages);
     store_passage_in *pin = cn_calloc((size_t)(np > 0 ? np : 0) + 1, sizeof *pin);
     if (np < 0 || !pages || !pin) {

@@ -15,6 +15,9 @@ struct lib {
     char enc_name[PATH_MAX + 80]; /* "file.gguf:<hash prefix>": identifies the weights */
     eng_encoder *enc;
     tok_vocab *enc_tok;
+    int enc_ctx;           /* the encoder's context, in tokens */
+    /* passages are sized in enc_tok's tokens (lib_chunk_with) */
+    bool chunk_by_model;
     /* the library's vectors for enc_name, loaded on first vector search */
     int64_t *vec_ids;
     float *vecs;

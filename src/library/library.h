@@ -13,6 +13,8 @@
 #include "base/base.h"
 #include "store/store.h"
 
+#include <jansson.h>
+
 typedef struct lib lib;
 
 /* Open (creating if needed) the library in data directory home (NULL: the
@@ -60,6 +62,11 @@ typedef struct lib_add_stats {
 int lib_add(lib *l, const char *const *paths, int n, bool prune, lib_progress_fn fn, void *ctx,
             lib_add_stats *st, cn_err *err);
 
+/* Size the passages of the documents lib_add reads from now on in tokens
+** of the embedding model at model_path (at most its context), instead of
+** the fixed word-based estimate. */
+int lib_chunk_with(lib *l, const char *model_path, int threads, cn_err *err);
+
 /* Compute embeddings for every passage that has none for the embedding model
 ** at model_path, in batches; resumable (interrupting loses at most a batch).
 ** Returns the number of passages embedded. */
@@ -100,5 +107,18 @@ typedef struct lib_search_info {
 ** CN_E* code. */
 int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
                lib_search_info *info, cn_err *err);
+
+/* A search result as JSON: doc, doc_id, path, page, page_start, page_end,
+** score, text (what `cairn search --json` and the server's search print). */
+json_t *lib_result_json(const lib_result *r);
+
+/* How many passages have a vector for the embedding model at model_path,
+** out of how many. */
+int lib_index_progress(lib *l, const char *model_path, int threads, int64_t *done,
+                       int64_t *total, cn_err *err);
+
+/* Forget the vectors loaded for hybrid search, so the next search reads them
+** again: for a long-lived handle after another handle changed the library. */
+void lib_reload_vectors(lib *l);
 
 #endif

@@ -8,6 +8,7 @@
 #define CN_RAG_H
 
 #include "base/base.h"
+#include "tok/tok.h"
 
 typedef struct rag_source {
     const char *path;   /* document path (shown as its file name) */
@@ -56,5 +57,20 @@ int rag_cite_flush(rag_cite_filter *f, cn_buf *out);
 ** by its citation [i+1]; used[] marks the sources cited. */
 int rag_extract(const char *question, const rag_source *src, int n, int max_sentences,
                 cn_buf *out, bool *used);
+
+/* ---- the whole prompt for a chat model (prompt.c) ---------------------- */
+
+/* Tokens kept free for the answer in a context of n_ctx: min(512, n_ctx / 4). */
+int rag_answer_reserve(int n_ctx);
+
+/* The grounded prompt for a chat model: the system prompt and the user
+** message of rag_build_user (as many of src[0..n) as fit in n_ctx with
+** rag_answer_reserve(n_ctx) tokens left for the answer), rendered in the
+** chat template family and tokenized (BOS per the vocab, special-token text
+** parsed). *ids is malloc'd for the caller to free; *n_used says how many
+** passages went in. CN_ELIMIT if not even one passage fits. */
+int rag_prompt_tokens(const tok_vocab *v, const char *family, int n_ctx, const char *question,
+                      const rag_source *src, int n, int32_t **ids, int *n_ids, int *n_used,
+                      cn_err *err);
 
 #endif

@@ -60,13 +60,15 @@ static const char *const stop_words[] = {
     "why",   "will",  "with",  "would", "you",  "your",
 };
 
-static bool is_stop_word(const term *t)
+bool store_is_stop_word(const char *w, size_t len)
 {
     for (size_t i = 0; i < CN_ARRAY_LEN(stop_words); i++)
-        if (strlen(stop_words[i]) == t->len && strncasecmp(stop_words[i], t->p, t->len) == 0)
+        if (strlen(stop_words[i]) == len && strncasecmp(stop_words[i], w, len) == 0)
             return true;
     return false;
 }
+
+static bool is_stop_word(const term *t) { return store_is_stop_word(t->p, t->len); }
 
 /* ---- the index's tokenizer --------------------------------------------- */
 

@@ -191,6 +191,10 @@ typedef struct store_hit {
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
                          cn_err *err);
 
+/* Is w[0..len) one of the common English words keyword search leaves out
+** ("the", "what", "does", ...)? ASCII case is ignored. */
+bool store_is_stop_word(const char *w, size_t len);
+
 /* Fill hits[i] for passage ids[i] (score 0). An id that does not exist
 ** (removed since) gets passage_id 0 and text NULL. Strings live in a. */
 int store_get_passages(store *s, const int64_t *ids, int n, cn_arena *a, store_hit *hits,

@@ -5,8 +5,12 @@
 */
 #include "test.h"
 #include "base/base.h"
+#include "engine/gguf.h"
+#include "library/library.h"
+#include "tok/tok.h"
 
 #include <jansson.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,24 +25,9 @@ static int sh(const char *fmt, ...)
     va_end(ap);
     const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
     const char *t = test_tmpdir();
-    snprintf(full, sizeof full,
-             "export CAIRN_HOME=%s/home; CAIRN=%s; D=%s/docs; %s >%s/o 2>%s/e", t, bin, t, cmd, t,
-             t);
-    int st = system(full);
-    char p[600], *d;
-    size_t n;
-    out_buf[0] = err_buf[0] = 0;
-    snprintf(p, sizeof p, "%s/o", t);
-    if (cn_read_file(p, sizeof out_buf - 1, &d, &n, NULL) == CN_OK) {
-        memcpy(out_buf, d, n + 1);
-        free(d);
-    }
-    snprintf(p, sizeof p, "%s/e", t);
-    if (cn_read_file(p, sizeof err_buf - 1, &d, &n, NULL) == CN_OK) {
-        memcpy(err_buf, d, n + 1);
-        free(d);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(full, sizeof full, "export CAIRN_HOME=%s/home; CAIRN=%s; D=%s/docs; %s", t, bin, t,
+             cmd);
+    return test_shell(full, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
 }
 
 static void make_docs(void)
@@ -181,4 +170,132 @@ TEST(library_add_survives_sigkill)
     json_decref(j);
     EXPECT_EQ_INT(sh("$CAIRN search --json -k 1 pressure number 1521"), 0);
     EXPECT_CONTAINS(out_buf, "doc39.txt");
+}
+
+/* Longest passage of the library at home, in tokens of the vocab v. */
+static int longest_passage(const char *home, tok_vocab *v)
+{
+    lib *l;
+    cn_err err = {0};
+    if (lib_open(&l, home, &err))
+        return -1;
+    cn_arena a;
+    cn_arena_init(&a, (size_t)1 << 26);
+    store_passage ps[64];
+    int n = 0, longest = 0;
+    int64_t after = 0;
+    static int32_t ids[1 << 16];
+    while (store_passages_without_embedding(lib_store(l), "no-such-model", after, 64, &a, ps, &n,
+                                            &err) > 0) {
+        for (int i = 0; i < n; i++) {
+            int k = tok_encode(v, ps[i].text, ps[i].len, false, false, ids, 1 << 16, NULL);
+            longest = CN_MAX(longest, k);
+        }
+        after = ps[n - 1].id;
+    }
+    cn_arena_free(&a);
+    lib_close(l);
+    return longest;
+}
+
+/* With an embedding model, passages are measured in its own tokens: words
+** the fixed estimate under-counts (letters the model's vocabulary splits into
+** many pieces) still give passages of at most 256 model tokens. */
+TEST(library_chunks_in_embedding_model_tokens)
+{
+    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    if (!bert)
+        SKIP("shared BERT fixture not found");
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/chunkdocs", test_tmpdir());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/words.txt", dir);
+    FILE *f = fopen(path, "w");
+    uint32_t r = 12345;
+    for (int w = 0; w < 4000; w++) { /* pseudo-words of 8-12 letters */
+        int len = 8 + (int)((r >> 8) % 5);
+        for (int c = 0; c < len; c++) {
+            r = r * 1103515245u + 12345u;
+            fputc('a' + (int)((r >> 16) % 26), f);
+        }
+        fputs(w % 15 == 14 ? ".\n" : " ", f);
+    }
+    fclose(f);
+    gguf_file *g;
+    tok_vocab *v;
+    cn_err err = {0};
+    EXPECT_EQ_INT(gguf_open(&g, bert, &err), CN_OK);
+    EXPECT_EQ_INT(tok_open(&v, g, &err), CN_OK);
+
+    char home1[700], home2[700];
+    snprintf(home1, sizeof home1, "%s/h-estimate", test_tmpdir());
+    snprintf(home2, sizeof home2, "%s/h-model", test_tmpdir());
+    const char *paths[] = {path};
+    lib_add_stats st;
+    lib *l;
+    EXPECT_EQ_INT(lib_open(&l, home1, &err), CN_OK);
+    EXPECT_EQ_INT(lib_add(l, paths, 1, false, NULL, NULL, &st, &err), CN_OK);
+    lib_close(l);
+    EXPECT_EQ_INT(lib_open(&l, home2, &err), CN_OK);
+    EXPECT_EQ_INT(lib_chunk_with(l, bert, 1, &err), CN_OK);
+    EXPECT_EQ_INT(lib_add(l, paths, 1, false, NULL, NULL, &st, &err), CN_OK);
+    lib_close(l);
+    int est = longest_passage(home1, v), model = longest_passage(home2, v);
+    EXPECT(est > 300);   /* the estimate lets these passages run long... */
+    EXPECT(model <= 256); /* ...the model's tokenizer does not */
+    EXPECT(model > 200);  /* and the passages are still full-sized */
+    tok_close(v);
+    gguf_close(g);
+}
+
+/* Embeddings count from `cairn doctor`'s output, -1 if absent. */
+static long long doctor_vectors(void)
+{
+    const char *p = strstr(out_buf, "embeddings ");
+    return p ? strtoll(p + strlen("embeddings "), NULL, 10) : -1;
+}
+
+/* kill -9 during the embedding phase, at varied moments: the library stays
+** consistent, vectors already written are kept (each run resumes where the
+** last stopped), and a final `cairn index` embeds exactly the rest. */
+TEST(library_index_survives_sigkill)
+{
+    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    if (!bert)
+        SKIP("shared BERT fixture not found");
+    sh("rm -rf $D $CAIRN_HOME && mkdir -p $D && for i in $(seq 1 120); do "
+       "for j in $(seq 1 60); do echo \"Document $i paragraph $j talks about valves, pumps "
+       "and pressure number $((i * j)) in some detail.\"; echo; done > $D/doc$i.txt; done");
+    EXPECT_EQ_INT(sh("$CAIRN add $D"), 0);
+    EXPECT_CONTAINS(err_buf, "720 passages");
+    /* how long a whole run takes here (sanitizers slow it down), on a copy */
+    double t0 = cn_now();
+    EXPECT_EQ_INT(sh("cp -r $CAIRN_HOME $CAIRN_HOME.cal && CAIRN_HOME=$CAIRN_HOME.cal "
+                     "$CAIRN index -e %s && rm -rf $CAIRN_HOME.cal", bert), 0);
+    double full_ms = 1e3 * (cn_now() - t0);
+    int bad = 0;
+    long long last = 0;
+    for (int k = 0; k < 8; k++) {
+        int ms = (int)(full_ms * (0.04 + 0.02 * (k % 5)));
+        sh("$CAIRN index -e %s >/dev/null 2>&1 & pid=$!; sleep %d.%03d; kill -9 $pid 2>/dev/null; "
+           "wait $pid 2>/dev/null; true", bert, ms / 1000, ms % 1000);
+        long long now = -1;
+        if (sh("$CAIRN doctor") != 0 || !strstr(out_buf, "consistency      ok") ||
+            (now = doctor_vectors()) < last) {
+            bad++;
+            fprintf(stderr, "  after kill %d (%d ms): %lld vectors (had %lld)\n%s%s\n", k, ms, now,
+                    last, out_buf, err_buf);
+        }
+        last = now;
+    }
+    EXPECT_EQ_INT(bad, 0);
+    EXPECT(last > 0);   /* the killed runs made progress that was kept */
+    EXPECT(last < 720); /* and were really interrupted */
+    EXPECT_EQ_INT(sh("$CAIRN index -e %s", bert), 0);
+    char want[64];
+    snprintf(want, sizeof want, "%lld passages embedded", 720 - last);
+    EXPECT_CONTAINS(err_buf, want);
+    EXPECT_EQ_INT(sh("$CAIRN doctor"), 0);
+    EXPECT_EQ_INT((int)doctor_vectors(), 720);
+    EXPECT_CONTAINS(out_buf, "consistency      ok");
 }

@@ -1,0 +1,476 @@
+/*
+** cmd_models.c: `cairn models ...`, the model manager's face. The work is in
+** src/models/; this file parses options and prints.
+*/
+#include "cli/cli.h"
+#include "models/models.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Where an updated catalog is published (the maintainers sign it with the
+** key built into the binary). A mirror: --catalog-url / catalog_url. */
+#define DEFAULT_CATALOG_URL "https://cairn-models.org/catalog/v1/catalog.json"
+
+typedef struct models_args {
+    char home[4096];
+    const char *sub;
+    const char *rest[8];
+    int n_rest;
+    bool json, all;
+    int parts;
+    const char *name, *role;
+    char catalog_url[2048], catalog_key[256];
+} models_args;
+
+static const char models_help[] =
+    "usage: cairn models COMMAND [options]\n\n"
+    "Models are managed like packages: listed in a signed catalog, downloaded with\n"
+    "resume and verification (sha256, GGUF metadata, a smoke test), installed\n"
+    "atomically with the previous version kept for rollback. Nothing is downloaded\n"
+    "without one of these commands, and no other command uses the network.\n\n"
+    "  list [--all] [--json]      installed models; --all: the catalog too, with fit\n"
+    "  pull NAME [--parts N]      download, verify, smoke-test and install NAME\n"
+    "                             (an interrupted pull resumes where it stopped)\n"
+    "  use NAME                   make NAME the active model of its role\n"
+    "  rm NAME                    remove NAME (and any partial download of it)\n"
+    "  rollback NAME              switch back to the version NAME replaced\n"
+    "  verify [NAME]              re-hash installed files against their manifests\n"
+    "  recommend [--json]         what fits this machine, and why\n"
+    "  import FILE [--name N] [--role chat|embed]\n"
+    "                             install a GGUF you already have (checked the same way)\n"
+    "  export NAME DIR            copy NAME's file (+ NAME.sha256) to DIR\n"
+    "  update                     fetch the latest catalog; accepted only if its\n"
+    "                             ed25519 signature verifies\n\n"
+    "options:\n"
+    "  --home DIR                 data directory (default $CAIRN_HOME, ...)\n"
+    "  --json                     machine-readable output (pull: one event per line)\n"
+    "  --catalog-url URL          catalog to fetch (config key catalog_url)\n"
+    "  --catalog-key HEX          ed25519 public key that signs it (catalog_key)\n";
+
+static int parse(int argc, char **argv, models_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->parts = 4;
+    const char *home = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            printf("%s", models_help);
+            return -1;
+        } else if (!strcmp(o, "--home") && v)
+            home = argv[++i];
+        else if (!strcmp(o, "--json"))
+            a->json = true;
+        else if (!strcmp(o, "--all"))
+            a->all = true;
+        else if (!strcmp(o, "--name") && v)
+            a->name = argv[++i];
+        else if (!strcmp(o, "--role") && v)
+            a->role = argv[++i];
+        else if (!strcmp(o, "--parts") && v) {
+            if (!cli_int(argv[++i], 1, 16, &n))
+                return cli_usage("models", "--parts %s: expected 1 to 16", argv[i]);
+            a->parts = (int)n;
+        } else if (!strcmp(o, "--catalog-url") && v)
+            snprintf(a->catalog_url, sizeof a->catalog_url, "%s", argv[++i]);
+        else if (!strcmp(o, "--catalog-key") && v)
+            snprintf(a->catalog_key, sizeof a->catalog_key, "%s", argv[++i]);
+        else if (o[0] == '-' && o[1])
+            return cli_usage("models", "unknown option or missing value: '%s'", o);
+        else if (!a->sub)
+            a->sub = o;
+        else if (a->n_rest < 8)
+            a->rest[a->n_rest++] = o;
+        else
+            return cli_usage("models", "too many arguments");
+    }
+    if (!a->sub) {
+        printf("%s", models_help);
+        return -1;
+    }
+    if (!a->catalog_url[0] && !cn_config_get("catalog_url", a->catalog_url,
+                                              sizeof a->catalog_url))
+        snprintf(a->catalog_url, sizeof a->catalog_url, "%s", DEFAULT_CATALOG_URL);
+    if (!a->catalog_key[0])
+        cn_config_get("catalog_key", a->catalog_key, sizeof a->catalog_key);
+    cn_err err = {0};
+    if (cn_data_dir(a->home, sizeof a->home, home, &err))
+        return cli_error(&err);
+    return 0;
+}
+
+static const char *key_of(const models_args *a)
+{
+    return a->catalog_key[0] ? a->catalog_key : NULL;
+}
+
+/* ---- progress ------------------------------------------------------------------ */
+
+typedef struct pull_ui {
+    bool json, tty;
+    double last_line;
+    const char *phase;
+} pull_ui;
+
+static void on_progress(void *ctx, const mdl_progress *p)
+{
+    pull_ui *u = ctx;
+    if (u->json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:f,s:f,s:i}", "event", "progress", "model",
+                              p->name ? p->name : "", "phase", p->phase, "done",
+                              (json_int_t)p->done, "total", (json_int_t)p->total, "bytes_per_s",
+                              p->bytes_per_s, "eta_s", p->eta_s, "parts", p->parts);
+        if (p->note)
+            json_object_set_new(o, "note", json_string(p->note));
+        char *s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        fflush(stdout);
+        free(s);
+        json_decref(o);
+        return;
+    }
+    char a[32], b[32], c[32];
+    if (p->note)
+        fprintf(stderr, "%s%s: %s\n", u->tty ? "\r\033[K" : "", p->name, p->note);
+    if (strcmp(p->phase, "download") && strcmp(p->phase, "verify")) {
+        if (u->tty)
+            fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "%s: %s\n", p->name, !strcmp(p->phase, "smoke-test")
+                                                 ? "smoke test (loading it, a few tokens)"
+                                                 : "installing");
+        return;
+    }
+    double now = cn_now();
+    bool phase_changed = !u->phase || strcmp(u->phase, p->phase);
+    u->phase = p->phase;
+    if (!u->tty && !phase_changed && now - u->last_line < 5 && p->done != p->total)
+        return; /* a log: one line every 5 s */
+    u->last_line = now;
+    double frac = p->total > 0 ? (double)p->done / p->total : 0;
+    char bar[31];
+    int fill = (int)(frac * 30);
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    bar[30] = 0;
+    char eta[32] = "";
+    if (p->eta_s >= 0 && p->done < p->total)
+        snprintf(eta, sizeof eta, " ETA %dm%02ds", (int)p->eta_s / 60, (int)p->eta_s % 60);
+    fprintf(stderr, "%s%-8s [%s] %3.0f%% %s / %s  %s/s%s%s%s", u->tty ? "\r\033[K" : "",
+            p->phase, bar, 100 * frac, cli_size((uint64_t)p->done, a),
+            cli_size((uint64_t)p->total, b), cli_size((uint64_t)p->bytes_per_s, c), eta,
+            p->parts > 1 ? " (" : "", p->parts > 1 ? "parallel)" : "");
+    fprintf(stderr, "%s", u->tty ? "" : "\n");
+}
+
+static volatile int interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ---- subcommands ------------------------------------------------------------------ */
+
+static int do_list(models_args *a)
+{
+    cn_err err = {0};
+    mdl_installed *ins;
+    int n;
+    mdl_catalog *c = NULL;
+    if (mdl_list(a->home, &ins, &n, &err) ||
+        (a->all && mdl_catalog_load(a->home, key_of(a), &c, &err)))
+        return cli_error(&err);
+    mdl_hw hw;
+    mdl_hw_detect(a->home, &hw);
+    if (a->json) {
+        json_t *o = json_object(), *arr = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(
+                arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:b,s:b,s:b}", "name", ins[i].name,
+                               "role", ins[i].role, "arch", ins[i].arch, "path", ins[i].path,
+                               "size", (json_int_t)ins[i].size, "sha256", ins[i].sha256,
+                               "source", ins[i].source, "verified", ins[i].verified, "active",
+                               ins[i].active, "rollback", ins[i].has_previous));
+        json_object_set_new(o, "installed", arr);
+        if (c) {
+            json_t *av = json_array();
+            for (int i = 0; i < c->n; i++)
+                json_array_append_new(av, mdl_entry_json(&c->models[i], &hw));
+            json_object_set_new(o, "available", av);
+            json_object_set_new(o, "catalog", json_string(c->source));
+        }
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        char b[32];
+        if (n == 0)
+            printf("No models installed. Keyword search and extractive answers work without "
+                   "one;\n`cairn models recommend` says what to pull for this machine.\n");
+        else
+            printf("%-22s %-6s %-10s %-10s %s\n", "installed", "role", "size", "status", "");
+        for (int i = 0; i < n; i++)
+            printf("%-22s %-6s %-10s %-10s%s%s\n", ins[i].name, ins[i].role,
+                   cli_size((uint64_t)ins[i].size, b), ins[i].active ? "active" : "",
+                   ins[i].verified ? "" : " (hash not published: unverified)",
+                   ins[i].has_previous ? " (rollback available)" : "");
+        mdl_partial part[16];
+        int np = mdl_partials(a->home, part, 16);
+        char b2[32];
+        for (int i = 0; i < np; i++)
+            printf("%-22s interrupted download: %s of %s (`cairn models pull %s` resumes it, "
+                   "`cairn models rm %s` discards it)\n", part[i].name,
+                   cli_size((uint64_t)part[i].done, b), cli_size((uint64_t)part[i].size, b2),
+                   part[i].name, part[i].name);
+        if (c) {
+            printf("\n%-22s %-6s %-8s %-10s %-8s %-8s %s\n", "available", "role", "params",
+                   "size", "memory", "fit", "description");
+            for (int i = 0; i < c->n; i++) {
+                const mdl_entry *e = &c->models[i];
+                char mem[32], par[32];
+                snprintf(mem, sizeof mem, "%.1f GB", e->ram_mb / 1024.0);
+                snprintf(par, sizeof par, "%.3gB", e->params_b);
+                printf("%-22s %-6s %-8s %-10s %-8s %-8s %s\n", e->name, e->role, par,
+                       cli_size((uint64_t)e->size, b), mem, mdl_fit(e, &hw), e->description);
+            }
+            printf("\ncatalog: %s (serial %lld)\n", c->source, (long long)c->serial);
+        } else {
+            printf("\n(`cairn models list --all` shows the catalog)\n");
+        }
+    }
+    free(ins);
+    mdl_catalog_free(c);
+    return 0;
+}
+
+static int do_pull(models_args *a)
+{
+    if (a->n_rest != 1)
+        return cli_usage("models", "pull takes one NAME (see `cairn models list --all`)");
+    cn_err err = {0};
+    mdl_catalog *c;
+    if (mdl_catalog_load(a->home, key_of(a), &c, &err))
+        return cli_error(&err);
+    const mdl_entry *e = mdl_catalog_find(c, a->rest[0]);
+    if (!e) {
+        fprintf(stderr, "cairn: '%s' is not in the catalog; available:", a->rest[0]);
+        for (int i = 0; i < c->n; i++)
+            fprintf(stderr, " %s", c->models[i].name);
+        fprintf(stderr, "\n");
+        mdl_catalog_free(c);
+        return 1;
+    }
+    pull_ui u = {a->json, isatty(2), 0, NULL};
+    char sz[32];
+    if (!a->json)
+        fprintf(stderr, "pulling %s (%s%s%s) from %s\n", e->name, cli_size((uint64_t)e->size, sz),
+                *e->license ? ", license: " : "", e->license, e->url);
+    struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    mdl_dl_opts o = {.parts = a->parts, .fn = on_progress, .ctx = &u, .cancel = &interrupted};
+    const char *s = getenv("CAIRN_STALL_SECONDS"); /* tests: a quick stall */
+    o.stall_s = s ? atoi(s) : 0;
+    s = getenv("CAIRN_RETRY_BASE_MS");
+    o.retry_base_ms = s ? atoi(s) : 0;
+    s = getenv("CAIRN_RETRIES");
+    o.retries = s ? atoi(s) : 0;
+    s = getenv("CAIRN_MIN_PART_BYTES");
+    o.min_part = s ? atoll(s) : 0;
+    int rc = mdl_pull(a->home, e, &o, &err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (u.tty && !a->json)
+        fprintf(stderr, "\r\033[K");
+    mdl_installed m;
+    if (!rc)
+        rc = mdl_get(a->home, e->name, &m, &err);
+    if (a->json) {
+        json_t *ev = rc ? json_pack("{s:s,s:s,s:s}", "event", "error", "model", e->name,
+                                    "message", err.msg)
+                        : json_pack("{s:s,s:s,s:s,s:b}", "event", "done", "model", e->name,
+                                    "path", m.path, "active", m.active);
+        char *t = json_dumps(ev, JSON_COMPACT);
+        printf("%s\n", t);
+        free(t);
+        json_decref(ev);
+    } else if (!rc) {
+        fprintf(stderr, "installed %s: %s%s\n", e->name, m.path,
+                m.active ? " (active)" : "");
+        if (!m.active)
+            fprintf(stderr, "`cairn models use %s` makes it the active %s model\n", e->name,
+                    e->role);
+    }
+    mdl_catalog_free(c);
+    if (rc && !a->json)
+        return cli_error(&err);
+    return rc ? 1 : 0;
+}
+
+static int do_recommend(models_args *a)
+{
+    cn_err err = {0};
+    mdl_catalog *c;
+    if (mdl_catalog_load(a->home, key_of(a), &c, &err))
+        return cli_error(&err);
+    mdl_hw hw;
+    mdl_hw_detect(a->home, &hw);
+    char why_chat[512], why_embed[512];
+    const mdl_entry *chat = mdl_recommend(c, &hw, "chat", why_chat, sizeof why_chat);
+    const mdl_entry *emb = mdl_recommend(c, &hw, "embed", why_embed, sizeof why_embed);
+    if (a->json) {
+        json_t *o = json_pack("{s:{s:I,s:I,s:I,s:i,s:i,s:s}}", "machine", "ram_total",
+                              (json_int_t)hw.ram_total, "ram_available",
+                              (json_int_t)hw.ram_avail, "disk_free", (json_int_t)hw.disk_free,
+                              "cores", hw.cores, "threads", hw.threads, "simd", hw.simd);
+        json_object_set_new(o, "chat", chat ? mdl_entry_json(chat, &hw) : json_null());
+        json_object_set_new(o, "chat_reason", json_string(why_chat));
+        json_object_set_new(o, "embed", emb ? mdl_entry_json(emb, &hw) : json_null());
+        json_object_set_new(o, "embed_reason", json_string(why_embed));
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        char b[32], d[32], f[32];
+        printf("this machine: %d cores (%d threads), %s, memory %s (%s available), %s free "
+               "for models\n\n",
+               hw.cores, hw.threads, hw.simd, cli_size((uint64_t)hw.ram_total, b),
+               cli_size((uint64_t)hw.ram_avail, d),
+               hw.disk_free >= 0 ? cli_size((uint64_t)hw.disk_free, f) : "?");
+        printf("written answers:  %s\n  %s\n", chat ? chat->name : "(none fits)", why_chat);
+        printf("hybrid search:    %s\n  %s\n\n", emb ? emb->name : "(none fits)", why_embed);
+        if (chat || emb)
+            printf("get them with:  cairn models pull %s%s%s\n", chat ? chat->name : "",
+                   chat && emb ? " && cairn models pull " : "", emb ? emb->name : "");
+    }
+    mdl_catalog_free(c);
+    return 0;
+}
+
+static int do_update(models_args *a)
+{
+    cn_err err = {0};
+    fprintf(stderr, "fetching %s\n", a->catalog_url);
+    int n = 0;
+    int64_t serial = 0;
+    if (mdl_catalog_update(a->home, a->catalog_url, key_of(a), &n, &serial, &err))
+        return cli_error(&err);
+    printf("catalog updated: %d models, serial %lld (signature verified)\n", n,
+           (long long)serial);
+    return 0;
+}
+
+static int do_verify(models_args *a)
+{
+    cn_err err = {0};
+    mdl_installed *ins;
+    int n, bad = 0;
+    if (mdl_list(a->home, &ins, &n, &err))
+        return cli_error(&err);
+    pull_ui u = {false, isatty(2), 0, NULL};
+    int checked = 0;
+    for (int i = 0; i < n; i++) {
+        if (a->n_rest && strcmp(a->rest[0], ins[i].name))
+            continue;
+        checked++;
+        cn_err e = {0};
+        int rc = mdl_verify(a->home, ins[i].name, u.tty ? on_progress : NULL, &u, &e);
+        if (u.tty)
+            fprintf(stderr, "\r\033[K");
+        if (rc) {
+            bad++;
+            printf("FAILED  %s: %s\n", ins[i].name, e.msg);
+        } else {
+            printf("ok      %s (%s)\n", ins[i].name, ins[i].sha256);
+        }
+    }
+    free(ins);
+    if (a->n_rest && !checked) {
+        cn_fail(&err, CN_ENOTFOUND, "no installed model '%s'", a->rest[0]);
+        return cli_error(&err);
+    }
+    return bad ? 1 : 0;
+}
+
+int cmd_models(int argc, char **argv)
+{
+    models_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    cn_err err = {0};
+    const char *s = a.sub;
+    bool one = a.n_rest == 1;
+    if (!strcmp(s, "list") || !strcmp(s, "ls"))
+        return do_list(&a);
+    if (!strcmp(s, "pull"))
+        return do_pull(&a);
+    if (!strcmp(s, "recommend"))
+        return do_recommend(&a);
+    if (!strcmp(s, "update"))
+        return do_update(&a);
+    if (!strcmp(s, "verify"))
+        return do_verify(&a);
+    if (!strcmp(s, "use") && one)
+        rc = mdl_use(a.home, a.rest[0], &err);
+    else if ((!strcmp(s, "rm") || !strcmp(s, "remove")) && one)
+        rc = mdl_remove(a.home, a.rest[0], &err);
+    else if (!strcmp(s, "rollback") && one)
+        rc = mdl_rollback(a.home, a.rest[0], &err);
+    else if (!strcmp(s, "export") && a.n_rest == 2)
+        rc = mdl_export(a.home, a.rest[0], a.rest[1], &err);
+    else if (!strcmp(s, "import") && one) {
+        mdl_catalog *c = NULL;
+        mdl_catalog_load(a.home, key_of(&a), &c, NULL);
+        pull_ui u = {false, isatty(2), 0, NULL};
+        rc = mdl_import(a.home, a.rest[0], a.name, a.role, c, on_progress, &u, &err);
+        if (u.tty)
+            fprintf(stderr, "\r\033[K");
+        mdl_catalog_free(c);
+    } else if (!strcmp(s, "use") || !strcmp(s, "rm") || !strcmp(s, "rollback") ||
+               !strcmp(s, "export") || !strcmp(s, "import"))
+        return cli_usage("models", "%s: wrong number of arguments", s);
+    else
+        return cli_usage("models", "unknown command '%s'", s);
+    if (rc)
+        return cli_error(&err);
+    if (!strcmp(s, "use"))
+        printf("%s is now the active model of its role\n", a.rest[0]);
+    else if (!strcmp(s, "rm") || !strcmp(s, "remove"))
+        printf("removed %s\n", a.rest[0]);
+    else if (!strcmp(s, "rollback"))
+        printf("%s: the previous version is current again (`cairn models rollback %s` undoes "
+               "it)\n", a.rest[0], a.rest[0]);
+    else if (!strcmp(s, "export"))
+        printf("exported %s to %s/%s.gguf (+ %s.sha256)\n", a.rest[0], a.rest[1], a.rest[0],
+               a.rest[0]);
+    else if (!strcmp(s, "import")) {
+        mdl_installed m;
+        const char *nm = a.name;
+        char buf[128];
+        if (!nm) { /* the name import derived: the newest manifest wins; list and find */
+            mdl_installed *ins;
+            int n;
+            snprintf(buf, sizeof buf, "?");
+            if (mdl_list(a.home, &ins, &n, NULL) == CN_OK) {
+                for (int i = 0; i < n; i++)
+                    if (strstr(ins[i].source, a.rest[0]))
+                        snprintf(buf, sizeof buf, "%s", ins[i].name);
+                free(ins);
+            }
+            nm = buf;
+        }
+        if (mdl_get(a.home, nm, &m, NULL) == CN_OK)
+            printf("imported %s as '%s' (%s, %s)%s\n", a.rest[0], m.name, m.role, m.arch,
+                   m.active ? ", active" : "");
+    }
+    return 0;
+}

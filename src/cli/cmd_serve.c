@@ -1,0 +1,136 @@
+/*
+** cmd_serve.c: `cairn serve` starts the local web UI and the OpenAI- and
+** Ollama-compatible API (src/server). This file only reads options.
+*/
+#include "cli/cli.h"
+#include "server/server.h"
+#include "models/models.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] =
+    "usage: cairn serve [--host 127.0.0.1] [--port 8377] [--api-key KEY] [options]\n\n"
+    "Serve the web UI and an OpenAI- and Ollama-compatible API. Listens on loopback\n"
+    "by default; any other address needs an API key, and then every API request\n"
+    "needs 'Authorization: Bearer KEY'. Ctrl-C stops the server.\n\n"
+    "  --host ADDR           address to listen on (default 127.0.0.1)\n"
+    "  --port N              port (default 8377; 0 picks a free one)\n"
+    "  --api-key KEY         require this key (default $CAIRN_API_KEY, else api_key in\n"
+    "                        the settings file)\n"
+    "  --cors-origin ORIGIN  also allow browser requests from ORIGIN (\"*\": any)\n"
+    "  -m, --model M         language model: a GGUF file or an installed model's name\n"
+    "                        (default $CAIRN_CHAT_MODEL, else the active chat model)\n"
+    "  -e, --embed-model M   embedding model, likewise (default $CAIRN_EMBED_MODEL, else\n"
+    "                        the active embedding model)\n"
+    "  --home DIR            data directory (library) (default $CAIRN_HOME, ...)\n"
+    "  -t, --threads N       engine threads per model (default: physical cores)\n"
+    "  -c, --ctx N           language model context (default: min(model, 4096))\n"
+    "  --queue N             requests waiting per model before 429 (default 8)\n"
+    "  --max-body BYTES      largest JSON request body (default 1048576)\n"
+    "  --max-upload BYTES    largest uploaded document (default 268435456)\n"
+    "  --max-tokens N        largest max_tokens a request may ask (default 4096)\n"
+    "  --port-file FILE      write the port here once listening\n"
+    "  --quiet               no access log\n";
+
+int cmd_serve(int argc, char **argv)
+{
+    srv_opts o;
+    srv_opts_default(&o);
+    o.api_key = getenv("CAIRN_API_KEY");
+    o.chat_model = getenv("CAIRN_CHAT_MODEL");
+    o.embed_model = getenv("CAIRN_EMBED_MODEL");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("%s\nroutes:\n", help);
+            srv_print_routes(stdout);
+            return 0;
+        } else if (!strcmp(a, "--quiet")) {
+            o.quiet = true;
+            continue;
+        }
+        if (!v)
+            return cli_usage("serve", "unknown option or missing value: '%s'", a);
+        i++;
+        if (!strcmp(a, "--host"))
+            o.host = v;
+        else if (!strcmp(a, "--port")) {
+            if (!cli_int(v, 0, 65535, &n))
+                return cli_usage("serve", "--port %s: expected 0 to 65535", v);
+            o.port = (int)n;
+        } else if (!strcmp(a, "--api-key"))
+            o.api_key = v;
+        else if (!strcmp(a, "--cors-origin"))
+            o.cors_origin = v;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            o.chat_model = v;
+        else if (!strcmp(a, "-e") || !strcmp(a, "--embed-model"))
+            o.embed_model = v;
+        else if (!strcmp(a, "--home"))
+            o.home = v;
+        else if (!strcmp(a, "--port-file"))
+            o.port_file = v;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!cli_int(v, 1, 512, &n))
+                return cli_usage("serve", "-t %s: expected 1 to 512", v);
+            o.threads = (int)n;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
+            if (!cli_int(v, 16, 1 << 24, &n))
+                return cli_usage("serve", "--ctx %s: expected an integer from 16", v);
+            o.n_ctx = (int)n;
+        } else if (!strcmp(a, "--queue")) {
+            if (!cli_int(v, 1, 4096, &n))
+                return cli_usage("serve", "--queue %s: expected 1 to 4096", v);
+            o.lim.queue = (int)n;
+        } else if (!strcmp(a, "--max-body")) {
+            if (!cli_int(v, 1024, 1L << 30, &n))
+                return cli_usage("serve", "--max-body %s: expected 1024 to 2^30", v);
+            o.lim.max_body = (size_t)n;
+        } else if (!strcmp(a, "--max-upload")) {
+            if (!cli_int(v, 1024, 1L << 40, &n))
+                return cli_usage("serve", "--max-upload %s: expected 1024 to 2^40", v);
+            o.lim.max_upload = (size_t)n;
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (!cli_int(v, 1, 1 << 20, &n))
+                return cli_usage("serve", "--max-tokens %s: expected 1 to 1048576", v);
+            o.lim.max_tokens = (int)n;
+            o.lim.default_tokens = (int)CN_MIN(n, o.lim.default_tokens);
+        } else
+            return cli_usage("serve", "unknown option: '%s'", a);
+    }
+    if (o.chat_model && !*o.chat_model)
+        o.chat_model = NULL;
+    if (o.embed_model && !*o.embed_model)
+        o.embed_model = NULL;
+    if (o.api_key && !*o.api_key)
+        o.api_key = NULL;
+    char key[256];
+    if (!o.api_key && cn_config_get("api_key", key, sizeof key) && *key)
+        o.api_key = key; /* the settings file's api_key */
+    cn_err err = {0};
+    char home[4096], paths[2][4096], names[2][128] = {"", ""};
+    if (cn_data_dir(home, sizeof home, o.home, &err))
+        return cli_error(&err);
+    const char **given[2] = {&o.chat_model, &o.embed_model};
+    const char *roles[2] = {"chat", "embed"};
+    for (int k = 0; k < 2; k++) {
+        if (*given[k]) { /* a file, or an installed model's name */
+            if (mdl_resolve(home, *given[k], paths[k], sizeof paths[k], &err))
+                return cli_error(&err);
+            if (strcmp(paths[k], *given[k]))
+                snprintf(names[k], sizeof names[k], "%s", *given[k]);
+            *given[k] = paths[k];
+        } else if (mdl_active(home, roles[k], paths[k], sizeof paths[k], names[k],
+                              sizeof names[k], NULL) == CN_OK) {
+            *given[k] = paths[k];
+        }
+    }
+    o.chat_name = names[0][0] ? names[0] : NULL;
+    o.embed_name = names[1][0] ? names[1] : NULL;
+    if (srv_run(&o, &err))
+        return cli_error(&err);
+    return 0;
+}

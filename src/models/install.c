@@ -1,0 +1,802 @@
+/*
+** install.c: installed models. A model is installed only after its bytes
+** hash to the published sha256, its GGUF metadata matches what the catalog
+** says it is, and a smoke test ran it (a few tokens, or one embedding).
+** Installing is a rename within models/, then a manifest written
+** atomically; the version it replaces stays on disk for rollback.
+*/
+#include "models/models_int.h"
+#include "engine/engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DISK_MARGIN ((int64_t)64 << 20)
+
+static int models_dir(const char *home, char *out, size_t cap, cn_err *err)
+{
+    if (snprintf(out, cap, "%s/models", home) >= (int)cap)
+        return cn_fail(err, CN_EINVAL, "%s: path too long", home);
+    return cn_mkdirs(out, err);
+}
+
+static int check_name(const char *name, cn_err *err)
+{
+    return mdl_name_ok(name) ? CN_OK
+                             : cn_fail(err, CN_EINVAL, "'%.80s' is not a model name (a-z, 0-9, "
+                                       "'.', '-', '_'; at most 64)", name);
+}
+
+/* ---- hashing --------------------------------------------------------------- */
+
+int mdl_hash_file(const char *path, char hex[65], const char *name, mdl_progress_fn fn,
+                  void *ctx, cn_err *err)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return cn_fail(err, CN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    fstat(fd, &st);
+    crypto_hash_sha256_state s;
+    crypto_hash_sha256_init(&s);
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = cn_malloc(CHUNK);
+    int64_t done = 0;
+    double t0 = cn_now(), last = 0;
+    int rc = buf ? CN_OK : cn_fail(err, CN_ENOMEM, "out of memory");
+    ssize_t n;
+    while (!rc && (n = read(fd, buf, CHUNK)) != 0) {
+        if (n < 0) {
+            rc = cn_fail(err, CN_EIO, "%s: read error: %s", path, strerror(errno));
+            break;
+        }
+        crypto_hash_sha256_update(&s, buf, (size_t)n);
+        done += n;
+        double now = cn_now();
+        if (fn && now - last > 0.2) {
+            double rate = done / CN_MAX(now - t0, 1e-3);
+            mdl_progress p = {name, "verify", done, st.st_size, rate,
+                              (st.st_size - done) / rate, 0, NULL};
+            fn(ctx, &p);
+            last = now;
+        }
+    }
+    close(fd);
+    free(buf);
+    if (rc)
+        return rc;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&s, h);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+    return CN_OK;
+}
+
+/* ---- manifests --------------------------------------------------------------- */
+
+static int write_json_atomic(const char *path, json_t *o, cn_err *err)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int rc = CN_OK;
+    if (!s || fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s) || write(fd, "\n", 1) != 1 ||
+        fsync(fd) != 0 || rename(tmp, path) != 0)
+        rc = cn_fail(err, CN_EIO, "%s: cannot write: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(s);
+    /* the rename itself must survive a crash */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!rc && slash) {
+        *slash = 0;
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    return rc;
+}
+
+static json_t *read_json(const char *path)
+{
+    char *text;
+    size_t len;
+    if (cn_read_file(path, 1 << 20, &text, &len, NULL) != CN_OK)
+        return NULL;
+    json_t *o = json_loadb(text, len, 0, NULL);
+    free(text);
+    return json_is_object(o) ? o : (json_decref(o), NULL);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static json_t *read_manifest(const char *home, const char *name)
+{
+    char path[PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/models/%s/manifest.json", home, name);
+    return read_json(path);
+}
+
+static json_t *read_active(const char *home)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/models/active.json", home);
+    json_t *o = read_json(path);
+    return o ? o : json_object();
+}
+
+static int write_active(const char *home, json_t *o, cn_err *err)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/models/active.json", home);
+    return write_json_atomic(path, o, err);
+}
+
+/* A manifest's version object ({file, size, sha256, ...}) -> the file's path. */
+static void version_path(const char *home, const char *name, json_t *v, char *out, size_t cap)
+{
+    const char *file = jstr(v, "file");
+    /* file names are ours (<sha>.gguf), but the manifest is a file on disk:
+    ** never let it point outside the model's folder */
+    if (!*file || strchr(file, '/') || file[0] == '.')
+        file = "invalid";
+    snprintf(out, cap, "%s/models/%s/%s", home, name, file);
+}
+
+static void fill_installed(const char *home, json_t *m, json_t *active, mdl_installed *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", jstr(m, "name"));
+    snprintf(out->role, sizeof out->role, "%s", jstr(m, "role"));
+    snprintf(out->arch, sizeof out->arch, "%s", jstr(m, "arch"));
+    json_t *cur = json_object_get(m, "current"), *prev = json_object_get(m, "previous");
+    version_path(home, out->name, cur, out->path, sizeof out->path);
+    out->size = json_integer_value(json_object_get(cur, "size"));
+    snprintf(out->sha256, sizeof out->sha256, "%s", jstr(cur, "sha256"));
+    snprintf(out->source, sizeof out->source, "%s", jstr(cur, "source"));
+    out->verified = json_is_true(json_object_get(cur, "verified"));
+    out->active = !strcmp(jstr(active, out->role), out->name);
+    if (json_is_object(prev)) {
+        out->has_previous = true;
+        version_path(home, out->name, prev, out->previous_path, sizeof out->previous_path);
+        out->previous_size = json_integer_value(json_object_get(prev, "size"));
+    }
+}
+
+int mdl_get(const char *home, const char *name, mdl_installed *out, cn_err *err)
+{
+    int rc = check_name(name, err);
+    if (rc)
+        return rc;
+    json_t *m = read_manifest(home, name);
+    if (!m)
+        return cn_fail(err, CN_ENOTFOUND, "no installed model '%s' (see `cairn models list`)",
+                       name);
+    json_t *active = read_active(home);
+    fill_installed(home, m, active, out);
+    json_decref(m);
+    json_decref(active);
+    return CN_OK;
+}
+
+static int cmp_inst(const void *a, const void *b)
+{
+    return strcmp(((const mdl_installed *)a)->name, ((const mdl_installed *)b)->name);
+}
+
+int mdl_list(const char *home, mdl_installed **out, int *n, cn_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/models", home);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? CN_OK
+                               : cn_fail(err, CN_EIO, "%s: cannot read: %s", dir, strerror(errno));
+    json_t *active = read_active(home);
+    struct dirent *de;
+    int cap = 0, rc = CN_OK;
+    while ((de = readdir(d)) && !rc) {
+        if (!mdl_name_ok(de->d_name))
+            continue;
+        json_t *m = read_manifest(home, de->d_name);
+        if (!m)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            mdl_installed *p = cn_realloc_array(*out, (size_t)cap, sizeof **out);
+            if (!p)
+                rc = cn_fail(err, CN_ENOMEM, "out of memory");
+            else
+                *out = p;
+        }
+        if (!rc)
+            fill_installed(home, m, active, &(*out)[(*n)++]);
+        json_decref(m);
+    }
+    closedir(d);
+    json_decref(active);
+    if (*n > 1)
+        qsort(*out, (size_t)*n, sizeof **out, cmp_inst);
+    return rc;
+}
+
+/* ---- checking a model file before it is installed --------------------------- */
+
+static const char *role_of_arch(const char *arch)
+{
+    return !strcmp(arch, "bert") ? "embed" : "chat";
+}
+
+/* GGUF metadata against the catalog entry (arch, parameter count). */
+static int check_gguf(const char *path, const char *what, const mdl_entry *e, char *arch,
+                      size_t arch_cap, cn_err *err)
+{
+    gguf_file *g;
+    int rc = gguf_open(&g, path, err);
+    if (rc)
+        return rc;
+    gguf_str a = {0};
+    if (gguf_get_str(g, "general.architecture", &a, NULL) != CN_OK) {
+        gguf_close(g);
+        return cn_fail(err, CN_EFORMAT, "%s: no general.architecture in its metadata", what);
+    }
+    snprintf(arch, arch_cap, "%.*s", (int)CN_MIN(a.len, (uint64_t)arch_cap - 1), a.ptr);
+    int64_t params = 0;
+    for (int64_t i = 0; i < g->n_tensors; i++)
+        params += g->tensors[i].n_elem;
+    gguf_close(g);
+    if (e && strcmp(arch, e->arch))
+        return cn_fail(err, CN_EVERIFY, "%s: architecture is '%s', the catalog says '%s'", what,
+                       arch, e->arch);
+    double b = params / 1e9;
+    if (e && e->params_b > 0 && (b < e->params_b * 0.85 || b > e->params_b * 1.15))
+        return cn_fail(err, CN_EVERIFY, "%s: holds %.3g billion parameters, the catalog says "
+                       "%.3g", what, b, e->params_b);
+    return CN_OK;
+}
+
+/* Run it: a few greedy tokens, or one embedding. */
+static int smoke_test(const char *path, const char *role, const char *what, cn_err *err)
+{
+    eng_opts eo = {.n_ctx = 128, .n_batch = 32};
+    tok_vocab *v = NULL;
+    int rc;
+    if (!strcmp(role, "embed")) {
+        eng_encoder *e = NULL;
+        rc = eng_encoder_open(&e, path, &eo, err);
+        if (!rc)
+            rc = tok_open(&v, eng_encoder_gguf(e), err);
+        float *vec = e ? cn_malloc(sizeof(float) * (size_t)eng_encoder_dim(e)) : NULL;
+        const char *text = "Where is the safety valve?";
+        size_t len = strlen(text);
+        if (!rc)
+            rc = vec ? eng_embed_texts(e, v, &text, &len, 1, vec, NULL, err)
+                     : cn_fail(err, CN_ENOMEM, "out of memory");
+        if (!rc) {
+            double ss = 0;
+            for (int i = 0; i < eng_encoder_dim(e); i++)
+                ss += (double)vec[i] * vec[i];
+            if (!isfinite(ss) || fabs(ss - 1) > 1e-3)
+                rc = cn_fail(err, CN_EVERIFY, "%s: smoke test: the embedding is not a unit "
+                             "vector (norm² %g)", what, ss);
+        }
+        free(vec);
+        tok_close(v);
+        eng_encoder_close(e);
+    } else {
+        eng_model *m = NULL;
+        rc = eng_model_open(&m, path, &eo, err);
+        if (!rc)
+            rc = tok_open(&v, eng_model_gguf(m), err);
+        int32_t ids[32];
+        int n = rc ? 0 : tok_encode(v, "The valve", 9, true, false, ids, 32, err);
+        if (!rc && n <= 0)
+            rc = n < 0 ? n : cn_fail(err, CN_EVERIFY, "%s: smoke test: empty prompt", what);
+        if (!rc)
+            rc = eng_decode(m, ids, n, 0, err);
+        for (int step = 0; !rc && step < 4; step++) {
+            const float *lg = eng_model_logits(m);
+            int nv = eng_model_hparams(m)->n_vocab;
+            for (int i = 0; i < nv; i++)
+                if (!isfinite(lg[i])) {
+                    rc = cn_fail(err, CN_EVERIFY, "%s: smoke test: the model computes "
+                                 "non-finite logits", what);
+                    break;
+                }
+            int32_t next = eng_argmax(lg, nv);
+            if (!rc)
+                rc = eng_decode(m, &next, 1, n + step, err);
+        }
+        tok_close(v);
+        eng_model_close(m);
+    }
+    if (rc && !strstr(err ? err->msg : "", "smoke test"))
+        cn_fail(err, rc, "%s: smoke test failed: %s", what, err ? err->msg : "");
+    return rc;
+}
+
+/* ---- installing ----------------------------------------------------------------- */
+
+static void iso_now(char *buf, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Move file (already verified) into models/NAME/ as the current version,
+** the old current becoming previous; the old previous is deleted. */
+static int install_file(const char *home, const char *name, const char *role, const char *arch,
+                        const char *file, int64_t size, const char *sha, const char *source,
+                        bool verified, bool copy, cn_err *err)
+{
+    char dir[PATH_MAX + 80], dest[PATH_MAX + 160], mpath[PATH_MAX + 180];
+    snprintf(dir, sizeof dir, "%s/models/%s", home, name);
+    int rc = cn_mkdirs(dir, err);
+    if (rc)
+        return rc;
+    char fname[40];
+    snprintf(fname, sizeof fname, "%.16s.gguf", sha);
+    snprintf(dest, sizeof dest, "%s/%s", dir, fname);
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+    if (copy) {
+        char tmp[PATH_MAX + 170];
+        snprintf(tmp, sizeof tmp, "%s.tmp", dest);
+        int in = open(file, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[1 << 16];
+        ssize_t n = 0;
+        while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+            if (write(out, buf, (size_t)n) != n) {
+                n = -1;
+                break;
+            }
+        if (in < 0 || out < 0 || n < 0 || fsync(out) != 0 || rename(tmp, dest) != 0) {
+            rc = cn_fail(err, CN_EIO, "%s: cannot copy into %s: %s", file, dir, strerror(errno));
+            unlink(tmp);
+        }
+        if (in >= 0)
+            close(in);
+        if (out >= 0)
+            close(out);
+    } else if (rename(file, dest) != 0) {
+        rc = cn_fail(err, CN_EIO, "%s: cannot move into %s: %s", file, dir, strerror(errno));
+    }
+    if (rc)
+        return rc;
+    json_t *old = read_manifest(home, name);
+    json_t *old_cur = old ? json_object_get(old, "current") : NULL;
+    json_t *old_prev = old ? json_object_get(old, "previous") : NULL;
+    char when[32], drop[PATH_MAX + 200] = "";
+    iso_now(when, sizeof when);
+    json_t *m = json_object(), *cur = json_object();
+    json_object_set_new(m, "name", json_string(name));
+    json_object_set_new(m, "role", json_string(role));
+    json_object_set_new(m, "arch", json_string(arch));
+    json_object_set_new(cur, "file", json_string(fname));
+    json_object_set_new(cur, "size", json_integer(size));
+    json_object_set_new(cur, "sha256", json_string(sha));
+    json_object_set_new(cur, "source", json_string(source));
+    json_object_set_new(cur, "verified", json_boolean(verified));
+    json_object_set_new(cur, "installed", json_string(when));
+    json_object_set_new(m, "current", cur);
+    if (old_cur && strcmp(jstr(old_cur, "file"), fname)) {
+        json_object_set(m, "previous", old_cur);
+        if (old_prev && strcmp(jstr(old_prev, "file"), fname))
+            version_path(home, name, old_prev, drop, sizeof drop);
+    } else if (old_prev) {
+        json_object_set(m, "previous", old_prev);
+    }
+    rc = write_json_atomic(mpath, m, err);
+    if (!rc && *drop)
+        unlink(drop); /* only after the manifest no longer names it */
+    json_decref(m);
+    json_decref(old);
+    if (rc)
+        return rc;
+    /* the first model of a role becomes the active one */
+    json_t *active = read_active(home);
+    char apath[PATH_MAX + 200];
+    bool have = false;
+    const char *cur_active = jstr(active, role);
+    if (*cur_active) {
+        snprintf(apath, sizeof apath, "%s/models/%s/manifest.json", home, cur_active);
+        have = access(apath, F_OK) == 0;
+    }
+    if (!have) {
+        json_object_set_new(active, role, json_string(name));
+        rc = write_active(home, active, err);
+    }
+    json_decref(active);
+    return rc;
+}
+
+static int64_t free_bytes(const char *dir)
+{
+    const char *inject = getenv("CAIRN_TEST_FREE_BYTES"); /* tests: a full disk */
+    if (inject && *inject)
+        return strtoll(inject, NULL, 10);
+    struct statvfs vs;
+    if (statvfs(dir, &vs) != 0)
+        return INT64_MAX;
+    return (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
+}
+
+static void fmt_size(int64_t b, char *out, size_t cap)
+{
+    if (b >= (int64_t)1 << 30)
+        snprintf(out, cap, "%.2f GB", b / 1e9);
+    else
+        snprintf(out, cap, "%.1f MB", b / 1e6);
+}
+
+int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+{
+    char dir[PATH_MAX], part_dir[PATH_MAX + 16], partial[PATH_MAX + 120], state[PATH_MAX + 130];
+    int rc = models_dir(home, dir, sizeof dir, err);
+    if (rc)
+        return rc;
+    if (!strcmp(e->role, "rerank"))
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: rerankers are listed in the catalog but the "
+                       "engine cannot run them yet", e->name);
+    mdl_installed inst;
+    if (mdl_get(home, e->name, &inst, NULL) == CN_OK && *e->sha256 &&
+        !strcmp(inst.sha256, e->sha256))
+        return CN_OK; /* this exact file is installed */
+    snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
+    if ((rc = cn_mkdirs(part_dir, err)))
+        return rc;
+    snprintf(partial, sizeof partial, "%s/%s.gguf", part_dir, e->name);
+    snprintf(state, sizeof state, "%s.state", partial);
+    /* space: a resumed download has reserved its file already */
+    int64_t need = (access(state, F_OK) == 0 ? 0 : e->size) + DISK_MARGIN;
+    int64_t have = free_bytes(dir);
+    if (have < need) {
+        char a[32], b[32];
+        fmt_size(need, a, sizeof a);
+        fmt_size(have, b, sizeof b);
+        return cn_fail(err, CN_EIO, "not enough disk space in %s for %s: %s needed, %s free",
+                       dir, e->name, a, b);
+    }
+    mdl_dl_opts d = o ? *o : (mdl_dl_opts){0};
+    d.name = e->name;
+    if ((rc = mdl_download(e->url, e->size, partial, &d, err))) {
+        if (rc == CN_EVERIFY) { /* the server's file is not this one: nothing to resume */
+            unlink(partial);
+            unlink(state);
+        }
+        return rc; /* otherwise the partial data stays for the next attempt */
+    }
+
+    /* verify: size, hash, metadata, smoke test; any failure removes the file */
+    char sha[65], arch[32] = "", what[PATH_MAX + 200];
+    snprintf(what, sizeof what, "%s (downloaded from %s)", e->name, e->url);
+    struct stat st;
+    bool verified = false;
+    if (stat(partial, &st) != 0 || st.st_size != e->size)
+        rc = cn_fail(err, CN_EVERIFY, "%s: size is %lld bytes, the catalog says %lld", what,
+                     (long long)st.st_size, (long long)e->size);
+    if (!rc)
+        rc = mdl_hash_file(partial, sha, e->name, d.fn, d.ctx, err);
+    if (!rc && *e->sha256 && strcmp(sha, e->sha256))
+        rc = cn_fail(err, CN_EVERIFY, "%s: sha256 mismatch: expected %s, got %s (corrupted or "
+                     "tampered with%s)", what, e->sha256, sha,
+                     e->pinned ? "" : "; the URL is not pinned, so the file may have been "
+                                      "re-uploaded");
+    verified = !rc && *e->sha256;
+    if (!rc && !*e->sha256 && d.fn) {
+        mdl_progress p = {e->name, "verify", e->size, e->size, 0, 0, 0,
+                          "the catalog publishes no sha256 for this model: its hash could not "
+                          "be checked"};
+        d.fn(d.ctx, &p);
+    }
+    if (!rc)
+        rc = check_gguf(partial, what, e, arch, sizeof arch, err);
+    if (!rc && d.fn) {
+        mdl_progress p = {e->name, "smoke-test", 0, 0, 0, 0, 0, NULL};
+        d.fn(d.ctx, &p);
+    }
+    if (!rc)
+        rc = smoke_test(partial, e->role, what, err);
+    if (rc) {
+        unlink(partial);
+        unlink(state);
+        return rc;
+    }
+    if (d.fn) {
+        mdl_progress p = {e->name, "install", e->size, e->size, 0, 0, 0, NULL};
+        d.fn(d.ctx, &p);
+    }
+    rc = install_file(home, e->name, e->role, arch, partial, e->size, sha, e->url, verified,
+                      false, err);
+    if (rc)
+        unlink(partial);
+    return rc;
+}
+
+int mdl_import(const char *home, const char *file, const char *name, const char *role,
+               const mdl_catalog *c, mdl_progress_fn fn, void *ctx, cn_err *err)
+{
+    char dir[PATH_MAX], nm[80], arch[32] = "", sha[65];
+    int rc = models_dir(home, dir, sizeof dir, err);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (stat(file, &st) != 0)
+        return cn_fail(err, CN_ENOTFOUND, "%s: %s", file, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return cn_fail(err, CN_EINVAL, "%s: not a regular file", file);
+    if (!name) { /* from the file name: lower case, allowed characters only */
+        const char *b = strrchr(file, '/');
+        b = b ? b + 1 : file;
+        size_t k = 0;
+        for (const char *p = b; *p && k < 64; p++) {
+            char ch = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+            if (!strcmp(p, ".gguf") || !strcmp(p, ".GGUF"))
+                break;
+            nm[k++] = strchr("abcdefghijklmnopqrstuvwxyz0123456789._-", ch) ? ch : '-';
+        }
+        nm[k] = 0;
+        name = nm;
+    }
+    if ((rc = check_name(name, err)))
+        return rc;
+    if ((rc = check_gguf(file, file, NULL, arch, sizeof arch, err)))
+        return rc;
+    if (!role)
+        role = role_of_arch(arch);
+    if (strcmp(role, "chat") && strcmp(role, "embed"))
+        return cn_fail(err, CN_EINVAL, "role '%s': expected chat or embed", role);
+    if ((rc = mdl_hash_file(file, sha, name, fn, ctx, err)))
+        return rc;
+    /* a file the catalog knows: its published hash must match */
+    const mdl_entry *e = NULL;
+    for (int i = 0; c && i < c->n; i++)
+        if (!strcmp(c->models[i].sha256, sha))
+            e = &c->models[i];
+    if (free_bytes(dir) < st.st_size + DISK_MARGIN)
+        return cn_fail(err, CN_EIO, "not enough disk space in %s to copy %s", dir, file);
+    if (fn) {
+        mdl_progress p = {name, "smoke-test", 0, 0, 0, 0, 0, NULL};
+        fn(ctx, &p);
+    }
+    if ((rc = smoke_test(file, role, file, err)))
+        return rc;
+    char source[PATH_MAX + 8];
+    snprintf(source, sizeof source, "import:%s", file);
+    return install_file(home, name, role, arch, file, st.st_size, sha, source, e != NULL, true,
+                        err);
+}
+
+int mdl_export(const char *home, const char *name, const char *dir, cn_err *err)
+{
+    mdl_installed m;
+    int rc = mdl_get(home, name, &m, err);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cn_fail(err, CN_ENOTFOUND, "%s: not a directory", dir);
+    char dest[PATH_MAX + 200], tmp[PATH_MAX + 210], side[PATH_MAX + 220];
+    snprintf(dest, sizeof dest, "%s/%s.gguf", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.partial", dest);
+    snprintf(side, sizeof side, "%s/%s.sha256", dir, name);
+    int in = open(m.path, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char buf[1 << 16];
+    ssize_t n = 0;
+    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            n = -1;
+            break;
+        }
+    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0 || rename(tmp, dest) != 0)
+        rc = cn_fail(err, CN_EIO, "%s: cannot write: %s", dest, strerror(errno));
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    /* sha256sum's format, so the other machine can check the copy */
+    FILE *f = fopen(side, "w");
+    if (!f || fprintf(f, "%s  %s.gguf\n", m.sha256, name) < 0 || fclose(f) != 0)
+        return cn_fail(err, CN_EIO, "%s: cannot write", side);
+    return CN_OK;
+}
+
+int mdl_partials(const char *home, mdl_partial *out, int cap)
+{
+    char dir[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/models/.partial", home);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d)) && n < cap) {
+        size_t len = strlen(de->d_name);
+        if (len < 12 || strcmp(de->d_name + len - 11, ".gguf.state"))
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        json_t *o = read_json(path);
+        json_t *parts = json_object_get(o, "parts");
+        int64_t done = 0;
+        for (size_t i = 0; i < json_array_size(parts); i++)
+            done += json_integer_value(json_array_get(json_array_get(parts, i), 2));
+        snprintf(out[n].name, sizeof out[n].name, "%.*s", (int)(len - 11), de->d_name);
+        out[n].done = done;
+        out[n].size = json_integer_value(json_object_get(o, "size"));
+        n += o != NULL;
+        json_decref(o);
+    }
+    closedir(d);
+    return n;
+}
+
+static int rm_tree_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    struct dirent *de;
+    int dfd = dirfd(d);
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            unlinkat(dfd, de->d_name, 0);
+    closedir(d);
+    return rmdir(dir);
+}
+
+int mdl_remove(const char *home, const char *name, cn_err *err)
+{
+    int rc = check_name(name, err);
+    if (rc)
+        return rc;
+    char dir[PATH_MAX + 80], partial[PATH_MAX + 120], state[PATH_MAX + 130];
+    snprintf(dir, sizeof dir, "%s/models/%s", home, name);
+    snprintf(partial, sizeof partial, "%s/models/.partial/%s.gguf", home, name);
+    snprintf(state, sizeof state, "%s.state", partial);
+    bool had_partial = access(partial, F_OK) == 0 || access(state, F_OK) == 0;
+    unlink(partial);
+    unlink(state);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return had_partial ? CN_OK
+                           : cn_fail(err, CN_ENOTFOUND, "no installed model '%s' (see `cairn "
+                                     "models list`)", name);
+    /* the manifest goes first: a crash midway leaves no half-listed model */
+    char mpath[PATH_MAX + 100];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+    unlink(mpath);
+    if (rm_tree_files(dir) != 0)
+        return cn_fail(err, CN_EIO, "%s: cannot remove: %s", dir, strerror(errno));
+    json_t *active = read_active(home);
+    for (const char *r = "chat"; r; r = !strcmp(r, "chat") ? "embed" : NULL)
+        if (!strcmp(jstr(active, r), name))
+            json_object_del(active, r);
+    rc = write_active(home, active, err);
+    json_decref(active);
+    return rc;
+}
+
+int mdl_rollback(const char *home, const char *name, cn_err *err)
+{
+    int rc = check_name(name, err);
+    if (rc)
+        return rc;
+    json_t *m = read_manifest(home, name);
+    if (!m)
+        return cn_fail(err, CN_ENOTFOUND, "no installed model '%s'", name);
+    json_t *cur = json_object_get(m, "current"), *prev = json_object_get(m, "previous");
+    char ppath[PATH_MAX + 200];
+    if (!json_is_object(prev)) {
+        json_decref(m);
+        return cn_fail(err, CN_ENOTFOUND, "%s: no previous version to roll back to", name);
+    }
+    version_path(home, name, prev, ppath, sizeof ppath);
+    if (access(ppath, R_OK) != 0) {
+        json_decref(m);
+        return cn_fail(err, CN_ENOTFOUND, "%s: the previous version's file is missing (%s)", name,
+                       ppath);
+    }
+    json_incref(cur);
+    json_incref(prev);
+    json_object_set_new(m, "current", prev);
+    json_object_set_new(m, "previous", cur);
+    char mpath[PATH_MAX + 100];
+    snprintf(mpath, sizeof mpath, "%s/models/%s/manifest.json", home, name);
+    rc = write_json_atomic(mpath, m, err);
+    json_decref(m);
+    return rc;
+}
+
+int mdl_verify(const char *home, const char *name, mdl_progress_fn fn, void *ctx, cn_err *err)
+{
+    mdl_installed m;
+    int rc = mdl_get(home, name, &m, err);
+    if (rc)
+        return rc;
+    char sha[65];
+    struct stat st;
+    if (stat(m.path, &st) != 0)
+        return cn_fail(err, CN_ENOTFOUND, "%s: its file is missing (%s)", name, m.path);
+    if (st.st_size != m.size)
+        return cn_fail(err, CN_EVERIFY, "%s: %s is %lld bytes, the manifest says %lld", name,
+                       m.path, (long long)st.st_size, (long long)m.size);
+    if ((rc = mdl_hash_file(m.path, sha, name, fn, ctx, err)))
+        return rc;
+    if (strcmp(sha, m.sha256))
+        return cn_fail(err, CN_EVERIFY, "%s: %s has changed since it was installed (sha256 %s, "
+                       "expected %s): pull it again", name, m.path, sha, m.sha256);
+    return CN_OK;
+}
+
+int mdl_use(const char *home, const char *name, cn_err *err)
+{
+    mdl_installed m;
+    int rc = mdl_get(home, name, &m, err);
+    if (rc)
+        return rc;
+    json_t *active = read_active(home);
+    json_object_set_new(active, m.role, json_string(name));
+    rc = write_active(home, active, err);
+    json_decref(active);
+    return rc;
+}
+
+int mdl_active(const char *home, const char *role, char *path, size_t cap, char *name,
+               size_t name_cap, cn_err *err)
+{
+    json_t *active = read_active(home);
+    const char *n = jstr(active, role);
+    mdl_installed m;
+    int rc = *n ? mdl_get(home, n, &m, err)
+                : cn_fail(err, CN_ENOTFOUND, "no %s model installed", role);
+    if (!rc) {
+        snprintf(path, cap, "%s", m.path);
+        if (name)
+            snprintf(name, name_cap, "%s", m.name);
+    }
+    json_decref(active);
+    return rc;
+}
+
+int mdl_resolve(const char *home, const char *given, char *path, size_t cap, cn_err *err)
+{
+    struct stat st;
+    if (strchr(given, '/') || stat(given, &st) == 0 || !mdl_name_ok(given)) {
+        snprintf(path, cap, "%s", given);
+        return CN_OK;
+    }
+    mdl_installed m;
+    int rc = mdl_get(home, given, &m, NULL);
+    if (rc)
+        return cn_fail(err, CN_ENOTFOUND, "'%s' is neither a file nor an installed model (see "
+                       "`cairn models list`)", given);
+    snprintf(path, cap, "%s", m.path);
+    return CN_OK;
+}

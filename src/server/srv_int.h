@@ -1,0 +1,270 @@
+/* srv_int.h: internals shared by the files of src/server/. */
+#ifndef CN_SRV_INT_H
+#define CN_SRV_INT_H
+
+#include "server/server.h"
+#include "engine/engine.h"
+#include "library/library.h"
+#include "rag/rag.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <limits.h>
+#include <stdatomic.h>
+
+/* The virtual model that answers from the library. */
+#define SRV_LIBRARY_MODEL "cairn-library"
+#define SRV_VERSION "0.1.0"
+/* Library handles kept open for concurrent searches. */
+#define SRV_LIB_POOL 4
+
+typedef struct srv srv;
+typedef struct srv_req srv_req;
+
+/* ---- jobs and workers (worker.c) ----------------------------------------
+** A job is owned by the connection that made it. The worker touches it from
+** the moment it takes it off the queue until it sets done; the connection
+** never frees a job a worker might still touch (srv_job_cancel waits). */
+
+enum { JOB_GENERATE = 1, JOB_EMBED = 2 };
+
+typedef struct srv_job {
+    int kind;
+    /* JOB_GENERATE */
+    int32_t *ids;              /* prompt, malloc'd, owned by the job */
+    int n_ids;
+    eng_gen_opts go;
+    const char *stop[8];
+    rag_cite_filter cite;      /* grounded answers: citations checked as they stream */
+    bool use_cite;
+    bool used[64];
+    /* JOB_EMBED */
+    const char *const *texts;
+    const size_t *lens;
+    int n_texts;
+    float *vecs;               /* n_texts x dim, malloc'd by the submitter */
+    bool *truncated;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cn_buf text;               /* text produced so far (checked for citations) */
+    bool queued, running, done;
+    atomic_bool cancel;
+    int rc;
+    cn_err err;
+    eng_gen_stats st;
+    double t_queued, t_start;
+} srv_job;
+
+typedef struct srv_worker {
+    const char *name;          /* model name as the API shows it */
+    const char *path;
+    int kind;                  /* JOB_GENERATE or JOB_EMBED */
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    srv_job **q;               /* ring buffer of cap waiting jobs */
+    int cap, head, len;
+    bool stop;
+    /* the model it owns */
+    eng_model *m;
+    eng_encoder *enc;
+    tok_vocab *v;
+    const char *family;        /* chat template family */
+    int n_ctx, dim;
+} srv_worker;
+
+int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *eo, int queue,
+                    cn_err *err);
+void srv_worker_close(srv_worker *w);
+void srv_job_init(srv_job *j, int kind);
+void srv_job_free(srv_job *j);
+/* Queue j; CN_ELIMIT when the queue is full. */
+int srv_job_submit(srv_worker *w, srv_job *j);
+/* Ask j to stop (dequeued if waiting, stopped at the next token if running)
+** and wait until the worker has let go of it. */
+void srv_job_cancel(srv_worker *w, srv_job *j);
+/* Wait until j is done; while waiting, poll r's socket and cancel j if the
+** client went away. Returns true if done, false if cancelled. */
+bool srv_job_wait(srv_worker *w, srv_job *j, srv_req *r);
+/* pthread_cond_wait for at most ms milliseconds. */
+void srv_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int ms);
+/* Seconds a client should wait before retrying, for Retry-After. */
+int srv_worker_retry_after(srv_worker *w);
+
+/* ---- the server ---------------------------------------------------------- */
+
+struct srv {
+    srv_opts o;
+    char home[PATH_MAX];       /* the data directory: library and models */
+    struct MHD_Daemon *d;
+    int port;
+    char origin_a[96], origin_b[96]; /* http://127.0.0.1:PORT, http://localhost:PORT */
+    bool loopback;
+    srv_worker chat, embed;    /* kind 0 when no such model */
+    char chat_name[128], embed_name[128];
+    /* library handles for concurrent search */
+    pthread_mutex_t lib_mu;
+    pthread_cond_t lib_cv;
+    lib *libs[SRV_LIB_POOL];
+    bool lib_busy[SRV_LIB_POOL];
+    int lib_gen[SRV_LIB_POOL];
+    atomic_int lib_generation; /* bumped after every write */
+    atomic_int n_background;   /* ingest and pull threads still running */
+    atomic_int pulling;        /* a model download is running */
+    pthread_mutex_t log_mu;
+};
+
+/* One request: created at its first callback, freed when MHD says it is done. */
+typedef int (*srv_handler)(srv_req *r);
+
+typedef struct srv_route {
+    const char *method, *path;
+    srv_handler fn;
+    int flags;
+    const char *help;
+} srv_route;
+
+enum { ROUTE_PREFIX = 1, ROUTE_UPLOAD = 2, ROUTE_OLLAMA = 4, ROUTE_PUBLIC = 8 };
+
+typedef struct srv_upload srv_upload;
+
+struct srv_req {
+    srv *s;
+    struct MHD_Connection *conn;
+    const srv_route *route;
+    char method[16];
+    char path[512];
+    const char *origin_ok;     /* the Origin to echo in CORS headers, or NULL */
+    double t0;
+    int status;
+    int tokens;
+    cn_buf body;
+    bool too_large;
+    srv_error early;           /* an error found while the body arrived */
+    bool has_early;
+    srv_upload *up;
+    cn_arena arena;
+    /* a streamed response */
+    srv_job *job;
+    srv_worker *worker;
+    void *stream;
+};
+
+/* ---- responses (http.c) -------------------------------------------------- */
+
+/* Send JSON (the reference is taken). Returns an MHD_Result. */
+int srv_reply_json(srv_req *r, int status, json_t *j);
+/* Error object: OpenAI style {"error": {message, type, param, code}}, or
+** Ollama style {"error": "message"} on Ollama routes. */
+int srv_reply_error(srv_req *r, const srv_error *e);
+int srv_reply_errorf(srv_req *r, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 429 with Retry-After. */
+int srv_reply_busy(srv_req *r, srv_worker *w);
+/* A streamed response: MHD pulls from fn until it returns
+** MHD_CONTENT_READER_END_OF_STREAM; done(cls) runs when it is finished or
+** the client went away. */
+int srv_reply_stream(srv_req *r, const char *content_type, MHD_ContentReaderCallback fn,
+                     void *cls, MHD_ContentReaderFreeCallback done);
+/* Has the client closed its connection? */
+bool srv_client_gone(srv_req *r);
+
+/* Log line fields. */
+void srv_req_tokens(srv_req *r, int n);
+
+/* ---- model names and generation (openai.c) ------------------------------ */
+
+/* Which worker serves model name (NULL = the chat model); *library set for
+** "cairn-library". Returns 0 or -1 with e filled (404 unknown model). */
+int srv_pick_model(srv *s, const char *name, bool embedding, srv_worker **w, bool *library,
+                   srv_error *e);
+/* Tokenize a chat (in the model's template) or a raw prompt for w, and fill
+** job's generation options from req. Returns 0 or -1 with e filled. */
+int srv_prepare_chat(srv_worker *w, const srv_gen_req *req, srv_job *j, srv_error *e);
+int srv_prepare_prompt(srv_worker *w, const srv_gen_req *req, const char *text, bool add_bos,
+                       srv_job *j, srv_error *e);
+
+enum { DIALECT_OPENAI_CHAT = 1, DIALECT_OPENAI_COMPLETION, DIALECT_OLLAMA_CHAT,
+       DIALECT_OLLAMA_GENERATE };
+
+/* A parsed generation request end to end: pick the model, build the prompt
+** (or the grounded answer), queue it, reply streamed (SSE or NDJSON by
+** dialect) or whole. Takes ownership of req. Returns an MHD_Result. */
+int srv_generate(srv_req *r, srv_gen_req *req, int dialect);
+/* A route's whole work for a generation endpoint: parse the body in the
+** dialect's shape, then srv_generate. */
+int srv_generate_route(srv_req *r, int dialect);
+
+/* Run an embedding request on the embedding worker (*w gets it). Returns 0
+** with *vecs (n x dim) and *cut (n flags), both malloc'd, and the token
+** count; -1 with e filled; -2 when the queue is full; -3 when the client
+** went away. */
+int srv_embed_run(srv_req *r, const srv_embed_req *req, float **vecs, bool **cut, int *tokens,
+                  srv_worker **w, srv_error *e);
+
+/* An embeddings endpoint's first half: parse the body (api's shape) and run
+** it. Returns 0 with the results as srv_embed_run gives them, or -1 when a
+** reply (or a closed connection) is already decided: *ret is the MHD result. */
+int srv_embed_request(srv_req *r, int api, srv_embed_req *req, float **vecs, bool **cut,
+                      int *tokens, srv_worker **w, int *ret);
+
+/* Grounded answer from the library for question: search, then a generation
+** job (chat model) or an extractive answer written straight into j->text
+** (j->done set). The sources found go to *src (in r's arena), with n_src.
+** Returns 0 or -1 with e filled. */
+int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_job *j,
+                 rag_source **src, int *n_src, srv_error *e);
+/* The citations array for a grounded answer. */
+json_t *srv_citations_json(const rag_source *src, int n, const bool *used);
+/* finish_reason of a finished job: "stop", "length" or "cancelled". */
+const char *srv_finish_reason(const srv_job *j);
+
+/* ---- library handles (libapi.c) ----------------------------------------- */
+
+lib *srv_lib_acquire(srv *s, srv_error *e);
+void srv_lib_release(srv *s, lib *l, bool wrote);
+void srv_lib_close_all(srv *s);
+
+/* ---- routes ----------------------------------------------------------- */
+
+int srv_openai_models(srv_req *r);
+int srv_openai_model(srv_req *r);
+int srv_openai_chat(srv_req *r);
+int srv_openai_completions(srv_req *r);
+int srv_openai_embeddings(srv_req *r);
+int srv_ollama_tags(srv_req *r);
+int srv_ollama_chat(srv_req *r);
+int srv_ollama_generate(srv_req *r);
+int srv_ollama_embed(srv_req *r);
+int srv_ollama_show(srv_req *r);
+int srv_ollama_version(srv_req *r);
+int srv_ollama_ps(srv_req *r);
+int srv_lib_docs(srv_req *r);
+int srv_lib_remove(srv_req *r);
+int srv_lib_upload(srv_req *r);
+int srv_lib_search(srv_req *r);
+int srv_lib_ask(srv_req *r);
+int srv_lib_passage(srv_req *r);
+int srv_status(srv_req *r);
+int srv_models_list(srv_req *r);
+int srv_models_pull(srv_req *r);
+int srv_models_use(srv_req *r);
+int srv_models_remove(srv_req *r);
+
+/* Upload plumbing: called by http.c as the body arrives. */
+int srv_upload_begin(srv_req *r, srv_error *e);
+int srv_upload_data(srv_req *r, const char *data, size_t n, srv_error *e);
+void srv_upload_free(srv_req *r);
+
+/* Embedded web UI files (generated from web/ at build time). */
+typedef struct srv_asset {
+    const char *path, *type;
+    const unsigned char *data;
+    size_t len;
+} srv_asset;
+extern const srv_asset srv_assets[];
+extern const int srv_n_assets;
+
+#endif

@@ -1,0 +1,250 @@
+/*
+** worker.c: one thread per loaded model. The worker owns the model and its
+** KV cache (consecutive chat turns reuse the cached prefix) and takes jobs
+** from a bounded FIFO queue; a full queue is the caller's 429. A job whose
+** client went away is taken off the queue at once, or stopped at its next
+** token if it is running, so the next job starts within a token's time.
+*/
+#include "server/srv_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+void srv_job_init(srv_job *j, int kind)
+{
+    memset(j, 0, sizeof *j);
+    j->kind = kind;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    cn_buf_init(&j->text, (size_t)16 << 20);
+    atomic_init(&j->cancel, false);
+}
+
+void srv_job_free(srv_job *j)
+{
+    free(j->ids);
+    cn_buf_free(&j->text);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+}
+
+/* Text from the engine: checked for citations if asked, appended, announced. */
+static int on_token(void *ctx, int32_t id, const char *text, size_t len)
+{
+    srv_job *j = ctx;
+    (void)id;
+    pthread_mutex_lock(&j->mu);
+    if (j->use_cite)
+        rag_cite_feed(&j->cite, text, len, &j->text);
+    else
+        cn_buf_append(&j->text, text, len);
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return atomic_load(&j->cancel) ? 1 : 0;
+}
+
+static void run_job(srv_worker *w, srv_job *j)
+{
+    cn_err err = {0};
+    int rc;
+    if (j->kind == JOB_GENERATE) {
+        rc = eng_generate(w->m, w->v, j->ids, j->n_ids, &j->go, on_token, j, &j->st, &err);
+        if (rc)
+            eng_model_reset(w->m); /* the cache may hold half a prompt */
+        pthread_mutex_lock(&j->mu);
+        if (j->use_cite)
+            rag_cite_flush(&j->cite, &j->text);
+        pthread_mutex_unlock(&j->mu);
+    } else {
+        double t0 = cn_now();
+        rc = eng_embed_texts(w->enc, w->v, j->texts, j->lens, j->n_texts, j->vecs, j->truncated,
+                             &err);
+        j->st.t_prompt = cn_now() - t0;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->rc = rc;
+    j->err = err;
+    j->running = false;
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    srv_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && w->len == 0)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->stop)
+            break;
+        srv_job *j = w->q[w->head];
+        w->head = (w->head + 1) % w->cap;
+        w->len--;
+        pthread_mutex_lock(&j->mu);
+        j->queued = false;
+        j->running = true;
+        j->t_start = cn_now();
+        pthread_mutex_unlock(&j->mu);
+        pthread_mutex_unlock(&w->mu);
+        run_job(w, j);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *eo, int queue,
+                    cn_err *err)
+{
+    memset(w, 0, sizeof *w);
+    w->kind = kind;
+    w->path = path;
+    int rc;
+    if (kind == JOB_GENERATE) {
+        rc = eng_model_open(&w->m, path, eo, err);
+        if (!rc)
+            rc = tok_open(&w->v, eng_model_gguf(w->m), err);
+        if (!rc) {
+            gguf_str t = {0};
+            gguf_get_str(eng_model_gguf(w->m), "tokenizer.chat_template", &t, NULL);
+            w->family = tok_chat_family(t.ptr, (size_t)t.len, eng_model_hparams(w->m)->arch);
+            if (!strcmp(w->family, "unknown"))
+                w->family = "chatml";
+            w->n_ctx = eng_model_n_ctx(w->m);
+        }
+    } else {
+        rc = eng_encoder_open(&w->enc, path, eo, err);
+        if (!rc)
+            rc = tok_open(&w->v, eng_encoder_gguf(w->enc), err);
+        if (!rc) {
+            w->n_ctx = eng_encoder_n_ctx(w->enc);
+            w->dim = eng_encoder_dim(w->enc);
+        }
+    }
+    w->cap = CN_MAX(queue, 1); /* waiting jobs; the running one has left the queue */
+    w->q = rc ? NULL : cn_calloc((size_t)w->cap, sizeof *w->q);
+    if (!rc && !w->q)
+        rc = cn_fail(err, CN_ENOMEM, "out of memory");
+    if (!rc) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->th, NULL, worker_main, w) != 0)
+            rc = cn_fail(err, CN_ENOMEM, "cannot start a worker thread");
+        else
+            w->started = true;
+    }
+    if (rc) {
+        srv_worker_close(w);
+        w->kind = 0;
+    }
+    return rc;
+}
+
+void srv_worker_close(srv_worker *w)
+{
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        w->started = false;
+    }
+    free(w->q);
+    tok_close(w->v);
+    eng_model_close(w->m);
+    eng_encoder_close(w->enc);
+    w->q = NULL;
+    w->v = NULL;
+    w->m = NULL;
+    w->enc = NULL;
+}
+
+int srv_job_submit(srv_worker *w, srv_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->len >= w->cap || w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        return CN_ELIMIT;
+    }
+    j->queued = true;
+    j->t_queued = cn_now();
+    w->q[(w->head + w->len) % w->cap] = j;
+    w->len++;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return CN_OK;
+}
+
+void srv_job_cancel(srv_worker *w, srv_job *j)
+{
+    atomic_store(&j->cancel, true);
+    pthread_mutex_lock(&w->mu);
+    if (j->queued) {
+        /* take it out, keeping the others in order */
+        int k = 0;
+        for (int i = 0; i < w->len; i++) {
+            srv_job *x = w->q[(w->head + i) % w->cap];
+            if (x != j)
+                w->q[(w->head + k++) % w->cap] = x;
+        }
+        w->len = k;
+        j->queued = false;
+        pthread_mutex_lock(&j->mu);
+        j->done = true;
+        j->rc = CN_ELIMIT;
+        j->st.stop = ENG_STOP_CANCEL;
+        pthread_mutex_unlock(&j->mu);
+    } else {
+        /* never submitted: nobody else will set done */
+        pthread_mutex_lock(&j->mu);
+        if (!j->running)
+            j->done = true;
+        pthread_mutex_unlock(&j->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_lock(&j->mu);
+    while (!j->done)
+        pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void srv_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms % 1000 * 1000000L;
+    ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+bool srv_job_wait(srv_worker *w, srv_job *j, srv_req *r)
+{
+    pthread_mutex_lock(&j->mu);
+    while (!j->done) {
+        srv_cond_wait_ms(&j->cv, &j->mu, 100);
+        if (!j->done && r && srv_client_gone(r)) {
+            pthread_mutex_unlock(&j->mu);
+            srv_job_cancel(w, j);
+            return false;
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    return true;
+}
+
+int srv_worker_retry_after(srv_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int n = w->len;
+    pthread_mutex_unlock(&w->mu);
+    return CN_MAX(1, n);
+}

@@ -1,0 +1,559 @@
+/*
+** The model manager end to end: a real HTTP server on 127.0.0.1
+** (build/testhttpd, which supports Range and injects faults) serves a
+** catalog signed with a key made for the test and small models; `cairn
+** models` pulls, resumes, verifies, refuses, rolls back and removes.
+** Plus the catalog parser and signature check on hostile input, and the
+** promise that no other command touches the network (unshare -n).
+*/
+#include "test.h"
+#include "base/base.h"
+#include "models/models.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char out_buf[1 << 18], err_buf[1 << 16];
+static int port;
+static char pubkey[80];
+
+static int sh(const char *fmt, ...)
+{
+    char cmd[8192], full[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
+    const char *tools = getenv("CAIRN_TOOLS") ? getenv("CAIRN_TOOLS") : "build";
+    const char *t = test_tmpdir();
+    snprintf(full, sizeof full,
+             "export CAIRN_HOME=%s/mhome CAIRN_CONFIG=%s/mconfig CAIRN_RETRY_BASE_MS=50; "
+             "C=%s; T=%s; R=%s/srv; U=http://127.0.0.1:%d; %s",
+             t, t, bin, tools, t, port, cmd);
+    return test_shell(full, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
+}
+
+/* Start the test server on port p (0: any free one) serving $R. */
+static void server_start(int p)
+{
+    sh("mkdir -p $R && ($T/testhttpd $R --port %d --log $R/../srv.log > $R/../srv.port 2>&1 &) "
+       "&& for i in $(seq 50); do grep -q port $R/../srv.port && break; sleep 0.05; done; "
+       "cat $R/../srv.port",
+       p);
+    sscanf(out_buf, "port %d", &port);
+}
+
+static void server_stop(void) { sh("pkill -f \"testhttpd $R \" ; sleep 0.1"); }
+
+/* Write the catalog (models JSON array text) into $R, sign it with the
+** test key, point the config at it, and `cairn models update`. */
+static int publish(int serial, const char *models)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/srv/catalog.json", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"catalog\": \"test\", \"serial\": %d, \"models\": %s}\n", serial, models);
+    fclose(f);
+    sh("$T/catalog-sign sign $R/../test.key $R/catalog.json && "
+       "printf 'catalog_url = %%s/catalog.json\\ncatalog_key = %s\\n' $U > $CAIRN_CONFIG",
+       pubkey);
+    return sh("$C models update");
+}
+
+/* One catalog entry for a file under $R. */
+static void entry(char *buf, size_t cap, const char *name, const char *role, const char *arch,
+                  const char *path, const char *file, double params_b, const char *sha_override)
+{
+    char local[1100], sha[65] = "";
+    snprintf(local, sizeof local, "%s/srv/%s", test_tmpdir(), file);
+    struct stat st;
+    long long size = stat(local, &st) == 0 ? (long long)st.st_size : 1;
+    if (!sha_override) {
+        sh("sha256sum $R/%s | cut -c1-64", file);
+        snprintf(sha, sizeof sha, "%.64s", out_buf);
+    }
+    snprintf(buf, cap,
+             "{\"name\": \"%s\", \"role\": \"%s\", \"arch\": \"%s\", \"params_b\": %g, "
+             "\"url\": \"http://127.0.0.1:%d/%s%s\", \"size\": %lld, \"sha256\": \"%s\", "
+             "\"ram_mb\": 64, \"license\": \"test\", \"description\": \"test model\"}",
+             name, role, arch, params_b, port, path, file, size,
+             sha_override ? sha_override : sha);
+}
+
+/* A fresh data directory, server root with the test models, key pair. */
+static void setup(void)
+{
+    server_stop();
+    sh("rm -rf $CAIRN_HOME $R $R/../srv.log && mkdir -p $R && cp %s $R/m1.gguf && cp %s "
+       "$R/m2.gguf && head -c 500000 $R/m1.gguf > $R/trunc.gguf && cp $R/m1.gguf $R/nan.gguf && "
+       "size=$(stat -c %%s $R/nan.gguf) && "
+       "printf '\\377%%.0s' $(seq 1 4096) | dd of=$R/nan.gguf bs=1 seek=$((size - 4096)) "
+       "conv=notrunc 2>/dev/null; rm -f $R/../test.key; "
+       "$T/catalog-sign keygen $R/../test.key",
+       test_data("models/aidreams260K.gguf"), test_data("models/stories260K-rvspoc.gguf"));
+    snprintf(pubkey, sizeof pubkey, "%.64s", out_buf);
+    server_start(0);
+}
+
+TEST(models_builtin_catalog)
+{
+    size_t len;
+    const char *text = mdl_builtin_catalog(&len);
+    mdl_catalog *c;
+    cn_err err = {0};
+    EXPECT_EQ_INT(mdl_catalog_parse(text, len, "built-in", &c, &err), CN_OK);
+    if (!c)
+        return;
+    EXPECT(c->n >= 10);
+    int chat = 0, embed = 0;
+    for (int i = 0; i < c->n; i++) {
+        const mdl_entry *e = &c->models[i];
+        chat += !strcmp(e->role, "chat");
+        embed += !strcmp(e->role, "embed");
+        EXPECT(!strncmp(e->url, "https://huggingface.co/", 23));
+        EXPECT_EQ_INT(strlen(e->sha256), 64); /* every default model has a published hash */
+        EXPECT(e->size > 1000000 && e->ram_mb > 0);
+    }
+    EXPECT(chat >= 6 && embed >= 2);
+    /* facts from model-catalog-facts.md */
+    const mdl_entry *e = mdl_catalog_find(c, "llama3.2-1b");
+    EXPECT(e && e->size == 807694464 && e->pinned &&
+           !strcmp(e->sha256, "6f85a640a97cf2bf5b8e764087b1e83da0fdb51d7c9fab7d0fece9385611df83"));
+    e = mdl_catalog_find(c, "qwen2.5-3b");
+    EXPECT(e && strstr(e->license, "Research"));
+    mdl_catalog_free(c);
+}
+
+TEST(models_catalog_rejects_bad_input)
+{
+    static const struct { const char *json, *want; } cases[] = {
+        {"not json", "not valid JSON"},
+        {"{\"serial\": 1}", "\"models\" must be an array"},
+        {"{\"serial\": -1, \"models\": []}", "serial"},
+        {"{\"serial\": 1, \"models\": [1]}", "is not an object"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"a\"}]}", "role: missing"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"../x\", \"role\": \"chat\", \"arch\": \"llama\","
+         " \"url\": \"https://h/x\", \"size\": 1, \"ram_mb\": 1}]}", "use a-z"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"chat\", \"arch\": \"llama\","
+         " \"url\": \"http://example.com/x\", \"size\": 1, \"ram_mb\": 1}]}", "must be https"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"chat\", \"arch\": \"llama\","
+         " \"url\": \"https://h/x\", \"size\": -5, \"ram_mb\": 1}]}", "size"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"chat\", \"arch\": \"llama\","
+         " \"url\": \"https://h/x\", \"size\": 1, \"ram_mb\": 1, \"sha256\": \"XYZ\"}]}", "sha256"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"boss\", \"arch\": \"llama\","
+         " \"url\": \"https://h/x\", \"size\": 1, \"ram_mb\": 1}]}", "not chat, embed or rerank"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"chat\", \"arch\": \"llama\","
+         " \"url\": \"https://h/x\", \"size\": 1, \"ram_mb\": 1}, {\"name\": \"a\", \"role\": "
+         "\"chat\", \"arch\": \"llama\", \"url\": \"https://h/y\", \"size\": 1, \"ram_mb\": 1}]}",
+         "listed twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mdl_catalog *c = NULL;
+        cn_err err = {0};
+        EXPECT(mdl_catalog_parse(cases[i].json, strlen(cases[i].json), "cat.json", &c, &err) < 0);
+        EXPECT(c == NULL);
+        EXPECT_CONTAINS(err.msg, cases[i].want);
+        EXPECT_CONTAINS(err.msg, "cat.json");
+    }
+    /* URL policy: https anywhere, http only on this machine (userinfo tricks too) */
+    EXPECT_EQ_INT(mdl_url_check("https://huggingface.co/x", NULL), CN_OK);
+    EXPECT_EQ_INT(mdl_url_check("http://127.0.0.1:8080/x", NULL), CN_OK);
+    EXPECT_EQ_INT(mdl_url_check("http://localhost/x", NULL), CN_OK);
+    EXPECT(mdl_url_check("http://example.com/x", NULL) < 0);
+    EXPECT(mdl_url_check("http://127.0.0.1@example.com/x", NULL) < 0);
+    EXPECT(mdl_url_check("ftp://127.0.0.1/x", NULL) < 0);
+    EXPECT(mdl_url_check("file:///etc/passwd", NULL) < 0);
+}
+
+TEST(models_signature_check)
+{
+    unsigned char pk[32], sk[64], sig[64];
+    char pk_hex[65], sig_hex[129];
+    EXPECT(sodium_init() >= 0);
+    crypto_sign_keypair(pk, sk);
+    const char *msg = "{\"serial\": 1, \"models\": []}";
+    crypto_sign_detached(sig, NULL, (const unsigned char *)msg, strlen(msg), sk);
+    sodium_bin2hex(pk_hex, sizeof pk_hex, pk, 32);
+    sodium_bin2hex(sig_hex, sizeof sig_hex, sig, 64);
+    cn_err err = {0};
+    EXPECT_EQ_INT(mdl_signature_check(msg, strlen(msg), sig_hex, pk_hex, "c", &err), CN_OK);
+    char changed[64];
+    snprintf(changed, sizeof changed, "%s", msg);
+    changed[13] = '2'; /* serial 2 */
+    EXPECT_EQ_INT(mdl_signature_check(changed, strlen(changed), sig_hex, pk_hex, "c", &err),
+                  CN_EVERIFY);
+    EXPECT_CONTAINS(err.msg, "does not verify");
+    EXPECT_EQ_INT(mdl_signature_check(msg, strlen(msg), "abc", pk_hex, "c", &err), CN_EVERIFY);
+    EXPECT_EQ_INT(mdl_signature_check(msg, strlen(msg), sig_hex, mdl_builtin_key(), "c", &err),
+                  CN_EVERIFY);
+    EXPECT(mdl_signature_check(msg, strlen(msg), sig_hex, "zz", "c", &err) < 0);
+}
+
+TEST(models_pull_verify_use_rollback_rm)
+{
+    setup();
+    char e1[2048], e2[2048], cat[8192];
+    entry(e1, sizeof e1, "dreams", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e1);
+    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_CONTAINS(out_buf, "signature verified");
+    EXPECT_EQ_INT(sh("$C models pull --json dreams"), 0);
+    EXPECT_CONTAINS(out_buf, "\"phase\":\"download\"");
+    EXPECT_CONTAINS(out_buf, "\"event\":\"done\"");
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    json_t *j = json_loads(out_buf, 0, NULL);
+    json_t *m = json_array_get(json_object_get(j, "installed"), 0);
+    EXPECT_STR(json_string_value(json_object_get(m, "name")), "dreams");
+    EXPECT(json_is_true(json_object_get(m, "active")));
+    EXPECT(json_is_true(json_object_get(m, "verified")));
+    /* the installed file is byte-identical */
+    EXPECT_EQ_INT(sh("cmp %s '%s'", test_data("models/aidreams260K.gguf"),
+                     json_string_value(json_object_get(m, "path"))), 0);
+    json_decref(j);
+    /* nothing left in .partial */
+    EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial | wc -l"), 0);
+    EXPECT_CONTAINS(out_buf, "0");
+    EXPECT_EQ_INT(sh("$C models verify"), 0);
+    EXPECT_CONTAINS(out_buf, "ok      dreams");
+    /* by name, or as the active model when -m is not given */
+    EXPECT_EQ_INT(sh("$C generate -m dreams -p Once -n 4 && $C generate -p Once -n 4"), 0);
+    EXPECT_CONTAINS(err_buf, "generated: 4 tokens");
+    EXPECT_EQ_INT(sh("$C generate -m nosuchmodel -p Once -n 4"), 1);
+    EXPECT_CONTAINS(err_buf, "neither a file nor an installed model");
+    /* `cairn ask` uses the active model (this one's 128-token context is too
+    ** small for a grounded prompt, which shows it was the model consulted) */
+    EXPECT_EQ_INT(sh("printf 'The pump needs priming.' > $R/../doc.txt && $C add $R/../doc.txt "
+                     "&& $C ask -n 4 'pump priming'"), 1);
+    EXPECT_CONTAINS(err_buf, "128-token context");
+    EXPECT_EQ_INT(sh("$C doctor"), 0);
+    EXPECT_CONTAINS(out_buf, "(active)");
+    EXPECT_CONTAINS(out_buf, "written answers");
+
+    /* a new version of the same model: the old one is kept for rollback */
+    entry(e2, sizeof e2, "dreams", "chat", "llama", "", "m2.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e2);
+    EXPECT_EQ_INT(publish(3, cat), 0);
+    EXPECT_EQ_INT(sh("$C models pull dreams"), 0);
+    EXPECT_EQ_INT(sh("$C models list"), 0);
+    EXPECT_CONTAINS(out_buf, "rollback available");
+    EXPECT_EQ_INT(sh("cmp %s $CAIRN_HOME/models/dreams/$(sha256sum $R/m2.gguf | cut -c1-16).gguf",
+                     test_data("models/stories260K-rvspoc.gguf")), 0);
+    EXPECT_EQ_INT(sh("$C models rollback dreams"), 0);
+    EXPECT_CONTAINS(out_buf, "previous version is current again");
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    j = json_loads(out_buf, 0, NULL);
+    m = json_array_get(json_object_get(j, "installed"), 0);
+    EXPECT_EQ_INT(sh("cmp %s '%s'", test_data("models/aidreams260K.gguf"),
+                     json_string_value(json_object_get(m, "path"))), 0);
+    json_decref(j);
+    /* a model changed on disk is caught */
+    EXPECT_EQ_INT(sh("f=$(ls $CAIRN_HOME/models/dreams/*.gguf | head -1); "
+                     "printf 'X' | dd of=$CAIRN_HOME/models/dreams/$(sha256sum $R/m1.gguf | "
+                     "cut -c1-16).gguf bs=1 seek=5000 conv=notrunc 2>/dev/null; $C models verify"),
+                  1);
+    EXPECT_CONTAINS(out_buf, "has changed since it was installed");
+    /* rm leaves nothing behind */
+    EXPECT_EQ_INT(sh("$C models rm dreams >/dev/null && ls -A $CAIRN_HOME/models $CAIRN_HOME/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "dreams") == NULL);
+    EXPECT_EQ_INT(sh("$C models rm dreams"), 1);
+    EXPECT_CONTAINS(err_buf, "no installed model 'dreams'");
+    server_stop();
+}
+
+/* Resuming: a dropped connection (retried within the run), a server
+** restart, and kill -9 of cairn; bytes already on disk are not fetched
+** again, and the result is byte-identical. */
+TEST(models_pull_resumes)
+{
+    setup();
+    char e[2048], cat[8192];
+    entry(e, sizeof e, "dreams", "chat", "llama", "dropfirst=400000/", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull dreams"), 0);
+    EXPECT_CONTAINS(err_buf, "retrying");
+    /* two requests: the cut one, then a Range request from where it stopped */
+    EXPECT_EQ_INT(sh("for i in $(seq 60); do [ $(wc -l < $R/../srv.log) -ge 2 ] && break; "
+                     "sleep 0.05; done; cat $R/../srv.log"), 0);
+    long long s1, e1, n1, s2, e2, n2;
+    EXPECT(sscanf(out_buf, "%*s %lld %lld %lld\n%*s %lld %lld %lld", &s1, &e1, &n1, &s2, &e2,
+                  &n2) == 6);
+    EXPECT_EQ_INT(n1, 400000);
+    EXPECT_EQ_INT(s2, 400000);
+    EXPECT_EQ_INT(n1 + n2, 1068640);
+    EXPECT_EQ_INT(sh("$C models verify dreams"), 0);
+
+    /* kill -9 during a slow pull, four parallel parts; the rerun resumes */
+    entry(e, sizeof e, "slow", "chat", "llama", "slow=100000/", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(3, cat), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; (CAIRN_MIN_PART_BYTES=100000 $C models pull slow & "
+                     "pid=$!; sleep 2.5; kill -9 $pid; wait $pid; sleep 0.5; true) 2>/dev/null; "
+                     "ls $CAIRN_HOME/models/.partial"), 0);
+    EXPECT_CONTAINS(out_buf, "slow.gguf.state");
+    EXPECT_EQ_INT(sh("$C models list"), 0);
+    EXPECT_CONTAINS(out_buf, "slow                   interrupted download");
+    /* what the state says is on disk (the server has logged the killed
+    ** connections by now: the log is cleared before the rerun)... */
+    EXPECT_EQ_INT(sh("cat $CAIRN_HOME/models/.partial/slow.gguf.state"), 0);
+    json_t *st = json_loads(out_buf, 0, NULL);
+    json_t *parts = json_object_get(st, "parts");
+    EXPECT(json_array_size(parts) == 4);
+    long long on_disk = 0, resume_at[4] = {0};
+    int n_resume = 0;
+    for (size_t i = 0; i < json_array_size(parts) && i < 4; i++) {
+        json_t *pt = json_array_get(parts, i);
+        long long a = json_integer_value(json_array_get(pt, 0)),
+                  b = json_integer_value(json_array_get(pt, 1)),
+                  d = json_integer_value(json_array_get(pt, 2));
+        on_disk += d;
+        if (a + d < b)
+            resume_at[n_resume++] = a + d;
+    }
+    json_decref(st);
+    EXPECT(on_disk > 0 && on_disk < 1068640);
+    /* ...is not fetched again: the rerun asks for exactly the rest */
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull slow"), 0);
+    /* the server logs a request just after its last byte: wait for them */
+    EXPECT_EQ_INT(sh("for i in $(seq 60); do [ $(wc -l < $R/../srv.log) -ge %d ] && break; "
+                     "sleep 0.05; done; cat $R/../srv.log", n_resume), 0);
+    long long fetched = 0;
+    int n_req = 0;
+    for (char *line = out_buf; *line;) {
+        long long a, b, n;
+        if (sscanf(line, "%*s %lld %lld %lld", &a, &b, &n) == 3) {
+            bool expected = false;
+            for (int i = 0; i < n_resume; i++)
+                expected |= resume_at[i] == a;
+            EXPECT(expected);
+            fetched += n;
+            n_req++;
+        }
+        char *nl = strchr(line, '\n');
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    EXPECT_EQ_INT(n_req, n_resume);
+    EXPECT_EQ_INT(fetched, 1068640 - on_disk);
+    EXPECT_EQ_INT(sh("$C models verify slow"), 0);
+
+    /* a server restart in the middle: the pull retries and completes */
+    entry(e, sizeof e, "restart", "chat", "llama", "slow=200000/", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(4, cat), 0);
+    int p = port;
+    sh("($C models pull restart > $R/../pull.out 2>&1; echo $? > $R/../pull.rc) & "
+       "sleep 1.5; pkill -f \"testhttpd $R \"; sleep 0.5; "
+       "($T/testhttpd $R --port %d --log $R/../srv.log >/dev/null 2>&1 &); "
+       "for i in $(seq 200); do [ -s $R/../pull.rc ] && break; sleep 0.1; done; "
+       "cat $R/../pull.rc $R/../pull.out", p);
+    EXPECT(!strncmp(out_buf, "0\n", 2));
+    EXPECT_EQ_INT(sh("$C models verify restart"), 0);
+
+    /* a server that ignores Range: the resumed pull starts over cleanly */
+    entry(e, sizeof e, "norange", "chat", "llama", "norange/", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(5, cat), 0);
+    EXPECT_EQ_INT(sh("mkdir -p $CAIRN_HOME/models/.partial && head -c 300000 $R/m1.gguf > "
+                     "$CAIRN_HOME/models/.partial/norange.gguf && truncate -s 1068640 "
+                     "$CAIRN_HOME/models/.partial/norange.gguf && printf '{\"url\":\"%%s/norange/"
+                     "m1.gguf\",\"size\":1068640,\"parts\":[[0,1068640,300000]]}' $U > "
+                     "$CAIRN_HOME/models/.partial/norange.gguf.state && $C models pull norange"),
+                  0);
+    EXPECT_CONTAINS(err_buf, "ignores Range");
+    EXPECT_EQ_INT(sh("$C models verify norange"), 0);
+    server_stop();
+}
+
+/* Every failure: its own message, nothing half-installed, the model that
+** was active before still active. */
+TEST(models_pull_failures)
+{
+    setup();
+    char e[2048], cat[16384];
+    entry(e, sizeof e, "good", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(sh("$C models pull good"), 0);
+
+    static const struct { const char *path, *file, *sha; double params; const char *want; }
+    cases[] = {
+        {"", "m1.gguf", "0000000000000000000000000000000000000000000000000000000000000000",
+         0.00028, "sha256 mismatch"},
+        {"", "nan.gguf", NULL, 0.00028, "non-finite logits"},
+        {"", "m2.gguf", NULL, 0.5, "billion parameters, the catalog says"},
+        {"loop/", "m2.gguf", NULL, 0.00028, "more than 10 redirects"},
+        {"status=404/", "m2.gguf", NULL, 0.00028, "HTTP 404"},
+        {"status=500/", "m2.gguf", NULL, 0.00028, "HTTP 500"},
+        {"stall/", "m2.gguf", NULL, 0.00028, "stalled"},
+        {"tohttp/", "m2.gguf", NULL, 0.00028, "which is refused"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        entry(e, sizeof e, "good", "chat", "llama", cases[i].path, cases[i].file,
+              cases[i].params, cases[i].sha);
+        snprintf(cat, sizeof cat, "[%s]", e);
+        EXPECT_EQ_INT(publish(3 + (int)i, cat), 0);
+        EXPECT_EQ_INT(sh("CAIRN_STALL_SECONDS=1 CAIRN_RETRIES=2 $C models pull good"), 1);
+        EXPECT_CONTAINS(err_buf, cases[i].want);
+        /* the first version is still installed, active and intact */
+        EXPECT_EQ_INT(sh("$C models verify good && $C models list"), 0);
+        EXPECT_CONTAINS(out_buf, "active");
+        EXPECT(strstr(out_buf, "rollback") == NULL);
+    }
+    /* a truncated file on the server: refused before a byte lands */
+    entry(e, sizeof e, "trunc", "chat", "llama", "", "trunc.gguf", 0.00028, NULL);
+    char fixed[2048];
+    snprintf(fixed, sizeof fixed, "%s", e);
+    char *sz = strstr(fixed, "\"size\": 500000");
+    EXPECT(sz != NULL);
+    if (sz)
+        memcpy(sz, "\"size\": 999999", 14); /* the catalog's size, not the server's */
+    snprintf(cat, sizeof cat, "[%s]", fixed);
+    EXPECT_EQ_INT(publish(20, cat), 0);
+    EXPECT_EQ_INT(sh("$C models pull trunc"), 1);
+    EXPECT_CONTAINS(err_buf, "not the 999999-byte file the catalog lists");
+    EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "trunc") == NULL);
+    /* a full disk */
+    entry(e, sizeof e, "big", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(21, cat), 0);
+    EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull big"), 1);
+    EXPECT_CONTAINS(err_buf, "not enough disk space");
+    EXPECT_EQ_INT(sh("$C models list"), 0);
+    EXPECT(strstr(out_buf, "big") == NULL);
+    server_stop();
+}
+
+/* A real small filesystem: the space check refuses, and when the check is
+** passed (a file written behind its back), reserving the file fails cleanly. */
+TEST(models_pull_on_a_full_tmpfs)
+{
+    if (sh("mkdir -p $R/../small && mount -t tmpfs -o size=3m tmpfs $R/../small") != 0)
+        SKIP("cannot mount a tmpfs here (not root, or no permission in this container)");
+    setup();
+    char e[2048], cat[8192];
+    entry(e, sizeof e, "good", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(sh("CAIRN_HOME=$R/../small/home $C models update && "
+                     "CAIRN_HOME=$R/../small/home $C models pull good"), 1);
+    EXPECT_CONTAINS(err_buf, "not enough disk space");
+    EXPECT_EQ_INT(sh("head -c 2500000 /dev/zero > $R/../small/fill; "
+                     "CAIRN_HOME=$R/../small/home CAIRN_TEST_FREE_BYTES=999999999 "
+                     "$C models pull good"), 1);
+    EXPECT_CONTAINS(err_buf, "disk is full");
+    sh("umount $R/../small");
+    server_stop();
+}
+
+TEST(models_catalog_update_refuses_bad_signatures)
+{
+    setup();
+    char e[2048], cat[8192];
+    entry(e, sizeof e, "good", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    EXPECT_EQ_INT(publish(5, cat), 0);
+    /* changed after signing */
+    EXPECT_EQ_INT(sh("sed -i 's/test model/evil model/' $R/catalog.json && $C models update"), 1);
+    EXPECT_CONTAINS(err_buf, "does not verify");
+    /* missing signature */
+    EXPECT_EQ_INT(sh("rm $R/catalog.json.sig && $C models update"), 1);
+    EXPECT_CONTAINS(err_buf, "HTTP 404");
+    EXPECT_CONTAINS(err_buf, "never used");
+    /* signed by another key */
+    EXPECT_EQ_INT(sh("$T/catalog-sign keygen $R/../other.key >/dev/null && $T/catalog-sign sign "
+                     "$R/../other.key $R/catalog.json >/dev/null && $C models update"), 1);
+    EXPECT_CONTAINS(err_buf, "does not verify");
+    /* an older catalog, properly signed: a replay */
+    EXPECT_EQ_INT(publish(4, cat), 1);
+    EXPECT_CONTAINS(err_buf, "older than the catalog in use");
+    /* the catalog in use is still the good one */
+    EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"good\"");
+    /* tampering with the stored copy is caught at load, never believed */
+    EXPECT_EQ_INT(sh("sed -i 's/test model/evil model/' $CAIRN_HOME/models/catalog.json; "
+                     "$C models list --all"), 1);
+    EXPECT_CONTAINS(err_buf, "does not verify");
+    server_stop();
+}
+
+TEST(models_import_export_embed)
+{
+    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    sh("rm -rf $CAIRN_HOME $R/../exp && mkdir -p $R/../exp");
+    EXPECT_EQ_INT(sh("$C models import %s --name my-dreams", test_data("models/aidreams260K.gguf")),
+                  0);
+    EXPECT_CONTAINS(out_buf, "imported");
+    EXPECT_CONTAINS(out_buf, "chat");
+    EXPECT_EQ_INT(sh("$C models export my-dreams $R/../exp && cd $R/../exp && sha256sum -c "
+                     "my-dreams.sha256"), 0);
+    EXPECT_CONTAINS(out_buf, "my-dreams.gguf: OK");
+    EXPECT_EQ_INT(sh("$C models import /nonexistent.gguf"), 1);
+    EXPECT_CONTAINS(err_buf, "/nonexistent.gguf");
+    EXPECT_EQ_INT(sh("head -c 1000 /dev/urandom > $R/../junk.gguf && $C models import "
+                     "$R/../junk.gguf"), 1);
+    EXPECT_CONTAINS(err_buf, "junk.gguf");
+    EXPECT_EQ_INT(sh("$C models import %s --name '../../etc'",
+                     test_data("models/aidreams260K.gguf")), 1);
+    EXPECT_CONTAINS(err_buf, "is not a model name");
+    if (!bert)
+        SKIP("shared BERT fixture not found (the chat half ran)");
+    /* an embedding model becomes the active one, and `cairn add` uses it */
+    EXPECT_EQ_INT(sh("$C models import %s", bert), 0);
+    EXPECT_CONTAINS(out_buf, "embed");
+    EXPECT_EQ_INT(sh("printf 'The pump needs priming.' > $R/../doc.txt && $C add $R/../doc.txt"),
+                  0);
+    EXPECT_CONTAINS(err_buf, "passages embedded");
+    EXPECT_EQ_INT(sh("$C search pump"), 0);
+    EXPECT_CONTAINS(err_buf, "(hybrid search)");
+}
+
+/* No command but `models pull` / `models update` touches the network: every
+** other one works in a network namespace without interfaces. */
+TEST(models_offline_commands_work_without_network)
+{
+    if (sh("unshare -n true") != 0)
+        SKIP("unshare -n is not permitted here");
+    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    const char *m = test_data("models/aidreams260K.gguf");
+    sh("rm -rf $CAIRN_HOME $R/../off && mkdir -p $R/../off && printf 'The pump needs priming. "
+       "The valve is red.' > $R/../off/doc.txt");
+    const char *cmds[] = {
+        "$C add $R/../off",
+        "$C search pump",
+        "$C ask 'pump priming'",
+        "$C ls",
+        "$C sync",
+        "$C doctor",
+        "$C inspect %s",
+        "$C tokenize -m %s hello",
+        "$C generate -m %s -p Once -n 4",
+        "$C models import %s --name d",
+        "$C models list --all",
+        "$C models recommend",
+        "$C models use d",
+        "$C models verify d",
+        "$C models export d $R/../off",
+        "$C rm $R/../off/doc.txt",
+        "$C models rm d",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char c[512];
+        snprintf(c, sizeof c, cmds[i], m);
+        int rc = sh("unshare -n sh -c \"%s\"", c);
+        if (rc != 0)
+            fprintf(stderr, "  offline: %s -> %d: %s\n", c, rc, err_buf);
+        EXPECT_EQ_INT(rc, 0);
+    }
+    if (bert) {
+        EXPECT_EQ_INT(sh("unshare -n sh -c \"$C index -e %s && $C embed -m %s hello\"", bert,
+                         bert), 0);
+    }
+    /* and pull, which needs the network, says so plainly */
+    EXPECT_EQ_INT(sh("unshare -n $C models update --catalog-url https://example.com/c.json"), 1);
+    EXPECT_CONTAINS(err_buf, "example.com");
+}

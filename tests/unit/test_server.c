@@ -1,0 +1,312 @@
+/*
+** Tests of src/server: request parsing and its limits (in process), then
+** the integration suites in tests/server/ (node's test runner with the
+** official openai package, curl and playwright-core), whose counts join
+** this run's final line.
+*/
+#include "test.h"
+#include "server/server.h"
+
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static srv_limits limits(void)
+{
+    srv_opts o;
+    srv_opts_default(&o);
+    return o.lim;
+}
+
+/* Parse body as a chat request; returns the status (0 = accepted). */
+static int chat_status(const char *body, int api, srv_gen_req *out, srv_error *e)
+{
+    srv_limits lim = limits();
+    cn_arena a;
+    cn_arena_init(&a, 1 << 20);
+    srv_gen_req r;
+    int rc = srv_parse_chat(body, strlen(body), api, &lim, &a, &r, e);
+    if (out && rc == 0) {
+        *out = r;
+        out->msgs = NULL; /* lives in the arena */
+        out->root = NULL;
+    }
+    srv_gen_req_free(&r);
+    cn_arena_free(&a);
+    return rc ? e->status : 0;
+}
+
+TEST(server_parse_chat_accepts_openai_and_ollama_shapes)
+{
+    srv_error e;
+    srv_gen_req r;
+    EXPECT_EQ_INT(chat_status("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+                              "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+                              "{\"type\":\"text\",\"text\":\"b\"}]}],\"max_tokens\":7,"
+                              "\"temperature\":0.5,\"top_p\":0.9,\"seed\":3,\"stop\":[\"x\",\"yy\"],"
+                              "\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                              SRV_API_OPENAI, &r, &e),
+                  0);
+    EXPECT_EQ_INT(r.n_msgs, 2);
+    EXPECT_EQ_INT(r.max_tokens, 7);
+    EXPECT_NEAR(r.temperature, 0.5, 1e-12);
+    EXPECT_NEAR(r.top_p, 0.9, 1e-12);
+    EXPECT(r.has_seed && r.seed == 3);
+    EXPECT_EQ_INT(r.n_stop, 2);
+    EXPECT(r.stream && r.include_usage);
+    /* defaults: no stream for OpenAI, the server's token default, sampler unset */
+    EXPECT_EQ_INT(chat_status("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                              SRV_API_OPENAI, &r, &e), 0);
+    EXPECT(!r.stream);
+    EXPECT_EQ_INT(r.max_tokens, limits().default_tokens);
+    EXPECT(r.temperature < 0 && r.top_p < 0 && !r.has_seed);
+    /* Ollama: streams by default, options hold the sampling fields */
+    EXPECT_EQ_INT(chat_status("{\"model\":\"m:latest\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                              "\"options\":{\"num_predict\":9,\"top_k\":5,\"stop\":[\"\\n\"]}}",
+                              SRV_API_OLLAMA, &r, &e), 0);
+    EXPECT(r.stream);
+    EXPECT_EQ_INT(r.max_tokens, 9);
+    EXPECT_EQ_INT(r.top_k, 5);
+    EXPECT_EQ_INT(r.n_stop, 1);
+    EXPECT_EQ_INT(chat_status("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                              "\"options\":{\"num_predict\":-1}}", SRV_API_OLLAMA, &r, &e), 0);
+    EXPECT_EQ_INT(r.max_tokens, limits().max_tokens);
+}
+
+TEST(server_parse_chat_rejects_bad_fields_naming_them)
+{
+    static const struct {
+        const char *body, *param;
+        int status;
+    } cases[] = {
+        {"", "", 400},
+        {"{", "", 400},
+        {"[]", "", 400},
+        {"{\"model\":\"m\"}", "messages", 400},
+        {"{\"model\":\"m\",\"messages\":{}}", "messages", 400},
+        {"{\"model\":\"m\",\"messages\":[]}", "messages", 400},
+        {"{\"model\":\"m\",\"messages\":[5]}", "messages", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}", "messages[0].role", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].role", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":{}}]}", "messages[0].content", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
+         "messages[0].content", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}", "",
+         400}, /* NUL: refused by the JSON parser */
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model", 400},
+        {"{\"model\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":-1}", "max_tokens", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":1.5}", "max_tokens", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":99999999}", "max_tokens", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}", "temperature", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_p\":0}", "top_p", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"seed\":\"1\"}", "seed", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"\"]}", "stop", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", "n", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}", "stream", 400},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream_options\":3}", "stream_options", 400},
+        {"{\"model\":\"m\",\"model\":\"n\",\"messages\":[]}", "", 400}, /* duplicate key */
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(cases); i++) {
+        srv_error e = {0};
+        int st = chat_status(cases[i].body, SRV_API_OPENAI, NULL, &e);
+        if (st != cases[i].status || strcmp(e.param, cases[i].param) || !e.msg[0])
+            test_fail_at(__FILE__, __LINE__, "case %zu %s: status %d param '%s' msg '%s'", i,
+                         cases[i].body, st, e.param, e.msg);
+    }
+    srv_error e;
+    EXPECT_EQ_INT(chat_status("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                              "\"options\":[]}", SRV_API_OLLAMA, NULL, &e), 400);
+    EXPECT_STR(e.param, "options");
+}
+
+TEST(server_limits_body_depth_messages)
+{
+    srv_limits lim = limits();
+    srv_error e;
+    json_t *j;
+    /* size */
+    size_t n = lim.max_body + 1;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    EXPECT_EQ_INT(srv_parse_body(big, n, &lim, &j, &e), -1);
+    EXPECT_EQ_INT(e.status, 413);
+    free(big);
+    /* depth: counted outside strings only */
+    EXPECT_EQ_INT(srv_json_depth("{\"a\":[[{}]]}", 12, 32), 4);
+    EXPECT_EQ_INT(srv_json_depth("{\"a\":\"[[[[[[\\\"[[[\"}", 19, 32), 1);
+    EXPECT_EQ_INT(srv_json_depth("[[[[[[[[", 8, 3), 4); /* stops at max + 1 */
+    char deep[200];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    EXPECT_EQ_INT(srv_parse_body(deep, 200, &lim, &j, &e), -1);
+    EXPECT_EQ_INT(e.status, 400);
+    EXPECT_CONTAINS(e.msg, "nested deeper than 32");
+    /* messages */
+    cn_buf b;
+    cn_buf_init(&b, 1 << 20);
+    cn_buf_printf(&b, "{\"model\":\"m\",\"messages\":[");
+    for (int i = 0; i <= lim.max_messages; i++)
+        cn_buf_printf(&b, "%s{\"role\":\"user\",\"content\":\"x\"}", i ? "," : "");
+    cn_buf_printf(&b, "]}");
+    EXPECT_EQ_INT(chat_status(b.data, SRV_API_OPENAI, NULL, &e), 400);
+    EXPECT_CONTAINS(e.msg, "the limit is 512");
+    cn_buf_free(&b);
+}
+
+TEST(server_parse_completion_and_embeddings)
+{
+    srv_limits lim = limits();
+    cn_arena a;
+    cn_arena_init(&a, 1 << 20);
+    srv_gen_req r;
+    srv_error e;
+    const char *ok = "{\"model\":\"m\",\"prompt\":[\"once\"],\"max_tokens\":3}";
+    EXPECT_EQ_INT(srv_parse_completion(ok, strlen(ok), SRV_API_OPENAI, &lim, &a, &r, &e), 0);
+    EXPECT_STR(r.prompt, "once");
+    srv_gen_req_free(&r);
+    const char *two = "{\"model\":\"m\",\"prompt\":[\"a\",\"b\"]}";
+    EXPECT_EQ_INT(srv_parse_completion(two, strlen(two), SRV_API_OPENAI, &lim, &a, &r, &e), -1);
+    EXPECT_STR(e.param, "prompt");
+    srv_gen_req_free(&r);
+    const char *ol = "{\"model\":\"m\",\"prompt\":\"p\",\"system\":\"s\",\"raw\":true}";
+    EXPECT_EQ_INT(srv_parse_completion(ol, strlen(ol), SRV_API_OLLAMA, &lim, &a, &r, &e), 0);
+    EXPECT(r.raw && r.stream && !strcmp(r.system, "s"));
+    srv_gen_req_free(&r);
+
+    srv_embed_req er;
+    const char *emb = "{\"model\":\"e\",\"input\":[\"a\",\"bc\"],\"encoding_format\":\"base64\"}";
+    EXPECT_EQ_INT(srv_parse_embed(emb, strlen(emb), SRV_API_OPENAI, &lim, &a, &er, &e), 0);
+    EXPECT_EQ_INT(er.n_inputs, 2);
+    EXPECT_EQ_INT(er.lens[1], 2);
+    EXPECT(er.base64);
+    srv_embed_req_free(&er);
+    static const char *const bad[] = {
+        "{\"model\":\"e\"}", "{\"model\":\"e\",\"input\":[]}", "{\"model\":\"e\",\"input\":[1,2]}",
+        "{\"model\":\"e\",\"input\":3}", "{\"model\":\"e\",\"input\":\"x\",\"encoding_format\":\"hex\"}",
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(bad); i++) {
+        EXPECT_EQ_INT(srv_parse_embed(bad[i], strlen(bad[i]), SRV_API_OPENAI, &lim, &a, &er, &e), -1);
+        EXPECT_EQ_INT(e.status, 400);
+        srv_embed_req_free(&er);
+    }
+    cn_arena_free(&a);
+}
+
+TEST(server_base64_and_filenames)
+{
+    char out[32];
+    EXPECT_EQ_INT(srv_base64("", 0, out), 0);
+    srv_base64("f", 1, out);
+    EXPECT_STR(out, "Zg==");
+    srv_base64("fo", 2, out);
+    EXPECT_STR(out, "Zm8=");
+    srv_base64("foobar", 6, out);
+    EXPECT_STR(out, "Zm9vYmFy");
+    float one = 1.0f; /* little-endian 00 00 80 3f */
+    srv_base64(&one, 4, out);
+    EXPECT_STR(out, "AACAPw==");
+    char name[200];
+    srv_safe_filename("../../etc/passwd", name, sizeof name);
+    EXPECT_STR(name, "passwd");
+    srv_safe_filename("C:\\Users\\x\\report (final).pdf", name, sizeof name);
+    EXPECT_STR(name, "report (final).pdf");
+    srv_safe_filename(".bashrc", name, sizeof name);
+    EXPECT_STR(name, "bashrc");
+    srv_safe_filename("a;b|c$(rm).pdf", name, sizeof name);
+    EXPECT_STR(name, "a_b_c_(rm).pdf");
+    srv_safe_filename("", name, sizeof name);
+    EXPECT_STR(name, "upload");
+    srv_safe_filename("/", name, sizeof name);
+    EXPECT_STR(name, "upload");
+    char longname[400];
+    memset(longname, 'a', 399);
+    longname[399] = 0;
+    srv_safe_filename(longname, name, sizeof name);
+    EXPECT_EQ_INT(strlen(name), 120);
+    EXPECT(srv_host_is_loopback("127.0.0.1") && srv_host_is_loopback("127.9.8.7") &&
+           srv_host_is_loopback("localhost") && srv_host_is_loopback("::1") &&
+           srv_host_is_loopback("[::1]"));
+    EXPECT(!srv_host_is_loopback("0.0.0.0") && !srv_host_is_loopback("192.168.1.2") &&
+           !srv_host_is_loopback("example.com") && !srv_host_is_loopback("::"));
+}
+
+/* Garbage of every kind never crashes the parsers. */
+TEST(server_parse_survives_garbage)
+{
+    srv_limits lim = limits();
+    uint64_t x = 99;
+    char buf[512];
+    const char *alphabet = "{}[]\":,0123456789.eE-+truefalsnl \\u\"messagesroleuser";
+    size_t an = strlen(alphabet);
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)(round % 500);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            buf[i] = round & 1 ? (char)(x >> 56) : alphabet[(x >> 33) % an];
+        }
+        cn_arena a;
+        cn_arena_init(&a, 1 << 20);
+        srv_gen_req r;
+        srv_embed_req er;
+        srv_error e;
+        for (int api = SRV_API_OPENAI; api <= SRV_API_OLLAMA; api++) {
+            if (srv_parse_chat(buf, n, api, &lim, &a, &r, &e) && !e.status)
+                test_fail_at(__FILE__, __LINE__, "round %d: failure without a status", round);
+            srv_gen_req_free(&r);
+            srv_parse_completion(buf, n, api, &lim, &a, &r, &e);
+            srv_gen_req_free(&r);
+            srv_parse_embed(buf, n, api, &lim, &a, &er, &e);
+            srv_embed_req_free(&er);
+        }
+        cn_arena_free(&a);
+    }
+}
+
+/* The integration suites: real clients against a real `cairn serve`. */
+TEST(server_integration_node)
+{
+    if (access("tests/server/node_modules/openai", R_OK) != 0)
+        SKIP("tests/server/node_modules missing: run `npm ci --prefix tests/server`");
+    if (system("node --version >/dev/null 2>&1") != 0)
+        SKIP("node is not installed");
+    char log[400], cmd[1200];
+    snprintf(log, sizeof log, "%.300s/node-tests.log", test_tmpdir());
+    const char *bin = getenv("CAIRN_BIN");
+    /* ASan builds are slower: the same tests, more time */
+    snprintf(cmd, sizeof cmd,
+             "CAIRN_BIN=%.300s node --test --test-reporter=tap --test-concurrency=1 "
+             "tests/server/*.test.mjs >%s 2>&1",
+             bin ? bin : "build/cairn", log);
+    int st = system(cmd);
+    char *out = NULL;
+    size_t len = 0;
+    if (cn_read_file(log, 64 << 20, &out, &len, NULL) != CN_OK) {
+        test_fail_at(__FILE__, __LINE__, "no output from node");
+        return;
+    }
+    int pass = -1, fail = -1, skip = 0;
+    const char *p;
+    if ((p = strstr(out, "\n# pass ")))
+        pass = atoi(p + 8);
+    if ((p = strstr(out, "\n# fail ")))
+        fail = atoi(p + 8);
+    if ((p = strstr(out, "\n# skipped ")))
+        skip = atoi(p + 11);
+    if (pass < 0 || fail < 0) {
+        test_fail_at(__FILE__, __LINE__, "node's test runner gave no summary:\n%.4000s", out);
+    } else {
+        test_add_external(pass, fail, skip);
+        if (fail || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            /* show the failures */
+            for (const char *q = out; (q = strstr(q, "not ok ")); q++)
+                fprintf(stderr, "  node: %.600s\n", q);
+            test_fail_at(__FILE__, __LINE__, "node tests: %d passed, %d failed (log above)", pass,
+                         fail);
+        }
+        if (pass == 0)
+            test_fail_at(__FILE__, __LINE__, "node ran no test");
+    }
+    free(out);
+}

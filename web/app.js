@@ -1,0 +1,481 @@
+// Cairn web UI: plain JavaScript, no framework, no build step. Talks to the
+// server's own API: /v1/chat/completions (model "cairn-library", streamed)
+// for answers, /api/library/* for documents, /api/status for the status
+// line, /api/models for the model manager.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+let apiKey = localStorage.getItem('cairn-key') || '';
+
+/* Read a streamed response, calling each(item) for every piece between
+** separators (SSE events: "\n\n"; NDJSON lines: "\n"). */
+async function eachPiece(res, sep, each) {
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let cut;
+        while ((cut = buf.indexOf(sep)) >= 0) {
+            const piece = buf.slice(0, cut);
+            buf = buf.slice(cut + sep.length);
+            each(piece);
+        }
+    }
+}
+
+/* fetch with the API key (asked for once, when the server wants one). */
+async function api(path, opts = {}) {
+    const headers = { ...(opts.headers || {}) };
+    if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+    const res = await fetch(path, { ...opts, headers });
+    if (res.status === 401 && !opts.retried) {
+        const key = await askKey();
+        if (key) return api(path, { ...opts, retried: true });
+    }
+    return res;
+}
+
+function askKey() {
+    return new Promise((resolve) => {
+        const d = $('key-dialog');
+        d.addEventListener('close', () => {
+            apiKey = $('key').value.trim();
+            if (apiKey) localStorage.setItem('cairn-key', apiKey);
+            resolve(apiKey);
+        }, { once: true });
+        d.showModal();
+    });
+}
+
+async function errorText(res) {
+    try {
+        const j = await res.json();
+        return typeof j.error === 'string' ? j.error : j.error.message;
+    } catch { return `HTTP ${res.status}`; }
+}
+
+function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+}
+
+/* ---- views -------------------------------------------------------------- */
+
+const tabs = ['chat', 'docs', 'models'];
+function show(name) {
+    for (const t of tabs) {
+        const on = t === name;
+        $(`tab-${t}`).setAttribute('aria-selected', on ? 'true' : 'false');
+        $(`tab-${t}`).tabIndex = on ? 0 : -1;
+        $(`view-${t}`).hidden = !on;
+    }
+    if (name === 'docs') loadDocs();
+    if (name === 'models') loadModels();
+    if (name === 'chat') $('question').focus();
+}
+for (const t of tabs) {
+    $(`tab-${t}`).addEventListener('click', () => show(t));
+    $(`tab-${t}`).addEventListener('keydown', (e) => {
+        const i = tabs.indexOf(t);
+        if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+            const next = tabs[(i + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+            show(next);
+            $(`tab-${next}`).focus();
+        }
+    });
+}
+
+/* ---- status line ------------------------------------------------------------ */
+
+const LEVELS = { keyword: 'keyword search', hybrid: 'hybrid search', answers: 'written answers' };
+let status = null;
+async function loadStatus() {
+    try {
+        const res = await api('/api/status');
+        if (!res.ok) throw new Error(await errorText(res));
+        status = await res.json();
+        $('level').textContent = LEVELS[status.level] || status.level;
+        const lb = status.library;
+        $('status').textContent = `${status.why} · ${plural(lb.documents, 'document')}, ${plural(lb.passages, 'passage')}`;
+    } catch (e) {
+        $('level').textContent = 'offline';
+        $('status').textContent = `cannot reach the server: ${e.message}`;
+    }
+}
+
+/* ---- chat ---------------------------------------------------------------- */
+
+const history = [];
+let controller = null;
+
+function sentences(text) {
+    return text.split(/(?<=[.!?])\s+|\n+/).map((s) => s.trim()).filter(Boolean);
+}
+function words(s) {
+    return new Set((s.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) || []));
+}
+/* The sentence of the passage that best matches what cites it: the answer's
+** sentences holding [n], or the question when none does. */
+function citedSentence(passage, answer, n, question) {
+    const citing = sentences(answer).filter((s) => new RegExp(`\\[(?:\\d+,\\s*)*${n}(?:,\\s*\\d+)*\\]`).test(s));
+    const want = words((citing.length ? citing.join(' ') : question).replace(/\[[\d,\s]+\]/g, ''));
+    let best = null, bestScore = 0;
+    for (const s of sentences(passage)) {
+        let score = 0;
+        for (const w of words(s)) if (want.has(w)) score++;
+        if (score > bestScore) { best = s; bestScore = score; }
+    }
+    return best;
+}
+
+function showPassage(c, answer, question) {
+    $('passage-title').textContent = `[${c.n}] ${c.doc}, p. ${c.page}`;
+    const box = $('passage-text');
+    box.textContent = '';
+    const s = citedSentence(c.text, answer, c.n, question);
+    const at = s ? c.text.indexOf(s) : -1;
+    if (at < 0) {
+        box.textContent = c.text;
+    } else {
+        box.append(c.text.slice(0, at));
+        box.append(el('mark', '', s));
+        box.append(c.text.slice(at + s.length));
+    }
+    $('passage').hidden = false;
+    box.querySelector('mark')?.scrollIntoView({ block: 'nearest' });
+    $('passage-close').focus();
+}
+$('passage-close').addEventListener('click', () => { $('passage').hidden = true; $('question').focus(); });
+
+function addChips(box, citations, answer, question) {
+    if (!citations || !citations.length) return;
+    const anyCited = citations.some((c) => c.cited);
+    const chips = el('div', 'chips');
+    for (const c of citations) {
+        const chip = el('button', `chip${c.cited || !anyCited ? '' : ' uncited'}`,
+                        `[${c.n}] ${c.doc}, p. ${c.page}`);
+        chip.type = 'button';
+        chip.title = c.cited ? 'cited in the answer' : 'found, not cited';
+        chip.addEventListener('click', () => showPassage(c, answer, question));
+        chips.append(chip);
+    }
+    box.append(chips);
+}
+
+async function ask(question) {
+    const list = $('messages');
+    list.append(el('div', 'msg user', question));
+    const box = el('div', 'msg assistant streaming');
+    const text = el('span', 'text');
+    box.append(text);
+    list.append(box);
+    box.scrollIntoView({ block: 'end' });
+    history.push({ role: 'user', content: question });
+    controller = new AbortController();
+    $('send').disabled = true;
+    $('stop').hidden = false;
+    let answer = '', citations = null;
+    try {
+        const res = await api('/v1/chat/completions', {
+            method: 'POST', signal: controller.signal,
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ model: 'cairn-library', stream: true, messages: history.slice(-8) }),
+        });
+        if (!res.ok) throw new Error(await errorText(res));
+        await eachPiece(res, '\n\n', (ev) => {
+            if (!ev.startsWith('data: ')) return;
+            const data = ev.slice(6);
+            if (data === '[DONE]') return;
+            const j = JSON.parse(data);
+            if (j.error) throw new Error(j.error.message);
+            for (const ch of j.choices || []) answer += ch.delta.content || '';
+            if (j.citations) citations = j.citations;
+            text.textContent = answer;
+        });
+        history.push({ role: 'assistant', content: answer });
+        addChips(box, citations, answer, question);
+    } catch (e) {
+        if (e.name !== 'AbortError') {
+            box.classList.add('error');
+            text.textContent = `${answer}${answer ? '\n' : ''}${e.message}`;
+        }
+        history.pop();
+    } finally {
+        box.classList.remove('streaming');
+        box.dataset.done = 'true';
+        $('send').disabled = false;
+        $('stop').hidden = true;
+        controller = null;
+    }
+}
+
+$('ask').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const q = $('question').value.trim();
+    if (!q || controller) return;
+    $('question').value = '';
+    ask(q);
+});
+$('question').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey) {
+        e.preventDefault();
+        $('ask').requestSubmit();
+    }
+});
+$('stop').addEventListener('click', () => controller?.abort());
+
+/* ---- documents ------------------------------------------------------------- */
+
+async function loadDocs() {
+    const rows = $('doc-rows');
+    const res = await api('/api/library/documents');
+    if (!res.ok) { rows.textContent = ''; rows.append(el('tr', '', await errorText(res))); return; }
+    const { documents } = await res.json();
+    rows.textContent = '';
+    if (!documents.length) {
+        const tr = el('tr');
+        const td = el('td', 'note', 'No documents yet: drop some above.');
+        td.colSpan = 5;
+        tr.append(td);
+        rows.append(tr);
+    }
+    for (const d of documents) {
+        const tr = el('tr');
+        tr.dataset.name = d.name;
+        const name = el('td', '', d.title && d.title !== d.name ? `${d.name} — ${d.title}` : d.name);
+        name.title = d.path;
+        tr.append(name, el('td', 'num', String(d.pages)), el('td', 'num', String(d.passages)),
+                  el('td', d.status === 'failed' ? 'bad' : '', d.status === 'failed' ? `failed: ${d.error}` : 'indexed'));
+        const act = el('td');
+        const rm = el('button', 'ghost', 'Remove');
+        rm.type = 'button';
+        rm.setAttribute('aria-label', `Remove ${d.name}`);
+        rm.addEventListener('click', async () => {
+            if (!confirm(`Remove ${d.name} from the library?`)) return;
+            const r = await api(`/api/library/documents/${d.id}`, { method: 'DELETE' });
+            if (!r.ok) alert(await errorText(r));
+            loadDocs();
+            loadStatus();
+        });
+        act.append(rm);
+        tr.append(act);
+        rows.append(tr);
+    }
+}
+
+function upload(files) {
+    for (const f of files) uploadOne(f);
+}
+
+/* One file: upload with a progress bar, then the server's ingest events. */
+function uploadOne(file) {
+    const li = el('li');
+    const name = el('span', '', file.name);
+    const bar = el('progress');
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute('aria-label', `upload of ${file.name}`);
+    const state = el('span', 'state', 'uploading…');
+    li.append(name, bar, state);
+    $('uploads').prepend(li);
+    const form = new FormData();
+    form.append('file', file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/library/documents');
+    if (apiKey) xhr.setRequestHeader('Authorization', `Bearer ${apiKey}`);
+    let seen = 0;
+    xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) bar.value = e.loaded / e.total;
+    };
+    xhr.onprogress = () => {
+        // the response streams one JSON object per line while the file is ingested
+        const lines = xhr.responseText.slice(seen).split('\n');
+        const complete = lines.slice(0, -1);
+        seen += complete.reduce((n, l) => n + l.length + 1, 0);
+        for (const l of complete) if (l) onEvent(JSON.parse(l));
+    };
+    const onEvent = (ev) => {
+        if (ev.event === 'uploaded') { bar.value = 1; state.textContent = 'reading…'; }
+        else if (ev.event === 'file') {
+            if (ev.outcome === 'failed') { state.textContent = `failed: ${ev.error}`; state.classList.add('bad'); }
+            else state.textContent = `${ev.outcome}: ${plural(ev.pages, 'page')}, ${plural(ev.passages, 'passage')}`;
+        } else if (ev.event === 'embed') {
+            bar.max = ev.total || 1;
+            bar.value = ev.done;
+            state.textContent = `embedding ${ev.done}/${plural(ev.total, 'passage')}${ev.eta_s > 0 ? `, about ${Math.ceil(ev.eta_s)} s left` : ''}`;
+        } else if (ev.event === 'done') {
+            if (ev.error) { state.textContent = `failed: ${ev.error}`; state.classList.add('bad'); }
+            else if (!ev.failed) state.textContent = `indexed${ev.embedded ? `, ${plural(ev.embedded, 'passage')} embedded` : ''}${ev.unchanged ? ' (unchanged)' : ''}`;
+            li.dataset.done = 'true';
+            loadDocs();
+            loadStatus();
+        }
+    };
+    xhr.onload = () => {
+        xhr.onprogress();
+        if (xhr.status !== 200) {
+            let msg = `HTTP ${xhr.status}`;
+            try { const j = JSON.parse(xhr.responseText); msg = j.error.message || j.error; } catch { /* not JSON */ }
+            state.textContent = `failed: ${msg}`;
+            state.classList.add('bad');
+            li.dataset.done = 'true';
+        }
+    };
+    xhr.onerror = () => { state.textContent = 'failed: the connection broke'; state.classList.add('bad'); li.dataset.done = 'true'; };
+    xhr.send(form);
+}
+
+const drop = $('drop');
+drop.addEventListener('click', () => $('file').click());
+drop.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('file').click(); }
+});
+drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    upload(e.dataTransfer.files);
+});
+$('file').addEventListener('change', (e) => { upload(e.target.files); e.target.value = ''; });
+
+/* ---- models ------------------------------------------------------------------- */
+
+function size(bytes) {
+    const u = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let i = 0;
+    while (bytes >= 1000 && i < u.length - 1) { bytes /= 1000; i++; }
+    return `${bytes.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
+
+function cell(text, cls) { return el('td', cls || '', text); }
+function emptyRow(rows, cols, text) {
+    const tr = el('tr');
+    const td = el('td', 'note', text);
+    td.colSpan = cols;
+    tr.append(td);
+    rows.append(tr);
+}
+function button(label, aria, fn) {
+    const b = el('button', 'ghost', label);
+    b.type = 'button';
+    b.setAttribute('aria-label', aria);
+    b.addEventListener('click', fn);
+    return b;
+}
+const downloads = new Map(); /* model name -> its row's progress cell, while pulling */
+
+async function loadModels() {
+    await loadStatus();
+    const rows = $('model-rows');
+    rows.textContent = '';
+    for (const m of status?.models || []) {
+        const tr = el('tr');
+        tr.append(cell(m.name), cell(m.role), cell(size(m.size), 'num'),
+                  cell(`${m.context} tokens`, 'num'), cell(String(m.queued), 'num'));
+        rows.append(tr);
+    }
+    if (!rows.children.length) emptyRow(rows, 5, 'No model loaded: keyword search and quoted answers only.');
+
+    const res = await api('/api/models');
+    const inst = $('installed-rows'), avail = $('available-rows');
+    inst.textContent = '';
+    avail.textContent = '';
+    if (!res.ok) { $('catalog').textContent = await errorText(res); return; }
+    const l = await res.json();
+    const hw = l.machine;
+    $('machine').textContent = `This machine: ${size(hw.ram_total)} memory (${size(hw.ram_avail)} free), ${hw.cores} cores, ${size(hw.disk_free)} free disk.` +
+        (l.recommended?.chat ? ` Recommended: ${l.recommended.chat.name} (${l.recommended.chat.why})` : '');
+    for (const m of l.installed) {
+        const tr = el('tr');
+        tr.dataset.name = m.name;
+        const state = [m.active ? 'active' : '', m.loaded ? 'loaded' : '', m.verified ? 'verified' : 'unverified'].filter(Boolean).join(', ');
+        const act = el('td');
+        if (!m.active) act.append(button('Use', `Use ${m.name}`, () => modelAction('use', m.name)));
+        if (!m.loaded) act.append(button('Remove', `Remove ${m.name}`, () => modelAction('remove', m.name)));
+        tr.append(cell(m.name), cell(m.role), cell(size(m.size), 'num'), cell(state), act);
+        inst.append(tr);
+    }
+    if (!l.installed.length) emptyRow(inst, 5, 'No model installed yet.');
+    for (const p of l.partial) {
+        const tr = el('tr');
+        tr.append(cell(p.name), cell(''), cell(`${size(p.done)} of ${size(p.size)}`, 'num'), cell('interrupted download'),
+                  el('td'));
+        tr.lastChild.append(button('Resume', `Resume ${p.name}`, () => pull(p.name)));
+        inst.append(tr);
+    }
+    for (const e of l.available) {
+        const tr = el('tr');
+        tr.dataset.name = e.name;
+        const act = el('td');
+        if (downloads.has(e.name)) act.append(downloads.get(e.name));
+        else if (!e.installed) act.append(button('Download', `Download ${e.name}`, () => pull(e.name)));
+        else act.append(el('span', 'note', 'installed'));
+        const name = cell(e.name);
+        name.title = e.description;
+        tr.append(name, cell(e.role), cell(size(e.size), 'num'), cell(size(e.ram_mb * 1e6), 'num'),
+                  cell(e.fit, e.fit === 'too big' ? 'bad' : ''), act);
+        avail.append(tr);
+    }
+    if (!l.available.length) emptyRow(avail, 6, 'The catalog is empty.');
+    $('catalog').textContent = l.catalog ? `Catalog: ${l.catalog}` : `Catalog unavailable: ${l.catalog_error}`;
+}
+
+async function modelAction(what, name) {
+    let res;
+    if (what === 'use') res = await api('/api/models/use', { method: 'POST', body: JSON.stringify({ name }) });
+    else {
+        if (!confirm(`Remove ${name} from this machine?`)) return;
+        res = await api(`/api/models/${encodeURIComponent(name)}`, { method: 'DELETE' });
+    }
+    const j = await res.json().catch(() => ({}));
+    if (!res.ok) alert(typeof j.error === 'string' ? j.error : j.error?.message || `HTTP ${res.status}`);
+    else if (j.note) alert(j.note);
+    loadModels();
+}
+
+/* Download with a progress bar and ETA (the server streams progress lines). */
+async function pull(name) {
+    const box = el('div', 'pull');
+    const bar = el('progress');
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute('aria-label', `download of ${name}`);
+    const note = el('span', 'state', 'starting…');
+    box.append(bar, note);
+    downloads.set(name, box);
+    const row = document.querySelector(`#available-rows tr[data-name="${CSS.escape(name)}"] td:last-child`);
+    if (row) { row.textContent = ''; row.append(box); }
+    try {
+        const res = await api('/api/models/pull', { method: 'POST', body: JSON.stringify({ name }) });
+        if (!res.ok) throw new Error(await errorText(res));
+        await eachPiece(res, '\n', (line) => {
+            const ev = JSON.parse(line);
+            if (ev.event === 'progress') {
+                bar.max = ev.total || 1;
+                bar.value = ev.done;
+                const eta = ev.eta_s >= 0 && ev.done < ev.total ? `, ${Math.ceil(ev.eta_s)} s left` : '';
+                note.textContent = `${ev.phase} ${size(ev.done)} of ${size(ev.total)}${ev.bytes_per_s ? ` at ${size(ev.bytes_per_s)}/s` : ''}${eta}`;
+            } else if (ev.event === 'error') {
+                throw new Error(ev.message);
+            } else if (ev.event === 'done') {
+                note.textContent = 'installed';
+            }
+        });
+    } catch (e) {
+        alert(`Download of ${name} failed: ${e.message}`);
+    } finally {
+        downloads.delete(name);
+        loadModels();
+    }
+}
+
+loadStatus();
+setInterval(loadStatus, 15000);
+show('chat');
