@@ -53,11 +53,23 @@ describe('web UI in chromium', () => {
 
     test('chat: streamed answer and a citation chip with the right page', async () => {
         await page.click('#tab-chat');
+        // streaming: text appears while the message is still marked as
+        // streaming. A fast model can finish between two polls of a
+        // selector, so a MutationObserver records it as it happens.
+        await page.evaluate(() => {
+            window.__sawStreamedText = false;
+            new MutationObserver(() => {
+                const t = document.querySelector('.msg.assistant.streaming .text');
+                if (t && t.textContent.length > 0)
+                    window.__sawStreamedText = true;
+            }).observe(document.body, { subtree: true, childList: true, characterData: true,
+                                        attributes: true });
+        });
         await page.fill('#question', 'When is crème brûlée served?');
         await page.press('#question', 'Enter');
-        // streaming: text appears while the message is still marked as streaming
-        await page.waitForSelector('.msg.assistant.streaming .text:not(:empty)', { timeout: 60000 });
         await page.waitForSelector('.msg.assistant[data-done="true"]', { timeout: 120000 });
+        assert.ok(await page.evaluate(() => window.__sawStreamedText),
+                  'text was shown while the answer was still streaming');
         assert.ok((await page.textContent('.msg.assistant .text')).length > 0);
         const chip = page.locator('.msg.assistant .chip').first();
         await chip.waitFor();
