@@ -346,6 +346,32 @@ static void iso_now(char *buf, size_t cap)
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Copy src to dst through dst + ".tmp" (synced, then renamed), so dst is
+** either absent or whole. */
+static int copy_file(const char *src, const char *dst, int mode, cn_err *err)
+{
+    char tmp[PATH_MAX + 240];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    int in = open(src, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    char buf[1 << 16];
+    ssize_t n = 0;
+    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            n = -1;
+            break;
+        }
+    int rc = CN_OK;
+    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0 || rename(tmp, dst) != 0) {
+        rc = cn_fail(err, CN_EIO, "cannot copy %s to %s: %s", src, dst, strerror(errno));
+        unlink(tmp);
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
 /* Move file (already verified) into models/NAME/ as the current version,
 ** the old current becoming previous; the old previous is deleted. */
 static int install_file(const char *home, const char *name, const char *role, const char *arch,
@@ -362,24 +388,7 @@ static int install_file(const char *home, const char *name, const char *role, co
     snprintf(dest, sizeof dest, "%s/%s", dir, fname);
     snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
     if (copy) {
-        char tmp[PATH_MAX + 170];
-        snprintf(tmp, sizeof tmp, "%s.tmp", dest);
-        int in = open(file, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        char buf[1 << 16];
-        ssize_t n = 0;
-        while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
-            if (write(out, buf, (size_t)n) != n) {
-                n = -1;
-                break;
-            }
-        if (in < 0 || out < 0 || n < 0 || fsync(out) != 0 || rename(tmp, dest) != 0) {
-            rc = cn_fail(err, CN_EIO, "%s: cannot copy into %s: %s", file, dir, strerror(errno));
-            unlink(tmp);
-        }
-        if (in >= 0)
-            close(in);
-        if (out >= 0)
-            close(out);
+        rc = copy_file(file, dest, 0600, err);
     } else if (rename(file, dest) != 0) {
         rc = cn_fail(err, CN_EIO, "%s: cannot move into %s: %s", file, dir, strerror(errno));
     }
@@ -598,28 +607,11 @@ int mdl_export(const char *home, const char *name, const char *dir, cn_err *err)
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return cn_fail(err, CN_ENOTFOUND, "%s: not a directory", dir);
-    char dest[PATH_MAX + 200], tmp[PATH_MAX + 210], side[PATH_MAX + 220];
+    char dest[PATH_MAX + 200], side[PATH_MAX + 220];
     snprintf(dest, sizeof dest, "%s/%s.gguf", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.partial", dest);
     snprintf(side, sizeof side, "%s/%s.sha256", dir, name);
-    int in = open(m.path, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    char buf[1 << 16];
-    ssize_t n = 0;
-    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            n = -1;
-            break;
-        }
-    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0 || rename(tmp, dest) != 0)
-        rc = cn_fail(err, CN_EIO, "%s: cannot write: %s", dest, strerror(errno));
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    if (rc) {
-        unlink(tmp);
+    if ((rc = copy_file(m.path, dest, 0644, err)))
         return rc;
-    }
     /* sha256sum's format, so the other machine can check the copy */
     FILE *f = fopen(side, "w");
     if (!f || fprintf(f, "%s  %s.gguf\n", m.sha256, name) < 0 || fclose(f) != 0)

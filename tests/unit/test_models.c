@@ -84,6 +84,16 @@ static void entry(char *buf, size_t cap, const char *name, const char *role, con
              sha_override ? sha_override : sha);
 }
 
+/* Publish a catalog of one entry (see entry) as serial; returns update's status. */
+static int publish_one(int serial, const char *name, const char *path, const char *file,
+                       double params_b, const char *sha)
+{
+    char e[2048], cat[2100];
+    entry(e, sizeof e, name, "chat", "llama", path, file, params_b, sha);
+    snprintf(cat, sizeof cat, "[%s]", e);
+    return publish(serial, cat);
+}
+
 /* A fresh data directory, server root with the test models, key pair. */
 static void setup(void)
 {
@@ -196,10 +206,7 @@ TEST(models_signature_check)
 TEST(models_pull_verify_use_rollback_rm)
 {
     setup();
-    char e1[2048], e2[2048], cat[8192];
-    entry(e1, sizeof e1, "dreams", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e1);
-    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(publish_one(2, "dreams", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_CONTAINS(out_buf, "signature verified");
     EXPECT_EQ_INT(sh("$C models pull --json dreams"), 0);
     EXPECT_CONTAINS(out_buf, "\"phase\":\"download\"");
@@ -234,9 +241,7 @@ TEST(models_pull_verify_use_rollback_rm)
     EXPECT_CONTAINS(out_buf, "written answers");
 
     /* a new version of the same model: the old one is kept for rollback */
-    entry(e2, sizeof e2, "dreams", "chat", "llama", "", "m2.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e2);
-    EXPECT_EQ_INT(publish(3, cat), 0);
+    EXPECT_EQ_INT(publish_one(3, "dreams", "", "m2.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("$C models pull dreams"), 0);
     EXPECT_EQ_INT(sh("$C models list"), 0);
     EXPECT_CONTAINS(out_buf, "rollback available");
@@ -270,10 +275,7 @@ TEST(models_pull_verify_use_rollback_rm)
 TEST(models_pull_resumes)
 {
     setup();
-    char e[2048], cat[8192];
-    entry(e, sizeof e, "dreams", "chat", "llama", "dropfirst=400000/", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(publish_one(2, "dreams", "dropfirst=400000/", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull dreams"), 0);
     EXPECT_CONTAINS(err_buf, "retrying");
     /* two requests: the cut one, then a Range request from where it stopped */
@@ -288,9 +290,7 @@ TEST(models_pull_resumes)
     EXPECT_EQ_INT(sh("$C models verify dreams"), 0);
 
     /* kill -9 during a slow pull, four parallel parts; the rerun resumes */
-    entry(e, sizeof e, "slow", "chat", "llama", "slow=100000/", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(3, cat), 0);
+    EXPECT_EQ_INT(publish_one(3, "slow", "slow=100000/", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh(": > $R/../srv.log; (CAIRN_MIN_PART_BYTES=100000 $C models pull slow & "
                      "pid=$!; sleep 2.5; kill -9 $pid; wait $pid; sleep 0.5; true) 2>/dev/null; "
                      "ls $CAIRN_HOME/models/.partial"), 0);
@@ -341,9 +341,7 @@ TEST(models_pull_resumes)
     EXPECT_EQ_INT(sh("$C models verify slow"), 0);
 
     /* a server restart in the middle: the pull retries and completes */
-    entry(e, sizeof e, "restart", "chat", "llama", "slow=200000/", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(4, cat), 0);
+    EXPECT_EQ_INT(publish_one(4, "restart", "slow=200000/", "m1.gguf", 0.00028, NULL), 0);
     int p = port;
     sh("($C models pull restart > $R/../pull.out 2>&1; echo $? > $R/../pull.rc) & "
        "sleep 1.5; pkill -f \"testhttpd $R \"; sleep 0.5; "
@@ -354,9 +352,7 @@ TEST(models_pull_resumes)
     EXPECT_EQ_INT(sh("$C models verify restart"), 0);
 
     /* a server that ignores Range: the resumed pull starts over cleanly */
-    entry(e, sizeof e, "norange", "chat", "llama", "norange/", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(5, cat), 0);
+    EXPECT_EQ_INT(publish_one(5, "norange", "norange/", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("mkdir -p $CAIRN_HOME/models/.partial && head -c 300000 $R/m1.gguf > "
                      "$CAIRN_HOME/models/.partial/norange.gguf && truncate -s 1068640 "
                      "$CAIRN_HOME/models/.partial/norange.gguf && printf '{\"url\":\"%%s/norange/"
@@ -374,9 +370,7 @@ TEST(models_pull_failures)
 {
     setup();
     char e[2048], cat[16384];
-    entry(e, sizeof e, "good", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(publish_one(2, "good", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("$C models pull good"), 0);
 
     static const struct { const char *path, *file, *sha; double params; const char *want; }
@@ -392,10 +386,8 @@ TEST(models_pull_failures)
         {"tohttp/", "m2.gguf", NULL, 0.00028, "which is refused"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        entry(e, sizeof e, "good", "chat", "llama", cases[i].path, cases[i].file,
-              cases[i].params, cases[i].sha);
-        snprintf(cat, sizeof cat, "[%s]", e);
-        EXPECT_EQ_INT(publish(3 + (int)i, cat), 0);
+        EXPECT_EQ_INT(publish_one(3 + (int)i, "good", cases[i].path, cases[i].file,
+              cases[i].params, cases[i].sha), 0);
         EXPECT_EQ_INT(sh("CAIRN_STALL_SECONDS=1 CAIRN_RETRIES=2 $C models pull good"), 1);
         EXPECT_CONTAINS(err_buf, cases[i].want);
         /* the first version is still installed, active and intact */
@@ -418,9 +410,7 @@ TEST(models_pull_failures)
     EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial"), 0);
     EXPECT(strstr(out_buf, "trunc") == NULL);
     /* a full disk */
-    entry(e, sizeof e, "big", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(21, cat), 0);
+    EXPECT_EQ_INT(publish_one(21, "big", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull big"), 1);
     EXPECT_CONTAINS(err_buf, "not enough disk space");
     EXPECT_EQ_INT(sh("$C models list"), 0);
@@ -435,10 +425,7 @@ TEST(models_pull_on_a_full_tmpfs)
     if (sh("mkdir -p $R/../small && mount -t tmpfs -o size=3m tmpfs $R/../small") != 0)
         SKIP("cannot mount a tmpfs here (not root, or no permission in this container)");
     setup();
-    char e[2048], cat[8192];
-    entry(e, sizeof e, "good", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(publish_one(2, "good", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("CAIRN_HOME=$R/../small/home $C models update && "
                      "CAIRN_HOME=$R/../small/home $C models pull good"), 1);
     EXPECT_CONTAINS(err_buf, "not enough disk space");
@@ -453,10 +440,7 @@ TEST(models_pull_on_a_full_tmpfs)
 TEST(models_catalog_update_refuses_bad_signatures)
 {
     setup();
-    char e[2048], cat[8192];
-    entry(e, sizeof e, "good", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
-    snprintf(cat, sizeof cat, "[%s]", e);
-    EXPECT_EQ_INT(publish(5, cat), 0);
+    EXPECT_EQ_INT(publish_one(5, "good", "", "m1.gguf", 0.00028, NULL), 0);
     /* changed after signing */
     EXPECT_EQ_INT(sh("sed -i 's/test model/evil model/' $R/catalog.json && $C models update"), 1);
     EXPECT_CONTAINS(err_buf, "does not verify");
@@ -469,7 +453,7 @@ TEST(models_catalog_update_refuses_bad_signatures)
                      "$R/../other.key $R/catalog.json >/dev/null && $C models update"), 1);
     EXPECT_CONTAINS(err_buf, "does not verify");
     /* an older catalog, properly signed: a replay */
-    EXPECT_EQ_INT(publish(4, cat), 1);
+    EXPECT_EQ_INT(publish_one(4, "good", "", "m1.gguf", 0.00028, NULL), 1);
     EXPECT_CONTAINS(err_buf, "older than the catalog in use");
     /* the catalog in use is still the good one */
     EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
