@@ -549,6 +549,14 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
     if (!rc)
         rc = src;
     close(d.fd);
+    if (rc && bytes_done(&d) == 0) {
+        /* nothing arrived (a 404, a refused redirect, no network): no
+        ** reserved space or state is left behind for a resume of nothing */
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s.state", dest);
+        unlink(path);
+        unlink(dest);
+    }
     if (rc == CN_OK) {
         char path[PATH_MAX + 16];
         snprintf(path, sizeof path, "%s.state", dest);

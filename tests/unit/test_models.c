@@ -390,6 +390,9 @@ TEST(models_pull_failures)
               cases[i].params, cases[i].sha), 0);
         EXPECT_EQ_INT(sh("CAIRN_STALL_SECONDS=1 CAIRN_RETRIES=2 $C models pull good"), 1);
         EXPECT_CONTAINS(err_buf, cases[i].want);
+        /* no partial data is left when none arrived or it was found bad */
+        EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial"), 0);
+        EXPECT(strstr(out_buf, "good.gguf") == NULL);
         /* the first version is still installed, active and intact */
         EXPECT_EQ_INT(sh("$C models verify good && $C models list"), 0);
         EXPECT_CONTAINS(out_buf, "active");
