@@ -227,13 +227,7 @@ static int run_match(store *s, const char *match, int limit, int k, bool all_ter
         store_hit *h = &hits[*n];
         memset(h, 0, sizeof *h);
         h->passage_id = id;
-        h->doc_id = sqlite3_column_int64(st, 1);
-        h->path = store_col_str(st, 2, a, NULL, &oom);
-        h->title = store_col_str(st, 3, a, NULL, &oom);
-        h->page_start = sqlite3_column_int(st, 4);
-        h->page_end = sqlite3_column_int(st, 5);
-        h->heading = store_col_str(st, 6, a, NULL, &oom);
-        h->text = store_col_str(st, 7, a, &h->len, &oom);
+        store_col_hit(st, a, h, &oom);
         h->score = -sqlite3_column_double(st, 8);
         h->all_terms = all_terms;
         if (!oom)

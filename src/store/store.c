@@ -808,6 +808,17 @@ int store_prune(store *s, store_exists_fn exists, void *ctx, cn_err *err)
 /* ---- reading ----------------------------------------------------------- */
 
 /* Column i as a NUL-terminated copy in arena a; NULL stays NULL. */
+void store_col_hit(sqlite3_stmt *st, cn_arena *a, store_hit *h, bool *oom)
+{
+    h->doc_id = sqlite3_column_int64(st, 1);
+    h->path = store_col_str(st, 2, a, NULL, oom);
+    h->title = store_col_str(st, 3, a, NULL, oom);
+    h->page_start = sqlite3_column_int(st, 4);
+    h->page_end = sqlite3_column_int(st, 5);
+    h->heading = store_col_str(st, 6, a, NULL, oom);
+    h->text = store_col_str(st, 7, a, &h->len, oom);
+}
+
 const char *store_col_str(sqlite3_stmt *st, int i, cn_arena *a, size_t *len, bool *oom)
 {
     const char *t = (const char *)sqlite3_column_text(st, i);
@@ -835,13 +846,7 @@ int store_get_passages(store *s, const int64_t *ids, int n, cn_arena *a, store_h
         if (src == SQLITE_ROW) {
             store_hit *h = &hits[i];
             h->passage_id = sqlite3_column_int64(st, 0);
-            h->doc_id = sqlite3_column_int64(st, 1);
-            h->path = store_col_str(st, 2, a, NULL, &oom);
-            h->title = store_col_str(st, 3, a, NULL, &oom);
-            h->page_start = sqlite3_column_int(st, 4);
-            h->page_end = sqlite3_column_int(st, 5);
-            h->heading = store_col_str(st, 6, a, NULL, &oom);
-            h->text = store_col_str(st, 7, a, &h->len, &oom);
+            store_col_hit(st, a, h, &oom);
         }
         sqlite3_reset(st);
         if (src != SQLITE_ROW && src != SQLITE_DONE)

@@ -74,6 +74,11 @@ int store_exec(store *s, const char *sql, cn_err *err);
 ** len is not NULL); a NULL column gives NULL. Sets *oom when a is full. */
 const char *store_col_str(sqlite3_stmt *st, int i, cn_arena *a, size_t *len, bool *oom);
 
+/* A passage row into h: columns 1..7 are doc id, path, title, page start,
+** page end, heading, text (the passage queries all select them so);
+** strings go into a. Fields it does not read are left as they are. */
+void store_col_hit(sqlite3_stmt *st, cn_arena *a, store_hit *h, bool *oom);
+
 /* search.c: free what keyword search set up (called by store_close). */
 void store_search_release(store *s);
 
