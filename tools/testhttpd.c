@@ -116,21 +116,13 @@ static void *serve(void *arg)
             reply(fd, status, NULL);
             close(fd);
             return NULL;
-        } else if (!strncmp(p, "/loop/", 6)) {
+        } else if (!strncmp(p, "/loop/", 6) || !strncmp(p, "/redirect/", 10) ||
+                   !strncmp(p, "/tohttp/", 8)) {
+            /* loop: to itself; redirect: to the rest of the path; tohttp: off-machine */
+            const char *rest = strchr(p + 1, '/');
             char loc[4200];
-            snprintf(loc, sizeof loc, "Location: %s\r\n", path);
-            reply(fd, 302, loc);
-            close(fd);
-            return NULL;
-        } else if (!strncmp(p, "/redirect/", 10)) {
-            char loc[4200];
-            snprintf(loc, sizeof loc, "Location: %s\r\n", p + 9);
-            reply(fd, 302, loc);
-            close(fd);
-            return NULL;
-        } else if (!strncmp(p, "/tohttp/", 8)) {
-            char loc[4200];
-            snprintf(loc, sizeof loc, "Location: http://example.com%s\r\n", p + 7);
+            snprintf(loc, sizeof loc, "Location: %s%s\r\n", p[1] == 't' ? "http://example.com" : "",
+                     p[1] == 'l' ? path : rest);
             reply(fd, 302, loc);
             close(fd);
             return NULL;

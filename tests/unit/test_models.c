@@ -47,6 +47,14 @@ static void server_start(int p)
     sscanf(out_buf, "port %d", &port);
 }
 
+/* The server's request log into out_buf, once it has n lines (a request is
+** logged just after its last byte, which the client may see first). */
+static int read_server_log(int n)
+{
+    return sh("for i in $(seq 60); do [ $(wc -l < $R/../srv.log) -ge %d ] && break; "
+              "sleep 0.05; done; cat $R/../srv.log", n);
+}
+
 static void server_stop(void) { sh("pkill -f \"testhttpd $R \" ; sleep 0.1"); }
 
 /* Write the catalog (models JSON array text) into $R, sign it with the
@@ -203,10 +211,11 @@ TEST(models_signature_check)
     EXPECT(mdl_signature_check(msg, strlen(msg), sig_hex, "zz", "c", &err) < 0);
 }
 
+/* The whole life of a model; its URL redirects once, as hub URLs do. */
 TEST(models_pull_verify_use_rollback_rm)
 {
     setup();
-    EXPECT_EQ_INT(publish_one(2, "dreams", "", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(publish_one(2, "dreams", "redirect/", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_CONTAINS(out_buf, "signature verified");
     EXPECT_EQ_INT(sh("$C models pull --json dreams"), 0);
     EXPECT_CONTAINS(out_buf, "\"phase\":\"download\"");
@@ -279,8 +288,7 @@ TEST(models_pull_resumes)
     EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull dreams"), 0);
     EXPECT_CONTAINS(err_buf, "retrying");
     /* two requests: the cut one, then a Range request from where it stopped */
-    EXPECT_EQ_INT(sh("for i in $(seq 60); do [ $(wc -l < $R/../srv.log) -ge 2 ] && break; "
-                     "sleep 0.05; done; cat $R/../srv.log"), 0);
+    EXPECT_EQ_INT(read_server_log(2), 0);
     long long s1, e1, n1, s2, e2, n2;
     EXPECT(sscanf(out_buf, "%*s %lld %lld %lld\n%*s %lld %lld %lld", &s1, &e1, &n1, &s2, &e2,
                   &n2) == 6);
@@ -318,9 +326,7 @@ TEST(models_pull_resumes)
     EXPECT(on_disk > 0 && on_disk < 1068640);
     /* ...is not fetched again: the rerun asks for exactly the rest */
     EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull slow"), 0);
-    /* the server logs a request just after its last byte: wait for them */
-    EXPECT_EQ_INT(sh("for i in $(seq 60); do [ $(wc -l < $R/../srv.log) -ge %d ] && break; "
-                     "sleep 0.05; done; cat $R/../srv.log", n_resume), 0);
+    EXPECT_EQ_INT(read_server_log(n_resume), 0);
     long long fetched = 0;
     int n_req = 0;
     for (char *line = out_buf; *line;) {
