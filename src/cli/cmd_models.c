@@ -409,6 +409,7 @@ int cmd_models(int argc, char **argv)
     cn_err err = {0};
     const char *s = a.sub;
     bool one = a.n_rest == 1;
+    mdl_installed imported;
     if (!strcmp(s, "list") || !strcmp(s, "ls"))
         return do_list(&a);
     if (!strcmp(s, "pull"))
@@ -431,7 +432,7 @@ int cmd_models(int argc, char **argv)
         mdl_catalog *c = NULL;
         mdl_catalog_load(a.home, key_of(&a), &c, NULL);
         pull_ui u = {false, isatty(2), 0, NULL};
-        rc = mdl_import(a.home, a.rest[0], a.name, a.role, c, on_progress, &u, &err);
+        rc = mdl_import(a.home, a.rest[0], a.name, a.role, c, on_progress, &u, &imported, &err);
         if (u.tty)
             fprintf(stderr, "\r\033[K");
         mdl_catalog_free(c);
@@ -452,25 +453,8 @@ int cmd_models(int argc, char **argv)
     else if (!strcmp(s, "export"))
         printf("exported %s to %s/%s.gguf (+ %s.sha256)\n", a.rest[0], a.rest[1], a.rest[0],
                a.rest[0]);
-    else if (!strcmp(s, "import")) {
-        mdl_installed m;
-        const char *nm = a.name;
-        char buf[128];
-        if (!nm) { /* the name import derived: the newest manifest wins; list and find */
-            mdl_installed *ins;
-            int n;
-            snprintf(buf, sizeof buf, "?");
-            if (mdl_list(a.home, &ins, &n, NULL) == CN_OK) {
-                for (int i = 0; i < n; i++)
-                    if (strstr(ins[i].source, a.rest[0]))
-                        snprintf(buf, sizeof buf, "%s", ins[i].name);
-                free(ins);
-            }
-            nm = buf;
-        }
-        if (mdl_get(a.home, nm, &m, NULL) == CN_OK)
-            printf("imported %s as '%s' (%s, %s)%s\n", a.rest[0], m.name, m.role, m.arch,
-                   m.active ? ", active" : "");
-    }
+    else if (!strcmp(s, "import"))
+        printf("imported %s as '%s' (%s, %s)%s\n", a.rest[0], imported.name, imported.role,
+               imported.arch, imported.active ? ", active" : "");
     return 0;
 }

@@ -545,7 +545,8 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
 }
 
 int mdl_import(const char *home, const char *file, const char *name, const char *role,
-               const mdl_catalog *c, mdl_progress_fn fn, void *ctx, cn_err *err)
+               const mdl_catalog *c, mdl_progress_fn fn, void *ctx, mdl_installed *out,
+               cn_err *err)
 {
     char dir[PATH_MAX], nm[80], arch[32] = "", sha[65];
     int rc = models_dir(home, dir, sizeof dir, err);
@@ -594,8 +595,9 @@ int mdl_import(const char *home, const char *file, const char *name, const char 
         return rc;
     char source[PATH_MAX + 8];
     snprintf(source, sizeof source, "import:%s", file);
-    return install_file(home, name, role, arch, file, st.st_size, sha, source, e != NULL, true,
-                        err);
+    rc = install_file(home, name, role, arch, file, st.st_size, sha, source, e != NULL, true,
+                      err);
+    return rc || !out ? rc : mdl_get(home, name, out, err);
 }
 
 int mdl_export(const char *home, const char *name, const char *dir, cn_err *err)

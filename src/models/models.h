@@ -139,9 +139,11 @@ int mdl_get(const char *home, const char *name, mdl_installed *out, cn_err *err)
 int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err);
 
 /* Install a GGUF the user already has: hashed, inspected, smoke-tested,
-** copied in. name NULL: from the file name; role NULL: from the architecture. */
+** copied in. name NULL: from the file name; role NULL: from the architecture.
+** What was installed goes to *out (may be NULL). */
 int mdl_import(const char *home, const char *file, const char *name, const char *role,
-               const mdl_catalog *c, mdl_progress_fn fn, void *ctx, cn_err *err);
+               const mdl_catalog *c, mdl_progress_fn fn, void *ctx, mdl_installed *out,
+               cn_err *err);
 
 /* Copy an installed model's file and manifest to dir (for another machine). */
 int mdl_export(const char *home, const char *name, const char *dir, cn_err *err);
