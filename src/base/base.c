@@ -40,6 +40,14 @@ const char *cn_strerror(int code)
 
 void *cn_malloc(size_t n) { return malloc(n ? n : 1); }
 
+void *cn_malloc_array(size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    size_t n = count * size;
+    return malloc(n ? n : 1);
+}
+
 void *cn_calloc(size_t count, size_t size) { return calloc(count ? count : 1, size ? size : 1); }
 
 void *cn_realloc_array(void *p, size_t count, size_t size)
@@ -67,13 +75,17 @@ void cn_arena_init(cn_arena *a, size_t max_bytes)
 
 void *cn_arena_alloc(cn_arena *a, size_t n)
 {
+    /* Round up to 16 without wrapping: a size within 15 of SIZE_MAX (a
+    ** hostile length plus one, say) would round to 0 and "succeed". */
+    if (n > SIZE_MAX - 15)
+        return NULL;
     n = (n + 15) & ~(size_t)15;
     if (n == 0)
         n = 16;
     cn_arena_block *b = a->head;
     if (!b || b->size - b->used < n) {
         size_t sz = n > 65536 ? n : 65536;
-        if (a->used_total + sz > a->max_bytes || sz > SIZE_MAX - sizeof *b)
+        if (sz > a->max_bytes || a->used_total > a->max_bytes - sz || sz > SIZE_MAX - sizeof *b)
             return NULL;
         b = malloc(sizeof *b + sz);
         if (!b)
@@ -91,6 +103,8 @@ void *cn_arena_alloc(cn_arena *a, size_t n)
 
 char *cn_arena_strndup(cn_arena *a, const char *s, size_t n)
 {
+    if (n == SIZE_MAX)
+        return NULL;
     char *p = cn_arena_alloc(a, n + 1);
     if (p) {
         memcpy(p, s, n);

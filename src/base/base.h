@@ -36,10 +36,13 @@ int cn_fail(cn_err *err, int code, const char *fmt, ...) __attribute__((format(p
 /* A short name for a status code ("out of memory", "bad format", ...). */
 const char *cn_strerror(int code);
 
-/* malloc/calloc/realloc that never return NULL for n > 0 without reporting;
-** they return NULL on failure and the caller reports CN_ENOMEM. They exist so
-** that sizes are checked for overflow in one place. */
+/* malloc/calloc/realloc wrappers: NULL on failure (the caller reports
+** CN_ENOMEM), never NULL for a size of 0. The ones that take count and size
+** (cn_malloc_array, cn_calloc, cn_realloc_array) return NULL when
+** count * size overflows, so a caller multiplying a hostile count never gets
+** a short buffer; cn_malloc takes a size already computed and checked. */
 void *cn_malloc(size_t n);
+void *cn_malloc_array(size_t count, size_t size);
 void *cn_calloc(size_t count, size_t size);
 void *cn_realloc_array(void *p, size_t count, size_t size);
 

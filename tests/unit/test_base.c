@@ -28,6 +28,28 @@ TEST(base_arena_respects_limit)
     cn_arena_free(&a);
 }
 
+/* Sizes near SIZE_MAX used to wrap when rounded up to 16 (n + 15 == 0 for
+** n = SIZE_MAX - 14) and came back as a 16-byte "success"; the running
+** total could wrap too with an unlimited arena. */
+TEST(base_arena_refuses_wrapping_sizes)
+{
+    cn_arena a;
+    cn_arena_init(&a, SIZE_MAX);
+    EXPECT(cn_arena_alloc(&a, 8) != NULL);
+    EXPECT(cn_arena_alloc(&a, SIZE_MAX) == NULL);
+    EXPECT(cn_arena_alloc(&a, SIZE_MAX - 14) == NULL);
+    EXPECT(cn_arena_alloc(&a, SIZE_MAX - 100) == NULL);
+    EXPECT(cn_arena_strndup(&a, "x", SIZE_MAX) == NULL);
+    cn_arena_free(&a);
+    /* count * size overflow in the array allocators */
+    EXPECT(cn_malloc_array(SIZE_MAX / 2 + 2, 2) == NULL);
+    EXPECT(cn_realloc_array(NULL, SIZE_MAX / 4 + 1, 8) == NULL);
+    EXPECT(cn_calloc(SIZE_MAX / 2 + 2, 2) == NULL);
+    void *p = cn_malloc_array(16, 4);
+    EXPECT(p != NULL);
+    free(p);
+}
+
 TEST(base_buf_caps_growth)
 {
     cn_buf b;
