@@ -4,6 +4,7 @@
 */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ const char cli_run_help[] =
     "model options:\n"
     "  -m, --model FILE      GGUF file or installed model name (default: the active\n"
     "                        chat model, see `cairn models`)\n"
+    "      --home DIR        data directory where installed models are looked up\n"
+    "                        (default $CAIRN_HOME, else ~/.local/share/cairn)\n"
     "  -t, --threads N       worker threads (default: physical cores)\n"
     "  -c, --ctx N           context length in tokens (default: min(model, 4096))\n"
     "  -b, --batch N         prompt tokens per forward pass (default 256)\n"
@@ -38,110 +41,123 @@ const char cli_run_help[] =
     "      --stop TEXT       stop when TEXT is generated (repeatable, up to 8)\n"
     "      --ignore-eos      keep going past end-of-generation tokens\n";
 
-/* Returns 1 if argv[*i] was one of ours (advancing *i past its value),
-** 0 if not, 2 (after printing) for a bad value. */
-int cli_run_option(const char *cmd, cli_run_args *a, int argc, char **argv, int *i)
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *longopts)
 {
-    const char *o = argv[*i];
-    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    opterr = 0; /* the messages below name the command and point to --help */
+    int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+    if (c != '?' && c != ':')
+        return c;
+    const char *spelled = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (c == ':')
+        cli_usage(cmd, "option %s needs a value", spelled);
+    else if (!strncmp(spelled, "--", 2))
+        cli_usage(cmd, "unknown option or unexpected value: '%s'", spelled);
+    else
+        cli_usage(cmd, "unknown option '-%c'", optopt > 32 && optopt < 127 ? optopt : '?');
+    return '?';
+}
+
+/* Returns 1 if opt was one of ours, 0 if not, 2 (after printing) for a bad
+** value. */
+int cli_run_option(const char *cmd, cli_run_args *a, int opt, const char *v)
+{
     long n;
     double d;
-#define NEED_VALUE()                                                                               \
-    do {                                                                                           \
-        if (!v) {                                                                                  \
-            cli_usage(cmd, "option %s needs a value", o);                                          \
-            return 2;                                                                              \
-        }                                                                                          \
-        (*i)++;                                                                                    \
-    } while (0)
-#define BAD(what)                                                                                  \
+#define BAD(o, what)                                                                               \
     do {                                                                                           \
         cli_usage(cmd, "%s %s: expected %s", o, v, what);                                          \
         return 2;                                                                                  \
     } while (0)
 
-    if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-        NEED_VALUE();
+    switch (opt) {
+    case 'm':
         a->model = v;
-    } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_HOME:
+        a->home = v;
+        break;
+    case 't':
         if (!cli_int(v, 1, 512, &n))
-            BAD("an integer from 1 to 512");
+            BAD("--threads", "an integer from 1 to 512");
         a->opts.n_threads = (int)n;
-    } else if (!strcmp(o, "-c") || !strcmp(o, "--ctx")) {
-        NEED_VALUE();
+        break;
+    case 'c':
         if (!cli_int(v, 16, 1 << 24, &n))
-            BAD("an integer from 16");
+            BAD("--ctx", "an integer from 16");
         a->opts.n_ctx = (int)n;
-    } else if (!strcmp(o, "-b") || !strcmp(o, "--batch")) {
-        NEED_VALUE();
+        break;
+    case 'b':
         if (!cli_int(v, 1, 1 << 16, &n))
-            BAD("an integer from 1 to 65536");
+            BAD("--batch", "an integer from 1 to 65536");
         a->opts.n_batch = (int)n;
-    } else if (!strcmp(o, "--mlock")) {
+        break;
+    case CLI_OPT_MLOCK:
         a->opts.mlock = true;
-    } else if (!strcmp(o, "--kv-type")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_KV_TYPE:
         if (strcmp(v, "f16") && strcmp(v, "f32"))
-            BAD("f16 or f32");
+            BAD("--kv-type", "f16 or f32");
         a->opts.kv_f32 = !strcmp(v, "f32");
         a->kv_set = true;
-    } else if (!strcmp(o, "-n") || !strcmp(o, "--n-predict")) {
-        NEED_VALUE();
+        break;
+    case 'n':
         if (!cli_int(v, 0, 1 << 24, &n))
-            BAD("a non-negative integer");
+            BAD("--n-predict", "a non-negative integer");
         a->n_predict = (int)n;
-    } else if (!strcmp(o, "--temp")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_TEMP:
         if (!cli_float(v, 0, 100, &d))
-            BAD("a number from 0 to 100");
+            BAD("--temp", "a number from 0 to 100");
         a->sampler.temp = (float)d;
-    } else if (!strcmp(o, "--top-k")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_TOP_K:
         if (!cli_int(v, 0, 1 << 24, &n))
-            BAD("a non-negative integer");
+            BAD("--top-k", "a non-negative integer");
         a->sampler.top_k = (int)n;
-    } else if (!strcmp(o, "--top-p")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_TOP_P:
         if (!cli_float(v, 1e-6, 1, &d))
-            BAD("a number in (0, 1]");
+            BAD("--top-p", "a number in (0, 1]");
         a->sampler.top_p = (float)d;
-    } else if (!strcmp(o, "--min-p")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_MIN_P:
         if (!cli_float(v, 0, 1, &d))
-            BAD("a number in [0, 1]");
+            BAD("--min-p", "a number in [0, 1]");
         a->sampler.min_p = (float)d;
-    } else if (!strcmp(o, "--repeat-penalty")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_REPEAT_PENALTY:
         if (!cli_float(v, 0.01, 100, &d))
-            BAD("a number from 0.01 to 100");
+            BAD("--repeat-penalty", "a number from 0.01 to 100");
         a->sampler.repeat_penalty = (float)d;
-    } else if (!strcmp(o, "--repeat-last-n")) {
-        NEED_VALUE();
+        break;
+    case CLI_OPT_REPEAT_LAST_N:
         if (!cli_int(v, 0, 1 << 20, &n))
-            BAD("a non-negative integer");
+            BAD("--repeat-last-n", "a non-negative integer");
         a->sampler.repeat_last_n = (int)n;
-    } else if (!strcmp(o, "--seed")) {
-        NEED_VALUE();
-        unsigned long long s;
+        break;
+    case CLI_OPT_SEED: {
         char *end;
-        s = strtoull(v, &end, 10);
-        if (!*v || *end)
-            BAD("a non-negative integer");
+        errno = 0;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-' || errno)
+            BAD("--seed", "a non-negative integer");
         a->sampler.seed = s;
-    } else if (!strcmp(o, "--stop")) {
-        NEED_VALUE();
+        break;
+    }
+    case CLI_OPT_STOP:
         if (a->n_stop >= CLI_MAX_STOP)
-            BAD("at most 8 stop strings");
+            BAD("--stop", "at most 8 stop strings");
         if (!*v)
-            BAD("a non-empty string");
+            BAD("--stop", "a non-empty string");
         a->stop[a->n_stop++] = v;
-    } else if (!strcmp(o, "--ignore-eos")) {
+        break;
+    case CLI_OPT_IGNORE_EOS:
         a->ignore_eos = true;
-    } else {
+        break;
+    default:
         return 0;
     }
     return 1;
-#undef NEED_VALUE
 #undef BAD
 }

@@ -9,6 +9,8 @@
 #include "base/base.h"
 #include "engine/engine.h"
 
+#include <getopt.h>
+
 int cmd_inspect(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
@@ -36,12 +38,44 @@ bool cli_int(const char *s, long lo, long hi, long *out);
 /* Parse a float in [lo, hi]. */
 bool cli_float(const char *s, double lo, double hi, double *out);
 /* The model file to use: given (a path, or an installed model's name), else
-** the active model of role; *out points into buf. Returns 0 or an exit
+** the active model of role, both looked up in the data directory home (NULL:
+** $CAIRN_HOME, then the default); *out points into buf. Returns 0 or an exit
 ** status after printing the problem. */
-int cli_model_path(const char *cmd, const char *given, const char *role, char *buf, size_t cap,
-                   const char **out);
+int cli_model_path(const char *cmd, const char *home, const char *given, const char *role,
+                   char *buf, size_t cap, const char **out);
 /* Human size: "808.0 MB". buf must hold 32 bytes. */
 const char *cli_size(uint64_t bytes, char *buf);
+
+/* ---- option parsing (args.c) ------------------------------------------
+** Every command parses with getopt_long, so all spell and order options
+** alike: options may come before or after the operands, `--` ends the
+** options (what follows is an operand even if it starts with '-'), and a
+** value may be given as `--opt V` or `--opt=V`. Operands are then
+** argv[optind..argc). Short option strings start with ':' so that a missing
+** value is told apart from an unknown option. */
+
+/* getopt_long with Cairn's usage messages. Returns the option, -1 after the
+** last one, or '?' after printing the problem (the caller returns 2). */
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+
+/* Codes of long options without a short form. */
+enum {
+    CLI_OPT_HOME = 256,
+    CLI_OPT_JSON,
+    CLI_OPT_KV_TYPE,
+    CLI_OPT_MLOCK,
+    CLI_OPT_TEMP,
+    CLI_OPT_TOP_K,
+    CLI_OPT_TOP_P,
+    CLI_OPT_MIN_P,
+    CLI_OPT_REPEAT_PENALTY,
+    CLI_OPT_REPEAT_LAST_N,
+    CLI_OPT_SEED,
+    CLI_OPT_STOP,
+    CLI_OPT_IGNORE_EOS,
+    CLI_OPT_FIRST_FREE = 300 /* a command's own long-only options start here */
+};
 
 /* ---- options shared by the model-running commands (args.c) ---------- */
 
@@ -49,6 +83,7 @@ const char *cli_size(uint64_t bytes, char *buf);
 
 typedef struct cli_run_args {
     const char *model;
+    const char *home;     /* --home: where installed model names are looked up */
     eng_opts opts;
     bool kv_set;          /* --kv-type was given */
     eng_sampler_opts sampler;
@@ -59,8 +94,27 @@ typedef struct cli_run_args {
 } cli_run_args;
 
 extern const char cli_run_help[];
+/* The shared options for getopt_long: short letters and long entries. */
+#define CLI_RUN_SHORTOPTS "m:t:c:b:n:"
+#define CLI_RUN_LONGOPTS                                                                           \
+    {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 't'},          \
+        {"ctx", required_argument, NULL, 'c'}, {"batch", required_argument, NULL, 'b'},          \
+        {"n-predict", required_argument, NULL, 'n'}, {"home", required_argument, NULL, CLI_OPT_HOME}, \
+        {"kv-type", required_argument, NULL, CLI_OPT_KV_TYPE},                                   \
+        {"mlock", no_argument, NULL, CLI_OPT_MLOCK}, {"temp", required_argument, NULL, CLI_OPT_TEMP}, \
+        {"top-k", required_argument, NULL, CLI_OPT_TOP_K},                                       \
+        {"top-p", required_argument, NULL, CLI_OPT_TOP_P},                                       \
+        {"min-p", required_argument, NULL, CLI_OPT_MIN_P},                                       \
+        {"repeat-penalty", required_argument, NULL, CLI_OPT_REPEAT_PENALTY},                     \
+        {"repeat-last-n", required_argument, NULL, CLI_OPT_REPEAT_LAST_N},                       \
+        {"seed", required_argument, NULL, CLI_OPT_SEED},                                         \
+        {"stop", required_argument, NULL, CLI_OPT_STOP},                                         \
+        {"ignore-eos", no_argument, NULL, CLI_OPT_IGNORE_EOS}
 void cli_run_defaults(cli_run_args *a);
-int cli_run_option(const char *cmd, cli_run_args *a, int argc, char **argv, int *i);
+/* Apply option opt (as cli_getopt returned it) with value arg. Returns 1 if
+** it was one of the shared options, 0 if not, 2 (after printing) for a bad
+** value. */
+int cli_run_option(const char *cmd, cli_run_args *a, int opt, const char *arg);
 /* Open a->model and its tokenizer, and tokenize text (special-token text
 ** parsed; BOS if add_bos and the model asks for one). */
 int cli_open_and_tokenize(const cli_run_args *a, const char *text, size_t len, bool add_bos,

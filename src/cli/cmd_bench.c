@@ -110,41 +110,41 @@ static uint64_t bytes_per_token(const eng_model *m)
 static int parse(int argc, char **argv, bench_args *a)
 {
     *a = (bench_args){.n_prompt = 512, .n_gen = 64, .reps = 3, .opts.n_batch = 512};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            fputs(bench_help, stdout);
-            return -1;
-        }
-        if (!strcmp(o, "--json")) {
-            a->json = true;
-            continue;
-        }
-        if (!strcmp(o, "--mlock")) {
-            a->opts.mlock = true;
-            continue;
-        }
-        if (!v)
-            return cli_usage("bench", "%s: unknown option or missing value", o);
-        i++;
-        if (!strcmp(o, "-m") || !strcmp(o, "--model"))
-            a->model = v;
-        else if (!strcmp(o, "--kv-type") && (!strcmp(v, "f16") || !strcmp(v, "f32")))
+    static const struct option longs[] = {
+        {"model", required_argument, NULL, 'm'}, {"prompt", required_argument, NULL, 'p'},
+        {"gen", required_argument, NULL, 'n'}, {"threads", required_argument, NULL, 't'},
+        {"batch", required_argument, NULL, 'b'}, {"reps", required_argument, NULL, 'r'},
+        {"kv-type", required_argument, NULL, CLI_OPT_KV_TYPE},
+        {"mlock", no_argument, NULL, CLI_OPT_MLOCK}, {"json", no_argument, NULL, CLI_OPT_JSON},
+        {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    long n;
+    while ((c = cli_getopt("bench", argc, argv, ":m:p:n:t:b:r:h", longs)) != -1) {
+        const char *v = optarg;
+        bool ok = true;
+        switch (c) {
+        case 'h': fputs(bench_help, stdout); return -1;
+        case CLI_OPT_JSON: a->json = true; break;
+        case CLI_OPT_MLOCK: a->opts.mlock = true; break;
+        case 'm': a->model = v; break;
+        case CLI_OPT_KV_TYPE:
+            ok = !strcmp(v, "f16") || !strcmp(v, "f32");
             a->opts.kv_f32 = !strcmp(v, "f32");
-        else if ((!strcmp(o, "-p") || !strcmp(o, "--prompt")) && cli_int(v, 0, 1 << 16, &n))
-            a->n_prompt = (int)n;
-        else if ((!strcmp(o, "-n") || !strcmp(o, "--gen")) && cli_int(v, 0, 1 << 16, &n))
-            a->n_gen = (int)n;
-        else if ((!strcmp(o, "-t") || !strcmp(o, "--threads")) && cli_int(v, 1, 512, &n))
-            a->opts.n_threads = (int)n;
-        else if ((!strcmp(o, "-b") || !strcmp(o, "--batch")) && cli_int(v, 1, 1 << 16, &n))
-            a->opts.n_batch = (int)n;
-        else if ((!strcmp(o, "-r") || !strcmp(o, "--reps")) && cli_int(v, 1, 100, &n))
-            a->reps = (int)n;
-        else
-            return cli_usage("bench", "%s %s: unknown option or bad value", o, v);
+            break;
+        case 'p': ok = cli_int(v, 0, 1 << 16, &n) && ((a->n_prompt = (int)n), true); break;
+        case 'n': ok = cli_int(v, 0, 1 << 16, &n) && ((a->n_gen = (int)n), true); break;
+        case 't': ok = cli_int(v, 1, 512, &n) && ((a->opts.n_threads = (int)n), true); break;
+        case 'b': ok = cli_int(v, 1, 1 << 16, &n) && ((a->opts.n_batch = (int)n), true); break;
+        case 'r': ok = cli_int(v, 1, 100, &n) && ((a->reps = (int)n), true); break;
+        default: return 2;
+        }
+        if (!ok)
+            return c == CLI_OPT_KV_TYPE
+                       ? cli_usage("bench", "--kv-type %s: expected f16 or f32", v)
+                       : cli_usage("bench", "-%c %s: bad value (see the ranges in --help)", c, v);
     }
+    if (optind < argc)
+        return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
     if (!a->model)
         return cli_usage("bench", "a model is required (-m FILE)");
     if (!a->n_prompt && !a->n_gen)

@@ -71,22 +71,29 @@ int cmd_chat(int argc, char **argv)
     cli_run_defaults(&a);
     a.n_predict = 1024;
     const char *system = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_run_option("chat", &a, argc, argv, &i);
+    static const struct option longs[] = {
+        CLI_RUN_LONGOPTS, {"system", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    while ((c = cli_getopt("chat", argc, argv, ":" CLI_RUN_SHORTOPTS "s:h", longs)) != -1) {
+        int r = cli_run_option("chat", &a, c, optarg);
         if (r == 2)
             return 2;
         if (r == 1)
             continue;
-        if ((!strcmp(argv[i], "-s") || !strcmp(argv[i], "--system")) && i + 1 < argc)
-            system = argv[++i];
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (c == 's')
+            system = optarg;
+        else if (c == 'h') {
             printf("%s\n%s", help, cli_run_help);
             return 0;
         } else
-            return cli_usage("chat", "unknown option or missing value: '%s'", argv[i]);
+            return 2;
     }
+    if (optind < argc)
+        return cli_usage("chat", "unexpected argument '%s' (the chat reads its input from the "
+                                 "terminal)", argv[optind]);
     char model_buf[4096];
-    int mrc = cli_model_path("chat", a.model, "chat", model_buf, sizeof model_buf, &a.model);
+    int mrc = cli_model_path("chat", a.home, a.model, "chat", model_buf, sizeof model_buf, &a.model);
     if (mrc)
         return mrc;
 

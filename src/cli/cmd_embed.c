@@ -5,6 +5,7 @@
 */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,11 @@ static const char help[] =
     "usage: cairn embed -m FILE [options] [TEXT...]\n\n"
     "Print one embedding vector per TEXT (or per line of stdin when no TEXT is given):\n"
     "space-separated floats on one line, L2-normalised. Texts longer than the model's\n"
-    "context are truncated, with a note on stderr.\n\n"
+    "context are truncated, with a note on stderr. Texts are embedded 64 at a time, so\n"
+    "stdin may be any length. A TEXT that starts with '-' goes after `--`.\n\n"
     "  -m, --model FILE   a BERT-family embedding model (all-MiniLM, bge-small, ...):\n"
     "                     a GGUF file or an installed name (default: the active one)\n"
+    "      --home DIR     data directory where installed models are looked up\n"
     "  -t, --threads N    worker threads (default: physical cores)\n"
     "  -b, --batch N      tokens per packed batch (default 2048)\n"
     "      --json         {\"dim\": D, \"data\": [{\"index\", \"tokens\", \"truncated\",\n"
@@ -81,138 +84,180 @@ static int bench(eng_encoder *e, const char *model, int threads, bool json)
     return 0;
 }
 
+/* Texts come from the command line or from stdin, one per line; either way
+** they are embedded and printed BATCH at a time, so memory stays bounded
+** however long stdin is. */
+enum { BATCH = 64 };
+#define MAX_LINE ((size_t)16 << 20) /* the tokenizer takes no more; the model sees far less */
+
+typedef struct text_src {
+    char **argv; /* operands, or NULL: read stdin */
+    int argc, next;
+    long line_no;
+    char *line;
+    size_t cap;
+} text_src;
+
+/* Fill texts[0..*n) with up to BATCH texts (pointers into src or malloc'd
+** copies in owned[]). Returns CN_OK (with *n == 0 at the end) or an error. */
+static int next_batch(text_src *src, char *texts[BATCH], char *owned[BATCH], int *n, cn_err *err)
+{
+    *n = 0;
+    if (src->argv) {
+        while (*n < BATCH && src->next < src->argc)
+            texts[(*n)++] = src->argv[src->next++];
+        return CN_OK;
+    }
+    while (*n < BATCH) {
+        errno = 0;
+        ssize_t len = getline(&src->line, &src->cap, stdin);
+        if (len < 0) {
+            if (ferror(stdin) || errno == ENOMEM)
+                return cn_fail(err, errno == ENOMEM ? CN_ENOMEM : CN_EIO,
+                               "stdin: cannot read line %ld: %s", src->line_no + 1,
+                               strerror(errno ? errno : EIO));
+            break;
+        }
+        src->line_no++;
+        if ((size_t)len > MAX_LINE)
+            return cn_fail(err, CN_ELIMIT, "stdin: line %ld is longer than %zu MiB",
+                           src->line_no, MAX_LINE >> 20);
+        while (len > 0 && (src->line[len - 1] == '\n' || src->line[len - 1] == '\r'))
+            src->line[--len] = 0;
+        owned[*n] = strdup(src->line);
+        if (!owned[*n])
+            return cn_fail(err, CN_ENOMEM, "stdin: out of memory at line %ld", src->line_no);
+        texts[*n] = owned[*n];
+        (*n)++;
+    }
+    return CN_OK;
+}
+
+/* Print one vector, as text or as one item of the JSON "data" array. */
+static int print_vector(const float *vec, int dim, long index, bool truncated, bool json)
+{
+    if (!json) {
+        for (int d = 0; d < dim; d++)
+            printf("%s%.7g", d ? " " : "", vec[d]);
+        printf("\n");
+        return CN_OK;
+    }
+    json_t *item = json_object(), *arr = json_array();
+    if (!item || !arr) {
+        json_decref(item);
+        json_decref(arr);
+        return CN_ENOMEM;
+    }
+    for (int d = 0; d < dim; d++)
+        json_array_append_new(arr, json_real(vec[d]));
+    json_object_set_new(item, "index", json_integer(index));
+    json_object_set_new(item, "truncated", json_boolean(truncated));
+    json_object_set_new(item, "embedding", arr);
+    char *s = json_dumps(item, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    json_decref(item);
+    if (!s)
+        return CN_ENOMEM;
+    printf("%s%s", index ? "," : "", s);
+    free(s);
+    return CN_OK;
+}
+
 int cmd_embed(int argc, char **argv)
 {
-    const char *model = NULL;
+    const char *model = NULL, *home = NULL;
     bool json = false, do_bench = false;
     eng_opts o = {0};
-    char **texts = cn_calloc((size_t)argc, sizeof *texts);
-    int n_texts = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        long v;
-        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc)
-            model = argv[++i];
-        else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc) {
-            if (!cli_int(argv[++i], 1, 512, &v)) {
-                free(texts);
-                return cli_usage("embed", "-t %s: expected 1 to 512", argv[i]);
-            }
+    enum { OPT_BENCH = CLI_OPT_FIRST_FREE };
+    static const struct option longs[] = {
+        {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 't'},
+        {"batch", required_argument, NULL, 'b'}, {"home", required_argument, NULL, CLI_OPT_HOME},
+        {"json", no_argument, NULL, CLI_OPT_JSON}, {"bench", no_argument, NULL, OPT_BENCH},
+        {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    long v;
+    while ((c = cli_getopt("embed", argc, argv, ":m:t:b:h", longs)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case CLI_OPT_HOME: home = optarg; break;
+        case CLI_OPT_JSON: json = true; break;
+        case OPT_BENCH: do_bench = true; break;
+        case 't':
+            if (!cli_int(optarg, 1, 512, &v))
+                return cli_usage("embed", "-t %s: expected 1 to 512", optarg);
             o.n_threads = (int)v;
-        } else if ((!strcmp(a, "-b") || !strcmp(a, "--batch")) && i + 1 < argc) {
-            if (!cli_int(argv[++i], 1, 1 << 16, &v)) {
-                free(texts);
-                return cli_usage("embed", "-b %s: expected 1 to 65536", argv[i]);
-            }
+            break;
+        case 'b':
+            if (!cli_int(optarg, 1, 1 << 16, &v))
+                return cli_usage("embed", "-b %s: expected 1 to 65536", optarg);
             o.n_batch = (int)v;
-        } else if (!strcmp(a, "--json"))
-            json = true;
-        else if (!strcmp(a, "--bench"))
-            do_bench = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("%s", help);
-            free(texts);
-            return 0;
-        } else if (a[0] == '-' && a[1] && strcmp(a, "--")) {
-            free(texts);
-            return cli_usage("embed", "unknown option or missing value: '%s'", a);
-        } else
-            texts[n_texts++] = !strcmp(a, "--") && i + 1 < argc ? argv[++i] : argv[i];
+            break;
+        case 'h': printf("%s", help); return 0;
+        default: return 2;
+        }
     }
     char model_buf[4096];
-    int mrc = cli_model_path("embed", model, "embed", model_buf, sizeof model_buf, &model);
-    if (mrc) {
-        free(texts);
+    int mrc = cli_model_path("embed", home, model, "embed", model_buf, sizeof model_buf, &model);
+    if (mrc)
         return mrc;
-    }
     cn_err err = {0};
     eng_encoder *e = NULL;
-    tok_vocab *v = NULL;
+    tok_vocab *tv = NULL;
     int rc = eng_encoder_open(&e, model, &o, &err);
     if (!rc)
-        rc = tok_open(&v, eng_encoder_gguf(e), &err);
+        rc = tok_open(&tv, eng_encoder_gguf(e), &err);
     if (rc) {
-        free(texts);
         eng_encoder_close(e);
         return cli_error(&err);
     }
     if (do_bench) {
         bench(e, model, o.n_threads ? o.n_threads : cn_physical_cores(), json);
-        tok_close(v);
+        tok_close(tv);
         eng_encoder_close(e);
-        free(texts);
         return 0;
     }
-    // texts from stdin, one per line, when none were given
-    char *line = NULL, **owned = NULL;
-    size_t cap = 0;
-    int n_owned = 0;
-    if (n_texts == 0) {
-        ssize_t len;
-        int room = 0;
-        while ((len = getline(&line, &cap, stdin)) >= 0) {
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                line[--len] = 0;
-            if (n_owned == room) {
-                room = room ? room * 2 : 64;
-                owned = cn_realloc_array(owned, (size_t)room, sizeof *owned);
-            }
-            owned[n_owned++] = strdup(line);
-        }
-        free(texts);
-        texts = owned;
-        n_texts = n_owned;
-    }
     int dim = eng_encoder_dim(e);
-    size_t *lens = cn_calloc((size_t)n_texts + 1, sizeof *lens);
-    bool *cut = cn_calloc((size_t)n_texts + 1, sizeof *cut);
-    float *vecs = cn_malloc(sizeof(float) * ((size_t)n_texts + 1) * (size_t)dim);
-    for (int i = 0; i < n_texts; i++)
-        lens[i] = strlen(texts[i]);
-    rc = n_texts ? eng_embed_texts(e, v, (const char *const *)texts, lens, n_texts, vecs, cut, &err)
-                 : CN_OK;
-    if (rc == CN_OK) {
-        for (int i = 0; i < n_texts; i++)
-            if (cut[i])
-                fprintf(stderr, "cairn: text %d was truncated to the model's %d tokens\n", i + 1,
-                        eng_encoder_n_ctx(e));
-        if (json) {
-            json_t *root = json_object(), *data = json_array();
-            json_object_set_new(root, "model", json_string(model));
-            json_object_set_new(root, "dim", json_integer(dim));
-            for (int i = 0; i < n_texts; i++) {
-                json_t *item = json_object(), *arr = json_array();
-                for (int d = 0; d < dim; d++)
-                    json_array_append_new(arr, json_real(vecs[(size_t)i * dim + d]));
-                json_object_set_new(item, "index", json_integer(i));
-                json_object_set_new(item, "truncated", json_boolean(cut[i]));
-                json_object_set_new(item, "embedding", arr);
-                json_array_append_new(data, item);
-            }
-            json_object_set_new(root, "data", data);
-            char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
-            printf("%s\n", s ? s : "{}");
-            free(s);
-            json_decref(root);
-        } else {
-            for (int i = 0; i < n_texts; i++) {
-                for (int d = 0; d < dim; d++)
-                    printf("%s%.7g", d ? " " : "", vecs[(size_t)i * dim + d]);
-                printf("\n");
-            }
-        }
+    text_src src = {.argv = optind < argc ? argv + optind : NULL, .argc = argc - optind};
+    char *texts[BATCH], *owned[BATCH];
+    size_t lens[BATCH];
+    bool cut[BATCH];
+    float *vecs = cn_malloc_array((size_t)BATCH * (size_t)dim, sizeof *vecs);
+    if (!vecs)
+        rc = cn_fail(&err, CN_ENOMEM, "out of memory for %d vectors of %d", BATCH, dim);
+    if (json && !rc) {
+        json_t *m = json_string(model);
+        char *ms = m ? json_dumps(m, JSON_ENCODE_ANY) : NULL;
+        printf("{\"model\":%s,\"dim\":%d,\"data\":[", ms ? ms : "\"\"", dim);
+        free(ms);
+        json_decref(m);
     }
-    for (int i = 0; i < n_owned; i++)
-        free(owned[i]);
-    if (!owned)
-        free(texts);
-    else
-        free(owned);
-    free(line);
-    free(lens);
-    free(cut);
+    long done = 0;
+    while (!rc) {
+        int n = 0;
+        memset(owned, 0, sizeof owned);
+        rc = next_batch(&src, texts, owned, &n, &err);
+        for (int i = 0; i < n; i++)
+            lens[i] = strlen(texts[i]);
+        if (!rc && n)
+            rc = eng_embed_texts(e, tv, (const char *const *)texts, lens, n, vecs, cut, &err);
+        for (int i = 0; !rc && i < n; i++) {
+            if (cut[i])
+                fprintf(stderr, "cairn: text %ld was truncated to the model's %d tokens\n",
+                        done + i + 1, eng_encoder_n_ctx(e));
+            if (print_vector(vecs + (size_t)i * dim, dim, done + i, cut[i], json))
+                rc = cn_fail(&err, CN_ENOMEM, "out of memory printing vector %ld", done + i + 1);
+        }
+        for (int i = 0; i < BATCH; i++)
+            free(owned[i]);
+        if (!n)
+            break;
+        done += n;
+    }
+    if (json && !rc)
+        printf("]}\n"); /* left open on failure: no consumer mistakes it for complete */
+    fflush(stdout);
+    free(src.line);
     free(vecs);
-    tok_close(v);
+    tok_close(tv);
     eng_encoder_close(e);
     return rc ? cli_error(&err) : 0;
 }

@@ -17,16 +17,21 @@ typedef struct prompt_args {
     bool no_bos;      /* --no-bos */
 } prompt_args;
 
-/* Returns true if argv[*i] was a prompt option (advancing *i past its
-** value), false if not; an option missing its value is not one. */
-static bool prompt_option(prompt_args *p, int argc, char **argv, int *i)
+/* The prompt options' short letters and long entries. */
+#define PROMPT_SHORTOPTS "p:f:"
+enum { OPT_NO_BOS = CLI_OPT_FIRST_FREE, OPT_IDS, OPT_SPECIAL };
+#define PROMPT_LONGOPTS                                                                            \
+    {"prompt", required_argument, NULL, 'p'}, {"file", required_argument, NULL, 'f'},            \
+        {"no-bos", no_argument, NULL, OPT_NO_BOS}
+
+/* Returns true if opt was a prompt option. */
+static bool prompt_option(prompt_args *p, int opt, const char *v)
 {
-    const char *o = argv[*i];
-    if ((!strcmp(o, "-p") || !strcmp(o, "--prompt")) && *i + 1 < argc)
-        p->text = argv[++*i];
-    else if ((!strcmp(o, "-f") || !strcmp(o, "--file")) && *i + 1 < argc)
-        p->file = argv[++*i];
-    else if (!strcmp(o, "--no-bos"))
+    if (opt == 'p')
+        p->text = v;
+    else if (opt == 'f')
+        p->file = v;
+    else if (opt == OPT_NO_BOS)
         p->no_bos = true;
     else
         return false;
@@ -130,25 +135,32 @@ int cmd_generate(int argc, char **argv)
     prompt_args pa = {0};
     bool special = false;
     gen_out go = {0};
-    for (int i = 1; i < argc; i++) {
-        int r = cli_run_option("generate", &a, argc, argv, &i);
+    static const struct option longs[] = {
+        CLI_RUN_LONGOPTS, PROMPT_LONGOPTS, {"ids", no_argument, NULL, OPT_IDS},
+        {"special", no_argument, NULL, OPT_SPECIAL}, {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    while ((c = cli_getopt("generate", argc, argv, ":" CLI_RUN_SHORTOPTS PROMPT_SHORTOPTS "h",
+                           longs)) != -1) {
+        int r = cli_run_option("generate", &a, c, optarg);
         if (r == 2)
             return 2;
-        if (r == 1 || prompt_option(&pa, argc, argv, &i))
+        if (r == 1 || prompt_option(&pa, c, optarg))
             continue;
-        const char *o = argv[i];
-        if (!strcmp(o, "--ids"))
+        if (c == OPT_IDS)
             go.ids = true;
-        else if (!strcmp(o, "--special"))
+        else if (c == OPT_SPECIAL)
             special = true;
-        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+        else if (c == 'h') {
             printf("%s\n%s", generate_help, cli_run_help);
             return 0;
         } else
-            return cli_usage("generate", "unknown option or missing value: '%s'", o);
+            return 2;
     }
+    if (optind < argc)
+        return cli_usage("generate", "unexpected argument '%s' (the prompt goes after -p)",
+                         argv[optind]);
     char model_buf[4096];
-    int mrc = cli_model_path("generate", a.model, "chat", model_buf, sizeof model_buf, &a.model);
+    int mrc = cli_model_path("generate", a.home, a.model, "chat", model_buf, sizeof model_buf, &a.model);
     if (mrc)
         return mrc;
     if (!pa.text == !pa.file)
@@ -203,21 +215,27 @@ int cmd_logits(int argc, char **argv)
     cli_run_defaults(&a);
     prompt_args pa = {0};
     const char *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_run_option("logits", &a, argc, argv, &i);
+    static const struct option longs[] = {CLI_RUN_LONGOPTS, PROMPT_LONGOPTS,
+                                          {"output", required_argument, NULL, 'o'},
+                                          {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    while ((c = cli_getopt("logits", argc, argv, ":" CLI_RUN_SHORTOPTS PROMPT_SHORTOPTS "o:h",
+                           longs)) != -1) {
+        int r = cli_run_option("logits", &a, c, optarg);
         if (r == 2)
             return 2;
-        if (r == 1 || prompt_option(&pa, argc, argv, &i))
+        if (r == 1 || prompt_option(&pa, c, optarg))
             continue;
-        const char *o = argv[i];
-        if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && i + 1 < argc)
-            out = argv[++i];
-        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+        if (c == 'o')
+            out = optarg;
+        else if (c == 'h') {
             printf("%s", logits_help);
             return 0;
         } else
-            return cli_usage("logits", "unknown option or missing value: '%s'", o);
+            return 2;
     }
+    if (optind < argc)
+        return cli_usage("logits", "unexpected argument '%s'", argv[optind]);
     if (!a.model || !out || !pa.text == !pa.file)
         return cli_usage("logits", "need -m FILE, -o OUT.f32 and one of -p TEXT / -f FILE");
     if (!a.kv_set)

@@ -37,22 +37,24 @@ int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
+    static const struct option longs[] = {
+        {"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    while ((c = cli_getopt("inspect", argc, argv, ":h", longs)) != -1) {
+        if (c == CLI_OPT_JSON)
             json = true;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        else if (c == 'h') {
             printf("usage: cairn inspect FILE [--json]\n\n"
                    "Describe a GGUF model file: architecture, parameter count, tensor type mix,\n"
                    "context length, vocabulary and tokenizer, chat template family, file size.\n"
                    "The model is not loaded; only its header is read.\n");
             return 0;
-        } else if (argv[i][0] == '-' && argv[i][1])
-            return cli_usage("inspect", "unknown option '%s'", argv[i]);
-        else if (path)
-            return cli_usage("inspect", "one FILE at a time");
-        else
-            path = argv[i];
+        } else
+            return 2;
     }
+    if (argc - optind > 1)
+        return cli_usage("inspect", "one FILE at a time");
+    path = optind < argc ? argv[optind] : NULL;
     if (!path)
         return cli_usage("inspect", "missing FILE");
 

@@ -20,7 +20,7 @@ typedef struct lib_args {
     bool chat_active, embed_active;         /* from `cairn models use`, not given */
     int threads, k, max_tokens;
     bool json, prune;
-    const char *rest[256];
+    char **rest; /* the operands: argv[optind..argc), however many */
     int n_rest;
 } lib_args;
 
@@ -55,37 +55,38 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     memset(a, 0, sizeof *a);
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
-    bool opts_done = false;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-        if (opts_done || !strcmp(o, "--")) {
-            if (opts_done && a->n_rest < 256)
-                a->rest[a->n_rest++] = argv[i];
-            opts_done = true;
-        } else if (!strcmp(o, "--home") && v)
-            a->home = argv[++i];
-        else if ((!strcmp(o, "--embed-model") || !strcmp(o, "-e")) && v)
-            a->embed_model = argv[++i];
-        else if ((!strcmp(o, "--model") || !strcmp(o, "-m")) && v)
-            a->chat_model = argv[++i];
-        else if ((!strcmp(o, "-t") || !strcmp(o, "--threads")) && v) {
-            if (!cli_int(argv[++i], 1, 512, &n))
-                return cli_usage(cmd, "-t %s: expected 1 to 512", argv[i]);
+    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE };
+    static const struct option longs[] = {
+        {"home", required_argument, NULL, CLI_OPT_HOME},
+        {"embed-model", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'}, {"max-tokens", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, CLI_OPT_JSON}, {"prune", no_argument, NULL, OPT_PRUNE},
+        {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    long n;
+    while ((c = cli_getopt(cmd, argc, argv, ":e:m:t:k:n:h", longs)) != -1) {
+        switch (c) {
+        case CLI_OPT_HOME: a->home = optarg; break;
+        case 'e': a->embed_model = optarg; break;
+        case 'm': a->chat_model = optarg; break;
+        case 't':
+            if (!cli_int(optarg, 1, 512, &n))
+                return cli_usage(cmd, "-t %s: expected 1 to 512", optarg);
             a->threads = (int)n;
-        } else if (!strcmp(o, "-k") && v) {
-            if (!cli_int(argv[++i], 1, 100, &n))
-                return cli_usage(cmd, "-k %s: expected 1 to 100", argv[i]);
+            break;
+        case 'k':
+            if (!cli_int(optarg, 1, 100, &n))
+                return cli_usage(cmd, "-k %s: expected 1 to 100", optarg);
             a->k = (int)n;
-        } else if ((!strcmp(o, "-n") || !strcmp(o, "--max-tokens")) && v) {
-            if (!cli_int(argv[++i], 1, 1 << 20, &n))
-                return cli_usage(cmd, "%s %s: expected a positive number", o, argv[i]);
+            break;
+        case 'n':
+            if (!cli_int(optarg, 1, 1 << 20, &n))
+                return cli_usage(cmd, "-n %s: expected a positive number", optarg);
             a->max_tokens = (int)n;
-        } else if (!strcmp(o, "--json"))
-            a->json = true;
-        else if (!strcmp(o, "--prune"))
-            a->prune = true;
-        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            break;
+        case CLI_OPT_JSON: a->json = true; break;
+        case OPT_PRUNE: a->prune = true; break;
+        case 'h':
             printf("%s", help);
             printf("\ncommon options:\n"
                    "  --home DIR          data directory (default $CAIRN_HOME, else\n"
@@ -94,13 +95,15 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
                    "                      (default $CAIRN_EMBED_MODEL)\n"
                    "  -m, --model F       language model (GGUF) for written answers\n"
                    "                      (default $CAIRN_CHAT_MODEL)\n"
-                   "  -t N                threads\n");
+                   "  -t N                threads\n"
+                   "Options may come before or after the operands; an operand that starts\n"
+                   "with '-' goes after `--`.\n");
             return -1;
-        } else if (o[0] == '-' && o[1] && strcmp(o, "-"))
-            return cli_usage(cmd, "unknown option or missing value: '%s'", o);
-        else if (a->n_rest < 256)
-            a->rest[a->n_rest++] = argv[i];
+        default: return 2;
+        }
     }
+    a->rest = argv + optind;
+    a->n_rest = argc - optind;
     if (a->embed_model && !*a->embed_model)
         a->embed_model = NULL;
     if (a->chat_model && !*a->chat_model)
@@ -393,10 +396,14 @@ static const char *base_name(const char *p)
 
 static int join_query(const lib_args *a, char *buf, size_t cap)
 {
+    size_t len = 0;
     buf[0] = 0;
-    for (int i = 0; i < a->n_rest; i++)
-        if (snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? " " : "", a->rest[i]) < 0)
-            return -1;
+    for (int i = 0; i < a->n_rest; i++) {
+        int w = snprintf(buf + len, cap - len, "%s%s", i ? " " : "", a->rest[i]);
+        if (w < 0 || (size_t)w >= cap - len)
+            return -2; /* a query is never cut silently */
+        len += (size_t)w;
+    }
     return buf[0] ? 0 : -1;
 }
 
@@ -409,8 +416,11 @@ static int open_and_search(const char *cmd, const lib_args *a, int k_default, ch
 {
     *l = NULL;
     cn_arena_init(ar, (size_t)1 << 30);
-    if (join_query(a, q, qcap)) {
-        *status = cli_usage(cmd, "missing %s", !strcmp(cmd, "ask") ? "QUESTION" : "QUERY");
+    int jq = join_query(a, q, qcap);
+    if (jq) {
+        const char *what = !strcmp(cmd, "ask") ? "QUESTION" : "QUERY";
+        *status = jq == -2 ? cli_usage(cmd, "%s is longer than %zu bytes", what, qcap - 1)
+                           : cli_usage(cmd, "missing %s", what);
         return -1;
     }
     if (open_lib(a, l)) {

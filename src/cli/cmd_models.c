@@ -57,36 +57,48 @@ static int parse(int argc, char **argv, models_args *a)
     memset(a, 0, sizeof *a);
     a->parts = 4;
     const char *home = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            printf("%s", models_help);
-            return -1;
-        } else if (!strcmp(o, "--home") && v)
-            home = argv[++i];
-        else if (!strcmp(o, "--json"))
-            a->json = true;
-        else if (!strcmp(o, "--all"))
-            a->all = true;
-        else if (!strcmp(o, "--name") && v)
-            a->name = argv[++i];
-        else if (!strcmp(o, "--role") && v)
-            a->role = argv[++i];
-        else if (!strcmp(o, "--parts") && v) {
-            if (!cli_int(argv[++i], 1, 16, &n))
-                return cli_usage("models", "--parts %s: expected 1 to 16", argv[i]);
+    enum { OPT_ALL = CLI_OPT_FIRST_FREE, OPT_NAME, OPT_ROLE, OPT_PARTS, OPT_URL, OPT_KEY };
+    static const struct option longs[] = {
+        {"home", required_argument, NULL, CLI_OPT_HOME}, {"json", no_argument, NULL, CLI_OPT_JSON},
+        {"all", no_argument, NULL, OPT_ALL}, {"name", required_argument, NULL, OPT_NAME},
+        {"role", required_argument, NULL, OPT_ROLE}, {"parts", required_argument, NULL, OPT_PARTS},
+        {"catalog-url", required_argument, NULL, OPT_URL},
+        {"catalog-key", required_argument, NULL, OPT_KEY}, {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    long n;
+    while ((c = cli_getopt("models", argc, argv, ":h", longs)) != -1) {
+        switch (c) {
+        case 'h': printf("%s", models_help); return -1;
+        case CLI_OPT_HOME: home = optarg; break;
+        case CLI_OPT_JSON: a->json = true; break;
+        case OPT_ALL: a->all = true; break;
+        case OPT_NAME: a->name = optarg; break;
+        case OPT_ROLE: a->role = optarg; break;
+        case OPT_PARTS:
+            if (!cli_int(optarg, 1, 16, &n))
+                return cli_usage("models", "--parts %s: expected 1 to 16", optarg);
             a->parts = (int)n;
-        } else if (!strcmp(o, "--catalog-url") && v)
-            snprintf(a->catalog_url, sizeof a->catalog_url, "%s", argv[++i]);
-        else if (!strcmp(o, "--catalog-key") && v)
-            snprintf(a->catalog_key, sizeof a->catalog_key, "%s", argv[++i]);
-        else if (o[0] == '-' && o[1])
-            return cli_usage("models", "unknown option or missing value: '%s'", o);
-        else if (!a->sub)
-            a->sub = o;
-        else if (a->n_rest < 8)
-            a->rest[a->n_rest++] = o;
+            break;
+        case OPT_URL:
+            if (snprintf(a->catalog_url, sizeof a->catalog_url, "%s", optarg) >=
+                (int)sizeof a->catalog_url)
+                return cli_usage("models", "--catalog-url: longer than %zu bytes",
+                                 sizeof a->catalog_url - 1);
+            break;
+        case OPT_KEY:
+            if (snprintf(a->catalog_key, sizeof a->catalog_key, "%s", optarg) >=
+                (int)sizeof a->catalog_key)
+                return cli_usage("models", "--catalog-key: longer than %zu bytes",
+                                 sizeof a->catalog_key - 1);
+            break;
+        default: return 2;
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (!a->sub)
+            a->sub = argv[i];
+        else if (a->n_rest < (int)CN_ARRAY_LEN(a->rest))
+            a->rest[a->n_rest++] = argv[i];
         else
             return cli_usage("models", "too many arguments");
     }

@@ -16,7 +16,8 @@ static const char help[] =
     "      --no-bos          do not add the BOS/EOS tokens the model asks for\n"
     "      --no-special      treat special-token text like <|eot_id|> as plain text\n"
     "      --pieces          print each token's text beside its id\n"
-    "      --json            print a JSON array\n";
+    "      --json            print a JSON array\n\n"
+    "A TEXT that starts with '-' goes after `--`.\n";
 
 int cmd_tokenize(int argc, char **argv)
 {
@@ -25,34 +26,36 @@ int cmd_tokenize(int argc, char **argv)
     cn_buf text;
     cn_buf_init(&text, (size_t)64 << 20);
     int n_words = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if ((!strcmp(o, "-m") || !strcmp(o, "--model")) && i + 1 < argc)
-            model = argv[++i];
-        else if ((!strcmp(o, "-f") || !strcmp(o, "--file")) && i + 1 < argc)
-            file = argv[++i];
-        else if (!strcmp(o, "--no-bos"))
-            add_special = false;
-        else if (!strcmp(o, "--no-special"))
-            parse_special = false;
-        else if (!strcmp(o, "--json"))
-            json = true;
-        else if (!strcmp(o, "--pieces"))
-            pieces = true;
-        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+    enum { OPT_NO_BOS = CLI_OPT_FIRST_FREE, OPT_NO_SPECIAL, OPT_PIECES };
+    static const struct option longs[] = {
+        {"model", required_argument, NULL, 'm'}, {"file", required_argument, NULL, 'f'},
+        {"no-bos", no_argument, NULL, OPT_NO_BOS}, {"no-special", no_argument, NULL, OPT_NO_SPECIAL},
+        {"json", no_argument, NULL, CLI_OPT_JSON}, {"pieces", no_argument, NULL, OPT_PIECES},
+        {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    while ((c = cli_getopt("tokenize", argc, argv, ":m:f:h", longs)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'f': file = optarg; break;
+        case OPT_NO_BOS: add_special = false; break;
+        case OPT_NO_SPECIAL: parse_special = false; break;
+        case CLI_OPT_JSON: json = true; break;
+        case OPT_PIECES: pieces = true; break;
+        case 'h':
             printf("%s", help);
             cn_buf_free(&text);
             return 0;
-        } else if (o[0] == '-' && o[1] && strcmp(o, "--") != 0) {
+        default:
             cn_buf_free(&text);
-            return cli_usage("tokenize", "unknown option or missing value: '%s'", o);
-        } else {
-            if (!strcmp(o, "--") && i + 1 < argc)
-                o = argv[++i];
-            if ((n_words++ && cn_buf_append(&text, " ", 1)) || cn_buf_append(&text, o, strlen(o)))
-                break;
+            return 2;
         }
     }
+    for (int i = optind; i < argc; i++)
+        if ((n_words++ && cn_buf_append(&text, " ", 1)) ||
+            cn_buf_append(&text, argv[i], strlen(argv[i]))) {
+            cn_buf_free(&text);
+            return cli_usage("tokenize", "TEXT is longer than 64 MiB (use -f FILE)");
+        }
     if (!model || (!n_words == !file)) {
         cn_buf_free(&text);
         return cli_usage("tokenize", "need -m FILE and either TEXT or -f FILE");

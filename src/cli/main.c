@@ -103,12 +103,12 @@ const char *cli_size(uint64_t bytes, char *buf)
     return buf;
 }
 
-int cli_model_path(const char *cmd, const char *given, const char *role, char *buf, size_t cap,
-                   const char **out)
+int cli_model_path(const char *cmd, const char *home_opt, const char *given, const char *role,
+                   char *buf, size_t cap, const char **out)
 {
     char home[4096];
     cn_err err = {0};
-    int rc = cn_data_dir(home, sizeof home, NULL, &err);
+    int rc = cn_data_dir(home, sizeof home, home_opt, &err);
     if (!rc)
         rc = given ? mdl_resolve(home, given, buf, cap, &err)
                    : mdl_active(home, role, buf, cap, NULL, 0, &err);

@@ -56,7 +56,37 @@ typedef struct file_list {
     int ignored;             /* files of types Cairn does not read, inside folders */
     struct { dev_t dev; ino_t ino; } *dirs;
     int n_dirs, cap_dirs;    /* folders visited: a symlink loop ends here */
+    char **skipped;          /* "path: why" for what the walk could not enter */
+    int n_skipped, cap_skipped;
 } file_list;
+
+#define MAX_DEPTH 64
+
+/* Remember a place the walk could not go, so that lib_add reports it as a
+** failure instead of leaving it out in silence. */
+static int skip_path(file_list *fl, const char *path, const char *why)
+{
+    if (fl->n_skipped == fl->cap_skipped) {
+        int cap = fl->cap_skipped ? fl->cap_skipped * 2 : 8;
+        char **p = cn_realloc_array(fl->skipped, (size_t)cap, sizeof *p);
+        if (!p)
+            return CN_ENOMEM;
+        fl->skipped = p;
+        fl->cap_skipped = cap;
+    }
+    size_t n = strlen(path) + strlen(why) + 3;
+    char *s = cn_malloc(n);
+    if (!s)
+        return CN_ENOMEM;
+    snprintf(s, n, "%s: %s", path, why);
+    fl->skipped[fl->n_skipped++] = s;
+    return CN_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static bool readable_ext(const char *name)
 {
@@ -98,8 +128,8 @@ static int walk(file_list *fl, const char *path, bool named, int depth)
     for (int i = 0; i < fl->n_dirs; i++)
         if (fl->dirs[i].dev == st.st_dev && fl->dirs[i].ino == st.st_ino)
             return CN_OK; /* seen: a symlink loop or a second way in */
-    if (depth > 64)
-        return CN_OK;
+    if (depth > MAX_DEPTH)
+        return skip_path(fl, path, "folders nested more than 64 deep are not entered");
     if (fl->n_dirs == fl->cap_dirs) {
         int cap = fl->cap_dirs ? fl->cap_dirs * 2 : 64;
         void *p = cn_realloc_array(fl->dirs, (size_t)cap, sizeof *fl->dirs);
@@ -130,21 +160,23 @@ static int walk(file_list *fl, const char *path, bool named, int depth)
             }
             names = p;
         }
-        names[n++] = strdup(e->d_name);
+        if (!(names[n] = strdup(e->d_name)))
+            rc = CN_ENOMEM;
+        else
+            n++;
     }
     closedir(d);
     /* sorted, so that a library is built in the same order every time */
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
+    if (n > 1)
+        qsort(names, (size_t)n, sizeof *names, cmp_names);
     for (int i = 0; i < n; i++) {
         char child[PATH_MAX];
-        if (rc == CN_OK && names[i] &&
-            snprintf(child, sizeof child, "%s/%s", path, names[i]) < (int)sizeof child)
-            rc = walk(fl, child, false, depth + 1);
+        if (rc == CN_OK) {
+            if (snprintf(child, sizeof child, "%s/%s", path, names[i]) < (int)sizeof child)
+                rc = walk(fl, child, false, depth + 1);
+            else if (snprintf(child, sizeof child, "%s/%.80s...", path, names[i]) > 0)
+                rc = skip_path(fl, child, "path longer than the system's PATH_MAX");
+        }
         free(names[i]);
     }
     free(names);
@@ -157,6 +189,9 @@ static void free_list(file_list *fl)
         free(fl->paths[i]);
     free(fl->paths);
     free(fl->dirs);
+    for (int i = 0; i < fl->n_skipped; i++)
+        free(fl->skipped[i]);
+    free(fl->skipped);
 }
 
 /* ---- adding one file --------------------------------------------------------- */
@@ -287,12 +322,21 @@ int lib_add(lib *l, const char *const *paths, int n, bool prune, lib_progress_fn
         free_list(&fl);
         return cn_fail(err, rc, "out of memory listing files");
     }
-    lib_event ev = {.kind = LIB_EV_SCAN, .files_total = fl.n, .eta_s = -1};
+    int total = fl.n + fl.n_skipped;
+    lib_event ev = {.kind = LIB_EV_SCAN, .files_total = total, .eta_s = -1};
     if (fn)
         fn(ctx, &ev);
+    for (int i = 0; i < fl.n_skipped; i++) { /* failures of the walk itself */
+        ev = (lib_event){.kind = LIB_EV_FILE, .files_done = i + 1, .files_total = total,
+                         .eta_s = -1, .path = fl.skipped[i], .outcome = LIB_FAILED,
+                         .error = fl.skipped[i], .notes = ""};
+        st->failed++;
+        if (fn)
+            fn(ctx, &ev);
+    }
     for (int i = 0; i < fl.n && rc == CN_OK; i++) {
-        ev = (lib_event){.kind = LIB_EV_FILE, .files_done = i + 1, .files_total = fl.n,
-                         .eta_s = -1};
+        ev = (lib_event){.kind = LIB_EV_FILE, .files_done = fl.n_skipped + i + 1,
+                         .files_total = total, .eta_s = -1};
         cn_err fe = {0};
         char notes[256] = "";
         rc = add_one(l, fl.paths[i], &ev, notes, &fe, err);

@@ -276,3 +276,100 @@ TEST(cli_bench_json)
     EXPECT_CONTAINS(R.err, "a model is required");
     EXPECT_EQ_INT(run("$CAIRN bench -m /nonexistent.gguf"), 1);
 }
+
+/* Every command parses with getopt_long: options before or after operands,
+** `--opt=V`, `--` ending the options, and the same messages for an unknown
+** option or a missing value. Before, six hand-rolled loops each treated
+** `--` and misplaced options differently (tokenize ate `--` only before a
+** word; embed took `--json` after `--` as an option). */
+TEST(cli_options_parse_alike)
+{
+    /* an operand that starts with '-' after `--` is text, not an option */
+    EXPECT_EQ_INT(run("$CAIRN tokenize -m " AIDREAMS " --no-bos -- -x"), 0);
+    char dash[256];
+    snprintf(dash, sizeof dash, "%.200s", R.out);
+    EXPECT(dash[0] >= '0' && dash[0] <= '9');
+    EXPECT_EQ_INT(run("$CAIRN tokenize -m " AIDREAMS " --no-bos -x"), 2);
+    EXPECT_CONTAINS(R.err, "unknown option '-x'");
+    EXPECT_CONTAINS(R.err, "cairn tokenize --help");
+    /* options after the operand, and --opt=VALUE */
+    EXPECT_EQ_INT(run("$CAIRN tokenize -- -x --no-bos --model=" AIDREAMS), 2); /* after --: text */
+    EXPECT_EQ_INT(run("$CAIRN tokenize x --no-bos --model=" AIDREAMS), 0);
+    char x_ids[256];
+    snprintf(x_ids, sizeof x_ids, "%.200s", R.out);
+    EXPECT_EQ_INT(run("$CAIRN tokenize -m " AIDREAMS " --no-bos x"), 0);
+    EXPECT_STR(R.out, x_ids);
+    EXPECT(strcmp(x_ids, dash) != 0);
+    /* a missing value is named as such, in every command */
+    const char *missing[] = {"generate -p hi -m", "chat -m", "logits -o", "bench -m",
+                             "tokenize -m", "embed -m", "search -k", "models list --home",
+                             "inspect --json --bogus"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(missing); i++) {
+        EXPECT_EQ_INT(run("$CAIRN %s", missing[i]), 2);
+        if (i + 1 < CN_ARRAY_LEN(missing))
+            EXPECT_CONTAINS(R.err, "needs a value");
+        else
+            EXPECT_CONTAINS(R.err, "unknown option or unexpected value: '--bogus'");
+    }
+    /* a flag given a value is refused, not ignored */
+    EXPECT_EQ_INT(run("$CAIRN inspect --json=yes " AIDREAMS), 2);
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -p hi -n 3 --temp 0 extra"), 2);
+    EXPECT_CONTAINS(R.err, "unexpected argument 'extra'");
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " --top-p 0 -p hi"), 2);
+    EXPECT_CONTAINS(R.err, "--top-p 0: expected a number in (0, 1]");
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " --seed -3 -p hi"), 2);
+}
+
+/* `cairn add` took at most 256 paths and dropped the rest in silence. */
+TEST(cli_add_takes_every_path)
+{
+    char home[600];
+    snprintf(home, sizeof home, "%s/many-home", test_tmpdir());
+    EXPECT_EQ_INT(run("D=%s/many; rm -rf $D && mkdir -p $D && for i in $(seq 1 300); do "
+                      "echo \"note number $i about valve $i\" > $D/n$i.txt; done && "
+                      "$CAIRN add --home %s $D/n*.txt",
+                      test_tmpdir(), home),
+                  0);
+    EXPECT_CONTAINS(R.err, "300 added");
+    EXPECT_EQ_INT(run("$CAIRN ls --home %s --json", home), 0);
+    json_error_t je;
+    json_t *arr = json_loads(R.out, 0, &je);
+    EXPECT_EQ_INT(json_array_size(arr), 300);
+    json_decref(arr);
+    /* a query too long for the buffer is refused, not cut */
+    EXPECT_EQ_INT(run("$CAIRN search --home %s \"$(head -c 9000 /dev/zero | tr '\\0' a)\"", home),
+                  2);
+    EXPECT_CONTAINS(R.err, "QUERY is longer than");
+    /* a folder nested too deep to enter is reported as a failure */
+    EXPECT_EQ_INT(run("D=%s/deep; rm -rf $D; p=$D; for i in $(seq 1 70); do p=$p/d; done; "
+                      "mkdir -p $p && echo 'deep pump note' > $p/x.txt && "
+                      "echo 'shallow pump note' > $D/y.txt && $CAIRN add --home %s $D",
+                      test_tmpdir(), home),
+                  0);
+    EXPECT_CONTAINS(R.err, "nested more than 64 deep");
+    EXPECT_CONTAINS(R.err, "1 added, 0 updated, 0 unchanged, 1 failed");
+}
+
+/* generate, chat and embed looked installed names up in the default data
+** directory only; --home (and $CAIRN_HOME) must be honoured everywhere. */
+TEST(cli_home_for_installed_names)
+{
+    char home[600];
+    snprintf(home, sizeof home, "%s/name-home", test_tmpdir());
+    /* a HOME with nothing installed, so the default data directory cannot help */
+    const char *env = "env -u CAIRN_HOME -u XDG_DATA_HOME HOME=/nonexistent-cairn-home";
+    EXPECT_EQ_INT(run("%s $CAIRN models import --home %s " AIDREAMS " --name dreamer", env, home),
+                  0);
+    EXPECT_EQ_INT(run("%s $CAIRN generate --home %s -m dreamer -p hi -n 3 --temp 0", env, home), 0);
+    EXPECT_EQ_INT(run("%s CAIRN_HOME=%s $CAIRN generate -m dreamer -p hi -n 3 --temp 0", env,
+                      home),
+                  0);
+    EXPECT_EQ_INT(run("echo /exit | %s $CAIRN chat --home %s -m dreamer -n 3", env, home), 0);
+    /* the active chat model of that home, with no -m at all */
+    EXPECT_EQ_INT(run("%s $CAIRN models use --home %s dreamer", env, home), 0);
+    EXPECT_EQ_INT(run("%s $CAIRN generate --home %s -p hi -n 3 --temp 0", env, home), 0);
+    /* embed looks there too: the name is found (and refused as not an embedding model) */
+    EXPECT_EQ_INT(run("%s $CAIRN embed --home %s -m dreamer hi", env, home), 1);
+    EXPECT_CONTAINS(R.err, "not an embedding model");
+    EXPECT_EQ_INT(run("%s $CAIRN generate -m dreamer -p hi -n 3", env), 1);
+}
