@@ -61,8 +61,4 @@ int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size
 int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                const ingest_opts *o, cn_err *err);
 
-/* Markdown inline clean-up of one line (links, images, emphasis, code
-** spans); appends to out. */
-int ingest_md_inline(cn_buf *out, const char *s, size_t n);
-
 #endif

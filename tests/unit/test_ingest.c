@@ -490,6 +490,44 @@ TEST(ingest_markdown_cleanup_and_title)
     }
 }
 
+/* Markdown through libcmark: the cases a line-by-line parser gets wrong.
+** Entities are decoded (a search for "AT&T" finds "AT&amp;T"), a setext
+** heading may span lines, an indented code block is code (its "#" line is
+** no heading, so not the title), a fence inside a list item is code, an
+** HTML block's tags go, reference definitions and link targets go. */
+TEST(ingest_markdown_commonmark_cases)
+{
+    const char md[] = "Plant &amp; Process &copy; AT&amp;T &#35;1\n"
+                      "Guide\n"
+                      "=====\n\n"
+                      "    # not a heading, code\n\n"
+                      "1. first step\n"
+                      "   - nested *item*\n"
+                      "     ```\n"
+                      "     pump --prime\n"
+                      "     ```\n"
+                      "2. second step with [a link][ref]\n\n"
+                      "<div class=\"note\">\n"
+                      "Valve notes\n"
+                      "</div>\n\n"
+                      "[ref]: https://example.org/secret-target\n";
+    ingest_doc d;
+    cn_err err = {0};
+    EXPECT_EQ_INT(ingest_memory("cm.md", md, sizeof md - 1, NULL, &d, &err), CN_OK);
+    if (err.code)
+        return;
+    const char *t = d.pages[0].text;
+    EXPECT_STR(d.title, "Plant & Process \xC2\xA9 AT&T #1 Guide");
+    EXPECT_CONTAINS(t, "Plant & Process \xC2\xA9 AT&T #1\nGuide\n\n# not a heading, code\n\n");
+    EXPECT_CONTAINS(t, "first step\nnested item\n\npump --prime\n\nsecond step with a link");
+    EXPECT_CONTAINS(t, "Valve notes");
+    EXPECT(!strstr(t, "div"));
+    EXPECT(!strstr(t, "example.org"));
+    EXPECT(!strstr(t, "&amp;"));
+    EXPECT(!strstr(t, "```"));
+    ingest_doc_free(&d);
+}
+
 TEST(ingest_html_text_only)
 {
     ingest_doc d;
