@@ -4,7 +4,7 @@
 ** context length, vocabulary and tokenizer, chat template family.
 */
 #include "cli/cli.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "tok/tok.h"
 
 #include <jansson.h>

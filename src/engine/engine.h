@@ -12,7 +12,7 @@
 #define CN_ENGINE_H
 
 #include "base/base.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "tok/tok.h"
 
 typedef struct eng_model eng_model;

@@ -26,7 +26,7 @@
 #include <assert.h>
 #include <stdint.h>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 /* ---- block layouts (ggml-common.h) ------------------------------------- */
 

@@ -23,7 +23,7 @@
 #define CN_TOK_H
 
 #include "base/base.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 typedef struct tok_vocab tok_vocab;
 

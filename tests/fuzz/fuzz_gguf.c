@@ -4,7 +4,7 @@
 ** the buffer. Built by `make fuzz` (clang, -DCAIRN_LIBFUZZER); in the plain
 ** test build the same entry point replays tests/fuzz/corpus/gguf/.
 */
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Unit tests for the GGUF reader and writer, including hostile files. */
 #include "test.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 #include <unistd.h>
 

@@ -5,7 +5,7 @@
 */
 #include "test.h"
 #include "base/base.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "library/library.h"
 #include "tok/tok.h"
 

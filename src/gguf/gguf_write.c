@@ -4,7 +4,7 @@
 ** streamed to the file afterwards so that multi-gigabyte models never sit in
 ** memory whole.
 */
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,8 +7,10 @@
 ** mapping: nothing is copied. All pointers handed out stay valid until
 ** gguf_close().
 **
-** This is the bottom of the engine and knows nothing of models; the
-** tokenizer reads its metadata through it too.
+** A module of its own (prefix gguf_) on the layer just above base: it knows
+** nothing of models, and both the tokenizers (src/tok) and the engine
+** (src/engine) read files through it, so neither depends on the other for
+** it.
 */
 #ifndef CN_GGUF_H
 #define CN_GGUF_H

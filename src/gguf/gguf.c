@@ -7,7 +7,7 @@
 ** is compared with the bytes that remain before anything is allocated for
 ** it, so a lying count fails fast instead of allocating gigabytes.
 */
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
