@@ -13,6 +13,7 @@
 */
 #include "base/base.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,16 +64,14 @@ int main(int argc, char **argv)
 {
     int threads = 1, mib = 1024;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-t") && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-m") && i + 1 < argc)
-            mib = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--json"))
-            json = true;
-        else {
-            fprintf(stderr, "usage: membw [-t THREADS] [-m MIB] [--json]\n");
-            return 2;
+    static const struct option longs[] = {{"json", no_argument, NULL, 'j'}, {0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "t:m:", longs, NULL)) != -1) {
+        switch (c) {
+        case 't': threads = atoi(optarg); break;
+        case 'm': mib = atoi(optarg); break;
+        case 'j': json = true; break;
+        default: fprintf(stderr, "usage: membw [-t THREADS] [-m MIB] [--json]\n"); return 2;
         }
     }
     if (threads < 1 || threads > 64 || mib < 64) {

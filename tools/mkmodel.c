@@ -8,10 +8,11 @@
 **
 **   mkmodel --shape llama32-1b --type q4_k_m --tokenizer tiny-llama.gguf -o m.gguf
 */
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "engine/quant.h"
 
 #include <math.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,10 +374,24 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     opts o = {.s = presets[CN_ARRAY_LEN(presets) - 1], .type = "f32", .seed = 1, .threads = 2};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool used = true;
-        if (!strcmp(a, "--shape") && v) {
+    enum { SHAPE = 256, ARCH, EMBD, LAYER, FF, HEAD, HEAD_KV, CTX, ROPE_BASE, TYPE, TOKENIZER,
+           SEED, TIED, UNTIED, BIAS, NO_BIAS, ROPE_FREQS, NO_ROPE_FREQS };
+    static const struct option longs[] = {
+        {"shape", required_argument, NULL, SHAPE}, {"arch", required_argument, NULL, ARCH},
+        {"n-embd", required_argument, NULL, EMBD}, {"n-layer", required_argument, NULL, LAYER},
+        {"n-ff", required_argument, NULL, FF}, {"n-head", required_argument, NULL, HEAD},
+        {"n-head-kv", required_argument, NULL, HEAD_KV}, {"ctx", required_argument, NULL, CTX},
+        {"rope-base", required_argument, NULL, ROPE_BASE}, {"type", required_argument, NULL, TYPE},
+        {"tokenizer", required_argument, NULL, TOKENIZER}, {"seed", required_argument, NULL, SEED},
+        {"tied", no_argument, NULL, TIED}, {"untied", no_argument, NULL, UNTIED},
+        {"bias", no_argument, NULL, BIAS}, {"no-bias", no_argument, NULL, NO_BIAS},
+        {"rope-freqs", no_argument, NULL, ROPE_FREQS},
+        {"no-rope-freqs", no_argument, NULL, NO_ROPE_FREQS}, {0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "t:o:", longs, NULL)) != -1) {
+        const char *v = optarg;
+        switch (c) {
+        case SHAPE: {
             size_t k = 0;
             while (k < CN_ARRAY_LEN(presets) && strcmp(presets[k].name, v))
                 k++;
@@ -385,47 +400,30 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.s = presets[k];
-        } else if (!strcmp(a, "--arch") && v)
-            o.s.arch = !strcmp(v, "qwen2") ? "qwen2" : "llama";
-        else if (!strcmp(a, "--n-embd") && v)
-            o.s.n_embd = atoi(v);
-        else if (!strcmp(a, "--n-layer") && v)
-            o.s.n_layer = atoi(v);
-        else if (!strcmp(a, "--n-ff") && v)
-            o.s.n_ff = atoi(v);
-        else if (!strcmp(a, "--n-head") && v)
-            o.s.n_head = atoi(v);
-        else if (!strcmp(a, "--n-head-kv") && v)
-            o.s.n_head_kv = atoi(v);
-        else if (!strcmp(a, "--ctx") && v)
-            o.s.n_ctx = atoi(v);
-        else if (!strcmp(a, "--rope-base") && v)
-            o.s.rope_base = (float)atof(v);
-        else if (!strcmp(a, "--type") && v)
-            o.type = v;
-        else if (!strcmp(a, "--tokenizer") && v)
-            o.tokenizer = v;
-        else if (!strcmp(a, "--seed") && v)
-            o.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "-t") && v)
-            o.threads = atoi(v);
-        else if (!strcmp(a, "-o") && v)
-            o.out = v;
-        else {
-            used = false;
-            if (!strcmp(a, "--tied") || !strcmp(a, "--untied"))
-                o.s.tied = !strcmp(a, "--tied");
-            else if (!strcmp(a, "--bias") || !strcmp(a, "--no-bias"))
-                o.s.bias = !strcmp(a, "--bias");
-            else if (!strcmp(a, "--rope-freqs") || !strcmp(a, "--no-rope-freqs"))
-                o.s.rope_freqs = !strcmp(a, "--rope-freqs");
-            else {
-                usage();
-                return 2;
-            }
+            break;
         }
-        if (used)
-            i++;
+        case ARCH: o.s.arch = !strcmp(v, "qwen2") ? "qwen2" : "llama"; break;
+        case EMBD: o.s.n_embd = atoi(v); break;
+        case LAYER: o.s.n_layer = atoi(v); break;
+        case FF: o.s.n_ff = atoi(v); break;
+        case HEAD: o.s.n_head = atoi(v); break;
+        case HEAD_KV: o.s.n_head_kv = atoi(v); break;
+        case CTX: o.s.n_ctx = atoi(v); break;
+        case ROPE_BASE: o.s.rope_base = (float)atof(v); break;
+        case TYPE: o.type = v; break;
+        case TOKENIZER: o.tokenizer = v; break;
+        case SEED: o.seed = strtoull(v, NULL, 10); break;
+        case 't': o.threads = atoi(v); break;
+        case 'o': o.out = v; break;
+        case TIED: case UNTIED: o.s.tied = c == TIED; break;
+        case BIAS: case NO_BIAS: o.s.bias = c == BIAS; break;
+        case ROPE_FREQS: case NO_ROPE_FREQS: o.s.rope_freqs = c == ROPE_FREQS; break;
+        default: usage(); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage();
+        return 2;
     }
     if (!o.out || !o.tokenizer || parse_type(o.type) == UINT32_MAX) {
         usage();

@@ -13,6 +13,7 @@
 #include "search/search.h"
 
 #include <math.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,16 +101,17 @@ int main(int argc, char **argv)
 {
     int n_pages = 10000, per_doc = 50;
     const char *sync = "full", *path = "/tmp/storebench.db";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--pages") && i + 1 < argc)
-            n_pages = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--pages-per-doc") && i + 1 < argc)
-            per_doc = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--sync") && i + 1 < argc)
-            sync = argv[++i];
-        else if (!strcmp(argv[i], "-o") && i + 1 < argc)
-            path = argv[++i];
-        else {
+    static const struct option longs[] = {{"pages", required_argument, NULL, 'p'},
+                                          {"pages-per-doc", required_argument, NULL, 'd'},
+                                          {"sync", required_argument, NULL, 's'}, {0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", longs, NULL)) != -1) {
+        switch (c) {
+        case 'p': n_pages = atoi(optarg); break;
+        case 'd': per_doc = atoi(optarg); break;
+        case 's': sync = optarg; break;
+        case 'o': path = optarg; break;
+        default:
             fprintf(stderr, "usage: storebench [--pages N] [--pages-per-doc N] "
                             "[--sync full|normal] [-o library.db]\n");
             return 2;
