@@ -106,7 +106,16 @@ int cmd_chat(int argc, char **argv)
         return cli_error(&err);
     free(ids);
     int n_ctx = eng_model_n_ctx(m);
-    ids = cn_malloc((size_t)n_ctx * 4 * sizeof *ids);
+    ids = cn_malloc_array((size_t)n_ctx * 4, sizeof *ids);
+    tok_chat_msg *msgs = cn_calloc(MAX_TURNS, sizeof *msgs);
+    if (!ids || !msgs) {
+        free(ids);
+        free(msgs);
+        tok_close(v);
+        eng_model_close(m);
+        cn_fail(&err, CN_ENOMEM, "out of memory for a %d-token context", n_ctx);
+        return cli_error(&err);
+    }
     gguf_str tmpl = {0};
     gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
     const char *family = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
@@ -115,10 +124,9 @@ int cmd_chat(int argc, char **argv)
     fprintf(stderr, "chat format %s, context %d tokens. Ctrl-C stops a reply, Ctrl-D leaves.\n",
             family, n_ctx);
 
-    tok_chat_msg *msgs = cn_calloc(MAX_TURNS, sizeof *msgs);
     int n_msgs = 0, first = 0;
     if (system)
-        msgs[n_msgs++] = (tok_chat_msg){"system", strdup(system)};
+        msgs[n_msgs++] = (tok_chat_msg){"system", system}; /* argv: not freed */
     first = n_msgs;
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
@@ -161,7 +169,13 @@ int cmd_chat(int argc, char **argv)
             fprintf(stderr, "cairn: conversation too long; use /reset\n");
             continue;
         }
-        msgs[n_msgs++] = (tok_chat_msg){"user", strdup(line)};
+        char *copy = strdup(line);
+        if (!copy) {
+            cn_fail(&err, CN_ENOMEM, "out of memory for a %zd-byte message", len);
+            cli_error(&err);
+            continue;
+        }
+        msgs[n_msgs++] = (tok_chat_msg){"user", copy};
         // drop the oldest turns until the prompt leaves room for a reply
         int reserve = CN_MIN(go.n_predict, n_ctx / 4), n = 0;
         for (;;) {
@@ -193,9 +207,16 @@ int cmd_chat(int argc, char **argv)
         if (st.stop == ENG_STOP_CANCEL)
             fprintf(stderr, "[stopped]\n");
         /* the reply joins the history even when stopped early */
-        msgs[n_msgs++] = (tok_chat_msg){"assistant", r.text.data ? r.text.data : strdup("")};
+        char *reply_text = r.text.data ? r.text.data : strdup("");
+        if (!reply_text) {
+            cn_fail(&err, CN_ENOMEM, "out of memory keeping the reply");
+            cli_error(&err);
+            free((char *)msgs[--n_msgs].content);
+            continue;
+        }
+        msgs[n_msgs++] = (tok_chat_msg){"assistant", reply_text};
     }
-    for (int i = 0; i < n_msgs; i++)
+    for (int i = system ? 1 : 0; i < n_msgs; i++)
         free((char *)msgs[i].content);
     free(msgs);
     free(line);
