@@ -48,7 +48,12 @@ void *cn_malloc_array(size_t count, size_t size)
     return malloc(n ? n : 1);
 }
 
-void *cn_calloc(size_t count, size_t size) { return calloc(count ? count : 1, size ? size : 1); }
+void *cn_calloc(size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL; /* checked here, not left to the allocator (ASan aborts on it) */
+    return calloc(count ? count : 1, size ? size : 1);
+}
 
 void *cn_realloc_array(void *p, size_t count, size_t size)
 {
