@@ -42,6 +42,7 @@ typedef struct opts {
     const char *type, *tokenizer, *out;
     uint64_t seed;
     int threads;
+    bool vocab_only; /* the tokenizer alone, no tensors: tokenizer tests need nothing more */
 } opts;
 
 /* ---- random numbers ---------------------------------------------------- */
@@ -298,7 +299,7 @@ static int write_model(const opts *o, cn_err *err)
 
     int max_t = 16 + 16 * s->n_layer;
     tensor_plan *p = cn_calloc((size_t)max_t, sizeof *p);
-    int n = plan(o, p);
+    int n = o->vocab_only ? 0 : plan(o, p);
     uint64_t total = 0;
     int64_t max_ne0 = 0;
     size_t max_row = 0;
@@ -367,12 +368,17 @@ static void usage(void)
             "  --type T           f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m\n"
             "  --tokenizer FILE   copy tokenizer.* metadata (and the vocabulary size) from FILE\n"
             "  --seed S           random seed (default 1)\n"
+            "  --vocab-only       write the tokenizer metadata alone, no tensors (like\n"
+            "                     llama.cpp's ggml-vocab-*.gguf files)\n"
             "  -t N               threads (default 2)\n");
 }
 
 int main(int argc, char **argv)
 {
-    opts o = {.s = presets[CN_ARRAY_LEN(presets) - 1], .type = "f32", .seed = 1, .threads = 2};
+    opts o = {.type = "f32", .seed = 1, .threads = 2};
+    for (size_t k = 0; k < CN_ARRAY_LEN(presets); k++)
+        if (!strcmp(presets[k].name, "tiny")) /* the default, as the usage says */
+            o.s = presets[k];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool used = true;
@@ -413,7 +419,9 @@ int main(int argc, char **argv)
             o.out = v;
         else {
             used = false;
-            if (!strcmp(a, "--tied") || !strcmp(a, "--untied"))
+            if (!strcmp(a, "--vocab-only"))
+                o.vocab_only = true;
+            else if (!strcmp(a, "--tied") || !strcmp(a, "--untied"))
                 o.s.tied = !strcmp(a, "--tied");
             else if (!strcmp(a, "--bias") || !strcmp(a, "--no-bias"))
                 o.s.bias = !strcmp(a, "--bias");
