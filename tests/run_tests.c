@@ -1,6 +1,9 @@
 /*
 ** run_tests.c: runs every test registered with TEST() and prints a summary.
 ** Usage: run_tests [SUBSTRING]   (only tests whose name contains SUBSTRING)
+** Every skipped test is printed as "skip NAME (REASON)"; with
+** $CAIRN_SKIP_LOG set, their names also go to that file, one a line (node's
+** as "node: NAME"), so CI can compare them with the skips it expects.
 */
 #include "test.h"
 #include "base/base.h" /* CN_MIN */
@@ -33,6 +36,15 @@ void test_fail_at(const char *file, int line, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     cur_failed++;
+}
+
+static FILE *skip_log;
+
+/* Note a skipped test's name in $CAIRN_SKIP_LOG, if set. */
+static void log_skip(const char *prefix, const char *name, size_t len)
+{
+    if (skip_log)
+        fprintf(skip_log, "%s%.*s\n", prefix, (int)len, name);
 }
 
 void test_skip(const char *why)
@@ -115,6 +127,11 @@ int test_add_node_tap(const char *tap)
     for (const char *p = r.not_run; *p;) {
         const char *nl = strchr(p, '\n');
         printf("skip node: %.*s\n", (int)(nl - p), p);
+        const char *paren = p;
+        for (const char *q = p; q < nl; q++) /* the name ends at the last " (" */
+            if (q[0] == ' ' && q[1] == '(')
+                paren = q;
+        log_skip("node: ", p, (size_t)(paren - p));
         p = nl + 1;
     }
     test_add_external(r.pass, r.fail + r.cancelled, r.skipped + r.todo);
@@ -232,6 +249,11 @@ int main(int argc, char **argv)
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0, skipped = 0;
     qsort(tests, (size_t)n_tests, sizeof tests[0], cmp_test);
+    const char *sl = getenv("CAIRN_SKIP_LOG");
+    if (sl && *sl && !(skip_log = fopen(sl, "w"))) {
+        perror(sl);
+        return 1;
+    }
     for (int i = 0; i < n_tests; i++) {
         if (filter && !strstr(tests[i].name, filter))
             continue;
@@ -242,6 +264,7 @@ int main(int argc, char **argv)
             failed++;
         } else if (cur_skipped) {
             printf("skip %s (%s)\n", tests[i].name, skip_reason);
+            log_skip("", tests[i].name, strlen(tests[i].name));
             skipped++;
         } else {
             printf("ok   %s\n", tests[i].name);
@@ -251,6 +274,8 @@ int main(int argc, char **argv)
     }
     if (tmp_root[0])
         rm_tree(tmp_root);
+    if (skip_log)
+        fclose(skip_log);
     if (ext_passed + ext_failed + ext_skipped)
         printf("(%d passed, %d failed, %d skipped of them in node's test runner)\n", ext_passed,
                ext_failed, ext_skipped);
