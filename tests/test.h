@@ -27,6 +27,20 @@ int test_failed_now(void); /* has the running test failed so far? */
 /* Count the results of an outside test runner (node's) that a test ran, so
 ** the final line covers them: each of its tests counts as one of ours. */
 void test_add_external(int passed, int failed, int skipped);
+/* Count the results in the TAP output of `node --test --test-reporter=tap`:
+** its pass count as passed, fail and cancelled as failed, skipped and todo as
+** skipped (each printed by name, like ours: "skip node: NAME (REASON)").
+** Returns how many failed, or -1 (a failure recorded) when the summary is
+** missing or its counts do not add up to its number of tests. */
+int test_add_node_tap(const char *tap);
+/* What test_add_node_tap reads, without counting it: the summary's numbers
+** and one line "NAME (REASON)" per skipped or todo test. Returns 0, or -1 when
+** the summary is missing or does not add up. */
+typedef struct node_tap {
+    int tests, pass, fail, cancelled, skipped, todo;
+    char not_run[4096];
+} node_tap;
+int test_parse_node_tap(const char *tap, node_tap *r);
 
 /* Where the shared fixtures live: $CAIRN_FIXTURES or ../shared/fixtures. */
 const char *test_fixtures(void);
@@ -34,6 +48,13 @@ const char *test_fixtures(void);
 const char *test_fixture(const char *rel);
 /* Path of a file under tests/data (always present in a clone). */
 const char *test_data(const char *rel);
+/* A small random-weight BERT embedding model (the shape of the shared
+** tiny-bert fixture: 128 wide, 2 layers, 2 heads, F16) with the bge
+** WordPiece vocabulary from tests/data, written by build/mkmodel into the
+** temporary directory on first use. NULL, with a failure recorded, if it
+** cannot be made. Tests that need an embedding model but no reference
+** numbers use it, so they run in any clone. */
+const char *test_tiny_bert(void);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *test_tmpdir(void);
 /* Run cmd with sh; its stdout and stderr land in out and err (truncated,

@@ -43,6 +43,7 @@ typedef struct opts {
     const char *type, *tokenizer, *out;
     uint64_t seed;
     int threads;
+    bool vocab_only; /* the tokenizer alone, no tensors: tokenizer tests need nothing more */
 } opts;
 
 /* ---- random numbers ---------------------------------------------------- */
@@ -299,7 +300,7 @@ static int write_model(const opts *o, cn_err *err)
 
     int max_t = 16 + 16 * s->n_layer;
     tensor_plan *p = cn_calloc((size_t)max_t, sizeof *p);
-    int n = plan(o, p);
+    int n = o->vocab_only ? 0 : plan(o, p);
     uint64_t total = 0;
     int64_t max_ne0 = 0;
     size_t max_row = 0;
@@ -368,14 +369,19 @@ static void usage(void)
             "  --type T           f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m\n"
             "  --tokenizer FILE   copy tokenizer.* metadata (and the vocabulary size) from FILE\n"
             "  --seed S           random seed (default 1)\n"
+            "  --vocab-only       write the tokenizer metadata alone, no tensors (like\n"
+            "                     llama.cpp's ggml-vocab-*.gguf files)\n"
             "  -t N               threads (default 2)\n");
 }
 
 int main(int argc, char **argv)
 {
-    opts o = {.s = presets[CN_ARRAY_LEN(presets) - 1], .type = "f32", .seed = 1, .threads = 2};
+    opts o = {.type = "f32", .seed = 1, .threads = 2};
+    for (size_t k = 0; k < CN_ARRAY_LEN(presets); k++)
+        if (!strcmp(presets[k].name, "tiny")) /* the default, as the usage says */
+            o.s = presets[k];
     enum { SHAPE = 256, ARCH, EMBD, LAYER, FF, HEAD, HEAD_KV, CTX, ROPE_BASE, TYPE, TOKENIZER,
-           SEED, TIED, UNTIED, BIAS, NO_BIAS, ROPE_FREQS, NO_ROPE_FREQS };
+           SEED, VOCAB_ONLY, TIED, UNTIED, BIAS, NO_BIAS, ROPE_FREQS, NO_ROPE_FREQS };
     static const struct option longs[] = {
         {"shape", required_argument, NULL, SHAPE}, {"arch", required_argument, NULL, ARCH},
         {"n-embd", required_argument, NULL, EMBD}, {"n-layer", required_argument, NULL, LAYER},
@@ -383,7 +389,7 @@ int main(int argc, char **argv)
         {"n-head-kv", required_argument, NULL, HEAD_KV}, {"ctx", required_argument, NULL, CTX},
         {"rope-base", required_argument, NULL, ROPE_BASE}, {"type", required_argument, NULL, TYPE},
         {"tokenizer", required_argument, NULL, TOKENIZER}, {"seed", required_argument, NULL, SEED},
-        {"tied", no_argument, NULL, TIED}, {"untied", no_argument, NULL, UNTIED},
+        {"vocab-only", no_argument, NULL, VOCAB_ONLY}, {"tied", no_argument, NULL, TIED}, {"untied", no_argument, NULL, UNTIED},
         {"bias", no_argument, NULL, BIAS}, {"no-bias", no_argument, NULL, NO_BIAS},
         {"rope-freqs", no_argument, NULL, ROPE_FREQS},
         {"no-rope-freqs", no_argument, NULL, NO_ROPE_FREQS}, {0}};
@@ -415,6 +421,7 @@ int main(int argc, char **argv)
         case SEED: o.seed = strtoull(v, NULL, 10); break;
         case 't': o.threads = atoi(v); break;
         case 'o': o.out = v; break;
+        case VOCAB_ONLY: o.vocab_only = true; break;
         case TIED: case UNTIED: o.s.tied = c == TIED; break;
         case BIAS: case NO_BIAS: o.s.bias = c == BIAS; break;
         case ROPE_FREQS: case NO_ROPE_FREQS: o.s.rope_freqs = c == ROPE_FREQS; break;

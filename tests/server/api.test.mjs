@@ -8,7 +8,7 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import fs from 'node:fs';
 import os from 'node:os';
-import { startServer, curl, BIN, CHAT, BERT, SLOW, DOCS } from './server.mjs';
+import { startServer, curl, BIN, CHAT, BERT, SLOW, DOCS, CLI_TIMEOUT_MS } from './server.mjs';
 
 const CHAT_NAME = 'aidreams260K', BERT_NAME = 'tiny-bert-f16';
 
@@ -28,7 +28,7 @@ describe('OpenAI API with the openai package', () => {
         assert.equal(one.id, 'tiny-bert-f16');
         assert.equal(one.owned_by, 'cairn');
         await assert.rejects(client.models.retrieve('nope'), (e) => e.status === 404);
-        const help = execFileSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
+        const help = execFileSync(BIN, ['serve', '--help'], { encoding: 'utf8', timeout: CLI_TIMEOUT_MS });
         for (const route of ['/v1/chat/completions', '/api/chat', '/api/library/documents/{id}'])
             assert.ok(help.includes(route), route);
     });
@@ -112,7 +112,8 @@ describe('OpenAI API with the openai package', () => {
         assert.equal(r.object, 'text_completion');
         const cli = execFileSync(BIN, ['generate', '-m', CHAT, '-p', prompt, '-n', '10',
                                        '--temp', '0', '-t', '1'],
-                                 { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+                                 { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
+                                   timeout: CLI_TIMEOUT_MS });
         assert.equal(r.choices[0].text, cli.replace(/\n$/, ''));
         assert.equal(r.usage.completion_tokens, 10);
     });
@@ -134,7 +135,7 @@ describe('OpenAI API with the openai package', () => {
         }
         assert.ok(f.usage.prompt_tokens >= 8);
         const cli = JSON.parse(execFileSync(BIN, ['embed', '-m', BERT, '--json', '-t', '1', input[0]],
-                                            { encoding: 'utf8' }));
+                                            { encoding: 'utf8', timeout: CLI_TIMEOUT_MS }));
         const c = cli.data[0].embedding;
         const dot = c.reduce((s, x, d) => s + x * f.data[0].embedding[d], 0);
         assert.ok(dot > 0.9999, `cosine with the CLI ${dot}`);
@@ -388,7 +389,8 @@ describe('Ollama API with curl', () => {
             options: { num_predict: 8, temperature: 0 } }), `${srv.url}/api/generate`]).body);
         const cli = execFileSync(BIN, ['generate', '-m', CHAT, '-p', prompt, '-n', '8', '--temp', '0',
                                        '--no-bos', '-t', '1'],
-                                 { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+                                 { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
+                                   timeout: CLI_TIMEOUT_MS });
         assert.equal(w.response, cli.replace(/\n$/, ''));
         const s = curl(['-d', JSON.stringify({ model: 'aidreams260K', prompt: 'hi',
                                                options: { num_predict: 3 } }), `${srv.url}/api/generate`]);
@@ -544,7 +546,8 @@ describe('API key', () => {
         try {
             execFileSync(BIN, ['serve', '--host', '0.0.0.0', '--port', '0'],
                          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
-                           env: { ...process.env, CAIRN_API_KEY: '' } });
+                           env: { ...process.env, CAIRN_API_KEY: '' },
+                           timeout: 15_000 }); /* a server that starts is killed: status null */
         } catch (e) { out = e.stderr; assert.equal(e.status, 1); }
         assert.match(out, /API key is required/);
     });

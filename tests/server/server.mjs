@@ -1,7 +1,8 @@
 // server.mjs: start `cairn serve` on a free loopback port for a test, with
 // its own data directory, and stop it afterwards. Paths come from the
-// environment `make test` sets (CAIRN_BIN, CAIRN_FIXTURES) or the defaults
-// of a checkout (build/cairn, ../shared/fixtures).
+// environment `make test` sets (CAIRN_BIN, CAIRN_TOOLS) or the defaults of a
+// checkout (build/cairn, build/). Every model the suites use is in
+// tests/data or made here by build/mkmodel: nothing outside the repository.
 import { spawn, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -11,15 +12,44 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.resolve(ROOT, process.env.CAIRN_BIN || 'build/cairn');
-const FIX = path.resolve(ROOT, process.env.CAIRN_FIXTURES || '../shared/fixtures');
-export const CHAT = path.join(ROOT, 'tests/data/models/aidreams260K.gguf');
-export const BERT = path.join(FIX, 'models/tiny-bert-f16.gguf');
-export const SLOW = path.join(FIX, 'models/tiny-llama-256-q4_k_m.gguf');
-export const DOCS = path.join(ROOT, 'tests/data/docs');
 export const TOOLS = path.resolve(ROOT, process.env.CAIRN_TOOLS || 'build');
+export const CHAT = path.join(ROOT, 'tests/data/models/aidreams260K.gguf');
+export const DOCS = path.join(ROOT, 'tests/data/docs');
 
-for (const f of [BIN, CHAT, BERT, SLOW])
-    if (!fs.existsSync(f)) throw new Error(`missing ${f} (build first; fixtures in ${FIX})`);
+for (const f of [BIN, CHAT, path.join(TOOLS, 'mkmodel')])
+    if (!fs.existsSync(f)) throw new Error(`missing ${f} (run \`make all\` first)`);
+
+/* No command a test runs may hang the suite: each has this long (ASan
+** builds are several times slower than -O2 ones). */
+export const CLI_TIMEOUT_MS = 120_000;
+
+/* A random-weight model written by mkmodel (deterministic: same arguments,
+** same file), kept in TOOLS/test-models/NAME.gguf between runs and made
+** again when mkmodel is newer. The file name is the model's name in the API. */
+function madeModel(name, args) {
+    const dir = path.join(TOOLS, 'test-models');
+    const file = path.join(dir, `${name}.gguf`);
+    const mk = path.join(TOOLS, 'mkmodel');
+    if (fs.existsSync(file) && fs.statSync(file).mtimeMs >= fs.statSync(mk).mtimeMs)
+        return file;
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    execFileSync(mk, [...args, '-o', tmp], { stdio: 'ignore', timeout: CLI_TIMEOUT_MS });
+    fs.renameSync(tmp, file);
+    return file;
+}
+
+/* An embedding model shaped like llama.cpp's tiny-bert fixture (128 wide, 2
+** layers, F16) with the bge WordPiece vocabulary. */
+export const BERT = madeModel('tiny-bert-f16', [
+    '--shape', 'minilm', '--n-layer', '2', '--n-embd', '128', '--n-head', '2', '--n-head-kv', '2',
+    '--n-ff', '512', '--type', 'f16',
+    '--tokenizer', path.join(ROOT, 'tests/data/vocab/ggml-vocab-bert-bge.gguf')]);
+/* A chat model slow enough for the load tests: Llama 3 shape at 256 wide, a
+** Q4_K_M mix, the 128k-token Llama 3 vocabulary. */
+export const SLOW = madeModel('tiny-llama-256-q4_k_m', [
+    '--shape', 'tiny', '--n-embd', '256', '--n-ff', '768', '--type', 'q4_k_m',
+    '--tokenizer', path.join(ROOT, 'tests/data/vocab/ggml-vocab-llama-bpe.gguf')]);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -93,7 +123,7 @@ export async function startHelper(cmd, args, re) {
 /* curl, as a client nobody here wrote: returns { status, headers, body }. */
 export function curl(args) {
     const out = execFileSync('curl', ['-sS', '-i', '--max-time', '60', ...args],
-                             { encoding: 'utf8', maxBuffer: 64 << 20 });
+                             { encoding: 'utf8', maxBuffer: 64 << 20, timeout: CLI_TIMEOUT_MS });
     const cut = out.indexOf('\r\n\r\n');
     const head = out.slice(0, cut).split('\r\n');
     const status = Number(head[0].split(' ')[1]);
@@ -116,7 +146,8 @@ export async function testCatalog(urlPrefix = '') {
     fs.copyFileSync(CHAT, path.join(root, 'm1.gguf'));
     const key = path.join(dir, 'test.key');
     const sign = path.join(TOOLS, 'catalog-sign');
-    const pub = execFileSync(sign, ['keygen', key], { encoding: 'utf8' }).trim().slice(0, 64);
+    const pub = execFileSync(sign, ['keygen', key], { encoding: 'utf8', timeout: CLI_TIMEOUT_MS })
+        .trim().slice(0, 64);
     const httpd = await startHelper(path.join(TOOLS, 'testhttpd'), [root, '--port', '0'], /port (\d+)/);
     const port = Number(httpd.match[1]);
     const data = fs.readFileSync(CHAT);
@@ -126,12 +157,13 @@ export async function testCatalog(urlPrefix = '') {
         sha256: crypto.createHash('sha256').update(data).digest('hex'),
         ram_mb: 64, license: 'test', description: 'test model' }] };
     fs.writeFileSync(path.join(root, 'catalog.json'), JSON.stringify(catalog));
-    execFileSync(sign, ['sign', key, path.join(root, 'catalog.json')]);
+    execFileSync(sign, ['sign', key, path.join(root, 'catalog.json')], { timeout: CLI_TIMEOUT_MS });
     const config = path.join(dir, 'config');
     fs.writeFileSync(config, `catalog_url = http://127.0.0.1:${port}/catalog.json\ncatalog_key = ${pub}\n`);
     const home = path.join(dir, 'home');
     const env = { CAIRN_CONFIG: config };
-    execFileSync(BIN, ['models', 'update'], { env: { ...process.env, ...env, CAIRN_HOME: home }, stdio: 'ignore' });
+    execFileSync(BIN, ['models', 'update'], { env: { ...process.env, ...env, CAIRN_HOME: home },
+                                              stdio: 'ignore', timeout: CLI_TIMEOUT_MS });
     return {
         home, env, port,
         close() {

