@@ -10,10 +10,11 @@
 
 #include <dirent.h>
 
+/* The layers of docs/architecture.md, bottom up (ingest and store share one). */
 static const struct { const char *mod; int layer; } layers[] = {
-    {"base", 0},   {"gguf", 1},   {"tok", 2},     {"engine", 3}, {"ingest", 4},
-    {"store", 4},  {"search", 5}, {"rag", 5},     {"models", 5}, {"library", 6},
-    {"server", 7}, {"cli", 8},
+    {"base", 0},   {"gguf", 1},    {"tok", 2},     {"engine", 3}, {"ingest", 4},
+    {"store", 4},  {"search", 5},  {"rag", 6},     {"library", 7}, {"models", 8},
+    {"server", 9}, {"cli", 10},
 };
 
 static int layer_of(const char *mod, size_t n)
