@@ -12,15 +12,20 @@
 ** the download restart as one stream from byte 0.
 **
 ** Security: TLS peers are always verified; plain http:// is accepted only
-** for loopback addresses (tests, a local mirror). Redirects are followed by
-** hand, at most 10, and each target is checked before it is requested.
+** for loopback addresses (tests, a local mirror), decided on the host as
+** libcurl parses it (cn_host_is_loopback, the server's test too).
+** Redirects are followed by hand, at most 10, and each target is checked
+** before it is requested: from a remote server only to https:// on another
+** machine (mdl_redirect_check).
 */
 #include "models/models_int.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,30 +42,90 @@
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static bool loopback_host(const char *h)
+/* url's scheme and host as libcurl will use them (curl_free both). The
+** host is libcurl's normalised form: "0x7f.1" and "2130706433" come back as
+** "127.0.0.1", IPv6 in brackets, userinfo ("127.0.0.1@evil.com") stripped,
+** so the decision is made on the address curl will actually connect to. */
+static int url_parts(const char *url, char **scheme, char **host)
 {
-    return !strcmp(h, "localhost") || !strncmp(h, "127.", 4) || !strcmp(h, "[::1]") ||
-           !strcmp(h, "::1");
+    pthread_once(&curl_once, curl_init);
+    *scheme = *host = NULL;
+    CURLU *u = curl_url();
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK;
+    curl_url_cleanup(u);
+    if (!ok) {
+        curl_free(*scheme);
+        curl_free(*host);
+        *scheme = *host = NULL;
+    }
+    return ok ? CN_OK : CN_EINVAL;
+}
+
+/* Does a connection to host end on this machine: loopback, or the
+** unspecified address (0.0.0.0 and :: connect to the local host on Linux). */
+static bool points_here(const char *host)
+{
+    if (cn_host_is_loopback(host))
+        return true;
+    char v6[64];
+    size_t n = strlen(host);
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return a4.s_addr == 0;
+    if (n >= 2 && n - 2 < sizeof v6 && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(v6, host + 1, n - 2);
+        v6[n - 2] = 0;
+        return inet_pton(AF_INET6, v6, &a6) == 1 &&
+               (IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+                (IN6_IS_ADDR_V4MAPPED(&a6) && !memcmp(a6.s6_addr + 12, "\0\0\0\0", 4)));
+    }
+    return false;
 }
 
 int mdl_url_check(const char *url, cn_err *err)
 {
-    pthread_once(&curl_once, curl_init);
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
+    char *scheme, *host;
+    if (url_parts(url, &scheme, &host))
+        return cn_fail(err, CN_EINVAL, "'%.200s' is not a valid URL", url);
     int rc = CN_OK;
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-        rc = cn_fail(err, CN_EINVAL, "'%.200s' is not a valid URL", url);
-    else if (!strcmp(scheme, "http") && !loopback_host(host))
-        rc = cn_fail(err, CN_EINVAL, "'%.200s': plain http:// is refused (use https://; http is "
-                     "allowed only for a mirror on this machine, 127.0.0.1)", url);
-    else if (strcmp(scheme, "https") && strcmp(scheme, "http"))
+    if (strcmp(scheme, "https") && strcmp(scheme, "http"))
         rc = cn_fail(err, CN_EINVAL, "'%.200s': only https:// URLs are accepted", url);
+    else if (!strcmp(scheme, "http") && !cn_host_is_loopback(host))
+        rc = cn_fail(err, CN_EINVAL, "'%.200s': plain http:// is refused (use https://; http is "
+                     "allowed only for a mirror on this machine: 127.0.0.1, [::1], localhost)",
+                     url);
     curl_free(scheme);
     curl_free(host);
-    curl_url_cleanup(u);
+    return rc;
+}
+
+int mdl_redirect_check(const char *origin, const char *target, cn_err *err)
+{
+    int rc = mdl_url_check(target, err);
+    if (rc)
+        return rc;
+    char *oscheme, *ohost, *scheme, *host;
+    if (url_parts(origin, &oscheme, &ohost))
+        return cn_fail(err, CN_EINVAL, "'%.200s' is not a valid URL", origin);
+    url_parts(target, &scheme, &host); /* parsed above */
+    /* a mirror on this machine may send the client anywhere it could have
+    ** named itself; a remote server may not lead it onto plain http (a
+    ** downgrade) or into this machine's own services */
+    if (!cn_host_is_loopback(ohost)) {
+        if (strcmp(scheme, "https"))
+            rc = cn_fail(err, CN_EVERIFY, "'%.200s' redirects to plain http:// ('%.200s'): "
+                         "refused", origin, target);
+        else if (points_here(host))
+            rc = cn_fail(err, CN_EVERIFY, "'%.200s' redirects to this machine ('%.200s'): "
+                         "refused", origin, target);
+    }
+    curl_free(oscheme);
+    curl_free(ohost);
+    curl_free(scheme);
+    curl_free(host);
     return rc;
 }
 
@@ -116,8 +181,8 @@ static bool transient(CURL *h, CURLcode cc)
 /* After a transfer: a 3xx with a Location. Copies the target (resolved
 ** against the request URL by curl) into next, checked; returns 1 if there
 ** is one to follow, 0 if the response was not a redirect, or an error. */
-static int redirect_target(CURL *h, const char *url, int *hops, char *next, size_t cap,
-                           cn_err *err)
+static int redirect_target(CURL *h, const char *origin, const char *url, int *hops, char *next,
+                           size_t cap, cn_err *err)
 {
     long status = 0;
     char *loc = NULL;
@@ -130,9 +195,10 @@ static int redirect_target(CURL *h, const char *url, int *hops, char *next, size
     if (++*hops > MAX_REDIRECTS)
         return cn_fail(err, CN_EIO, "%.300s: more than %d redirects (a redirect loop?)", url,
                        MAX_REDIRECTS);
-    if (mdl_url_check(loc, NULL) != CN_OK)
+    if (mdl_redirect_check(origin, loc, NULL) != CN_OK)
         return cn_fail(err, CN_EIO, "%.300s: redirected to '%.300s', which is refused (only "
-                       "https://, or http:// on this machine)", url, loc);
+                       "https:// to another server; http:// or this machine only when the "
+                       "download started on this machine)", url, loc);
     if (strlen(loc) >= cap)
         return cn_fail(err, CN_EIO, "%.300s: redirect target too long", url);
     memcpy(next, loc, strlen(loc) + 1);
@@ -181,7 +247,7 @@ int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err)
             describe(h, cc, errbuf, cur, msg, sizeof msg);
             rc = cn_fail(err, CN_EIO, "%s", msg);
         } else {
-            int r = redirect_target(h, cur, &hops, cur, sizeof cur, err);
+            int r = redirect_target(h, url, cur, &hops, cur, sizeof cur, err);
             if (r == 1)
                 continue;
             rc = r;
@@ -458,7 +524,8 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
             CURLcode cc = m->data.result;
             if (cc == CURLE_OK && is_redirect(pt->h)) {
                 char next[4096];
-                int r = redirect_target(pt->h, pt->url, &pt->hops, next, sizeof next, err);
+                int r = redirect_target(pt->h, d.url, pt->url, &pt->hops, next, sizeof next,
+                                        err);
                 stop_part(pt, multi);
                 if (r == 1)
                     rc = start_part(&d, pt, multi, &o, next);

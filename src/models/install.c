@@ -469,9 +469,14 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
     if (!strcmp(e->role, "rerank"))
         return cn_fail(err, CN_EUNSUPPORTED, "%s: rerankers are listed in the catalog but the "
                        "engine cannot run them yet", e->name);
+    /* the digest is what ties the bytes to the signed catalog: without one
+    ** anything the server (or a redirect) sends would be installed */
+    if (!mdl_sha_ok(e->sha256))
+        return cn_fail(err, CN_EVERIFY, "%s: the catalog publishes no sha256 for this model, so "
+                       "a download could not be verified: refused (a file you trust can be "
+                       "installed with `cairn models import FILE`)", e->name);
     mdl_installed inst;
-    if (mdl_get(home, e->name, &inst, NULL) == CN_OK && *e->sha256 &&
-        !strcmp(inst.sha256, e->sha256))
+    if (mdl_get(home, e->name, &inst, NULL) == CN_OK && !strcmp(inst.sha256, e->sha256))
         return CN_OK; /* this exact file is installed */
     snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
     if ((rc = cn_mkdirs(part_dir, err)))
@@ -502,24 +507,16 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
     char sha[65], arch[32] = "", what[PATH_MAX + 200];
     snprintf(what, sizeof what, "%s (downloaded from %s)", e->name, e->url);
     struct stat st;
-    bool verified = false;
     if (stat(partial, &st) != 0 || st.st_size != e->size)
         rc = cn_fail(err, CN_EVERIFY, "%s: size is %lld bytes, the catalog says %lld", what,
                      (long long)st.st_size, (long long)e->size);
     if (!rc)
         rc = mdl_hash_file(partial, sha, e->name, d.fn, d.ctx, err);
-    if (!rc && *e->sha256 && strcmp(sha, e->sha256))
+    if (!rc && strcmp(sha, e->sha256))
         rc = cn_fail(err, CN_EVERIFY, "%s: sha256 mismatch: expected %s, got %s (corrupted or "
                      "tampered with%s)", what, e->sha256, sha,
                      e->pinned ? "" : "; the URL is not pinned, so the file may have been "
                                       "re-uploaded");
-    verified = !rc && *e->sha256;
-    if (!rc && !*e->sha256 && d.fn) {
-        mdl_progress p = {e->name, "verify", e->size, e->size, 0, 0, 0,
-                          "the catalog publishes no sha256 for this model: its hash could not "
-                          "be checked"};
-        d.fn(d.ctx, &p);
-    }
     if (!rc)
         rc = check_gguf(partial, what, e, arch, sizeof arch, err);
     if (!rc && d.fn) {
@@ -537,8 +534,8 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
         mdl_progress p = {e->name, "install", e->size, e->size, 0, 0, 0, NULL};
         d.fn(d.ctx, &p);
     }
-    rc = install_file(home, e->name, e->role, arch, partial, e->size, sha, e->url, verified,
-                      false, err);
+    rc = install_file(home, e->name, e->role, arch, partial, e->size, sha, e->url, true, false,
+                      err);
     if (rc)
         unlink(partial);
     return rc;

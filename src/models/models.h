@@ -34,7 +34,8 @@ typedef struct mdl_entry {
     const char *url;         /* https:// (pinned revision when pinned) */
     bool pinned;             /* url names a fixed revision */
     int64_t size;            /* bytes */
-    const char *sha256;      /* 64 hex digits, or "" when no checksum is published */
+    const char *sha256;      /* 64 hex digits, or "" when none is published (then
+                             ** mdl_pull refuses the entry) */
 } mdl_entry;
 
 typedef struct mdl_catalog {
@@ -135,7 +136,8 @@ int mdl_get(const char *home, const char *name, mdl_installed *out, cn_err *err)
 /* Download, verify (size, sha256, GGUF metadata against the entry, a smoke
 ** test: a few tokens or one embedding) and install atomically; the version
 ** it replaces is kept for mdl_rollback. The first model of a role becomes
-** the active one. Any failure leaves the installed state as it was. */
+** the active one. An entry without a sha256 is refused before anything is
+** downloaded. Any failure leaves the installed state as it was. */
 int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err);
 
 /* Install a GGUF the user already has: hashed, inspected, smoke-tested,

@@ -8,7 +8,7 @@
 */
 #include "test.h"
 #include "base/base.h"
-#include "models/models.h"
+#include "models/models_int.h" /* mdl_redirect_check */
 
 #include <jansson.h>
 #include <sodium.h>
@@ -185,6 +185,74 @@ TEST(models_catalog_rejects_bad_input)
     EXPECT(mdl_url_check("http://127.0.0.1@example.com/x", NULL) < 0);
     EXPECT(mdl_url_check("ftp://127.0.0.1/x", NULL) < 0);
     EXPECT(mdl_url_check("file:///etc/passwd", NULL) < 0);
+}
+
+/* Plain http only to this machine, decided on the host libcurl connects to:
+** names that merely start with "127." or "localhost", and userinfo tricks,
+** are refused; numeric shorthands curl turns into 127.0.0.1 really are
+** loopback and are accepted. */
+TEST(models_url_policy_hostile_hosts)
+{
+    static const char *ok[] = {
+        "http://127.0.0.1:8080/x", "http://127.1.2.3/x", "http://localhost/x",
+        "http://LOCALHOST:9/x", "http://[::1]:8080/x", "http://[::ffff:127.0.0.1]/x",
+        "http://0x7f.1/x" /* curl: 127.0.0.1 */, "http://127.1/x", "https://example.com/x",
+        "https://127.attacker.example/x"};
+    static const char *refused[] = {
+        "http://127.attacker.example/x", "http://127.0.0.1.evil.com/x", "http://localhost.evil/x",
+        "http://evil.localhost.com/x", "http://127.0.0.1@evil.com/x",
+        "http://127.0.0.1:80@evil.com:80/x", "http://evil.com#@127.0.0.1/x",
+        "http://127.0.0.1%2f@evil/x", "http://localhost./x", "http://0.0.0.0/x", "http://[::]/x",
+        "http://[::ffff:10.1.2.3]/x", "http://example.com/x", "ftp://127.0.0.1/x",
+        "file:///etc/passwd", "gopher://127.0.0.1/x", "not a url", ""};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (mdl_url_check(ok[i], NULL) != CN_OK)
+            test_fail_at(__FILE__, __LINE__, "'%s' should be accepted", ok[i]);
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (mdl_url_check(refused[i], NULL) == CN_OK)
+            test_fail_at(__FILE__, __LINE__, "'%s' must be refused", refused[i]);
+    cn_err err = {0};
+    EXPECT(mdl_url_check("http://127.attacker.example/m.gguf", &err) < 0);
+    EXPECT_CONTAINS(err.msg, "127.attacker.example");
+    EXPECT_CONTAINS(err.msg, "plain http:// is refused");
+}
+
+/* Redirects: a remote https server may send the downloader only to https
+** on another machine; a mirror on this machine may send it anywhere it
+** could have named itself. */
+TEST(models_redirect_policy)
+{
+    static const struct { const char *from, *to; bool ok; } cases[] = {
+        {"https://huggingface.co/m", "https://cdn-lfs.hf.co/m?sig=1", true},
+        {"https://huggingface.co/m", "http://cdn-lfs.hf.co/m", false},  /* downgrade */
+        {"https://huggingface.co/m", "http://127.0.0.1:8080/m", false}, /* a local port */
+        {"https://huggingface.co/m", "http://localhost/m", false},
+        {"https://huggingface.co/m", "https://127.0.0.1:8443/m", false},
+        {"https://huggingface.co/m", "https://localhost/m", false},
+        {"https://huggingface.co/m", "https://[::1]/m", false},
+        {"https://huggingface.co/m", "https://0x7f.1/m", false},   /* curl: 127.0.0.1 */
+        {"https://huggingface.co/m", "https://2130706433/m", false},
+        {"https://huggingface.co/m", "https://0.0.0.0/m", false},  /* Linux: this host */
+        {"https://huggingface.co/m", "https://[::]/m", false},
+        {"https://huggingface.co/m", "https://[::ffff:127.0.0.1]/m", false},
+        {"https://huggingface.co/m", "https://x@127.0.0.1/m", false},
+        {"https://huggingface.co/m", "ftp://cdn.example/m", false},
+        {"https://127.attacker.example/m", "http://127.0.0.1/m", false},
+        {"http://127.0.0.1:9/m", "http://127.0.0.1:9/other", true},
+        {"http://127.0.0.1:9/m", "http://localhost:10/m", true},
+        {"http://localhost:9/m", "https://huggingface.co/m", true},
+        {"https://localhost:9/m", "http://127.0.0.1:9/m", true},
+        {"http://127.0.0.1:9/m", "http://example.com/m", false}, /* http stays local */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cn_err err = {0};
+        int rc = mdl_redirect_check(cases[i].from, cases[i].to, &err);
+        if ((rc == CN_OK) != cases[i].ok)
+            test_fail_at(__FILE__, __LINE__, "%s -> %s: %s expected, got %d (%s)", cases[i].from,
+                         cases[i].to, cases[i].ok ? "allowed" : "refused", rc, err.msg);
+        if (!cases[i].ok)
+            EXPECT(err.msg[0] != 0);
+    }
 }
 
 TEST(models_signature_check)
@@ -404,6 +472,21 @@ TEST(models_pull_failures)
         EXPECT_CONTAINS(out_buf, "active");
         EXPECT(strstr(out_buf, "rollback") == NULL);
     }
+    /* an entry without a digest: refused by name before anything is
+    ** downloaded (the server sees no request for it) */
+    EXPECT_EQ_INT(publish_one(15, "nohash", "", "m2.gguf", 0.00028, ""), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull nohash"), 1);
+    EXPECT_CONTAINS(err_buf, "nohash: the catalog publishes no sha256");
+    EXPECT_EQ_INT(sh("cat $R/../srv.log; ls -A $CAIRN_HOME/models"), 0);
+    EXPECT(strstr(out_buf, "m2.gguf") == NULL && strstr(out_buf, "nohash") == NULL);
+    /* import, by contrast, hashes the local file itself */
+    EXPECT_EQ_INT(sh("$C models import $R/m2.gguf --name nohash && $C models list --json"), 0);
+    EXPECT_EQ_INT(sh("sha256sum $R/m2.gguf | cut -c1-64"), 0);
+    char want[80];
+    snprintf(want, sizeof want, "\"sha256\": \"%.64s\"", out_buf);
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT_CONTAINS(out_buf, want);
+    EXPECT_EQ_INT(sh("$C models rm nohash"), 0);
     /* a truncated file on the server: refused before a byte lands */
     entry(e, sizeof e, "trunc", "chat", "llama", "", "trunc.gguf", 0.00028, NULL);
     char fixed[2048];
