@@ -309,17 +309,11 @@ static int save_state(dl *d, cn_err *err)
                                             (json_int_t)d->parts[i].end,
                                             (json_int_t)d->parts[i].done));
     json_object_set_new(o, "parts", ps);
-    char tmp[PATH_MAX + 16], path[PATH_MAX + 16];
+    char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s.state", d->dest);
-    snprintf(tmp, sizeof tmp, "%s.state.tmp", d->dest);
-    int rc = CN_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char *s = json_dumps(o, JSON_COMPACT);
-    if (fd < 0 || !s || write(fd, s, strlen(s)) != (ssize_t)strlen(s) || fsync(fd) != 0 ||
-        rename(tmp, path) != 0)
-        rc = cn_fail(err, CN_EIO, "%s: cannot write download state: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    int rc = s ? cn_write_atomic(path, s, strlen(s), 0600, err)
+               : cn_fail(err, CN_ENOMEM, "%s: out of memory", path);
     free(s);
     json_decref(o);
     return rc;

@@ -86,29 +86,14 @@ int mdl_hash_file(const char *path, char hex[65], const char *name, mdl_progress
 
 static int write_json_atomic(const char *path, json_t *o, cn_err *err)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int rc = CN_OK;
-    if (!s || fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s) || write(fd, "\n", 1) != 1 ||
-        fsync(fd) != 0 || rename(tmp, path) != 0)
-        rc = cn_fail(err, CN_EIO, "%s: cannot write: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    cn_buf b;
+    cn_buf_init(&b, (size_t)16 << 20);
+    int rc = s && cn_buf_printf(&b, "%s\n", s) == CN_OK
+                 ? cn_write_atomic(path, b.data, b.len, 0600, err)
+                 : cn_fail(err, CN_ENOMEM, "%s: out of memory", path);
+    cn_buf_free(&b);
     free(s);
-    /* the rename itself must survive a crash */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!rc && slash) {
-        *slash = 0;
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
     return rc;
 }
 
@@ -346,29 +331,27 @@ static void iso_now(char *buf, size_t cap)
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Copy src to dst through dst + ".tmp" (synced, then renamed), so dst is
-** either absent or whole. */
+/* Copy src to dst atomically (cn_atomic_*), so dst is either absent (or
+** its old self) or whole. */
 static int copy_file(const char *src, const char *dst, int mode, cn_err *err)
 {
-    char tmp[PATH_MAX + 240];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    int in = open(src, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return cn_fail(err, CN_EIO, "%s: cannot open: %s", src, strerror(errno));
+    cn_atomic_file f;
+    int rc = cn_atomic_open(&f, dst, mode, err);
     char buf[1 << 16];
     ssize_t n = 0;
-    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            n = -1;
-            break;
-        }
-    int rc = CN_OK;
-    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0 || rename(tmp, dst) != 0) {
-        rc = cn_fail(err, CN_EIO, "cannot copy %s to %s: %s", src, dst, strerror(errno));
-        unlink(tmp);
+    while (!rc && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        rc = n < 0 ? cn_fail(err, CN_EIO, "%s: read error: %s", src, strerror(errno))
+                   : cn_atomic_write(&f, buf, (size_t)n, err);
     }
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
+    close(in);
+    if (!rc)
+        return cn_atomic_commit(&f, err);
+    cn_atomic_abort(&f);
     return rc;
 }
 
@@ -612,10 +595,9 @@ int mdl_export(const char *home, const char *name, const char *dir, cn_err *err)
     if ((rc = copy_file(m.path, dest, 0644, err)))
         return rc;
     /* sha256sum's format, so the other machine can check the copy */
-    FILE *f = fopen(side, "w");
-    if (!f || fprintf(f, "%s  %s.gguf\n", m.sha256, name) < 0 || fclose(f) != 0)
-        return cn_fail(err, CN_EIO, "%s: cannot write", side);
-    return CN_OK;
+    char line[300];
+    int n = snprintf(line, sizeof line, "%s  %s.gguf\n", m.sha256, name);
+    return cn_write_atomic(side, line, (size_t)n, 0644, err);
 }
 
 int mdl_partials(const char *home, mdl_partial *out, int cap)

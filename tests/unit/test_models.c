@@ -557,6 +557,40 @@ TEST(models_catalog_update_refuses_bad_signatures)
     server_stop();
 }
 
+/* `update --catalog-key K` is remembered with the catalog: later loads
+** (no key given) verify with K, tampering is still caught, and the key
+** cannot be swapped for the built-in one by a plain `update`. */
+TEST(models_catalog_key_is_remembered)
+{
+    setup();
+    EXPECT_EQ_INT(publish_one(7, "keyed", "", "m1.gguf", 0.00028, NULL), 0);
+    /* no catalog_key in the settings: only the command line names the key */
+    EXPECT_EQ_INT(sh("rm -rf $CAIRN_HOME && printf 'catalog_url = %%s/catalog.json\\n' $U > "
+                     "$CAIRN_CONFIG && $C models update --catalog-key %s", pubkey), 0);
+    EXPECT_CONTAINS(out_buf, "signature verified");
+    EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"keyed\"");
+    EXPECT_EQ_INT(sh("$C models pull keyed"), 0);
+    /* the stored signature file names the key */
+    EXPECT_EQ_INT(sh("cat $CAIRN_HOME/models/catalog.json.sig"), 0);
+    EXPECT_CONTAINS(out_buf, pubkey);
+    /* a plain update (the built-in key) is refused and changes nothing */
+    EXPECT_EQ_INT(sh("$C models update"), 1);
+    EXPECT_CONTAINS(err_buf, "does not verify");
+    EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"keyed\"");
+    /* a replay under the same key is still refused */
+    EXPECT_EQ_INT(sh("printf '{\"serial\": 3, \"models\": []}' > $R/catalog.json && "
+                     "$T/catalog-sign sign $R/../test.key $R/catalog.json >/dev/null && "
+                     "$C models update --catalog-key %s", pubkey), 1);
+    EXPECT_CONTAINS(err_buf, "older than the catalog in use");
+    /* tampering with the stored copy is caught with the stored key */
+    EXPECT_EQ_INT(sh("sed -i 's/test model/evil model/' $CAIRN_HOME/models/catalog.json; "
+                     "$C models list --all"), 1);
+    EXPECT_CONTAINS(err_buf, "does not verify");
+    server_stop();
+}
+
 TEST(models_import_export_embed)
 {
     const char *bert = test_fixture("models/tiny-bert-f16.gguf");
