@@ -21,4 +21,12 @@ int mdl_redirect_check(const char *origin, const char *target, cn_err *err);
 int mdl_hash_file(const char *path, char hex[65], const char *name, mdl_progress_fn fn,
                   void *ctx, cn_err *err);
 
+/* Bytes free to this user on the filesystem holding path (or its nearest
+** existing parent); -1 if unknown. */
+int64_t mdl_free_bytes(const char *path);
+/* Tests only: when set, mdl_free_bytes returns what it says (a full disk
+** without filling one). NULL in the program: nothing in the environment
+** can change what a user's binary believes about the disk. */
+extern int64_t (*mdl_free_bytes_hook)(const char *path);
+
 #endif

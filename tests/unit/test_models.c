@@ -117,6 +117,38 @@ static void setup(void)
     server_start(0);
 }
 
+/* The free space mdl_free_bytes reports while fake_free is set. */
+static int64_t fake_free;
+static int64_t fake_free_bytes(const char *dir)
+{
+    (void)dir;
+    return fake_free;
+}
+
+/* `models pull NAME` in this process, into home (NULL: the test's
+** $CAIRN_HOME, whose catalog is loaded), with the disk pretending to have
+** n_free bytes free: the test seam mdl_free_bytes_hook, which the shipped
+** binary has no way to set. */
+static int pull_with_free_bytes(const char *name, const char *home, int64_t n_free, cn_err *err)
+{
+    char mhome[1100];
+    snprintf(mhome, sizeof mhome, "%s/mhome", test_tmpdir());
+    mdl_catalog *c = NULL;
+    int rc = mdl_catalog_load(mhome, pubkey, &c, err);
+    const mdl_entry *e = rc ? NULL : mdl_catalog_find(c, name);
+    if (!rc && !e)
+        rc = cn_fail(err, CN_ENOTFOUND, "%s: not in the test catalog", name);
+    if (!rc) {
+        fake_free = n_free;
+        mdl_free_bytes_hook = fake_free_bytes;
+        mdl_dl_opts o = {.stall_s = 5, .retries = 1, .retry_base_ms = 50};
+        rc = mdl_pull(home ? home : mhome, e, &o, err);
+        mdl_free_bytes_hook = NULL;
+    }
+    mdl_catalog_free(c);
+    return rc;
+}
+
 TEST(models_builtin_catalog)
 {
     size_t len;
@@ -444,6 +476,7 @@ TEST(models_pull_failures)
 {
     setup();
     char e[2048], cat[16384];
+    cn_err err = {0};
     EXPECT_EQ_INT(publish_one(2, "good", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("$C models pull good"), 0);
 
@@ -501,12 +534,16 @@ TEST(models_pull_failures)
     EXPECT_CONTAINS(err_buf, "not the 999999-byte file the catalog lists");
     EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial"), 0);
     EXPECT(strstr(out_buf, "trunc") == NULL);
-    /* a full disk */
+    /* a full disk: refused before a byte is requested, nothing installed */
     EXPECT_EQ_INT(publish_one(21, "big", "", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull big"), 1);
-    EXPECT_CONTAINS(err_buf, "not enough disk space");
-    EXPECT_EQ_INT(sh("$C models list"), 0);
-    EXPECT(strstr(out_buf, "big") == NULL);
+    sh(": > $R/../srv.log");
+    EXPECT_EQ_INT(pull_with_free_bytes("big", NULL, 1000000, &err), CN_EIO);
+    EXPECT_CONTAINS(err.msg, "not enough disk space");
+    EXPECT_EQ_INT(sh("$C models list; cat $R/../srv.log"), 0);
+    EXPECT(strstr(out_buf, "big") == NULL && strstr(out_buf, "m1.gguf") == NULL);
+    /* the hook lives in the test program only: the environment variable
+    ** that once pretended the disk was full does nothing to the binary */
+    EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull big"), 0);
     server_stop();
 }
 
@@ -521,10 +558,14 @@ TEST(models_pull_on_a_full_tmpfs)
     EXPECT_EQ_INT(sh("CAIRN_HOME=$R/../small/home $C models update && "
                      "CAIRN_HOME=$R/../small/home $C models pull good"), 1);
     EXPECT_CONTAINS(err_buf, "not enough disk space");
-    EXPECT_EQ_INT(sh("head -c 2500000 /dev/zero > $R/../small/fill; "
-                     "CAIRN_HOME=$R/../small/home CAIRN_TEST_FREE_BYTES=999999999 "
-                     "$C models pull good"), 1);
-    EXPECT_CONTAINS(err_buf, "disk is full");
+    EXPECT_EQ_INT(sh("head -c 2500000 /dev/zero > $R/../small/fill"), 0);
+    char home[1100];
+    snprintf(home, sizeof home, "%s/small/home", test_tmpdir());
+    cn_err err = {0};
+    EXPECT_EQ_INT(pull_with_free_bytes("good", home, 999999999, &err), CN_EIO);
+    EXPECT_CONTAINS(err.msg, "disk is full");
+    EXPECT_EQ_INT(sh("ls -A $R/../small/home/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "good") == NULL); /* no reserved space left behind */
     sh("umount $R/../small");
     server_stop();
 }
