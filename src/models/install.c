@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -440,7 +441,8 @@ static void fmt_size(int64_t b, char *out, size_t cap)
         snprintf(out, cap, "%.1f MB", b / 1e6);
 }
 
-int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+/* The pull itself, under the model's download lock (mdl_pull). */
+static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
 {
     char dir[PATH_MAX], part_dir[PATH_MAX + 16], partial[PATH_MAX + 120], state[PATH_MAX + 130];
     int rc = models_dir(home, dir, sizeof dir, err);
@@ -487,7 +489,9 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
     char sha[65], arch[32] = "", what[PATH_MAX + 200];
     snprintf(what, sizeof what, "%s (downloaded from %s)", e->name, e->url);
     struct stat st;
-    if (stat(partial, &st) != 0 || st.st_size != e->size)
+    if (stat(partial, &st) != 0)
+        rc = cn_fail(err, CN_EIO, "%s: cannot stat: %s", partial, strerror(errno));
+    else if (st.st_size != e->size)
         rc = cn_fail(err, CN_EVERIFY, "%s: size is %lld bytes, the catalog says %lld", what,
                      (long long)st.st_size, (long long)e->size);
     if (!rc)
@@ -518,6 +522,65 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
                       err);
     if (rc)
         unlink(partial);
+    return rc;
+}
+
+/* An exclusive lock on NAME's download, models/.partial/NAME.lock, held
+** for a whole pull and by mdl_remove: a second pull of the same model (in
+** another terminal, or the web UI) would otherwise truncate or race the
+** first one's file, and a removal would pull it from under the download.
+** flock: the kernel drops it when the process dies (kill -9 included).
+** Fills path, sets *fd; CN_ELIMIT when someone else holds it. */
+static int download_lock(const char *part_dir, const char *name, char *path, size_t cap,
+                         int *fd, cn_err *err)
+{
+    snprintf(path, cap, "%s/%s.lock", part_dir, name);
+    for (int tries = 0; tries < 8; tries++) {
+        int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (f < 0)
+            return cn_fail(err, CN_EIO, "%s: cannot create: %s", path, strerror(errno));
+        if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(f);
+            if (e == EWOULDBLOCK)
+                return cn_fail(err, CN_ELIMIT, "%s is being downloaded right now (another "
+                               "`cairn models pull`, or the web page): wait for it or stop it "
+                               "first", name);
+            return cn_fail(err, CN_EIO, "%s: cannot lock: %s", path, strerror(e));
+        }
+        /* the holder before us removes the file as it lets go: the lock
+        ** counts only if it is on the file that is at path now */
+        struct stat a, b;
+        if (fstat(f, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            *fd = f;
+            return CN_OK;
+        }
+        close(f);
+    }
+    return cn_fail(err, CN_EIO, "%s: cannot lock (it keeps being replaced)", path);
+}
+
+static void download_unlock(const char *path, int fd)
+{
+    unlink(path); /* before the close: nobody can take a lock on a file about to go */
+    close(fd);
+}
+
+int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+{
+    char dir[PATH_MAX], part_dir[PATH_MAX + 16], lock[PATH_MAX + 100];
+    int rc = check_name(e->name, err), fd = -1;
+    if (!rc)
+        rc = models_dir(home, dir, sizeof dir, err);
+    if (rc)
+        return rc;
+    snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
+    if ((rc = cn_mkdirs(part_dir, err)) ||
+        (rc = download_lock(part_dir, e->name, lock, sizeof lock, &fd, err)))
+        return rc;
+    rc = pull_locked(home, e, o, err);
+    download_unlock(lock, fd);
     return rc;
 }
 
@@ -641,11 +704,28 @@ static int rm_tree_files(const char *dir)
     return rmdir(dir);
 }
 
+static int remove_locked(const char *home, const char *name, cn_err *err);
+
 int mdl_remove(const char *home, const char *name, cn_err *err)
 {
     int rc = check_name(name, err);
     if (rc)
         return rc;
+    char part_dir[PATH_MAX + 32], lock[PATH_MAX + 100];
+    int fd = -1;
+    snprintf(part_dir, sizeof part_dir, "%s/models/.partial", home);
+    if (access(part_dir, F_OK) == 0 &&
+        (rc = download_lock(part_dir, name, lock, sizeof lock, &fd, err)))
+        return rc; /* a pull of it is running */
+    rc = remove_locked(home, name, err);
+    if (fd >= 0)
+        download_unlock(lock, fd);
+    return rc;
+}
+
+static int remove_locked(const char *home, const char *name, cn_err *err)
+{
+    int rc;
     char dir[PATH_MAX + 80], partial[PATH_MAX + 120], state[PATH_MAX + 130];
     snprintf(dir, sizeof dir, "%s/models/%s", home, name);
     snprintf(partial, sizeof partial, "%s/models/.partial/%s.gguf", home, name);

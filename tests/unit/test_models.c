@@ -470,6 +470,33 @@ TEST(models_pull_resumes)
     server_stop();
 }
 
+/* One pull of a model at a time: a second `models pull` (or the web page's)
+** of the same model, and `models rm` of it, are refused while the first
+** runs, and the first completes untouched; the lock goes with it. */
+TEST(models_pull_is_locked_while_running)
+{
+    setup();
+    EXPECT_EQ_INT(publish_one(2, "locked", "slow=300000/", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("($C models pull locked > $R/../pull1.out 2>&1; echo $? > $R/../pull1.rc) & "
+                     "for i in $(seq 100); do [ -f $CAIRN_HOME/models/.partial/locked.gguf.state ]"
+                     " && break; sleep 0.05; done; $C models pull locked"), 1);
+    EXPECT_CONTAINS(err_buf, "locked is being downloaded right now");
+    EXPECT_EQ_INT(sh("$C models rm locked"), 1);
+    EXPECT_CONTAINS(err_buf, "locked is being downloaded right now");
+    EXPECT_EQ_INT(sh("for i in $(seq 200); do [ -s $R/../pull1.rc ] && break; sleep 0.05; done; "
+                     "cat $R/../pull1.rc"), 0);
+    EXPECT(!strncmp(out_buf, "0\n", 2));
+    EXPECT_EQ_INT(sh("$C models verify locked && ls -A $CAIRN_HOME/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "locked.") == NULL); /* no lock, partial or state left */
+    /* a pull killed with -9 leaves its lock file, but not the lock */
+    EXPECT_EQ_INT(sh("$C models rm locked >/dev/null && ($C models pull locked & pid=$!; "
+                     "sleep 1; kill -9 $pid; wait $pid; true) 2>/dev/null; "
+                     "ls $CAIRN_HOME/models/.partial"), 0);
+    EXPECT_CONTAINS(out_buf, "locked.lock");
+    EXPECT_EQ_INT(sh("$C models pull locked && $C models verify locked"), 0);
+    server_stop();
+}
+
 /* Every failure: its own message, nothing half-installed, the model that
 ** was active before still active. */
 TEST(models_pull_failures)
