@@ -404,6 +404,14 @@ static int install_file(const char *home, const char *name, const char *role, co
     rc = write_json_atomic(mpath, m, err);
     if (!rc && *drop)
         unlink(drop); /* only after the manifest no longer names it */
+    /* no manifest names the new file (a full disk, typically): it would sit
+    ** there unlisted, gigabytes nobody can see or remove, so it goes */
+    bool named = (old_cur && !strcmp(jstr(old_cur, "file"), fname)) ||
+                 (old_prev && !strcmp(jstr(old_prev, "file"), fname));
+    if (rc && !named) {
+        unlink(dest);
+        rmdir(dir); /* only if nothing else is in it */
+    }
     json_decref(m);
     json_decref(old);
     if (rc)

@@ -597,6 +597,30 @@ TEST(models_pull_on_a_full_tmpfs)
     server_stop();
 }
 
+/* The disk fills between the model file and its manifest (a tmpfs with
+** room for the file and not one page more): the import fails with the
+** manifest named, and the unlisted model file does not stay behind. */
+TEST(models_install_full_disk_leaves_no_orphan)
+{
+    sh("umount $R/../tiny 2>/dev/null; rm -rf $R/../tiny");
+    /* aidreams260K.gguf: 1068640 bytes, 261 pages of 4 KiB */
+    if (sh("mkdir -p $R/../tiny && mount -t tmpfs -o size=%d tmpfs $R/../tiny", 261 * 4096) != 0)
+        SKIP("cannot mount a tmpfs here (not root, or no permission in this container)");
+    char home[1100];
+    snprintf(home, sizeof home, "%s/tiny/home", test_tmpdir());
+    fake_free = (int64_t)1 << 40; /* past the up-front space check */
+    mdl_free_bytes_hook = fake_free_bytes;
+    cn_err err = {0};
+    int rc = mdl_import(home, test_data("models/aidreams260K.gguf"), "tiny", NULL, NULL, NULL,
+                        NULL, NULL, &err);
+    mdl_free_bytes_hook = NULL;
+    EXPECT_EQ_INT(rc, CN_EIO);
+    EXPECT_CONTAINS(err.msg, "manifest.json");
+    EXPECT_EQ_INT(sh("find $R/../tiny/home/models -type f; df -k $R/../tiny | tail -1"), 0);
+    EXPECT(strstr(out_buf, ".gguf") == NULL);
+    EXPECT_EQ_INT(sh("umount $R/../tiny"), 0);
+}
+
 TEST(models_catalog_update_refuses_bad_signatures)
 {
     setup();
