@@ -620,31 +620,50 @@ int mdl_import(const char *home, const char *file, const char *name, const char 
     }
     if ((rc = check_name(name, err)))
         return rc;
+    /* a quick look first, so a file that is not a model is not copied */
     if ((rc = check_gguf(file, file, NULL, arch, sizeof arch, err)))
         return rc;
     if (!role)
         role = role_of_arch(arch);
     if (strcmp(role, "chat") && strcmp(role, "embed"))
         return cn_fail(err, CN_EINVAL, "role '%s': expected chat or embed", role);
-    if ((rc = mdl_hash_file(file, sha, name, fn, ctx, err)))
-        return rc;
-    /* a file the catalog knows: its published hash must match */
-    const mdl_entry *e = NULL;
-    for (int i = 0; c && i < c->n; i++)
-        if (!strcmp(c->models[i].sha256, sha))
-            e = &c->models[i];
     if (free_bytes(dir) < st.st_size + DISK_MARGIN)
         return cn_fail(err, CN_EIO, "not enough disk space in %s to copy %s", dir, file);
-    if (fn) {
+    char part_dir[PATH_MAX + 16], lock[PATH_MAX + 100], staged[PATH_MAX + 120];
+    int fd = -1;
+    snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
+    if ((rc = cn_mkdirs(part_dir, err)) ||
+        (rc = download_lock(part_dir, name, lock, sizeof lock, &fd, err)))
+        return rc;
+    /* everything is checked on our own copy, which is what gets installed:
+    ** the user's file may still be changing (a browser still saving it),
+    ** and the recorded sha256 must be that of the installed bytes */
+    snprintf(staged, sizeof staged, "%s/%s.import", part_dir, name);
+    rc = copy_file(file, staged, 0600, err);
+    if (!rc)
+        rc = check_gguf(staged, file, NULL, arch, sizeof arch, err);
+    if (!rc && stat(staged, &st) != 0)
+        rc = cn_fail(err, CN_EIO, "%s: cannot stat: %s", staged, strerror(errno));
+    if (!rc)
+        rc = mdl_hash_file(staged, sha, name, fn, ctx, err);
+    /* a file the catalog publishes: installed as verified */
+    const mdl_entry *e = NULL;
+    for (int i = 0; !rc && c && i < c->n; i++)
+        if (!strcmp(c->models[i].sha256, sha))
+            e = &c->models[i];
+    if (!rc && fn) {
         mdl_progress p = {name, "smoke-test", 0, 0, 0, 0, 0, NULL};
         fn(ctx, &p);
     }
-    if ((rc = smoke_test(file, role, file, err)))
-        return rc;
+    if (!rc)
+        rc = smoke_test(staged, role, file, err);
     char source[PATH_MAX + 8];
     snprintf(source, sizeof source, "import:%s", file);
-    rc = install_file(home, name, role, arch, file, st.st_size, sha, source, e != NULL, true,
-                      err);
+    if (!rc)
+        rc = install_file(home, name, role, arch, staged, st.st_size, sha, source, e != NULL,
+                          false, err);
+    unlink(staged); /* after a failure; gone already (renamed) after success */
+    download_unlock(lock, fd);
     return rc || !out ? rc : mdl_get(home, name, out, err);
 }
 

@@ -621,6 +621,40 @@ TEST(models_install_full_disk_leaves_no_orphan)
     EXPECT_EQ_INT(sh("umount $R/../tiny"), 0);
 }
 
+/* Progress callback that appends to the file being imported once its
+** checks begin: a file still being written while it is imported. */
+static void grow_source(void *ctx, const mdl_progress *p)
+{
+    if (strcmp(p->phase, "smoke-test"))
+        return;
+    FILE *f = fopen((const char *)ctx, "ab");
+    if (f) {
+        fputs("appended while importing", f);
+        fclose(f);
+    }
+}
+
+/* What import records is what it installed: the checks run on Cairn's own
+** copy, so a source file that changes meanwhile cannot leave a manifest
+** whose sha256 and size describe other bytes. */
+TEST(models_import_installs_the_bytes_it_checked)
+{
+    char src[1100], home[1100];
+    snprintf(src, sizeof src, "%s/growing.gguf", test_tmpdir());
+    snprintf(home, sizeof home, "%s/ihome", test_tmpdir());
+    EXPECT_EQ_INT(sh("rm -rf %s && cp %s %s", home, test_data("models/aidreams260K.gguf"), src),
+                  0);
+    cn_err err = {0};
+    mdl_installed m;
+    EXPECT_EQ_INT(mdl_import(home, src, "growing", NULL, NULL, grow_source, src, &m, &err),
+                  CN_OK);
+    EXPECT_EQ_INT(mdl_verify(home, "growing", NULL, NULL, &err), CN_OK);
+    EXPECT_EQ_INT(m.size, 1068640);
+    EXPECT_EQ_INT(sh("cmp %s '%s' && ls -A %s/models/.partial", test_data("models/aidreams260K.gguf"),
+                     m.path, home), 0);
+    EXPECT_STR(out_buf, ""); /* no staged copy or lock left */
+}
+
 TEST(models_catalog_update_refuses_bad_signatures)
 {
     setup();
