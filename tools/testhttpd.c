@@ -17,6 +17,8 @@
 **   /tohttp/F        302 to http://example.com/F (must be refused)
 **   /stall/F         read the request, never answer
 **   /slow=B/F        at most B bytes per second
+**   /shiftrange=N/F  a Range request is answered with the bytes N further
+**                    on (a 206 whose Content-Range says so)
 **
 ** --log FILE appends a line per request: "path start end sent".
 */
@@ -92,7 +94,7 @@ static void *serve(void *arg)
         close(fd);
         return NULL;
     }
-    long long drop = -1, slow = 0, rstart = -1, rend = -1;
+    long long drop = -1, slow = 0, rstart = -1, rend = -1, shift = 0;
     bool norange = false, head = !strcmp(method, "HEAD");
     char *p = path;
     for (;;) { /* fault segments */
@@ -105,6 +107,9 @@ static void *serve(void *arg)
             p = rest;
         } else if (sscanf(p, "/drop=%lld/", &v) == 1) {
             drop = v;
+            p = strchr(p + 1, '/');
+        } else if (sscanf(p, "/shiftrange=%lld/", &v) == 1) {
+            shift = v;
             p = strchr(p + 1, '/');
         } else if (sscanf(p, "/slow=%lld/", &v) == 1) {
             slow = v;
@@ -163,6 +168,10 @@ static void *serve(void *arg)
         }
         if (rend >= size)
             rend = size - 1;
+        if (shift > 0 && rstart + shift < size) { /* the same length, further on */
+            rstart += shift;
+            rend = rend + shift < size ? rend + shift : size - 1;
+        }
     }
     long long start = rstart >= 0 ? rstart : 0, end = rstart >= 0 ? rend : size - 1;
     char h[512];

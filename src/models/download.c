@@ -280,6 +280,9 @@ typedef struct part {
     bool checked;              /* its response's status has been looked at */
     bool bad_range;            /* the server answered 200 to a Range request */
     int64_t wrong_size;        /* the server's length disagrees (bytes it offered), or 0 */
+    int64_t file_size;         /* the whole file's size, as the catalog says */
+    char wrong_range[96];      /* a 206 for other bytes than asked: its Content-Range */
+    bool wrong_total;          /* ...of a file of another size */
     bool write_failed;
     int write_errno;
     int fd;
@@ -383,6 +386,19 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
             pt->wrong_size = cl;
             return 0;
         }
+        /* ...and they must be the bytes asked for: a 206 for another range
+        ** (a confused cache) would be written at the wrong offset and only
+        ** found by the hash, after the whole download */
+        struct curl_header *hd;
+        long long a, b, total;
+        if (status == 206 &&
+            curl_easy_header(pt->h, "Content-Range", 0, CURLH_HEADER, -1, &hd) == CURLHE_OK &&
+            sscanf(hd->value, "bytes %lld-%lld/%lld", &a, &b, &total) == 3 &&
+            (a != pt->start + pt->done || b >= pt->end || total != pt->file_size)) {
+            snprintf(pt->wrong_range, sizeof pt->wrong_range, "%.80s", hd->value);
+            pt->wrong_total = total != pt->file_size;
+            return 0;
+        }
     }
     if ((int64_t)len > pt->end - pt->start - pt->done) {
         pt->write_failed = true; /* more than asked for */
@@ -420,6 +436,9 @@ static int start_part(dl *d, part *pt, CURLM *multi, const mdl_dl_opts *o, const
     pt->fd = d->fd;
     pt->bad_range = pt->write_failed = false;
     pt->wrong_size = 0;
+    pt->wrong_range[0] = 0;
+    pt->wrong_total = false;
+    pt->file_size = d->size;
     setup_handle(pt->h, pt->url, o->stall_s, pt->errbuf);
     char range[64];
     bool whole = pt->start == 0 && pt->done == 0 && pt->end == d->size;
@@ -539,6 +558,15 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
                 if (!(rc = save_state(&d, err)))
                     rc = start_part(&d, &d.parts[0], multi, &o, NULL);
                 break;
+            } else if (pt->wrong_range[0]) {
+                /* another range: what is on disk is good, kept for a later
+                ** attempt; another size: not this file, nothing to keep */
+                rc = cn_fail(err, pt->wrong_total ? CN_EVERIFY : CN_EIO,
+                             "%.300s: asked for bytes %lld-%lld of %lld, the server sent '%s' "
+                             "instead (%s)", pt->url, (long long)(pt->start + pt->done),
+                             (long long)(pt->end - 1), (long long)d.size, pt->wrong_range,
+                             pt->wrong_total ? "not the file the catalog lists"
+                                             : "a broken server or cache");
             } else if (pt->wrong_size) {
                 rc = cn_fail(err, CN_EVERIFY, "%.300s: the server offers %lld bytes where %lld "
                              "were expected: the file there is not the %lld-byte file the "

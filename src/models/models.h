@@ -146,8 +146,10 @@ int mdl_get(const char *home, const char *name, mdl_installed *out, cn_err *err)
 ** downloaded. Any failure leaves the installed state as it was. */
 int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err);
 
-/* Install a GGUF the user already has: hashed, inspected, smoke-tested,
-** copied in. name NULL: from the file name; role NULL: from the architecture.
+/* Install a GGUF the user already has: copied in first, then the copy is
+** hashed, inspected and smoke-tested (so what is recorded is what was
+** installed, even if the file changes meanwhile) and moved into place.
+** name NULL: from the file name; role NULL: from the architecture.
 ** What was installed goes to *out (may be NULL). */
 int mdl_import(const char *home, const char *file, const char *name, const char *role,
                const mdl_catalog *c, mdl_progress_fn fn, void *ctx, mdl_installed *out,

@@ -532,6 +532,14 @@ TEST(models_pull_failures)
         EXPECT_CONTAINS(out_buf, "active");
         EXPECT(strstr(out_buf, "rollback") == NULL);
     }
+    /* a 206 for other bytes than those asked for: refused at the first
+    ** byte, with the ranges named, instead of a hash mismatch at the end */
+    EXPECT_EQ_INT(publish_one(14, "shifted", "shiftrange=1000/", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("CAIRN_MIN_PART_BYTES=100000 $C models pull shifted"), 1);
+    EXPECT_CONTAINS(err_buf, "the server sent 'bytes ");
+    EXPECT_CONTAINS(err_buf, "a broken server or cache");
+    EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models $CAIRN_HOME/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "shifted") == NULL); /* nothing arrived, nothing kept */
     /* an entry without a digest: refused by name before anything is
     ** downloaded (the server sees no request for it) */
     EXPECT_EQ_INT(publish_one(15, "nohash", "", "m2.gguf", 0.00028, ""), 0);
