@@ -17,6 +17,8 @@
 **   /tohttp/F        302 to http://example.com/F (must be refused)
 **   /stall/F         read the request, never answer
 **   /slow=B/F        at most B bytes per second
+**   /fat302/F        302 to /F with an endless body (1 GB of zeros, sent
+**                    until the client hangs up)
 **   /shiftrange=N/F  a Range request is answered with the bytes N further
 **                    on (a 206 whose Content-Range says so)
 **
@@ -129,6 +131,16 @@ static void *serve(void *arg)
             snprintf(loc, sizeof loc, "Location: %s%s\r\n", p[1] == 't' ? "http://example.com" : "",
                      p[1] == 'l' ? path : rest);
             reply(fd, 302, loc);
+            close(fd);
+            return NULL;
+        } else if (!strncmp(p, "/fat302/", 8)) {
+            char h[4400], zeros[16384] = {0};
+            int n = snprintf(h, sizeof h, "HTTP/1.1 302 Found\r\nLocation: %s\r\n"
+                             "Content-Length: 1000000000\r\nConnection: close\r\n\r\n", p + 7);
+            send_all(fd, h, (size_t)n);
+            for (long long sent = 0; sent < 1000000000LL; sent += (long long)sizeof zeros)
+                if (send(fd, zeros, sizeof zeros, MSG_NOSIGNAL) <= 0)
+                    break;
             close(fd);
             return NULL;
         } else if (!strncmp(p, "/stall/", 7)) {

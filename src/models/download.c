@@ -38,6 +38,7 @@
 #define MIN_PART_BYTES ((int64_t)32 << 20) /* smaller files: one connection */
 #define SAVE_EVERY_S 1.0
 #define MAX_REDIRECTS 10
+#define MAX_REDIRECT_BODY ((int64_t)64 << 10)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -178,6 +179,9 @@ static bool transient(CURL *h, CURLcode cc)
            cc != CURLE_WRITE_ERROR;
 }
 
+static int redirect_checked(const char *origin, const char *url, const char *loc, long status,
+                            int *hops, char *next, size_t cap, cn_err *err);
+
 /* After a transfer: a 3xx with a Location. Copies the target (resolved
 ** against the request URL by curl) into next, checked; returns 1 if there
 ** is one to follow, 0 if the response was not a redirect, or an error. */
@@ -190,6 +194,27 @@ static int redirect_target(CURL *h, const char *origin, const char *url, int *ho
     if (status < 300 || status > 399)
         return 0;
     curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+    /* libcurl resolves Location only for a transfer that ended normally;
+    ** for one whose body was cut short, resolve the header the same way */
+    char *resolved = NULL;
+    struct curl_header *hd;
+    if (!loc && curl_easy_header(h, "Location", 0, CURLH_HEADER, -1, &hd) == CURLHE_OK) {
+        CURLU *u = curl_url();
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            curl_url_set(u, CURLUPART_URL, hd->value, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_URL, &resolved, 0) == CURLUE_OK)
+            loc = resolved;
+        curl_url_cleanup(u);
+    }
+    int rc = redirect_checked(origin, url, loc, status, hops, next, cap, err);
+    curl_free(resolved);
+    return rc;
+}
+
+/* The rest of redirect_target, for an absolute target loc (NULL: none). */
+static int redirect_checked(const char *origin, const char *url, const char *loc, long status,
+                            int *hops, char *next, size_t cap, cn_err *err)
+{
     if (!loc)
         return cn_fail(err, CN_EIO, "%.300s: HTTP %ld without a Location", url, status);
     if (++*hops > MAX_REDIRECTS)
@@ -214,10 +239,24 @@ static bool is_redirect(CURL *h)
 
 /* ---- small documents into memory ------------------------------------------ */
 
+typedef struct fetch_sink {
+    cn_buf *b;
+    CURL *h;
+    int64_t redirect_body; /* as in a part: a 3xx body is dropped, and cut if long */
+    bool redirect_cut;
+} fetch_sink;
+
 static size_t to_buf(char *p, size_t sz, size_t n, void *ud)
 {
-    cn_buf *b = ud;
-    return cn_buf_append(b, p, sz * n) == CN_OK ? sz * n : 0;
+    fetch_sink *f = ud;
+    long status = 0;
+    curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 300 && status <= 399) {
+        f->redirect_body += (int64_t)(sz * n);
+        f->redirect_cut = f->redirect_body > MAX_REDIRECT_BODY;
+        return f->redirect_cut ? 0 : sz * n;
+    }
+    return cn_buf_append(f->b, p, sz * n) == CN_OK ? sz * n : 0;
 }
 
 int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err)
@@ -237,10 +276,13 @@ int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err)
         b.len = 0;
         curl_easy_reset(h);
         setup_handle(h, cur, 30, errbuf);
+        fetch_sink sink = {.b = &b, .h = h};
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
         curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
         CURLcode cc = curl_easy_perform(h);
+        if (cc == CURLE_WRITE_ERROR && sink.redirect_cut)
+            cc = CURLE_OK; /* the status and Location are in: follow it below */
         if (cc == CURLE_WRITE_ERROR)
             rc = cn_fail(err, CN_ELIMIT, "%.300s: larger than %zu bytes", url, max);
         else if (cc != CURLE_OK) {
@@ -287,6 +329,8 @@ typedef struct part {
     int write_errno;
     int fd;
     int hops;                  /* redirects followed for this request */
+    int64_t redirect_body;     /* bytes of a 3xx body seen (and dropped) */
+    bool redirect_cut;         /* ...too many: the transfer was stopped */
     char url[4096];            /* where this request goes (after redirects) */
     char errbuf[CURL_ERROR_SIZE];
 } part;
@@ -369,8 +413,16 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     size_t len = sz * n;
     long status = 0;
     curl_easy_getinfo(pt->h, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 300 && status <= 399)
-        return len; /* a redirect's body: followed by hand once it ends */
+    if (status >= 300 && status <= 399) {
+        /* a redirect's body is never used: cut it short rather than read
+        ** an endless one forever, then follow the Location */
+        pt->redirect_body += (int64_t)len;
+        if (pt->redirect_body > MAX_REDIRECT_BODY) {
+            pt->redirect_cut = true;
+            return 0;
+        }
+        return len;
+    }
     if (!pt->checked) {
         pt->checked = true;
         /* a 200 to a ranged request is the whole file from byte 0 */
@@ -438,6 +490,8 @@ static int start_part(dl *d, part *pt, CURLM *multi, const mdl_dl_opts *o, const
     pt->wrong_size = 0;
     pt->wrong_range[0] = 0;
     pt->wrong_total = false;
+    pt->redirect_body = 0;
+    pt->redirect_cut = false;
     pt->file_size = d->size;
     setup_handle(pt->h, pt->url, o->stall_s, pt->errbuf);
     char range[64];
@@ -535,7 +589,8 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
             part *pt;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
             CURLcode cc = m->data.result;
-            if (cc == CURLE_OK && is_redirect(pt->h)) {
+            if ((cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && pt->redirect_cut)) &&
+                is_redirect(pt->h)) {
                 char next[4096];
                 int r = redirect_target(pt->h, d.url, pt->url, &pt->hops, next, sizeof next,
                                         err);

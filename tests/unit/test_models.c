@@ -497,6 +497,20 @@ TEST(models_pull_is_locked_while_running)
     server_stop();
 }
 
+/* A redirect whose body never ends (1 GB of zeros): the body is dropped
+** and cut short, the Location followed, for a model and for the catalog. */
+TEST(models_redirect_with_endless_body)
+{
+    setup();
+    EXPECT_EQ_INT(publish_one(2, "fat", "fat302/", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("timeout 60 $C models pull fat"), 0);
+    EXPECT_EQ_INT(sh("$C models verify fat"), 0);
+    EXPECT_EQ_INT(publish_one(3, "fat", "", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("timeout 60 $C models update --catalog-url $U/fat302/catalog.json"), 0);
+    EXPECT_CONTAINS(out_buf, "serial 3");
+    server_stop();
+}
+
 /* Every failure: its own message, nothing half-installed, the model that
 ** was active before still active. */
 TEST(models_pull_failures)
