@@ -672,8 +672,8 @@ TEST(models_import_installs_the_bytes_it_checked)
                   CN_OK);
     EXPECT_EQ_INT(mdl_verify(home, "growing", NULL, NULL, &err), CN_OK);
     EXPECT_EQ_INT(m.size, 1068640);
-    EXPECT_EQ_INT(sh("cmp %s '%s' && ls -A %s/models/.partial", test_data("models/aidreams260K.gguf"),
-                     m.path, home), 0);
+    EXPECT_EQ_INT(sh("cmp %s '%s' && ls -A %s/models/.partial",
+                     test_data("models/aidreams260K.gguf"), m.path, home), 0);
     EXPECT_STR(out_buf, ""); /* no staged copy or lock left */
 }
 
