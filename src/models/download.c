@@ -111,7 +111,11 @@ int mdl_redirect_check(const char *origin, const char *target, cn_err *err)
     char *oscheme, *ohost, *scheme, *host;
     if (url_parts(origin, &oscheme, &ohost))
         return cn_fail(err, CN_EINVAL, "'%.200s' is not a valid URL", origin);
-    url_parts(target, &scheme, &host); /* parsed above */
+    if (url_parts(target, &scheme, &host)) { /* parsed above: only out of memory */
+        curl_free(oscheme);
+        curl_free(ohost);
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    }
     /* a mirror on this machine may send the client anywhere it could have
     ** named itself; a remote server may not lead it onto plain http (a
     ** downgrade) or into this machine's own services */
