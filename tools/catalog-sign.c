@@ -85,9 +85,10 @@ static int sign(const char *key_path, const char *catalog)
     char hex[2 * crypto_sign_BYTES + 1], out[4096];
     sodium_bin2hex(hex, sizeof hex, sig, sizeof sig);
     snprintf(out, sizeof out, "%s.sig", catalog);
-    FILE *f = fopen(out, "w");
-    if (!f || fprintf(f, "%s\n", hex) < 0 || fclose(f) != 0) {
-        perror(out);
+    char line[sizeof hex + 1];
+    snprintf(line, sizeof line, "%s\n", hex);
+    if (cn_write_atomic(out, line, strlen(line), 0644, &err)) {
+        fprintf(stderr, "catalog-sign: %s\n", err.msg);
         return 1;
     }
     printf("wrote %s\n", out);

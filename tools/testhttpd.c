@@ -17,6 +17,10 @@
 **   /tohttp/F        302 to http://example.com/F (must be refused)
 **   /stall/F         read the request, never answer
 **   /slow=B/F        at most B bytes per second
+**   /fat302/F        302 to /F with an endless body (1 GB of zeros, sent
+**                    until the client hangs up)
+**   /shiftrange=N/F  a Range request is answered with the bytes N further
+**                    on (a 206 whose Content-Range says so)
 **
 ** --log FILE appends a line per request: "path start end sent".
 */
@@ -92,7 +96,7 @@ static void *serve(void *arg)
         close(fd);
         return NULL;
     }
-    long long drop = -1, slow = 0, rstart = -1, rend = -1;
+    long long drop = -1, slow = 0, rstart = -1, rend = -1, shift = 0;
     bool norange = false, head = !strcmp(method, "HEAD");
     char *p = path;
     for (;;) { /* fault segments */
@@ -105,6 +109,9 @@ static void *serve(void *arg)
             p = rest;
         } else if (sscanf(p, "/drop=%lld/", &v) == 1) {
             drop = v;
+            p = strchr(p + 1, '/');
+        } else if (sscanf(p, "/shiftrange=%lld/", &v) == 1) {
+            shift = v;
             p = strchr(p + 1, '/');
         } else if (sscanf(p, "/slow=%lld/", &v) == 1) {
             slow = v;
@@ -124,6 +131,16 @@ static void *serve(void *arg)
             snprintf(loc, sizeof loc, "Location: %s%s\r\n", p[1] == 't' ? "http://example.com" : "",
                      p[1] == 'l' ? path : rest);
             reply(fd, 302, loc);
+            close(fd);
+            return NULL;
+        } else if (!strncmp(p, "/fat302/", 8)) {
+            char h[4400], zeros[16384] = {0};
+            int n = snprintf(h, sizeof h, "HTTP/1.1 302 Found\r\nLocation: %s\r\n"
+                             "Content-Length: 1000000000\r\nConnection: close\r\n\r\n", p + 7);
+            send_all(fd, h, (size_t)n);
+            for (long long sent = 0; sent < 1000000000LL; sent += (long long)sizeof zeros)
+                if (send(fd, zeros, sizeof zeros, MSG_NOSIGNAL) <= 0)
+                    break;
             close(fd);
             return NULL;
         } else if (!strncmp(p, "/stall/", 7)) {
@@ -163,6 +180,10 @@ static void *serve(void *arg)
         }
         if (rend >= size)
             rend = size - 1;
+        if (shift > 0 && rstart + shift < size) { /* the same length, further on */
+            rstart += shift;
+            rend = rend + shift < size ? rend + shift : size - 1;
+        }
     }
     long long start = rstart >= 0 ? rstart : 0, end = rstart >= 0 ? rend : size - 1;
     char h[512];

@@ -74,6 +74,43 @@ void cn_buf_free(cn_buf *b);
 /* Read a whole file into a NUL-terminated malloc'd buffer (at most max bytes). */
 int cn_read_file(const char *path, size_t max, char **out, size_t *out_len, cn_err *err);
 
+/* ---- writing a file whole or not at all (files.c) ------------------------
+** The data goes to a temporary file beside path (same directory, so the
+** rename cannot cross filesystems), which is fsync'd, renamed over path,
+** and then the directory is fsync'd so the rename itself survives a crash.
+** Readers see the old file or the new one, never a part. On any failure
+** path is left as it was and the temporary file is removed. */
+typedef struct cn_atomic_file {
+    int fd;                  /* write to it (cn_atomic_write), or -1 */
+    char path[4096];
+    char tmp[4096 + 16];     /* path + ".tmp-XXXXXX" */
+} cn_atomic_file;
+
+/* Open a temporary file for path with permissions mode (e.g. 0600). */
+int cn_atomic_open(cn_atomic_file *f, const char *path, int mode, cn_err *err);
+/* Append n bytes (all of them, or an error naming path). */
+int cn_atomic_write(cn_atomic_file *f, const void *p, size_t n, cn_err *err);
+/* Sync, close and rename into place, then sync the directory. On failure
+** the temporary file is removed and path is untouched. */
+int cn_atomic_commit(cn_atomic_file *f, cn_err *err);
+/* Give up: close and remove the temporary file (no-op after a commit). */
+void cn_atomic_abort(cn_atomic_file *f);
+/* The three steps for data already in memory. */
+int cn_write_atomic(const char *path, const void *data, size_t len, int mode, cn_err *err);
+/* fsync the directory that holds path (after a rename or unlink in it). */
+int cn_fsync_parent(const char *path, cn_err *err);
+
+/* ---- addresses (host.c) ---------------------------------------------------
+** Is host (as a URL or a Host header gives it, IPv6 with or without
+** brackets) this machine's loopback interface: "localhost" (any case), a
+** dotted-quad IPv4 literal in 127.0.0.0/8, ::1, or ::ffff:127.x.y.z (the
+** same addresses mapped into IPv6). Nothing else: no names that merely
+** start with "127.", no trailing dots, no numeric shorthands (0x7f.1, 127.1:
+** callers that accept those must normalise them first, as libcurl does).
+** The server and the downloader both ask this one function, so they cannot
+** disagree. */
+bool cn_host_is_loopback(const char *host);
+
 /* Length of the longest prefix of s[0..n) that is complete, valid UTF-8. */
 size_t cn_utf8_valid_prefix(const char *s, size_t n);
 /* Number of bytes of a UTF-8 sequence starting with lead byte c (1..4), 0 if

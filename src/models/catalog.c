@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* The maintainers' catalog key (tools/catalog-sign.c; the secret half is
@@ -228,6 +229,21 @@ int mdl_catalog_verified(const char *text, size_t len, const char *sig, const ch
     return rc;
 }
 
+/* The stored signature file is the signature's hex, then a line "key HEX"
+** naming the key it was accepted with. Cuts text at that line and points
+** *key at the key (NULL if the file has none: written by an older Cairn). */
+static void split_sig_file(char *text, const char **key)
+{
+    *key = NULL;
+    char *k = strstr(text, "\nkey ");
+    if (!k)
+        return;
+    *k = 0;
+    k += 5;
+    k[strcspn(k, " \t\r\n")] = 0;
+    *key = k;
+}
+
 int mdl_catalog_load(const char *home, const char *key_hex, mdl_catalog **out, cn_err *err)
 {
     size_t blen;
@@ -246,10 +262,14 @@ int mdl_catalog_load(const char *home, const char *key_hex, mdl_catalog **out, c
         *out = b; /* no update installed */
         return CN_OK;
     }
-    if ((rc = cn_read_file(spath, 4096, &sig, &slen, err)) == CN_OK)
-        rc = mdl_catalog_verified(text, len, sig, key_hex ? key_hex : builtin_key, path, 0, out,
-                                  err);
-    else
+    if ((rc = cn_read_file(spath, 4096, &sig, &slen, err)) == CN_OK) {
+        const char *stored;
+        split_sig_file(sig, &stored);
+        const char *key = stored ? stored : key_hex ? key_hex : builtin_key;
+        rc = mdl_catalog_verified(text, len, sig, key, path, 0, out, err);
+        if (!rc)
+            snprintf((*out)->key, sizeof (*out)->key, "%.64s", key);
+    } else
         rc = cn_fail(err, CN_EVERIFY, "%s: signature file missing (%s): run `cairn models "
                      "update` again or delete the catalog to use the built-in one", path, spath);
     free(text);
@@ -268,39 +288,45 @@ int mdl_catalog_update(const char *home, const char *url, const char *key_hex, i
                        int64_t *serial, cn_err *err)
 {
     mdl_catalog *cur = NULL, *c = NULL;
-    /* a broken local catalog is replaced, not an obstacle */
-    mdl_catalog_load(home, key_hex, &cur, NULL);
     char sig_url[2100], *text = NULL, *sig = NULL;
     size_t len = 0, slen = 0;
     if (snprintf(sig_url, sizeof sig_url, "%s.sig", url) >= (int)sizeof sig_url)
         return cn_fail(err, CN_EINVAL, "catalog URL too long");
+    /* a broken local catalog is replaced, not an obstacle */
+    mdl_catalog_load(home, key_hex, &cur, NULL);
     int rc = mdl_fetch(url, MDL_CATALOG_MAX, &text, &len, err);
     if (!rc && (rc = mdl_fetch(sig_url, 4096, &sig, &slen, err)) && err) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
         cn_fail(err, rc, "%s (a catalog without its signature is never used)", why);
     }
+    /* replays are judged against the catalog of the same publisher: a new
+    ** key (the user chose another mirror) starts its own serials */
+    const char *key = key_hex ? key_hex : builtin_key;
+    const char *cur_key = cur && cur->key[0] ? cur->key : builtin_key;
+    int64_t floor = cur && !strcasecmp(cur_key, key) ? cur->serial : 0;
     if (!rc)
-        rc = mdl_catalog_verified(text, len, sig, key_hex ? key_hex : builtin_key, url,
-                                  cur ? cur->serial : 0, &c, err);
-    char dir[PATH_MAX], path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+        rc = mdl_catalog_verified(text, len, sig, key, url, floor, &c, err);
+    char dir[PATH_MAX], path[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/models", home);
     if (!rc)
         rc = cn_mkdirs(dir, err);
-    /* the signature first, then the catalog: a crash between the two leaves
-    ** a pair that fails to verify and says so, never an unverified catalog */
+    /* the signature and the key it verified with in one file, so the next
+    ** load checks against the key that was trusted here (one write); the
+    ** signature first, then the catalog: a crash between the two leaves a
+    ** pair that fails to verify and says so, never an unverified catalog */
+    cn_buf sf;
+    cn_buf_init(&sf, 4096);
+    for (const char *p = sig; !rc && *p; p++) /* the hex digits that verified */
+        if (!strchr(" \t\r\n", *p) && cn_buf_append(&sf, p, 1) != CN_OK)
+            rc = cn_fail(err, CN_ENOMEM, "out of memory");
+    if (!rc && cn_buf_printf(&sf, "\nkey %s\n", key) != CN_OK)
+        rc = cn_fail(err, CN_ENOMEM, "out of memory");
     for (int k = 0; !rc && k < 2; k++) {
-        const char *data = k == 0 ? sig : text;
-        size_t n = k == 0 ? slen : len;
         snprintf(path, sizeof path, "%s/catalog.json%s", dir, k == 0 ? ".sig" : "");
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = fopen(tmp, "w");
-        bool ok = f && fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        if (f && fclose(f) != 0)
-            ok = false;
-        if (!ok || rename(tmp, path) != 0)
-            rc = cn_fail(err, CN_EIO, "%s: cannot write", path);
+        rc = cn_write_atomic(path, k == 0 ? sf.data : text, k == 0 ? sf.len : len, 0600, err);
     }
+    cn_buf_free(&sf);
     if (!rc) {
         *n_models = c->n;
         *serial = c->serial;

@@ -12,15 +12,20 @@
 ** the download restart as one stream from byte 0.
 **
 ** Security: TLS peers are always verified; plain http:// is accepted only
-** for loopback addresses (tests, a local mirror). Redirects are followed by
-** hand, at most 10, and each target is checked before it is requested.
+** for loopback addresses (tests, a local mirror), decided on the host as
+** libcurl parses it (cn_host_is_loopback, the server's test too).
+** Redirects are followed by hand, at most 10, and each target is checked
+** before it is requested: from a remote server only to https:// on another
+** machine (mdl_redirect_check).
 */
 #include "models/models_int.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,34 +38,99 @@
 #define MIN_PART_BYTES ((int64_t)32 << 20) /* smaller files: one connection */
 #define SAVE_EVERY_S 1.0
 #define MAX_REDIRECTS 10
+#define MAX_REDIRECT_BODY ((int64_t)64 << 10)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static bool loopback_host(const char *h)
+/* url's scheme and host as libcurl will use them (curl_free both). The
+** host is libcurl's normalised form: "0x7f.1" and "2130706433" come back as
+** "127.0.0.1", IPv6 in brackets, userinfo ("127.0.0.1@evil.com") stripped,
+** so the decision is made on the address curl will actually connect to. */
+static int url_parts(const char *url, char **scheme, char **host)
 {
-    return !strcmp(h, "localhost") || !strncmp(h, "127.", 4) || !strcmp(h, "[::1]") ||
-           !strcmp(h, "::1");
+    pthread_once(&curl_once, curl_init);
+    *scheme = *host = NULL;
+    CURLU *u = curl_url();
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK;
+    curl_url_cleanup(u);
+    if (!ok) {
+        curl_free(*scheme);
+        curl_free(*host);
+        *scheme = *host = NULL;
+    }
+    return ok ? CN_OK : CN_EINVAL;
+}
+
+/* Does a connection to host end on this machine: loopback, or the
+** unspecified address (0.0.0.0 and :: connect to the local host on Linux). */
+static bool points_here(const char *host)
+{
+    if (cn_host_is_loopback(host))
+        return true;
+    char v6[64];
+    size_t n = strlen(host);
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return a4.s_addr == 0;
+    if (n >= 2 && n - 2 < sizeof v6 && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(v6, host + 1, n - 2);
+        v6[n - 2] = 0;
+        return inet_pton(AF_INET6, v6, &a6) == 1 &&
+               (IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+                (IN6_IS_ADDR_V4MAPPED(&a6) && !memcmp(a6.s6_addr + 12, "\0\0\0\0", 4)));
+    }
+    return false;
 }
 
 int mdl_url_check(const char *url, cn_err *err)
 {
-    pthread_once(&curl_once, curl_init);
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
+    char *scheme, *host;
+    if (url_parts(url, &scheme, &host))
+        return cn_fail(err, CN_EINVAL, "'%.200s' is not a valid URL", url);
     int rc = CN_OK;
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-        rc = cn_fail(err, CN_EINVAL, "'%.200s' is not a valid URL", url);
-    else if (!strcmp(scheme, "http") && !loopback_host(host))
-        rc = cn_fail(err, CN_EINVAL, "'%.200s': plain http:// is refused (use https://; http is "
-                     "allowed only for a mirror on this machine, 127.0.0.1)", url);
-    else if (strcmp(scheme, "https") && strcmp(scheme, "http"))
+    if (strcmp(scheme, "https") && strcmp(scheme, "http"))
         rc = cn_fail(err, CN_EINVAL, "'%.200s': only https:// URLs are accepted", url);
+    else if (!strcmp(scheme, "http") && !cn_host_is_loopback(host))
+        rc = cn_fail(err, CN_EINVAL, "'%.200s': plain http:// is refused (use https://; http is "
+                     "allowed only for a mirror on this machine: 127.0.0.1, [::1], localhost)",
+                     url);
     curl_free(scheme);
     curl_free(host);
-    curl_url_cleanup(u);
+    return rc;
+}
+
+int mdl_redirect_check(const char *origin, const char *target, cn_err *err)
+{
+    int rc = mdl_url_check(target, err);
+    if (rc)
+        return rc;
+    char *oscheme, *ohost, *scheme, *host;
+    if (url_parts(origin, &oscheme, &ohost))
+        return cn_fail(err, CN_EINVAL, "'%.200s' is not a valid URL", origin);
+    if (url_parts(target, &scheme, &host)) { /* parsed above: only out of memory */
+        curl_free(oscheme);
+        curl_free(ohost);
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    }
+    /* a mirror on this machine may send the client anywhere it could have
+    ** named itself; a remote server may not lead it onto plain http (a
+    ** downgrade) or into this machine's own services */
+    if (!cn_host_is_loopback(ohost)) {
+        if (strcmp(scheme, "https"))
+            rc = cn_fail(err, CN_EVERIFY, "'%.200s' redirects to plain http:// ('%.200s'): "
+                         "refused", origin, target);
+        else if (points_here(host))
+            rc = cn_fail(err, CN_EVERIFY, "'%.200s' redirects to this machine ('%.200s'): "
+                         "refused", origin, target);
+    }
+    curl_free(oscheme);
+    curl_free(ohost);
+    curl_free(scheme);
+    curl_free(host);
     return rc;
 }
 
@@ -113,11 +183,14 @@ static bool transient(CURL *h, CURLcode cc)
            cc != CURLE_WRITE_ERROR;
 }
 
+static int redirect_checked(const char *origin, const char *url, const char *loc, long status,
+                            int *hops, char *next, size_t cap, cn_err *err);
+
 /* After a transfer: a 3xx with a Location. Copies the target (resolved
 ** against the request URL by curl) into next, checked; returns 1 if there
 ** is one to follow, 0 if the response was not a redirect, or an error. */
-static int redirect_target(CURL *h, const char *url, int *hops, char *next, size_t cap,
-                           cn_err *err)
+static int redirect_target(CURL *h, const char *origin, const char *url, int *hops, char *next,
+                           size_t cap, cn_err *err)
 {
     long status = 0;
     char *loc = NULL;
@@ -125,14 +198,36 @@ static int redirect_target(CURL *h, const char *url, int *hops, char *next, size
     if (status < 300 || status > 399)
         return 0;
     curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+    /* libcurl resolves Location only for a transfer that ended normally;
+    ** for one whose body was cut short, resolve the header the same way */
+    char *resolved = NULL;
+    struct curl_header *hd;
+    if (!loc && curl_easy_header(h, "Location", 0, CURLH_HEADER, -1, &hd) == CURLHE_OK) {
+        CURLU *u = curl_url();
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            curl_url_set(u, CURLUPART_URL, hd->value, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_URL, &resolved, 0) == CURLUE_OK)
+            loc = resolved;
+        curl_url_cleanup(u);
+    }
+    int rc = redirect_checked(origin, url, loc, status, hops, next, cap, err);
+    curl_free(resolved);
+    return rc;
+}
+
+/* The rest of redirect_target, for an absolute target loc (NULL: none). */
+static int redirect_checked(const char *origin, const char *url, const char *loc, long status,
+                            int *hops, char *next, size_t cap, cn_err *err)
+{
     if (!loc)
         return cn_fail(err, CN_EIO, "%.300s: HTTP %ld without a Location", url, status);
     if (++*hops > MAX_REDIRECTS)
         return cn_fail(err, CN_EIO, "%.300s: more than %d redirects (a redirect loop?)", url,
                        MAX_REDIRECTS);
-    if (mdl_url_check(loc, NULL) != CN_OK)
+    if (mdl_redirect_check(origin, loc, NULL) != CN_OK)
         return cn_fail(err, CN_EIO, "%.300s: redirected to '%.300s', which is refused (only "
-                       "https://, or http:// on this machine)", url, loc);
+                       "https:// to another server; http:// or this machine only when the "
+                       "download started on this machine)", url, loc);
     if (strlen(loc) >= cap)
         return cn_fail(err, CN_EIO, "%.300s: redirect target too long", url);
     memcpy(next, loc, strlen(loc) + 1);
@@ -148,10 +243,24 @@ static bool is_redirect(CURL *h)
 
 /* ---- small documents into memory ------------------------------------------ */
 
+typedef struct fetch_sink {
+    cn_buf *b;
+    CURL *h;
+    int64_t redirect_body; /* as in a part: a 3xx body is dropped, and cut if long */
+    bool redirect_cut;
+} fetch_sink;
+
 static size_t to_buf(char *p, size_t sz, size_t n, void *ud)
 {
-    cn_buf *b = ud;
-    return cn_buf_append(b, p, sz * n) == CN_OK ? sz * n : 0;
+    fetch_sink *f = ud;
+    long status = 0;
+    curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 300 && status <= 399) {
+        f->redirect_body += (int64_t)(sz * n);
+        f->redirect_cut = f->redirect_body > MAX_REDIRECT_BODY;
+        return f->redirect_cut ? 0 : sz * n;
+    }
+    return cn_buf_append(f->b, p, sz * n) == CN_OK ? sz * n : 0;
 }
 
 int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err)
@@ -171,17 +280,20 @@ int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err)
         b.len = 0;
         curl_easy_reset(h);
         setup_handle(h, cur, 30, errbuf);
+        fetch_sink sink = {.b = &b, .h = h};
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
         curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
         CURLcode cc = curl_easy_perform(h);
+        if (cc == CURLE_WRITE_ERROR && sink.redirect_cut)
+            cc = CURLE_OK; /* the status and Location are in: follow it below */
         if (cc == CURLE_WRITE_ERROR)
             rc = cn_fail(err, CN_ELIMIT, "%.300s: larger than %zu bytes", url, max);
         else if (cc != CURLE_OK) {
             describe(h, cc, errbuf, cur, msg, sizeof msg);
             rc = cn_fail(err, CN_EIO, "%s", msg);
         } else {
-            int r = redirect_target(h, cur, &hops, cur, sizeof cur, err);
+            int r = redirect_target(h, url, cur, &hops, cur, sizeof cur, err);
             if (r == 1)
                 continue;
             rc = r;
@@ -214,10 +326,15 @@ typedef struct part {
     bool checked;              /* its response's status has been looked at */
     bool bad_range;            /* the server answered 200 to a Range request */
     int64_t wrong_size;        /* the server's length disagrees (bytes it offered), or 0 */
+    int64_t file_size;         /* the whole file's size, as the catalog says */
+    char wrong_range[96];      /* a 206 for other bytes than asked: its Content-Range */
+    bool wrong_total;          /* ...of a file of another size */
     bool write_failed;
     int write_errno;
     int fd;
     int hops;                  /* redirects followed for this request */
+    int64_t redirect_body;     /* bytes of a 3xx body seen (and dropped) */
+    bool redirect_cut;         /* ...too many: the transfer was stopped */
     char url[4096];            /* where this request goes (after redirects) */
     char errbuf[CURL_ERROR_SIZE];
 } part;
@@ -243,17 +360,11 @@ static int save_state(dl *d, cn_err *err)
                                             (json_int_t)d->parts[i].end,
                                             (json_int_t)d->parts[i].done));
     json_object_set_new(o, "parts", ps);
-    char tmp[PATH_MAX + 16], path[PATH_MAX + 16];
+    char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s.state", d->dest);
-    snprintf(tmp, sizeof tmp, "%s.state.tmp", d->dest);
-    int rc = CN_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char *s = json_dumps(o, JSON_COMPACT);
-    if (fd < 0 || !s || write(fd, s, strlen(s)) != (ssize_t)strlen(s) || fsync(fd) != 0 ||
-        rename(tmp, path) != 0)
-        rc = cn_fail(err, CN_EIO, "%s: cannot write download state: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    int rc = s ? cn_write_atomic(path, s, strlen(s), 0600, err)
+               : cn_fail(err, CN_ENOMEM, "%s: out of memory", path);
     free(s);
     json_decref(o);
     return rc;
@@ -306,8 +417,16 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     size_t len = sz * n;
     long status = 0;
     curl_easy_getinfo(pt->h, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 300 && status <= 399)
-        return len; /* a redirect's body: followed by hand once it ends */
+    if (status >= 300 && status <= 399) {
+        /* a redirect's body is never used: cut it short rather than read
+        ** an endless one forever, then follow the Location */
+        pt->redirect_body += (int64_t)len;
+        if (pt->redirect_body > MAX_REDIRECT_BODY) {
+            pt->redirect_cut = true;
+            return 0;
+        }
+        return len;
+    }
     if (!pt->checked) {
         pt->checked = true;
         /* a 200 to a ranged request is the whole file from byte 0 */
@@ -321,6 +440,19 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
         curl_easy_getinfo(pt->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (cl >= 0 && cl != pt->end - pt->start - pt->done) {
             pt->wrong_size = cl;
+            return 0;
+        }
+        /* ...and they must be the bytes asked for: a 206 for another range
+        ** (a confused cache) would be written at the wrong offset and only
+        ** found by the hash, after the whole download */
+        struct curl_header *hd;
+        long long a, b, total;
+        if (status == 206 &&
+            curl_easy_header(pt->h, "Content-Range", 0, CURLH_HEADER, -1, &hd) == CURLHE_OK &&
+            sscanf(hd->value, "bytes %lld-%lld/%lld", &a, &b, &total) == 3 &&
+            (a != pt->start + pt->done || b >= pt->end || total != pt->file_size)) {
+            snprintf(pt->wrong_range, sizeof pt->wrong_range, "%.80s", hd->value);
+            pt->wrong_total = total != pt->file_size;
             return 0;
         }
     }
@@ -360,6 +492,11 @@ static int start_part(dl *d, part *pt, CURLM *multi, const mdl_dl_opts *o, const
     pt->fd = d->fd;
     pt->bad_range = pt->write_failed = false;
     pt->wrong_size = 0;
+    pt->wrong_range[0] = 0;
+    pt->wrong_total = false;
+    pt->redirect_body = 0;
+    pt->redirect_cut = false;
+    pt->file_size = d->size;
     setup_handle(pt->h, pt->url, o->stall_s, pt->errbuf);
     char range[64];
     bool whole = pt->start == 0 && pt->done == 0 && pt->end == d->size;
@@ -456,9 +593,11 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
             part *pt;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
             CURLcode cc = m->data.result;
-            if (cc == CURLE_OK && is_redirect(pt->h)) {
+            if ((cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && pt->redirect_cut)) &&
+                is_redirect(pt->h)) {
                 char next[4096];
-                int r = redirect_target(pt->h, pt->url, &pt->hops, next, sizeof next, err);
+                int r = redirect_target(pt->h, d.url, pt->url, &pt->hops, next, sizeof next,
+                                        err);
                 stop_part(pt, multi);
                 if (r == 1)
                     rc = start_part(&d, pt, multi, &o, next);
@@ -478,6 +617,15 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
                 if (!(rc = save_state(&d, err)))
                     rc = start_part(&d, &d.parts[0], multi, &o, NULL);
                 break;
+            } else if (pt->wrong_range[0]) {
+                /* another range: what is on disk is good, kept for a later
+                ** attempt; another size: not this file, nothing to keep */
+                rc = cn_fail(err, pt->wrong_total ? CN_EVERIFY : CN_EIO,
+                             "%.300s: asked for bytes %lld-%lld of %lld, the server sent '%s' "
+                             "instead (%s)", pt->url, (long long)(pt->start + pt->done),
+                             (long long)(pt->end - 1), (long long)d.size, pt->wrong_range,
+                             pt->wrong_total ? "not the file the catalog lists"
+                                             : "a broken server or cache");
             } else if (pt->wrong_size) {
                 rc = cn_fail(err, CN_EVERIFY, "%.300s: the server offers %lld bytes where %lld "
                              "were expected: the file there is not the %lld-byte file the "

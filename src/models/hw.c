@@ -51,36 +51,40 @@ static const char *simd_level(void)
     return sse4 ? "sse4" : "none";
 }
 
+int64_t (*mdl_free_bytes_hook)(const char *dir);
+
+int64_t mdl_free_bytes(const char *path)
+{
+    if (mdl_free_bytes_hook)
+        return mdl_free_bytes_hook(path);
+    struct statvfs vs;
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s", path);
+    /* the folder may not exist yet: the nearest existing parent */
+    for (;;) {
+        if (statvfs(dir, &vs) == 0)
+            return (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            return -1;
+        if (slash == dir) {
+            if (!dir[1])
+                return -1;
+            dir[1] = 0;
+        } else {
+            *slash = 0;
+        }
+    }
+}
+
 void mdl_hw_detect(const char *home, mdl_hw *hw)
 {
     memset(hw, 0, sizeof *hw);
     hw->ram_total = meminfo("MemTotal");
     hw->ram_avail = meminfo("MemAvailable");
-    const char *inject = getenv("CAIRN_TEST_FREE_BYTES");
-    struct statvfs vs;
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/models", home);
-    hw->disk_free = -1;
-    /* the models folder may not exist yet: the nearest existing parent */
-    while (!(inject && *inject) && *dir) {
-        if (statvfs(dir, &vs) == 0) {
-            hw->disk_free = (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
-            break;
-        }
-        char *slash = strrchr(dir, '/');
-        if (!slash)
-            break;
-        *slash = 0;
-        if (!*dir)
-            snprintf(dir, sizeof dir, "/");
-        else
-            continue;
-        if (statvfs(dir, &vs) == 0)
-            hw->disk_free = (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
-        break;
-    }
-    if (inject && *inject)
-        hw->disk_free = strtoll(inject, NULL, 10);
+    hw->disk_free = mdl_free_bytes(dir);
     hw->cores = cn_physical_cores();
     hw->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     hw->simd = simd_level();

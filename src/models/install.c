@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -86,29 +87,14 @@ int mdl_hash_file(const char *path, char hex[65], const char *name, mdl_progress
 
 static int write_json_atomic(const char *path, json_t *o, cn_err *err)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int rc = CN_OK;
-    if (!s || fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s) || write(fd, "\n", 1) != 1 ||
-        fsync(fd) != 0 || rename(tmp, path) != 0)
-        rc = cn_fail(err, CN_EIO, "%s: cannot write: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    cn_buf b;
+    cn_buf_init(&b, (size_t)16 << 20);
+    int rc = s && cn_buf_printf(&b, "%s\n", s) == CN_OK
+                 ? cn_write_atomic(path, b.data, b.len, 0600, err)
+                 : cn_fail(err, CN_ENOMEM, "%s: out of memory", path);
+    cn_buf_free(&b);
     free(s);
-    /* the rename itself must survive a crash */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!rc && slash) {
-        *slash = 0;
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
     return rc;
 }
 
@@ -346,29 +332,27 @@ static void iso_now(char *buf, size_t cap)
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Copy src to dst through dst + ".tmp" (synced, then renamed), so dst is
-** either absent or whole. */
+/* Copy src to dst atomically (cn_atomic_*), so dst is either absent (or
+** its old self) or whole. */
 static int copy_file(const char *src, const char *dst, int mode, cn_err *err)
 {
-    char tmp[PATH_MAX + 240];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    int in = open(src, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return cn_fail(err, CN_EIO, "%s: cannot open: %s", src, strerror(errno));
+    cn_atomic_file f;
+    int rc = cn_atomic_open(&f, dst, mode, err);
     char buf[1 << 16];
     ssize_t n = 0;
-    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            n = -1;
-            break;
-        }
-    int rc = CN_OK;
-    if (in < 0 || out < 0 || n < 0 || fsync(out) != 0 || rename(tmp, dst) != 0) {
-        rc = cn_fail(err, CN_EIO, "cannot copy %s to %s: %s", src, dst, strerror(errno));
-        unlink(tmp);
+    while (!rc && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        rc = n < 0 ? cn_fail(err, CN_EIO, "%s: read error: %s", src, strerror(errno))
+                   : cn_atomic_write(&f, buf, (size_t)n, err);
     }
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
+    close(in);
+    if (!rc)
+        return cn_atomic_commit(&f, err);
+    cn_atomic_abort(&f);
     return rc;
 }
 
@@ -420,6 +404,14 @@ static int install_file(const char *home, const char *name, const char *role, co
     rc = write_json_atomic(mpath, m, err);
     if (!rc && *drop)
         unlink(drop); /* only after the manifest no longer names it */
+    /* no manifest names the new file (a full disk, typically): it would sit
+    ** there unlisted, gigabytes nobody can see or remove, so it goes */
+    bool named = (old_cur && !strcmp(jstr(old_cur, "file"), fname)) ||
+                 (old_prev && !strcmp(jstr(old_prev, "file"), fname));
+    if (rc && !named) {
+        unlink(dest);
+        rmdir(dir); /* only if nothing else is in it */
+    }
     json_decref(m);
     json_decref(old);
     if (rc)
@@ -441,15 +433,12 @@ static int install_file(const char *home, const char *name, const char *role, co
     return rc;
 }
 
+/* Free space where dir lives; unknown counts as enough (the download's
+** own reservation, posix_fallocate, still catches a full disk). */
 static int64_t free_bytes(const char *dir)
 {
-    const char *inject = getenv("CAIRN_TEST_FREE_BYTES"); /* tests: a full disk */
-    if (inject && *inject)
-        return strtoll(inject, NULL, 10);
-    struct statvfs vs;
-    if (statvfs(dir, &vs) != 0)
-        return INT64_MAX;
-    return (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
+    int64_t n = mdl_free_bytes(dir);
+    return n < 0 ? INT64_MAX : n;
 }
 
 static void fmt_size(int64_t b, char *out, size_t cap)
@@ -460,7 +449,8 @@ static void fmt_size(int64_t b, char *out, size_t cap)
         snprintf(out, cap, "%.1f MB", b / 1e6);
 }
 
-int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+/* The pull itself, under the model's download lock (mdl_pull). */
+static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
 {
     char dir[PATH_MAX], part_dir[PATH_MAX + 16], partial[PATH_MAX + 120], state[PATH_MAX + 130];
     int rc = models_dir(home, dir, sizeof dir, err);
@@ -469,9 +459,14 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
     if (!strcmp(e->role, "rerank"))
         return cn_fail(err, CN_EUNSUPPORTED, "%s: rerankers are listed in the catalog but the "
                        "engine cannot run them yet", e->name);
+    /* the digest is what ties the bytes to the signed catalog: without one
+    ** anything the server (or a redirect) sends would be installed */
+    if (!mdl_sha_ok(e->sha256))
+        return cn_fail(err, CN_EVERIFY, "%s: the catalog publishes no sha256 for this model, so "
+                       "a download could not be verified: refused (a file you trust can be "
+                       "installed with `cairn models import FILE`)", e->name);
     mdl_installed inst;
-    if (mdl_get(home, e->name, &inst, NULL) == CN_OK && *e->sha256 &&
-        !strcmp(inst.sha256, e->sha256))
+    if (mdl_get(home, e->name, &inst, NULL) == CN_OK && !strcmp(inst.sha256, e->sha256))
         return CN_OK; /* this exact file is installed */
     snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
     if ((rc = cn_mkdirs(part_dir, err)))
@@ -502,24 +497,18 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
     char sha[65], arch[32] = "", what[PATH_MAX + 200];
     snprintf(what, sizeof what, "%s (downloaded from %s)", e->name, e->url);
     struct stat st;
-    bool verified = false;
-    if (stat(partial, &st) != 0 || st.st_size != e->size)
+    if (stat(partial, &st) != 0)
+        rc = cn_fail(err, CN_EIO, "%s: cannot stat: %s", partial, strerror(errno));
+    else if (st.st_size != e->size)
         rc = cn_fail(err, CN_EVERIFY, "%s: size is %lld bytes, the catalog says %lld", what,
                      (long long)st.st_size, (long long)e->size);
     if (!rc)
         rc = mdl_hash_file(partial, sha, e->name, d.fn, d.ctx, err);
-    if (!rc && *e->sha256 && strcmp(sha, e->sha256))
+    if (!rc && strcmp(sha, e->sha256))
         rc = cn_fail(err, CN_EVERIFY, "%s: sha256 mismatch: expected %s, got %s (corrupted or "
                      "tampered with%s)", what, e->sha256, sha,
                      e->pinned ? "" : "; the URL is not pinned, so the file may have been "
                                       "re-uploaded");
-    verified = !rc && *e->sha256;
-    if (!rc && !*e->sha256 && d.fn) {
-        mdl_progress p = {e->name, "verify", e->size, e->size, 0, 0, 0,
-                          "the catalog publishes no sha256 for this model: its hash could not "
-                          "be checked"};
-        d.fn(d.ctx, &p);
-    }
     if (!rc)
         rc = check_gguf(partial, what, e, arch, sizeof arch, err);
     if (!rc && d.fn) {
@@ -537,10 +526,69 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
         mdl_progress p = {e->name, "install", e->size, e->size, 0, 0, 0, NULL};
         d.fn(d.ctx, &p);
     }
-    rc = install_file(home, e->name, e->role, arch, partial, e->size, sha, e->url, verified,
-                      false, err);
+    rc = install_file(home, e->name, e->role, arch, partial, e->size, sha, e->url, true, false,
+                      err);
     if (rc)
         unlink(partial);
+    return rc;
+}
+
+/* An exclusive lock on NAME's download, models/.partial/NAME.lock, held
+** for a whole pull and by mdl_remove: a second pull of the same model (in
+** another terminal, or the web UI) would otherwise truncate or race the
+** first one's file, and a removal would pull it from under the download.
+** flock: the kernel drops it when the process dies (kill -9 included).
+** Fills path, sets *fd; CN_ELIMIT when someone else holds it. */
+static int download_lock(const char *part_dir, const char *name, char *path, size_t cap,
+                         int *fd, cn_err *err)
+{
+    snprintf(path, cap, "%s/%s.lock", part_dir, name);
+    for (int tries = 0; tries < 8; tries++) {
+        int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (f < 0)
+            return cn_fail(err, CN_EIO, "%s: cannot create: %s", path, strerror(errno));
+        if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(f);
+            if (e == EWOULDBLOCK)
+                return cn_fail(err, CN_ELIMIT, "%s is being downloaded right now (another "
+                               "`cairn models pull`, or the web page): wait for it or stop it "
+                               "first", name);
+            return cn_fail(err, CN_EIO, "%s: cannot lock: %s", path, strerror(e));
+        }
+        /* the holder before us removes the file as it lets go: the lock
+        ** counts only if it is on the file that is at path now */
+        struct stat a, b;
+        if (fstat(f, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            *fd = f;
+            return CN_OK;
+        }
+        close(f);
+    }
+    return cn_fail(err, CN_EIO, "%s: cannot lock (it keeps being replaced)", path);
+}
+
+static void download_unlock(const char *path, int fd)
+{
+    unlink(path); /* before the close: nobody can take a lock on a file about to go */
+    close(fd);
+}
+
+int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+{
+    char dir[PATH_MAX], part_dir[PATH_MAX + 16], lock[PATH_MAX + 100];
+    int rc = check_name(e->name, err), fd = -1;
+    if (!rc)
+        rc = models_dir(home, dir, sizeof dir, err);
+    if (rc)
+        return rc;
+    snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
+    if ((rc = cn_mkdirs(part_dir, err)) ||
+        (rc = download_lock(part_dir, e->name, lock, sizeof lock, &fd, err)))
+        return rc;
+    rc = pull_locked(home, e, o, err);
+    download_unlock(lock, fd);
     return rc;
 }
 
@@ -572,31 +620,50 @@ int mdl_import(const char *home, const char *file, const char *name, const char 
     }
     if ((rc = check_name(name, err)))
         return rc;
+    /* a quick look first, so a file that is not a model is not copied */
     if ((rc = check_gguf(file, file, NULL, arch, sizeof arch, err)))
         return rc;
     if (!role)
         role = role_of_arch(arch);
     if (strcmp(role, "chat") && strcmp(role, "embed"))
         return cn_fail(err, CN_EINVAL, "role '%s': expected chat or embed", role);
-    if ((rc = mdl_hash_file(file, sha, name, fn, ctx, err)))
-        return rc;
-    /* a file the catalog knows: its published hash must match */
-    const mdl_entry *e = NULL;
-    for (int i = 0; c && i < c->n; i++)
-        if (!strcmp(c->models[i].sha256, sha))
-            e = &c->models[i];
     if (free_bytes(dir) < st.st_size + DISK_MARGIN)
         return cn_fail(err, CN_EIO, "not enough disk space in %s to copy %s", dir, file);
-    if (fn) {
+    char part_dir[PATH_MAX + 16], lock[PATH_MAX + 100], staged[PATH_MAX + 120];
+    int fd = -1;
+    snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
+    if ((rc = cn_mkdirs(part_dir, err)) ||
+        (rc = download_lock(part_dir, name, lock, sizeof lock, &fd, err)))
+        return rc;
+    /* everything is checked on our own copy, which is what gets installed:
+    ** the user's file may still be changing (a browser still saving it),
+    ** and the recorded sha256 must be that of the installed bytes */
+    snprintf(staged, sizeof staged, "%s/%s.import", part_dir, name);
+    rc = copy_file(file, staged, 0600, err);
+    if (!rc)
+        rc = check_gguf(staged, file, NULL, arch, sizeof arch, err);
+    if (!rc && stat(staged, &st) != 0)
+        rc = cn_fail(err, CN_EIO, "%s: cannot stat: %s", staged, strerror(errno));
+    if (!rc)
+        rc = mdl_hash_file(staged, sha, name, fn, ctx, err);
+    /* a file the catalog publishes: installed as verified */
+    const mdl_entry *e = NULL;
+    for (int i = 0; !rc && c && i < c->n; i++)
+        if (!strcmp(c->models[i].sha256, sha))
+            e = &c->models[i];
+    if (!rc && fn) {
         mdl_progress p = {name, "smoke-test", 0, 0, 0, 0, 0, NULL};
         fn(ctx, &p);
     }
-    if ((rc = smoke_test(file, role, file, err)))
-        return rc;
+    if (!rc)
+        rc = smoke_test(staged, role, file, err);
     char source[PATH_MAX + 8];
     snprintf(source, sizeof source, "import:%s", file);
-    rc = install_file(home, name, role, arch, file, st.st_size, sha, source, e != NULL, true,
-                      err);
+    if (!rc)
+        rc = install_file(home, name, role, arch, staged, st.st_size, sha, source, e != NULL,
+                          false, err);
+    unlink(staged); /* after a failure; gone already (renamed) after success */
+    download_unlock(lock, fd);
     return rc || !out ? rc : mdl_get(home, name, out, err);
 }
 
@@ -615,10 +682,9 @@ int mdl_export(const char *home, const char *name, const char *dir, cn_err *err)
     if ((rc = copy_file(m.path, dest, 0644, err)))
         return rc;
     /* sha256sum's format, so the other machine can check the copy */
-    FILE *f = fopen(side, "w");
-    if (!f || fprintf(f, "%s  %s.gguf\n", m.sha256, name) < 0 || fclose(f) != 0)
-        return cn_fail(err, CN_EIO, "%s: cannot write", side);
-    return CN_OK;
+    char line[300];
+    int n = snprintf(line, sizeof line, "%s  %s.gguf\n", m.sha256, name);
+    return cn_write_atomic(side, line, (size_t)n, 0644, err);
 }
 
 int mdl_partials(const char *home, mdl_partial *out, int cap)
@@ -665,11 +731,28 @@ static int rm_tree_files(const char *dir)
     return rmdir(dir);
 }
 
+static int remove_locked(const char *home, const char *name, cn_err *err);
+
 int mdl_remove(const char *home, const char *name, cn_err *err)
 {
     int rc = check_name(name, err);
     if (rc)
         return rc;
+    char part_dir[PATH_MAX + 32], lock[PATH_MAX + 100];
+    int fd = -1;
+    snprintf(part_dir, sizeof part_dir, "%s/models/.partial", home);
+    if (access(part_dir, F_OK) == 0 &&
+        (rc = download_lock(part_dir, name, lock, sizeof lock, &fd, err)))
+        return rc; /* a pull of it is running */
+    rc = remove_locked(home, name, err);
+    if (fd >= 0)
+        download_unlock(lock, fd);
+    return rc;
+}
+
+static int remove_locked(const char *home, const char *name, cn_err *err)
+{
+    int rc;
     char dir[PATH_MAX + 80], partial[PATH_MAX + 120], state[PATH_MAX + 130];
     snprintf(dir, sizeof dir, "%s/models/%s", home, name);
     snprintf(partial, sizeof partial, "%s/models/.partial/%s.gguf", home, name);

@@ -12,6 +12,7 @@
 **   models/.partial/NAME.gguf    a download in progress, with NAME.state
 **   models/active.json           the active chat and embedding models
 **   models/catalog.json (+.sig)  an updated catalog, re-verified at each load
+**                                (.sig: the signature, then "key HEX")
 */
 #ifndef CN_MODELS_H
 #define CN_MODELS_H
@@ -34,7 +35,8 @@ typedef struct mdl_entry {
     const char *url;         /* https:// (pinned revision when pinned) */
     bool pinned;             /* url names a fixed revision */
     int64_t size;            /* bytes */
-    const char *sha256;      /* 64 hex digits, or "" when no checksum is published */
+    const char *sha256;      /* 64 hex digits, or "" when none is published (then
+                             ** mdl_pull refuses the entry) */
 } mdl_entry;
 
 typedef struct mdl_catalog {
@@ -42,6 +44,7 @@ typedef struct mdl_catalog {
     int n;
     int64_t serial;          /* catalogs only move forward */
     char source[PATH_MAX];   /* "built-in" or the verified file it came from */
+    char key[65];            /* hex of the key its signature verified with; "" built-in */
     void *json;              /* owns the strings */
 } mdl_catalog;
 
@@ -51,8 +54,10 @@ typedef struct mdl_catalog {
 int mdl_catalog_parse(const char *text, size_t len, const char *what, mdl_catalog **out,
                       cn_err *err);
 /* The catalog in effect: home's updated one when its signature verifies
-** against the trusted key (an invalid one is an error, never ignored),
-** else the built-in one. key_hex NULL: the built-in key. */
+** (an invalid one is an error, never ignored), else the built-in one. The
+** key is the one the catalog was accepted with, stored beside it by
+** mdl_catalog_update; key_hex (NULL: the built-in key) is used only for a
+** catalog stored without one (by an older Cairn). */
 int mdl_catalog_load(const char *home, const char *key_hex, mdl_catalog **out, cn_err *err);
 void mdl_catalog_free(mdl_catalog *c);
 const mdl_entry *mdl_catalog_find(const mdl_catalog *c, const char *name);
@@ -60,8 +65,10 @@ const char *mdl_builtin_catalog(size_t *len);
 const char *mdl_builtin_key(void); /* hex of the maintainers' ed25519 public key */
 
 /* Fetch url and url + ".sig", verify the signature with key_hex (NULL: the
-** built-in key), refuse a serial older than the catalog in use, and store
-** both in home/models/. Sets the new catalog's model count and serial. */
+** built-in key), refuse a serial older than the catalog in use when it was
+** signed by the same key, and store both in home/models/, the key in the
+** signature file (one atomic write), so later loads verify with it. Sets
+** the new catalog's model count and serial. */
 int mdl_catalog_update(const char *home, const char *url, const char *key_hex, int *n_models,
                        int64_t *serial, cn_err *err);
 
@@ -135,11 +142,14 @@ int mdl_get(const char *home, const char *name, mdl_installed *out, cn_err *err)
 /* Download, verify (size, sha256, GGUF metadata against the entry, a smoke
 ** test: a few tokens or one embedding) and install atomically; the version
 ** it replaces is kept for mdl_rollback. The first model of a role becomes
-** the active one. Any failure leaves the installed state as it was. */
+** the active one. An entry without a sha256 is refused before anything is
+** downloaded. Any failure leaves the installed state as it was. */
 int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err);
 
-/* Install a GGUF the user already has: hashed, inspected, smoke-tested,
-** copied in. name NULL: from the file name; role NULL: from the architecture.
+/* Install a GGUF the user already has: copied in first, then the copy is
+** hashed, inspected and smoke-tested (so what is recorded is what was
+** installed, even if the file changes meanwhile) and moved into place.
+** name NULL: from the file name; role NULL: from the architecture.
 ** What was installed goes to *out (may be NULL). */
 int mdl_import(const char *home, const char *file, const char *name, const char *role,
                const mdl_catalog *c, mdl_progress_fn fn, void *ctx, mdl_installed *out,

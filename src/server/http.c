@@ -79,15 +79,8 @@ void srv_opts_default(srv_opts *o)
     };
 }
 
-bool srv_host_is_loopback(const char *host)
-{
-    if (!host)
-        return false;
-    if (!strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]"))
-        return true;
-    struct in_addr a;
-    return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
-}
+/* One answer for the server and the model downloader (base/host.c). */
+bool srv_host_is_loopback(const char *host) { return cn_host_is_loopback(host); }
 
 /* ---- responses ------------------------------------------------------------ */
 

@@ -831,7 +831,8 @@ int srv_models_remove(srv_req *r)
         return srv_reply_errorf(r, 409, "name", "%s is loaded by this server; stop it first", name);
     rc = mdl_remove(s->home, name, &err); /* also a partial download only */
     if (rc)
-        return srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : 500, "name", "%s", err.msg);
+        return srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : rc == CN_ELIMIT ? 409 : 500, "name",
+                                "%s", err.msg); /* ELIMIT: being downloaded */
     json_t *o = json_object();
     json_object_set_new(o, "removed", json_string(name));
     return srv_reply_json(r, 200, o);

@@ -140,6 +140,113 @@ TEST(base_data_dir_precedence)
     EXPECT_CONTAINS(e.msg, "not a directory");
 }
 
+/* Hosts that only look like loopback are refused; the forms libcurl and a
+** Host header give for the real ones are accepted. ::ffff:127.0.0.1 is
+** accepted: a connection to it reaches 127.0.0.1. */
+TEST(base_host_is_loopback)
+{
+    static const char *yes[] = {"127.0.0.1", "127.1.2.3", "127.255.255.254", "localhost",
+                                "LocalHost", "::1", "[::1]", "0:0:0:0:0:0:0:1",
+                                "::ffff:127.0.0.1", "[::ffff:127.9.9.9]"};
+    static const char *no[] = {
+        "127.attacker.example", "127.0.0.1.evil.com", "127.evil", "0x7f.1", "0x7f000001",
+        "127.1", "2130706433", "0177.0.0.1", "127.0.0.1.", "localhost.", "localhost.evil",
+        "evil.localhost", "127.0.0.1@evil.com", "evil.com", "0.0.0.0", "::", "[::]",
+        "128.0.0.1", "126.255.255.255", "::ffff:10.0.0.1", "::ffff:7f00:1x", "[::1",
+        "::1]", "[[::1]]", "::1%lo", "[::1%25lo]", " 127.0.0.1", "127.0.0.1 ", "", "[]",
+        "::127.0.0.1"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(yes); i++)
+        if (!cn_host_is_loopback(yes[i]))
+            test_fail_at(__FILE__, __LINE__, "'%s' should be loopback", yes[i]);
+    for (size_t i = 0; i < CN_ARRAY_LEN(no); i++)
+        if (cn_host_is_loopback(no[i]))
+            test_fail_at(__FILE__, __LINE__, "'%s' must not be loopback", no[i]);
+    EXPECT(!cn_host_is_loopback(NULL));
+}
+
+/* Names of the entries of dir (space-separated) into out. */
+static void list_dir(const char *dir, char *out, size_t cap)
+{
+    char cmd[700], err[256];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | tr '\\n' ' '", dir);
+    test_shell(cmd, out, cap, err, sizeof err);
+}
+
+TEST(base_write_atomic_replaces_whole_file)
+{
+    char dir[600], path[700], ls[1024], *text = NULL;
+    snprintf(dir, sizeof dir, "%s/atomic", test_tmpdir());
+    snprintf(path, sizeof path, "%s/f.json", dir);
+    EXPECT_EQ_INT(cn_mkdirs(dir, NULL), CN_OK);
+    cn_err e = {0};
+    EXPECT_EQ_INT(cn_write_atomic(path, "first", 5, 0600, &e), CN_OK);
+    EXPECT_EQ_INT(cn_write_atomic(path, "second!", 7, 0640, &e), CN_OK);
+    size_t len = 0;
+    EXPECT_EQ_INT(cn_read_file(path, 100, &text, &len, NULL), CN_OK);
+    EXPECT_STR(text, "second!");
+    free(text);
+    struct stat st;
+    EXPECT_EQ_INT(stat(path, &st), 0);
+    EXPECT_EQ_INT(st.st_mode & 0777, 0640);
+    list_dir(dir, ls, sizeof ls);
+    EXPECT_STR(ls, "f.json "); /* no temporary file left behind */
+
+    /* streamed: the old content stays until the commit, and an abort keeps it */
+    cn_atomic_file f;
+    EXPECT_EQ_INT(cn_atomic_open(&f, path, 0600, &e), CN_OK);
+    EXPECT_EQ_INT(cn_atomic_write(&f, "half", 4, &e), CN_OK);
+    EXPECT_EQ_INT(cn_read_file(path, 100, &text, &len, NULL), CN_OK);
+    EXPECT_STR(text, "second!");
+    free(text);
+    cn_atomic_abort(&f);
+    list_dir(dir, ls, sizeof ls);
+    EXPECT_STR(ls, "f.json ");
+    EXPECT_EQ_INT(cn_atomic_open(&f, path, 0600, &e), CN_OK);
+    EXPECT_EQ_INT(cn_atomic_write(&f, "third", 5, &e), CN_OK);
+    EXPECT_EQ_INT(cn_atomic_write(&f, "+more", 5, &e), CN_OK);
+    EXPECT_EQ_INT(cn_atomic_commit(&f, &e), CN_OK);
+    EXPECT_EQ_INT(cn_read_file(path, 100, &text, &len, NULL), CN_OK);
+    EXPECT_STR(text, "third+more");
+    free(text);
+    cn_atomic_abort(&f); /* after a commit: nothing to undo */
+    EXPECT_EQ_INT(access(path, F_OK), 0);
+}
+
+TEST(base_write_atomic_failure_keeps_old_file)
+{
+    char dir[600], path[700], ls[1024], *text = NULL;
+    size_t len;
+    snprintf(dir, sizeof dir, "%s/atomic2", test_tmpdir());
+    snprintf(path, sizeof path, "%s/keep", dir);
+    EXPECT_EQ_INT(cn_mkdirs(dir, NULL), CN_OK);
+    EXPECT_EQ_INT(cn_write_atomic(path, "old", 3, 0600, NULL), CN_OK);
+    cn_err e = {0};
+    /* a directory that does not exist, and one that is a file: an error
+    ** naming the path (root ignores permissions, so no chmod here) */
+    char bad[800];
+    snprintf(bad, sizeof bad, "%s/nodir/x", dir);
+    EXPECT_EQ_INT(cn_write_atomic(bad, "new", 3, 0600, &e), CN_EIO);
+    EXPECT_CONTAINS(e.msg, bad);
+    snprintf(bad, sizeof bad, "%s/x", path);
+    EXPECT_EQ_INT(cn_write_atomic(bad, "new", 3, 0600, &e), CN_EIO);
+    EXPECT_CONTAINS(e.msg, bad);
+    /* the rename fails (the target is a directory with something in it):
+    ** the directory is untouched and the temporary file is gone */
+    char sub[800], inner[900];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(inner, sizeof inner, "%s/sub/inner", dir);
+    EXPECT_EQ_INT(cn_mkdirs(sub, NULL), CN_OK);
+    EXPECT_EQ_INT(cn_write_atomic(inner, "i", 1, 0600, NULL), CN_OK);
+    EXPECT_EQ_INT(cn_write_atomic(sub, "new", 3, 0600, &e), CN_EIO);
+    EXPECT_CONTAINS(e.msg, "cannot replace");
+    EXPECT_EQ_INT(access(inner, F_OK), 0);
+    list_dir(dir, ls, sizeof ls);
+    EXPECT_STR(ls, "keep sub ");
+    EXPECT_EQ_INT(cn_read_file(path, 100, &text, &len, NULL), CN_OK);
+    EXPECT_STR(text, "old");
+    free(text);
+}
+
 /* Each run: every thread adds its index + 1 to its own slot, once. */
 typedef struct pool_probe {
     long slot[8];

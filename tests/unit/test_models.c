@@ -8,7 +8,7 @@
 */
 #include "test.h"
 #include "base/base.h"
-#include "models/models.h"
+#include "models/models_int.h" /* mdl_redirect_check */
 
 #include <jansson.h>
 #include <sodium.h>
@@ -117,6 +117,38 @@ static void setup(void)
     server_start(0);
 }
 
+/* The free space mdl_free_bytes reports while fake_free is set. */
+static int64_t fake_free;
+static int64_t fake_free_bytes(const char *dir)
+{
+    (void)dir;
+    return fake_free;
+}
+
+/* `models pull NAME` in this process, into home (NULL: the test's
+** $CAIRN_HOME, whose catalog is loaded), with the disk pretending to have
+** n_free bytes free: the test seam mdl_free_bytes_hook, which the shipped
+** binary has no way to set. */
+static int pull_with_free_bytes(const char *name, const char *home, int64_t n_free, cn_err *err)
+{
+    char mhome[1100];
+    snprintf(mhome, sizeof mhome, "%s/mhome", test_tmpdir());
+    mdl_catalog *c = NULL;
+    int rc = mdl_catalog_load(mhome, pubkey, &c, err);
+    const mdl_entry *e = rc ? NULL : mdl_catalog_find(c, name);
+    if (!rc && !e)
+        rc = cn_fail(err, CN_ENOTFOUND, "%s: not in the test catalog", name);
+    if (!rc) {
+        fake_free = n_free;
+        mdl_free_bytes_hook = fake_free_bytes;
+        mdl_dl_opts o = {.stall_s = 5, .retries = 1, .retry_base_ms = 50};
+        rc = mdl_pull(home ? home : mhome, e, &o, err);
+        mdl_free_bytes_hook = NULL;
+    }
+    mdl_catalog_free(c);
+    return rc;
+}
+
 TEST(models_builtin_catalog)
 {
     size_t len;
@@ -185,6 +217,74 @@ TEST(models_catalog_rejects_bad_input)
     EXPECT(mdl_url_check("http://127.0.0.1@example.com/x", NULL) < 0);
     EXPECT(mdl_url_check("ftp://127.0.0.1/x", NULL) < 0);
     EXPECT(mdl_url_check("file:///etc/passwd", NULL) < 0);
+}
+
+/* Plain http only to this machine, decided on the host libcurl connects to:
+** names that merely start with "127." or "localhost", and userinfo tricks,
+** are refused; numeric shorthands curl turns into 127.0.0.1 really are
+** loopback and are accepted. */
+TEST(models_url_policy_hostile_hosts)
+{
+    static const char *ok[] = {
+        "http://127.0.0.1:8080/x", "http://127.1.2.3/x", "http://localhost/x",
+        "http://LOCALHOST:9/x", "http://[::1]:8080/x", "http://[::ffff:127.0.0.1]/x",
+        "http://0x7f.1/x" /* curl: 127.0.0.1 */, "http://127.1/x", "https://example.com/x",
+        "https://127.attacker.example/x"};
+    static const char *refused[] = {
+        "http://127.attacker.example/x", "http://127.0.0.1.evil.com/x", "http://localhost.evil/x",
+        "http://evil.localhost.com/x", "http://127.0.0.1@evil.com/x",
+        "http://127.0.0.1:80@evil.com:80/x", "http://evil.com#@127.0.0.1/x",
+        "http://127.0.0.1%2f@evil/x", "http://localhost./x", "http://0.0.0.0/x", "http://[::]/x",
+        "http://[::ffff:10.1.2.3]/x", "http://example.com/x", "ftp://127.0.0.1/x",
+        "file:///etc/passwd", "gopher://127.0.0.1/x", "not a url", ""};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (mdl_url_check(ok[i], NULL) != CN_OK)
+            test_fail_at(__FILE__, __LINE__, "'%s' should be accepted", ok[i]);
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (mdl_url_check(refused[i], NULL) == CN_OK)
+            test_fail_at(__FILE__, __LINE__, "'%s' must be refused", refused[i]);
+    cn_err err = {0};
+    EXPECT(mdl_url_check("http://127.attacker.example/m.gguf", &err) < 0);
+    EXPECT_CONTAINS(err.msg, "127.attacker.example");
+    EXPECT_CONTAINS(err.msg, "plain http:// is refused");
+}
+
+/* Redirects: a remote https server may send the downloader only to https
+** on another machine; a mirror on this machine may send it anywhere it
+** could have named itself. */
+TEST(models_redirect_policy)
+{
+    static const struct { const char *from, *to; bool ok; } cases[] = {
+        {"https://huggingface.co/m", "https://cdn-lfs.hf.co/m?sig=1", true},
+        {"https://huggingface.co/m", "http://cdn-lfs.hf.co/m", false},  /* downgrade */
+        {"https://huggingface.co/m", "http://127.0.0.1:8080/m", false}, /* a local port */
+        {"https://huggingface.co/m", "http://localhost/m", false},
+        {"https://huggingface.co/m", "https://127.0.0.1:8443/m", false},
+        {"https://huggingface.co/m", "https://localhost/m", false},
+        {"https://huggingface.co/m", "https://[::1]/m", false},
+        {"https://huggingface.co/m", "https://0x7f.1/m", false},   /* curl: 127.0.0.1 */
+        {"https://huggingface.co/m", "https://2130706433/m", false},
+        {"https://huggingface.co/m", "https://0.0.0.0/m", false},  /* Linux: this host */
+        {"https://huggingface.co/m", "https://[::]/m", false},
+        {"https://huggingface.co/m", "https://[::ffff:127.0.0.1]/m", false},
+        {"https://huggingface.co/m", "https://x@127.0.0.1/m", false},
+        {"https://huggingface.co/m", "ftp://cdn.example/m", false},
+        {"https://127.attacker.example/m", "http://127.0.0.1/m", false},
+        {"http://127.0.0.1:9/m", "http://127.0.0.1:9/other", true},
+        {"http://127.0.0.1:9/m", "http://localhost:10/m", true},
+        {"http://localhost:9/m", "https://huggingface.co/m", true},
+        {"https://localhost:9/m", "http://127.0.0.1:9/m", true},
+        {"http://127.0.0.1:9/m", "http://example.com/m", false}, /* http stays local */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cn_err err = {0};
+        int rc = mdl_redirect_check(cases[i].from, cases[i].to, &err);
+        if ((rc == CN_OK) != cases[i].ok)
+            test_fail_at(__FILE__, __LINE__, "%s -> %s: %s expected, got %d (%s)", cases[i].from,
+                         cases[i].to, cases[i].ok ? "allowed" : "refused", rc, err.msg);
+        if (!cases[i].ok)
+            EXPECT(err.msg[0] != 0);
+    }
 }
 
 TEST(models_signature_check)
@@ -370,12 +470,54 @@ TEST(models_pull_resumes)
     server_stop();
 }
 
+/* One pull of a model at a time: a second `models pull` (or the web page's)
+** of the same model, and `models rm` of it, are refused while the first
+** runs, and the first completes untouched; the lock goes with it. */
+TEST(models_pull_is_locked_while_running)
+{
+    setup();
+    EXPECT_EQ_INT(publish_one(2, "locked", "slow=300000/", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("($C models pull locked > $R/../pull1.out 2>&1; echo $? > $R/../pull1.rc) & "
+                     "for i in $(seq 100); do [ -f $CAIRN_HOME/models/.partial/locked.gguf.state ]"
+                     " && break; sleep 0.05; done; $C models pull locked"), 1);
+    EXPECT_CONTAINS(err_buf, "locked is being downloaded right now");
+    EXPECT_EQ_INT(sh("$C models rm locked"), 1);
+    EXPECT_CONTAINS(err_buf, "locked is being downloaded right now");
+    EXPECT_EQ_INT(sh("for i in $(seq 200); do [ -s $R/../pull1.rc ] && break; sleep 0.05; done; "
+                     "cat $R/../pull1.rc"), 0);
+    EXPECT(!strncmp(out_buf, "0\n", 2));
+    EXPECT_EQ_INT(sh("$C models verify locked && ls -A $CAIRN_HOME/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "locked.") == NULL); /* no lock, partial or state left */
+    /* a pull killed with -9 leaves its lock file, but not the lock */
+    EXPECT_EQ_INT(sh("$C models rm locked >/dev/null && ($C models pull locked & pid=$!; "
+                     "sleep 1; kill -9 $pid; wait $pid; true) 2>/dev/null; "
+                     "ls $CAIRN_HOME/models/.partial"), 0);
+    EXPECT_CONTAINS(out_buf, "locked.lock");
+    EXPECT_EQ_INT(sh("$C models pull locked && $C models verify locked"), 0);
+    server_stop();
+}
+
+/* A redirect whose body never ends (1 GB of zeros): the body is dropped
+** and cut short, the Location followed, for a model and for the catalog. */
+TEST(models_redirect_with_endless_body)
+{
+    setup();
+    EXPECT_EQ_INT(publish_one(2, "fat", "fat302/", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("timeout 60 $C models pull fat"), 0);
+    EXPECT_EQ_INT(sh("$C models verify fat"), 0);
+    EXPECT_EQ_INT(publish_one(3, "fat", "", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("timeout 60 $C models update --catalog-url $U/fat302/catalog.json"), 0);
+    EXPECT_CONTAINS(out_buf, "serial 3");
+    server_stop();
+}
+
 /* Every failure: its own message, nothing half-installed, the model that
 ** was active before still active. */
 TEST(models_pull_failures)
 {
     setup();
     char e[2048], cat[16384];
+    cn_err err = {0};
     EXPECT_EQ_INT(publish_one(2, "good", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("$C models pull good"), 0);
 
@@ -404,6 +546,29 @@ TEST(models_pull_failures)
         EXPECT_CONTAINS(out_buf, "active");
         EXPECT(strstr(out_buf, "rollback") == NULL);
     }
+    /* a 206 for other bytes than those asked for: refused at the first
+    ** byte, with the ranges named, instead of a hash mismatch at the end */
+    EXPECT_EQ_INT(publish_one(14, "shifted", "shiftrange=1000/", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("CAIRN_MIN_PART_BYTES=100000 $C models pull shifted"), 1);
+    EXPECT_CONTAINS(err_buf, "the server sent 'bytes ");
+    EXPECT_CONTAINS(err_buf, "a broken server or cache");
+    EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models $CAIRN_HOME/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "shifted") == NULL); /* nothing arrived, nothing kept */
+    /* an entry without a digest: refused by name before anything is
+    ** downloaded (the server sees no request for it) */
+    EXPECT_EQ_INT(publish_one(15, "nohash", "", "m2.gguf", 0.00028, ""), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull nohash"), 1);
+    EXPECT_CONTAINS(err_buf, "nohash: the catalog publishes no sha256");
+    EXPECT_EQ_INT(sh("cat $R/../srv.log; ls -A $CAIRN_HOME/models"), 0);
+    EXPECT(strstr(out_buf, "m2.gguf") == NULL && strstr(out_buf, "nohash") == NULL);
+    /* import, by contrast, hashes the local file itself */
+    EXPECT_EQ_INT(sh("$C models import $R/m2.gguf --name nohash && $C models list --json"), 0);
+    EXPECT_EQ_INT(sh("sha256sum $R/m2.gguf | cut -c1-64"), 0);
+    char want[80];
+    snprintf(want, sizeof want, "\"sha256\": \"%.64s\"", out_buf);
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT_CONTAINS(out_buf, want);
+    EXPECT_EQ_INT(sh("$C models rm nohash"), 0);
     /* a truncated file on the server: refused before a byte lands */
     entry(e, sizeof e, "trunc", "chat", "llama", "", "trunc.gguf", 0.00028, NULL);
     char fixed[2048];
@@ -418,12 +583,16 @@ TEST(models_pull_failures)
     EXPECT_CONTAINS(err_buf, "not the 999999-byte file the catalog lists");
     EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial"), 0);
     EXPECT(strstr(out_buf, "trunc") == NULL);
-    /* a full disk */
+    /* a full disk: refused before a byte is requested, nothing installed */
     EXPECT_EQ_INT(publish_one(21, "big", "", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull big"), 1);
-    EXPECT_CONTAINS(err_buf, "not enough disk space");
-    EXPECT_EQ_INT(sh("$C models list"), 0);
-    EXPECT(strstr(out_buf, "big") == NULL);
+    sh(": > $R/../srv.log");
+    EXPECT_EQ_INT(pull_with_free_bytes("big", NULL, 1000000, &err), CN_EIO);
+    EXPECT_CONTAINS(err.msg, "not enough disk space");
+    EXPECT_EQ_INT(sh("$C models list; cat $R/../srv.log"), 0);
+    EXPECT(strstr(out_buf, "big") == NULL && strstr(out_buf, "m1.gguf") == NULL);
+    /* the hook lives in the test program only: the environment variable
+    ** that once pretended the disk was full does nothing to the binary */
+    EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull big"), 0);
     server_stop();
 }
 
@@ -438,12 +607,74 @@ TEST(models_pull_on_a_full_tmpfs)
     EXPECT_EQ_INT(sh("CAIRN_HOME=$R/../small/home $C models update && "
                      "CAIRN_HOME=$R/../small/home $C models pull good"), 1);
     EXPECT_CONTAINS(err_buf, "not enough disk space");
-    EXPECT_EQ_INT(sh("head -c 2500000 /dev/zero > $R/../small/fill; "
-                     "CAIRN_HOME=$R/../small/home CAIRN_TEST_FREE_BYTES=999999999 "
-                     "$C models pull good"), 1);
-    EXPECT_CONTAINS(err_buf, "disk is full");
+    EXPECT_EQ_INT(sh("head -c 2500000 /dev/zero > $R/../small/fill"), 0);
+    char home[1100];
+    snprintf(home, sizeof home, "%s/small/home", test_tmpdir());
+    cn_err err = {0};
+    EXPECT_EQ_INT(pull_with_free_bytes("good", home, 999999999, &err), CN_EIO);
+    EXPECT_CONTAINS(err.msg, "disk is full");
+    EXPECT_EQ_INT(sh("ls -A $R/../small/home/models/.partial"), 0);
+    EXPECT(strstr(out_buf, "good") == NULL); /* no reserved space left behind */
     sh("umount $R/../small");
     server_stop();
+}
+
+/* The disk fills between the model file and its manifest (a tmpfs with
+** room for the file and not one page more): the import fails with the
+** manifest named, and the unlisted model file does not stay behind. */
+TEST(models_install_full_disk_leaves_no_orphan)
+{
+    sh("umount $R/../tiny 2>/dev/null; rm -rf $R/../tiny");
+    /* aidreams260K.gguf: 1068640 bytes, 261 pages of 4 KiB */
+    if (sh("mkdir -p $R/../tiny && mount -t tmpfs -o size=%d tmpfs $R/../tiny", 261 * 4096) != 0)
+        SKIP("cannot mount a tmpfs here (not root, or no permission in this container)");
+    char home[1100];
+    snprintf(home, sizeof home, "%s/tiny/home", test_tmpdir());
+    fake_free = (int64_t)1 << 40; /* past the up-front space check */
+    mdl_free_bytes_hook = fake_free_bytes;
+    cn_err err = {0};
+    int rc = mdl_import(home, test_data("models/aidreams260K.gguf"), "tiny", NULL, NULL, NULL,
+                        NULL, NULL, &err);
+    mdl_free_bytes_hook = NULL;
+    EXPECT_EQ_INT(rc, CN_EIO);
+    EXPECT_CONTAINS(err.msg, "manifest.json");
+    EXPECT_EQ_INT(sh("find $R/../tiny/home/models -type f; df -k $R/../tiny | tail -1"), 0);
+    EXPECT(strstr(out_buf, ".gguf") == NULL);
+    EXPECT_EQ_INT(sh("umount $R/../tiny"), 0);
+}
+
+/* Progress callback that appends to the file being imported once its
+** checks begin: a file still being written while it is imported. */
+static void grow_source(void *ctx, const mdl_progress *p)
+{
+    if (strcmp(p->phase, "smoke-test"))
+        return;
+    FILE *f = fopen((const char *)ctx, "ab");
+    if (f) {
+        fputs("appended while importing", f);
+        fclose(f);
+    }
+}
+
+/* What import records is what it installed: the checks run on Cairn's own
+** copy, so a source file that changes meanwhile cannot leave a manifest
+** whose sha256 and size describe other bytes. */
+TEST(models_import_installs_the_bytes_it_checked)
+{
+    char src[1100], home[1100];
+    snprintf(src, sizeof src, "%s/growing.gguf", test_tmpdir());
+    snprintf(home, sizeof home, "%s/ihome", test_tmpdir());
+    EXPECT_EQ_INT(sh("rm -rf %s && cp %s %s", home, test_data("models/aidreams260K.gguf"), src),
+                  0);
+    cn_err err = {0};
+    mdl_installed m;
+    EXPECT_EQ_INT(mdl_import(home, src, "growing", NULL, NULL, grow_source, src, &m, &err),
+                  CN_OK);
+    EXPECT_EQ_INT(mdl_verify(home, "growing", NULL, NULL, &err), CN_OK);
+    EXPECT_EQ_INT(m.size, 1068640);
+    EXPECT_EQ_INT(sh("cmp %s '%s' && ls -A %s/models/.partial",
+                     test_data("models/aidreams260K.gguf"), m.path, home), 0);
+    EXPECT_STR(out_buf, ""); /* no staged copy or lock left */
 }
 
 TEST(models_catalog_update_refuses_bad_signatures)
@@ -468,6 +699,40 @@ TEST(models_catalog_update_refuses_bad_signatures)
     EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
     EXPECT_CONTAINS(out_buf, "\"good\"");
     /* tampering with the stored copy is caught at load, never believed */
+    EXPECT_EQ_INT(sh("sed -i 's/test model/evil model/' $CAIRN_HOME/models/catalog.json; "
+                     "$C models list --all"), 1);
+    EXPECT_CONTAINS(err_buf, "does not verify");
+    server_stop();
+}
+
+/* `update --catalog-key K` is remembered with the catalog: later loads
+** (no key given) verify with K, tampering is still caught, and the key
+** cannot be swapped for the built-in one by a plain `update`. */
+TEST(models_catalog_key_is_remembered)
+{
+    setup();
+    EXPECT_EQ_INT(publish_one(7, "keyed", "", "m1.gguf", 0.00028, NULL), 0);
+    /* no catalog_key in the settings: only the command line names the key */
+    EXPECT_EQ_INT(sh("rm -rf $CAIRN_HOME && printf 'catalog_url = %%s/catalog.json\\n' $U > "
+                     "$CAIRN_CONFIG && $C models update --catalog-key %s", pubkey), 0);
+    EXPECT_CONTAINS(out_buf, "signature verified");
+    EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"keyed\"");
+    EXPECT_EQ_INT(sh("$C models pull keyed"), 0);
+    /* the stored signature file names the key */
+    EXPECT_EQ_INT(sh("cat $CAIRN_HOME/models/catalog.json.sig"), 0);
+    EXPECT_CONTAINS(out_buf, pubkey);
+    /* a plain update (the built-in key) is refused and changes nothing */
+    EXPECT_EQ_INT(sh("$C models update"), 1);
+    EXPECT_CONTAINS(err_buf, "does not verify");
+    EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"keyed\"");
+    /* a replay under the same key is still refused */
+    EXPECT_EQ_INT(sh("printf '{\"serial\": 3, \"models\": []}' > $R/catalog.json && "
+                     "$T/catalog-sign sign $R/../test.key $R/catalog.json >/dev/null && "
+                     "$C models update --catalog-key %s", pubkey), 1);
+    EXPECT_CONTAINS(err_buf, "older than the catalog in use");
+    /* tampering with the stored copy is caught with the stored key */
     EXPECT_EQ_INT(sh("sed -i 's/test model/evil model/' $CAIRN_HOME/models/catalog.json; "
                      "$C models list --all"), 1);
     EXPECT_CONTAINS(err_buf, "does not verify");

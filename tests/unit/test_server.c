@@ -7,6 +7,7 @@
 #include "test.h"
 #include "server/server.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,6 +193,30 @@ TEST(server_parse_completion_and_embeddings)
         srv_embed_req_free(&er);
     }
     cn_arena_free(&a);
+}
+
+/* Every length and every byte value survives base64 and back (decoded by
+** libsodium's strict decoder, standard alphabet, padding required, which is
+** what OpenAI clients' base64 decoding accepts), and the length returned is
+** the string's. */
+TEST(server_base64_round_trip)
+{
+    unsigned char in[300], back[300];
+    char out[4 * 100 + 8];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (unsigned char)(i * 167 + 13); /* every byte value appears */
+    for (size_t n = 0; n <= 300; n += n < 12 ? 1 : 37) {
+        size_t len = srv_base64(in, n, out);
+        EXPECT_EQ_INT(len, 4 * ((n + 2) / 3));
+        EXPECT_EQ_INT(strlen(out), len);
+        size_t got = 0;
+        EXPECT_EQ_INT(sodium_base642bin(back, sizeof back, out, len, NULL, &got, NULL,
+                                        sodium_base64_VARIANT_ORIGINAL), 0);
+        EXPECT_EQ_INT(got, n);
+        EXPECT(memcmp(back, in, n) == 0);
+        EXPECT(strspn(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") ==
+               len);
+    }
 }
 
 TEST(server_base64_and_filenames)
