@@ -23,6 +23,8 @@ typedef struct models_args {
     int n_rest;
     bool json, all;
     int parts;
+    int retries, retry_delay_ms, stall_s; /* pull's network tuning; 0: defaults */
+    int64_t min_part;
     const char *name, *role;
     char catalog_url[2048], catalog_key[256];
 } models_args;
@@ -36,6 +38,11 @@ static const char models_help[] =
     "  list [--all] [--json]      installed models; --all: the catalog too, with fit\n"
     "  pull NAME [--parts N]      download, verify, smoke-test and install NAME\n"
     "                             (an interrupted pull resumes where it stopped)\n"
+    "       [--retries N] [--retry-delay MS] [--stall-timeout S] [--min-part-size B]\n"
+    "                             network tuning: attempts per part (default 5), first\n"
+    "                             backoff, doubling (1000 ms), seconds without a byte\n"
+    "                             before a part is retried (30), smallest part worth\n"
+    "                             its own connection (32 MB)\n"
     "  use NAME                   make NAME the active model of its role\n"
     "  rm NAME                    remove NAME (and any partial download of it)\n"
     "  rollback NAME              switch back to the version NAME replaced\n"
@@ -57,13 +64,19 @@ static int parse(int argc, char **argv, models_args *a)
     memset(a, 0, sizeof *a);
     a->parts = 4;
     const char *home = NULL;
-    enum { OPT_ALL = CLI_OPT_FIRST_FREE, OPT_NAME, OPT_ROLE, OPT_PARTS, OPT_URL, OPT_KEY };
+    enum { OPT_ALL = CLI_OPT_FIRST_FREE, OPT_NAME, OPT_ROLE, OPT_PARTS, OPT_URL, OPT_KEY,
+           OPT_RETRIES, OPT_RETRY_DELAY, OPT_STALL, OPT_MIN_PART };
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME}, {"json", no_argument, NULL, CLI_OPT_JSON},
         {"all", no_argument, NULL, OPT_ALL}, {"name", required_argument, NULL, OPT_NAME},
         {"role", required_argument, NULL, OPT_ROLE}, {"parts", required_argument, NULL, OPT_PARTS},
         {"catalog-url", required_argument, NULL, OPT_URL},
-        {"catalog-key", required_argument, NULL, OPT_KEY}, {"help", no_argument, NULL, 'h'}, {0}};
+        {"catalog-key", required_argument, NULL, OPT_KEY},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
+        {"stall-timeout", required_argument, NULL, OPT_STALL},
+        {"min-part-size", required_argument, NULL, OPT_MIN_PART},
+        {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
     while ((c = cli_getopt("models", argc, argv, ":h", longs)) != -1) {
@@ -78,6 +91,26 @@ static int parse(int argc, char **argv, models_args *a)
             if (!cli_int(optarg, 1, 16, &n))
                 return cli_usage("models", "--parts %s: expected 1 to 16", optarg);
             a->parts = (int)n;
+            break;
+        case OPT_RETRIES:
+            if (!cli_int(optarg, 1, 100, &n))
+                return cli_usage("models", "--retries %s: expected 1 to 100", optarg);
+            a->retries = (int)n;
+            break;
+        case OPT_RETRY_DELAY:
+            if (!cli_int(optarg, 1, 600000, &n))
+                return cli_usage("models", "--retry-delay %s: expected 1 to 600000 ms", optarg);
+            a->retry_delay_ms = (int)n;
+            break;
+        case OPT_STALL:
+            if (!cli_int(optarg, 1, 3600, &n))
+                return cli_usage("models", "--stall-timeout %s: expected 1 to 3600 s", optarg);
+            a->stall_s = (int)n;
+            break;
+        case OPT_MIN_PART:
+            if (!cli_int(optarg, 1, 1L << 40, &n))
+                return cli_usage("models", "--min-part-size %s: expected a byte count", optarg);
+            a->min_part = n;
             break;
         case OPT_URL:
             if (snprintf(a->catalog_url, sizeof a->catalog_url, "%s", optarg) >=
@@ -288,14 +321,10 @@ static int do_pull(models_args *a)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     mdl_dl_opts o = {.parts = a->parts, .fn = on_progress, .ctx = &u, .cancel = &interrupted};
-    const char *s = getenv("CAIRN_STALL_SECONDS"); /* tests: a quick stall */
-    o.stall_s = s ? atoi(s) : 0;
-    s = getenv("CAIRN_RETRY_BASE_MS");
-    o.retry_base_ms = s ? atoi(s) : 0;
-    s = getenv("CAIRN_RETRIES");
-    o.retries = s ? atoi(s) : 0;
-    s = getenv("CAIRN_MIN_PART_BYTES");
-    o.min_part = s ? atoll(s) : 0;
+    o.stall_s = a->stall_s; /* 0: the library's defaults */
+    o.retry_base_ms = a->retry_delay_ms;
+    o.retries = a->retries;
+    o.min_part = a->min_part;
     int rc = mdl_pull(a->home, e, &o, &err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

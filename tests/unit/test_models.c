@@ -31,7 +31,7 @@ static int sh(const char *fmt, ...)
     const char *tools = getenv("CAIRN_TOOLS") ? getenv("CAIRN_TOOLS") : "build";
     const char *t = test_tmpdir();
     snprintf(full, sizeof full,
-             "export CAIRN_HOME=%s/mhome CAIRN_CONFIG=%s/mconfig CAIRN_RETRY_BASE_MS=50; "
+             "export CAIRN_HOME=%s/mhome CAIRN_CONFIG=%s/mconfig; "
              "C=%s; T=%s; R=%s/srv; U=http://127.0.0.1:%d; %s",
              t, t, bin, tools, t, port, cmd);
     return test_shell(full, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
@@ -317,7 +317,7 @@ TEST(models_pull_verify_use_rollback_rm)
     setup();
     EXPECT_EQ_INT(publish_one(2, "dreams", "redirect/", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_CONTAINS(out_buf, "signature verified");
-    EXPECT_EQ_INT(sh("$C models pull --json dreams"), 0);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 --json dreams"), 0);
     EXPECT_CONTAINS(out_buf, "\"phase\":\"download\"");
     EXPECT_CONTAINS(out_buf, "\"event\":\"done\"");
     EXPECT_EQ_INT(sh("$C models list --json"), 0);
@@ -351,7 +351,7 @@ TEST(models_pull_verify_use_rollback_rm)
 
     /* a new version of the same model: the old one is kept for rollback */
     EXPECT_EQ_INT(publish_one(3, "dreams", "", "m2.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh("$C models pull dreams"), 0);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 dreams"), 0);
     EXPECT_EQ_INT(sh("$C models list"), 0);
     EXPECT_CONTAINS(out_buf, "rollback available");
     EXPECT_EQ_INT(sh("cmp %s $CAIRN_HOME/models/dreams/$(sha256sum $R/m2.gguf | cut -c1-16).gguf",
@@ -385,7 +385,7 @@ TEST(models_pull_resumes)
 {
     setup();
     EXPECT_EQ_INT(publish_one(2, "dreams", "dropfirst=400000/", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull dreams"), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull --retry-delay 50 dreams"), 0);
     EXPECT_CONTAINS(err_buf, "retrying");
     /* two requests: the cut one, then a Range request from where it stopped */
     EXPECT_EQ_INT(read_server_log(2), 0);
@@ -399,7 +399,7 @@ TEST(models_pull_resumes)
 
     /* kill -9 during a slow pull, four parallel parts; the rerun resumes */
     EXPECT_EQ_INT(publish_one(3, "slow", "slow=100000/", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh(": > $R/../srv.log; (CAIRN_MIN_PART_BYTES=100000 $C models pull slow & "
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; ($C models pull --retry-delay 50 --min-part-size 100000 slow & "
                      "pid=$!; sleep 2.5; kill -9 $pid; wait $pid; sleep 0.5; true) 2>/dev/null; "
                      "ls $CAIRN_HOME/models/.partial"), 0);
     EXPECT_CONTAINS(out_buf, "slow.gguf.state");
@@ -425,7 +425,7 @@ TEST(models_pull_resumes)
     json_decref(st);
     EXPECT(on_disk > 0 && on_disk < 1068640);
     /* ...is not fetched again: the rerun asks for exactly the rest */
-    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull slow"), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull --retry-delay 50 slow"), 0);
     EXPECT_EQ_INT(read_server_log(n_resume), 0);
     long long fetched = 0;
     int n_req = 0;
@@ -449,7 +449,7 @@ TEST(models_pull_resumes)
     /* a server restart in the middle: the pull retries and completes */
     EXPECT_EQ_INT(publish_one(4, "restart", "slow=200000/", "m1.gguf", 0.00028, NULL), 0);
     int p = port;
-    sh("($C models pull restart > $R/../pull.out 2>&1; echo $? > $R/../pull.rc) & "
+    sh("($C models pull --retry-delay 50 restart > $R/../pull.out 2>&1; echo $? > $R/../pull.rc) & "
        "sleep 1.5; pkill -f \"testhttpd $R \"; sleep 0.5; "
        "($T/testhttpd $R --port %d --log $R/../srv.log >/dev/null 2>&1 &); "
        "for i in $(seq 200); do [ -s $R/../pull.rc ] && break; sleep 0.1; done; "
@@ -463,7 +463,7 @@ TEST(models_pull_resumes)
                      "$CAIRN_HOME/models/.partial/norange.gguf && truncate -s 1068640 "
                      "$CAIRN_HOME/models/.partial/norange.gguf && printf '{\"url\":\"%%s/norange/"
                      "m1.gguf\",\"size\":1068640,\"parts\":[[0,1068640,300000]]}' $U > "
-                     "$CAIRN_HOME/models/.partial/norange.gguf.state && $C models pull norange"),
+                     "$CAIRN_HOME/models/.partial/norange.gguf.state && $C models pull --retry-delay 50 norange"),
                   0);
     EXPECT_CONTAINS(err_buf, "ignores Range");
     EXPECT_EQ_INT(sh("$C models verify norange"), 0);
@@ -477,9 +477,9 @@ TEST(models_pull_is_locked_while_running)
 {
     setup();
     EXPECT_EQ_INT(publish_one(2, "locked", "slow=300000/", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh("($C models pull locked > $R/../pull1.out 2>&1; echo $? > $R/../pull1.rc) & "
+    EXPECT_EQ_INT(sh("($C models pull --retry-delay 50 locked > $R/../pull1.out 2>&1; echo $? > $R/../pull1.rc) & "
                      "for i in $(seq 100); do [ -f $CAIRN_HOME/models/.partial/locked.gguf.state ]"
-                     " && break; sleep 0.05; done; $C models pull locked"), 1);
+                     " && break; sleep 0.05; done; $C models pull --retry-delay 50 locked"), 1);
     EXPECT_CONTAINS(err_buf, "locked is being downloaded right now");
     EXPECT_EQ_INT(sh("$C models rm locked"), 1);
     EXPECT_CONTAINS(err_buf, "locked is being downloaded right now");
@@ -489,11 +489,11 @@ TEST(models_pull_is_locked_while_running)
     EXPECT_EQ_INT(sh("$C models verify locked && ls -A $CAIRN_HOME/models/.partial"), 0);
     EXPECT(strstr(out_buf, "locked.") == NULL); /* no lock, partial or state left */
     /* a pull killed with -9 leaves its lock file, but not the lock */
-    EXPECT_EQ_INT(sh("$C models rm locked >/dev/null && ($C models pull locked & pid=$!; "
+    EXPECT_EQ_INT(sh("$C models rm locked >/dev/null && ($C models pull --retry-delay 50 locked & pid=$!; "
                      "sleep 1; kill -9 $pid; wait $pid; true) 2>/dev/null; "
                      "ls $CAIRN_HOME/models/.partial"), 0);
     EXPECT_CONTAINS(out_buf, "locked.lock");
-    EXPECT_EQ_INT(sh("$C models pull locked && $C models verify locked"), 0);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 locked && $C models verify locked"), 0);
     server_stop();
 }
 
@@ -503,7 +503,7 @@ TEST(models_redirect_with_endless_body)
 {
     setup();
     EXPECT_EQ_INT(publish_one(2, "fat", "fat302/", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh("timeout 60 $C models pull fat"), 0);
+    EXPECT_EQ_INT(sh("timeout 60 $C models pull --retry-delay 50 fat"), 0);
     EXPECT_EQ_INT(sh("$C models verify fat"), 0);
     EXPECT_EQ_INT(publish_one(3, "fat", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("timeout 60 $C models update --catalog-url $U/fat302/catalog.json"), 0);
@@ -519,7 +519,7 @@ TEST(models_pull_failures)
     char e[2048], cat[16384];
     cn_err err = {0};
     EXPECT_EQ_INT(publish_one(2, "good", "", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh("$C models pull good"), 0);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 good"), 0);
 
     static const struct { const char *path, *file, *sha; double params; const char *want; }
     cases[] = {
@@ -536,7 +536,7 @@ TEST(models_pull_failures)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         EXPECT_EQ_INT(publish_one(3 + (int)i, "good", cases[i].path, cases[i].file,
               cases[i].params, cases[i].sha), 0);
-        EXPECT_EQ_INT(sh("CAIRN_STALL_SECONDS=1 CAIRN_RETRIES=2 $C models pull good"), 1);
+        EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 --stall-timeout 1 --retries 2 good"), 1);
         EXPECT_CONTAINS(err_buf, cases[i].want);
         /* no partial data is left when none arrived or it was found bad */
         EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial"), 0);
@@ -549,7 +549,7 @@ TEST(models_pull_failures)
     /* a 206 for other bytes than those asked for: refused at the first
     ** byte, with the ranges named, instead of a hash mismatch at the end */
     EXPECT_EQ_INT(publish_one(14, "shifted", "shiftrange=1000/", "m1.gguf", 0.00028, NULL), 0);
-    EXPECT_EQ_INT(sh("CAIRN_MIN_PART_BYTES=100000 $C models pull shifted"), 1);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 --min-part-size 100000 shifted"), 1);
     EXPECT_CONTAINS(err_buf, "the server sent 'bytes ");
     EXPECT_CONTAINS(err_buf, "a broken server or cache");
     EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models $CAIRN_HOME/models/.partial"), 0);
@@ -557,7 +557,7 @@ TEST(models_pull_failures)
     /* an entry without a digest: refused by name before anything is
     ** downloaded (the server sees no request for it) */
     EXPECT_EQ_INT(publish_one(15, "nohash", "", "m2.gguf", 0.00028, ""), 0);
-    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull nohash"), 1);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull --retry-delay 50 nohash"), 1);
     EXPECT_CONTAINS(err_buf, "nohash: the catalog publishes no sha256");
     EXPECT_EQ_INT(sh("cat $R/../srv.log; ls -A $CAIRN_HOME/models"), 0);
     EXPECT(strstr(out_buf, "m2.gguf") == NULL && strstr(out_buf, "nohash") == NULL);
@@ -579,7 +579,7 @@ TEST(models_pull_failures)
         memcpy(sz, "\"size\": 999999", 14); /* the catalog's size, not the server's */
     snprintf(cat, sizeof cat, "[%s]", fixed);
     EXPECT_EQ_INT(publish(20, cat), 0);
-    EXPECT_EQ_INT(sh("$C models pull trunc"), 1);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 trunc"), 1);
     EXPECT_CONTAINS(err_buf, "not the 999999-byte file the catalog lists");
     EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial"), 0);
     EXPECT(strstr(out_buf, "trunc") == NULL);
@@ -592,7 +592,7 @@ TEST(models_pull_failures)
     EXPECT(strstr(out_buf, "big") == NULL && strstr(out_buf, "m1.gguf") == NULL);
     /* the hook lives in the test program only: the environment variable
     ** that once pretended the disk was full does nothing to the binary */
-    EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull big"), 0);
+    EXPECT_EQ_INT(sh("CAIRN_TEST_FREE_BYTES=1000000 $C models pull --retry-delay 50 big"), 0);
     server_stop();
 }
 
@@ -605,7 +605,7 @@ TEST(models_pull_on_a_full_tmpfs)
     setup();
     EXPECT_EQ_INT(publish_one(2, "good", "", "m1.gguf", 0.00028, NULL), 0);
     EXPECT_EQ_INT(sh("CAIRN_HOME=$R/../small/home $C models update && "
-                     "CAIRN_HOME=$R/../small/home $C models pull good"), 1);
+                     "CAIRN_HOME=$R/../small/home $C models pull --retry-delay 50 good"), 1);
     EXPECT_CONTAINS(err_buf, "not enough disk space");
     EXPECT_EQ_INT(sh("head -c 2500000 /dev/zero > $R/../small/fill"), 0);
     char home[1100];
@@ -718,7 +718,7 @@ TEST(models_catalog_key_is_remembered)
     EXPECT_CONTAINS(out_buf, "signature verified");
     EXPECT_EQ_INT(sh("$C models list --all --json"), 0);
     EXPECT_CONTAINS(out_buf, "\"keyed\"");
-    EXPECT_EQ_INT(sh("$C models pull keyed"), 0);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 keyed"), 0);
     /* the stored signature file names the key */
     EXPECT_EQ_INT(sh("cat $CAIRN_HOME/models/catalog.json.sig"), 0);
     EXPECT_CONTAINS(out_buf, pubkey);
