@@ -434,15 +434,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
             pt->bad_range = true;
             return 0;
         }
-        /* the length offered must be what was asked for: a truncated or
-        ** different file on the server fails here, before any byte lands */
-        curl_off_t cl = -1;
-        curl_easy_getinfo(pt->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-        if (cl >= 0 && cl != pt->end - pt->start - pt->done) {
-            pt->wrong_size = cl;
-            return 0;
-        }
-        /* ...and they must be the bytes asked for: a 206 for another range
+        /* the bytes offered must be the ones asked for: a 206 for another range
         ** (a confused cache) would be written at the wrong offset and only
         ** found by the hash, after the whole download */
         struct curl_header *hd;
@@ -453,6 +445,15 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
             (a != pt->start + pt->done || b >= pt->end || total != pt->file_size)) {
             snprintf(pt->wrong_range, sizeof pt->wrong_range, "%.80s", hd->value);
             pt->wrong_total = total != pt->file_size;
+            return 0;
+        }
+        /* the length offered must be what was asked for (checked after the
+        ** range, which names the problem better when both are off): a truncated or
+        ** different file on the server fails here, before any byte lands */
+        curl_off_t cl = -1;
+        curl_easy_getinfo(pt->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        if (cl >= 0 && cl != pt->end - pt->start - pt->done) {
+            pt->wrong_size = cl;
             return 0;
         }
     }
