@@ -73,6 +73,18 @@ int lib_chunk_with(lib *l, const char *model_path, int threads, cn_err *err);
 int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, void *ctx,
               cn_err *err);
 
+/* ---- remove ------------------------------------------------------------------ */
+
+/* Uploads (the server's) are stored as files in home/LIB_UPLOADS_DIR/. */
+#define LIB_UPLOADS_DIR "documents"
+
+/* Remove a document with all its rows: by id, or (id 0) by path. When its
+** file is an upload copy (a regular file directly in the uploads folder,
+** written there by Cairn) that file is deleted too, after the rows are gone;
+** a file the user added from anywhere else is never touched. *deleted (may
+** be NULL) says whether a copy was deleted. CN_ENOTFOUND if no such document. */
+int lib_remove(lib *l, int64_t id, const char *path, bool *deleted, cn_err *err);
+
 /* ---- search and ask ---------------------------------------------------------- */
 
 typedef struct lib_result {

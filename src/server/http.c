@@ -387,6 +387,7 @@ static int begin(srv_req *r, const char *version)
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
     size_t limit = r->route->flags & ROUTE_UPLOAD ? r->s->o.lim.max_upload + 65536
                                                   : r->s->o.lim.max_body;
+    r->limit = limit; /* counted as the body arrives too: chunked bodies have no length */
     if (cl) {
         char *end;
         errno = 0;
@@ -434,6 +435,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (r->has_early || r->status)
             return MHD_YES; /* discarding */
+        r->received += n;
+        if (r->received > r->limit) {
+            srv_fail(&r->early, 413, NULL, "request body is over the limit of %zu bytes%s",
+                     r->limit, r->up ? " (--max-upload, plus 64 KiB for the form)" : "");
+            r->has_early = true;
+            srv_upload_free(r); /* what was written so far is deleted now */
+            return MHD_YES;
+        }
         if (r->up) {
             if (srv_upload_data(r, upload_data, n, &r->early))
                 r->has_early = true;
@@ -549,6 +558,12 @@ int srv_run(const srv_opts *o, cn_err *err)
         return cn_fail(err, CN_EINVAL, "--host %s is not a loopback address: anyone on the "
                        "network could use it, so an API key is required (--api-key KEY or "
                        "CAIRN_API_KEY)", o->host);
+    }
+    if (o->cors_origin && !strcmp(o->cors_origin, "*") && (!o->api_key || !*o->api_key)) {
+        free(s); /* any web page could drive the server: refused, as above */
+        return cn_fail(err, CN_EINVAL, "--cors-origin '*' without an API key would let any web "
+                       "page upload, delete and download through this server: set an API key, "
+                       "or name the one origin to allow");
     }
     pthread_mutex_init(&s->lib_mu, NULL);
     pthread_cond_init(&s->lib_cv, NULL);

@@ -18,6 +18,7 @@
 #include "models/models.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,14 +133,16 @@ int srv_lib_remove(srv_req *r)
     if (!l)
         return srv_reply_error(r, &e);
     cn_err err = {0};
-    int rc = store_remove_id(lib_store(l), id, &err);
-    srv_lib_release(r->s, l, rc == CN_OK);
+    bool deleted = false;
+    int rc = lib_remove(l, id, NULL, &deleted, &err); /* an uploaded file goes with it */
+    srv_lib_release(r->s, l, rc == CN_OK || deleted);
     if (rc == CN_ENOTFOUND)
         return srv_reply_errorf(r, 404, "id", "no document %lld in the library", id);
     if (rc)
         return srv_reply_errorf(r, 500, NULL, "%s", err.msg);
     json_t *o = json_object();
     json_object_set_new(o, "removed", json_integer(id));
+    json_object_set_new(o, "file_deleted", json_boolean(deleted));
     return srv_reply_json(r, 200, o);
 }
 
@@ -362,12 +365,7 @@ int srv_upload_begin(srv_req *r, srv_error *e)
     if (!u)
         return srv_fail(e, 500, NULL, "out of memory");
     r->up = u;
-    srv_error le;
-    lib *l = srv_lib_acquire(r->s, &le);
-    if (!l)
-        return srv_fail(e, 500, NULL, "%s", le.msg);
-    snprintf(u->dir, sizeof u->dir, "%.4000s/documents", lib_home(l));
-    srv_lib_release(r->s, l, false);
+    snprintf(u->dir, sizeof u->dir, "%.4000s/" LIB_UPLOADS_DIR, r->s->home);
     cn_err err = {0};
     if (cn_mkdirs(u->dir, &err))
         return srv_fail(e, 500, NULL, "%s", err.msg);
@@ -597,6 +595,42 @@ static void *ingest_main(void *arg)
     return NULL;
 }
 
+/* Move an upload into dir under its name, never over an existing file: a
+** name taken already (an earlier upload, or one in this batch) becomes
+** "name (2).ext", "name (3).ext", ... so both documents stay; name is set to
+** the one used. rename(2) would replace silently; RENAME_NOREPLACE (or
+** link(2) where the file system lacks it) fails instead, with no window
+** between a check and the move. */
+static int place_upload(const char *tmp, const char *dir, char name[128], char *final,
+                        size_t cap)
+{
+    char stem[128], try[160];
+    snprintf(stem, sizeof stem, "%s", name);
+    const char *dot = strrchr(name, '.');
+    size_t ext_at = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+    stem[ext_at] = 0;
+    for (int k = 1; k < 1000; k++) {
+        if (k == 1)
+            snprintf(try, sizeof try, "%s", name);
+        else
+            snprintf(try, sizeof try, "%.100s (%d)%.20s", stem, k, name + ext_at);
+        snprintf(final, cap, "%s/%s", dir, try);
+        int rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE);
+        if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            rc = link(tmp, final);
+            if (rc == 0)
+                unlink(tmp);
+        }
+        if (rc == 0) {
+            snprintf(name, 128, "%.127s", try); /* fits: 100 + " (999)" + 20 */
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
 int srv_lib_upload(srv_req *r)
 {
     srv_upload *u = r->up;
@@ -612,8 +646,7 @@ int srv_lib_upload(srv_req *r)
         return srv_reply_errorf(r, 500, NULL, "out of memory");
     for (int i = 0; i < u->n; i++) {
         char final[PATH_MAX + 200];
-        snprintf(final, sizeof final, "%s/%s", u->dir, u->names[i]);
-        if (rename(u->tmp[i], final) != 0)
+        if (place_upload(u->tmp[i], u->dir, u->names[i], final, sizeof final) != 0)
             continue; /* the rest of the batch goes on; this one is left out */
         u->tmp[i][0] = 0;
         g->paths[g->n] = strdup(final);

@@ -141,6 +141,8 @@ struct srv_req {
     int status;
     int tokens;
     cn_buf body;
+    size_t received;           /* body bytes so far, whatever the framing */
+    size_t limit;              /* the most this route's body may have */
     bool too_large;
     srv_error early;           /* an error found while the body arrived */
     bool has_early;

@@ -539,6 +539,29 @@ describe('API key', () => {
         }
     });
 
+    test("--cors-origin '*' without a key is refused at start (exit 2); with a key it serves", async () => {
+        let out = '', status = 0;
+        try {
+            execFileSync(BIN, ['serve', '--cors-origin', '*', '--port', '0', '--home',
+                               fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-cors-'))],
+                         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20000,
+                           env: { ...process.env, CAIRN_API_KEY: '', CAIRN_CONFIG: '/nonexistent' } });
+        } catch (e) { out = e.stderr; status = e.status; }
+        assert.equal(status, 2, out);
+        assert.match(out, /--cors-origin '\*' without an API key/);
+        const keyed = await startServer(['--cors-origin', '*', '--api-key', 'k1']);
+        try {
+            const r = await fetch(`${keyed.url}/api/status`, {
+                headers: { Origin: 'http://elsewhere.example', Authorization: 'Bearer k1' } });
+            assert.equal(r.status, 200);
+            assert.equal(r.headers.get('access-control-allow-origin'), 'http://elsewhere.example');
+            const anon = await fetch(`${keyed.url}/api/status`, { headers: { Origin: 'http://elsewhere.example' } });
+            assert.equal(anon.status, 401);
+        } finally {
+            assert.deepEqual(await keyed.stop(), { code: 0, sig: null });
+        }
+    });
+
     test('a non-loopback host without a key is refused at start', () => {
         let out = '';
         try {
