@@ -49,6 +49,7 @@ typedef struct srv_job {
     pthread_cond_t cv;
     cn_buf text;               /* text produced so far (checked for citations) */
     bool queued, running, done;
+    bool overflow;             /* text passed srv_answer_limit: the job fails */
     atomic_bool cancel;
     int rc;
     cn_err err;
@@ -74,6 +75,11 @@ typedef struct srv_worker {
     const char *family;        /* chat template family */
     int n_ctx, dim;
 } srv_worker;
+
+/* The most text one generation may produce (16 MiB); past it the job stops
+** with an error. A variable so that a test can lower it; nothing in the
+** program changes it. */
+extern size_t srv_answer_limit;
 
 int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *eo, int queue,
                     cn_err *err);
@@ -205,6 +211,14 @@ int srv_generate_route(srv_req *r, int dialect);
 ** went away. */
 int srv_embed_run(srv_req *r, const srv_embed_req *req, float **vecs, bool **cut, int *tokens,
                   srv_worker **w, srv_error *e);
+
+/* The "data" array of an OpenAI embeddings reply: n vectors of dim floats,
+** as float arrays or base64 (little-endian float32). NULL when memory runs
+** out: the caller answers an error, never the other encoding. */
+json_t *srv_embedding_data(const float *vecs, int n, int dim, bool base64);
+/* The allocator of srv_embedding_data's buffer. A variable so that a test
+** can make it fail; nothing in the program changes it. */
+extern void *(*srv_alloc)(size_t n);
 
 /* An embeddings endpoint's first half: parse the body (api's shape) and run
 ** it. Returns 0 with the results as srv_embed_run gives them, or -1 when a

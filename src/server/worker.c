@@ -13,13 +13,15 @@
 #include <sys/socket.h>
 #include <time.h>
 
+size_t srv_answer_limit = (size_t)16 << 20;
+
 void srv_job_init(srv_job *j, int kind)
 {
     memset(j, 0, sizeof *j);
     j->kind = kind;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
-    cn_buf_init(&j->text, (size_t)16 << 20);
+    cn_buf_init(&j->text, srv_answer_limit);
     atomic_init(&j->cancel, false);
 }
 
@@ -37,13 +39,13 @@ static int on_token(void *ctx, int32_t id, const char *text, size_t len)
     srv_job *j = ctx;
     (void)id;
     pthread_mutex_lock(&j->mu);
-    if (j->use_cite)
-        rag_cite_feed(&j->cite, text, len, &j->text);
-    else
-        cn_buf_append(&j->text, text, len);
+    int rc = j->use_cite ? rag_cite_feed(&j->cite, text, len, &j->text)
+                         : cn_buf_append(&j->text, text, len);
+    if (rc)
+        j->overflow = true; /* the text would be cut: stop, and say so (run_job) */
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    return atomic_load(&j->cancel) ? 1 : 0;
+    return rc || atomic_load(&j->cancel) ? 1 : 0;
 }
 
 static void run_job(srv_worker *w, srv_job *j)
@@ -55,8 +57,15 @@ static void run_job(srv_worker *w, srv_job *j)
         if (rc)
             eng_model_reset(w->m); /* the cache may hold half a prompt */
         pthread_mutex_lock(&j->mu);
-        if (j->use_cite)
-            rag_cite_flush(&j->cite, &j->text);
+        if (j->use_cite && rag_cite_flush(&j->cite, &j->text))
+            j->overflow = true;
+        if (j->overflow) {
+            /* an error, never an answer cut short in silence */
+            rc = cn_fail(&err, CN_ELIMIT, "the answer grew past this server's limit of %zu "
+                         "bytes and was stopped there", srv_answer_limit);
+            j->st.stop = ENG_STOP_LENGTH;
+            eng_model_reset(w->m);
+        }
         pthread_mutex_unlock(&j->mu);
     } else {
         double t0 = cn_now();

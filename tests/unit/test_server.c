@@ -5,7 +5,7 @@
 ** this run's final line.
 */
 #include "test.h"
-#include "server/server.h"
+#include "server/srv_int.h"
 
 #include <stdio.h>
 #include <sys/wait.h>
@@ -230,6 +230,73 @@ TEST(server_base64_and_filenames)
            srv_host_is_loopback("[::1]"));
     EXPECT(!srv_host_is_loopback("0.0.0.0") && !srv_host_is_loopback("192.168.1.2") &&
            !srv_host_is_loopback("example.com") && !srv_host_is_loopback("::"));
+}
+
+/* A reply buffer that cannot be allocated is an error, never the other
+** encoding: base64 asked, base64 or nothing. */
+static void *no_memory(size_t n)
+{
+    (void)n;
+    return NULL;
+}
+
+TEST(server_embedding_reply_keeps_its_shape_or_fails)
+{
+    float v[6] = {1.0f, 0.0f, 0.0f, 0.0f, 0.5f, -2.0f};
+    json_t *d = srv_embedding_data(v, 2, 3, true);
+    EXPECT(d && json_array_size(d) == 2);
+    json_t *e1 = json_object_get(json_array_get(d, 0), "embedding");
+    EXPECT(json_is_string(e1));
+    EXPECT_STR(json_string_value(e1), "AACAPwAAAAAAAAAA"); /* 1.0f, 0, 0 little-endian */
+    EXPECT_EQ_INT(json_integer_value(json_object_get(json_array_get(d, 1), "index")), 1);
+    json_decref(d);
+    srv_alloc = no_memory;
+    d = srv_embedding_data(v, 2, 3, true);
+    srv_alloc = cn_malloc;
+    EXPECT(d == NULL); /* before: float arrays, the shape the client did not ask for */
+    json_decref(d);
+    d = srv_embedding_data(v, 2, 3, false);
+    json_t *e2 = json_object_get(json_array_get(d, 1), "embedding");
+    EXPECT(json_is_array(e2) && json_array_size(e2) == 3);
+    EXPECT_NEAR(json_real_value(json_array_get(e2, 2)), -2.0, 1e-9);
+    json_decref(d);
+}
+
+/* A generation whose text passes the answer limit fails with an error;
+** before, the text was cut there and the answer looked complete. */
+TEST(server_answer_over_the_limit_is_an_error)
+{
+    srv_worker w;
+    cn_err err = {0};
+    eng_opts eo = {.n_threads = 1};
+    if (srv_worker_open(&w, JOB_GENERATE, test_data("models/aidreams260K.gguf"), &eo, 2, &err)) {
+        test_fail_at(__FILE__, __LINE__, "worker: %s", err.msg);
+        return;
+    }
+    w.name = "aidreams260K";
+    size_t saved = srv_answer_limit;
+    for (int round = 0; round < 2; round++) {
+        srv_answer_limit = round == 0 ? 8 : saved; /* 8 bytes: a few tokens */
+        srv_job j;
+        srv_job_init(&j, JOB_GENERATE);
+        srv_gen_req req = {.max_tokens = 48, .temperature = 0, .top_p = -1};
+        srv_error e;
+        EXPECT_EQ_INT(srv_prepare_prompt(&w, &req, "Once upon a time", true, &j, &e), 0);
+        j.go.sampler.seed = 1;
+        EXPECT_EQ_INT(srv_job_submit(&w, &j), CN_OK);
+        EXPECT(srv_job_wait(&w, &j, NULL));
+        if (round == 0) {
+            EXPECT_EQ_INT(j.rc, CN_ELIMIT);
+            EXPECT_CONTAINS(j.err.msg, "limit of 8 bytes");
+            EXPECT(j.st.stop != ENG_STOP_CANCEL); /* so the stream shows the error */
+        } else {
+            EXPECT_EQ_INT(j.rc, CN_OK); /* the same request under the real limit */
+            EXPECT(j.text.len > 8);
+        }
+        srv_job_free(&j);
+    }
+    srv_answer_limit = saved;
+    srv_worker_close(&w);
 }
 
 /* Garbage of every kind never crashes the parsers. */
