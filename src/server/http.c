@@ -120,7 +120,8 @@ static int reply_bytes(srv_req *r, int status, const char *type, const void *dat
     return queue(r, status, resp);
 }
 
-int srv_reply_json(srv_req *r, int status, json_t *j)
+/* JSON with a Retry-After header when retry_after > 0. */
+static int reply_json_retry(srv_req *r, int status, json_t *j, int retry_after)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
                 : NULL;
@@ -129,8 +130,22 @@ int srv_reply_json(srv_req *r, int status, json_t *j)
         return reply_bytes(r, 500, "application/json",
                            "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}",
                            62, MHD_RESPMEM_PERSISTENT);
-    return reply_bytes(r, status, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s,
+                                                                MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(s);
+        return MHD_NO;
+    }
+    common_headers(r, resp, "application/json");
+    if (retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    return queue(r, status, resp);
 }
+
+int srv_reply_json(srv_req *r, int status, json_t *j) { return reply_json_retry(r, status, j, 0); }
 
 int srv_reply_error(srv_req *r, const srv_error *e)
 {
@@ -145,7 +160,7 @@ int srv_reply_error(srv_req *r, const srv_error *e)
         json_object_set_new(err, "code", e->code ? json_string(e->code) : json_null());
         json_object_set_new(o, "error", err);
     }
-    return srv_reply_json(r, e->status, o);
+    return reply_json_retry(r, e->status, o, e->retry_after);
 }
 
 int srv_reply_errorf(srv_req *r, int status, const char *param, const char *fmt, ...)
@@ -568,7 +583,6 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_mutex_init(&s->lib_mu, NULL);
     pthread_cond_init(&s->lib_cv, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
-    atomic_init(&s->lib_generation, 0);
     atomic_init(&s->n_background, 0);
     atomic_init(&s->pulling, 0);
 
@@ -594,14 +608,8 @@ int srv_run(const srv_opts *o, cn_err *err)
         s->embed.name = s->embed_name;
     }
     /* the library must open (a damaged one is reported now, not per request) */
-    if (!rc) {
-        srv_error le;
-        lib *l = srv_lib_acquire(s, &le);
-        if (!l)
-            rc = cn_fail(err, CN_EIO, "%s", le.msg);
-        else
-            srv_lib_release(s, l, false);
-    }
+    if (!rc)
+        rc = srv_lib_open_all(s, err);
     struct sockaddr_storage ss;
     socklen_t sl;
     bool v6 = false;

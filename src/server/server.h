@@ -80,6 +80,7 @@ typedef struct srv_error {
     const char *code; /* or NULL */
     char param[64];
     char msg[400];
+    int retry_after;  /* seconds for a Retry-After header (503), or 0 */
 } srv_error;
 
 /* Fill e and return -1. */

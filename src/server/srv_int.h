@@ -110,13 +110,17 @@ struct srv {
     bool loopback;
     srv_worker chat, embed;    /* kind 0 when no such model */
     char chat_name[128], embed_name[128];
-    /* library handles for concurrent search */
+    /* library handles: SRV_LIB_POOL readers side by side, one writer (SQLite
+    ** has one writer at a time; in WAL mode readers never wait for it) */
     pthread_mutex_t lib_mu;
     pthread_cond_t lib_cv;
     lib *libs[SRV_LIB_POOL];
     bool lib_busy[SRV_LIB_POOL];
-    int lib_gen[SRV_LIB_POOL];
-    atomic_int lib_generation; /* bumped after every write */
+    lib *writer;
+    bool writer_busy;
+    /* the embedding model every handle uses: the embed worker's */
+    lib_embedder emb;
+    bool has_emb;
     atomic_int n_background;   /* ingest and pull threads still running */
     atomic_int pulling;        /* a model download is running */
     pthread_mutex_t log_mu;
@@ -237,11 +241,29 @@ json_t *srv_citations_json(const rag_source *src, int n, const bool *used);
 /* finish_reason of a finished job: "stop", "length" or "cancelled". */
 const char *srv_finish_reason(const srv_job *j);
 
-/* ---- library handles (libapi.c) ----------------------------------------- */
+/* ---- library handles (libapi.c) -----------------------------------------
+** Reads (list, search, status, grounded answers) take one of the pool's
+** handles; writes (ingest, remove) take the writer, so a long upload never
+** holds up a read. Waits end: after srv_lib_wait_ms a request gets 503 with
+** Retry-After instead of hanging. */
 
+/* Open every handle (and share the embedding worker's model with them), so
+** a damaged library is reported at start. */
+int srv_lib_open_all(srv *s, cn_err *err);
+/* A reading handle, or NULL with e filled (503 + retry_after after waiting
+** srv_lib_wait_ms). */
 lib *srv_lib_acquire(srv *s, srv_error *e);
+/* The writing handle; wait_ms < 0 waits as long as it takes (an ingest
+** thread, whose client sees its progress), else NULL with e filled (503). */
+lib *srv_lib_acquire_writer(srv *s, int wait_ms, srv_error *e);
+/* Give back l; wrote: the library changed (the shared vectors reload). */
 void srv_lib_release(srv *s, lib *l, bool wrote);
 void srv_lib_close_all(srv *s);
+/* How long a request waits for a handle before 503 (10 s). A variable so
+** that a test can shorten it; nothing in the program changes it. */
+extern int srv_lib_wait_ms;
+/* Requests waiting in w's queue now (under its lock). */
+int srv_worker_queued(srv_worker *w);
 
 /* ---- routes ----------------------------------------------------------- */
 

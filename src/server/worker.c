@@ -250,10 +250,12 @@ bool srv_job_wait(srv_worker *w, srv_job *j, srv_req *r)
     return true;
 }
 
-int srv_worker_retry_after(srv_worker *w)
+int srv_worker_queued(srv_worker *w)
 {
     pthread_mutex_lock(&w->mu);
     int n = w->len;
     pthread_mutex_unlock(&w->mu);
-    return CN_MAX(1, n);
+    return n;
 }
+
+int srv_worker_retry_after(srv_worker *w) { return CN_MAX(1, srv_worker_queued(w)); }
