@@ -475,6 +475,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return (enum MHD_Result)r->route->fn(r);
 }
 
+/* The path as the access log shows it: MHD has decoded %XX, so a path may
+** hold newlines or spaces that would forge log lines or fields; those bytes
+** (and backslash) are written as \xNN. */
+static void log_path(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
+        if (*p <= 0x20 || *p == 0x7f || *p == '\\')
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+        else
+            out[o++] = (char)*p;
+    }
+    out[o] = 0;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -486,9 +501,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!s->o.quiet) {
         static const char *const why[] = {"ok", "error", "timeout", "shutdown", "read-error",
                                           "client-abort"};
+        char path[sizeof r->path * 4];
+        log_path(r->path, path, sizeof path);
         pthread_mutex_lock(&s->log_mu);
         fprintf(stderr, "cairn serve: method=%s path=%s status=%d ms=%.0f tokens=%d%s%s\n",
-                r->method, r->path, r->status, (cn_now() - r->t0) * 1000, r->tokens,
+                r->method, path, r->status, (cn_now() - r->t0) * 1000, r->tokens,
                 toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " end=" : "",
                 toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && (unsigned)toe < 6 ? why[toe] : "");
         pthread_mutex_unlock(&s->log_mu);

@@ -364,18 +364,8 @@ int srv_status(srv_req *r)
     json_object_set_new(o, "why", json_string(why));
     srv_worker *ws[2] = {&s->chat, &s->embed};
     for (int i = 0; i < 2; i++) {
-        if (!ws[i]->kind)
-            continue;
-        struct stat sb = {0};
-        stat(ws[i]->path, &sb);
-        json_t *m = json_object();
-        json_object_set_new(m, "name", json_string(ws[i]->name));
-        json_object_set_new(m, "role", json_string(i == 0 ? "chat" : "embedding"));
-        json_object_set_new(m, "path", json_string(ws[i]->path));
-        json_object_set_new(m, "size", json_integer((json_int_t)sb.st_size));
-        json_object_set_new(m, "context", json_integer(ws[i]->n_ctx));
-        json_object_set_new(m, "queued", json_integer(srv_worker_queued(ws[i])));
-        json_array_append_new(models, m);
+        if (ws[i]->kind)
+            json_array_append_new(models, srv_worker_json(ws[i]));
     }
     json_object_set_new(o, "models", models);
     json_object_set_new(o, "cores", json_integer(cn_physical_cores()));
@@ -954,7 +944,8 @@ int srv_models_remove(srv_req *r)
         return srv_reply_errorf(r, 409, "name", "%s is loaded by this server; stop it first", name);
     rc = mdl_remove(s->home, name, &err); /* also a partial download only */
     if (rc)
-        return srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : 500, "name", "%s", err.msg);
+        return srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : rc == CN_EINVAL ? 400 : 500, "name",
+                                "%s", err.msg);
     json_t *o = json_object();
     json_object_set_new(o, "removed", json_string(name));
     return srv_reply_json(r, 200, o);

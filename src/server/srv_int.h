@@ -262,8 +262,11 @@ void srv_lib_close_all(srv *s);
 /* How long a request waits for a handle before 503 (10 s). A variable so
 ** that a test can shorten it; nothing in the program changes it. */
 extern int srv_lib_wait_ms;
-/* Requests waiting in w's queue now (under its lock). */
+/* Requests waiting in w's queue now (read under its lock: the worker and
+** the submitters change it). */
 int srv_worker_queued(srv_worker *w);
+/* w as /api/status shows it: name, role, path, size, context, queued. */
+json_t *srv_worker_json(srv_worker *w);
 
 /* ---- routes ----------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 size_t srv_answer_limit = (size_t)16 << 20;
@@ -256,6 +257,20 @@ int srv_worker_queued(srv_worker *w)
     int n = w->len;
     pthread_mutex_unlock(&w->mu);
     return n;
+}
+
+json_t *srv_worker_json(srv_worker *w)
+{
+    struct stat sb = {0};
+    stat(w->path, &sb);
+    json_t *m = json_object();
+    json_object_set_new(m, "name", json_string(w->name));
+    json_object_set_new(m, "role", json_string(w->kind == JOB_GENERATE ? "chat" : "embedding"));
+    json_object_set_new(m, "path", json_string(w->path));
+    json_object_set_new(m, "size", json_integer((json_int_t)sb.st_size));
+    json_object_set_new(m, "context", json_integer(w->n_ctx));
+    json_object_set_new(m, "queued", json_integer(srv_worker_queued(w)));
+    return m;
 }
 
 int srv_worker_retry_after(srv_worker *w) { return CN_MAX(1, srv_worker_queued(w)); }

@@ -498,6 +498,19 @@ describe('hostile requests', () => {
         assert.equal(rebind.status, 403);
     });
 
+    test('a path cannot forge access-log lines or fields', async () => {
+        const r = await fetch(`${srv.url}/x%0Acairn%20serve:%20method=GET%20path=/forged%20status=200`);
+        assert.equal(r.status, 404);
+        await new Promise((res) => setTimeout(res, 200)); // the line is written after the response
+        assert.ok(!/^cairn serve: method=GET path=\/forged/m.test(srv.log()), srv.log().slice(-600));
+        assert.match(srv.log(), /path=\/x\\x0acairn\\x20serve:\\x20method=GET\\x20path=\/forged\\x20status=200 status=404/);
+    });
+
+    test('a model name with a path in it: 400, nothing removed', async () => {
+        const r = await fetch(`${srv.url}/api/models/..%2F..%2Fetc`, { method: 'DELETE' });
+        await errorObject(r, 400);
+    });
+
     test('the server is still up and logs each request', async () => {
         assert.ok(srv.alive());
         const r = await fetch(`${srv.url}/v1/models`);
