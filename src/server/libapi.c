@@ -403,8 +403,13 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         return MHD_YES; /* a plain form field: nothing to keep */
     if (off == 0) {
         if (u->f) {
-            fclose(u->f);
+            int rc = fclose(u->f); /* the previous file's last bytes: a full disk shows here */
             u->f = NULL;
+            if (rc != 0) {
+                srv_fail(&u->err, 507, "file", "storing %s failed: %s", u->names[u->n - 1],
+                         strerror(errno));
+                return MHD_NO;
+            }
         }
         if (u->n == MAX_UPLOAD_FILES) {
             srv_fail(&u->err, 400, "file", "at most %d files per upload", MAX_UPLOAD_FILES);
@@ -506,6 +511,7 @@ typedef struct bg_run {
     srv *s;
     char *paths[32];           /* ingest: the files */
     int n;
+    int not_stored;            /* ingest: uploaded files that could not be put in place */
     char name[128];            /* pull: the model */
     mdl_entry entry;           /* pull: the catalog entry (strings owned by cat) */
     mdl_catalog *cat;
@@ -666,7 +672,7 @@ static void *ingest_main(void *arg)
         json_object_set_new(fin, "added", json_integer(st.added));
         json_object_set_new(fin, "updated", json_integer(st.updated));
         json_object_set_new(fin, "unchanged", json_integer(st.unchanged));
-        json_object_set_new(fin, "failed", json_integer(st.failed));
+        json_object_set_new(fin, "failed", json_integer(st.failed + g->not_stored));
         json_object_set_new(fin, "embedded", json_integer(CN_MAX(embedded, 0)));
         if (rc)
             json_object_set_new(fin, "error", json_string(err.msg));
@@ -718,26 +724,37 @@ int srv_lib_upload(srv_req *r)
         return srv_reply_errorf(r, 400, "file", "no file in the upload (send multipart/form-data "
                                 "with a file field)");
     if (u->f) {
-        fclose(u->f);
+        int rc = fclose(u->f); /* the last buffered bytes are written now */
         u->f = NULL;
+        if (rc != 0)
+            return srv_reply_errorf(r, 507, "file", "storing %s failed: %s", u->names[u->n - 1],
+                                    strerror(errno));
     }
     bg_run *g = bg_new(r->s);
     if (!g)
         return srv_reply_errorf(r, 500, NULL, "out of memory");
+    json_t *o = json_object(), *names = json_array(), *left_out = json_array();
     for (int i = 0; i < u->n; i++) {
         char final[PATH_MAX + 200];
-        if (place_upload(u->tmp[i], u->dir, u->names[i], final, sizeof final) != 0)
-            continue; /* the rest of the batch goes on; this one is left out */
+        if (place_upload(u->tmp[i], u->dir, u->names[i], final, sizeof final) != 0) {
+            /* the rest of the batch goes on; this one is reported, not dropped */
+            json_array_append_new(left_out, json_pack("{s:s,s:s}", "name", u->names[i], "error",
+                                                      errno == EEXIST
+                                                          ? "too many files of this name"
+                                                          : strerror(errno)));
+            continue;
+        }
         u->tmp[i][0] = 0;
         g->paths[g->n] = strdup(final);
-        if (g->paths[g->n])
+        if (g->paths[g->n]) {
             g->n++;
+            json_array_append_new(names, json_string(u->names[i]));
+        }
     }
-    json_t *o = json_object(), *names = json_array();
-    for (int i = 0; i < u->n; i++)
-        json_array_append_new(names, json_string(u->names[i]));
+    g->not_stored = (int)json_array_size(left_out);
     json_object_set_new(o, "event", json_string("uploaded"));
     json_object_set_new(o, "files", names);
+    json_object_set_new(o, "not_stored", left_out);
     put_line(g, o);
     return bg_start(r, g, ingest_main);
 }

@@ -95,6 +95,24 @@ describe('upload names and removal', () => {
         assert.equal(s.results[0].path, fs.realpathSync(path.join(dir, 'notes.md')));
     });
 
+    test('a file that cannot be put in place is reported, never dropped in silence', async () => {
+        const dir = path.join(srv.home, 'documents');
+        fs.writeFileSync(path.join(dir, 'full.md'), 'x');
+        for (let k = 2; k < 1000; k++) fs.writeFileSync(path.join(dir, `full (${k}).md`), 'x');
+        const r = await postChunked(srv.url, [{ name: 'full.md', data: 'The otter floats.\n' },
+                                              { name: 'fine.md', data: 'The seal basks.\n' }]);
+        assert.equal(r.status, 200);
+        const ev = events(r.body);
+        assert.deepEqual(ev[0].files, ['fine.md']);
+        assert.deepEqual(ev[0].not_stored, [{ name: 'full.md', error: 'too many files of this name' }]);
+        assert.equal(ev.at(-1).added, 1);
+        assert.equal(ev.at(-1).failed, 1);
+        assert.ok(!fs.readdirSync(dir).some((f) => f.startsWith('.upload')), 'temporary file left');
+        for (const f of fs.readdirSync(dir)) if (f.startsWith('full')) fs.rmSync(path.join(dir, f));
+        const fine = (await docs(srv)).find((d) => d.name === 'fine.md');
+        assert.equal((await fetch(`${srv.url}/api/library/documents/${fine.id}`, { method: 'DELETE' })).status, 200);
+    });
+
     test('removing an uploaded document deletes its stored copy (API and cairn rm)', async () => {
         const dir = path.join(srv.home, 'documents');
         const list = await docs(srv);
