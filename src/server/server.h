@@ -14,8 +14,9 @@
 ** the network is bounded: body size, JSON depth, messages, tokens, headers.
 **
 ** Start reading at http.c (the daemon, the route table, auth and limits),
-** then parse.c (request bodies), worker.c (queues), openai.c, ollama.c and
-** libapi.c (the endpoints).
+** then parse.c (request bodies), worker.c (queues), openai.c, ollama.c,
+** libapi.c, upload.c and modelapi.c (the endpoints), libpool.c (library
+** handles) and progress.c (background work streamed as NDJSON).
 */
 #ifndef CN_SERVER_H
 #define CN_SERVER_H

@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 #include "library/library.h"
 #include "rag/rag.h"
+#include "models/models.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
@@ -241,7 +242,7 @@ json_t *srv_citations_json(const rag_source *src, int n, const bool *used);
 /* finish_reason of a finished job: "stop", "length" or "cancelled". */
 const char *srv_finish_reason(const srv_job *j);
 
-/* ---- library handles (libapi.c) -----------------------------------------
+/* ---- library handles (libpool.c) -----------------------------------------
 ** Reads (list, search, status, grounded answers) take one of the pool's
 ** handles; writes (ingest, remove) take the writer, so a long upload never
 ** holds up a read. Waits end: after srv_lib_wait_ms a request gets 503 with
@@ -293,6 +294,40 @@ int srv_models_list(srv_req *r);
 int srv_models_pull(srv_req *r);
 int srv_models_use(srv_req *r);
 int srv_models_remove(srv_req *r);
+
+/* ---- background work streamed as NDJSON (progress.c) ---------------------
+** An upload's ingest and a model's download run in a thread of their own and
+** report progress as one JSON object per line to the response, which MHD
+** pulls as the lines come. If the client leaves, cancel is set (a download stops,
+** keeping its data; an ingest finishes anyway) and the thread frees the run. */
+
+typedef struct srv_bg {
+    srv *s;
+    char *paths[32];           /* ingest: the files */
+    int n;
+    int not_stored;            /* ingest: uploaded files that could not be put in place */
+    char name[128];            /* pull: the model */
+    mdl_entry entry;           /* pull: the catalog entry (strings owned by cat) */
+    mdl_catalog *cat;
+    volatile int cancel;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cn_buf out;
+    size_t off;
+    bool done;
+    int refs; /* the thread and the response */
+} srv_bg;
+
+/* A run for s (two references: the thread's and the response's), or NULL. */
+srv_bg *srv_bg_new(srv *s);
+/* Drop a reference; the last frees the run. */
+void srv_bg_unref(srv_bg *g);
+/* Send o (the reference is taken) as one line. */
+void srv_bg_line(srv_bg *g, json_t *o);
+/* The thread's last words: the final line fin, then the end of the stream. */
+void srv_bg_finish(srv_bg *g, json_t *fin);
+/* Start fn(g) in a thread and stream its lines as r's response. */
+int srv_bg_start(srv_req *r, srv_bg *g, void *(*fn)(void *));
 
 /* Upload plumbing: called by http.c as the body arrives. */
 int srv_upload_begin(srv_req *r, srv_error *e);
