@@ -76,6 +76,7 @@ void srv_opts_default(srv_opts *o)
         .max_stop = 4,
         .queue = 8,
         .max_connections = 512,
+        .max_per_address = 32,
     };
 }
 
@@ -640,6 +641,10 @@ int srv_run(const srv_opts *o, cn_err *err)
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->lim.max_connections,
+                                /* beyond loopback one address cannot hold every connection
+                                ** open (slow or idle clients: each holds a thread) */
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                (unsigned)(s->loopback ? 0 : o->lim.max_per_address),
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                 (size_t)(o->lim.max_headers * 2 + 16384),
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

@@ -39,6 +39,8 @@ typedef struct srv_limits {
     int max_stop;        /* stop strings per request (default 4) */
     int queue;           /* requests waiting per model beyond the running one (default 8) */
     int max_connections; /* open connections (default 512) */
+    int max_per_address; /* open connections from one client address, on a
+                          ** non-loopback bind (default 32) */
 } srv_limits;
 
 typedef struct srv_opts {

@@ -575,6 +575,32 @@ describe('API key', () => {
         }
     });
 
+    test('bound beyond loopback, one address cannot hold every connection', async () => {
+        const wide = await startServer(['--host', '0.0.0.0', '--api-key', 'k2']);
+        const net = await import('node:net');
+        const idle = [];
+        try {
+            for (let i = 0; i < 32; i++) {
+                const sock = net.connect(wide.port, '127.0.0.1');
+                await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+                sock.write('GET /api/status HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+                idle.push(sock);
+            }
+            await new Promise((res) => setTimeout(res, 300));
+            // the next one from the same address is closed at once (curl: connection reset)
+            assert.throws(() => curl(['--max-time', '10', '-H', 'Authorization: Bearer k2', `${wide.url}/api/status`]),
+                          (e) => e.status === 56 || e.status === 52);
+            for (const sock of idle) sock.destroy();
+            idle.length = 0;
+            await new Promise((res) => setTimeout(res, 300));
+            const ok = await fetch(`${wide.url}/api/status`, { headers: { Authorization: 'Bearer k2' } });
+            assert.equal(ok.status, 200);
+        } finally {
+            for (const sock of idle) sock.destroy();
+            assert.deepEqual(await wide.stop(), { code: 0, sig: null });
+        }
+    });
+
     test('a non-loopback host without a key is refused at start', () => {
         let out = '';
         try {
