@@ -267,6 +267,8 @@ int srv_lib_upload(srv_req *r)
                                                       errno == EEXIST
                                                           ? "too many files of this name"
                                                           : strerror(errno)));
+            unlink(u->tmp[i]); /* now, not when the connection is done */
+            u->tmp[i][0] = 0;
             continue;
         }
         u->tmp[i][0] = 0;
