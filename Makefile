@@ -80,11 +80,15 @@ asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
-# ThreadSanitizer on the threaded parts: the pool, and generation with two
-# threads (the engine's fixture tests run with -t 2).
+# ThreadSanitizer on the threaded parts: the pool, generation with two
+# threads (the engine's fixture tests run with -t 2), and the server: its
+# in-process tests (workers, library handles) and a TSan-built `cairn serve`
+# under concurrent requests of every kind (a race makes its exit non-zero).
 tsan:
 	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=base_pool test
 	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=engine test
+	CAIRN_NODE_TESTS="tests/server/race.test.mjs tests/server/uploads.test.mjs" \
+	    $(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=server test
 
 # libFuzzer targets (clang): build/fuzz/fuzz_gguf, build/fuzz/fuzz_tok, build/fuzz/fuzz_ingest.
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -357,7 +357,8 @@ int cmd_ls(int argc, char **argv)
 int cmd_rm(int argc, char **argv)
 {
     PARSE("rm", "usage: cairn rm DOC...\n\nRemove documents (by id, as `cairn ls` shows, or "
-                "by path) and all their passages and vectors.\n");
+                "by path) and all their passages and vectors; a document uploaded\nthrough "
+                "`cairn serve` also loses the copy stored in the data directory.\n");
     if (!a.n_rest)
         return cli_usage("rm", "missing DOC");
     lib *l;
@@ -369,11 +370,11 @@ int cmd_rm(int argc, char **argv)
         long id;
         char real[4096];
         int rc;
+        /* an uploaded file (the server's copy) goes with its document */
         if (cli_int(a.rest[i], 1, 1L << 62, &id))
-            rc = store_remove_id(lib_store(l), id, &err);
+            rc = lib_remove(l, id, NULL, NULL, &err);
         else
-            rc = store_remove_path(lib_store(l), realpath(a.rest[i], real) ? real : a.rest[i],
-                                   &err);
+            rc = lib_remove(l, 0, realpath(a.rest[i], real) ? real : a.rest[i], NULL, &err);
         if (rc) {
             if (rc == CN_ENOTFOUND)
                 cn_fail(&err, rc, "%s: no such document in the library", a.rest[i]);

@@ -19,7 +19,8 @@ static const char help[] =
     "  --port N              port (default 8377; 0 picks a free one)\n"
     "  --api-key KEY         require this key (default $CAIRN_API_KEY, else api_key in\n"
     "                        the settings file)\n"
-    "  --cors-origin ORIGIN  also allow browser requests from ORIGIN (\"*\": any)\n"
+    "  --cors-origin ORIGIN  also allow browser requests from ORIGIN (\"*\": any, which\n"
+    "                        needs an API key)\n"
     "  -m, --model M         language model: a GGUF file or an installed model's name\n"
     "                        (default $CAIRN_CHAT_MODEL, else the active chat model)\n"
     "  -e, --embed-model M   embedding model, likewise (default $CAIRN_EMBED_MODEL, else\n"
@@ -110,6 +111,10 @@ int cmd_serve(int argc, char **argv)
     char key[256];
     if (!o.api_key && cn_config_get("api_key", key, sizeof key) && *key)
         o.api_key = key; /* the settings file's api_key */
+    if (o.cors_origin && !strcmp(o.cors_origin, "*") && !o.api_key)
+        return cli_usage("serve", "--cors-origin '*' without an API key would let any web page "
+                         "upload, delete and download through this server: set --api-key KEY "
+                         "(or CAIRN_API_KEY), or name the one origin to allow");
     cn_err err = {0};
     char home[4096], paths[2][4096], names[2][128] = {"", ""};
     if (cn_data_dir(home, sizeof home, o.home, &err))

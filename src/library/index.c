@@ -12,41 +12,108 @@
 #include <stdlib.h>
 #include <string.h>
 
+static atomic_int encoder_loads;
+
+int lib_encoder_loads(void) { return atomic_load(&encoder_loads); }
+
+static void vectors_unref(lib_vectors *v)
+{
+    if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
+        return;
+    free(v->ids);
+    free(v->m);
+    free(v);
+}
+
 void lib_drop_encoder(lib *l)
 {
     tok_close(l->enc_tok);
     eng_encoder_close(l->enc);
-    free(l->vec_ids);
-    free(l->vecs);
+    vectors_unref(l->vs);
     l->enc = NULL;
     l->enc_tok = NULL;
-    l->vec_ids = NULL;
-    l->vecs = NULL;
-    l->vecs_loaded = false;
+    l->vs = NULL;
+    l->using_shared = false;
     l->enc_path[0] = 0;
+}
+
+int lib_model_name(const char *model_path, char *out, size_t cap, cn_err *err)
+{
+    char hash[STORE_HASH_HEX + 1];
+    int rc = store_hash_file(model_path, hash, NULL, err);
+    if (rc)
+        return rc;
+    const char *base = strrchr(model_path, '/');
+    snprintf(out, cap, "%s:%.16s", base ? base + 1 : model_path, hash);
+    return CN_OK;
+}
+
+int lib_embedder_init(lib_embedder *e, const char *path, cn_err *err)
+{
+    e->path = path;
+    e->cur = NULL;
+    int rc = lib_model_name(path, e->name, sizeof e->name, err);
+    if (!rc)
+        pthread_mutex_init(&e->mu, NULL);
+    return rc;
+}
+
+void lib_embedder_free(lib_embedder *e)
+{
+    vectors_unref(e->cur);
+    e->cur = NULL;
+    pthread_mutex_destroy(&e->mu);
+}
+
+void lib_share_embedder(lib *l, lib_embedder *e)
+{
+    lib_drop_encoder(l);
+    l->shared = e;
 }
 
 int lib_use_encoder(lib *l, const char *path, int threads, cn_err *err)
 {
+    if (l->shared && !strcmp(l->shared->path, path)) {
+        if (!l->using_shared) {
+            lib_drop_encoder(l);
+            snprintf(l->enc_name, sizeof l->enc_name, "%s", l->shared->name);
+            snprintf(l->enc_path, sizeof l->enc_path, "%s", path);
+            l->using_shared = true;
+        }
+        return CN_OK;
+    }
     if (l->enc && !strcmp(l->enc_path, path))
         return CN_OK;
     lib_drop_encoder(l);
-    char hash[STORE_HASH_HEX + 1];
     eng_opts o = {.n_threads = threads};
-    int rc = store_hash_file(path, hash, NULL, err);
+    int rc = lib_model_name(path, l->enc_name, sizeof l->enc_name, err);
     if (!rc)
         rc = eng_encoder_open(&l->enc, path, &o, err);
-    if (!rc)
+    if (!rc) {
+        atomic_fetch_add(&encoder_loads, 1);
         rc = tok_open(&l->enc_tok, eng_encoder_gguf(l->enc), err);
+    }
     if (rc) {
         lib_drop_encoder(l);
         return rc;
     }
     l->enc_ctx = eng_encoder_n_ctx(l->enc);
-    const char *base = strrchr(path, '/');
-    snprintf(l->enc_name, sizeof l->enc_name, "%s:%.16s", base ? base + 1 : path, hash);
     snprintf(l->enc_path, sizeof l->enc_path, "%s", path);
     return CN_OK;
+}
+
+/* The model in use (after lib_use_encoder): dimensions, and embedding. */
+static int enc_dim(const lib *l)
+{
+    return l->using_shared ? l->shared->dim : eng_encoder_dim(l->enc);
+}
+
+static int enc_embed(lib *l, const char *const *texts, const size_t *lens, int n, float *vecs,
+                     cn_err *err)
+{
+    if (l->using_shared)
+        return l->shared->embed(l->shared->ctx, texts, lens, n, vecs, err);
+    return eng_embed_texts(l->enc, l->enc_tok, texts, lens, n, vecs, NULL, err);
 }
 
 #define INDEX_BATCH 32
@@ -60,7 +127,7 @@ int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, v
     int64_t done = 0, total = 0;
     if ((rc = store_embedding_progress(l->st, l->enc_name, &done, &total, err)))
         return rc;
-    int dim = eng_encoder_dim(l->enc);
+    int dim = enc_dim(l);
     float *vecs = cn_malloc(sizeof(float) * INDEX_BATCH * (size_t)dim);
     const char *texts[INDEX_BATCH];
     size_t lens[INDEX_BATCH];
@@ -87,7 +154,7 @@ int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, v
             ids[i] = ps[i].id;
         }
         after = ps[n - 1].id;
-        rc = eng_embed_texts(l->enc, l->enc_tok, texts, lens, n, vecs, NULL, err);
+        rc = enc_embed(l, texts, lens, n, vecs, err);
         if (rc == CN_OK) {
             int put = store_put_embeddings(l->st, l->enc_name, dim, ids, vecs, n, true, err);
             rc = put < 0 ? put : CN_OK;
@@ -103,24 +170,44 @@ int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, v
         }
     }
     free(vecs);
-    l->vecs_loaded = false; /* the next search reloads */
+    lib_reload_vectors(l); /* the next search reloads */
     if (!vecs && rc == CN_OK)
         return cn_fail(err, CN_ENOMEM, "out of memory");
     return rc ? rc : embedded;
 }
 
+static int read_vectors(lib *l, lib_vectors **out, cn_err *err)
+{
+    lib_vectors *v = cn_calloc(1, sizeof *v);
+    if (!v)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    int rc = store_load_embeddings(l->st, l->enc_name, &v->ids, &v->m, &v->n, &v->dim, err);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    atomic_init(&v->refs, 1);
+    *out = v;
+    return CN_OK;
+}
+
+/* l->vs: this handle's vectors, or a reference to the shared snapshot
+** (loaded by the first handle that needs it, once). */
 static int load_vectors(lib *l, cn_err *err)
 {
-    if (l->vecs_loaded)
-        return CN_OK;
-    free(l->vec_ids);
-    free(l->vecs);
-    l->vec_ids = NULL;
-    l->vecs = NULL;
-    int rc = store_load_embeddings(l->st, l->enc_name, &l->vec_ids, &l->vecs, &l->n_vecs,
-                                   &l->vec_dim, err);
-    if (rc == CN_OK)
-        l->vecs_loaded = true;
+    if (!l->using_shared)
+        return l->vs ? CN_OK : read_vectors(l, &l->vs, err);
+    lib_embedder *e = l->shared;
+    int rc = CN_OK;
+    pthread_mutex_lock(&e->mu);
+    if (!e->cur)
+        rc = read_vectors(l, &e->cur, err);
+    if (!rc && l->vs != e->cur) {
+        vectors_unref(l->vs);
+        l->vs = e->cur;
+        atomic_fetch_add(&l->vs->refs, 1);
+    }
+    pthread_mutex_unlock(&e->mu);
     return rc;
 }
 
@@ -205,14 +292,15 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
         if ((rc = lib_use_encoder(l, o->embed_model, o->threads, err)) ||
             (rc = load_vectors(l, err)))
             return rc;
-        if (l->n_vecs > 0 && l->vec_dim == eng_encoder_dim(l->enc)) {
-            float *q = cn_arena_alloc(a, sizeof(float) * (size_t)l->vec_dim);
+        const lib_vectors *v = l->vs;
+        if (v->n > 0 && v->dim == enc_dim(l)) {
+            float *q = cn_arena_alloc(a, sizeof(float) * (size_t)v->dim);
             size_t qlen = strlen(query);
             if (!q)
                 return cn_fail(err, CN_ENOMEM, "out of memory");
-            if ((rc = eng_embed_texts(l->enc, l->enc_tok, &query, &qlen, 1, q, NULL, err)))
+            if ((rc = enc_embed(l, &query, &qlen, 1, q, err)))
                 return rc;
-            nv = search_vector(l->vecs, l->n_vecs, l->vec_dim, l->vec_ids, q, pool, vh);
+            nv = search_vector(v->m, v->n, v->dim, v->ids, q, pool, vh);
             info->mode = "hybrid";
             info->best_cosine = nv > 0 ? vh[0].score : 0;
         }
@@ -267,4 +355,14 @@ int lib_index_progress(lib *l, const char *model_path, int threads, int64_t *don
     return rc ? rc : store_embedding_progress(l->st, l->enc_name, done, total, err);
 }
 
-void lib_reload_vectors(lib *l) { l->vecs_loaded = false; }
+void lib_reload_vectors(lib *l)
+{
+    vectors_unref(l->vs);
+    l->vs = NULL;
+    if (l->shared) { /* the others let go of the old snapshot at their next search */
+        pthread_mutex_lock(&l->shared->mu);
+        vectors_unref(l->shared->cur);
+        l->shared->cur = NULL;
+        pthread_mutex_unlock(&l->shared->mu);
+    }
+}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int lib_open(lib **out, const char *home, cn_err *err)
 {
@@ -362,4 +363,67 @@ int lib_add(lib *l, const char *const *paths, int n, bool prune, lib_progress_fn
     }
     free_list(&fl);
     return rc;
+}
+
+/* ---- remove ------------------------------------------------------------------------ */
+
+typedef struct find_id {
+    int64_t id;
+    char path[PATH_MAX];
+    bool found;
+} find_id;
+
+static int match_id(void *ctx, const store_doc_info *d)
+{
+    find_id *f = ctx;
+    if (d->id != f->id)
+        return 0;
+    snprintf(f->path, sizeof f->path, "%s", d->path);
+    f->found = true;
+    return 1; /* stop */
+}
+
+/* Is path a file Cairn stored: directly inside home/LIB_UPLOADS_DIR/? Both
+** sides resolved, so a symlinked home or "a/../b" cannot pass for it. */
+static bool is_upload_copy(const lib *l, const char *path)
+{
+    char dir[PATH_MAX + 32], real_dir[PATH_MAX], real_parent[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/" LIB_UPLOADS_DIR, l->home);
+    if (!realpath(dir, real_dir))
+        return false;
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path || !slash[1])
+        return false;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
+    if (!realpath(parent, real_parent) || strcmp(real_parent, real_dir))
+        return false;
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int lib_remove(lib *l, int64_t id, const char *path, bool *deleted, cn_err *err)
+{
+    if (deleted)
+        *deleted = false;
+    find_id f = {.id = id};
+    if (id > 0) {
+        int rc = store_list(l->st, match_id, &f, err);
+        if (rc < 0)
+            return rc;
+        if (!f.found)
+            return cn_fail(err, CN_ENOTFOUND, "document %lld: not in the library", (long long)id);
+    } else {
+        snprintf(f.path, sizeof f.path, "%s", path);
+    }
+    bool copy = is_upload_copy(l, f.path); /* decided before: the rows say where it came from */
+    int rc = id > 0 ? store_remove_id(l->st, id, err) : store_remove_path(l->st, f.path, err);
+    if (rc || !copy)
+        return rc;
+    if (unlink(f.path) != 0 && errno != ENOENT)
+        return cn_fail(err, CN_EIO, "removed from the library, but its stored upload %s could not "
+                       "be deleted: %s", f.path, strerror(errno));
+    if (deleted)
+        *deleted = true;
+    return CN_OK;
 }

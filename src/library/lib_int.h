@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 
 struct lib {
     char home[PATH_MAX];
@@ -18,11 +19,21 @@ struct lib {
     int enc_ctx;           /* the encoder's context, in tokens */
     /* passages are sized in enc_tok's tokens (lib_chunk_with) */
     bool chunk_by_model;
-    /* the library's vectors for enc_name, loaded on first vector search */
-    int64_t *vec_ids;
-    float *vecs;
-    int n_vecs, vec_dim;
-    bool vecs_loaded;
+    /* or, instead of enc/enc_tok, an embedder shared with other handles */
+    lib_embedder *shared;
+    bool using_shared;     /* enc_name is the shared embedder's */
+    /* the library's vectors for enc_name, loaded on first vector search: this
+    ** handle's own, or the shared embedder's snapshot (a reference) */
+    lib_vectors *vs;
+};
+
+/* A loaded set of vectors, read-only once loaded; freed with its last
+** reference. */
+struct lib_vectors {
+    int64_t *ids;
+    float *m;
+    int n, dim;
+    atomic_int refs;
 };
 
 /* Open (or keep) the embedding model at path; fills enc, enc_tok, enc_name. */

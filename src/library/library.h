@@ -14,6 +14,7 @@
 #include "store/store.h"
 
 #include <jansson.h>
+#include <pthread.h>
 
 typedef struct lib lib;
 
@@ -73,6 +74,56 @@ int lib_chunk_with(lib *l, const char *model_path, int threads, cn_err *err);
 int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, void *ctx,
               cn_err *err);
 
+/* ---- remove ------------------------------------------------------------------ */
+
+/* Uploads (the server's) are stored as files in home/LIB_UPLOADS_DIR/. */
+#define LIB_UPLOADS_DIR "documents"
+
+/* Remove a document with all its rows: by id, or (id 0) by path. When its
+** file is an upload copy (a regular file directly in the uploads folder,
+** written there by Cairn) that file is deleted too, after the rows are gone;
+** a file the user added from anywhere else is never touched. *deleted (may
+** be NULL) says whether a copy was deleted. CN_ENOTFOUND if no such document. */
+int lib_remove(lib *l, int64_t id, const char *path, bool *deleted, cn_err *err);
+
+/* ---- one embedding model for many handles ------------------------------------
+** A handle opens the embedding model it is asked to use by itself, on first
+** use: right for the CLI's one handle. A process with several handles (the
+** server's pool) gives each the same embedder instead: the model is loaded
+** once, its work goes wherever embed sends it (the server: that model's one
+** worker and queue), and the vectors search reads are loaded once and shared
+** by every handle (a snapshot each search holds until it is done). */
+
+typedef struct lib_vectors lib_vectors;
+
+typedef struct lib_embedder {
+    const char *path;    /* the model file it stands for (what callers pass as model_path) */
+    char name[320];      /* what the store files its vectors under: lib_model_name() */
+    int dim;             /* floats per vector */
+    /* Embed n texts into vecs (n x dim). Called from several threads at once. */
+    int (*embed)(void *ctx, const char *const *texts, const size_t *lens, int n, float *vecs,
+                 cn_err *err);
+    void *ctx;
+    /* the library's: the shared vector snapshot (lib_embedder_init) */
+    pthread_mutex_t mu;
+    lib_vectors *cur;
+} lib_embedder;
+
+/* The name the store gives vectors of the model at model_path:
+** "file.gguf:<first 16 hex of its SHA-256>", so other weights never mix in. */
+int lib_model_name(const char *model_path, char *out, size_t cap, cn_err *err);
+/* Fill e's name from path (hashing the file) and set up its snapshot; the
+** caller sets dim, embed and ctx. lib_embedder_free drops the snapshot. */
+int lib_embedder_init(lib_embedder *e, const char *path, cn_err *err);
+void lib_embedder_free(lib_embedder *e);
+/* Use e (borrowed: it outlives l) whenever l is asked for e->path's model.
+** Passages are then sized by the word estimate (lib_chunk_with still opens
+** the model itself). */
+void lib_share_embedder(lib *l, lib_embedder *e);
+/* Embedding models this process's handles have loaded by themselves (for
+** tests: a shared embedder loads none). */
+int lib_encoder_loads(void);
+
 /* ---- search and ask ---------------------------------------------------------- */
 
 typedef struct lib_result {
@@ -118,7 +169,8 @@ int lib_index_progress(lib *l, const char *model_path, int threads, int64_t *don
                        int64_t *total, cn_err *err);
 
 /* Forget the vectors loaded for hybrid search, so the next search reads them
-** again: for a long-lived handle after another handle changed the library. */
+** again: for a long-lived handle after another handle changed the library.
+** With a shared embedder, every handle sharing it reads them again. */
 void lib_reload_vectors(lib *l);
 
 #endif

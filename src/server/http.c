@@ -76,6 +76,7 @@ void srv_opts_default(srv_opts *o)
         .max_stop = 4,
         .queue = 8,
         .max_connections = 512,
+        .max_per_address = 32,
     };
 }
 
@@ -113,7 +114,8 @@ static int reply_bytes(srv_req *r, int status, const char *type, const void *dat
     return queue(r, status, resp);
 }
 
-int srv_reply_json(srv_req *r, int status, json_t *j)
+/* JSON with a Retry-After header when retry_after > 0. */
+static int reply_json_retry(srv_req *r, int status, json_t *j, int retry_after)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
                 : NULL;
@@ -122,8 +124,22 @@ int srv_reply_json(srv_req *r, int status, json_t *j)
         return reply_bytes(r, 500, "application/json",
                            "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}",
                            62, MHD_RESPMEM_PERSISTENT);
-    return reply_bytes(r, status, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s,
+                                                                MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(s);
+        return MHD_NO;
+    }
+    common_headers(r, resp, "application/json");
+    if (retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    return queue(r, status, resp);
 }
+
+int srv_reply_json(srv_req *r, int status, json_t *j) { return reply_json_retry(r, status, j, 0); }
 
 int srv_reply_error(srv_req *r, const srv_error *e)
 {
@@ -138,7 +154,7 @@ int srv_reply_error(srv_req *r, const srv_error *e)
         json_object_set_new(err, "code", e->code ? json_string(e->code) : json_null());
         json_object_set_new(o, "error", err);
     }
-    return srv_reply_json(r, e->status, o);
+    return reply_json_retry(r, e->status, o, e->retry_after);
 }
 
 int srv_reply_errorf(srv_req *r, int status, const char *param, const char *fmt, ...)
@@ -380,6 +396,7 @@ static int begin(srv_req *r, const char *version)
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
     size_t limit = r->route->flags & ROUTE_UPLOAD ? r->s->o.lim.max_upload + 65536
                                                   : r->s->o.lim.max_body;
+    r->limit = limit; /* counted as the body arrives too: chunked bodies have no length */
     if (cl) {
         char *end;
         errno = 0;
@@ -427,6 +444,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (r->has_early || r->status)
             return MHD_YES; /* discarding */
+        r->received += n;
+        if (r->received > r->limit) {
+            srv_fail(&r->early, 413, NULL, "request body is over the limit of %zu bytes%s",
+                     r->limit, r->up ? " (--max-upload, plus 64 KiB for the form)" : "");
+            r->has_early = true;
+            srv_upload_free(r); /* what was written so far is deleted now */
+            return MHD_YES;
+        }
         if (r->up) {
             if (srv_upload_data(r, upload_data, n, &r->early))
                 r->has_early = true;
@@ -444,6 +469,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return (enum MHD_Result)r->route->fn(r);
 }
 
+/* The path as the access log shows it: MHD has decoded %XX, so a path may
+** hold newlines or spaces that would forge log lines or fields; those bytes
+** (and backslash) are written as \xNN. */
+static void log_path(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
+        if (*p <= 0x20 || *p == 0x7f || *p == '\\')
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+        else
+            out[o++] = (char)*p;
+    }
+    out[o] = 0;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -455,9 +495,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!s->o.quiet) {
         static const char *const why[] = {"ok", "error", "timeout", "shutdown", "read-error",
                                           "client-abort"};
+        char path[sizeof r->path * 4];
+        log_path(r->path, path, sizeof path);
         pthread_mutex_lock(&s->log_mu);
         fprintf(stderr, "cairn serve: method=%s path=%s status=%d ms=%.0f tokens=%d%s%s\n",
-                r->method, r->path, r->status, (cn_now() - r->t0) * 1000, r->tokens,
+                r->method, path, r->status, (cn_now() - r->t0) * 1000, r->tokens,
                 toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " end=" : "",
                 toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && (unsigned)toe < 6 ? why[toe] : "");
         pthread_mutex_unlock(&s->log_mu);
@@ -543,10 +585,15 @@ int srv_run(const srv_opts *o, cn_err *err)
                        "network could use it, so an API key is required (--api-key KEY or "
                        "CAIRN_API_KEY)", o->host);
     }
+    if (o->cors_origin && !strcmp(o->cors_origin, "*") && (!o->api_key || !*o->api_key)) {
+        free(s); /* any web page could drive the server: refused, as above */
+        return cn_fail(err, CN_EINVAL, "--cors-origin '*' without an API key would let any web "
+                       "page upload, delete and download through this server: set an API key, "
+                       "or name the one origin to allow");
+    }
     pthread_mutex_init(&s->lib_mu, NULL);
     pthread_cond_init(&s->lib_cv, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
-    atomic_init(&s->lib_generation, 0);
     atomic_init(&s->n_background, 0);
     atomic_init(&s->pulling, 0);
 
@@ -572,14 +619,8 @@ int srv_run(const srv_opts *o, cn_err *err)
         s->embed.name = s->embed_name;
     }
     /* the library must open (a damaged one is reported now, not per request) */
-    if (!rc) {
-        srv_error le;
-        lib *l = srv_lib_acquire(s, &le);
-        if (!l)
-            rc = cn_fail(err, CN_EIO, "%s", le.msg);
-        else
-            srv_lib_release(s, l, false);
-    }
+    if (!rc)
+        rc = srv_lib_open_all(s, err);
     struct sockaddr_storage ss;
     socklen_t sl;
     bool v6 = false;
@@ -593,6 +634,10 @@ int srv_run(const srv_opts *o, cn_err *err)
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->lim.max_connections,
+                                /* beyond loopback one address cannot hold every connection
+                                ** open (slow or idle clients: each holds a thread) */
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                (unsigned)(s->loopback ? 0 : o->lim.max_per_address),
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                 (size_t)(o->lim.max_headers * 2 + 16384),
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

@@ -687,6 +687,45 @@ int srv_embed_request(srv_req *r, int api, srv_embed_req *req, float **vecs, boo
     return -1;
 }
 
+void *(*srv_alloc)(size_t n) = cn_malloc;
+
+json_t *srv_embedding_data(const float *vecs, int n, int dim, bool base64)
+{
+    json_t *data = json_array();
+    char *b64 = base64 ? srv_alloc(4 * ((size_t)dim * 4 + 2) / 3 + 8) : NULL;
+    if (!data || (base64 && !b64)) {
+        json_decref(data);
+        free(b64);
+        return NULL;
+    }
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        json_t *item = json_object(), *emb;
+        const float *v = vecs + (size_t)i * dim;
+        if (base64) {
+            srv_base64(v, sizeof(float) * (size_t)dim, b64); /* little-endian float32, as OpenAI */
+            emb = json_string(b64);
+        } else {
+            emb = json_array();
+            for (int d = 0; d < dim && emb; d++)
+                if (json_array_append_new(emb, json_real(v[d])))
+                    ok = false;
+        }
+        ok = ok && item && emb && !json_object_set_new(item, "object", json_string("embedding")) &&
+             !json_object_set_new(item, "index", json_integer(i)) &&
+             !json_object_set_new(item, "embedding", json_incref(emb));
+        json_decref(emb);
+        if (!item || json_array_append_new(data, item))
+            ok = false;
+    }
+    free(b64);
+    if (!ok) {
+        json_decref(data);
+        return NULL;
+    }
+    return data;
+}
+
 int srv_openai_embeddings(srv_req *r)
 {
     srv_embed_req req;
@@ -696,27 +735,15 @@ int srv_openai_embeddings(srv_req *r)
     srv_worker *w;
     if (srv_embed_request(r, SRV_API_OPENAI, &req, &vecs, &cut, &tokens, &w, &ret))
         return ret;
-    int dim = w->dim;
-    json_t *o = json_object(), *data = json_array();
-    json_object_set_new(o, "object", json_string("list"));
-    char *b64 = req.base64 ? cn_malloc(4 * ((size_t)dim * 4 + 2) / 3 + 8) : NULL;
-    for (int i = 0; i < req.n_inputs; i++) {
-        json_t *item = json_object();
-        json_object_set_new(item, "object", json_string("embedding"));
-        json_object_set_new(item, "index", json_integer(i));
-        const float *v = vecs + (size_t)i * dim;
-        if (b64) {
-            srv_base64(v, sizeof(float) * (size_t)dim, b64); /* little-endian float32, as OpenAI */
-            json_object_set_new(item, "embedding", json_string(b64));
-        } else {
-            json_t *arr = json_array();
-            for (int d = 0; d < dim; d++)
-                json_array_append_new(arr, json_real(v[d]));
-            json_object_set_new(item, "embedding", arr);
-        }
-        json_array_append_new(data, item);
+    json_t *data = srv_embedding_data(vecs, req.n_inputs, w->dim, req.base64);
+    if (!data) { /* never a reply in another shape than the one asked for */
+        free(vecs);
+        free(cut);
+        srv_embed_req_free(&req);
+        return srv_reply_errorf(r, 500, NULL, "out of memory building the embeddings reply");
     }
-    free(b64);
+    json_t *o = json_object();
+    json_object_set_new(o, "object", json_string("list"));
     json_object_set_new(o, "data", data);
     json_object_set_new(o, "model", json_string(w->name));
     json_t *u = json_object();

@@ -14,8 +14,9 @@
 ** the network is bounded: body size, JSON depth, messages, tokens, headers.
 **
 ** Start reading at http.c (the daemon, the route table, auth and limits),
-** then parse.c (request bodies), worker.c (queues), openai.c, ollama.c and
-** libapi.c (the endpoints).
+** then parse.c (request bodies), worker.c (queues), openai.c, ollama.c,
+** libapi.c, upload.c and modelapi.c (the endpoints), libpool.c (library
+** handles) and progress.c (background work streamed as NDJSON).
 */
 #ifndef CN_SERVER_H
 #define CN_SERVER_H
@@ -38,6 +39,8 @@ typedef struct srv_limits {
     int max_stop;        /* stop strings per request (default 4) */
     int queue;           /* requests waiting per model beyond the running one (default 8) */
     int max_connections; /* open connections (default 512) */
+    int max_per_address; /* open connections from one client address, on a
+                          ** non-loopback bind (default 32) */
 } srv_limits;
 
 typedef struct srv_opts {
@@ -80,6 +83,7 @@ typedef struct srv_error {
     const char *code; /* or NULL */
     char param[64];
     char msg[400];
+    int retry_after;  /* seconds for a Retry-After header (503), or 0 */
 } srv_error;
 
 /* Fill e and return -1. */

@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 #include "library/library.h"
 #include "rag/rag.h"
+#include "models/models.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
@@ -49,6 +50,7 @@ typedef struct srv_job {
     pthread_cond_t cv;
     cn_buf text;               /* text produced so far (checked for citations) */
     bool queued, running, done;
+    bool overflow;             /* text passed srv_answer_limit: the job fails */
     atomic_bool cancel;
     int rc;
     cn_err err;
@@ -74,6 +76,11 @@ typedef struct srv_worker {
     const char *family;        /* chat template family */
     int n_ctx, dim;
 } srv_worker;
+
+/* The most text one generation may produce (16 MiB); past it the job stops
+** with an error. A variable so that a test can lower it; nothing in the
+** program changes it. */
+extern size_t srv_answer_limit;
 
 int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *eo, int queue,
                     cn_err *err);
@@ -104,13 +111,17 @@ struct srv {
     bool loopback;
     srv_worker chat, embed;    /* kind 0 when no such model */
     char chat_name[128], embed_name[128];
-    /* library handles for concurrent search */
+    /* library handles: SRV_LIB_POOL readers side by side, one writer (SQLite
+    ** has one writer at a time; in WAL mode readers never wait for it) */
     pthread_mutex_t lib_mu;
     pthread_cond_t lib_cv;
     lib *libs[SRV_LIB_POOL];
     bool lib_busy[SRV_LIB_POOL];
-    int lib_gen[SRV_LIB_POOL];
-    atomic_int lib_generation; /* bumped after every write */
+    lib *writer;
+    bool writer_busy;
+    /* the embedding model every handle uses: the embed worker's */
+    lib_embedder emb;
+    bool has_emb;
     atomic_int n_background;   /* ingest and pull threads still running */
     atomic_int pulling;        /* a model download is running */
     pthread_mutex_t log_mu;
@@ -141,6 +152,8 @@ struct srv_req {
     int status;
     int tokens;
     cn_buf body;
+    size_t received;           /* body bytes so far, whatever the framing */
+    size_t limit;              /* the most this route's body may have */
     bool too_large;
     srv_error early;           /* an error found while the body arrived */
     bool has_early;
@@ -204,6 +217,14 @@ int srv_generate_route(srv_req *r, int dialect);
 int srv_embed_run(srv_req *r, const srv_embed_req *req, float **vecs, bool **cut, int *tokens,
                   srv_worker **w, srv_error *e);
 
+/* The "data" array of an OpenAI embeddings reply: n vectors of dim floats,
+** as float arrays or base64 (little-endian float32). NULL when memory runs
+** out: the caller answers an error, never the other encoding. */
+json_t *srv_embedding_data(const float *vecs, int n, int dim, bool base64);
+/* The allocator of srv_embedding_data's buffer. A variable so that a test
+** can make it fail; nothing in the program changes it. */
+extern void *(*srv_alloc)(size_t n);
+
 /* An embeddings endpoint's first half: parse the body (api's shape) and run
 ** it. Returns 0 with the results as srv_embed_run gives them, or -1 when a
 ** reply (or a closed connection) is already decided: *ret is the MHD result. */
@@ -221,11 +242,32 @@ json_t *srv_citations_json(const rag_source *src, int n, const bool *used);
 /* finish_reason of a finished job: "stop", "length" or "cancelled". */
 const char *srv_finish_reason(const srv_job *j);
 
-/* ---- library handles (libapi.c) ----------------------------------------- */
+/* ---- library handles (libpool.c) -----------------------------------------
+** Reads (list, search, status, grounded answers) take one of the pool's
+** handles; writes (ingest, remove) take the writer, so a long upload never
+** holds up a read. Waits end: after srv_lib_wait_ms a request gets 503 with
+** Retry-After instead of hanging. */
 
+/* Open every handle (and share the embedding worker's model with them), so
+** a damaged library is reported at start. */
+int srv_lib_open_all(srv *s, cn_err *err);
+/* A reading handle, or NULL with e filled (503 + retry_after after waiting
+** srv_lib_wait_ms). */
 lib *srv_lib_acquire(srv *s, srv_error *e);
+/* The writing handle; wait_ms < 0 waits as long as it takes (an ingest
+** thread, whose client sees its progress), else NULL with e filled (503). */
+lib *srv_lib_acquire_writer(srv *s, int wait_ms, srv_error *e);
+/* Give back l; wrote: the library changed (the shared vectors reload). */
 void srv_lib_release(srv *s, lib *l, bool wrote);
 void srv_lib_close_all(srv *s);
+/* How long a request waits for a handle before 503 (10 s). A variable so
+** that a test can shorten it; nothing in the program changes it. */
+extern int srv_lib_wait_ms;
+/* Requests waiting in w's queue now (read under its lock: the worker and
+** the submitters change it). */
+int srv_worker_queued(srv_worker *w);
+/* w as /api/status shows it: name, role, path, size, context, queued. */
+json_t *srv_worker_json(srv_worker *w);
 
 /* ---- routes ----------------------------------------------------------- */
 
@@ -252,6 +294,40 @@ int srv_models_list(srv_req *r);
 int srv_models_pull(srv_req *r);
 int srv_models_use(srv_req *r);
 int srv_models_remove(srv_req *r);
+
+/* ---- background work streamed as NDJSON (progress.c) ---------------------
+** An upload's ingest and a model's download run in a thread of their own and
+** report progress as one JSON object per line to the response, which MHD
+** pulls as the lines come. If the client leaves, cancel is set (a download stops,
+** keeping its data; an ingest finishes anyway) and the thread frees the run. */
+
+typedef struct srv_bg {
+    srv *s;
+    char *paths[32];           /* ingest: the files */
+    int n;
+    int not_stored;            /* ingest: uploaded files that could not be put in place */
+    char name[128];            /* pull: the model */
+    mdl_entry entry;           /* pull: the catalog entry (strings owned by cat) */
+    mdl_catalog *cat;
+    volatile int cancel;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cn_buf out;
+    size_t off;
+    bool done;
+    int refs; /* the thread and the response */
+} srv_bg;
+
+/* A run for s (two references: the thread's and the response's), or NULL. */
+srv_bg *srv_bg_new(srv *s);
+/* Drop a reference; the last frees the run. */
+void srv_bg_unref(srv_bg *g);
+/* Send o (the reference is taken) as one line. */
+void srv_bg_line(srv_bg *g, json_t *o);
+/* The thread's last words: the final line fin, then the end of the stream. */
+void srv_bg_finish(srv_bg *g, json_t *fin);
+/* Start fn(g) in a thread and stream its lines as r's response. */
+int srv_bg_start(srv_req *r, srv_bg *g, void *(*fn)(void *));
 
 /* Upload plumbing: called by http.c as the body arrives. */
 int srv_upload_begin(srv_req *r, srv_error *e);

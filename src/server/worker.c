@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+
+size_t srv_answer_limit = (size_t)16 << 20;
 
 void srv_job_init(srv_job *j, int kind)
 {
@@ -19,7 +22,7 @@ void srv_job_init(srv_job *j, int kind)
     j->kind = kind;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
-    cn_buf_init(&j->text, (size_t)16 << 20);
+    cn_buf_init(&j->text, srv_answer_limit);
     atomic_init(&j->cancel, false);
 }
 
@@ -37,13 +40,13 @@ static int on_token(void *ctx, int32_t id, const char *text, size_t len)
     srv_job *j = ctx;
     (void)id;
     pthread_mutex_lock(&j->mu);
-    if (j->use_cite)
-        rag_cite_feed(&j->cite, text, len, &j->text);
-    else
-        cn_buf_append(&j->text, text, len);
+    int rc = j->use_cite ? rag_cite_feed(&j->cite, text, len, &j->text)
+                         : cn_buf_append(&j->text, text, len);
+    if (rc)
+        j->overflow = true; /* the text would be cut: stop, and say so (run_job) */
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    return atomic_load(&j->cancel) ? 1 : 0;
+    return rc || atomic_load(&j->cancel) ? 1 : 0;
 }
 
 static void run_job(srv_worker *w, srv_job *j)
@@ -55,8 +58,15 @@ static void run_job(srv_worker *w, srv_job *j)
         if (rc)
             eng_model_reset(w->m); /* the cache may hold half a prompt */
         pthread_mutex_lock(&j->mu);
-        if (j->use_cite)
-            rag_cite_flush(&j->cite, &j->text);
+        if (j->use_cite && rag_cite_flush(&j->cite, &j->text))
+            j->overflow = true;
+        if (j->overflow) {
+            /* an error, never an answer cut short in silence */
+            rc = cn_fail(&err, CN_ELIMIT, "the answer grew past this server's limit of %zu "
+                         "bytes and was stopped there", srv_answer_limit);
+            j->st.stop = ENG_STOP_LENGTH;
+            eng_model_reset(w->m);
+        }
         pthread_mutex_unlock(&j->mu);
     } else {
         double t0 = cn_now();
@@ -241,10 +251,26 @@ bool srv_job_wait(srv_worker *w, srv_job *j, srv_req *r)
     return true;
 }
 
-int srv_worker_retry_after(srv_worker *w)
+int srv_worker_queued(srv_worker *w)
 {
     pthread_mutex_lock(&w->mu);
     int n = w->len;
     pthread_mutex_unlock(&w->mu);
-    return CN_MAX(1, n);
+    return n;
 }
+
+json_t *srv_worker_json(srv_worker *w)
+{
+    struct stat sb = {0};
+    stat(w->path, &sb);
+    json_t *m = json_object();
+    json_object_set_new(m, "name", json_string(w->name));
+    json_object_set_new(m, "role", json_string(w->kind == JOB_GENERATE ? "chat" : "embedding"));
+    json_object_set_new(m, "path", json_string(w->path));
+    json_object_set_new(m, "size", json_integer((json_int_t)sb.st_size));
+    json_object_set_new(m, "context", json_integer(w->n_ctx));
+    json_object_set_new(m, "queued", json_integer(srv_worker_queued(w)));
+    return m;
+}
+
+int srv_worker_retry_after(srv_worker *w) { return CN_MAX(1, srv_worker_queued(w)); }

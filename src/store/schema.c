@@ -127,7 +127,7 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int store_schema_check_file(const char *path, cn_err *err)
+int store_schema_check_file(const char *path, sqlite3 *db, cn_err *err)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -140,20 +140,19 @@ int store_schema_check_file(const char *path, cn_err *err)
     if (st.st_size == 0)
         return CN_OK;
 
-    unsigned char h[100];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cn_fail(err, CN_EIO, "%s: %s", path, strerror(errno));
-    ssize_t got = 0;
-    while (got < (ssize_t)sizeof h) {
-        ssize_t r = read(fd, h + got, sizeof h - (size_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += r;
-    }
-    close(fd);
+    /* Read through SQLite's own descriptor: fcntl locks belong to the
+    ** process, and closing any other descriptor of the file drops every lock
+    ** this process's connections hold on it. Another process would then take
+    ** itself for the last user and delete the WAL under them. */
+    unsigned char h[100] = {0};
+    sqlite3_file *f = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
+        !f->pMethods)
+        return cn_fail(err, CN_EIO, "%s: cannot read the database header", path);
+    int src = f->pMethods->xRead(f, h, (int)sizeof h, 0);
+    if (src != SQLITE_OK && src != SQLITE_IOERR_SHORT_READ)
+        return cn_fail(err, CN_EIO, "%s: reading the header: %s", path, sqlite3_errstr(src));
+    ssize_t got = src == SQLITE_OK ? (ssize_t)sizeof h : (ssize_t)CN_MIN(st.st_size, 100);
     if (got < (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0)
         return cn_fail(err, CN_EFORMAT,
                        "%s: not a SQLite database (a Cairn library is one); left untouched", path);

@@ -174,9 +174,7 @@ static int pragma_set(store *s, const char *sql, const char *want, cn_err *err)
 int store_open(store **out, const char *path, cn_err *err)
 {
     *out = NULL;
-    int rc = store_schema_check_file(path, err);
-    if (rc != CN_OK)
-        return rc;
+    int rc;
     store *s = cn_calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         free(s);
@@ -195,6 +193,13 @@ int store_open(store **out, const char *path, cn_err *err)
     int src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (src != SQLITE_OK) {
         rc = store_sqlfail(s->db, path, src, "cannot open the library", err);
+        store_close(s);
+        return rc;
+    }
+    /* SQLite has read nothing yet: a file that is not a sound library is
+    ** refused before it does */
+    rc = store_schema_check_file(path, s->db, err);
+    if (rc != CN_OK) {
         store_close(s);
         return rc;
     }

@@ -84,11 +84,11 @@ void store_search_release(store *s);
 
 /* ---- schema.c ---------------------------------------------------------- */
 
-/* Check the first bytes of the file at path before SQLite sees it: not a
-** SQLite file, a damaged header, or a file shorter than its header says (with
-** no WAL that could hold the rest) fail with CN_EFORMAT. A missing or empty
-** file passes. */
-int store_schema_check_file(const char *path, cn_err *err);
+/* Check the first bytes of the file at path, just opened as db, before any
+** statement reads it: not a SQLite file, a damaged header, or a file shorter
+** than its header says (with no WAL that could hold the rest) fail with
+** CN_EFORMAT. A missing or empty file passes. */
+int store_schema_check_file(const char *path, sqlite3 *db, cn_err *err);
 
 /* Read user_version and application_id and decide whether db is a Cairn
 ** library this build can open: *version receives the schema version (0 for

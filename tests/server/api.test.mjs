@@ -500,6 +500,20 @@ describe('hostile requests', () => {
         assert.equal(rebind.status, 403);
     });
 
+    test('a path cannot forge access-log lines or fields', async () => {
+        const r = await fetch(`${srv.url}/x%0Acairn%20serve:%20method=GET%20path=/forged%20status=200`);
+        assert.equal(r.status, 404);
+        for (let i = 0; i < 50 && !/path=\/x\\x0a/.test(srv.log()); i++) // written after the response
+            await new Promise((res) => setTimeout(res, 100));
+        assert.ok(!/^cairn serve: method=GET path=\/forged/m.test(srv.log()), srv.log().slice(-600));
+        assert.match(srv.log(), /path=\/x\\x0acairn\\x20serve:\\x20method=GET\\x20path=\/forged\\x20status=200 status=404/);
+    });
+
+    test('a model name with a path in it: 400, nothing removed', async () => {
+        const r = await fetch(`${srv.url}/api/models/..%2F..%2Fetc`, { method: 'DELETE' });
+        await errorObject(r, 400);
+    });
+
     test('the server is still up and logs each request', async () => {
         assert.ok(srv.alive());
         const r = await fetch(`${srv.url}/v1/models`);
@@ -538,6 +552,62 @@ describe('API key', () => {
         } finally {
             assert.deepEqual(await two.stop(), { code: 0, sig: null });
             fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    test("--cors-origin '*' without a key is refused at start (exit 2); with a key it serves", async () => {
+        let out = '', status = 0;
+        try {
+            execFileSync(BIN, ['serve', '--cors-origin', '*', '--port', '0', '--home',
+                               fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-cors-'))],
+                         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20000,
+                           env: { ...process.env, CAIRN_API_KEY: '', CAIRN_CONFIG: '/nonexistent' } });
+        } catch (e) { out = e.stderr; status = e.status; }
+        assert.equal(status, 2, out);
+        assert.match(out, /--cors-origin '\*' without an API key/);
+        const keyed = await startServer(['--cors-origin', '*', '--api-key', 'k1']);
+        try {
+            const r = await fetch(`${keyed.url}/api/status`, {
+                headers: { Origin: 'http://elsewhere.example', Authorization: 'Bearer k1' } });
+            assert.equal(r.status, 200);
+            assert.equal(r.headers.get('access-control-allow-origin'), 'http://elsewhere.example');
+            const anon = await fetch(`${keyed.url}/api/status`, { headers: { Origin: 'http://elsewhere.example' } });
+            assert.equal(anon.status, 401);
+        } finally {
+            assert.deepEqual(await keyed.stop(), { code: 0, sig: null });
+        }
+    });
+
+    test('bound beyond loopback, one address cannot hold every connection', async () => {
+        const wide = await startServer(['--host', '0.0.0.0', '--api-key', 'k2']);
+        const net = await import('node:net');
+        const idle = [];
+        try {
+            for (let i = 0; i < 32; i++) {
+                const sock = net.connect(wide.port, '127.0.0.1');
+                await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+                sock.write('GET /api/status HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+                idle.push(sock);
+            }
+            // the next one from the same address is closed at once (curl: connection reset),
+            // once the server has taken in the 32 (polled: a loaded machine is slow to)
+            const status = () => {
+                try {
+                    return curl(['--max-time', '10', '-H', 'Authorization: Bearer k2', `${wide.url}/api/status`]).status;
+                } catch (e) { return e.status === 56 || e.status === 52 ? 'reset' : `curl ${e.status}`; }
+            };
+            let got;
+            for (let i = 0; i < 50 && (got = status()) !== 'reset'; i++)
+                await new Promise((res) => setTimeout(res, 200));
+            assert.equal(got, 'reset');
+            for (const sock of idle) sock.destroy();
+            idle.length = 0;
+            for (let i = 0; i < 50 && (got = status()) !== 200; i++)
+                await new Promise((res) => setTimeout(res, 200));
+            assert.equal(got, 200);
+        } finally {
+            for (const sock of idle) sock.destroy();
+            assert.deepEqual(await wide.stop(), { code: 0, sig: null });
         }
     });
 
