@@ -42,66 +42,79 @@ int cmd_serve(int argc, char **argv)
     o.api_key = getenv("CAIRN_API_KEY");
     o.chat_model = getenv("CAIRN_CHAT_MODEL");
     o.embed_model = getenv("CAIRN_EMBED_MODEL");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { OPT_HOST = CLI_OPT_FIRST_FREE, OPT_PORT, OPT_KEY, OPT_CORS, OPT_PORT_FILE, OPT_QUEUE,
+           OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET };
+    static const struct option longs[] = {
+        {"host", required_argument, NULL, OPT_HOST}, {"port", required_argument, NULL, OPT_PORT},
+        {"api-key", required_argument, NULL, OPT_KEY},
+        {"cors-origin", required_argument, NULL, OPT_CORS},
+        {"model", required_argument, NULL, 'm'}, {"embed-model", required_argument, NULL, 'e'},
+        {"home", required_argument, NULL, CLI_OPT_HOME},
+        {"port-file", required_argument, NULL, OPT_PORT_FILE},
+        {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, 'c'},
+        {"queue", required_argument, NULL, OPT_QUEUE},
+        {"max-body", required_argument, NULL, OPT_MAX_BODY},
+        {"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
+        {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+        {"quiet", no_argument, NULL, OPT_QUIET}, {"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    long n;
+    while ((c = cli_getopt("serve", argc, argv, ":m:e:t:c:h", longs)) != -1) {
+        const char *v = optarg;
+        switch (c) {
+        case 'h':
             printf("%s\nroutes:\n", help);
             srv_print_routes(stdout);
             return 0;
-        } else if (!strcmp(a, "--quiet")) {
-            o.quiet = true;
-            continue;
-        }
-        if (!v)
-            return cli_usage("serve", "unknown option or missing value: '%s'", a);
-        i++;
-        if (!strcmp(a, "--host"))
-            o.host = v;
-        else if (!strcmp(a, "--port")) {
+        case OPT_QUIET: o.quiet = true; break;
+        case OPT_HOST: o.host = v; break;
+        case OPT_KEY: o.api_key = v; break;
+        case OPT_CORS: o.cors_origin = v; break;
+        case 'm': o.chat_model = v; break;
+        case 'e': o.embed_model = v; break;
+        case CLI_OPT_HOME: o.home = v; break;
+        case OPT_PORT_FILE: o.port_file = v; break;
+        case OPT_PORT:
             if (!cli_int(v, 0, 65535, &n))
                 return cli_usage("serve", "--port %s: expected 0 to 65535", v);
             o.port = (int)n;
-        } else if (!strcmp(a, "--api-key"))
-            o.api_key = v;
-        else if (!strcmp(a, "--cors-origin"))
-            o.cors_origin = v;
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-            o.chat_model = v;
-        else if (!strcmp(a, "-e") || !strcmp(a, "--embed-model"))
-            o.embed_model = v;
-        else if (!strcmp(a, "--home"))
-            o.home = v;
-        else if (!strcmp(a, "--port-file"))
-            o.port_file = v;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            break;
+        case 't':
             if (!cli_int(v, 1, 512, &n))
                 return cli_usage("serve", "-t %s: expected 1 to 512", v);
             o.threads = (int)n;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
+            break;
+        case 'c':
             if (!cli_int(v, 16, 1 << 24, &n))
                 return cli_usage("serve", "--ctx %s: expected an integer from 16", v);
             o.n_ctx = (int)n;
-        } else if (!strcmp(a, "--queue")) {
+            break;
+        case OPT_QUEUE:
             if (!cli_int(v, 1, 4096, &n))
                 return cli_usage("serve", "--queue %s: expected 1 to 4096", v);
             o.lim.queue = (int)n;
-        } else if (!strcmp(a, "--max-body")) {
+            break;
+        case OPT_MAX_BODY:
             if (!cli_int(v, 1024, 1L << 30, &n))
                 return cli_usage("serve", "--max-body %s: expected 1024 to 2^30", v);
             o.lim.max_body = (size_t)n;
-        } else if (!strcmp(a, "--max-upload")) {
+            break;
+        case OPT_MAX_UPLOAD:
             if (!cli_int(v, 1024, 1L << 40, &n))
                 return cli_usage("serve", "--max-upload %s: expected 1024 to 2^40", v);
             o.lim.max_upload = (size_t)n;
-        } else if (!strcmp(a, "--max-tokens")) {
+            break;
+        case OPT_MAX_TOKENS:
             if (!cli_int(v, 1, 1 << 20, &n))
                 return cli_usage("serve", "--max-tokens %s: expected 1 to 1048576", v);
             o.lim.max_tokens = (int)n;
             o.lim.default_tokens = (int)CN_MIN(n, o.lim.default_tokens);
-        } else
-            return cli_usage("serve", "unknown option: '%s'", a);
+            break;
+        default: return 2;
+        }
     }
+    if (optind < argc)
+        return cli_usage("serve", "unexpected argument '%s'", argv[optind]);
     if (o.chat_model && !*o.chat_model)
         o.chat_model = NULL;
     if (o.embed_model && !*o.embed_model)

@@ -333,7 +333,7 @@ TEST(cli_options_parse_alike)
     /* a missing value is named as such, in every command */
     const char *missing[] = {"generate -p hi -m", "chat -m", "logits -o", "bench -m",
                              "tokenize -m", "embed -m", "search -k", "models list --home",
-                             "inspect --json --bogus"};
+                             "serve --port", "inspect --json --bogus"};
     for (size_t i = 0; i < CN_ARRAY_LEN(missing); i++) {
         EXPECT_EQ_INT(run("$CAIRN %s", missing[i]), 2);
         if (i + 1 < CN_ARRAY_LEN(missing))
