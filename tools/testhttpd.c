@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -239,15 +240,20 @@ static void *serve(void *arg)
 
 int main(int argc, char **argv)
 {
-    int port = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--port") && i + 1 < argc)
-            port = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--log") && i + 1 < argc)
-            log_file = fopen(argv[++i], "a");
-        else
-            root = argv[i];
+    int port = 0, opt;
+    static const struct option longs[] = {{"port", required_argument, NULL, 'p'},
+                                          {"log", required_argument, NULL, 'l'}, {0}};
+    while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        if (opt == 'p')
+            port = atoi(optarg);
+        else if (opt == 'l' && !(log_file = fopen(optarg, "a"))) {
+            fprintf(stderr, "testhttpd: %s: %s\n", optarg, strerror(errno));
+            return 1;
+        } else if (opt != 'l')
+            return fprintf(stderr, "usage: testhttpd ROOT [--port N] [--log FILE]\n"), 2;
     }
+    if (optind == argc - 1)
+        root = argv[optind];
     if (!root) {
         fprintf(stderr, "usage: testhttpd ROOT [--port N] [--log FILE]\n");
         return 2;
