@@ -75,3 +75,49 @@ TEST(rag_extractive_answer_cites_best_sentences)
     EXPECT_EQ_INT(rag_extract("zebra giraffe", SRC, 2, 3, &b, used), 0);
     cn_buf_free(&b);
 }
+
+/* The extractive answer reads as prose: the question was "How do I cancel a
+** print job?" and the best-ranked passage is an API listing (anchors, list
+** fragments, a heading). Before, the answer ran those fragments together
+** ("job/status: Reads the status of the job ID {#job-status} [1] - jobid -
+** id of the job (integer). [1] ...") in passage order; now the sentence that
+** answers comes first, whole, whichever passage holds it, and no anchor,
+** bullet or heading is offered. */
+TEST(rag_extractive_answer_reads_as_prose)
+{
+    static const rag_source src[] = {
+        {"/docs/cups-api.md", "API", 7, 7,
+         "3.2 Job status\n\njob/status: Reads the status of the job ID {#job-status}\n"
+         "- jobid - id of the job (integer).\n- finished - boolean\n- duration - seconds the "
+         "job took to print.\n\nThe job list shows every job with its id."},
+        {"/docs/cups-guide.md", "Guide", 21, 21,
+         "Printing from the shell\n\nYou can cancel a job that is waiting or printing with the "
+         "cancel command followed by its id, e.g. cancel 42. The lpq command lists the queue."},
+    };
+    cn_buf b;
+    cn_buf_init(&b, 1 << 20);
+    bool used[2] = {0};
+    int k = rag_extract("How do I cancel a print job?", src, 2, 3, &b, used);
+    EXPECT(k >= 1);
+    const char *want = "You can cancel a job that is waiting or printing with the cancel command "
+                       "followed by its id, e.g. cancel 42. [2]";
+    EXPECT(b.data && !strncmp(b.data, want, strlen(want)));
+    EXPECT(used[1]);
+    EXPECT(!strstr(b.data ? b.data : "", "{#"));
+    EXPECT(!strstr(b.data ? b.data : "", "3.2 Job status"));
+    EXPECT(!strstr(b.data ? b.data : "", "] - "));
+    /* a list item is a unit of its own, its bullet gone */
+    b.len = 0;
+    memset(used, 0, sizeof used);
+    EXPECT_EQ_INT(rag_extract("How many seconds did the job need?", src, 2, 1, &b, used), 1);
+    EXPECT_STR(b.data, "duration - seconds the job took to print. [1]");
+    /* the same sentence in two overlapping passages is said once */
+    static const rag_source twice[] = {
+        {"/d/a.txt", "A", 1, 1, "Close the valve before you remove the filter housing."},
+        {"/d/a.txt", "A", 1, 2, "Close the valve before you remove the filter housing. Then wait."},
+    };
+    b.len = 0;
+    EXPECT_EQ_INT(rag_extract("remove the filter housing", twice, 2, 3, &b, used), 1);
+    EXPECT_STR(b.data, "Close the valve before you remove the filter housing. [1]");
+    cn_buf_free(&b);
+}
