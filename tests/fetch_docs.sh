@@ -18,7 +18,7 @@
 #
 # With --qa it also fetches the documents of the paraphrased question set
 # (bench/qa/questions.tsv, run by `bash bench/recall.sh --qa`): the six above
-# plus twenty more, about 75 MB of packages. They are kept apart (QA_DOCS) so
+# plus twenty more and ten distractors, about 85 MB of packages. They are kept apart (QA_DOCS) so
 # the ingest tests' set stays those six; give --qa its own DIR.
 set -u
 QA=0
@@ -61,7 +61,22 @@ octave.pdf octave-doc usr/share/doc/octave/octave.pdf
 sbcl.pdf sbcl-doc usr/share/doc/sbcl/sbcl.pdf.gz
 docbook-xsl-reference.pdf docbook-xsl-doc-pdf usr/share/doc/docbook-xsl-doc-pdf/doc/reference.pdf.gz
 "
-[ "$QA" = 1 ] && DOCS="$DOCS$QA_DOCS"
+# Distractors for `bench/recall.sh --qa --distractors`: documents no question
+# is about, in DIR/distractors/ (R's 2,400-page reference among them, about 3,800 pages), so
+# the questions' pages compete with a few thousand others.
+QA_DISTRACTORS="
+distractors/R-refman.pdf r-doc-pdf usr/share/R/doc/manual/refman.pdf
+distractors/R-exts.pdf r-doc-pdf usr/share/R/doc/manual/R-exts.pdf
+distractors/R-admin.pdf r-doc-pdf usr/share/R/doc/manual/R-admin.pdf
+distractors/R-lang.pdf r-doc-pdf usr/share/R/doc/manual/R-lang.pdf
+distractors/liboctave.pdf octave-doc usr/share/doc/octave/liboctave.pdf
+distractors/sbcl-internals.pdf sbcl-doc usr/share/doc/sbcl/sbcl-internals.pdf.gz
+distractors/debian-reference-de.pdf debian-reference-de usr/share/debian-reference/debian-reference.de.pdf
+distractors/debian-reference-es.pdf debian-reference-es usr/share/debian-reference/debian-reference.es.pdf
+distractors/debian-reference-ja.pdf debian-reference-ja usr/share/debian-reference/debian-reference.ja.pdf
+distractors/developers-reference-fr.pdf developers-reference-fr usr/share/developers-reference/fr/developers-reference.pdf
+"
+[ "$QA" = 1 ] && DOCS="$DOCS$QA_DOCS$QA_DISTRACTORS"
 
 if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
     echo "fetch_docs: apt-get/dpkg not available; skipping (integration tests will skip)"
@@ -91,11 +106,12 @@ echo "$DOCS" | while read -r name pkg path; do
         echo "fetch_docs: $pkg has no $path; skipping it"
         continue
     fi
+    mkdir -p "$(dirname "$DIR/$name")" || continue
     case "$path" in
     *.gz) gzip -dc "$src" >"$DIR/$name.tmp" ;;
     *) cp "$src" "$DIR/$name.tmp" ;;
     esac && mv "$DIR/$name.tmp" "$DIR/$name" && echo "fetch_docs: $name ($pkg)"
 done
-n=$(ls "$DIR"/*.pdf 2>/dev/null | wc -l)
+n=$(ls "$DIR"/*.pdf "$DIR"/distractors/*.pdf 2>/dev/null | wc -l)
 echo "fetch_docs: $n documents in $DIR"
 exit 0
