@@ -99,6 +99,10 @@ def main():
             len(ls) if isinstance(ls, list) else -1, pages or "?",
             " (with distractors)" if a.distractors else "", len(qs),
             sum(q["kind"] == "unanswerable" for q in qs), a.k))
+        if a.embed:
+            print("hybrid uses %s (a random-weight test model measures the machinery, not retrieval)" % os.path.basename(a.embed))
+        if a.rerank:
+            print("reranked adds: %s" % a.rerank)
         configs = [("keyword", [])]
         configs.append(("hybrid", ["-e", a.embed]) if a.embed else ("hybrid", None))
         if a.rerank:
