@@ -3,8 +3,21 @@
 # fetched by tests/fetch_docs.sh: a question counts as found when one of the
 # top K passages is from its document and cites its page (or spans it).
 #   bash bench/recall.sh [K] [-e EMBED.gguf]
+#
+# --qa runs the paraphrased set instead (bench/qa/, see its README):
+# recall@1/@K, MRR and cited-page exactness per kind, for keyword, hybrid
+# (-e) and reranked (--rerank "ARGS" for `cairn search`) search, and the top
+# scores of the unanswerable questions; --distractors adds ~3,800 pages of
+# documents no question is about. Documents: $CAIRN_QA_DOCS (build/qadocs).
+#   bash bench/recall.sh --qa [--distractors] [-k 5] [-e EMBED.gguf] [--rerank ARGS] [-v]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--qa" ]; then
+    shift
+    QA_DOCS=${CAIRN_QA_DOCS:-build/qadocs}
+    [ -n "$(ls "$QA_DOCS"/*.pdf 2>/dev/null)" ] || bash tests/fetch_docs.sh --qa "$QA_DOCS" >/dev/null
+    exec python3 bench/qa/recall.py --docs "$QA_DOCS" "$@"
+fi
 K=${1:-5}
 shift || true
 B=${BUILD:-build}
