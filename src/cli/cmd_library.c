@@ -581,7 +581,13 @@ int cmd_ask(int argc, char **argv)
     /* nothing relevant: no keyword match and no passage close in meaning; the
     ** model is not called */
     if (n == 0 || (info.n_keyword == 0 && info.best_cosine < LIB_MIN_COSINE)) {
-        printf("Nothing in your library matches this question.\n");
+        static const char none[] = "Nothing in your library matches this question.";
+        if (a.json) /* --json is JSON whatever the outcome */
+            printf("{\n  \"answer\": \"%s\",\n  \"mode\": \"not_found\",\n  \"search\": "
+                   "\"%s\",\n  \"sources\": [],\n  \"dropped_citations\": []\n}\n",
+                   none, info.mode);
+        else
+            printf("%s\n", none);
         goto done;
     }
     rag_source src[100];

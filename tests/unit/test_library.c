@@ -86,6 +86,14 @@ TEST(library_add_search_ask)
     EXPECT_CONTAINS(out_buf, "[1] safety.md, p. 1");
     EXPECT_EQ_INT(sh("$CAIRN ask 'zebra giraffe okapi'"), 0);
     EXPECT_CONTAINS(out_buf, "Nothing in your library matches");
+    /* --json stays JSON when nothing matches (it printed the sentence alone) */
+    EXPECT_EQ_INT(sh("$CAIRN ask --json 'zebra giraffe okapi'"), 0);
+    json_error_t nf_err;
+    json_t *nf = json_loads(out_buf, 0, &nf_err);
+    EXPECT(nf != NULL);
+    EXPECT_STR(json_string_value(json_object_get(nf, "mode")), "not_found");
+    EXPECT_EQ_INT(json_array_size(json_object_get(nf, "sources")), 0);
+    json_decref(nf);
 
     /* unchanged files are skipped; a changed one is re-indexed */
     EXPECT_EQ_INT(sh("$CAIRN add $D/pump.txt $D/notes.html"), 0);
