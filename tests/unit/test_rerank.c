@@ -324,3 +324,81 @@ TEST(rerank_refuses_an_embedding_model)
     EXPECT_CONTAINS(err.msg, "tiny-bert-f16.gguf");
     eng_encoder_close(e);
 }
+
+/* Parse up to max numbers, one per line. */
+static int read_scores(const char *txt, double *out, int max)
+{
+    int n = 0;
+    char *end;
+    for (const char *p = txt; n < max && *p;) {
+        out[n] = strtod(p, &end);
+        if (end == p || *end != '\n')
+            return -1;
+        n++;
+        p = end + 1;
+    }
+    return n;
+}
+
+TEST(rerank_cli)
+{
+    const char *mp = make_reranker("rr-cli", NULL);
+    if (!mp)
+        return;
+    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
+    char cmd[2048], out[4096], err[4096];
+    /* one raw score per document, in input order: reversing the documents
+    ** reverses the scores */
+    snprintf(cmd, sizeof cmd, "%s rerank -m %s -t 1 'cancel a print job' 'lprm removes jobs' "
+             "'the sky is blue' -- '-x'", bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 0);
+    double fwd[4], rev[4];
+    EXPECT_EQ_INT(read_scores(out, fwd, 4), 3);
+    snprintf(cmd, sizeof cmd, "%s rerank -m %s 'cancel a print job' -- '-x' 'the sky is blue' "
+             "'lprm removes jobs'", bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 0);
+    EXPECT_EQ_INT(read_scores(out, rev, 4), 3);
+    for (int i = 0; i < 3; i++)
+        EXPECT_NEAR(fwd[i], rev[2 - i], 1e-6);
+    EXPECT(fwd[0] != fwd[1] && fwd[1] != fwd[2]);
+    /* --json: every index once, best first, the same scores */
+    snprintf(cmd, sizeof cmd, "%s rerank -m %s --json 'cancel a print job' 'lprm removes jobs' "
+             "'the sky is blue' -- '-x'", bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    EXPECT(j != NULL);
+    json_t *res = json_object_get(j, "results");
+    EXPECT_STR(json_string_value(json_object_get(j, "model")), mp);
+    EXPECT_EQ_INT(json_array_size(res), 3);
+    int seen = 0;
+    double prev = INFINITY;
+    for (size_t i = 0; i < json_array_size(res); i++) {
+        json_t *it = json_array_get(res, i);
+        int idx = (int)json_integer_value(json_object_get(it, "index"));
+        double s = json_real_value(json_object_get(it, "relevance_score"));
+        EXPECT(idx >= 0 && idx < 3);
+        if (idx < 0 || idx >= 3)
+            continue;
+        seen |= 1 << idx;
+        EXPECT_NEAR(s, fwd[idx], 1e-6);
+        EXPECT(s <= prev);
+        prev = s;
+    }
+    EXPECT_EQ_INT(seen, 7);
+    json_decref(j);
+    /* an embedding model has no classification head: refused, naming the file */
+    const char *emb = test_tiny_bert();
+    if (emb) {
+        snprintf(cmd, sizeof cmd, "%s rerank -m %s q d", bin, emb);
+        EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 1);
+        EXPECT_CONTAINS(err, "is not a reranker");
+        EXPECT_CONTAINS(err, emb);
+    }
+    /* a query without documents is a usage error */
+    snprintf(cmd, sizeof cmd, "%s rerank -m %s q", bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 2);
+    snprintf(cmd, sizeof cmd, "%s rerank -m %s --pair-format other q d", bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 2);
+    EXPECT_CONTAINS(err, "--pair-format other");
+}
