@@ -402,3 +402,63 @@ TEST(rerank_cli)
     EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 2);
     EXPECT_CONTAINS(err, "--pair-format other");
 }
+
+/* `cairn search --rerank`: the candidates come back best first by the
+** reranker's score, each the score `cairn rerank` gives that passage; -k
+** keeps the best k of the 30 candidates. */
+TEST(rerank_search_cli)
+{
+    const char *mp = make_reranker("rr-search", NULL);
+    if (!mp)
+        return;
+    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
+    const char *t = test_tmpdir();
+    char cmd[4096], out[16384], err[4096];
+    snprintf(cmd, sizeof cmd,
+             "export CAIRN_HOME=%s/rr-home; rm -rf %s/rr-docs $CAIRN_HOME; mkdir -p %s/rr-docs && "
+             "printf 'The printer queue is emptied with lprm.\\n' > %s/rr-docs/a.txt && "
+             "printf 'A printer driver is installed with lpadmin.\\n' > %s/rr-docs/b.txt && "
+             "printf 'The printer prints on both sides of the sheet.\\n' > %s/rr-docs/c.txt && "
+             "%s add %s/rr-docs >/dev/null 2>&1 && %s search --json -k 3 --rerank %s printer",
+             t, t, t, t, t, t, bin, t, bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 0);
+    json_error_t je;
+    json_t *arr = json_loads(out, 0, &je);
+    EXPECT(json_is_array(arr));
+    EXPECT_EQ_INT(json_array_size(arr), 3);
+    double prev = INFINITY, best = NAN;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *it = json_array_get(arr, i);
+        const char *text = json_string_value(json_object_get(it, "text"));
+        if (i == 0)
+            best = json_real_value(json_object_get(it, "score"));
+        double s = json_real_value(json_object_get(it, "score"));
+        EXPECT(text != NULL);
+        if (!text)
+            continue;
+        EXPECT(s <= prev);
+        prev = s;
+        /* the same score as the reranker gives the passage on its own */
+        char one[2048], o1[256], e1[1024];
+        snprintf(one, sizeof one, "%s rerank -m %s printer -- '%s'", bin, mp, text);
+        EXPECT_EQ_INT(test_shell(one, o1, sizeof o1, e1, sizeof e1), 0);
+        EXPECT_NEAR(s, strtod(o1, NULL), 1e-5);
+    }
+    json_decref(arr);
+    /* -k 1: the best of them */
+    snprintf(cmd, sizeof cmd, "CAIRN_HOME=%s/rr-home %s search --json -k 1 --rerank %s printer",
+             t, bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 0);
+    arr = json_loads(out, 0, &je);
+    EXPECT_EQ_INT(json_array_size(arr), 1);
+    EXPECT_NEAR(json_real_value(json_object_get(json_array_get(arr, 0), "score")), best, 1e-6);
+    json_decref(arr);
+    /* an embedding model is not a reranker */
+    const char *emb = test_tiny_bert();
+    if (emb) {
+        snprintf(cmd, sizeof cmd, "CAIRN_HOME=%s/rr-home %s search --rerank %s printer", t, bin,
+                 emb);
+        EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 1);
+        EXPECT_CONTAINS(err, "is not a reranker");
+    }
+}
