@@ -16,8 +16,8 @@ static const char help[] =
     "Score each DOC against QUERY with a reranker (a BERT cross-encoder with a\n"
     "classification head, e.g. an MS MARCO MiniLM cross-encoder in GGUF). Prints one\n"
     "raw score (a logit; higher is more relevant) per DOC, one per line, in input\n"
-    "order. A pair longer than the model's context loses the end of the document,\n"
-    "with a note on stderr. A QUERY or DOC that starts with '-' goes after `--`.\n\n"
+    "order. A pair longer than the model's context loses the end of the document\n"
+    "(and of a long query, which keeps half), with a note on stderr. A QUERY or DOC that starts with '-' goes after `--`.\n\n"
     "  -m, --model FILE   the reranker: a GGUF file or an installed name\n"
     "      --home DIR     data directory where installed models are looked up\n"
     "  -t, --threads N    worker threads (default: physical cores)\n"
@@ -155,8 +155,8 @@ int cmd_rerank(int argc, char **argv)
         rc = eng_rerank_texts(e, tv, query, strlen(query), docs, lens, n, scores, cut, &err);
     for (int i = 0; !rc && i < n; i++)
         if (cut[i])
-            fprintf(stderr, "cairn: document %d was truncated to fit the model's %d tokens\n",
-                    i + 1, eng_encoder_n_ctx(e));
+            fprintf(stderr, "cairn: the query and document %d were cut to fit the model's %d "
+                    "tokens together\n", i + 1, eng_encoder_n_ctx(e));
     if (!rc) {
         if (json)
             rc = print_json(model, scores, n) ? CN_ENOMEM : CN_OK;
