@@ -414,31 +414,6 @@ static int join_query(const lib_args *a, char *buf, size_t cap)
 /* The query from the command's words, the library opened and searched: what
 ** search and ask both start with. Returns the number of results, or -1 after
 ** reporting (usage problem or error) with *status set to the exit status. */
-static int open_and_search(const char *cmd, const lib_args *a, int k_default, char *q, size_t qcap,
-                           lib **l, cn_arena *ar, lib_result *res, lib_search_info *info,
-                           cn_err *err, int *status)
-{
-    *l = NULL;
-    cn_arena_init(ar, (size_t)1 << 30);
-    int jq = join_query(a, q, qcap);
-    if (jq) {
-        const char *what = !strcmp(cmd, "ask") ? "QUESTION" : "QUERY";
-        *status = jq == -2 ? cli_usage(cmd, "%s is longer than %zu bytes", what, qcap - 1)
-                           : cli_usage(cmd, "missing %s", what);
-        return -1;
-    }
-    if (open_lib(a, l)) {
-        *status = 1;
-        return -1;
-    }
-    lib_search_opts so = {.k = a->k ? a->k : k_default, .embed_model = a->embed_model,
-                          .threads = a->threads};
-    int n = lib_search(*l, q, &so, ar, res, info, err);
-    if (n < 0)
-        *status = cli_error(err);
-    return n;
-}
-
 /* Candidates a reranker rescores before the best k are kept. */
 enum { RERANK_CANDIDATES = 30 };
 
@@ -503,6 +478,40 @@ static int rerank_results(const char *path, int threads, const char *q, lib_resu
     return rc;
 }
 
+static int open_and_search(const char *cmd, const lib_args *a, int k_default, char *q, size_t qcap,
+                           lib **l, cn_arena *ar, lib_result *res, lib_search_info *info,
+                           cn_err *err, int *status)
+{
+    *l = NULL;
+    cn_arena_init(ar, (size_t)1 << 30);
+    int jq = join_query(a, q, qcap);
+    if (jq) {
+        const char *what = !strcmp(cmd, "ask") ? "QUESTION" : "QUERY";
+        *status = jq == -2 ? cli_usage(cmd, "%s is longer than %zu bytes", what, qcap - 1)
+                           : cli_usage(cmd, "missing %s", what);
+        return -1;
+    }
+    if (open_lib(a, l)) {
+        *status = 1;
+        return -1;
+    }
+    int k = a->k ? a->k : k_default;
+    lib_search_opts so = {.k = a->rerank_model ? CN_MAX(k, RERANK_CANDIDATES) : k,
+                          .embed_model = a->embed_model, .threads = a->threads};
+    int n = lib_search(*l, q, &so, ar, res, info, err);
+    if (n >= 0 && a->rerank_model) {
+        if (rerank_results(a->rerank_model, a->threads, q, res, n, err)) {
+            n = -1;
+        } else {
+            n = CN_MIN(n, k);
+            info->mode = !strcmp(info->mode, "hybrid") ? "hybrid + rerank" : "keyword + rerank";
+        }
+    }
+    if (n < 0)
+        *status = cli_error(err);
+    return n;
+}
+
 int cmd_search(int argc, char **argv)
 {
     PARSE("search", "usage: cairn search [-k 5] [--json] [options] QUERY\n\n"
@@ -518,19 +527,7 @@ int cmd_search(int argc, char **argv)
     lib_search_info info;
     cn_err err = {0};
     int status = 0;
-    int k = a.k ? a.k : 5;
-    if (a.rerank_model)
-        a.k = CN_MAX(k, RERANK_CANDIDATES);
     int n = open_and_search("search", &a, 5, q, sizeof q, &l, &ar, res, &info, &err, &status);
-    if (n >= 0 && a.rerank_model) {
-        if (rerank_results(a.rerank_model, a.threads, q, res, n, &err)) {
-            status = cli_error(&err);
-            n = -1;
-        } else {
-            n = CN_MIN(n, k);
-            info.mode = !strcmp(info.mode, "hybrid") ? "hybrid + rerank" : "keyword + rerank";
-        }
-    }
     if (n >= 0 && a.json) {
         json_t *arr = json_array();
         for (int i = 0; i < n; i++)
@@ -647,7 +644,9 @@ int cmd_ask(int argc, char **argv)
                  "  -k N                passages to retrieve (default 4)\n"
                  "  -n, --max-tokens N  longest answer, in tokens (default: a quarter of the\n"
                  "                      model's context, at most 512)\n"
-                 "  --json              one JSON object: answer, sources, timings\n");
+                 "  --json              one JSON object: answer, sources, timings\n"
+                 "  --rerank FILE       rescore the top 30 candidates with a reranker (a BERT\n"
+                 "                      cross-encoder GGUF) and answer from the best k\n");
     char q[8192];
     lib *l;
     cn_arena ar;

@@ -405,7 +405,8 @@ TEST(rerank_cli)
 
 /* `cairn search --rerank`: the candidates come back best first by the
 ** reranker's score, each the score `cairn rerank` gives that passage; -k
-** keeps the best k of the 30 candidates. */
+** keeps the best k of the 30 candidates; `cairn ask --rerank` answers from
+** the best of them. */
 TEST(rerank_search_cli)
 {
     const char *mp = make_reranker("rr-search", NULL);
@@ -452,7 +453,21 @@ TEST(rerank_search_cli)
     arr = json_loads(out, 0, &je);
     EXPECT_EQ_INT(json_array_size(arr), 1);
     EXPECT_NEAR(json_real_value(json_object_get(json_array_get(arr, 0), "score")), best, 1e-6);
+    char best_text[1024];
+    snprintf(best_text, sizeof best_text, "%s",
+             json_string_value(json_object_get(json_array_get(arr, 0), "text")) ?: "");
     json_decref(arr);
+    /* `cairn ask --rerank` answers from the same best passage */
+    snprintf(cmd, sizeof cmd, "CAIRN_HOME=%s/rr-home %s ask --json -k 1 --rerank %s printer", t,
+             bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 0);
+    json_t *ans = json_loads(out, 0, &je);
+    EXPECT_STR(json_string_value(json_object_get(ans, "search")), "keyword + rerank");
+    json_t *srcs = json_object_get(ans, "sources");
+    EXPECT_EQ_INT(json_array_size(srcs), 1);
+    EXPECT_STR(json_string_value(json_object_get(json_array_get(srcs, 0), "text")) ?: "",
+               best_text);
+    json_decref(ans);
     /* an embedding model is not a reranker */
     const char *emb = test_tiny_bert();
     if (emb) {
