@@ -44,6 +44,8 @@ typedef struct opts {
     uint64_t seed;
     int threads;
     bool vocab_only; /* the tokenizer alone, no tensors: tokenizer tests need nothing more */
+    bool rerank;     /* BERT: a classification head (cls.*) and rank pooling */
+    const char *pair_format; /* BERT reranker: cairn.rerank.pair_format, or NULL */
 } opts;
 
 /* ---- random numbers ---------------------------------------------------- */
@@ -153,6 +155,12 @@ static int plan_bert(const opts *o, tensor_plan *p)
         B(GGML_F32, D, 1, FILL_RANDOM, "blk.%d.ffn_down.bias", i);
         B(GGML_F32, D, 1, FILL_ONES, "blk.%d.layer_output_norm.weight", i);
         B(GGML_F32, D, 1, FILL_ZERO, "blk.%d.layer_output_norm.bias", i);
+    }
+    if (o->rerank) { /* llama.cpp's classification head for rank pooling */
+        B(base, D, D, FILL_RANDOM, "cls.weight");
+        B(GGML_F32, D, 1, FILL_RANDOM, "cls.bias");
+        B(GGML_F32, D, 1, FILL_RANDOM, "cls.output.weight");
+        B(GGML_F32, 1, 1, FILL_RANDOM, "cls.output.bias");
     }
 #undef B
     return n;
@@ -280,7 +288,9 @@ static int write_model(const opts *o, cn_err *err)
     KU("attention.head_count", s->n_head);
     KU("attention.head_count_kv", s->n_head_kv);
     if (bert) {
-        KU("pooling_type", 1);
+        KU("pooling_type", o->rerank ? 4 : 1);
+        if (o->rerank && o->pair_format)
+            gguf_w_str(w, "cairn.rerank.pair_format", o->pair_format);
         snprintf(key, sizeof key, "%s.attention.layer_norm_epsilon", a);
         gguf_w_f32(w, key, 1e-12f);
         gguf_w_bool(w, "bert.attention.causal", false);
@@ -371,6 +381,9 @@ static void usage(void)
             "  --seed S           random seed (default 1)\n"
             "  --vocab-only       write the tokenizer metadata alone, no tensors (like\n"
             "                     llama.cpp's ggml-vocab-*.gguf files)\n"
+            "  --rerank           BERT shapes: add a classification head (cls.*) and rank\n"
+            "                     pooling, i.e. a cross-encoder (reranker)\n"
+            "  --pair-format F    with --rerank: write cairn.rerank.pair_format = F\n"
             "  -t N               threads (default 2)\n");
 }
 
@@ -381,7 +394,7 @@ int main(int argc, char **argv)
         if (!strcmp(presets[k].name, "tiny")) /* the default, as the usage says */
             o.s = presets[k];
     enum { SHAPE = 256, ARCH, EMBD, LAYER, FF, HEAD, HEAD_KV, CTX, ROPE_BASE, TYPE, TOKENIZER,
-           SEED, VOCAB_ONLY, TIED, UNTIED, BIAS, NO_BIAS, ROPE_FREQS, NO_ROPE_FREQS };
+           SEED, VOCAB_ONLY, RERANK, PAIR_FORMAT, TIED, UNTIED, BIAS, NO_BIAS, ROPE_FREQS, NO_ROPE_FREQS };
     static const struct option longs[] = {
         {"shape", required_argument, NULL, SHAPE}, {"arch", required_argument, NULL, ARCH},
         {"n-embd", required_argument, NULL, EMBD}, {"n-layer", required_argument, NULL, LAYER},
@@ -392,7 +405,9 @@ int main(int argc, char **argv)
         {"vocab-only", no_argument, NULL, VOCAB_ONLY}, {"tied", no_argument, NULL, TIED}, {"untied", no_argument, NULL, UNTIED},
         {"bias", no_argument, NULL, BIAS}, {"no-bias", no_argument, NULL, NO_BIAS},
         {"rope-freqs", no_argument, NULL, ROPE_FREQS},
-        {"no-rope-freqs", no_argument, NULL, NO_ROPE_FREQS}, {0}};
+        {"no-rope-freqs", no_argument, NULL, NO_ROPE_FREQS},
+        {"rerank", no_argument, NULL, RERANK}, {"pair-format", required_argument, NULL, PAIR_FORMAT},
+        {0}};
     int c;
     while ((c = getopt_long(argc, argv, "t:o:", longs, NULL)) != -1) {
         const char *v = optarg;
@@ -422,6 +437,8 @@ int main(int argc, char **argv)
         case 't': o.threads = atoi(v); break;
         case 'o': o.out = v; break;
         case VOCAB_ONLY: o.vocab_only = true; break;
+        case RERANK: o.rerank = true; break;
+        case PAIR_FORMAT: o.pair_format = v; break;
         case TIED: case UNTIED: o.s.tied = c == TIED; break;
         case BIAS: case NO_BIAS: o.s.bias = c == BIAS; break;
         case ROPE_FREQS: case NO_ROPE_FREQS: o.s.rope_freqs = c == ROPE_FREQS; break;
@@ -432,7 +449,8 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (!o.out || !o.tokenizer || parse_type(o.type) == UINT32_MAX) {
+    if (!o.out || !o.tokenizer || parse_type(o.type) == UINT32_MAX ||
+        (o.rerank && strcmp(o.s.arch, "bert"))) {
         usage();
         return 2;
     }

@@ -18,6 +18,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_rerank(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_sync(int argc, char **argv);

@@ -16,6 +16,7 @@
 /* Options every library command takes. */
 typedef struct lib_args {
     const char *home, *embed_model, *chat_model;
+    const char *rerank_model; /* search: rescore the candidates with this cross-encoder */
     char chat_path[4096], embed_path[4096]; /* resolved model names */
     bool chat_active, embed_active;         /* from `cairn models use`, not given */
     int threads, k, max_tokens;
@@ -55,12 +56,13 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     memset(a, 0, sizeof *a);
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
-    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE };
+    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK };
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"embed-model", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'}, {"max-tokens", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, CLI_OPT_JSON}, {"prune", no_argument, NULL, OPT_PRUNE},
+        {"rerank", required_argument, NULL, OPT_RERANK},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -86,6 +88,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             break;
         case CLI_OPT_JSON: a->json = true; break;
         case OPT_PRUNE: a->prune = true; break;
+        case OPT_RERANK: a->rerank_model = optarg; break;
         case 'h':
             printf("%s", help);
             printf("\ncommon options:\n"
@@ -411,6 +414,70 @@ static int join_query(const lib_args *a, char *buf, size_t cap)
 /* The query from the command's words, the library opened and searched: what
 ** search and ask both start with. Returns the number of results, or -1 after
 ** reporting (usage problem or error) with *status set to the exit status. */
+/* Candidates a reranker rescores before the best k are kept. */
+enum { RERANK_CANDIDATES = 30 };
+
+typedef struct scored {
+    lib_result r;
+    float score;
+    int rank;
+} scored;
+
+static int by_rerank(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return (x->rank > y->rank) - (x->rank < y->rank); /* ties keep the search's order */
+}
+
+/* Rescore res[0..n) against q with the cross-encoder at path (one packed
+** run), reorder best first; each result's score becomes the reranker's raw
+** score. */
+static int rerank_results(const char *path, int threads, const char *q, lib_result *res, int n,
+                          cn_err *err)
+{
+    if (n == 0)
+        return CN_OK;
+    eng_opts o = {.n_threads = threads};
+    eng_encoder *e = NULL;
+    tok_vocab *v = NULL;
+    const char **texts = cn_malloc_array((size_t)n, sizeof *texts);
+    size_t *lens = cn_malloc_array((size_t)n, sizeof *lens);
+    float *sc = cn_malloc_array((size_t)n, sizeof *sc);
+    scored *s = cn_malloc_array((size_t)n, sizeof *s);
+    int rc = texts && lens && sc && s ? CN_OK : cn_fail(err, CN_ENOMEM, "out of memory");
+    if (!rc)
+        rc = eng_encoder_open(&e, path, &o, err);
+    if (!rc && !eng_encoder_is_reranker(e))
+        rc = cn_fail(err, CN_EUNSUPPORTED, "%s is not a reranker: it has no classification "
+                     "head (bert.pooling_type 4 and cls.* tensors)", path);
+    if (!rc)
+        rc = tok_open(&v, eng_encoder_gguf(e), err);
+    for (int i = 0; !rc && i < n; i++) {
+        texts[i] = res[i].text;
+        lens[i] = strlen(res[i].text);
+    }
+    if (!rc)
+        rc = eng_rerank_texts(e, v, q, strlen(q), texts, lens, n, sc, NULL, err);
+    if (!rc) {
+        for (int i = 0; i < n; i++)
+            s[i] = (scored){res[i], sc[i], i};
+        qsort(s, (size_t)n, sizeof *s, by_rerank);
+        for (int i = 0; i < n; i++) {
+            res[i] = s[i].r;
+            res[i].score = s[i].score;
+        }
+    }
+    free(texts);
+    free(lens);
+    free(sc);
+    free(s);
+    tok_close(v);
+    eng_encoder_close(e);
+    return rc;
+}
+
 static int open_and_search(const char *cmd, const lib_args *a, int k_default, char *q, size_t qcap,
                            lib **l, cn_arena *ar, lib_result *res, lib_search_info *info,
                            cn_err *err, int *status)
@@ -428,9 +495,18 @@ static int open_and_search(const char *cmd, const lib_args *a, int k_default, ch
         *status = 1;
         return -1;
     }
-    lib_search_opts so = {.k = a->k ? a->k : k_default, .embed_model = a->embed_model,
-                          .threads = a->threads};
+    int k = a->k ? a->k : k_default;
+    lib_search_opts so = {.k = a->rerank_model ? CN_MAX(k, RERANK_CANDIDATES) : k,
+                          .embed_model = a->embed_model, .threads = a->threads};
     int n = lib_search(*l, q, &so, ar, res, info, err);
+    if (n >= 0 && a->rerank_model) {
+        if (rerank_results(a->rerank_model, a->threads, q, res, n, err)) {
+            n = -1;
+        } else {
+            n = CN_MIN(n, k);
+            info->mode = !strcmp(info->mode, "hybrid") ? "hybrid + rerank" : "keyword + rerank";
+        }
+    }
     if (n < 0)
         *status = cli_error(err);
     return n;
@@ -440,7 +516,10 @@ int cmd_search(int argc, char **argv)
 {
     PARSE("search", "usage: cairn search [-k 5] [--json] [options] QUERY\n\n"
                     "Rank passages of the library: keyword (bm25), or hybrid (keyword + vector,\n"
-                    "reciprocal rank fusion) with an embedding model.\n");
+                    "reciprocal rank fusion) with an embedding model.\n\n"
+                    "  --rerank FILE       rescore the top 30 candidates with a reranker (a BERT\n"
+                    "                      cross-encoder GGUF) and keep the best k; scores are\n"
+                    "                      then the reranker's\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -565,7 +644,9 @@ int cmd_ask(int argc, char **argv)
                  "  -k N                passages to retrieve (default 4)\n"
                  "  -n, --max-tokens N  longest answer, in tokens (default: a quarter of the\n"
                  "                      model's context, at most 512)\n"
-                 "  --json              one JSON object: answer, sources, timings\n");
+                 "  --json              one JSON object: answer, sources, timings\n"
+                 "  --rerank FILE       rescore the top 30 candidates with a reranker (a BERT\n"
+                 "                      cross-encoder GGUF) and answer from the best k\n");
     char q[8192];
     lib *l;
     cn_arena ar;

@@ -25,6 +25,7 @@ static const char help[] =
     "                        (default $CAIRN_CHAT_MODEL, else the active chat model)\n"
     "  -e, --embed-model M   embedding model, likewise (default $CAIRN_EMBED_MODEL, else\n"
     "                        the active embedding model)\n"
+    "  --rerank-model FILE   reranker (a BERT cross-encoder GGUF) for POST /v1/rerank\n"
     "  --home DIR            data directory (library) (default $CAIRN_HOME, ...)\n"
     "  -t, --threads N       engine threads per model (default: physical cores)\n"
     "  -c, --ctx N           language model context (default: min(model, 4096))\n"
@@ -43,13 +44,14 @@ int cmd_serve(int argc, char **argv)
     o.chat_model = getenv("CAIRN_CHAT_MODEL");
     o.embed_model = getenv("CAIRN_EMBED_MODEL");
     enum { OPT_HOST = CLI_OPT_FIRST_FREE, OPT_PORT, OPT_KEY, OPT_CORS, OPT_PORT_FILE, OPT_QUEUE,
-           OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET };
+           OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET, OPT_RERANK };
     static const struct option longs[] = {
         {"host", required_argument, NULL, OPT_HOST}, {"port", required_argument, NULL, OPT_PORT},
         {"api-key", required_argument, NULL, OPT_KEY},
         {"cors-origin", required_argument, NULL, OPT_CORS},
         {"model", required_argument, NULL, 'm'}, {"embed-model", required_argument, NULL, 'e'},
         {"home", required_argument, NULL, CLI_OPT_HOME},
+        {"rerank-model", required_argument, NULL, OPT_RERANK},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
         {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, 'c'},
         {"queue", required_argument, NULL, OPT_QUEUE},
@@ -72,6 +74,7 @@ int cmd_serve(int argc, char **argv)
         case OPT_CORS: o.cors_origin = v; break;
         case 'm': o.chat_model = v; break;
         case 'e': o.embed_model = v; break;
+        case OPT_RERANK: o.rerank_model = v; break;
         case CLI_OPT_HOME: o.home = v; break;
         case OPT_PORT_FILE: o.port_file = v; break;
         case OPT_PORT:
@@ -145,6 +148,14 @@ int cmd_serve(int argc, char **argv)
                               sizeof names[k], NULL) == CN_OK) {
             *given[k] = paths[k];
         }
+    }
+    char rr_path[4096];
+    if (o.rerank_model) { /* a file, or an installed model's name */
+        if (mdl_resolve(home, o.rerank_model, rr_path, sizeof rr_path, &err))
+            return cli_error(&err);
+        if (strcmp(rr_path, o.rerank_model))
+            o.rerank_name = o.rerank_model;
+        o.rerank_model = rr_path;
     }
     o.chat_name = names[0][0] ? names[0] : NULL;
     o.embed_name = names[1][0] ? names[1] : NULL;

@@ -34,6 +34,7 @@ static const cmd_entry commands[] = {
     {"generate", cmd_generate, "-m FILE -p TEXT [-n N] [options]", "continue a prompt, streamed"},
     {"chat", cmd_chat, "-m FILE [options]", "talk with a model in its chat format"},
     {"embed", cmd_embed, "-m FILE [--json] [TEXT...]", "print sentence embedding vectors"},
+    {"rerank", cmd_rerank, "-m FILE [--json] QUERY DOC...", "score documents against a query"},
     {"logits", cmd_logits, "-m FILE -p TEXT -o OUT.f32", "write the last position's logits"},
     {"bench", cmd_bench, "-m FILE [-p 512] [-n 64] [-t N]", "prompt and generation speed, t/s"},
 };

@@ -1,5 +1,7 @@
 /*
-** bert.c: BERT-family sentence encoders (all-MiniLM, bge-small/base, ...).
+** bert.c: BERT-family sentence encoders (all-MiniLM, bge-small/base, ...)
+** and cross-encoders (rerankers: the same encoder with a classification head
+** on the [CLS] state, llama.cpp's "rank" pooling).
 ** Texts are packed back to back into one batch of at most n_batch tokens;
 ** every matrix product runs over the whole batch, and attention stays within
 ** each text (block-diagonal), so no padding is computed.
@@ -26,6 +28,9 @@ struct eng_encoder {
     const gguf_tensor *tok_embd, *pos_embd, *type_embd;
     float *emb_ln_w, *emb_ln_b;
     bert_layer *layers;
+    /* classification head (rank pooling only): score = out_w . tanh(cls_w h + cls_b) + out_b */
+    float *cls_w, *cls_b, *cls_out_w, cls_out_b; /* owned */
+    int pair_format;                             /* ENG_PAIR_* */
 
     /* batch buffers (n_batch tokens) */
     float *x, *xb, *q, *k, *v, *att, *ff, *scores, *row;
@@ -90,6 +95,56 @@ static int u32_key(eng_encoder *e, const char *key, int lo, int hi, int def, int
     return CN_OK;
 }
 
+/* A whole tensor as floats (any type the kernels read), owned by the caller. */
+static int get_floats(eng_encoder *e, const char *name, int64_t ne0, int64_t ne1, float **out,
+                      cn_err *err)
+{
+    const gguf_tensor *t;
+    int rc = get(e, name, ne0, ne1, &t, err);
+    if (rc)
+        return rc;
+    int64_t rows = ne1 ? ne1 : 1, cols = ne1 ? ne0 : t->n_elem;
+    *out = cn_malloc_array((size_t)(rows * cols), sizeof(float));
+    if (!*out)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    size_t row = gguf_row_size(t->type, cols);
+    for (int64_t r = 0; r < rows; r++)
+        kern_get()->to_float[t->type]((const char *)t->data + (size_t)r * row,
+                                      *out + (size_t)(r * cols), cols);
+    return CN_OK;
+}
+
+/* The classification head of a reranker, and the pair format: the key
+** cairn.rerank.pair_format when the file has it, else the format BERT
+** cross-encoders are trained with. */
+static int load_head(eng_encoder *e, cn_err *err)
+{
+    int D = e->n_embd, rc;
+    float *ob = NULL;
+    if ((rc = get_floats(e, "cls.weight", D, D, &e->cls_w, err)) ||
+        (rc = get_floats(e, "cls.bias", D, 0, &e->cls_b, err)) ||
+        (rc = get_floats(e, "cls.output.weight", D, 0, &e->cls_out_w, err)) ||
+        (rc = get_floats(e, "cls.output.bias", 1, 0, &ob, err)))
+        return rc;
+    e->cls_out_b = ob[0];
+    free(ob);
+    gguf_str f;
+    rc = gguf_get_str(e->g, "cairn.rerank.pair_format", &f, err);
+    if (rc == CN_ENOTFOUND)
+        e->pair_format = ENG_PAIR_BERT;
+    else if (rc)
+        return rc;
+    else if (gguf_str_eq(f, "bert"))
+        e->pair_format = ENG_PAIR_BERT;
+    else if (gguf_str_eq(f, "sep-sep"))
+        e->pair_format = ENG_PAIR_SEP_SEP;
+    else
+        return cn_fail(err, CN_EFORMAT, "%s: metadata cairn.rerank.pair_format = '%.*s' is not "
+                       "a pair format Cairn knows (bert, sep-sep)", e->g->path,
+                       (int)CN_MIN(f.len, 64), f.ptr);
+    return CN_OK;
+}
+
 static int load(eng_encoder *e, cn_err *err)
 {
     gguf_str arch;
@@ -105,8 +160,11 @@ static int load(eng_encoder *e, cn_err *err)
         (rc = u32_key(e, "bert.attention.head_count", 1, 256, -1, &e->n_head, err)) ||
         (rc = u32_key(e, "bert.feed_forward_length", 1, 1 << 16, -1, &e->n_ff, err)) ||
         (rc = u32_key(e, "bert.context_length", 1, 1 << 16, -1, &e->n_ctx, err)) ||
-        (rc = u32_key(e, "bert.pooling_type", 0, 2, ENG_POOL_MEAN, &e->pooling, err)))
+        (rc = u32_key(e, "bert.pooling_type", 0, 4, ENG_POOL_MEAN, &e->pooling, err)))
         return rc;
+    if (e->pooling == 3)
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: pooling type 3 (last token) is not supported "
+                       "for a BERT model", e->g->path);
     if (e->pooling == ENG_POOL_NONE)
         e->pooling = ENG_POOL_MEAN; /* a sentence embedding needs a pooled vector */
     if (e->n_embd % e->n_head)
@@ -161,7 +219,7 @@ static int load(eng_encoder *e, cn_err *err)
 #undef T
 #undef V
     }
-    return CN_OK;
+    return e->pooling == ENG_POOL_RANK ? load_head(e, err) : CN_OK;
 }
 
 static int alloc_buffers(eng_encoder *e, cn_err *err)
@@ -233,7 +291,7 @@ void eng_encoder_close(eng_encoder *e)
                 free(own[k]);
         }
     free(e->layers);
-    void *bufs[] = {e->emb_ln_w, e->emb_ln_b, e->x, e->xb, e->q, e->k, e->v, e->att,
+    void *bufs[] = {e->cls_w, e->cls_b, e->cls_out_w, e->emb_ln_w, e->emb_ln_b, e->x, e->xb, e->q, e->k, e->v, e->att,
                     e->ff, e->scores, e->row, e->act, e->seq_start, e->seq_len};
     for (size_t k = 0; k < CN_ARRAY_LEN(bufs); k++)
         free(bufs[k]);
@@ -246,6 +304,10 @@ const gguf_file *eng_encoder_gguf(const eng_encoder *e) { return e->g; }
 int eng_encoder_dim(const eng_encoder *e) { return e->n_embd; }
 int eng_encoder_n_ctx(const eng_encoder *e) { return e->n_ctx; }
 int eng_encoder_pooling(const eng_encoder *e) { return e->pooling; }
+bool eng_encoder_is_reranker(const eng_encoder *e) { return e->pooling == ENG_POOL_RANK; }
+int eng_encoder_n_types(const eng_encoder *e) { return e->n_types; }
+int eng_encoder_pair_format(const eng_encoder *e) { return e->pair_format; }
+void eng_encoder_set_pair_format(eng_encoder *e, int format) { e->pair_format = format; }
 
 typedef struct bert_attn_job {
     eng_encoder *e;
@@ -277,16 +339,21 @@ static void add_bias_rows(float *y, const float *b, int n_tok, int dim)
             y[(size_t)t * dim + i] += b[i];
 }
 
-/* Forward pass over n_seq packed sequences (n_tok tokens); pooled,
-** normalised vectors to out. */
-static void forward(eng_encoder *e, const int32_t *const *ids, int n_seq, int n_tok, float *out)
+enum { OUT_POOLED, OUT_CLS_RAW, OUT_RANK };
+
+/* Forward pass over n_seq packed sequences (n_tok tokens, token types from
+** types, NULL: all 0). OUT_POOLED: pooled, normalised vectors to out;
+** OUT_CLS_RAW: the [CLS] states as they are; OUT_RANK: one score each. */
+static void forward(eng_encoder *e, const int32_t *const *ids, const int32_t *const *types,
+                    int n_seq, int n_tok, int mode, float *out)
 {
     const kern_table *k = kern_get();
     int D = e->n_embd;
     size_t tok_row = gguf_row_size(e->tok_embd->type, D);
     size_t pos_row = gguf_row_size(e->pos_embd->type, D);
+    size_t type_row = gguf_row_size(e->type_embd->type, D);
 
-    // embeddings: token + position + token type 0, then LayerNorm
+    // embeddings: token + position + token type, then LayerNorm
     for (int s = 0; s < n_seq; s++)
         for (int p = 0; p < e->seq_len[s]; p++) {
             float *x = e->x + (size_t)(e->seq_start[s] + p) * D;
@@ -296,7 +363,9 @@ static void forward(eng_encoder *e, const int32_t *const *ids, int n_seq, int n_
                                            e->row, D);
             for (int i = 0; i < D; i++)
                 x[i] += e->row[i];
-            k->to_float[e->type_embd->type](e->type_embd->data, e->row, D);
+            int ty = types ? types[s][p] : 0;
+            k->to_float[e->type_embd->type]((const char *)e->type_embd->data +
+                                                (size_t)ty * type_row, e->row, D);
             for (int i = 0; i < D; i++)
                 x[i] += e->row[i];
             kern_layernorm(x, x, e->emb_ln_w, e->emb_ln_b, D, e->eps);
@@ -336,11 +405,32 @@ static void forward(eng_encoder *e, const int32_t *const *ids, int n_seq, int n_
         }
     }
 
+    if (mode == OUT_CLS_RAW || mode == OUT_RANK) {
+        for (int s = 0; s < n_seq; s++) {
+            const float *h = e->x + (size_t)e->seq_start[s] * D;
+            if (mode == OUT_CLS_RAW) {
+                memcpy(out + (size_t)s * D, h, (size_t)D * sizeof(float));
+                continue;
+            }
+            // the head is one small matrix-vector product per sequence
+            double score = e->cls_out_b;
+            for (int o = 0; o < D; o++) {
+                const float *w = e->cls_w + (size_t)o * D;
+                float a = e->cls_b[o];
+                for (int i = 0; i < D; i++)
+                    a += w[i] * h[i];
+                score += (double)e->cls_out_w[o] * tanhf(a);
+            }
+            out[s] = (float)score;
+        }
+        return;
+    }
+
     // pooling and L2 normalisation
     for (int s = 0; s < n_seq; s++) {
         float *o = out + (size_t)s * D;
         const float *first = e->x + (size_t)e->seq_start[s] * D;
-        if (e->pooling == ENG_POOL_CLS) {
+        if (e->pooling == ENG_POOL_CLS || e->pooling == ENG_POOL_RANK) {
             memcpy(o, first, (size_t)D * sizeof(float));
         } else {
             float inv = 1.0f / (float)e->seq_len[s];
@@ -359,8 +449,9 @@ static void forward(eng_encoder *e, const int32_t *const *ids, int n_seq, int n_
     }
 }
 
-int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens, int n,
-                      float *out, cn_err *err)
+/* Check, pack as many whole sequences as fit into each batch, run. */
+static int run(eng_encoder *e, const int32_t *const *ids, const int32_t *const *types,
+               const int *lens, int n, int mode, float *out, cn_err *err)
 {
     for (int i = 0; i < n; i++) {
         if (lens[i] < 1 || lens[i] > e->n_ctx)
@@ -370,7 +461,12 @@ int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens
             if (ids[i][p] < 0 || ids[i][p] >= e->n_vocab)
                 return cn_fail(err, CN_EINVAL, "token id %d is outside the vocabulary (%d)",
                                (int)ids[i][p], e->n_vocab);
+        for (int p = 0; types && p < lens[i]; p++)
+            if (types[i][p] < 0 || types[i][p] >= e->n_types)
+                return cn_fail(err, CN_EINVAL, "token type %d is outside the model's %d types",
+                               (int)types[i][p], e->n_types);
     }
+    size_t stride = mode == OUT_RANK ? 1 : (size_t)e->n_embd;
     // pack as many whole texts as fit into each batch
     int i = 0;
     while (i < n) {
@@ -381,8 +477,31 @@ int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens
             n_tok += lens[i + n_seq];
             n_seq++;
         }
-        forward(e, ids + i, n_seq, n_tok, out + (size_t)i * e->n_embd);
+        forward(e, ids + i, types ? types + i : NULL, n_seq, n_tok, mode, out + (size_t)i * stride);
         i += n_seq;
     }
     return CN_OK;
+}
+
+int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens, int n,
+                      float *out, cn_err *err)
+{
+    return run(e, ids, NULL, lens, n, OUT_POOLED, out, err);
+}
+
+int eng_encoder_rerank(eng_encoder *e, const int32_t *const *ids, const int32_t *const *types,
+                       const int *lens, int n, float *scores, cn_err *err)
+{
+    if (e->pooling != ENG_POOL_RANK)
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: not a reranker (no classification head: "
+                       "bert.pooling_type is not 4 (rank) and there are no cls.* tensors)",
+                       e->g->path);
+    return run(e, ids, types, lens, n, OUT_RANK, scores, err);
+}
+
+int eng_encoder_cls_states(eng_encoder *e, const int32_t *const *ids,
+                           const int32_t *const *types, const int *lens, int n, float *out,
+                           cn_err *err)
+{
+    return run(e, ids, types, lens, n, OUT_CLS_RAW, out, err);
 }

@@ -136,7 +136,9 @@ void eng_model_reset(eng_model *m);
 
 typedef struct eng_encoder eng_encoder;
 
-enum { ENG_POOL_NONE = 0, ENG_POOL_MEAN = 1, ENG_POOL_CLS = 2 };
+/* ENG_POOL_RANK: a cross-encoder (reranker); embedding with one gives its
+** [CLS] vector, normalised */
+enum { ENG_POOL_NONE = 0, ENG_POOL_MEAN = 1, ENG_POOL_CLS = 2, ENG_POOL_RANK = 4 };
 
 int eng_encoder_open(eng_encoder **out, const char *path, const eng_opts *opts, cn_err *err);
 void eng_encoder_close(eng_encoder *e);
@@ -155,6 +157,46 @@ int eng_encoder_embed(eng_encoder *e, const int32_t *const *ids, const int *lens
 ** packed batches, write n * dim floats to out. Empty text embeds [CLS][SEP]. */
 int eng_embed_texts(eng_encoder *e, const tok_vocab *v, const char *const *texts,
                     const size_t *lens, int n, float *out, bool *truncated, cn_err *err);
+
+/* ---- rerankers: cross-encoders (bert.c, embed.c) ----------------------
+** A BERT with llama.cpp's rank pooling (bert.pooling_type 4) and a
+** classification head (cls.weight, cls.bias, cls.output.weight,
+** cls.output.bias) reads a query and a document together and gives one raw
+** score (a logit, no sigmoid): out_w . tanh(cls_w h + cls_b) + out_b, h the
+** [CLS] state after the last layer.
+**
+** How a pair is laid out is a property of the model (metadata key
+** cairn.rerank.pair_format), by default the layout BERT cross-encoders are
+** trained with:
+**   ENG_PAIR_BERT     [CLS] q [SEP] d [SEP], the document (and its closing
+**                     [SEP]) in segment 1 when the model has two token types
+**   ENG_PAIR_SEP_SEP  [CLS] q [SEP] [SEP] d [SEP], every token in segment 0:
+**                     what llama.cpp b4747's server evaluates */
+enum { ENG_PAIR_BERT = 0, ENG_PAIR_SEP_SEP = 1 };
+
+bool eng_encoder_is_reranker(const eng_encoder *e);
+int eng_encoder_n_types(const eng_encoder *e); /* token types (segments) the model has */
+int eng_encoder_pair_format(const eng_encoder *e);
+/* Override the model's pair format (ENG_PAIR_*). */
+void eng_encoder_set_pair_format(eng_encoder *e, int format);
+/* Score n token sequences (ids[i], token types types[i] or all 0 when types
+** is NULL, lens[i] tokens) into scores[0..n); packed like eng_encoder_embed.
+** CN_EUNSUPPORTED, naming the file, if the model is not a reranker. */
+int eng_encoder_rerank(eng_encoder *e, const int32_t *const *ids, const int32_t *const *types,
+                       const int *lens, int n, float *scores, cn_err *err);
+/* Lay out one (query, document) pair in the model's format into ids and
+** types (each room for eng_encoder_n_ctx() tokens). Text is tokenized
+** without specials; a pair longer than the context loses the end of the
+** document first, then of the query (which keeps at least half) and sets
+** *truncated (may be NULL). Returns the count or a negative CN_E* code. */
+int eng_rerank_pair(const eng_encoder *e, const tok_vocab *v, const char *query, size_t qlen,
+                    const char *doc, size_t dlen, int32_t *ids, int32_t *types, bool *truncated,
+                    cn_err *err);
+/* Score query against docs[0..n) (lens[i] bytes each): one raw score per
+** document, in input order; truncated[i] (may be NULL) says a pair was cut. */
+int eng_rerank_texts(eng_encoder *e, const tok_vocab *v, const char *query, size_t qlen,
+                     const char *const *docs, const size_t *lens, int n, float *scores,
+                     bool *truncated, cn_err *err);
 
 /* Dot product of two float vectors with the active kernels (SIMD when the
 ** CPU has it): for code above the engine, like vector search. */

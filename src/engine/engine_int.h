@@ -79,6 +79,12 @@ void kern_gelu(float *x, int n);
 void kern_gelu_ref(float *x, int n);
 const uint16_t *kern_gelu_table(void); /* GELU of every F16 value, as F16 */
 
+/* The [CLS] (first) hidden state of each sequence after the last layer, not
+** normalised: n * dim floats (bert.c; for tests of the reranker head). */
+int eng_encoder_cls_states(eng_encoder *e, const int32_t *const *ids,
+                           const int32_t *const *types, const int *lens, int n, float *out,
+                           cn_err *err);
+
 /* ---- the model (model.c, llama.c) -------------------------------------- */
 
 typedef struct eng_layer {

@@ -29,6 +29,7 @@ static const srv_route routes[] = {
     {"POST", "/v1/chat/completions", srv_openai_chat, 0, "OpenAI: chat (SSE with stream)"},
     {"POST", "/v1/completions", srv_openai_completions, 0, "OpenAI: text completion"},
     {"POST", "/v1/embeddings", srv_openai_embeddings, 0, "OpenAI: embeddings"},
+    {"POST", "/v1/rerank", srv_rerank, 0, "rerank documents (llama.cpp, Jina, Cohere shape)"},
     {"GET", "/api/tags", srv_ollama_tags, ROUTE_OLLAMA, "Ollama: models"},
     {"POST", "/api/chat", srv_ollama_chat, ROUTE_OLLAMA, "Ollama: chat (NDJSON stream)"},
     {"POST", "/api/generate", srv_ollama_generate, ROUTE_OLLAMA, "Ollama: generate"},
@@ -618,6 +619,12 @@ int srv_run(const srv_opts *o, cn_err *err)
         rc = srv_worker_open(&s->embed, JOB_EMBED, o->embed_model, &ee, o->lim.queue, err);
         s->embed.name = s->embed_name;
     }
+    if (!rc && o->rerank_model) {
+        eng_opts er = {.n_threads = o->threads};
+        model_name(o->rerank_model, o->rerank_name, s->rerank_name, sizeof s->rerank_name);
+        rc = srv_worker_open(&s->rerank, JOB_RERANK, o->rerank_model, &er, o->lim.queue, err);
+        s->rerank.name = s->rerank_name;
+    }
     /* the library must open (a damaged one is reported now, not per request) */
     if (!rc)
         rc = srv_lib_open_all(s, err);
@@ -682,6 +689,7 @@ int srv_run(const srv_opts *o, cn_err *err)
     }
     srv_worker_close(&s->chat);
     srv_worker_close(&s->embed);
+    srv_worker_close(&s->rerank);
     srv_lib_close_all(s);
     pthread_mutex_destroy(&s->lib_mu);
     pthread_cond_destroy(&s->lib_cv);

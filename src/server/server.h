@@ -51,6 +51,8 @@ typedef struct srv_opts {
     bool quiet;              /* no access log */
     const char *chat_model;  /* GGUF language model, or NULL */
     const char *embed_model; /* GGUF embedding model, or NULL */
+    const char *rerank_model; /* GGUF reranker (cross-encoder), or NULL */
+    const char *rerank_name; /* its API name; NULL: the file name without .gguf */
     const char *chat_name;   /* API names of the models (installed models' names); */
     const char *embed_name;  /* NULL: the file name without .gguf */
     const char *home;        /* data directory override, or NULL */

@@ -27,7 +27,7 @@ typedef struct srv_req srv_req;
 ** the moment it takes it off the queue until it sets done; the connection
 ** never frees a job a worker might still touch (srv_job_cancel waits). */
 
-enum { JOB_GENERATE = 1, JOB_EMBED = 2 };
+enum { JOB_GENERATE = 1, JOB_EMBED = 2, JOB_RERANK = 3 };
 
 typedef struct srv_job {
     int kind;
@@ -45,6 +45,9 @@ typedef struct srv_job {
     int n_texts;
     float *vecs;               /* n_texts x dim, malloc'd by the submitter */
     bool *truncated;
+    /* JOB_RERANK: texts are the documents; vecs gets n_texts scores */
+    const char *query;
+    size_t query_len;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -109,8 +112,8 @@ struct srv {
     int port;
     char origin_a[96], origin_b[96]; /* http://127.0.0.1:PORT, http://localhost:PORT */
     bool loopback;
-    srv_worker chat, embed;    /* kind 0 when no such model */
-    char chat_name[128], embed_name[128];
+    srv_worker chat, embed, rerank; /* kind 0 when no such model */
+    char chat_name[128], embed_name[128], rerank_name[128];
     /* library handles: SRV_LIB_POOL readers side by side, one writer (SQLite
     ** has one writer at a time; in WAL mode readers never wait for it) */
     pthread_mutex_t lib_mu;
@@ -276,6 +279,7 @@ int srv_openai_model(srv_req *r);
 int srv_openai_chat(srv_req *r);
 int srv_openai_completions(srv_req *r);
 int srv_openai_embeddings(srv_req *r);
+int srv_rerank(srv_req *r); /* rerank.c */
 int srv_ollama_tags(srv_req *r);
 int srv_ollama_chat(srv_req *r);
 int srv_ollama_generate(srv_req *r);

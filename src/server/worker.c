@@ -68,6 +68,11 @@ static void run_job(srv_worker *w, srv_job *j)
             eng_model_reset(w->m);
         }
         pthread_mutex_unlock(&j->mu);
+    } else if (j->kind == JOB_RERANK) {
+        double t0 = cn_now();
+        rc = eng_rerank_texts(w->enc, w->v, j->query, j->query_len, j->texts, j->lens,
+                              j->n_texts, j->vecs, j->truncated, &err);
+        j->st.t_prompt = cn_now() - t0;
     } else {
         double t0 = cn_now();
         rc = eng_embed_texts(w->enc, w->v, j->texts, j->lens, j->n_texts, j->vecs, j->truncated,
@@ -129,6 +134,11 @@ int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *e
         }
     } else {
         rc = eng_encoder_open(&w->enc, path, eo, err);
+        if (!rc && (kind == JOB_RERANK) != eng_encoder_is_reranker(w->enc))
+            rc = cn_fail(err, CN_EUNSUPPORTED, kind == JOB_RERANK
+                         ? "%s is not a reranker: it has no classification head "
+                           "(bert.pooling_type 4 and cls.* tensors)"
+                         : "%s is a reranker, not an embedding model", path);
         if (!rc)
             rc = tok_open(&w->v, eng_encoder_gguf(w->enc), err);
         if (!rc) {
@@ -265,7 +275,9 @@ json_t *srv_worker_json(srv_worker *w)
     stat(w->path, &sb);
     json_t *m = json_object();
     json_object_set_new(m, "name", json_string(w->name));
-    json_object_set_new(m, "role", json_string(w->kind == JOB_GENERATE ? "chat" : "embedding"));
+    json_object_set_new(m, "role", json_string(w->kind == JOB_GENERATE ? "chat"
+                                                   : w->kind == JOB_RERANK ? "rerank"
+                                                                           : "embedding"));
     json_object_set_new(m, "path", json_string(w->path));
     json_object_set_new(m, "size", json_integer((json_int_t)sb.st_size));
     json_object_set_new(m, "context", json_integer(w->n_ctx));

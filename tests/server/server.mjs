@@ -45,6 +45,11 @@ export const BERT = madeModel('tiny-bert-f16', [
     '--shape', 'minilm', '--n-layer', '2', '--n-embd', '128', '--n-head', '2', '--n-head-kv', '2',
     '--n-ff', '512', '--type', 'f16',
     '--tokenizer', path.join(ROOT, 'tests/data/vocab/ggml-vocab-bert-bge.gguf')]);
+/* The same shape with a classification head: a reranker (cross-encoder). */
+export const RERANK = madeModel('tiny-rerank-f16', [
+    '--shape', 'minilm', '--n-layer', '2', '--n-embd', '128', '--n-head', '2', '--n-head-kv', '2',
+    '--n-ff', '512', '--type', 'f16', '--rerank',
+    '--tokenizer', path.join(ROOT, 'tests/data/vocab/ggml-vocab-bert-bge.gguf')]);
 /* A chat model slow enough for the load tests: Llama 3 shape at 256 wide, a
 ** Q4_K_M mix, the 128k-token Llama 3 vocabulary. */
 export const SLOW = madeModel('tiny-llama-256-q4_k_m', [
