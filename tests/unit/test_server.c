@@ -331,7 +331,8 @@ TEST(server_answer_over_the_limit_is_an_error)
 typedef struct status_poller {
     srv_worker *w;
     atomic_bool stop;
-    int polls, bad;
+    atomic_int polls;
+    int bad;
 } status_poller;
 
 static void *poll_status(void *arg)
@@ -341,7 +342,7 @@ static void *poll_status(void *arg)
         json_t *m = srv_worker_json(p->w);
         json_int_t q = json_integer_value(json_object_get(m, "queued"));
         p->bad += q < 0 || q > p->w->cap;
-        p->polls++;
+        atomic_fetch_add(&p->polls, 1);
         json_decref(m);
     }
     return NULL;
@@ -362,8 +363,13 @@ TEST(server_status_reads_the_queue_under_its_lock)
     w.name = "aidreams260K";
     status_poller p = {.w = &w};
     atomic_init(&p.stop, false);
+    atomic_init(&p.polls, 0);
     pthread_t th;
     pthread_create(&th, NULL, poll_status, &p);
+    /* the poller runs before the jobs start, so the two overlap even when a
+    ** loaded machine is slow to schedule it (it once polled not at all) */
+    for (int i = 0; i < 10000 && atomic_load(&p.polls) == 0; i++)
+        usleep(1000);
     enum { N = 4 };
     for (int round = 0; round < 6; round++) {
         srv_job j[N];
@@ -381,7 +387,7 @@ TEST(server_status_reads_the_queue_under_its_lock)
     }
     atomic_store(&p.stop, true);
     pthread_join(th, NULL);
-    EXPECT(p.polls > 0);
+    EXPECT(atomic_load(&p.polls) > 0);
     EXPECT_EQ_INT(p.bad, 0);
     json_t *m = srv_worker_json(&w);
     EXPECT_STR(json_string_value(json_object_get(m, "role")), "chat");
