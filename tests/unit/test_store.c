@@ -903,7 +903,7 @@ TEST(store_keyword_search)
     EXPECT_STR(hits[0].path, "/lib/12.pdf");
     EXPECT_EQ_INT(store_search_keyword(s, "résumé", 3, &a, hits, &n, &e), 1);
     EXPECT_EQ_INT(store_search_keyword(s, "Résumé", 3, &a, hits, &n, &e), 1);
-    /* Inflections (porter): "printed" = "print" = "printing"; "printers" = "printer". */
+    /* Inflections (Snowball English): "printed" = "print" = "printing"; "printers" = "printer". */
     EXPECT_EQ_INT(store_search_keyword(s, "printed", 10, &a, hits, &n, &e), 1);
     EXPECT_STR(hits[0].path, "/lib/15.pdf");
     EXPECT_EQ_INT(store_search_keyword(s, "printers", 10, &a, hits, &n, &e), 2);
