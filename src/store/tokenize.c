@@ -306,8 +306,8 @@ typedef struct tok_run {
     cairn_tok *t;
     void *ctx;
     int (*emit)(void *, int, const char *, int, int, int);
-    unsigned mask;  /* languages to stem with */
-    bool query;     /* all of mask as colocated alternatives; else the one language */
+    unsigned mask;  /* languages to stem with: the distinct stems are emitted,
+                       the first as the token, the others colocated with it */
 } tok_run;
 
 static int tok_create(void *ud, const char **argv, int argc, Fts5Tokenizer **out)
@@ -404,11 +404,11 @@ static int tok_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text
                         int (*emit)(void *, int, const char *, int, int, int))
 {
     cairn_tok *t = (cairn_tok *)p;
-    tok_run r = {t, ctx, emit, 0, false};
+    tok_run r = {t, ctx, emit, 0};
     if ((flags & 0x0f) == FTS5_TOKENIZE_QUERY) {
-        r.query = true;
-        r.mask = t->query_langs && t->query_langs->mask ? t->query_langs->mask
-                                                         : 1u << STORE_LANG_EN;
+        /* English always: it is what a passage with no clear language was
+        ** indexed in, whatever its page was guessed as */
+        r.mask = (t->query_langs ? t->query_langs->mask : 0) | 1u << STORE_LANG_EN;
     } else {
         r.mask = 1u << store_guess_lang(text, (size_t)CN_MAX(len, 0));
     }
@@ -437,8 +437,10 @@ int store_tokenizer_register(sqlite3 *db, store_tok_langs **langs_out)
     fts5_tokenizer tk = {tok_create, tok_delete, tok_tokenize};
     /* the connection owns ql from here: FTS5 frees it when the db closes */
     int rc = api->xCreateTokenizer(api, STORE_TOKENIZER, ql, &tk, langs_free);
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK) {
+        sqlite3_free(ql); /* not registered: FTS5 did not take it */
         return rc;
+    }
     rc = sqlite3_create_function(db, "cairn_lang", 1,
                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
                                  sql_lang, NULL, NULL);

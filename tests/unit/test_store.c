@@ -834,6 +834,38 @@ TEST(store_keyword_search_languages)
     cn_arena_free(&a);
 }
 
+TEST(store_keyword_search_passage_language)
+{
+    /* A French page whose passage is a few English words: the page is
+    ** guessed French, the passage (too little to tell) is indexed in
+    ** English, so queries are stemmed in English too, whatever the
+    ** library's pages are. */
+    const char *path = tmp_file("passlang.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 20);
+    cn_err e = {0};
+    const char *fr = "Le programme est lancé et la fenêtre de la configuration s'ouvre dans le "
+                     "coin. ";
+    char text[512];
+    snprintf(text, sizeof text, "%sPrinting pumps.", fr);
+    store_doc_in d = text_doc(&a, "/mixed.pdf", 400, text);
+    store_passage_in *ps = (store_passage_in *)d.passages;
+    ps->off_start = strlen(fr);
+    ps->text = d.pages[0].text + ps->off_start;
+    ps->len = ps->off_end - ps->off_start;
+    EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE lang = 'fr'"), 1);
+    EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE lang <> 'fr'"), 0);
+    store_hit hits[4];
+    EXPECT_EQ_INT(store_search_keyword(s, "printed", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "pump", 4, &a, hits, NULL, &e), 1);
+    store_close(s);
+    cn_arena_free(&a);
+}
+
 TEST(store_guesses_languages)
 {
     static const struct { const char *text; int lang; } cases[] = {
