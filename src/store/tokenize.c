@@ -37,7 +37,8 @@
 
 /* The languages we recognise, by STORE_LANG_*: Snowball's name (NULL: no
 ** stemmer) and a few frequent words that are rare in the other languages
-** (written folded: no accents). */
+** (written folded: no accents). No one-letter Latin words: "-o", "e" and
+** "y" are everywhere in code and option lists. */
 struct lang_def {
     const char *code, *snowball;
     const char *const *stop;
@@ -49,11 +50,11 @@ static const char *const stop_fr[] = {"le", "la", "les", "des", "est", "et", "du
                                       "dans", "pour", "que", "qui", "sur", "au", "pas", NULL};
 static const char *const stop_de[] = {"der", "die", "das", "und", "ist", "nicht", "mit", "den",
                                       "ein", "eine", "zu", "von", "sich", "auf", "fur", NULL};
-static const char *const stop_es[] = {"el", "los", "las", "y", "es", "una", "por", "con",
+static const char *const stop_es[] = {"el", "los", "las", "pero", "es", "una", "por", "con",
                                       "para", "del", "se", "que", "como", "al", "su", NULL};
-static const char *const stop_it[] = {"il", "di", "che", "e", "della", "per", "non", "sono",
+static const char *const stop_it[] = {"il", "di", "che", "anche", "della", "per", "non", "sono",
                                       "gli", "con", "del", "una", "nel", "alla", "si", NULL};
-static const char *const stop_pt[] = {"o", "os", "as", "da", "do", "e", "em", "um",
+static const char *const stop_pt[] = {"pelo", "os", "as", "da", "do", "mais", "em", "um",
                                       "para", "com", "nao", "uma", "dos", "ao", "que", NULL};
 static const char *const stop_nl[] = {"de", "het", "een", "en", "van", "is", "niet", "dat",
                                       "op", "te", "zijn", "voor", "met", "die", "ook", NULL};
@@ -257,17 +258,18 @@ int store_guess_lang(const char *text, size_t len)
     int n = (int)CN_MIN(len, (size_t)GUESS_BYTES);
     walker w = {guess_word, guess_cjk, &g};
     walk(text, n, &w);
-    /* CJK when those characters outnumber the words of other scripts (a
-    ** Japanese page quotes English commands; each character is worth about
-    ** half a word). Kana make it Japanese, Hangul Korean, Han alone Chinese. */
+    /* CJK when those characters are at least as many as the words of other
+    ** scripts: a Japanese manual's page is full of commands, options and
+    ** LaTeX (and a CJK word is only two or three characters). Kana make it
+    ** Japanese, Hangul Korean, Han alone Chinese. */
     int cjk = g.han + g.kana + g.hangul;
-    if (cjk > 0 && cjk >= g.words * 2) {
+    if (cjk > 0 && cjk >= g.words) {
         if (g.kana > 0 && g.kana >= g.hangul)
             return STORE_LANG_JA;
         return g.hangul > 0 ? STORE_LANG_KO : STORE_LANG_ZH;
     }
     /* The language with the most stop-word hits, if it stands out: at least
-    ** two hits and more than any other (ties, or almost no evidence, stay
+    ** three hits and more than any other (ties, or almost no evidence, stay
     ** English: the default stemmer, as before). */
     int best = STORE_LANG_EN, second = 0;
     for (int l = 0; l < STORE_N_LANGS; l++) {
@@ -277,7 +279,7 @@ int store_guess_lang(const char *text, size_t len)
         } else if (l != best && g.hits[l] > second)
             second = g.hits[l];
     }
-    if (best == STORE_LANG_EN || g.hits[best] < 2 || g.hits[best] <= second)
+    if (best == STORE_LANG_EN || g.hits[best] < 3 || g.hits[best] <= second)
         return STORE_LANG_EN;
     return best;
 }
