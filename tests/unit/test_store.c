@@ -866,6 +866,43 @@ TEST(store_keyword_search_passage_language)
     cn_arena_free(&a);
 }
 
+TEST(store_keyword_search_long_runs)
+{
+    /* A CJK run longer than the tokenizer's piece (64 characters) keeps
+    ** every bigram, across the cut too; a 3000-letter word is cut, not a
+    ** failure. */
+    const char *path = tmp_file("runs.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 22);
+    cn_err e = {0};
+    char text[8192];
+    size_t len = 0;
+    for (int i = 0; i < 63; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "あ");
+    len += (size_t)snprintf(text + len, sizeof text - len, "編設定");
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "い");
+    len += (size_t)snprintf(text + len, sizeof text - len, "終わり ");
+    for (int i = 0; i < 3000 && len < sizeof text - 16; i++)
+        text[len++] = "abc"[i % 3];
+    len += (size_t)snprintf(text + len, sizeof text - len, " tail");
+    store_doc_in d = text_doc(&a, "/long.txt", 500, text);
+    EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+    store_hit hits[4];
+    static const char *const q[] = {"あ編", "編設", "設定", "定い", "終わり", "tail"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(q); i++)
+        if (store_search_keyword(s, q[i], 4, &a, hits, NULL, &e) != 1)
+            test_fail_at(__FILE__, __LINE__, "query [%s] did not find the passage (%s)", q[i],
+                         e.msg);
+    EXPECT_EQ_INT(store_search_keyword(s, "設い", 4, &a, hits, NULL, &e), 0);
+    EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+    store_close(s);
+    cn_arena_free(&a);
+}
+
 TEST(store_guesses_languages)
 {
     static const struct { const char *text; int lang; } cases[] = {
