@@ -16,7 +16,8 @@ OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c17 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow -Wvla \
            -Isrc -Itests $(shell pkg-config --cflags $(PKGS)) $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS)) $(MUPDF_LIBS) -lm -lpthread
+# libstemmer (Snowball) has no pkg-config file on Debian 12
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) $(MUPDF_LIBS) -lstemmer -lm -lpthread
 LDFLAGS := $(SAN)
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))

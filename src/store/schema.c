@@ -19,15 +19,15 @@
 #include <unistd.h>
 
 /*
-** Tokenizer: unicode61 cuts words at Unicode separators (letters, digits and
-** private-use characters make words), folds case, and with remove_diacritics 2
-** folds accents ("résumé" = "resume"); porter on top maps English inflections
-** to one stem ("printers", "printing" = "print"). Both the passages and the
-** queries go through it, so other languages still match word for word.
-** search.c cuts queries with this same string: changing it needs a
-** migration that rebuilds passages_fts.
+** The tokenizer passages_fts was created with in versions 1 and 2:
+** unicode61 cuts words at Unicode separators, folds case, and with
+** remove_diacritics 2 folds accents ("résumé" = "resume"); porter on top maps
+** English inflections to one stem. Version 3 replaces it with our own
+** "cairn" tokenizer (tokenize.c: a Snowball stemmer per language, CJK
+** bigrams), which search.c also cuts queries with. A released migration
+** never changes, so version 1 still creates the old one.
 */
-const char store_fts_tokenizer[] = "porter unicode61 remove_diacritics 2";
+static const char tokenizer_v1[] = "porter unicode61 remove_diacritics 2";
 
 /* Version 1: documents, their pages and passages, and the keyword index. */
 static const char sql_v1[] =
@@ -105,16 +105,38 @@ static const char sql_v2[] =
     /* (model_id, passage_id): a model's vectors load in passage order, no sort */
     "CREATE INDEX embeddings_model ON embeddings(model_id, passage_id);";
 
+/*
+** Version 3: keyword search that survives inflection and other languages.
+** Each page gets its language (cairn_lang, a stop-word guess), and the
+** keyword index is rebuilt with the "cairn" tokenizer. passages_fts is an
+** external-content table, so dropping it loses no text: 'rebuild' re-reads
+** every passage. The triggers on passages name the table, not its
+** tokenizer, and keep working. Needs the connection's tokenizer and
+** cairn_lang (store_open registers both first).
+*/
+static const char sql_v3[] =
+    "ALTER TABLE pages ADD COLUMN lang TEXT;"
+    "UPDATE pages SET lang = cairn_lang(text);"
+    "CREATE INDEX pages_lang ON pages(lang);"
+    "DROP TABLE passages_fts;"
+    "CREATE VIRTUAL TABLE passages_fts USING fts5(heading, text,"
+    "  content='passages', content_rowid='id', tokenize='%s');"
+    "INSERT INTO passages_fts(passages_fts, rank) VALUES ('rank', 'bm25(0.5, 1.0)');"
+    "INSERT INTO passages_fts(passages_fts) VALUES ('rebuild');";
+
 typedef struct migration {
     int version;
     const char *what;
-    const char *sql;                          /* may hold one %s: the FTS tokenizer */
+    const char *sql;                          /* may hold one %s: tokenizer */
+    const char *tokenizer;                    /* the FTS tokenizer for sql's %s, or NULL */
     int (*fn)(sqlite3 *db, cn_err *err);      /* after sql, or NULL */
 } migration;
 
 static const migration migrations[] = {
-    {1, "documents, pages, passages and their keyword index", sql_v1, NULL},
-    {2, "embeddings per passage and model", sql_v2, NULL},
+    {1, "documents, pages, passages and their keyword index", sql_v1, tokenizer_v1, NULL},
+    {2, "embeddings per passage and model", sql_v2, NULL, NULL},
+    {3, "page languages; keyword index with stemming per language and CJK bigrams", sql_v3,
+     STORE_TOKENIZER, NULL},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -261,7 +283,7 @@ static int migrate_one(sqlite3 *db, const char *path, const migration *m, cn_err
     int64_t ver = 0;
     rc = pragma_int(db, path, "PRAGMA user_version", &ver, err);
     if (rc == CN_OK && ver < m->version) {
-        char *sql = sqlite3_mprintf(m->sql, store_fts_tokenizer);
+        char *sql = sqlite3_mprintf(m->sql, m->tokenizer ? m->tokenizer : "");
         if (!sql)
             rc = cn_fail(err, CN_ENOMEM, "%s: %s: out of memory", path, what);
         else

@@ -2,9 +2,9 @@
 ** search.c: keyword search over the passages (FTS5, bm25).
 **
 ** The user's words never reach FTS5 as query syntax. The query is cut into
-** words by the index's own tokenizer (store_fts_tokenizer, reached through
+** words by the index's own tokenizer ("cairn", tokenize.c, reached through
 ** the fts5_api), so a query word is exactly what the passages were indexed
-** under; each word's original spelling then goes into the MATCH expression
+** under (stemmed in each language of the library: its alternatives); each word's original spelling then goes into the MATCH expression
 ** as a quoted string. Operators and punctuation -- "NEAR(", "AND (", a lone
 ** '"', "col:x*", '^', '-' -- are separators or plain words, never syntax.
 **
@@ -35,19 +35,24 @@
 #define MAX_TERMS 32
 #define MAX_QUERY_BYTES 4096
 #define MAX_TOKEN 128
+#define MAX_ALTS 8 /* stems of one word in the library's languages */
 
 typedef struct term {
     const char *p; /* the word as the user wrote it, in the query */
     size_t len;
-    char tok[MAX_TOKEN]; /* the word as the index knows it (folded, stemmed) */
-    int tok_len;
-    int64_t df; /* passages holding it */
+    /* the word as the index knows it (folded, stemmed): tok[0], and its
+    ** stems in the library's other languages */
+    char tok[MAX_ALTS][MAX_TOKEN];
+    int tok_len[MAX_ALTS], n_tok;
+    int64_t df; /* passages holding it (the sum over its stems: at most
+                   that many) */
 } term;
 
 typedef struct split_ctx {
     const char *query;
     term *t;
     int n, max;
+    bool skipping; /* the current word was not kept: skip its alternatives */
 } split_ctx;
 
 static const char *const stop_words[] = {
@@ -84,26 +89,19 @@ static fts5_api *fts5_api_of(sqlite3 *db)
     return api;
 }
 
-/* Create the tokenizer named by store_fts_tokenizer ("porter unicode61 ...")
-** and the vocabulary view of the index, once per store. */
+/* Create an instance of the index's tokenizer and the vocabulary view of the
+** index, once per store. */
 static int search_init(store *s, cn_err *err)
 {
     if (s->fts_tokenizer)
         return CN_OK;
-    char spec[128];
-    snprintf(spec, sizeof spec, "%s", store_fts_tokenizer);
-    const char *argv[8];
-    int argc = 0;
-    for (char *save = NULL, *w = strtok_r(spec, " ", &save); w && argc < 8;
-         w = strtok_r(NULL, " ", &save))
-        argv[argc++] = w;
     fts5_api *api = fts5_api_of(s->db);
     void *ud = NULL;
-    if (!api || argc < 1 || api->xFindTokenizer(api, argv[0], &ud, &s->fts_tok) != SQLITE_OK ||
-        s->fts_tok.xCreate(ud, argv + 1, argc - 1, &s->fts_tokenizer) != SQLITE_OK) {
+    if (!api || api->xFindTokenizer(api, STORE_TOKENIZER, &ud, &s->fts_tok) != SQLITE_OK ||
+        s->fts_tok.xCreate(ud, NULL, 0, &s->fts_tokenizer) != SQLITE_OK) {
         s->fts_tokenizer = NULL;
-        return cn_fail(err, CN_EUNSUPPORTED, "%s: SQLite's FTS5 tokenizer \"%s\" is not available",
-                       s->path, store_fts_tokenizer);
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: the FTS5 tokenizer \"%s\" is not available",
+                       s->path, STORE_TOKENIZER);
     }
     /* temp: lives in this connection only, nothing is written to the file. */
     int rc = sqlite3_exec(s->db,
@@ -127,24 +125,66 @@ void store_search_release(store *s)
 static int on_token(void *ctx, int tflags, const char *tok, int n_tok, int start, int end)
 {
     split_ctx *c = ctx;
-    if ((tflags & FTS5_TOKEN_COLOCATED) || n_tok <= 0 || n_tok > MAX_TOKEN || end <= start)
+    bool alt = tflags & FTS5_TOKEN_COLOCATED;
+    if (alt && c->skipping)
         return SQLITE_OK;
+    if (n_tok <= 0 || n_tok > MAX_TOKEN || end <= start) {
+        c->skipping = !alt;
+        return SQLITE_OK;
+    }
+    if (alt) { /* another language's stem of the last word */
+        if (c->n == 0)
+            return SQLITE_OK;
+        term *t = &c->t[c->n - 1];
+        if (t->n_tok < MAX_ALTS) {
+            memcpy(t->tok[t->n_tok], tok, (size_t)n_tok);
+            t->tok_len[t->n_tok++] = n_tok;
+        }
+        return SQLITE_OK;
+    }
+    c->skipping = true;
     for (int i = 0; i < c->n; i++)
-        if (c->t[i].tok_len == n_tok && memcmp(c->t[i].tok, tok, (size_t)n_tok) == 0)
+        if (c->t[i].tok_len[0] == n_tok && memcmp(c->t[i].tok[0], tok, (size_t)n_tok) == 0)
             return SQLITE_OK; /* "printer printers": one word */
     if (c->n == c->max)
         return SQLITE_DONE; /* enough words */
+    c->skipping = false;
     term *t = &c->t[c->n++];
     t->p = c->query + start;
     t->len = (size_t)(end - start);
-    memcpy(t->tok, tok, (size_t)n_tok);
-    t->tok_len = n_tok;
+    memcpy(t->tok[0], tok, (size_t)n_tok);
+    t->tok_len[0] = n_tok;
+    t->n_tok = 1;
     t->df = 0;
     return SQLITE_OK;
 }
 
 /* ---- document frequencies ---------------------------------------------- */
 
+/* The languages of the library's pages, which queries are stemmed in. */
+static int read_langs(store *s, cn_err *err)
+{
+    sqlite3_stmt *st = store_stmt(s, Q_LANGS, err);
+    if (!st)
+        return err ? err->code : CN_EIO;
+    unsigned mask = 0;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *code = (const char *)sqlite3_column_text(st, 0);
+        int l = code ? store_lang_of_code(code, (size_t)sqlite3_column_bytes(st, 0)) : -1;
+        if (l >= 0)
+            mask |= 1u << l;
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return store_fail(s, src, "reading the library's languages", err);
+    if (s->query_langs)
+        s->query_langs->mask = mask;
+    return CN_OK;
+}
+
+/* The passage count and the library's languages, read again only when the
+** database changed. */
 static int passage_count(store *s, int64_t *n, cn_err *err)
 {
     int64_t dv = -1;
@@ -166,6 +206,9 @@ static int passage_count(store *s, int64_t *n, cn_err *err)
     sqlite3_reset(st);
     if (src != SQLITE_ROW)
         return store_fail(s, src, "counting passages", err);
+    int rc = read_langs(s, err);
+    if (rc != CN_OK)
+        return rc;
     s->n_rows = *n;
     s->n_rows_data_version = dv;
     s->n_rows_changes = changes;
@@ -175,15 +218,18 @@ static int passage_count(store *s, int64_t *n, cn_err *err)
 
 static int lookup_df(store *s, term *t, cn_err *err)
 {
-    sqlite3_stmt *st = store_stmt(s, Q_VOCAB_DF, err);
-    if (!st)
-        return err ? err->code : CN_EIO;
-    sqlite3_bind_text(st, 1, t->tok, t->tok_len, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    t->df = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return store_fail(s, src, "keyword search", err);
+    t->df = 0;
+    for (int i = 0; i < t->n_tok; i++) {
+        sqlite3_stmt *st = store_stmt(s, Q_VOCAB_DF, err);
+        if (!st)
+            return err ? err->code : CN_EIO;
+        sqlite3_bind_text(st, 1, t->tok[i], t->tok_len[i], SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        t->df += src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (src != SQLITE_ROW && src != SQLITE_DONE)
+            return store_fail(s, src, "keyword search", err);
+    }
     return CN_OK;
 }
 
@@ -252,9 +298,14 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
     if (rc != CN_OK)
         return rc;
 
+    /* The library's languages first: the tokenizer stems the query in each. */
+    int64_t n_rows = 0;
+    if ((rc = passage_count(s, &n_rows, err)) != CN_OK)
+        return rc;
+
     /* Words, as the index cuts them. */
     term words[MAX_TERMS];
-    split_ctx c = {query, words, 0, MAX_TERMS};
+    split_ctx c = {query, words, 0, MAX_TERMS, false};
     int len = (int)strnlen(query, MAX_QUERY_BYTES);
     int src = s->fts_tok.xTokenize(s->fts_tokenizer, &c, FTS5_TOKENIZE_QUERY, query, len, on_token);
     if (src != SQLITE_OK && src != SQLITE_DONE)
@@ -269,9 +320,6 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
     if (n_content == 0)
         for (int i = 0; i < c.n; i++)
             content[n_content++] = &words[i];
-    int64_t n_rows = 0;
-    if (n_content > 0 && (rc = passage_count(s, &n_rows, err)) != CN_OK)
-        return rc;
     for (int i = 0; i < n_content; i++) {
         if ((rc = lookup_df(s, content[i], err)) != CN_OK)
             return rc;

@@ -29,7 +29,8 @@ static const char *const sql_table[Q_COUNT] = {
                      " title = ?6, n_pages = ?7, n_passages = ?8, status = ?9, error = ?10,"
                      " indexed_at = ?11 WHERE id = ?1",
     [Q_PAGES_DELETE] = "DELETE FROM pages WHERE doc_id = ?1",
-    [Q_PAGE_INSERT] = "INSERT INTO pages (doc_id, number, text) VALUES (?1, ?2, ?3)",
+    [Q_PAGE_INSERT] = "INSERT INTO pages (doc_id, number, text, lang)"
+                      " VALUES (?1, ?2, ?3, cairn_lang(?3))",
     [Q_PASSAGE_MAX] = "SELECT max(id) FROM passages WHERE doc_id = ?1",
     [Q_PASSAGE_INSERT] = "INSERT INTO passages (doc_id, page_start, page_end, off_start, off_end,"
                          " heading, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -63,6 +64,7 @@ static const char *const sql_table[Q_COUNT] = {
     /* temp.store_vocab is created by search.c before first use */
     [Q_VOCAB_DF] = "SELECT doc FROM temp.store_vocab WHERE term = ?1",
     [Q_PASSAGE_COUNT] = "SELECT count(*) FROM passages",
+    [Q_LANGS] = "SELECT DISTINCT lang FROM pages WHERE lang IS NOT NULL",
 };
 
 /* ---- helpers shared with search.c and embed.c -------------------------- */
@@ -205,6 +207,13 @@ int store_open(store **out, const char *path, cn_err *err)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+    /* before any statement touches passages_fts, which needs it */
+    src = store_tokenizer_register(s->db, &s->query_langs);
+    if (src != SQLITE_OK) {
+        rc = store_sqlfail(s->db, path, src, "registering the keyword tokenizer", err);
+        store_close(s);
+        return rc;
+    }
 
     /* Look before writing anything: a newer schema or another program's
     ** database is refused while the file is still as we found it. */

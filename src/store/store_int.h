@@ -13,6 +13,34 @@
 /* PRAGMA application_id of a Cairn library: "Crn1". */
 #define STORE_APP_ID 0x43726e31
 
+/* ---- tokenize.c --------------------------------------------------------- */
+
+/* Languages of the texts, as pages.lang stores them (store_lang_code). */
+enum {
+    STORE_LANG_EN, STORE_LANG_FR, STORE_LANG_DE, STORE_LANG_ES, STORE_LANG_IT,
+    STORE_LANG_PT, STORE_LANG_NL, STORE_LANG_RU, STORE_LANG_JA, STORE_LANG_ZH,
+    STORE_LANG_KO, STORE_N_LANGS
+};
+
+/* The name passages_fts is created with (schema version 3 on). */
+#define STORE_TOKENIZER "cairn"
+
+/* What every "cairn" tokenizer of a connection stems queries with: a bit
+** per STORE_LANG_* (0: English). */
+typedef struct store_tok_langs {
+    unsigned mask;
+} store_tok_langs;
+
+/* Register the "cairn" FTS5 tokenizer and the SQL function cairn_lang(text)
+** on db; *langs receives the connection's query languages. An SQLite code. */
+int store_tokenizer_register(sqlite3 *db, store_tok_langs **langs);
+
+/* Guess the language of text (STORE_LANG_*; English when unsure). */
+int store_guess_lang(const char *text, size_t len);
+const char *store_lang_code(int lang);
+/* STORE_LANG_* of a code ("fr"), or -1. */
+int store_lang_of_code(const char *code, size_t len);
+
 /* Cached statements, one per entry of store.c's sql table. */
 enum {
     Q_DOC_BY_PATH,
@@ -35,6 +63,7 @@ enum {
     Q_WITHOUT_EMBEDDING,
     Q_VOCAB_DF,
     Q_PASSAGE_COUNT,
+    Q_LANGS,
     Q_COUNT
 };
 
@@ -50,6 +79,9 @@ struct store {
     Fts5Tokenizer *fts_tokenizer;
     int64_t n_rows, n_rows_data_version, n_rows_changes;
     bool n_rows_valid;
+    /* tokenize.c: the languages queries are stemmed in, shared with every
+    ** "cairn" tokenizer of this connection (the connection owns it). */
+    store_tok_langs *query_langs;
 };
 
 /* The cached statement q, prepared on first use; reset and unbound. NULL
@@ -99,8 +131,5 @@ int store_schema_inspect(sqlite3 *db, const char *path, int *version, cn_err *er
 ** transaction per step. The tests call it with an older target to build a
 ** library as an older Cairn left it. */
 int store_schema_migrate(sqlite3 *db, const char *path, int target, cn_err *err);
-
-/* The FTS5 tokenizer of passages_fts. */
-extern const char store_fts_tokenizer[];
 
 #endif

@@ -284,6 +284,55 @@ TEST(store_migrates_older_schema)
     cn_arena_free(&a);
 }
 
+TEST(store_migrates_v2_keyword_index)
+{
+    /* Version 2 indexed with porter/unicode61: a Japanese run was one token
+    ** and pages had no language. Opening rebuilds the index (version 3). */
+    const char *path = tmp_file("v2.db");
+    sqlite3 *db;
+    EXPECT_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    cn_err e = {0};
+    EXPECT_EQ_INT(store_schema_migrate(db, path, 2, &e), CN_OK);
+    EXPECT_EQ_INT(sqlite3_exec(db,
+                               "INSERT INTO documents (path, hash, size, mtime_ns, kind, title,"
+                               " n_pages, n_passages, status, added_at, indexed_at) VALUES"
+                               " ('/ja.txt', printf('%064d', 7), 10, 1, 'text', 'J', 1, 1,"
+                               "  'ok', 1, 1);"
+                               "INSERT INTO pages (doc_id, number, text) VALUES (1, 1,"
+                               " '設定ファイルを編集してください');"
+                               "INSERT INTO passages (doc_id, page_start, page_end, off_start,"
+                               " off_end, text) VALUES (1, 1, 1, 0, 45,"
+                               " '設定ファイルを編集してください');",
+                               NULL, NULL, NULL),
+                  SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH '設定'", -1,
+                       &st, NULL);
+    EXPECT_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    EXPECT_EQ_INT(sqlite3_column_int(st, 0), 0); /* the old index: one token for the run */
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    EXPECT_EQ_INT(q1(s, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE lang = 'ja'"), 1);
+    cn_arena a;
+    cn_arena_init(&a, 1 << 20);
+    store_hit hits[4];
+    EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "編集", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+    store_close(s);
+    /* and it stays so when opened again */
+    s = open_ok(path);
+    if (s)
+        EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, &e), 1);
+    store_close(s);
+    cn_arena_free(&a);
+}
+
 /* Open must fail with code and a message containing want, leaving the file
 ** byte for byte as it was. */
 static void expect_refused(const char *path, int code, const char *want)
@@ -698,6 +747,187 @@ TEST(store_list_and_prune)
 
 /* ---- keyword search ---------------------------------------------------- */
 
+/* A one-page, one-passage document whose only text is text. */
+static store_doc_in text_doc(cn_arena *a, const char *path, uint64_t seed, const char *text)
+{
+    store_doc_in d = make_doc(a, path, seed, 1, 1, NULL, 0);
+    store_page_in *pg = (store_page_in *)d.pages;
+    store_passage_in *ps = (store_passage_in *)d.passages;
+    pg->text = ps->text = cn_arena_strndup(a, text, strlen(text));
+    pg->len = ps->len = ps->off_end = strlen(text);
+    ps->off_start = 0;
+    ps->heading = NULL;
+    return d;
+}
+
+/* Does one of hits[0..n) come from path? */
+static bool hits_have(const store_hit *hits, int n, const char *path)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(hits[i].path, path) == 0)
+            return true;
+    return false;
+}
+
+TEST(store_keyword_search_languages)
+{
+    const char *path = tmp_file("langs.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 22);
+    cn_err e = {0};
+    static const char *const docs[][2] = {
+        {"/en.pdf", "The pump connection must be tightened before the system is started, and the "
+                    "valve is checked. Send the résumé to the office."},
+        {"/fr.pdf", "L'installation du logiciel est simple : lancez le programme et suivez les "
+                    "instructions de la fenêtre."},
+        {"/de.pdf", "Die Installation der Software ist einfach und dauert nicht lange mit dem "
+                    "Assistenten."},
+        {"/ja.pdf", "設定ファイルを編集してから、サーバーを再起動してください。"},
+        {"/ru.pdf", "Для установки программы запустите файл и следуйте инструкциям на экране."},
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(docs); i++) {
+        store_doc_in d = text_doc(&a, docs[i][0], 300 + i, docs[i][1]);
+        EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+    }
+    /* Each page's language is guessed and stored. */
+    static const char *const want_lang[] = {"en", "fr", "de", "ja", "ru"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(docs); i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM pages JOIN documents AS d ON d.id = doc_id"
+                 " WHERE d.path = '%s' AND lang = '%s'", docs[i][0], want_lang[i]);
+        if (q1(s, sql) != 1)
+            test_fail_at(__FILE__, __LINE__, "%s: page language is not %s", docs[i][0],
+                         want_lang[i]);
+    }
+
+    store_hit hits[8];
+    int n = 0;
+    static const char *const finds[][2] = {
+        {"connecting", "/en.pdf"},     /* English inflections (Snowball English) */
+        {"pumps", "/en.pdf"},
+        {"resume", "/en.pdf"},         /* accents folded */
+        {"installer", "/fr.pdf"},      /* French: installation = installer = installez */
+        {"installez", "/fr.pdf"},
+        {"Installationen", "/de.pdf"}, /* German plural */
+        {"設定", "/ja.pdf"},            /* a 2-character word inside a longer run */
+        {"再起動", "/ja.pdf"},
+        {"サーバー", "/ja.pdf"},
+        {"установка", "/ru.pdf"},      /* Russian: установки = установка */
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(finds); i++) {
+        e.msg[0] = 0;
+        int got = store_search_keyword(s, finds[i][0], 8, &a, hits, &n, &e);
+        if (got < 1 || !hits_have(hits, n, finds[i][1]))
+            test_fail_at(__FILE__, __LINE__, "query [%s]: %d hits, none from %s (%s)",
+                         finds[i][0], got, finds[i][1], e.msg);
+    }
+    /* A bigram that is not in the text finds nothing; nor does a stem that
+    ** only looks alike. */
+    EXPECT_EQ_INT(store_search_keyword(s, "動作", 8, &a, hits, &n, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(s, "pumpkin", 8, &a, hits, &n, &e), 0);
+    EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+    store_close(s);
+    cn_arena_free(&a);
+}
+
+TEST(store_keyword_search_passage_language)
+{
+    /* A French page whose passage is a few English words: the page is
+    ** guessed French, the passage (too little to tell) is indexed in
+    ** English, so queries are stemmed in English too, whatever the
+    ** library's pages are. */
+    const char *path = tmp_file("passlang.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 20);
+    cn_err e = {0};
+    const char *fr = "Le programme est lancé et la fenêtre de la configuration s'ouvre dans le "
+                     "coin. ";
+    char text[512];
+    snprintf(text, sizeof text, "%sPrinting pumps.", fr);
+    store_doc_in d = text_doc(&a, "/mixed.pdf", 400, text);
+    store_passage_in *ps = (store_passage_in *)d.passages;
+    ps->off_start = strlen(fr);
+    ps->text = d.pages[0].text + ps->off_start;
+    ps->len = ps->off_end - ps->off_start;
+    EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE lang = 'fr'"), 1);
+    EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE lang <> 'fr'"), 0);
+    store_hit hits[4];
+    EXPECT_EQ_INT(store_search_keyword(s, "printed", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "pump", 4, &a, hits, NULL, &e), 1);
+    store_close(s);
+    cn_arena_free(&a);
+}
+
+TEST(store_keyword_search_long_runs)
+{
+    /* A CJK run longer than the tokenizer's piece (64 characters) keeps
+    ** every bigram, across the cut too; a 3000-letter word is cut, not a
+    ** failure. */
+    const char *path = tmp_file("runs.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 22);
+    cn_err e = {0};
+    char text[8192];
+    size_t len = 0;
+    for (int i = 0; i < 63; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "あ");
+    len += (size_t)snprintf(text + len, sizeof text - len, "編設定");
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "い");
+    len += (size_t)snprintf(text + len, sizeof text - len, "終わり ");
+    for (int i = 0; i < 3000 && len < sizeof text - 16; i++)
+        text[len++] = "abc"[i % 3];
+    len += (size_t)snprintf(text + len, sizeof text - len, " tail");
+    store_doc_in d = text_doc(&a, "/long.txt", 500, text);
+    EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+    store_hit hits[4];
+    static const char *const q[] = {"あ編", "編設", "設定", "定い", "終わり", "tail"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(q); i++)
+        if (store_search_keyword(s, q[i], 4, &a, hits, NULL, &e) != 1)
+            test_fail_at(__FILE__, __LINE__, "query [%s] did not find the passage (%s)", q[i],
+                         e.msg);
+    EXPECT_EQ_INT(store_search_keyword(s, "設い", 4, &a, hits, NULL, &e), 0);
+    EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+    store_close(s);
+    cn_arena_free(&a);
+}
+
+TEST(store_guesses_languages)
+{
+    static const struct { const char *text; int lang; } cases[] = {
+        {"The cat is on the table and the dog is in the garden.", STORE_LANG_EN},
+        {"Le chat est sur la table et le chien est dans le jardin.", STORE_LANG_FR},
+        {"Die Katze ist auf dem Tisch und der Hund ist im Garten.", STORE_LANG_DE},
+        {"El gato está en la mesa y el perro está en el jardín con los niños.", STORE_LANG_ES},
+        {"Il gatto è sul tavolo e il cane non è nel giardino della casa.", STORE_LANG_IT},
+        {"De kat is op de tafel en het is niet de hond van de buren.", STORE_LANG_NL},
+        {"Кошка на столе, и собака в саду, что не удивительно.", STORE_LANG_RU},
+        {"設定ファイルを編集してから再起動してください。", STORE_LANG_JA},
+        {"配置文件位于系统目录中。", STORE_LANG_ZH},
+        {"설정 파일을 편집한 후 다시 시작하십시오.", STORE_LANG_KO},
+        {"kalo mine ruta", STORE_LANG_EN}, /* no evidence: English */
+        {"", STORE_LANG_EN},
+        {"\xff\xfe\xc3", STORE_LANG_EN},
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(cases); i++) {
+        int got = store_guess_lang(cases[i].text, strlen(cases[i].text));
+        if (got != cases[i].lang)
+            test_fail_at(__FILE__, __LINE__, "[%s]: guessed %s, want %s", cases[i].text,
+                         store_lang_code(got), store_lang_code(cases[i].lang));
+    }
+}
+
 TEST(store_keyword_search)
 {
     const char *path = tmp_file("search.db");
@@ -742,7 +972,7 @@ TEST(store_keyword_search)
     EXPECT_STR(hits[0].path, "/lib/12.pdf");
     EXPECT_EQ_INT(store_search_keyword(s, "résumé", 3, &a, hits, &n, &e), 1);
     EXPECT_EQ_INT(store_search_keyword(s, "Résumé", 3, &a, hits, &n, &e), 1);
-    /* Inflections (porter): "printed" = "print" = "printing"; "printers" = "printer". */
+    /* Inflections (Snowball English): "printed" = "print" = "printing"; "printers" = "printer". */
     EXPECT_EQ_INT(store_search_keyword(s, "printed", 10, &a, hits, &n, &e), 1);
     EXPECT_STR(hits[0].path, "/lib/15.pdf");
     EXPECT_EQ_INT(store_search_keyword(s, "printers", 10, &a, hits, &n, &e), 2);
