@@ -161,3 +161,20 @@ int cli_run_option(const char *cmd, cli_run_args *a, int opt, const char *v)
     return 1;
 #undef BAD
 }
+
+int cli_encoder_option(const char *cmd, eng_opts *o, int opt, const char *v)
+{
+    long n;
+    if (opt == 't') {
+        if (!cli_int(v, 1, 512, &n))
+            return cli_usage(cmd, "-t %s: expected 1 to 512", v);
+        o->n_threads = (int)n;
+    } else if (opt == 'b') {
+        if (!cli_int(v, 1, 1 << 16, &n))
+            return cli_usage(cmd, "-b %s: expected 1 to 65536", v);
+        o->n_batch = (int)n;
+    } else {
+        return 0;
+    }
+    return 1;
+}

@@ -78,6 +78,10 @@ enum {
     CLI_OPT_FIRST_FREE = 300 /* a command's own long-only options start here */
 };
 
+/* The encoder commands' (embed, rerank) -t N and -b N: 1 if opt was one of
+** them, 0 if not, 2 (after printing) for a bad value. */
+int cli_encoder_option(const char *cmd, eng_opts *o, int opt, const char *v);
+
 /* ---- options shared by the model-running commands (args.c) ---------- */
 
 #define CLI_MAX_STOP 8

@@ -174,7 +174,6 @@ int cmd_embed(int argc, char **argv)
         {"json", no_argument, NULL, CLI_OPT_JSON}, {"bench", no_argument, NULL, OPT_BENCH},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
-    long v;
     while ((c = cli_getopt("embed", argc, argv, ":m:t:b:h", longs)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
@@ -182,14 +181,9 @@ int cmd_embed(int argc, char **argv)
         case CLI_OPT_JSON: json = true; break;
         case OPT_BENCH: do_bench = true; break;
         case 't':
-            if (!cli_int(optarg, 1, 512, &v))
-                return cli_usage("embed", "-t %s: expected 1 to 512", optarg);
-            o.n_threads = (int)v;
-            break;
         case 'b':
-            if (!cli_int(optarg, 1, 1 << 16, &v))
-                return cli_usage("embed", "-b %s: expected 1 to 65536", optarg);
-            o.n_batch = (int)v;
+            if (cli_encoder_option("embed", &o, c, optarg) != 1)
+                return 2;
             break;
         case 'h': printf("%s", help); return 0;
         default: return 2;

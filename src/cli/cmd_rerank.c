@@ -90,7 +90,6 @@ int cmd_rerank(int argc, char **argv)
         {"pair-format", required_argument, NULL, OPT_PAIR_FORMAT},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
-    long v;
     while ((c = cli_getopt("rerank", argc, argv, ":m:t:b:h", longs)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
@@ -105,14 +104,9 @@ int cmd_rerank(int argc, char **argv)
                 return cli_usage("rerank", "--pair-format %s: expected bert or sep-sep", optarg);
             break;
         case 't':
-            if (!cli_int(optarg, 1, 512, &v))
-                return cli_usage("rerank", "-t %s: expected 1 to 512", optarg);
-            o.n_threads = (int)v;
-            break;
         case 'b':
-            if (!cli_int(optarg, 1, 1 << 16, &v))
-                return cli_usage("rerank", "-b %s: expected 1 to 65536", optarg);
-            o.n_batch = (int)v;
+            if (cli_encoder_option("rerank", &o, c, optarg) != 1)
+                return 2;
             break;
         case 'h': printf("%s", help); return 0;
         default: return 2;

@@ -77,25 +77,13 @@ static bool is_stop_word(const term *t) { return store_is_stop_word(t->p, t->len
 
 /* ---- the index's tokenizer --------------------------------------------- */
 
-static fts5_api *fts5_api_of(sqlite3 *db)
-{
-    fts5_api *api = NULL;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return api;
-}
-
 /* Create an instance of the index's tokenizer and the vocabulary view of the
 ** index, once per store. */
 static int search_init(store *s, cn_err *err)
 {
     if (s->fts_tokenizer)
         return CN_OK;
-    fts5_api *api = fts5_api_of(s->db);
+    fts5_api *api = store_fts5_api(s->db);
     void *ud = NULL;
     if (!api || api->xFindTokenizer(api, STORE_TOKENIZER, &ud, &s->fts_tok) != SQLITE_OK ||
         s->fts_tok.xCreate(ud, NULL, 0, &s->fts_tokenizer) != SQLITE_OK) {

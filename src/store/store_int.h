@@ -34,6 +34,9 @@ typedef struct store_tok_langs {
 /* Register the "cairn" FTS5 tokenizer and the SQL function cairn_lang(text)
 ** on db; *langs receives the connection's query languages. An SQLite code. */
 int store_tokenizer_register(sqlite3 *db, store_tok_langs **langs);
+/* The FTS5 extension API of db (SQLite's documented `SELECT fts5(?1)`
+** handshake), or NULL. */
+fts5_api *store_fts5_api(sqlite3 *db);
 
 /* Guess the language of text (STORE_LANG_*; English when unsure). */
 int store_guess_lang(const char *text, size_t len);

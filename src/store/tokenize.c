@@ -420,9 +420,8 @@ static int tok_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text
 
 static void langs_free(void *p) { sqlite3_free(p); }
 
-int store_tokenizer_register(sqlite3 *db, store_tok_langs **langs_out)
+fts5_api *store_fts5_api(sqlite3 *db)
 {
-    *langs_out = NULL;
     fts5_api *api = NULL;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
@@ -430,6 +429,13 @@ int store_tokenizer_register(sqlite3 *db, store_tok_langs **langs_out)
         sqlite3_step(st);
     }
     sqlite3_finalize(st);
+    return api;
+}
+
+int store_tokenizer_register(sqlite3 *db, store_tok_langs **langs_out)
+{
+    *langs_out = NULL;
+    fts5_api *api = store_fts5_api(db);
     if (!api)
         return SQLITE_ERROR;
     store_tok_langs *ql = sqlite3_malloc(sizeof *ql);
