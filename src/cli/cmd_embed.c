@@ -197,6 +197,10 @@ int cmd_embed(int argc, char **argv)
     eng_encoder *e = NULL;
     tok_vocab *tv = NULL;
     int rc = eng_encoder_open(&e, model, &o, &err);
+    if (!rc && eng_encoder_is_reranker(e))
+        rc = cn_fail(&err, CN_EUNSUPPORTED,
+                     "%s is a reranker (a cross-encoder), not an embedding model: use "
+                     "`cairn rerank`", model);
     if (!rc)
         rc = tok_open(&tv, eng_encoder_gguf(e), &err);
     if (rc) {

@@ -325,6 +325,27 @@ TEST(rerank_refuses_an_embedding_model)
     eng_encoder_close(e);
 }
 
+/* The other way round: a reranker given where an embedding model is wanted
+** (`cairn embed -m`, `cairn add/index -e`) is refused by name. Before, its
+** [CLS] vectors went into the library as if they were sentence embeddings. */
+TEST(rerank_is_no_embedding_model)
+{
+    const char *mp = make_reranker("rr-as-embed", NULL);
+    if (!mp)
+        return;
+    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
+    char cmd[2048], out[4096], err[4096];
+    snprintf(cmd, sizeof cmd, "%s embed -m %s 'a pump'", bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_CONTAINS(err, "is a reranker (a cross-encoder), not an embedding model");
+    snprintf(cmd, sizeof cmd,
+             "d=%s/rr-lib && mkdir -p $d && echo 'The pump must be primed first.' > $d/p.txt && "
+             "%s add --home $d/home -e %s $d/p.txt",
+             test_tmpdir(), bin, mp);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, err, sizeof err), 1);
+    EXPECT_CONTAINS(err, "rr-as-embed.gguf is a reranker");
+}
+
 /* Parse up to max numbers, one per line. */
 static int read_scores(const char *txt, double *out, int max)
 {
