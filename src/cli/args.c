@@ -178,3 +178,20 @@ int cli_encoder_option(const char *cmd, eng_opts *o, int opt, const char *v)
     }
     return 1;
 }
+
+int cli_open_encoder(const char *path, const eng_opts *o, bool reranker, eng_encoder **e,
+                     tok_vocab **v, cn_err *err)
+{
+    *e = NULL;
+    *v = NULL;
+    int rc = eng_encoder_open(e, path, o, err);
+    if (!rc)
+        rc = eng_encoder_expect(*e, reranker, err);
+    if (!rc)
+        rc = tok_open(v, eng_encoder_gguf(*e), err);
+    if (rc) {
+        eng_encoder_close(*e);
+        *e = NULL;
+    }
+    return rc;
+}

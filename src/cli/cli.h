@@ -78,6 +78,11 @@ enum {
     CLI_OPT_FIRST_FREE = 300 /* a command's own long-only options start here */
 };
 
+/* Open the encoder at path for one job (a reranker, or an embedding model
+** when reranker is false: refused otherwise) and its tokenizer. On failure
+** both are NULL and err says why. */
+int cli_open_encoder(const char *path, const eng_opts *o, bool reranker, eng_encoder **e,
+                     tok_vocab **v, cn_err *err);
 /* The encoder commands' (embed, rerank) -t N and -b N: 1 if opt was one of
 ** them, 0 if not, 2 (after printing) for a bad value. */
 int cli_encoder_option(const char *cmd, eng_opts *o, int opt, const char *v);

@@ -196,17 +196,9 @@ int cmd_embed(int argc, char **argv)
     cn_err err = {0};
     eng_encoder *e = NULL;
     tok_vocab *tv = NULL;
-    int rc = eng_encoder_open(&e, model, &o, &err);
-    if (!rc && eng_encoder_is_reranker(e))
-        rc = cn_fail(&err, CN_EUNSUPPORTED,
-                     "%s is a reranker (a cross-encoder), not an embedding model: use "
-                     "`cairn rerank`", model);
-    if (!rc)
-        rc = tok_open(&tv, eng_encoder_gguf(e), &err);
-    if (rc) {
-        eng_encoder_close(e);
+    int rc = cli_open_encoder(model, &o, false, &e, &tv, &err);
+    if (rc)
         return cli_error(&err);
-    }
     if (do_bench) {
         bench(e, model, o.n_threads ? o.n_threads : cn_physical_cores(), json);
         tok_close(tv);

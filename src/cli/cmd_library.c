@@ -448,12 +448,7 @@ static int rerank_results(const char *path, int threads, const char *q, lib_resu
     scored *s = cn_malloc_array((size_t)n, sizeof *s);
     int rc = texts && lens && sc && s ? CN_OK : cn_fail(err, CN_ENOMEM, "out of memory");
     if (!rc)
-        rc = eng_encoder_open(&e, path, &o, err);
-    if (!rc && !eng_encoder_is_reranker(e))
-        rc = cn_fail(err, CN_EUNSUPPORTED, "%s is not a reranker: it has no classification "
-                     "head (bert.pooling_type 4 and cls.* tensors)", path);
-    if (!rc)
-        rc = tok_open(&v, eng_encoder_gguf(e), err);
+        rc = cli_open_encoder(path, &o, true, &e, &v, err);
     for (int i = 0; !rc && i < n; i++) {
         texts[i] = res[i].text;
         lens[i] = strlen(res[i].text);

@@ -123,17 +123,9 @@ int cmd_rerank(int argc, char **argv)
     cn_err err = {0};
     eng_encoder *e = NULL;
     tok_vocab *tv = NULL;
-    int rc = eng_encoder_open(&e, model, &o, &err);
-    if (!rc && !eng_encoder_is_reranker(e))
-        rc = cn_fail(&err, CN_EUNSUPPORTED, "%s is not a reranker: it has no classification head "
-                     "(bert.pooling_type 4 and cls.* tensors); an embedding model goes to "
-                     "`cairn embed`", model);
-    if (!rc)
-        rc = tok_open(&tv, eng_encoder_gguf(e), &err);
-    if (rc) {
-        eng_encoder_close(e);
+    int rc = cli_open_encoder(model, &o, true, &e, &tv, &err);
+    if (rc)
         return cli_error(&err);
-    }
     if (format >= 0)
         eng_encoder_set_pair_format(e, format);
     const char *query = argv[optind];

@@ -305,6 +305,21 @@ int eng_encoder_dim(const eng_encoder *e) { return e->n_embd; }
 int eng_encoder_n_ctx(const eng_encoder *e) { return e->n_ctx; }
 int eng_encoder_pooling(const eng_encoder *e) { return e->pooling; }
 bool eng_encoder_is_reranker(const eng_encoder *e) { return e->pooling == ENG_POOL_RANK; }
+
+int eng_encoder_expect(const eng_encoder *e, bool reranker, cn_err *err)
+{
+    if (eng_encoder_is_reranker(e) == reranker)
+        return CN_OK;
+    /* a cross-encoder's [CLS] vector is no sentence embedding, and an
+    ** embedding model has no head to score a pair with */
+    return reranker ? cn_fail(err, CN_EUNSUPPORTED,
+                              "%s is not a reranker: it has no classification head "
+                              "(bert.pooling_type 4 and cls.* tensors); an embedding model goes "
+                              "to `cairn embed` or -e", e->g->path)
+                    : cn_fail(err, CN_EUNSUPPORTED,
+                              "%s is a reranker (a cross-encoder), not an embedding model: give it "
+                              "to `cairn rerank` or --rerank", e->g->path);
+}
 int eng_encoder_n_types(const eng_encoder *e) { return e->n_types; }
 int eng_encoder_pair_format(const eng_encoder *e) { return e->pair_format; }
 void eng_encoder_set_pair_format(eng_encoder *e, int format) { e->pair_format = format; }

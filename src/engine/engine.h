@@ -175,6 +175,11 @@ int eng_embed_texts(eng_encoder *e, const tok_vocab *v, const char *const *texts
 enum { ENG_PAIR_BERT = 0, ENG_PAIR_SEP_SEP = 1 };
 
 bool eng_encoder_is_reranker(const eng_encoder *e);
+/* CN_OK if e is the kind the caller needs (a reranker, or an embedding
+** model when reranker is false), else CN_EUNSUPPORTED naming the file and
+** where that kind of model goes instead. Every place that opens an encoder
+** for one job checks through here, so they refuse alike. */
+int eng_encoder_expect(const eng_encoder *e, bool reranker, cn_err *err);
 int eng_encoder_n_types(const eng_encoder *e); /* token types (segments) the model has */
 int eng_encoder_pair_format(const eng_encoder *e);
 /* Override the model's pair format (ENG_PAIR_*). */

@@ -89,12 +89,8 @@ int lib_use_encoder(lib *l, const char *path, int threads, cn_err *err)
     int rc = lib_model_name(path, l->enc_name, sizeof l->enc_name, err);
     if (!rc)
         rc = eng_encoder_open(&l->enc, path, &o, err);
-    /* a cross-encoder's [CLS] vector is no sentence embedding: refused
-    ** rather than filling the library with vectors that rank nothing */
-    if (!rc && eng_encoder_is_reranker(l->enc))
-        rc = cn_fail(err, CN_EUNSUPPORTED,
-                     "%s is a reranker (a cross-encoder), not an embedding model: give it "
-                     "with --rerank", path);
+    if (!rc)
+        rc = eng_encoder_expect(l->enc, false, err);
     if (!rc) {
         atomic_fetch_add(&encoder_loads, 1);
         rc = tok_open(&l->enc_tok, eng_encoder_gguf(l->enc), err);

@@ -134,11 +134,8 @@ int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *e
         }
     } else {
         rc = eng_encoder_open(&w->enc, path, eo, err);
-        if (!rc && (kind == JOB_RERANK) != eng_encoder_is_reranker(w->enc))
-            rc = cn_fail(err, CN_EUNSUPPORTED, kind == JOB_RERANK
-                         ? "%s is not a reranker: it has no classification head "
-                           "(bert.pooling_type 4 and cls.* tensors)"
-                         : "%s is a reranker, not an embedding model", path);
+        if (!rc)
+            rc = eng_encoder_expect(w->enc, kind == JOB_RERANK, err);
         if (!rc)
             rc = tok_open(&w->v, eng_encoder_gguf(w->enc), err);
         if (!rc) {
