@@ -12,6 +12,7 @@
 ** and the best one comes first, whichever passage it is in.
 */
 #include "rag/rag.h"
+#include "store/store.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -20,18 +21,17 @@
 
 enum { MAX_UNITS = 1024, MAX_Q_TERMS = 64, MAX_U_TERMS = 64 };
 
-/* Common function words of questions and prose: never the point of a match. */
+/* Words that are never the point of a match: keyword search's stop words,
+** and a few more that say nothing about which sentence answers. */
 static bool stop_word(const char *w, size_t n)
 {
-    static const char *const stop[] = {
-        "the",  "and",   "for",   "are",   "was",  "what", "which", "who",  "how",  "why",
-        "when", "where", "does",  "did",   "with", "that", "this",  "from", "have", "has",
-        "can",  "not",   "its",   "into",  "their", "there", "about", "you", "your", "will",
-        "would", "should", "could", "been", "being", "any", "all",  "some", "than", "then",
-        "them", "they",  "these", "those", "were", "also", "use",   "used", "using", "more",
-        "most", "many", "much",  "may",   "must", "our",  "out",   "one",  "get",  "way"};
-    for (size_t i = 0; i < CN_ARRAY_LEN(stop); i++)
-        if (strlen(stop[i]) == n && !strncmp(stop[i], w, n))
+    static const char *const more[] = {"also", "any",  "all",  "some", "being", "use",
+                                       "used", "using", "more", "most", "many",  "much",
+                                       "may",  "must", "one",  "get",  "way"};
+    if (store_is_stop_word(w, n))
+        return true;
+    for (size_t i = 0; i < CN_ARRAY_LEN(more); i++)
+        if (strlen(more[i]) == n && !strncmp(more[i], w, n))
             return true;
     return false;
 }
