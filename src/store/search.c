@@ -25,9 +25,18 @@
 ** passage that repeats one rare word above one that holds them all. The
 ** score is -bm25 over the same words in both tiers, so it is comparable
 ** across them.
+**
+** Document titles: a question often names its document ("in Octave", "zsh's
+** ...") while the page that answers never repeats it. A passage whose
+** document title (else file name) holds a query word gets its score times
+** TITLE_BOOST, and the hits are sorted again within their tier. The titles
+** are cut by the same tokenizer as the query, so they compare as stems.
+** Only the hits found are boosted: the caller asks for a pool larger than it
+** shows (lib_search: 4k) for this to reorder anything.
 */
 #include "store/store_int.h"
 
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -36,6 +45,9 @@
 #define MAX_QUERY_BYTES 4096
 #define MAX_TOKEN 128
 #define MAX_ALTS 8 /* stems of one word in the library's languages */
+#define TITLE_BOOST 1.5
+#define MAX_TITLE_TOKENS 64
+#define MAX_TITLE_BYTES 512
 
 typedef struct term {
     const char *p; /* the word as the user wrote it, in the query */
@@ -275,6 +287,94 @@ static int run_match(store *s, const char *match, int limit, int k, bool all_ter
     return CN_OK;
 }
 
+/* ---- document titles --------------------------------------------------- */
+
+typedef struct title_toks {
+    char tok[MAX_TITLE_TOKENS][MAX_TOKEN];
+    int len[MAX_TITLE_TOKENS], n;
+} title_toks;
+
+static int on_title_token(void *ctx, int tflags, const char *tok, int n_tok, int start, int end)
+{
+    (void)tflags, (void)start, (void)end;
+    title_toks *t = ctx;
+    if (t->n == MAX_TITLE_TOKENS)
+        return SQLITE_DONE;
+    if (n_tok > 0 && n_tok <= MAX_TOKEN) {
+        memcpy(t->tok[t->n], tok, (size_t)n_tok);
+        t->len[t->n++] = n_tok;
+    }
+    return SQLITE_OK;
+}
+
+/* Does the title of hit h (else its file name without directory and
+** extension) hold one of the query's words, in any of their stems? */
+static int title_matches(store *s, const store_hit *h, term *const *t, int n, title_toks *tt,
+                         bool *match)
+{
+    *match = false;
+    const char *title = h->title;
+    size_t len = title ? strlen(title) : 0;
+    if (!len && h->path) {
+        const char *slash = strrchr(h->path, '/'), *dot;
+        title = slash ? slash + 1 : h->path;
+        dot = strrchr(title, '.');
+        len = dot && dot > title ? (size_t)(dot - title) : strlen(title);
+    }
+    if (!len)
+        return SQLITE_OK;
+    tt->n = 0;
+    int src = s->fts_tok.xTokenize(s->fts_tokenizer, tt, FTS5_TOKENIZE_QUERY, title,
+                                   (int)CN_MIN(len, (size_t)MAX_TITLE_BYTES), on_title_token);
+    if (src != SQLITE_OK && src != SQLITE_DONE)
+        return src;
+    for (int i = 0; i < n && !*match; i++)
+        for (int a = 0; a < t[i]->n_tok && !*match; a++)
+            for (int j = 0; j < tt->n && !*match; j++)
+                *match = tt->len[j] == t[i]->tok_len[a] &&
+                         memcmp(tt->tok[j], t[i]->tok[a], (size_t)tt->len[j]) == 0;
+    return SQLITE_OK;
+}
+
+static int by_tier_then_score(const void *pa, const void *pb)
+{
+    const store_hit *a = pa, *b = pb;
+    if (a->all_terms != b->all_terms)
+        return a->all_terms ? -1 : 1;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return a->passage_id < b->passage_id ? -1 : a->passage_id > b->passage_id;
+}
+
+/* Boost the hits whose document is named in the query, then sort again. */
+static int boost_titles(store *s, term *const *t, int n_terms, store_hit *hits, int n, cn_err *err)
+{
+    title_toks *tt = cn_malloc(sizeof *tt); /* 8 KiB: not on a server worker's stack */
+    if (!tt)
+        return cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
+    int64_t seen_doc = 0;
+    bool seen_match = false, any = false;
+    int src = SQLITE_OK;
+    for (int i = 0; i < n && src == SQLITE_OK; i++) {
+        bool match = seen_match;
+        if (i == 0 || hits[i].doc_id != seen_doc) { /* hits of one document often follow */
+            src = title_matches(s, &hits[i], t, n_terms, tt, &match);
+            seen_doc = hits[i].doc_id;
+            seen_match = match;
+        }
+        if (match) {
+            hits[i].score *= TITLE_BOOST;
+            any = true;
+        }
+    }
+    free(tt);
+    if (src != SQLITE_OK)
+        return store_fail(s, src, "reading a document title", err);
+    if (any)
+        qsort(hits, (size_t)n, sizeof *hits, by_tier_then_score);
+    return CN_OK;
+}
+
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
                          cn_err *err)
 {
@@ -334,6 +434,8 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
             rc = run_match(s, q.data, k + got, k, false, a, hits, &got, err);
     }
     cn_buf_free(&q);
+    if (rc == CN_OK)
+        rc = boost_titles(s, content, n_content, hits, got, err);
     if (rc != CN_OK)
         return rc;
     if (n)

@@ -184,7 +184,9 @@ typedef struct store_hit {
 ** words that occur in no passage are dropped. Passages holding every
 ** remaining word come first (all_terms), then -- to fill k -- those holding
 ** any of them (words in more than half the passages, which bm25 gives no
-** weight, do not count for this tier). Strings live in arena a. Returns the
+** weight, do not count for this tier). A hit whose document title (else
+** file name) holds a query word scores 1.5 times its bm25 and the hits are
+** sorted again within their tier. Strings live in arena a. Returns the
 ** number of hits (0..k, also in *n if n is not NULL) or a CN_E* code; an
 ** empty or all-punctuation query gives 0 hits.
 */

@@ -834,6 +834,47 @@ TEST(store_keyword_search_languages)
     cn_arena_free(&a);
 }
 
+TEST(store_keyword_search_boosts_named_documents)
+{
+    /* Two manuals say the same about the prompt; the Bash one says it a
+    ** little more strongly (shorter passage). A question naming Octave gets
+    ** Octave's page first (title), one naming neither keeps bm25's order,
+    ** and a document without a title is named by its file name. */
+    const char *path = tmp_file("titles.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 22);
+    cn_err e = {0};
+    store_doc_in d1 = text_doc(&a, "/docs/b.pdf", 401, "The prompt colour is set with an escape.");
+    d1.title = "Bash Reference Manual";
+    store_doc_in d2 = text_doc(&a, "/docs/o.pdf", 402,
+                               "The prompt colour is set with an escape sequence in the "
+                               "startup file of the interpreter.");
+    d2.title = "GNU Octave";
+    store_doc_in d3 = text_doc(&a, "/docs/zshguide.pdf", 403,
+                               "The prompt colour is set with an escape sequence in the "
+                               "startup file of the interpreter, like the others do it.");
+    d3.title = NULL;
+    EXPECT_EQ_INT(store_put_document(s, &d1, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(store_put_document(s, &d2, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(store_put_document(s, &d3, NULL, &e), CN_OK);
+    store_hit hits[8];
+    int n = 0;
+    EXPECT_EQ_INT(store_search_keyword(s, "prompt colour escape", 8, &a, hits, &n, &e), 3);
+    EXPECT_STR(hits[0].path, "/docs/b.pdf"); /* no name: bm25 alone */
+    double plain = hits[0].score;
+    EXPECT_EQ_INT(store_search_keyword(s, "prompt colour escape in octave", 8, &a, hits, &n, &e), 3);
+    EXPECT_STR(hits[0].path, "/docs/o.pdf");
+    EXPECT_STR(hits[1].path, "/docs/b.pdf");
+    EXPECT(hits[1].score == plain); /* unnamed documents keep their score */
+    EXPECT_EQ_INT(store_search_keyword(s, "zshguide prompt colour escape", 8, &a, hits, &n, &e), 3);
+    EXPECT_STR(hits[0].path, "/docs/zshguide.pdf");
+    store_close(s);
+    cn_arena_free(&a);
+}
+
 TEST(store_keyword_search_passage_language)
 {
     /* A French page whose passage is a few English words: the page is
