@@ -223,7 +223,7 @@ int main(int argc, char **argv)
             }
             cn_arena_init(&a, 1 << 22);
             double t0 = cn_now();
-            int n = store_search_keyword(s, q, 10, &a, hits, NULL, &err);
+            int n = store_search_keyword(s, q, 10, &a, hits, NULL, NULL, &err);
             lat[i] = cn_now() - t0;
             cn_arena_free(&a);
             if (n < 0) {
@@ -301,7 +301,7 @@ int main(int argc, char **argv)
         cn_arena_init(&a, 1 << 22);
         double t1 = cn_now();
         int nk = 0;
-        if (store_search_keyword(s, q, POOL, &a, kw, &nk, &err) < 0) {
+        if (store_search_keyword(s, q, POOL, &a, kw, &nk, NULL, &err) < 0) {
             fprintf(stderr, "storebench: %s\n", err.msg);
             return 1;
         }

@@ -142,6 +142,17 @@ def main():
                 print("%-9s %-12s %4d %6.3f %6.3f %6.3f %6.3f" % (name, kind, n, r1, rk, mrr, ex))
             print("%-9s top score, answerable:   %s" % (name, quart(top_ans)))
             print("%-9s top score, unanswerable: %s" % (name, quart(top_un)))
+            # "not found in your documents": what `cairn ask` decides (no model
+            # installed, so nothing is generated), on both kinds of question
+            refused = {True: 0, False: 0}
+            total = {True: 0, False: 0}
+            for q in qs:
+                out = run([a.bin, "ask", "--json"] + extra + ["--", q["q"]], env)
+                un = q["kind"] == "unanswerable"
+                total[un] += 1
+                refused[un] += json.loads(out).get("mode") == "not_found"
+            print("%-9s not found: unanswerable refused %d/%d; answerable refused %d/%d (false refusals)" % (
+                name, refused[True], total[True], refused[False], total[False]))
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -654,23 +654,59 @@ int cmd_ask(int argc, char **argv)
     double t_search = cn_now() - t0;
     if (n < 0)
         goto done;
-    /* nothing relevant: no keyword match and no passage close in meaning; the
-    ** model is not called */
-    if (n == 0 || (info.n_keyword == 0 && info.best_cosine < LIB_MIN_COSINE)) {
-        static const char none[] = "Nothing in your library matches this question.";
-        if (a.json) /* --json is JSON whatever the outcome */
-            printf("{\n  \"answer\": \"%s\",\n  \"mode\": \"not_found\",\n  \"search\": "
-                   "\"%s\",\n  \"sources\": [],\n  \"dropped_citations\": []\n}\n",
-                   none, info.mode);
-        else
-            printf("%s\n", none);
-        goto done;
-    }
     rag_source src[100];
     bool used[100] = {0};
     for (int i = 0; i < n; i++)
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page, res[i].page,
                               res[i].text};
+    /* nothing the documents say: no keyword match and no passage close in
+    ** meaning, or the question's rarest words are on no page (lib_not_found);
+    ** the model is not called, the closest passages are listed */
+    if (lib_not_found(n, &info)) {
+        cn_buf msg;
+        cn_buf_init(&msg, 4096);
+        lib_not_found_text(&info, &msg);
+        if (a.json) { /* --json is JSON whatever the outcome */
+            json_t *o = json_object(), *srcs = json_array();
+            json_object_set_new(o, "answer", json_string(msg.data ? msg.data : ""));
+            json_object_set_new(o, "mode", json_string("not_found"));
+            json_object_set_new(o, "search", json_string(info.mode));
+            json_object_set_new(o, "missing", json_string(info.missing));
+            for (int i = 0; i < n; i++) {
+                json_t *js = json_object();
+                json_object_set_new(js, "n", json_integer(i + 1));
+                json_object_set_new(js, "cited", json_false());
+                json_object_set_new(js, "doc", json_string(base_name(src[i].path)));
+                json_object_set_new(js, "path", json_string(src[i].path));
+                json_object_set_new(js, "page", json_integer(src[i].page_start));
+                json_object_set_new(js, "text", json_string(src[i].text));
+                json_array_append_new(srcs, js);
+            }
+            json_object_set_new(o, "sources", srcs);
+            json_object_set_new(o, "dropped_citations", json_array());
+            char *js = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            printf("%s\n", js ? js : "{}");
+            free(js);
+            json_decref(o);
+        } else {
+            printf("%s\n", msg.data ? msg.data : "");
+            if (n > 0)
+                printf("\nThe closest passages:\n");
+            for (int i = 0; i < n; i++) {
+                cn_buf b;
+                cn_buf_init(&b, 4096);
+                rag_format_source(&src[i], i, &b);
+                size_t len = strlen(src[i].text), cut = CN_MIN(len, (size_t)200);
+                while (cut < len && cut > 0 && ((unsigned char)src[i].text[cut] & 0xC0) == 0x80)
+                    cut--; /* not inside a UTF-8 sequence */
+                printf("%s\n    %.*s%s\n", b.data ? b.data : "", (int)cut, src[i].text,
+                       cut < len ? "..." : "");
+                cn_buf_free(&b);
+            }
+        }
+        cn_buf_free(&msg);
+        goto done;
+    }
     ask_out out = {.json = a.json, .t0 = t0, .t_search = t_search};
     cn_buf_init(&out.text, (size_t)64 << 20);
     int n_used = n;

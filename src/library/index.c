@@ -275,7 +275,7 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
                lib_search_info *info, cn_err *err)
 {
     int k = o && o->k > 0 ? o->k : 5, pool = CN_MAX(k * 4, 20);
-    *info = (lib_search_info){"keyword", 0, 0};
+    *info = (lib_search_info){"keyword", 0, 0, -1, 0, ""};
     store_hit *kw = cn_arena_alloc(a, sizeof *kw * (size_t)pool);
     search_hit *kh = cn_arena_alloc(a, sizeof *kh * (size_t)pool);
     search_hit *vh = cn_arena_alloc(a, sizeof *vh * (size_t)pool);
@@ -283,9 +283,12 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
     if (!kw || !kh || !vh || !fused)
         return cn_fail(err, CN_ENOMEM, "out of memory");
     int nk = 0, nv = 0;
-    int rc = store_search_keyword(l->st, query, pool, a, kw, &nk, err);
+    store_query_info qi;
+    int rc = store_search_keyword(l->st, query, pool, a, kw, &nk, &qi, err);
     if (rc < 0)
         return rc;
+    info->absent = (float)qi.absent;
+    snprintf(info->missing, sizeof info->missing, "%s", qi.missing);
     for (int i = 0; i < nk; i++)
         kh[i] = (search_hit){kw[i].passage_id, (float)kw[i].score};
     info->n_keyword = nk;
@@ -330,9 +333,32 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
         out[m++] = (lib_result){hits[i].passage_id, hits[i].doc_id, hits[i].path, hits[i].title,
                                 hits[i].page_start, hits[i].page_end,
                                 cited_page(l, &hits[i], query, a), hits[i].text,
-                                nv > 0 ? fused[i].score : kw[i].score};
+                                nv > 0 ? fused[i].score : kw[i].score, -1};
+        for (int j = 0; j < nk; j++)
+            if (kw[j].passage_id == hits[i].passage_id) {
+                out[m - 1].coverage = kw[j].coverage;
+                info->best_coverage = CN_MAX(info->best_coverage, (float)kw[j].coverage);
+                break;
+            }
     }
     return m;
+}
+
+bool lib_not_found(int n, const lib_search_info *info)
+{
+    if (n <= 0)
+        return true;
+    if (strncmp(info->mode, "hybrid", 6) == 0) /* also "hybrid + rerank" */
+        return info->n_keyword == 0 && info->best_cosine < LIB_MIN_COSINE;
+    return info->n_keyword == 0 || info->absent >= LIB_MAX_ABSENT;
+}
+
+void lib_not_found_text(const lib_search_info *info, cn_buf *out)
+{
+    if (info->missing[0])
+        cn_buf_printf(out, "Not found in your documents: no page mentions %s.", info->missing);
+    else
+        cn_buf_printf(out, "Nothing in your library matches this question.");
 }
 
 json_t *lib_result_json(const lib_result *r)
@@ -346,6 +372,8 @@ json_t *lib_result_json(const lib_result *r)
     json_object_set_new(o, "page_start", json_integer(r->page_start));
     json_object_set_new(o, "page_end", json_integer(r->page_end));
     json_object_set_new(o, "score", json_real(r->score));
+    if (r->coverage >= 0)
+        json_object_set_new(o, "coverage", json_real(r->coverage));
     json_object_set_new(o, "text", json_string(r->text));
     return o;
 }

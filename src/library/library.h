@@ -133,6 +133,9 @@ typedef struct lib_result {
     int page;               /* the page to cite: where the query's words first appear */
     const char *text;
     double score;           /* keyword: -bm25; vector: cosine; hybrid: RRF */
+    double coverage;        /* the idf-weighted share of the query's words the passage
+                               holds (store_hit.coverage); -1: not known (a passage
+                               only vector search found) */
 } lib_result;
 
 typedef struct lib_search_opts {
@@ -146,11 +149,30 @@ typedef struct lib_search_info {
     const char *mode;       /* "keyword" or "hybrid" */
     int n_keyword;          /* passages the keyword index matched */
     float best_cosine;      /* hybrid: similarity of the closest passage */
+    float best_coverage;    /* the highest coverage among the results (-1: none known) */
+    float absent;           /* the idf-weighted share of the query's words no page
+                               holds (store_query_info.absent) */
+    char missing[160];      /* those words, ", "-separated */
 } lib_search_info;
 
 /* Below this cosine similarity, with no keyword match either, a hybrid search
 ** counts as having found nothing relevant. */
 #define LIB_MIN_COSINE 0.30f
+
+/* A keyword-only search whose absent words carry at least this share of the
+** question's weight counts as "not found in your documents". Calibrated on
+** bench/qa (123 paraphrased questions, 17 the documents cannot answer): 0.25
+** refuses 9 of the 17 and 7 of the 106 answerable ones (bench/qa/README.md). */
+#define LIB_MAX_ABSENT 0.25f
+
+/* Did the search find nothing the documents say about the query? n results,
+** info from lib_search. Hybrid search is judged by its cosine only: a
+** question in other words than the pages' is what vectors are for. */
+bool lib_not_found(int n, const lib_search_info *info);
+
+/* What to tell the user then, into out: "Not found in your documents: no
+** page mentions Kubernetes." (or that nothing matches at all). */
+void lib_not_found_text(const lib_search_info *info, cn_buf *out);
 
 /* Search: keyword (FTS5 bm25), and when an embedding model is given and the
 ** library has vectors for it, vector search fused by reciprocal rank fusion

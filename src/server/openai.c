@@ -225,8 +225,8 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
     srv_lib_release(s, l, false);
     if (n < 0)
         return srv_fail(e, 500, NULL, "library search failed: %s", err.msg);
-    if (n == 0 || (info.n_keyword == 0 && info.best_cosine < LIB_MIN_COSINE) || !src) {
-        cn_buf_printf(&j->text, "Nothing in your library matches this question.");
+    if (lib_not_found(n, &info) || !src) {
+        lib_not_found_text(&info, &j->text);
         j->done = true;
         return 0;
     }

@@ -37,6 +37,8 @@
 #include "store/store_int.h"
 
 #include <stdlib.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -287,6 +289,89 @@ static int run_match(store *s, const char *match, int limit, int k, bool all_ter
     return CN_OK;
 }
 
+/* ---- how much of the question a passage holds ---------------------------- */
+
+typedef struct cover_ctx {
+    term *const *t;
+    int n;
+    bool held[MAX_TERMS];
+} cover_ctx;
+
+static int on_cover_token(void *ctx, int tflags, const char *tok, int n_tok, int start, int end)
+{
+    (void)tflags, (void)start, (void)end;
+    cover_ctx *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        for (int a = 0; !c->held[i] && a < c->t[i]->n_tok; a++)
+            c->held[i] = c->t[i]->tok_len[a] == n_tok &&
+                         memcmp(c->t[i]->tok[a], tok, (size_t)n_tok) == 0;
+    return SQLITE_OK;
+}
+
+/* bm25's idf of a word in n_rows passages; a word the library does not hold
+** at all weighs most: it is what the question is about and no page has it. */
+static double idf(int64_t df, int64_t n_rows)
+{
+    double n = (double)CN_MAX(n_rows, df);
+    return log(1.0 + (n - (double)df + 0.5) / ((double)df + 0.5));
+}
+
+/* The query's words no passage holds, into qi->missing. */
+static void list_missing(term *const *t, int n, store_query_info *qi)
+{
+    size_t used = 0, cap = sizeof qi->missing;
+    qi->missing[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (t[i]->df != 0)
+            continue;
+        size_t need = (used ? 2 : 0) + t[i]->len;
+        if (used + need + 1 > cap)
+            break;
+        used += (size_t)snprintf(qi->missing + used, cap - used, "%s%.*s", used ? ", " : "",
+                                 (int)t[i]->len, t[i]->p);
+    }
+}
+
+/* hits[i].coverage: the idf-weighted share of the query's content words
+** that passage i (heading and text) holds, in any of their stems, for the
+** first STORE_COVERED hits (-1 after them: a caller shows those, and cutting
+** every pooled passage into words again would double a search's time). And
+** qi->absent: the share that no passage holds. */
+static int cover(store *s, term *const *t, int n_terms, int64_t n_rows, store_hit *hits, int n,
+                 store_query_info *qi, cn_err *err)
+{
+    double total = 0, absent = 0;
+    for (int i = 0; i < n_terms; i++) {
+        total += idf(t[i]->df, n_rows);
+        absent += t[i]->df == 0 ? idf(0, n_rows) : 0;
+    }
+    if (qi) {
+        qi->n_words = n_terms;
+        qi->absent = total > 0 ? absent / total : 0;
+        list_missing(t, n_terms, qi);
+    }
+    for (int h = STORE_COVERED; h < n; h++)
+        hits[h].coverage = -1;
+    for (int h = 0; h < CN_MIN(n, STORE_COVERED); h++) {
+        cover_ctx c = {t, n_terms, {0}};
+        const char *parts[2] = {hits[h].heading, hits[h].text};
+        size_t lens[2] = {hits[h].heading ? strlen(hits[h].heading) : 0, hits[h].len};
+        for (int p = 0; p < 2; p++) {
+            if (!parts[p] || !lens[p])
+                continue;
+            int src = s->fts_tok.xTokenize(s->fts_tokenizer, &c, FTS5_TOKENIZE_QUERY, parts[p],
+                                           (int)CN_MIN(lens[p], (size_t)INT_MAX), on_cover_token);
+            if (src != SQLITE_OK)
+                return store_fail(s, src, "keyword search", err);
+        }
+        double held = 0;
+        for (int i = 0; i < n_terms; i++)
+            held += c.held[i] ? idf(t[i]->df, n_rows) : 0;
+        hits[h].coverage = total > 0 ? held / total : 0;
+    }
+    return CN_OK;
+}
+
 /* ---- document titles --------------------------------------------------- */
 
 typedef struct title_toks {
@@ -376,10 +461,12 @@ static int boost_titles(store *s, term *const *t, int n_terms, store_hit *hits, 
 }
 
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
-                         cn_err *err)
+                         store_query_info *qi, cn_err *err)
 {
     if (n)
         *n = 0;
+    if (qi)
+        *qi = (store_query_info){0, 0, ""};
     if (!query || k <= 0)
         return 0;
     int rc = search_init(s, err);
@@ -417,8 +504,14 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
         if (content[i]->df * 2 <= n_rows)
             or_t[n_or++] = content[i];
     }
-    if (n_and == 0)
+    if (n_and == 0) { /* no word of the query is in the library */
+        if (qi) {
+            qi->n_words = n_content;
+            qi->absent = n_content > 0 ? 1.0 : 0.0;
+            list_missing(content, n_content, qi);
+        }
         return 0;
+    }
 
     int got = 0;
     cn_buf q;
@@ -436,6 +529,8 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
     cn_buf_free(&q);
     if (rc == CN_OK)
         rc = boost_titles(s, content, n_content, hits, got, err);
+    if (rc == CN_OK) /* after lookup_df: every content word has its df */
+        rc = cover(s, content, n_content, n_rows, hits, got, qi, err);
     if (rc != CN_OK)
         return rc;
     if (n)

@@ -173,6 +173,8 @@ typedef struct store_hit {
     size_t len;
     double score;             /* keyword: -bm25, higher is better; else 0 */
     bool all_terms;           /* keyword: holds every query word found in the library */
+    double coverage;          /* keyword: the idf-weighted share of the query's words this
+                                 passage holds (0..1; words no page holds weigh most) */
 } store_hit;
 
 /*
@@ -188,10 +190,22 @@ typedef struct store_hit {
 ** file name) holds a query word scores 1.5 times its bm25 and the hits are
 ** sorted again within their tier. Strings live in arena a. Returns the
 ** number of hits (0..k, also in *n if n is not NULL) or a CN_E* code; an
-** empty or all-punctuation query gives 0 hits.
+** empty or all-punctuation query gives 0 hits. The first STORE_COVERED hits
+** get their coverage, the others -1. qi (may be NULL) says how much of the
+** query the library holds at all.
 */
+#define STORE_COVERED 10
+
+typedef struct store_query_info {
+    int n_words;   /* the query's content words (stop words out) */
+    double absent; /* the idf-weighted share of them no passage holds: 1 when
+                      none is in the library, 0 when all are */
+    char missing[160]; /* those words, as the query spells them, ", "-separated
+                          (cut at a word boundary if long) */
+} store_query_info;
+
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
-                         cn_err *err);
+                         store_query_info *qi, cn_err *err);
 
 /* Is w[0..len) one of the common English words keyword search leaves out
 ** ("the", "what", "does", ...)? ASCII case is ignored. */

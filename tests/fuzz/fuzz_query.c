@@ -96,11 +96,16 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
     cn_arena a;
     cn_arena_init(&a, 1 << 20);
     cn_err e = {0};
-    int n = store_search_keyword(s, q, K, &a, hits, NULL, &e);
+    store_query_info qi;
+    int n = store_search_keyword(s, q, K, &a, hits, NULL, &qi, &e);
     CHECK(n >= 0, "query of %zu bytes failed: %s", size, e.msg);
     CHECK(n <= K, "%d hits for k = %d", n, K);
+    CHECK(qi.absent >= 0 && qi.absent <= 1, "absent share %g", qi.absent);
+    CHECK(strlen(qi.missing) < sizeof qi.missing, "missing words not terminated");
     for (int i = 0; i < n; i++) {
         CHECK(hits[i].passage_id > 0 && hits[i].path && hits[i].text, "hit %d incomplete", i);
+        CHECK(hits[i].coverage >= 0 && hits[i].coverage <= 1 + 1e-9, "hit %d coverage %g", i,
+              hits[i].coverage);
         for (int j = 0; j < i; j++)
             CHECK(hits[j].passage_id != hits[i].passage_id, "hit %d repeats hit %d", i, j);
         if (i > 0) {

@@ -85,7 +85,21 @@ TEST(library_add_search_ask)
     EXPECT_CONTAINS(out_buf, "The maximum operating pressure is 16 bar. [1]");
     EXPECT_CONTAINS(out_buf, "[1] safety.md, p. 1");
     EXPECT_EQ_INT(sh("$CAIRN ask 'zebra giraffe okapi'"), 0);
-    EXPECT_CONTAINS(out_buf, "Nothing in your library matches");
+    EXPECT_CONTAINS(out_buf, "Not found in your documents: no page mentions zebra, giraffe, okapi.");
+    /* words that carry much of the question and are on no page: not found,
+    ** and the closest passages are listed (the pressure page among them) */
+    EXPECT_EQ_INT(sh("$CAIRN ask 'What is the maximum operating pressure of the flux capacitor?'"),
+                  0);
+    EXPECT_CONTAINS(out_buf, "Not found in your documents: no page mentions flux, capacitor.");
+    EXPECT_CONTAINS(out_buf, "The closest passages:\n");
+    EXPECT_CONTAINS(out_buf, "safety.md, p. 1\n    ");
+    EXPECT_EQ_INT(sh("$CAIRN ask --json 'What is the maximum operating pressure of the flux "
+                     "capacitor?'"), 0);
+    json_t *nf2 = json_loads(out_buf, 0, &je);
+    EXPECT_STR(json_string_value(json_object_get(nf2, "mode")), "not_found");
+    EXPECT_STR(json_string_value(json_object_get(nf2, "missing")), "flux, capacitor");
+    EXPECT(json_array_size(json_object_get(nf2, "sources")) >= 1);
+    json_decref(nf2);
     /* --json stays JSON when nothing matches (it printed the sentence alone) */
     EXPECT_EQ_INT(sh("$CAIRN ask --json 'zebra giraffe okapi'"), 0);
     json_error_t nf_err;

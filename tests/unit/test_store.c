@@ -264,7 +264,7 @@ TEST(store_migrates_older_schema)
     cn_arena a;
     cn_arena_init(&a, 1 << 20);
     store_hit hits[4];
-    int n = store_search_keyword(s, "resume", 4, &a, hits, NULL, &e);
+    int n = store_search_keyword(s, "resume", 4, &a, hits, NULL, NULL, &e);
     EXPECT_EQ_INT(n, 1);
     float v[3] = {1, 2, 3};
     int64_t pid = 1;
@@ -321,14 +321,14 @@ TEST(store_migrates_v2_keyword_index)
     cn_arena a;
     cn_arena_init(&a, 1 << 20);
     store_hit hits[4];
-    EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, &e), 1);
-    EXPECT_EQ_INT(store_search_keyword(s, "編集", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "編集", 4, &a, hits, NULL, NULL, &e), 1);
     EXPECT_EQ_INT(store_check(s, &e), CN_OK);
     store_close(s);
     /* and it stays so when opened again */
     s = open_ok(path);
     if (s)
-        EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, &e), 1);
+        EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, NULL, &e), 1);
     store_close(s);
     cn_arena_free(&a);
 }
@@ -615,9 +615,9 @@ TEST(store_put_is_all_or_nothing)
     EXPECT_EQ_INT(doc_rows(s, "pages", id), 3);
     EXPECT_EQ_INT(doc_rows(s, "passages", id), 9);
     store_hit hits[4];
-    EXPECT_EQ_INT(store_search_keyword(s, "original wording", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "original wording", 4, &a, hits, NULL, NULL, &e), 1);
     /* "new" is in no passage: it does not keep "wording" out of the AND tier. */
-    EXPECT_EQ_INT(store_search_keyword(s, "new wording", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "new wording", 4, &a, hits, NULL, NULL, &e), 1);
     EXPECT(hits[0].all_terms);
     EXPECT_EQ_INT(consistency_problems(s), 0);
 
@@ -820,15 +820,15 @@ TEST(store_keyword_search_languages)
     };
     for (size_t i = 0; i < CN_ARRAY_LEN(finds); i++) {
         e.msg[0] = 0;
-        int got = store_search_keyword(s, finds[i][0], 8, &a, hits, &n, &e);
+        int got = store_search_keyword(s, finds[i][0], 8, &a, hits, &n, NULL, &e);
         if (got < 1 || !hits_have(hits, n, finds[i][1]))
             test_fail_at(__FILE__, __LINE__, "query [%s]: %d hits, none from %s (%s)",
                          finds[i][0], got, finds[i][1], e.msg);
     }
     /* A bigram that is not in the text finds nothing; nor does a stem that
     ** only looks alike. */
-    EXPECT_EQ_INT(store_search_keyword(s, "動作", 8, &a, hits, &n, &e), 0);
-    EXPECT_EQ_INT(store_search_keyword(s, "pumpkin", 8, &a, hits, &n, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(s, "動作", 8, &a, hits, &n, NULL, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(s, "pumpkin", 8, &a, hits, &n, NULL, &e), 0);
     EXPECT_EQ_INT(store_check(s, &e), CN_OK);
     store_close(s);
     cn_arena_free(&a);
@@ -862,15 +862,57 @@ TEST(store_keyword_search_boosts_named_documents)
     EXPECT_EQ_INT(store_put_document(s, &d3, NULL, &e), CN_OK);
     store_hit hits[8];
     int n = 0;
-    EXPECT_EQ_INT(store_search_keyword(s, "prompt colour escape", 8, &a, hits, &n, &e), 3);
+    EXPECT_EQ_INT(store_search_keyword(s, "prompt colour escape", 8, &a, hits, &n, NULL, &e), 3);
     EXPECT_STR(hits[0].path, "/docs/b.pdf"); /* no name: bm25 alone */
     double plain = hits[0].score;
-    EXPECT_EQ_INT(store_search_keyword(s, "prompt colour escape in octave", 8, &a, hits, &n, &e), 3);
+    EXPECT_EQ_INT(store_search_keyword(s, "prompt colour escape in octave", 8, &a, hits, &n, NULL, &e), 3);
     EXPECT_STR(hits[0].path, "/docs/o.pdf");
     EXPECT_STR(hits[1].path, "/docs/b.pdf");
     EXPECT(hits[1].score == plain); /* unnamed documents keep their score */
-    EXPECT_EQ_INT(store_search_keyword(s, "zshguide prompt colour escape", 8, &a, hits, &n, &e), 3);
+    EXPECT_EQ_INT(store_search_keyword(s, "zshguide prompt colour escape", 8, &a, hits, &n, NULL, &e), 3);
     EXPECT_STR(hits[0].path, "/docs/zshguide.pdf");
+    store_close(s);
+    cn_arena_free(&a);
+}
+
+TEST(store_keyword_search_coverage)
+{
+    /* coverage: the idf-weighted share of the query's words a passage holds;
+    ** absent: the share no page holds, and which words those are */
+    const char *path = tmp_file("coverage.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 22);
+    cn_err e = {0};
+    store_doc_in d1 = text_doc(&a, "/a.pdf", 501, "The pump impeller is replaced after the seal.");
+    store_doc_in d2 = text_doc(&a, "/b.pdf", 502, "The pump runs quietly in the basement.");
+    store_doc_in d3 = text_doc(&a, "/c.pdf", 503, "Fans are cleaned every spring.");
+    store_doc_in d4 = text_doc(&a, "/d.pdf", 504, "Valves are greased in the autumn.");
+    EXPECT_EQ_INT(store_put_document(s, &d1, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(store_put_document(s, &d2, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(store_put_document(s, &d3, NULL, &e), CN_OK);
+    EXPECT_EQ_INT(store_put_document(s, &d4, NULL, &e), CN_OK);
+    store_hit hits[4];
+    int n = 0;
+    store_query_info qi;
+    EXPECT_EQ_INT(store_search_keyword(s, "replacing the pump impeller", 4, &a, hits, &n, &qi, &e),
+                  2);
+    EXPECT_STR(hits[0].path, "/a.pdf");
+    EXPECT_NEAR(hits[0].coverage, 1.0, 1e-9); /* replaced = replacing, pump, impeller */
+    EXPECT(hits[1].coverage > 0 && hits[1].coverage < 0.5); /* "pump" alone, the commonest */
+    EXPECT_EQ_INT(qi.n_words, 3);
+    EXPECT_NEAR(qi.absent, 0.0, 1e-9);
+    EXPECT_STR(qi.missing, "");
+    EXPECT_EQ_INT(store_search_keyword(s, "pump impeller for Kubernetes", 4, &a, hits, &n, &qi, &e),
+                  2);
+    EXPECT(qi.absent > 0.3 && qi.absent < 1); /* the rarest word, on no page */
+    EXPECT_STR(qi.missing, "Kubernetes");
+    EXPECT(hits[0].coverage < 1 - qi.absent + 1e-9);
+    EXPECT_EQ_INT(store_search_keyword(s, "Kubernetes WireGuard", 4, &a, hits, &n, &qi, &e), 0);
+    EXPECT_NEAR(qi.absent, 1.0, 1e-9);
+    EXPECT_STR(qi.missing, "Kubernetes, WireGuard");
     store_close(s);
     cn_arena_free(&a);
 }
@@ -901,8 +943,8 @@ TEST(store_keyword_search_passage_language)
     EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE lang = 'fr'"), 1);
     EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE lang <> 'fr'"), 0);
     store_hit hits[4];
-    EXPECT_EQ_INT(store_search_keyword(s, "printed", 4, &a, hits, NULL, &e), 1);
-    EXPECT_EQ_INT(store_search_keyword(s, "pump", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "printed", 4, &a, hits, NULL, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "pump", 4, &a, hits, NULL, NULL, &e), 1);
     store_close(s);
     cn_arena_free(&a);
 }
@@ -935,10 +977,10 @@ TEST(store_keyword_search_long_runs)
     store_hit hits[4];
     static const char *const q[] = {"あ編", "編設", "設定", "定い", "終わり", "tail"};
     for (size_t i = 0; i < CN_ARRAY_LEN(q); i++)
-        if (store_search_keyword(s, q[i], 4, &a, hits, NULL, &e) != 1)
+        if (store_search_keyword(s, q[i], 4, &a, hits, NULL, NULL, &e) != 1)
             test_fail_at(__FILE__, __LINE__, "query [%s] did not find the passage (%s)", q[i],
                          e.msg);
-    EXPECT_EQ_INT(store_search_keyword(s, "設い", 4, &a, hits, NULL, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(s, "設い", 4, &a, hits, NULL, NULL, &e), 0);
     EXPECT_EQ_INT(store_check(s, &e), CN_OK);
     store_close(s);
     cn_arena_free(&a);
@@ -991,7 +1033,7 @@ TEST(store_keyword_search)
     store_hit hits[10];
     int n = 0;
     EXPECT_EQ_INT(store_search_keyword(s, "How do I reset the printer before replacing toner?", 5,
-                                       &a, hits, &n, &e),
+                                       &a, hits, &n, NULL, &e),
                   2); /* all the words in doc 7, "printer" alone in doc 15 */
     EXPECT_EQ_INT(n, 2);
     EXPECT_STR(hits[1].path, "/lib/15.pdf");
@@ -1009,17 +1051,17 @@ TEST(store_keyword_search)
             EXPECT(hits[i].score <= hits[i - 1].score);
     }
     /* Folded accents and case. */
-    EXPECT_EQ_INT(store_search_keyword(s, "RESUME candidature", 3, &a, hits, &n, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "RESUME candidature", 3, &a, hits, &n, NULL, &e), 1);
     EXPECT_STR(hits[0].path, "/lib/12.pdf");
-    EXPECT_EQ_INT(store_search_keyword(s, "résumé", 3, &a, hits, &n, &e), 1);
-    EXPECT_EQ_INT(store_search_keyword(s, "Résumé", 3, &a, hits, &n, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "résumé", 3, &a, hits, &n, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "Résumé", 3, &a, hits, &n, NULL, &e), 1);
     /* Inflections (Snowball English): "printed" = "print" = "printing"; "printers" = "printer". */
-    EXPECT_EQ_INT(store_search_keyword(s, "printed", 10, &a, hits, &n, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "printed", 10, &a, hits, &n, NULL, &e), 1);
     EXPECT_STR(hits[0].path, "/lib/15.pdf");
-    EXPECT_EQ_INT(store_search_keyword(s, "printers", 10, &a, hits, &n, &e), 2);
+    EXPECT_EQ_INT(store_search_keyword(s, "printers", 10, &a, hits, &n, NULL, &e), 2);
     /* Nothing there. */
-    EXPECT_EQ_INT(store_search_keyword(s, "xylophone", 3, &a, hits, &n, &e), 0);
-    EXPECT_EQ_INT(store_search_keyword(s, "", 3, &a, hits, &n, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(s, "xylophone", 3, &a, hits, &n, NULL, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(s, "", 3, &a, hits, &n, NULL, &e), 0);
 
     /* Hostile input never errors. */
     static const char *const hostile[] = {
@@ -1030,18 +1072,18 @@ TEST(store_keyword_search)
     };
     for (size_t i = 0; i < CN_ARRAY_LEN(hostile); i++) {
         e.msg[0] = 0;
-        int rc = store_search_keyword(s, hostile[i], 5, &a, hits, &n, &e);
+        int rc = store_search_keyword(s, hostile[i], 5, &a, hits, &n, NULL, &e);
         if (rc < 0)
             test_fail_at(__FILE__, __LINE__, "query [%s] failed: %s", hostile[i], e.msg);
     }
-    EXPECT_EQ_INT(store_search_keyword(s, "NOT printer", 5, &a, hits, &n, &e), 2);
-    EXPECT_EQ_INT(store_search_keyword(s, "\xff\xfe toner \xc3", 5, &a, hits, &n, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "NOT printer", 5, &a, hits, &n, NULL, &e), 2);
+    EXPECT_EQ_INT(store_search_keyword(s, "\xff\xfe toner \xc3", 5, &a, hits, &n, NULL, &e), 1);
     /* A long query (many words, 10 kB) is cut, not refused. */
     char longq[10000];
     for (size_t i = 0; i < sizeof longq - 1; i++)
         longq[i] = "toner x "[i % 8];
     longq[sizeof longq - 1] = 0;
-    EXPECT(store_search_keyword(s, longq, 5, &a, hits, &n, &e) >= 1);
+    EXPECT(store_search_keyword(s, longq, 5, &a, hits, &n, NULL, &e) >= 1);
 
     /* Fetch by id, as vector search does. */
     int64_t ids[2] = {hits[0].passage_id, 999999};
@@ -1186,13 +1228,13 @@ TEST(store_two_connections)
     cn_arena_init(&a, 1 << 24);
     cn_err e = {0};
     store_hit hits[4];
-    EXPECT_EQ_INT(store_search_keyword(r, "toner", 4, &a, hits, NULL, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(r, "toner", 4, &a, hits, NULL, NULL, &e), 0);
     store_doc_in d = make_doc(&a, "/two/a.txt", 80, 2, 2, "replace the toner", 2);
     EXPECT_EQ_INT(store_put_document(w, &d, NULL, &e), CN_OK);
     /* The reader sees the commit at once (and its cached passage count is
     ** refreshed: "toner" is rare enough for the any-word tier). */
-    EXPECT_EQ_INT(store_search_keyword(r, "toner", 4, &a, hits, NULL, &e), 1);
-    EXPECT_EQ_INT(store_search_keyword(r, "toner cartridge", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(r, "toner", 4, &a, hits, NULL, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(r, "toner cartridge", 4, &a, hits, NULL, NULL, &e), 1);
 
     /* A writer holding the lock: the other waits, then gives a clear error. */
     EXPECT_EQ_INT(store_begin(w, &e), CN_OK);
@@ -1203,7 +1245,7 @@ TEST(store_two_connections)
     EXPECT(cn_now() - t0 >= 0.15);
     EXPECT_CONTAINS(e.msg, "busy");
     /* Readers are not blocked by the writer. */
-    EXPECT_EQ_INT(store_search_keyword(r, "toner", 4, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(r, "toner", 4, &a, hits, NULL, NULL, &e), 1);
     store_rollback(w);
     EXPECT_EQ_INT(store_put_document(r, &d2, NULL, &e), CN_OK);
     EXPECT_EQ_INT(q1(w, "SELECT count(*) FROM documents"), 2);
@@ -1311,7 +1353,7 @@ TEST(store_remove_and_compact_leave_no_trace)
     EXPECT(!file_contains(wal, "qwertysecretword"));
     EXPECT_EQ_INT(consistency_problems(s), 0);
     store_hit hits[2];
-    EXPECT_EQ_INT(store_search_keyword(s, "qwertysecretword", 2, &a, hits, NULL, &e), 0);
+    EXPECT_EQ_INT(store_search_keyword(s, "qwertysecretword", 2, &a, hits, NULL, NULL, &e), 0);
     store_close(s);
     EXPECT(!file_contains(path, "qwertysecretword"));
     cn_arena_free(&a);
@@ -1435,7 +1477,7 @@ TEST(store_survives_sigkill)
     store_doc_in d = make_doc(&a, "/crash/after.txt", 7, 2, 2, "life goes on", 1);
     EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
     store_hit hits[1];
-    EXPECT_EQ_INT(store_search_keyword(s, "life goes on", 1, &a, hits, NULL, &e), 1);
+    EXPECT_EQ_INT(store_search_keyword(s, "life goes on", 1, &a, hits, NULL, NULL, &e), 1);
     EXPECT_EQ_INT(store_check(s, &e), CN_OK);
     store_close(s);
     cn_arena_free(&a);
