@@ -203,3 +203,46 @@ TEST(jina_embedding_and_refusals)
     tok_close(v);
     eng_encoder_close(e);
 }
+
+/* An XLM-RoBERTa reranker (bge-reranker-v2-m3) converts to architecture
+** "bert" with a SentencePiece-unigram ("t5") tokenizer: its weights load like
+** a BERT's, but it is refused when its tokenizer is opened, with the tokenizer
+** named, by the API and by `cairn rerank`. */
+TEST(rerank_refuses_t5_tokenizer_by_name)
+{
+    char vocab[600], model[600];
+    snprintf(vocab, sizeof vocab, "%s/t5-vocab.gguf", test_tmpdir());
+    snprintf(model, sizeof model, "%s/xlmr-rr.gguf", test_tmpdir());
+    gguf_writer *w;
+    cn_err err = {0};
+    EXPECT_EQ_INT(gguf_writer_new(&w, &err), CN_OK);
+    gguf_w_str(w, "general.architecture", "bert");
+    gguf_w_str(w, "tokenizer.ggml.model", "t5");
+    gguf_str toks[4] = {{"<s>", 3}, {"<pad>", 5}, {"</s>", 4}, {"\xe2\x96\x81" "a", 4}};
+    gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, 4);
+    EXPECT_EQ_INT(gguf_writer_begin(w, vocab, &err), CN_OK);
+    EXPECT_EQ_INT(gguf_writer_finish(w, &err), CN_OK);
+    gguf_writer_free(w);
+    const char *tools = getenv("CAIRN_TOOLS"), *bin = getenv("CAIRN_BIN");
+    char cmd[2048], out[2048], er[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s/mkmodel --shape minilm --n-layer 1 --n-embd 32 --n-head 2 --n-head-kv 2 "
+             "--n-ff 64 --type f32 --rerank --tokenizer %s -o %s 2>&1",
+             tools && *tools ? tools : "build", vocab, model);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, er, sizeof er), 0);
+    eng_encoder *e = NULL;
+    tok_vocab *v = NULL;
+    EXPECT_EQ_INT(eng_encoder_open(&e, model, NULL, &err), CN_OK);
+    if (!e)
+        return;
+    EXPECT(eng_encoder_is_reranker(e));
+    EXPECT_EQ_INT(tok_open(&v, eng_encoder_gguf(e), &err), CN_EUNSUPPORTED);
+    EXPECT(v == NULL);
+    EXPECT(strstr(err.msg, "unknown tokenizer model 't5'") != NULL);
+    EXPECT(strstr(err.msg, "XLM-RoBERTa") != NULL);
+    eng_encoder_close(e);
+    snprintf(cmd, sizeof cmd, "%s rerank -m %s 'a query' 'a document'",
+             bin && *bin ? bin : "build/cairn", model);
+    EXPECT_EQ_INT(test_shell(cmd, out, sizeof out, er, sizeof er), 1);
+    EXPECT(strstr(er, "tokenizer model 't5'") != NULL);
+}
