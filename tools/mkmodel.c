@@ -1,7 +1,7 @@
 /*
 ** mkmodel: write a GGUF decoder model with random weights, for tests and
 ** benchmarks. Any llama or qwen2 shape (named presets for the real models we
-** benchmark), any of F32/F16/Q8_0/Q4_0/Q4_K/Q6_K or a Q4_K_M-like mix, with the
+** benchmark) or a BERT / jina-bert-v2 encoder, any of F32/F16/Q8_0/Q4_0/Q4_K/Q6_K or a Q4_K_M-like mix, with the
 ** tokenizer metadata copied from another GGUF. Weights are normal(0, 0.02)
 ** from a seeded generator (each row has its own stream, so the file is the
 ** same whatever the thread count); norm weights are 1.
@@ -36,6 +36,8 @@ static const shape presets[] = {
     {"minilm", "bert", 384, 6, 1536, 12, 12, 30522, 512, 0, false, true, false},
     {"bge-small", "bert", 384, 12, 1536, 12, 12, 30522, 512, 0, false, true, false},
     {"bge-base", "bert", 768, 12, 3072, 12, 12, 30522, 512, 0, false, true, false},
+    /* jina-reranker-v1-tiny-en's shape (its vocabulary comes with --tokenizer) */
+    {"jina-tiny", "jina-bert-v2", 384, 4, 1536, 12, 12, 0, 8192, 0, false, true, false},
 };
 
 typedef struct opts {
@@ -46,6 +48,8 @@ typedef struct opts {
     bool vocab_only; /* the tokenizer alone, no tensors: tokenizer tests need nothing more */
     bool rerank;     /* BERT: a classification head (cls.*) and rank pooling */
     const char *pair_format; /* BERT reranker: cairn.rerank.pair_format, or NULL */
+    bool qk_norm;    /* jina-bert-v2: attn_q_norm, attn_k_norm and attn_norm_2 */
+    const char *pre; /* tokenizer.ggml.pre to write instead of the copied one, or NULL */
 } opts;
 
 /* ---- random numbers ---------------------------------------------------- */
@@ -136,9 +140,11 @@ static int plan_bert(const opts *o, tensor_plan *p)
         t_->type = t_->n_dims == 1 ? GGML_F32 : fit(ty, a);                                        \
         t_->fill = (f);                                                                            \
     } while (0)
+    bool jina = !strcmp(s->arch, "jina-bert-v2");
     B(base, D, s->n_vocab, FILL_RANDOM, "token_embd.weight");
     B(GGML_F32, D, 2, FILL_RANDOM, "token_types.weight");
-    B(GGML_F32, D, s->n_ctx, FILL_RANDOM, "position_embd.weight");
+    if (!jina) /* jina-bert-v2 has ALiBi instead */
+        B(GGML_F32, D, s->n_ctx, FILL_RANDOM, "position_embd.weight");
     B(GGML_F32, D, 1, FILL_ONES, "token_embd_norm.weight");
     B(GGML_F32, D, 1, FILL_ZERO, "token_embd_norm.bias");
     for (int i = 0; i < s->n_layer; i++) {
@@ -146,17 +152,34 @@ static int plan_bert(const opts *o, tensor_plan *p)
         for (int k = 0; k < 4; k++) {
             B(base, D, D, FILL_RANDOM, "blk.%d.%s.weight", i, mats[k]);
             B(GGML_F32, D, 1, FILL_RANDOM, "blk.%d.%s.bias", i, mats[k]);
+            if (jina && o->qk_norm && k < 2) {
+                B(GGML_F32, D, 1, FILL_ONES, "blk.%d.%s_norm.weight", i, mats[k]);
+                B(GGML_F32, D, 1, FILL_RANDOM, "blk.%d.%s_norm.bias", i, mats[k]);
+            }
         }
         B(GGML_F32, D, 1, FILL_ONES, "blk.%d.attn_output_norm.weight", i);
         B(GGML_F32, D, 1, FILL_ZERO, "blk.%d.attn_output_norm.bias", i);
+        if (jina && o->qk_norm) {
+            B(GGML_F32, D, 1, FILL_ONES, "blk.%d.attn_norm_2.weight", i);
+            B(GGML_F32, D, 1, FILL_RANDOM, "blk.%d.attn_norm_2.bias", i);
+        }
         B(base, D, s->n_ff, FILL_RANDOM, "blk.%d.ffn_up.weight", i);
-        B(GGML_F32, s->n_ff, 1, FILL_RANDOM, "blk.%d.ffn_up.bias", i);
+        if (jina) /* the gated feed-forward: no bias on up or gate */
+            B(base, D, s->n_ff, FILL_RANDOM, "blk.%d.ffn_gate.weight", i);
+        else
+            B(GGML_F32, s->n_ff, 1, FILL_RANDOM, "blk.%d.ffn_up.bias", i);
         B(base, s->n_ff, D, FILL_RANDOM, "blk.%d.ffn_down.weight", i);
         B(GGML_F32, D, 1, FILL_RANDOM, "blk.%d.ffn_down.bias", i);
         B(GGML_F32, D, 1, FILL_ONES, "blk.%d.layer_output_norm.weight", i);
         B(GGML_F32, D, 1, FILL_ZERO, "blk.%d.layer_output_norm.bias", i);
     }
-    if (o->rerank) { /* llama.cpp's classification head for rank pooling */
+    if (o->rerank && jina) {
+        /* jina-reranker-v1: one logit, cls.weight [D, 1] as converted from
+        ** the classifier's [1, D] (two dimensions), and no cls.output */
+        B(GGML_F32, D, 1, FILL_RANDOM, "cls.weight");
+        p[n - 1].n_dims = 2;
+        B(GGML_F32, 1, 1, FILL_RANDOM, "cls.bias");
+    } else if (o->rerank) { /* llama.cpp's classification head for rank pooling */
         B(base, D, D, FILL_RANDOM, "cls.weight");
         B(GGML_F32, D, 1, FILL_RANDOM, "cls.bias");
         B(GGML_F32, D, 1, FILL_RANDOM, "cls.output.weight");
@@ -182,7 +205,7 @@ static int plan(const opts *o, tensor_plan *p)
         t_->type = t_->n_dims == 1 ? GGML_F32 : fit(ty, a);                                        \
         t_->fill = (f);                                                                            \
     } while (0)
-    if (!strcmp(s->arch, "bert"))
+    if (!strcmp(s->arch, "bert") || !strcmp(s->arch, "jina-bert-v2"))
         return plan_bert(o, p);
     /* llama.cpp's Q4_K_M gives the output matrix Q6_K, and with a tied
     ** output that matrix is the embedding table */
@@ -273,7 +296,7 @@ static int write_model(const opts *o, cn_err *err)
     gguf_writer_new(&w, err);
     char key[128];
     const char *a = s->arch;
-    bool bert = !strcmp(a, "bert");
+    bool jina = !strcmp(a, "jina-bert-v2"), bert = jina || !strcmp(a, "bert");
     gguf_w_str(w, "general.architecture", a);
     gguf_w_str(w, "general.name", s->name);
 #define KU(suffix, v)                                                                              \
@@ -288,12 +311,16 @@ static int write_model(const opts *o, cn_err *err)
     KU("attention.head_count", s->n_head);
     KU("attention.head_count_kv", s->n_head_kv);
     if (bert) {
-        KU("pooling_type", o->rerank ? 4 : 1);
+        /* llama.cpp b4747's converter writes no pooling type for a
+        ** jina-bert-v2 reranker (it is run with --pooling rank) */
+        if (!(jina && o->rerank))
+            KU("pooling_type", o->rerank ? 4 : 1);
         if (o->rerank && o->pair_format)
             gguf_w_str(w, "cairn.rerank.pair_format", o->pair_format);
         snprintf(key, sizeof key, "%s.attention.layer_norm_epsilon", a);
         gguf_w_f32(w, key, 1e-12f);
-        gguf_w_bool(w, "bert.attention.causal", false);
+        snprintf(key, sizeof key, "%s.attention.causal", a);
+        gguf_w_bool(w, key, false);
     } else {
         KU("rope.dimension_count", s->n_embd / s->n_head);
         KU("vocab_size", s->n_vocab);
@@ -304,11 +331,35 @@ static int write_model(const opts *o, cn_err *err)
     }
 #undef KU
     gguf_w_u32(w, "general.quantization_version", 2);
-    for (int64_t i = 0; i < tokf->n_kv; i++)
-        if (!strncmp(tokf->kv[i].key, "tokenizer.", 10))
-            gguf_w_copy(w, &tokf->kv[i]);
+    bool has_sep = false;
+    for (int64_t i = 0; i < tokf->n_kv; i++) {
+        const char *k = tokf->kv[i].key;
+        if (strncmp(k, "tokenizer.", 10))
+            continue;
+        if (jina && (!strcmp(k, "tokenizer.ggml.token_type_count") ||
+                     !strcmp(k, "tokenizer.ggml.add_bos_token") ||
+                     !strcmp(k, "tokenizer.ggml.add_eos_token")))
+            continue; /* written below */
+        if (o->pre && !strcmp(k, "tokenizer.ggml.pre"))
+            continue;
+        has_sep |= !strcmp(k, "tokenizer.ggml.seperator_token_id");
+        gguf_w_copy(w, &tokf->kv[i]);
+    }
+    if (o->pre)
+        gguf_w_str(w, "tokenizer.ggml.pre", o->pre);
+    if (jina) {
+        /* what the converter writes for a RoBERTa-tokenizer jina-bert-v2
+        ** (jina-reranker-v1): two token types, BOS and EOS added, and the
+        ** separator is the EOS (</s>) */
+        gguf_w_u32(w, "tokenizer.ggml.token_type_count", 2);
+        gguf_w_bool(w, "tokenizer.ggml.add_bos_token", true);
+        gguf_w_bool(w, "tokenizer.ggml.add_eos_token", true);
+        uint32_t eos;
+        if (!has_sep && !gguf_get_u32(tokf, "tokenizer.ggml.eos_token_id", &eos, err))
+            gguf_w_u32(w, "tokenizer.ggml.seperator_token_id", eos);
+    }
 
-    int max_t = 16 + 16 * s->n_layer;
+    int max_t = 16 + 24 * s->n_layer; // the most any layer plans (jina-bert-v2 with --qk-norm: 22)
     tensor_plan *p = cn_calloc((size_t)max_t, sizeof *p);
     int n = o->vocab_only ? 0 : plan(o, p);
     uint64_t total = 0;
@@ -372,9 +423,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: mkmodel [--shape NAME] [shape options] --type TYPE --tokenizer FILE -o OUT\n\n"
             "  --shape NAME       preset: llama32-1b llama32-3b llama31-8b qwen25-05b qwen25-15b\n"
-            "                     tinyllama tiny (default), and BERT encoders minilm bge-small\n"
-            "                     bge-base\n"
-            "  --arch llama|qwen2 --n-embd N --n-layer N --n-ff N --n-head N --n-head-kv N\n"
+            "                     tinyllama tiny (default), BERT encoders minilm bge-small\n"
+            "                     bge-base, and jina-tiny (jina-bert-v2, jina-reranker-v1's shape)\n"
+            "  --arch llama|qwen2|bert|jina-bert-v2 --n-embd N --n-layer N --n-ff N --n-head N --n-head-kv N\n"
             "  --ctx N --rope-base F --tied|--untied --bias|--no-bias --rope-freqs|--no-rope-freqs\n"
             "  --type T           f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m\n"
             "  --tokenizer FILE   copy tokenizer.* metadata (and the vocabulary size) from FILE\n"
@@ -382,7 +433,10 @@ static void usage(void)
             "  --vocab-only       write the tokenizer metadata alone, no tensors (like\n"
             "                     llama.cpp's ggml-vocab-*.gguf files)\n"
             "  --rerank           BERT shapes: add a classification head (cls.*) and rank\n"
-            "                     pooling, i.e. a cross-encoder (reranker)\n"
+            "                     pooling, i.e. a cross-encoder (reranker); jina-bert-v2:\n"
+            "                     jina-reranker-v1's one-logit head, no pooling key\n"
+            "  --qk-norm          jina-bert-v2: LayerNorms on q and k, and attn_norm_2\n"
+            "  --pre NAME         write tokenizer.ggml.pre = NAME (e.g. jina-v1-en)\n"
             "  --pair-format F    with --rerank: write cairn.rerank.pair_format = F\n"
             "  -t N               threads (default 2)\n");
 }
@@ -394,7 +448,7 @@ int main(int argc, char **argv)
         if (!strcmp(presets[k].name, "tiny")) /* the default, as the usage says */
             o.s = presets[k];
     enum { SHAPE = 256, ARCH, EMBD, LAYER, FF, HEAD, HEAD_KV, CTX, ROPE_BASE, TYPE, TOKENIZER,
-           SEED, VOCAB_ONLY, RERANK, PAIR_FORMAT, TIED, UNTIED, BIAS, NO_BIAS, ROPE_FREQS, NO_ROPE_FREQS };
+           SEED, VOCAB_ONLY, RERANK, PAIR_FORMAT, QK_NORM, PRE, TIED, UNTIED, BIAS, NO_BIAS, ROPE_FREQS, NO_ROPE_FREQS };
     static const struct option longs[] = {
         {"shape", required_argument, NULL, SHAPE}, {"arch", required_argument, NULL, ARCH},
         {"n-embd", required_argument, NULL, EMBD}, {"n-layer", required_argument, NULL, LAYER},
@@ -407,6 +461,7 @@ int main(int argc, char **argv)
         {"rope-freqs", no_argument, NULL, ROPE_FREQS},
         {"no-rope-freqs", no_argument, NULL, NO_ROPE_FREQS},
         {"rerank", no_argument, NULL, RERANK}, {"pair-format", required_argument, NULL, PAIR_FORMAT},
+        {"qk-norm", no_argument, NULL, QK_NORM}, {"pre", required_argument, NULL, PRE},
         {0}};
     int c;
     while ((c = getopt_long(argc, argv, "t:o:", longs, NULL)) != -1) {
@@ -423,7 +478,12 @@ int main(int argc, char **argv)
             o.s = presets[k];
             break;
         }
-        case ARCH: o.s.arch = !strcmp(v, "qwen2") ? "qwen2" : "llama"; break;
+        case ARCH:
+            o.s.arch = !strcmp(v, "qwen2")          ? "qwen2"
+                       : !strcmp(v, "bert")         ? "bert"
+                       : !strcmp(v, "jina-bert-v2") ? "jina-bert-v2"
+                                                    : "llama";
+            break;
         case EMBD: o.s.n_embd = atoi(v); break;
         case LAYER: o.s.n_layer = atoi(v); break;
         case FF: o.s.n_ff = atoi(v); break;
@@ -439,6 +499,8 @@ int main(int argc, char **argv)
         case VOCAB_ONLY: o.vocab_only = true; break;
         case RERANK: o.rerank = true; break;
         case PAIR_FORMAT: o.pair_format = v; break;
+        case QK_NORM: o.qk_norm = true; break;
+        case PRE: o.pre = v; break;
         case TIED: case UNTIED: o.s.tied = c == TIED; break;
         case BIAS: case NO_BIAS: o.s.bias = c == BIAS; break;
         case ROPE_FREQS: case NO_ROPE_FREQS: o.s.rope_freqs = c == ROPE_FREQS; break;
@@ -450,7 +512,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!o.out || !o.tokenizer || parse_type(o.type) == UINT32_MAX ||
-        (o.rerank && strcmp(o.s.arch, "bert"))) {
+        (o.rerank && strcmp(o.s.arch, "bert") && strcmp(o.s.arch, "jina-bert-v2")) ||
+        (o.qk_norm && strcmp(o.s.arch, "jina-bert-v2"))) {
         usage();
         return 2;
     }

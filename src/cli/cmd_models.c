@@ -187,7 +187,7 @@ static void on_progress(void *ctx, const mdl_progress *p)
         if (u->tty)
             fprintf(stderr, "\r\033[K");
         fprintf(stderr, "%s: %s\n", p->name, !strcmp(p->phase, "smoke-test")
-                                                 ? "smoke test (loading it, a few tokens)"
+                                                 ? "smoke test (loading it, one short run)"
                                                  : "installing");
         return;
     }
@@ -279,11 +279,14 @@ static int do_list(models_args *a)
                    "size", "memory", "fit", "description");
             for (int i = 0; i < c->n; i++) {
                 const mdl_entry *e = &c->models[i];
-                char mem[32], par[32];
+                char mem[32], par[32], size[40];
                 snprintf(mem, sizeof mem, "%.1f GB", e->ram_mb / 1024.0);
                 snprintf(par, sizeof par, "%.3gB", e->params_b);
-                printf("%-22s %-6s %-8s %-10s %-8s %-8s %s\n", e->name, e->role, par,
-                       cli_size((uint64_t)e->size, b), mem, mdl_fit(e, &hw), e->description);
+                /* "~": the catalog knows the size only roughly (size_exact false) */
+                snprintf(size, sizeof size, "%s%s", e->size_exact ? "" : "~",
+                         cli_size((uint64_t)e->size, b));
+                printf("%-22s %-6s %-8s %-10s %-8s %-8s %s\n", e->name, e->role, par, size, mem,
+                       mdl_fit(e, &hw), e->description);
             }
             printf("\ncatalog: %s (serial %lld)\n", c->source, (long long)c->serial);
         } else {
@@ -315,7 +318,8 @@ static int do_pull(models_args *a)
     pull_ui u = {a->json, isatty(2), 0, NULL};
     char sz[32];
     if (!a->json)
-        fprintf(stderr, "pulling %s (%s%s%s) from %s\n", e->name, cli_size((uint64_t)e->size, sz),
+        fprintf(stderr, "pulling %s (%s%s%s%s) from %s\n", e->name, e->size_exact ? "" : "~",
+                cli_size((uint64_t)e->size, sz),
                 *e->license ? ", license: " : "", e->license, e->url);
     struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);

@@ -2,6 +2,14 @@
 ** bert.c: BERT-family sentence encoders (all-MiniLM, bge-small/base, ...)
 ** and cross-encoders (rerankers: the same encoder with a classification head
 ** on the [CLS] state, llama.cpp's "rank" pooling).
+**
+** Two architectures share the code. "bert": learned position embeddings,
+** GELU feed-forward with biases. "jina-bert-v2" (Jina's embedding models and
+** jina-reranker-v1): no position table but ALiBi, a bias -slope_h * |i - j|
+** on every attention score (bidirectional, so in both directions); a gated
+** feed-forward gelu(gate x) * (up x) with a bias on down only; optional
+** LayerNorms on q and k and a second one after attention; and, for the
+** reranker, a one-logit head.
 ** Texts are packed back to back into one batch of at most n_batch tokens;
 ** every matrix product runs over the whole batch, and attention stays within
 ** each text (block-diagonal), so no padding is computed.
@@ -15,12 +23,19 @@
 
 typedef struct bert_layer {
     const gguf_tensor *wq, *wk, *wv, *wo, *w_up, *w_down;
-    float *bq, *bk, *bv, *bo, *b_up, *b_down;          /* owned */
+    const gguf_tensor *w_gate;                         /* jina-bert-v2 only */
+    float *bq, *bk, *bv, *bo, *b_up, *b_down;          /* owned; b_up NULL in jina-bert-v2 */
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b;              /* attn_output_norm, layer_output_norm */
+    /* jina-bert-v2, each optional (NULL): LayerNorms of q and of k, and
+    ** attn_norm_2, applied to (attention block output + layer input) */
+    float *qn_w, *qn_b, *kn_w, *kn_b, *ln_a2_w, *ln_a2_b;
 } bert_layer;
 
 struct eng_encoder {
     gguf_file *g;
+    const char *arch;     /* "bert" or "jina-bert-v2": the metadata keys' prefix */
+    bool jina;
+    float *alibi;         /* jina-bert-v2: each head's ALiBi slope; owned */
     int n_embd, n_layer, n_head, head_dim, n_ff, n_ctx, n_vocab, n_types, pooling;
     float eps;
     int n_batch, n_threads;
@@ -28,12 +43,15 @@ struct eng_encoder {
     const gguf_tensor *tok_embd, *pos_embd, *type_embd;
     float *emb_ln_w, *emb_ln_b;
     bert_layer *layers;
-    /* classification head (rank pooling only): score = out_w . tanh(cls_w h + cls_b) + out_b */
-    float *cls_w, *cls_b, *cls_out_w, cls_out_b; /* owned */
+    /* classification head (rank pooling only): a = tanh(cls_w h + cls_b) over
+    ** n_cls rows; score = out_w . a + out_b, or, with no cls.output (n_cls
+    ** 1, jina-reranker-v1), a itself, as llama.cpp b4747 computes it */
+    float *cls_w, *cls_b, *cls_out_w, cls_out_b; /* owned; cls_out_w may be NULL */
+    int n_cls;
     int pair_format;                             /* ENG_PAIR_* */
 
     /* batch buffers (n_batch tokens) */
-    float *x, *xb, *q, *k, *v, *att, *ff, *scores, *row;
+    float *x, *xb, *q, *k, *v, *att, *ff, *ff2, *scores, *row; /* ff2: jina's gate */
     void *act;
     int *seq_start, *seq_len;  /* packed sequences of the current batch */
 };
@@ -121,17 +139,27 @@ static int load_head(eng_encoder *e, cn_err *err)
 {
     int D = e->n_embd, rc;
     float *ob = NULL;
-    if ((rc = get_floats(e, "cls.weight", D, D, &e->cls_w, err)) ||
-        (rc = get_floats(e, "cls.bias", D, 0, &e->cls_b, err)) ||
-        (rc = get_floats(e, "cls.output.weight", D, 0, &e->cls_out_w, err)) ||
-        (rc = get_floats(e, "cls.output.bias", 1, 0, &ob, err)))
+    /* BERT cross-encoders (RoBERTa-style head): a dense layer, then
+    ** cls.output; jina-reranker-v1: one logit straight from cls */
+    const gguf_tensor *c = gguf_find_tensor(e->g, "cls.weight");
+    bool has_out = gguf_find_tensor(e->g, "cls.output.weight") != NULL;
+    e->n_cls = c && c->n_dims == 2 && c->ne[1] == 1 && !has_out ? 1 : D;
+    if ((rc = get_floats(e, "cls.weight", D, e->n_cls, &e->cls_w, err)) ||
+        (rc = get_floats(e, "cls.bias", e->n_cls, 0, &e->cls_b, err)))
         return rc;
-    e->cls_out_b = ob[0];
-    free(ob);
+    if (e->n_cls == D) {
+        if ((rc = get_floats(e, "cls.output.weight", D, 0, &e->cls_out_w, err)) ||
+            (rc = get_floats(e, "cls.output.bias", 1, 0, &ob, err)))
+            return rc;
+        e->cls_out_b = ob[0];
+        free(ob);
+    }
     gguf_str f;
     rc = gguf_get_str(e->g, "cairn.rerank.pair_format", &f, err);
+    /* BERT's own pair format by default; jina-reranker-v1 reads pairs as
+    ** RoBERTa does, <s> q </s></s> d </s>, all in segment 0 */
     if (rc == CN_ENOTFOUND)
-        e->pair_format = ENG_PAIR_BERT;
+        e->pair_format = e->jina ? ENG_PAIR_SEP_SEP : ENG_PAIR_BERT;
     else if (rc)
         return rc;
     else if (gguf_str_eq(f, "bert"))
@@ -145,33 +173,117 @@ static int load_head(eng_encoder *e, cn_err *err)
     return CN_OK;
 }
 
+/* "ARCH.suffix" for the file's architecture (bert.*, jina-bert-v2.*). */
+static const char *akey(const eng_encoder *e, const char *suffix, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s.%s", e->arch, suffix);
+    return buf;
+}
+
+/* An optional vector: *out stays NULL when the file has no tensor name. */
+static int opt_vec(eng_encoder *e, const char *name, int64_t n, float **out, cn_err *err)
+{
+    return gguf_find_tensor(e->g, name) ? get_vec(e, name, n, out, err) : CN_OK;
+}
+
+/* ggml's ALiBi slopes with llama.cpp's max bias 8 for jina-bert-v2: the
+** first 2^floor(log2(n_head)) heads get m0^(h+1), the rest the odd powers
+** of m1, the geometric series between them. */
+static int alibi_slopes(eng_encoder *e, cn_err *err)
+{
+    const float max_bias = 8.0f;
+    e->alibi = cn_malloc_array((size_t)e->n_head, sizeof(float));
+    if (!e->alibi)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    int n_log2 = 1;
+    while (n_log2 * 2 <= e->n_head)
+        n_log2 *= 2;
+    float m0 = powf(2.0f, -max_bias / (float)n_log2);
+    float m1 = powf(2.0f, -(max_bias / 2.0f) / (float)n_log2);
+    for (int h = 0; h < e->n_head; h++)
+        e->alibi[h] = h < n_log2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n_log2) + 1));
+    return CN_OK;
+}
+
+static int load_layer(eng_encoder *e, int i, cn_err *err)
+{
+    bert_layer *L = &e->layers[i];
+    int D = e->n_embd, F = e->n_ff, rc;
+    char n[64];
+#define T(part, a, b, dst) (snprintf(n, sizeof n, "blk.%d.%s", i, part), get(e, n, a, b, dst, err))
+#define V(part, len, dst) (snprintf(n, sizeof n, "blk.%d.%s", i, part), get_vec(e, n, len, dst, err))
+#define O(part, len, dst) (snprintf(n, sizeof n, "blk.%d.%s", i, part), opt_vec(e, n, len, dst, err))
+    if ((rc = T("attn_q.weight", D, D, &L->wq)) || (rc = T("attn_k.weight", D, D, &L->wk)) ||
+        (rc = T("attn_v.weight", D, D, &L->wv)) || (rc = T("attn_output.weight", D, D, &L->wo)) ||
+        (rc = T("ffn_up.weight", D, F, &L->w_up)) || (rc = T("ffn_down.weight", F, D, &L->w_down)) ||
+        (rc = V("attn_q.bias", D, &L->bq)) || (rc = V("attn_k.bias", D, &L->bk)) ||
+        (rc = V("attn_v.bias", D, &L->bv)) || (rc = V("attn_output.bias", D, &L->bo)) ||
+        (rc = V("ffn_down.bias", D, &L->b_down)) ||
+        (rc = V("attn_output_norm.weight", D, &L->ln1_w)) ||
+        (rc = V("attn_output_norm.bias", D, &L->ln1_b)) ||
+        (rc = V("layer_output_norm.weight", D, &L->ln2_w)) ||
+        (rc = V("layer_output_norm.bias", D, &L->ln2_b)))
+        return rc;
+    if (!e->jina)
+        rc = V("ffn_up.bias", F, &L->b_up);
+    else if (!(rc = T("ffn_gate.weight", D, F, &L->w_gate)) &&
+             !(rc = O("attn_q_norm.weight", D, &L->qn_w)) &&
+             !(rc = O("attn_q_norm.bias", D, &L->qn_b)) &&
+             !(rc = O("attn_k_norm.weight", D, &L->kn_w)) &&
+             !(rc = O("attn_k_norm.bias", D, &L->kn_b)) &&
+             !(rc = O("attn_norm_2.weight", D, &L->ln_a2_w)))
+        rc = O("attn_norm_2.bias", D, &L->ln_a2_b);
+#undef T
+#undef V
+#undef O
+    if (rc)
+        return rc;
+    /* a norm is its weight and its bias: half of one is a broken file */
+    if (!L->qn_w != !L->qn_b || !L->kn_w != !L->kn_b || !L->ln_a2_w != !L->ln_a2_b)
+        return cn_fail(err, CN_EFORMAT, "%s: layer %d has a LayerNorm weight without its bias "
+                       "(attn_q_norm, attn_k_norm or attn_norm_2)", e->g->path, i);
+    return CN_OK;
+}
+
 static int load(eng_encoder *e, cn_err *err)
 {
     gguf_str arch;
+    char key[96];
     int rc = gguf_get_str(e->g, "general.architecture", &arch, err);
     if (rc)
         return rc;
-    if (!gguf_str_eq(arch, "bert"))
+    if (gguf_str_eq(arch, "bert"))
+        e->arch = "bert";
+    else if (gguf_str_eq(arch, "jina-bert-v2"))
+        e->arch = "jina-bert-v2", e->jina = true;
+    else
         return cn_fail(err, CN_EUNSUPPORTED, "%s: architecture '%.*s' is not an embedding model "
-                       "Cairn supports (supported: bert)", e->g->path, (int)CN_MIN(arch.len, 64),
-                       arch.ptr);
-    if ((rc = u32_key(e, "bert.embedding_length", 1, 1 << 14, -1, &e->n_embd, err)) ||
-        (rc = u32_key(e, "bert.block_count", 1, 256, -1, &e->n_layer, err)) ||
-        (rc = u32_key(e, "bert.attention.head_count", 1, 256, -1, &e->n_head, err)) ||
-        (rc = u32_key(e, "bert.feed_forward_length", 1, 1 << 16, -1, &e->n_ff, err)) ||
-        (rc = u32_key(e, "bert.context_length", 1, 1 << 16, -1, &e->n_ctx, err)) ||
-        (rc = u32_key(e, "bert.pooling_type", 0, 4, ENG_POOL_MEAN, &e->pooling, err)))
+                       "or reranker Cairn supports (supported: bert, jina-bert-v2)", e->g->path,
+                       (int)CN_MIN(arch.len, 64), arch.ptr);
+    if ((rc = u32_key(e, akey(e, "embedding_length", key, sizeof key), 1, 1 << 14, -1, &e->n_embd, err)) ||
+        (rc = u32_key(e, akey(e, "block_count", key, sizeof key), 1, 256, -1, &e->n_layer, err)) ||
+        (rc = u32_key(e, akey(e, "attention.head_count", key, sizeof key), 1, 256, -1, &e->n_head, err)) ||
+        (rc = u32_key(e, akey(e, "feed_forward_length", key, sizeof key), 1, 1 << 16, -1, &e->n_ff, err)) ||
+        (rc = u32_key(e, akey(e, "context_length", key, sizeof key), 1, 1 << 16, -1, &e->n_ctx, err)))
         return rc;
+    /* The pooling type. llama.cpp b4747's converter never writes 4 (rank):
+    ** a jina-bert-v2 file with a classifier (cls.weight) and no pooling type,
+    ** or pooling "none", is the reranker it was converted from, which
+    ** llama.cpp runs with --pooling rank. */
+    bool has_cls = gguf_find_tensor(e->g, "cls.weight") != NULL;
+    int def = e->jina && has_cls ? ENG_POOL_RANK : ENG_POOL_MEAN;
+    if ((rc = u32_key(e, akey(e, "pooling_type", key, sizeof key), 0, 4, def, &e->pooling, err)))
+        return rc;
+    if (e->pooling == ENG_POOL_NONE)
+        e->pooling = def; /* a sentence embedding needs a pooled vector */
     if (e->pooling == 3)
         return cn_fail(err, CN_EUNSUPPORTED, "%s: pooling type 3 (last token) is not supported "
-                       "for a BERT model", e->g->path);
-    if (e->pooling == ENG_POOL_NONE)
-        e->pooling = ENG_POOL_MEAN; /* a sentence embedding needs a pooled vector */
+                       "for a %s model", e->g->path, e->arch);
     if (e->n_embd % e->n_head)
         return cn_fail(err, CN_EFORMAT, "%s: embedding length %d is not a multiple of %d heads",
                        e->g->path, e->n_embd, e->n_head);
     e->head_dim = e->n_embd / e->n_head;
-    rc = gguf_get_f32(e->g, "bert.attention.layer_norm_epsilon", &e->eps, err);
+    rc = gguf_get_f32(e->g, akey(e, "attention.layer_norm_epsilon", key, sizeof key), &e->eps, err);
     if (rc == CN_ENOTFOUND)
         e->eps = 1e-12f;
     else if (rc)
@@ -188,37 +300,20 @@ static int load(eng_encoder *e, cn_err *err)
     e->n_types = tt && tt->n_dims == 2 ? (int)CN_MIN(tt->ne[1], 16) : 1;
     int D = e->n_embd;
     if ((rc = get(e, "token_embd.weight", D, e->n_vocab, &e->tok_embd, err)) ||
-        (rc = get(e, "position_embd.weight", D, e->n_ctx, &e->pos_embd, err)) ||
         (rc = get(e, "token_types.weight", D, e->n_types, &e->type_embd, err)) ||
         (rc = get_vec(e, "token_embd_norm.weight", D, &e->emb_ln_w, err)) ||
         (rc = get_vec(e, "token_embd_norm.bias", D, &e->emb_ln_b, err)))
         return rc;
+    /* positions: a learned table (bert) or ALiBi (jina-bert-v2) */
+    if ((rc = e->jina ? alibi_slopes(e, err)
+                      : get(e, "position_embd.weight", D, e->n_ctx, &e->pos_embd, err)))
+        return rc;
     e->layers = cn_calloc((size_t)e->n_layer, sizeof *e->layers);
     if (!e->layers)
         return cn_fail(err, CN_ENOMEM, "out of memory");
-    for (int i = 0; i < e->n_layer; i++) {
-        bert_layer *L = &e->layers[i];
-        char n[64];
-#define T(part, a, b, dst)                                                                         \
-    (snprintf(n, sizeof n, "blk.%d.%s", i, part), get(e, n, a, b, dst, err))
-#define V(part, len, dst) (snprintf(n, sizeof n, "blk.%d.%s", i, part), get_vec(e, n, len, dst, err))
-        if ((rc = T("attn_q.weight", D, D, &L->wq)) || (rc = T("attn_k.weight", D, D, &L->wk)) ||
-            (rc = T("attn_v.weight", D, D, &L->wv)) ||
-            (rc = T("attn_output.weight", D, D, &L->wo)) ||
-            (rc = T("ffn_up.weight", D, e->n_ff, &L->w_up)) ||
-            (rc = T("ffn_down.weight", e->n_ff, D, &L->w_down)) ||
-            (rc = V("attn_q.bias", D, &L->bq)) || (rc = V("attn_k.bias", D, &L->bk)) ||
-            (rc = V("attn_v.bias", D, &L->bv)) || (rc = V("attn_output.bias", D, &L->bo)) ||
-            (rc = V("ffn_up.bias", e->n_ff, &L->b_up)) ||
-            (rc = V("ffn_down.bias", D, &L->b_down)) ||
-            (rc = V("attn_output_norm.weight", D, &L->ln1_w)) ||
-            (rc = V("attn_output_norm.bias", D, &L->ln1_b)) ||
-            (rc = V("layer_output_norm.weight", D, &L->ln2_w)) ||
-            (rc = V("layer_output_norm.bias", D, &L->ln2_b)))
+    for (int i = 0; i < e->n_layer; i++)
+        if ((rc = load_layer(e, i, err)))
             return rc;
-#undef T
-#undef V
-    }
     return e->pooling == ENG_POOL_RANK ? load_head(e, err) : CN_OK;
 }
 
@@ -233,6 +328,8 @@ static int alloc_buffers(eng_encoder *e, cn_err *err)
     e->v = alloc_f(nb * D, &fail);
     e->att = alloc_f(nb * D, &fail);
     e->ff = alloc_f(nb * (size_t)e->n_ff, &fail);
+    if (e->jina)
+        e->ff2 = alloc_f(nb * (size_t)e->n_ff, &fail);
     e->scores = alloc_f((size_t)e->n_threads * kern_attn_work(e->head_dim, e->n_ctx), &fail);
     e->row = alloc_f(D, &fail);
     e->seq_start = cn_calloc(nb, sizeof(int));
@@ -240,9 +337,10 @@ static int alloc_buffers(eng_encoder *e, cn_err *err)
     size_t act = 0;
     for (int l = 0; l < e->n_layer; l++) {
         const bert_layer *L = &e->layers[l];
-        const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_up, L->w_down};
+        const gguf_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_up, L->w_down, L->w_gate};
         for (size_t i = 0; i < CN_ARRAY_LEN(ws); i++)
-            act = CN_MAX(act, kern_act_bytes(ws[i]->type, (int)ws[i]->ne[0], (int)nb));
+            if (ws[i])
+                act = CN_MAX(act, kern_act_bytes(ws[i]->type, (int)ws[i]->ne[0], (int)nb));
     }
     e->act = cn_calloc(act, 1);
     if (fail || !e->act || !e->seq_start || !e->seq_len)
@@ -285,14 +383,16 @@ void eng_encoder_close(eng_encoder *e)
     if (e->layers)
         for (int i = 0; i < e->n_layer; i++) {
             bert_layer *L = &e->layers[i];
-            float *own[] = {L->bq, L->bk, L->bv, L->bo, L->b_up, L->b_down,
-                            L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b};
+            float *own[] = {L->bq, L->bk, L->bv, L->bo, L->b_up, L->b_down, L->ln1_w,
+                            L->ln1_b, L->ln2_w, L->ln2_b, L->qn_w, L->qn_b, L->kn_w, L->kn_b,
+                            L->ln_a2_w, L->ln_a2_b};
             for (size_t k = 0; k < CN_ARRAY_LEN(own); k++)
                 free(own[k]);
         }
     free(e->layers);
-    void *bufs[] = {e->cls_w, e->cls_b, e->cls_out_w, e->emb_ln_w, e->emb_ln_b, e->x, e->xb, e->q, e->k, e->v, e->att,
-                    e->ff, e->scores, e->row, e->act, e->seq_start, e->seq_len};
+    void *bufs[] = {e->cls_w, e->cls_b, e->cls_out_w, e->emb_ln_w, e->emb_ln_b, e->alibi, e->x,
+                    e->xb, e->q, e->k, e->v, e->att, e->ff, e->ff2, e->scores, e->row, e->act,
+                    e->seq_start, e->seq_len};
     for (size_t k = 0; k < CN_ARRAY_LEN(bufs); k++)
         free(bufs[k]);
     cn_pool_free(e->pool);
@@ -314,8 +414,8 @@ int eng_encoder_expect(const eng_encoder *e, bool reranker, cn_err *err)
     ** embedding model has no head to score a pair with */
     return reranker ? cn_fail(err, CN_EUNSUPPORTED,
                               "%s is not a reranker: it has no classification head "
-                              "(bert.pooling_type 4 and cls.* tensors); an embedding model goes "
-                              "to `cairn embed` or -e", e->g->path)
+                              "(%s.pooling_type 4 and cls.* tensors); an embedding model goes "
+                              "to `cairn embed` or -e", e->g->path, e->arch)
                     : cn_fail(err, CN_EUNSUPPORTED,
                               "%s is a reranker (a cross-encoder), not an embedding model: give it "
                               "to `cairn rerank` or --rerank", e->g->path);
@@ -343,7 +443,7 @@ static void bert_attention(void *ctx, int ith, int nth)
         int s = task / e->n_head, h = task % e->n_head;
         size_t off = (size_t)e->seq_start[s] * D + (size_t)h * hd;
         k->attn(e->q + off, D, e->seq_len[s], e->k + off, e->v + off, D, e->seq_len[s], hd, scale,
-                e->att + off, D, work);
+                e->alibi ? e->alibi[h] : 0.0f, e->att + off, D, work);
     }
 }
 
@@ -365,19 +465,21 @@ static void forward(eng_encoder *e, const int32_t *const *ids, const int32_t *co
     const kern_table *k = kern_get();
     int D = e->n_embd;
     size_t tok_row = gguf_row_size(e->tok_embd->type, D);
-    size_t pos_row = gguf_row_size(e->pos_embd->type, D);
+    size_t pos_row = e->pos_embd ? gguf_row_size(e->pos_embd->type, D) : 0;
     size_t type_row = gguf_row_size(e->type_embd->type, D);
 
-    // embeddings: token + position + token type, then LayerNorm
+    // embeddings: token + position (bert; ALiBi instead in jina-bert-v2) + token type, LayerNorm
     for (int s = 0; s < n_seq; s++)
         for (int p = 0; p < e->seq_len[s]; p++) {
             float *x = e->x + (size_t)(e->seq_start[s] + p) * D;
             k->to_float[e->tok_embd->type]((const char *)e->tok_embd->data +
                                                (size_t)ids[s][p] * tok_row, x, D);
-            k->to_float[e->pos_embd->type]((const char *)e->pos_embd->data + (size_t)p * pos_row,
-                                           e->row, D);
-            for (int i = 0; i < D; i++)
-                x[i] += e->row[i];
+            if (e->pos_embd) {
+                k->to_float[e->pos_embd->type]((const char *)e->pos_embd->data +
+                                                   (size_t)p * pos_row, e->row, D);
+                for (int i = 0; i < D; i++)
+                    x[i] += e->row[i];
+            }
             int ty = types ? types[s][p] : 0;
             k->to_float[e->type_embd->type]((const char *)e->type_embd->data +
                                                 (size_t)ty * type_row, e->row, D);
@@ -395,6 +497,10 @@ static void forward(eng_encoder *e, const int32_t *const *ids, const int32_t *co
         add_bias_rows(e->q, L->bq, n_tok, D);
         add_bias_rows(e->k, L->bk, n_tok, D);
         add_bias_rows(e->v, L->bv, n_tok, D);
+        for (int t = 0; L->qn_w && t < n_tok; t++)
+            kern_layernorm(e->q + (size_t)t * D, e->q + (size_t)t * D, L->qn_w, L->qn_b, D, e->eps);
+        for (int t = 0; L->kn_w && t < n_tok; t++)
+            kern_layernorm(e->k + (size_t)t * D, e->k + (size_t)t * D, L->kn_w, L->kn_b, D, e->eps);
         bert_attn_job aj = {e, n_seq};
         cn_pool_run(e->pool, bert_attention, &aj);
         // output projection, residual, post-LayerNorm
@@ -404,13 +510,34 @@ static void forward(eng_encoder *e, const int32_t *const *ids, const int32_t *co
             float *x = e->x + (size_t)t * D, *y = e->xb + (size_t)t * D;
             for (int i = 0; i < D; i++)
                 y[i] += x[i];
-            kern_layernorm(x, y, L->ln1_w, L->ln1_b, D, e->eps);
+            if (!L->ln_a2_w) {
+                kern_layernorm(x, y, L->ln1_w, L->ln1_b, D, e->eps);
+                continue;
+            }
+            // attn_norm_2: the layer input is added once more, and normalised again
+            kern_layernorm(y, y, L->ln1_w, L->ln1_b, D, e->eps);
+            for (int i = 0; i < D; i++)
+                y[i] += x[i];
+            kern_layernorm(x, y, L->ln_a2_w, L->ln_a2_b, D, e->eps);
         }
-        // feed-forward: up, GELU, down, residual, post-LayerNorm
-        kern_matmul(e->pool, e->ff, L->w_up, e->x, n_tok, e->act);
-        add_bias_rows(e->ff, L->b_up, n_tok, e->n_ff);
-        kern_gelu(e->ff, n_tok * e->n_ff);
-        kern_matmul(e->pool, e->xb, L->w_down, e->ff, n_tok, e->act);
+        float *ffo = e->ff; /* what goes into ffn_down */
+        if (L->w_gate) {
+            // gated feed-forward (jina-bert-v2): gelu(gate x) * (up x), no biases
+            float *outs[2] = {e->ff, e->ff2};
+            const gguf_tensor *ws[2] = {L->w_up, L->w_gate};
+            kern_matmul_group(e->pool, 2, outs, ws, e->x, n_tok, e->act);
+            size_t nf = (size_t)n_tok * (size_t)e->n_ff;
+            kern_gelu(e->ff2, (int)nf);
+            for (size_t i = 0; i < nf; i++)
+                e->ff2[i] *= e->ff[i];
+            ffo = e->ff2;
+        } else {
+            // feed-forward: up, GELU, down, residual, post-LayerNorm
+            kern_matmul(e->pool, e->ff, L->w_up, e->x, n_tok, e->act);
+            add_bias_rows(e->ff, L->b_up, n_tok, e->n_ff);
+            kern_gelu(e->ff, n_tok * e->n_ff);
+        }
+        kern_matmul(e->pool, e->xb, L->w_down, ffo, n_tok, e->act);
         add_bias_rows(e->xb, L->b_down, n_tok, D);
         for (int t = 0; t < n_tok; t++) {
             float *x = e->x + (size_t)t * D, *y = e->xb + (size_t)t * D;
@@ -429,12 +556,12 @@ static void forward(eng_encoder *e, const int32_t *const *ids, const int32_t *co
             }
             // the head is one small matrix-vector product per sequence
             double score = e->cls_out_b;
-            for (int o = 0; o < D; o++) {
+            for (int o = 0; o < e->n_cls; o++) {
                 const float *w = e->cls_w + (size_t)o * D;
                 float a = e->cls_b[o];
                 for (int i = 0; i < D; i++)
                     a += w[i] * h[i];
-                score += (double)e->cls_out_w[o] * tanhf(a);
+                score += e->cls_out_w ? (double)e->cls_out_w[o] * tanhf(a) : (double)tanhf(a);
             }
             out[s] = (float)score;
         }
@@ -509,8 +636,8 @@ int eng_encoder_rerank(eng_encoder *e, const int32_t *const *ids, const int32_t 
 {
     if (e->pooling != ENG_POOL_RANK)
         return cn_fail(err, CN_EUNSUPPORTED, "%s: not a reranker (no classification head: "
-                       "bert.pooling_type is not 4 (rank) and there are no cls.* tensors)",
-                       e->g->path);
+                       "%s.pooling_type is not 4 (rank) and there are no cls.* tensors)",
+                       e->g->path, e->arch);
     return run(e, ids, types, lens, n, OUT_RANK, scores, err);
 }
 

@@ -131,7 +131,8 @@ void eng_model_reset(eng_model *m);
 /* ---- sentence embeddings: BERT-family encoders (bert.c) ----------------
 ** Token + position + token-type embeddings, post-LayerNorm transformer with
 ** bidirectional attention, GELU feed-forward, mean or CLS pooling, L2
-** normalisation. Many texts per call are packed into one batch so the
+** normalisation. Architectures "bert" and "jina-bert-v2" (ALiBi instead of
+** positions, gated GELU feed-forward). Many texts per call are packed into one batch so the
 ** matrix kernels see many tokens at once; buffers are allocated at open. */
 
 typedef struct eng_encoder eng_encoder;
@@ -163,7 +164,10 @@ int eng_embed_texts(eng_encoder *e, const tok_vocab *v, const char *const *texts
 ** classification head (cls.weight, cls.bias, cls.output.weight,
 ** cls.output.bias) reads a query and a document together and gives one raw
 ** score (a logit, no sigmoid): out_w . tanh(cls_w h + cls_b) + out_b, h the
-** [CLS] state after the last layer.
+** [CLS] state after the last layer. A jina-bert-v2 reranker (jina-reranker-v1:
+** a one-row cls.weight, no cls.output; rank pooling whenever the file has the
+** head and no pooling type says otherwise) scores tanh(cls_w h + cls_b), as
+** llama.cpp b4747 does; its default pair format is ENG_PAIR_SEP_SEP.
 **
 ** How a pair is laid out is a property of the model (metadata key
 ** cairn.rerank.pair_format), by default the layout BERT cross-encoders are

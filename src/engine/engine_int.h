@@ -28,11 +28,13 @@ typedef struct kern_table {
     uint32_t act_type[GGML_TYPE_COUNT];
     kern_from_float_fn act_from_float[GGML_TYPE_COUNT];
     kern_to_float_fn to_float[GGML_TYPE_COUNT]; /* type -> float (embeddings, norms) */
-    /* bidirectional attention of one head: out_i = softmax(scale * q_i . K^T) V
-    ** over n_kv keys; rows q/out are qs/os floats apart, keys and values kvs
-    ** floats apart; work holds kern_attn_work(hd, n_kv) floats */
+    /* bidirectional attention of one head: out_i = softmax(scale * q_i . K^T
+    ** - alibi * |i - j|) V over n_kv keys j (alibi: the head's ALiBi slope,
+    ** 0 for none; query i and key j sit at positions i and j); rows q/out are
+    ** qs/os floats apart, keys and values kvs floats apart; work holds
+    ** kern_attn_work(hd, n_kv) floats */
     void (*attn)(const float *q, size_t qs, int n_q, const float *k, const float *v, size_t kvs,
-                 int n_kv, int hd, float scale, float *out, size_t os, float *work);
+                 int n_kv, int hd, float scale, float alibi, float *out, size_t os, float *work);
     /* causal attention of one query q (hd floats) over n cached positions:
     ** keys and values are rows kvs elements apart, F16 (f16) or F32; out
     ** gets hd floats; work holds n + hd floats */
@@ -41,6 +43,8 @@ typedef struct kern_table {
     void (*gelu)(float *x, int n);
 } kern_table;
 
+/* ALiBi: add -slope * |i - j| to the scores sc[0..n_kv) of query i. */
+void kern_alibi(float *sc, int n_kv, int i, float slope);
 /* Floats of scratch the attn kernel needs. */
 size_t kern_attn_work(int hd, int n_kv);
 

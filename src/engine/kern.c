@@ -24,9 +24,17 @@ size_t kern_attn_work(int hd, int n_kv)
     return padded * ((size_t)hd + 4); /* transposed keys, four rows of scores */
 }
 
+void kern_alibi(float *sc, int n_kv, int i, float slope)
+{
+    /* as ggml adds it: slope times the mask entry -|i - j|, in float */
+    for (int j = 0; j < n_kv; j++)
+        sc[j] += slope * (float)-abs(i - j);
+}
+
 /* Reference attention: scores, softmax, weighted sum, one query at a time. */
 static void attn_ref(const float *q, size_t qs, int n_q, const float *k, const float *v,
-                     size_t kvs, int n_kv, int hd, float scale, float *out, size_t os, float *work)
+                     size_t kvs, int n_kv, int hd, float scale, float alibi, float *out, size_t os,
+                     float *work)
 {
     float *sc = work;
     for (int i = 0; i < n_q; i++) {
@@ -38,6 +46,8 @@ static void attn_ref(const float *q, size_t qs, int n_q, const float *k, const f
                 dot += qi[d] * kj[d];
             sc[j] = dot * scale;
         }
+        if (alibi != 0)
+            kern_alibi(sc, n_kv, i, alibi);
         kern_softmax(sc, n_kv);
         float *o = out + (size_t)i * os;
         for (int d = 0; d < hd; d++)

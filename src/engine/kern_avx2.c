@@ -287,11 +287,11 @@ static void probs_times_v(const float *p, size_t np, int nq, int n, const float 
 ** run of FMAs with no horizontal sums; values are accumulated 32 dims at a
 ** time. Head sizes that are not a multiple of 8 take the reference path. */
 static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const float *v,
-                      size_t kvs, int n_kv, int hd, float scale, float *out, size_t os,
-                      float *work)
+                      size_t kvs, int n_kv, int hd, float scale, float alibi, float *out,
+                      size_t os, float *work)
 {
     if (hd % 8) {
-        kern_scalar()->attn(q, qs, n_q, k, v, kvs, n_kv, hd, scale, out, os, work);
+        kern_scalar()->attn(q, qs, n_q, k, v, kvs, n_kv, hd, scale, alibi, out, os, work);
         return;
     }
     int np = (n_kv + 7) / 8 * 8;
@@ -322,8 +322,11 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
             _mm256_storeu_ps(s2 + jb, _mm256_mul_ps(a2, vscale));
             _mm256_storeu_ps(s3 + jb, _mm256_mul_ps(a3, vscale));
         }
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < 4; r++) {
+            if (alibi != 0)
+                kern_alibi(sc + (size_t)r * np, n_kv, i + r, alibi);
             softmax_avx2(sc + (size_t)r * np, n_kv);
+        }
         probs_times_v(sc, np, 2, n_kv, v, kvs, hd, out + (size_t)i * os, os);
         probs_times_v(sc + 2 * (size_t)np, np, 2, n_kv, v, kvs, hd, out + (size_t)(i + 2) * os, os);
     }
@@ -336,6 +339,8 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
                                       _mm256_loadu_ps(kt + (size_t)d * np + jb), acc);
             _mm256_storeu_ps(sc + jb, _mm256_mul_ps(acc, vscale));
         }
+        if (alibi != 0)
+            kern_alibi(sc, n_kv, i, alibi);
         softmax_avx2(sc, n_kv);
         probs_times_v(sc, np, 1, n_kv, v, kvs, hd, out + (size_t)i * os, os);
     }

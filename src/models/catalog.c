@@ -146,6 +146,11 @@ static int parse_entry(json_t *o, mdl_entry *e, const char *what, int i, cn_err 
     if (e->params_b < 0 || e->params_b > 1e4)
         return cn_fail(err, CN_EFORMAT, "%s: %s: params_b out of range", what, e->name);
     e->pinned = json_is_true(json_object_get(o, "pinned"));
+    json_t *x = json_object_get(o, "size_exact");
+    if (x && !json_is_boolean(x))
+        return cn_fail(err, CN_EFORMAT, "%s: models[%d].size_exact: must be true or false", what,
+                       i);
+    e->size_exact = !json_is_false(x);
     return CN_OK;
 }
 
@@ -347,6 +352,8 @@ json_t *mdl_entry_json(const mdl_entry *e, const mdl_hw *hw)
                           (json_int_t)e->context, "ram_mb", (json_int_t)e->ram_mb, "license",
                           e->license, "tier", e->tier, "pinned", e->pinned, "description",
                           e->description, "url", e->url);
+    if (o)
+        json_object_set_new(o, "size_exact", json_boolean(e->size_exact));
     if (o && hw)
         json_object_set_new(o, "fit", json_string(mdl_fit(e, hw)));
     return o;

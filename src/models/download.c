@@ -314,6 +314,49 @@ int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err)
     return CN_OK;
 }
 
+int mdl_probe_size(const char *url, int64_t *size, cn_err *err)
+{
+    pthread_once(&curl_once, curl_init);
+    *size = -1;
+    int rc = mdl_url_check(url, err);
+    if (rc)
+        return rc;
+    CURL *h = curl_easy_init();
+    if (!h)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    char errbuf[CURL_ERROR_SIZE], msg[512], cur[4096];
+    snprintf(cur, sizeof cur, "%s", url);
+    for (int hops = 0;;) {
+        curl_easy_reset(h);
+        setup_handle(h, cur, 30, errbuf);
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L); /* HEAD: the length, not the file */
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+        CURLcode cc = curl_easy_perform(h);
+        if (cc != CURLE_OK) {
+            describe(h, cc, errbuf, cur, msg, sizeof msg);
+            rc = cn_fail(err, CN_EIO, "%s", msg);
+            break;
+        }
+        int r = redirect_target(h, url, cur, &hops, cur, sizeof cur, err);
+        if (r == 1)
+            continue;
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        curl_off_t len = -1;
+        if (curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK || len <= 0)
+            rc = cn_fail(err, CN_EIO, "%.300s: the server does not say how long the file is "
+                         "(no Content-Length), and the catalog gives only an approximate size",
+                         url);
+        else
+            *size = (int64_t)len;
+        break;
+    }
+    curl_easy_cleanup(h);
+    return rc;
+}
+
 /* ---- the resumable download ------------------------------------------------- */
 
 typedef struct part {

@@ -229,9 +229,24 @@ int mdl_list(const char *home, mdl_installed **out, int *n, cn_err *err)
 
 /* ---- checking a model file before it is installed --------------------------- */
 
-static const char *role_of_arch(const char *arch)
+/* The encoder architectures the engine runs (bert.c): embedding models and
+** rerankers; everything else is taken for a decoder. */
+static bool encoder_arch(const char *arch)
 {
-    return !strcmp(arch, "bert") ? "embed" : "chat";
+    return !strcmp(arch, "bert") || !strcmp(arch, "jina-bert-v2");
+}
+
+/* The role of a file by what it is: an encoder with a classification head
+** is a reranker. */
+static const char *role_of_file(const char *path, const char *arch)
+{
+    if (!encoder_arch(arch))
+        return "chat";
+    eng_encoder *e = NULL;
+    eng_opts eo = {.n_batch = 32};
+    bool rr = eng_encoder_open(&e, path, &eo, NULL) == CN_OK && eng_encoder_is_reranker(e);
+    eng_encoder_close(e);
+    return rr ? "rerank" : "embed";
 }
 
 /* GGUF metadata against the catalog entry (arch, parameter count). */
@@ -262,15 +277,34 @@ static int check_gguf(const char *path, const char *what, const mdl_entry *e, ch
     return CN_OK;
 }
 
-/* Run it: a few greedy tokens, or one embedding. */
+/* Run it: a few greedy tokens, one embedding, or one reranker score. */
 static int smoke_test(const char *path, const char *role, const char *what, cn_err *err)
 {
     eng_opts eo = {.n_ctx = 128, .n_batch = 32};
     tok_vocab *v = NULL;
     int rc;
-    if (!strcmp(role, "embed")) {
+    if (!strcmp(role, "rerank")) {
         eng_encoder *e = NULL;
         rc = eng_encoder_open(&e, path, &eo, err);
+        if (!rc)
+            rc = eng_encoder_expect(e, true, err);
+        if (!rc)
+            rc = tok_open(&v, eng_encoder_gguf(e), err);
+        const char *q = "Where is the safety valve?", *doc = "The safety valve is on the left.";
+        size_t dlen = strlen(doc);
+        float score = NAN;
+        if (!rc)
+            rc = eng_rerank_texts(e, v, q, strlen(q), &doc, &dlen, 1, &score, NULL, err);
+        if (!rc && !isfinite(score))
+            rc = cn_fail(err, CN_EVERIFY, "%s: smoke test: the reranker's score is not finite",
+                         what);
+        tok_close(v);
+        eng_encoder_close(e);
+    } else if (!strcmp(role, "embed")) {
+        eng_encoder *e = NULL;
+        rc = eng_encoder_open(&e, path, &eo, err);
+        if (!rc) /* a reranker's [CLS] vector is no sentence embedding */
+            rc = eng_encoder_expect(e, false, err);
         if (!rc)
             rc = tok_open(&v, eng_encoder_gguf(e), err);
         float *vec = e ? cn_malloc(sizeof(float) * (size_t)eng_encoder_dim(e)) : NULL;
@@ -317,8 +351,11 @@ static int smoke_test(const char *path, const char *role, const char *what, cn_e
         tok_close(v);
         eng_model_close(m);
     }
-    if (rc && !strstr(err ? err->msg : "", "smoke test"))
-        cn_fail(err, rc, "%s: smoke test failed: %s", what, err ? err->msg : "");
+    if (rc && err && !strstr(err->msg, "smoke test")) {
+        char why[sizeof err->msg]; /* the message goes into the buffer it is read from */
+        snprintf(why, sizeof why, "%s", err->msg);
+        cn_fail(err, rc, "%s: smoke test failed: %s", what, why);
+    }
     return rc;
 }
 
@@ -456,9 +493,10 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
     int rc = models_dir(home, dir, sizeof dir, err);
     if (rc)
         return rc;
-    if (!strcmp(e->role, "rerank"))
-        return cn_fail(err, CN_EUNSUPPORTED, "%s: rerankers are listed in the catalog but the "
-                       "engine cannot run them yet", e->name);
+    if (!strcmp(e->role, "rerank") && !encoder_arch(e->arch))
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: a reranker of architecture '%s', which Cairn's "
+                       "engine cannot run (it runs bert and jina-bert-v2 cross-encoders): refused "
+                       "before downloading", e->name, e->arch);
     /* the digest is what ties the bytes to the signed catalog: without one
     ** anything the server (or a redirect) sends would be installed */
     if (!mdl_sha_ok(e->sha256))
@@ -473,8 +511,22 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
         return rc;
     snprintf(partial, sizeof partial, "%s/%s.gguf", part_dir, e->name);
     snprintf(state, sizeof state, "%s.state", partial);
+    /* A size the publisher only rounded (size_exact false): the server says
+    ** the exact length, which must be close to it. That length is used for
+    ** the download (ranges, resume) and the size check; the sha256 is what
+    ** ties the bytes to the catalog, and the space check counts the larger
+    ** of the two sizes. */
+    int64_t size = e->size;
+    if (!e->size_exact) {
+        if ((rc = mdl_probe_size(e->url, &size, err)))
+            return rc;
+        if ((double)size < (double)e->size * 0.9 || (double)size > (double)e->size * 1.1)
+            return cn_fail(err, CN_EVERIFY, "%s: the server's file is %lld bytes, not about "
+                           "%lld as the catalog says (it gives an approximate size): refused "
+                           "before downloading", e->name, (long long)size, (long long)e->size);
+    }
     /* space: a resumed download has reserved its file already */
-    int64_t need = (access(state, F_OK) == 0 ? 0 : e->size) + DISK_MARGIN;
+    int64_t need = (access(state, F_OK) == 0 ? 0 : CN_MAX(size, e->size)) + DISK_MARGIN;
     int64_t have = free_bytes(dir);
     if (have < need) {
         char a[32], b[32];
@@ -485,7 +537,7 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
     }
     mdl_dl_opts d = o ? *o : (mdl_dl_opts){0};
     d.name = e->name;
-    if ((rc = mdl_download(e->url, e->size, partial, &d, err))) {
+    if ((rc = mdl_download(e->url, size, partial, &d, err))) {
         if (rc == CN_EVERIFY) { /* the server's file is not this one: nothing to resume */
             unlink(partial);
             unlink(state);
@@ -499,9 +551,10 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
     struct stat st;
     if (stat(partial, &st) != 0)
         rc = cn_fail(err, CN_EIO, "%s: cannot stat: %s", partial, strerror(errno));
-    else if (st.st_size != e->size)
-        rc = cn_fail(err, CN_EVERIFY, "%s: size is %lld bytes, the catalog says %lld", what,
-                     (long long)st.st_size, (long long)e->size);
+    else if (st.st_size != size)
+        rc = cn_fail(err, CN_EVERIFY, "%s: size is %lld bytes, %s %lld", what,
+                     (long long)st.st_size, e->size_exact ? "the catalog says" : "the server said",
+                     (long long)size);
     if (!rc)
         rc = mdl_hash_file(partial, sha, e->name, d.fn, d.ctx, err);
     if (!rc && strcmp(sha, e->sha256))
@@ -523,10 +576,10 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
         return rc;
     }
     if (d.fn) {
-        mdl_progress p = {e->name, "install", e->size, e->size, 0, 0, 0, NULL};
+        mdl_progress p = {e->name, "install", size, size, 0, 0, 0, NULL};
         d.fn(d.ctx, &p);
     }
-    rc = install_file(home, e->name, e->role, arch, partial, e->size, sha, e->url, true, false,
+    rc = install_file(home, e->name, e->role, arch, partial, size, sha, e->url, true, false,
                       err);
     if (rc)
         unlink(partial);
@@ -624,9 +677,9 @@ int mdl_import(const char *home, const char *file, const char *name, const char 
     if ((rc = check_gguf(file, file, NULL, arch, sizeof arch, err)))
         return rc;
     if (!role)
-        role = role_of_arch(arch);
-    if (strcmp(role, "chat") && strcmp(role, "embed"))
-        return cn_fail(err, CN_EINVAL, "role '%s': expected chat or embed", role);
+        role = role_of_file(file, arch);
+    if (strcmp(role, "chat") && strcmp(role, "embed") && strcmp(role, "rerank"))
+        return cn_fail(err, CN_EINVAL, "role '%s': expected chat, embed or rerank", role);
     if (free_bytes(dir) < st.st_size + DISK_MARGIN)
         return cn_fail(err, CN_EIO, "not enough disk space in %s to copy %s", dir, file);
     char part_dir[PATH_MAX + 16], lock[PATH_MAX + 100], staged[PATH_MAX + 120];

@@ -35,6 +35,10 @@ typedef struct mdl_entry {
     const char *url;         /* https:// (pinned revision when pinned) */
     bool pinned;             /* url names a fixed revision */
     int64_t size;            /* bytes */
+    bool size_exact;         /* false: size is the publisher's rounded figure (catalog
+                             ** "size_exact": false); mdl_pull then asks the server for
+                             ** the exact length, accepts it within 10 % of size, and
+                             ** the sha256 alone verifies the bytes */
     const char *sha256;      /* 64 hex digits, or "" when none is published (then
                              ** mdl_pull refuses the entry) */
 } mdl_entry;
@@ -115,6 +119,10 @@ int mdl_url_check(const char *url, cn_err *err);
 int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_opts *o,
                  cn_err *err);
 
+/* The exact length of the file at url, as the server gives it to a HEAD
+** request (redirects followed and checked as a download's are). */
+int mdl_probe_size(const char *url, int64_t *size, cn_err *err);
+
 /* Fetch a small document (a catalog, its signature) into memory. */
 int mdl_fetch(const char *url, size_t max, char **out, size_t *len, cn_err *err);
 
@@ -140,9 +148,10 @@ int mdl_list(const char *home, mdl_installed **out, int *n, cn_err *err);
 int mdl_get(const char *home, const char *name, mdl_installed *out, cn_err *err);
 
 /* Download, verify (size, sha256, GGUF metadata against the entry, a smoke
-** test: a few tokens or one embedding) and install atomically; the version
+** test: a few tokens, one embedding or one reranker score) and install atomically; the version
 ** it replaces is kept for mdl_rollback. The first model of a role becomes
-** the active one. An entry without a sha256 is refused before anything is
+** the active one. An entry without a sha256, and a reranker of an
+** architecture the engine cannot run, are refused before anything is
 ** downloaded. Any failure leaves the installed state as it was. */
 int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err);
 

@@ -567,8 +567,15 @@ int tok_open(tok_vocab **out, const gguf_file *g, cn_err *err)
         v->type = TOK_WPM;
         v->bos = 101, v->eos = -1, v->unk = 100; /* llama.cpp's defaults, with sep etc. below */
     } else {
+        /* "t5" is SentencePiece unigram, what llama.cpp's converter writes for
+        ** XLM-RoBERTa models (bge-m3, bge-reranker-v2-m3): name it, since such
+        ** a file otherwise looks like a BERT Cairn runs */
         rc = cn_fail(err, CN_EUNSUPPORTED, "%s: unknown tokenizer model '%.*s' in '" KEY("model")
-                     "'", g->path, (int)CN_MIN(model.len, 64), model.ptr);
+                     "'%s (Cairn reads llama, gpt2 and bert tokenizers)", g->path,
+                     (int)CN_MIN(model.len, 64), model.ptr,
+                     gguf_str_eq(model, "t5") ? ": SentencePiece unigram, as XLM-RoBERTa models "
+                                                "such as bge-reranker-v2-m3 use, is not supported"
+                                              : "");
         goto fail;
     }
     v->eot = v->eom = v->sep = v->pad = v->mask = -1;

@@ -253,15 +253,31 @@ TEST(kern_simd_attention_matches_reference)
         }
         float *o1 = calloc(stride * nq, sizeof(float)), *o2 = calloc(stride * nq, sizeof(float));
         float *work = malloc(sizeof(float) * kern_attn_work(hd, nkv));
-        kern_scalar()->attn(q, stride, nq, kk, v, stride, nkv, hd, 0.17f, o1, stride, work);
-        kern_get()->attn(q, stride, nq, kk, v, stride, nkv, hd, 0.17f, o2, stride, work);
-        double md = 0;
-        for (int i = 0; i < nq; i++)
-            for (int d = 0; d < hd; d++)
-                md = fmax(md, fabs(o1[(size_t)i * stride + d] - o2[(size_t)i * stride + d]));
-        if (md > 1e-5)
-            test_fail_at(__FILE__, __LINE__, "attention hd %d, %d x %d: max diff %g", hd, nq, nkv,
-                         md);
+        /* without and with an ALiBi slope (jina-bert-v2): the SIMD path adds
+        ** the bias where the reference does, and the bias is not a no-op */
+        float *o0 = calloc(stride * nq, sizeof(float));
+        for (int a = 0; a < 2; a++) {
+            float alibi = a ? 0.35f : 0.0f;
+            kern_scalar()->attn(q, stride, nq, kk, v, stride, nkv, hd, 0.17f, alibi, o1, stride,
+                                work);
+            kern_get()->attn(q, stride, nq, kk, v, stride, nkv, hd, 0.17f, alibi, o2, stride,
+                             work);
+            double md = 0, moved = 0;
+            for (int i = 0; i < nq; i++)
+                for (int d = 0; d < hd; d++) {
+                    size_t at = (size_t)i * stride + d;
+                    md = fmax(md, fabs(o1[at] - o2[at]));
+                    moved = fmax(moved, fabs(o1[at] - o0[at]));
+                }
+            if (md > 1e-5)
+                test_fail_at(__FILE__, __LINE__, "attention hd %d, %d x %d, alibi %g: max diff %g",
+                             hd, nq, nkv, alibi, md);
+            if (a && nkv > 1 && moved < 1e-3)
+                test_fail_at(__FILE__, __LINE__, "attention hd %d: ALiBi %g changed nothing (%g)",
+                             hd, alibi, moved);
+            memcpy(o0, o1, sizeof(float) * stride * nq);
+        }
+        free(o0);
         free(q);
         free(kk);
         free(v);

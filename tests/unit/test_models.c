@@ -175,6 +175,13 @@ TEST(models_builtin_catalog)
            !strcmp(e->sha256, "6f85a640a97cf2bf5b8e764087b1e83da0fdb51d7c9fab7d0fece9385611df83"));
     e = mdl_catalog_find(c, "qwen2.5-3b");
     EXPECT(e && strstr(e->license, "Research"));
+    /* the reranker: its size is only known roughly, so it says so */
+    e = mdl_catalog_find(c, "jina-reranker-v1-tiny");
+    EXPECT(e && !strcmp(e->role, "rerank") && !strcmp(e->arch, "jina-bert-v2") && !e->size_exact &&
+           !strcmp(e->sha256, "0defc1f8a1f4dd22183124a2a25a97765603e5a9e42258046c9b2c8a26d1f553"));
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->models[i].name, "jina-reranker-v1-tiny"))
+            EXPECT(c->models[i].size_exact);
     mdl_catalog_free(c);
 }
 
@@ -194,6 +201,9 @@ TEST(models_catalog_rejects_bad_input)
          " \"url\": \"https://h/x\", \"size\": -5, \"ram_mb\": 1}]}", "size"},
         {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"chat\", \"arch\": \"llama\","
          " \"url\": \"https://h/x\", \"size\": 1, \"ram_mb\": 1, \"sha256\": \"XYZ\"}]}", "sha256"},
+        {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"chat\", \"arch\": \"llama\","
+         " \"url\": \"https://h/x\", \"size\": 1, \"ram_mb\": 1, \"size_exact\": \"no\"}]}",
+         "size_exact: must be true or false"},
         {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"boss\", \"arch\": \"llama\","
          " \"url\": \"https://h/x\", \"size\": 1, \"ram_mb\": 1}]}", "not chat, embed or rerank"},
         {"{\"serial\": 1, \"models\": [{\"name\": \"a\", \"role\": \"chat\", \"arch\": \"llama\","
@@ -768,6 +778,100 @@ TEST(models_import_export_embed)
     EXPECT_CONTAINS(err_buf, "passages embedded");
     EXPECT_EQ_INT(sh("$C search pump"), 0);
     EXPECT_CONTAINS(err_buf, "(hybrid search)");
+}
+
+/* Rerankers the engine runs are pulled like any model (smoke test: one
+** score), also from a catalog that knows their size only roughly
+** ("size_exact": false, as for jina-reranker-v1-tiny-en): the server's
+** length is taken when it is near the catalog's figure, the sha256 verifies
+** the bytes, the space check counts the larger size. Rerankers the engine
+** cannot run are refused by name, before a byte is downloaded. */
+TEST(models_pull_rerankers)
+{
+    setup();
+    /* a jina-bert-v2 reranker (the shape test_jina checks against llama.cpp)
+    ** and a BERT without a head */
+    EXPECT_EQ_INT(sh("$T/mkmodel --arch jina-bert-v2 --n-layer 2 --n-embd 96 --n-head 6 "
+                     "--n-head-kv 6 --n-ff 256 --ctx 512 --type f16 --rerank --pre jina-v1-en "
+                     "--tokenizer %s -o $R/jina.gguf && stat -c %%s $R/jina.gguf",
+                     test_data("vocab/ggml-vocab-gpt-2.gguf")), 0);
+    long long exact = atoll(out_buf);
+    const char *bert = test_tiny_bert();
+    EXPECT(exact > 1000000 && bert != NULL);
+    if (exact <= 1000000 || !bert)
+        return;
+    sh("cp %s $R/bert.gguf", bert);
+    char e1[2048], e2[2048], e3[2048], e4[2048], cat[9000];
+    entry(e1, sizeof e1, "jina", "rerank", "jina-bert-v2", "", "jina.gguf", 0.0054, NULL);
+    entry(e3, sizeof e3, "xlmr", "rerank", "xlm-roberta", "", "jina.gguf", 0.0054, NULL);
+    entry(e4, sizeof e4, "headless", "rerank", "bert", "", "bert.gguf", 0, NULL);
+    /* the catalog's size: about 3 % off the real one, marked approximate */
+    char exact_s[64], approx_s[96];
+    snprintf(exact_s, sizeof exact_s, "\"size\": %lld,", exact);
+    snprintf(approx_s, sizeof approx_s, "\"size\": %lld, \"size_exact\": false,",
+             exact + exact * 3 / 100);
+    char *at = strstr(e1, exact_s);
+    EXPECT(at != NULL);
+    if (!at)
+        return;
+    snprintf(e2, sizeof e2, "%.*s%s%s", (int)(at - e1), e1, approx_s, at + strlen(exact_s));
+    snprintf(cat, sizeof cat, "[%s, %s, %s]", e2, e3, e4);
+    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(sh("$C models list --all"), 0);
+    EXPECT_CONTAINS(out_buf, "~"); /* the approximate size is shown as such */
+
+    /* a full disk by the catalog's (larger) figure, though the file would
+    ** fit: refused, nothing fetched but the length */
+    cn_err err = {0};
+    int64_t approx = exact + exact * 3 / 100, margin = (int64_t)64 << 20;
+    EXPECT_EQ_INT(pull_with_free_bytes("jina", NULL, exact + margin + (approx - exact) / 2, &err),
+                  CN_EIO);
+    EXPECT_CONTAINS(err.msg, "not enough disk space");
+
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 jina"), 0);
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"role\": \"rerank\"");
+    char want[64];
+    snprintf(want, sizeof want, "\"size\": %lld", exact); /* what was installed, exactly */
+    EXPECT_CONTAINS(out_buf, want);
+    EXPECT_EQ_INT(sh("$C models verify jina"), 0);
+    /* installed by name, it reranks */
+    EXPECT_EQ_INT(sh("$C rerank -m jina --json 'what do cats eat' 'cats eat meat' 'stocks fell'"),
+                  0);
+    EXPECT_CONTAINS(out_buf, "score");
+
+    /* the server's file far from the catalog's approximate size: refused
+    ** after the HEAD alone */
+    char e5[2048];
+    snprintf(approx_s, sizeof approx_s, "\"size\": %lld, \"size_exact\": false,", exact * 2);
+    snprintf(e5, sizeof e5, "%.*s%s%s", (int)(at - e1), e1, approx_s, at + strlen(exact_s));
+    char *nm = strstr(e5, "\"jina\"");
+    if (nm)
+        memcpy(nm, "\"far1\"", 6);
+    snprintf(cat, sizeof cat, "[%s]", e5);
+    EXPECT_EQ_INT(publish(3, cat), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull --retry-delay 50 far1"), 1);
+    EXPECT_CONTAINS(err_buf, "not about");
+    EXPECT_EQ_INT(read_server_log(1), 0);
+    EXPECT_EQ_INT(sh("awk '{n++; s += $4} END {print n, s}' $R/../srv.log"), 0);
+    EXPECT_STR(out_buf, "1 0\n"); /* one request, no body sent: the HEAD */
+
+    /* an architecture the engine has no reranker for: refused by name, no request */
+    snprintf(cat, sizeof cat, "[%s, %s]", e3, e4);
+    EXPECT_EQ_INT(publish(4, cat), 0);
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models pull --retry-delay 50 xlmr"), 1);
+    EXPECT_CONTAINS(err_buf, "xlmr: a reranker of architecture 'xlm-roberta'");
+    EXPECT_EQ_INT(sh("cat $R/../srv.log"), 0);
+    EXPECT(strstr(out_buf, "jina.gguf") == NULL);
+    /* listed as a reranker, but the file has no head: the smoke test says so */
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 headless"), 1);
+    EXPECT_CONTAINS(err_buf, "is not a reranker");
+    EXPECT_EQ_INT(sh("ls -A $CAIRN_HOME/models/.partial; $C models list"), 0);
+    EXPECT(strstr(out_buf, "headless") == NULL);
+    /* import knows a reranker by its head */
+    EXPECT_EQ_INT(sh("$C models import $R/jina.gguf --name jina2"), 0);
+    EXPECT_CONTAINS(out_buf, "rerank");
+    server_stop();
 }
 
 /* No command but `models pull` / `models update` touches the network: every
