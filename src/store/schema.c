@@ -124,6 +124,42 @@ static const char sql_v3[] =
     "INSERT INTO passages_fts(passages_fts, rank) VALUES ('rank', 'bm25(0.5, 1.0)');"
     "INSERT INTO passages_fts(passages_fts) VALUES ('rebuild');";
 
+/*
+** Version 4: a keyword index of whole pages beside the passages' one. A
+** question's words are often spread over a page's passages (the answer in
+** one, the topic in the heading or the one before): bm25 over the page sees
+** them together, and search.c lets a page's score support its passages.
+** pages gets an INTEGER PRIMARY KEY first: an external-content index maps
+** rows by rowid, and VACUUM may renumber the rowids of a table without one.
+*/
+static const char sql_v4[] =
+    "CREATE TABLE pages_v4 ("
+    "  id     INTEGER PRIMARY KEY,"
+    "  doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
+    "  number INTEGER NOT NULL CHECK (number >= 1),"
+    "  text   TEXT NOT NULL,"
+    "  lang   TEXT,"
+    "  UNIQUE (doc_id, number)"
+    ");"
+    "INSERT INTO pages_v4 (doc_id, number, text, lang)"
+    "  SELECT doc_id, number, text, lang FROM pages ORDER BY doc_id, number;"
+    "DROP TABLE pages;"
+    "ALTER TABLE pages_v4 RENAME TO pages;"
+    "CREATE INDEX pages_lang ON pages(lang);"
+    "CREATE VIRTUAL TABLE pages_fts USING fts5(text,"
+    "  content='pages', content_rowid='id', tokenize='%s');"
+    "CREATE TRIGGER pages_fts_ai AFTER INSERT ON pages BEGIN"
+    "  INSERT INTO pages_fts(rowid, text) VALUES (new.id, new.text);"
+    "END;"
+    "CREATE TRIGGER pages_fts_ad AFTER DELETE ON pages BEGIN"
+    "  INSERT INTO pages_fts(pages_fts, rowid, text) VALUES ('delete', old.id, old.text);"
+    "END;"
+    "CREATE TRIGGER pages_fts_au AFTER UPDATE ON pages BEGIN"
+    "  INSERT INTO pages_fts(pages_fts, rowid, text) VALUES ('delete', old.id, old.text);"
+    "  INSERT INTO pages_fts(rowid, text) VALUES (new.id, new.text);"
+    "END;"
+    "INSERT INTO pages_fts(pages_fts) VALUES ('rebuild');";
+
 typedef struct migration {
     int version;
     const char *what;
@@ -137,6 +173,7 @@ static const migration migrations[] = {
     {2, "embeddings per passage and model", sql_v2, NULL, NULL},
     {3, "page languages; keyword index with stemming per language and CJK bigrams", sql_v3,
      STORE_TOKENIZER, NULL},
+    {4, "a keyword index of whole pages", sql_v4, STORE_TOKENIZER, NULL},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -48,6 +48,8 @@
 #define MAX_TOKEN 128
 #define MAX_ALTS 8 /* stems of one word in the library's languages */
 #define TITLE_BOOST 1.5
+#define PAGE_POOL 20   /* pages whose score supports their passages */
+#define PAGE_WEIGHT 1.0 /* a page's -bm25 counts this much in its passages' scores */
 #define MAX_TITLE_TOKENS 64
 #define MAX_TITLE_BYTES 512
 
@@ -460,6 +462,157 @@ static int boost_titles(store *s, term *const *t, int n_terms, store_hit *hits, 
     return CN_OK;
 }
 
+/* ---- pages that support their passages ----------------------------------- */
+
+typedef struct page_hit {
+    int64_t doc_id;
+    int number;
+    double score; /* -bm25 of the whole page */
+    bool shown;   /* one of the candidates is on it */
+} page_hit;
+
+/* Within each tier, the best passage of each page first, then the others in
+** the same order: five passages of one page would fill a page of results
+** (and an answer's sources) with one place in the document. */
+static bool one_per_page_first(store_hit *c, int n, cn_err *err)
+{
+    (void)err;
+    if (n < 2)
+        return true;
+    store_hit *out = cn_malloc_array((size_t)n, sizeof *out);
+    bool *rep = cn_calloc((size_t)n, sizeof *rep);
+    if (!out || !rep) {
+        free(out);
+        free(rep);
+        return false;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i && !rep[i]; j++)
+            rep[i] = !rep[j] && c[j].doc_id == c[i].doc_id && c[j].page_start == c[i].page_start;
+    int m = 0;
+    for (int start = 0; start < n;) { /* one tier: c[start..end) */
+        int end = start;
+        while (end < n && c[end].all_terms == c[start].all_terms)
+            end++;
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = start; i < end; i++)
+                if (rep[i] == (pass == 1))
+                    out[m++] = c[i];
+        start = end;
+    }
+    memcpy(c, out, sizeof *c * (size_t)n);
+    free(out);
+    free(rep);
+    return true;
+}
+
+/* The best PAGE_POOL pages for match, best first. */
+static int search_pages(store *s, const char *match, page_hit *ph, int *n, cn_err *err)
+{
+    *n = 0;
+    sqlite3_stmt *st = store_stmt(s, Q_PAGE_SEARCH, err);
+    if (!st)
+        return err ? err->code : CN_EIO;
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, PAGE_POOL);
+    int src;
+    while (*n < PAGE_POOL && (src = sqlite3_step(st)) == SQLITE_ROW)
+        ph[(*n)++] = (page_hit){sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
+                                -sqlite3_column_double(st, 2), false};
+    sqlite3_reset(st);
+    if (*n < PAGE_POOL && src != SQLITE_DONE)
+        return store_fail(s, src, "keyword search of pages", err);
+    return CN_OK;
+}
+
+/* The best passage for match on page p (0 in *id if none holds a word). */
+static int best_passage_on(store *s, const char *match, const page_hit *p, int64_t *id,
+                           double *score, cn_err *err)
+{
+    *id = 0;
+    sqlite3_stmt *st = store_stmt(s, Q_PAGE_PASSAGE_IDS, err);
+    if (!st)
+        return err ? err->code : CN_EIO;
+    sqlite3_bind_int64(st, 1, p->doc_id);
+    sqlite3_bind_int(st, 2, p->number);
+    int src = sqlite3_step(st);
+    int64_t lo = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int64_t hi = src == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    bool any = src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW)
+        return store_fail(s, src, "keyword search of pages", err);
+    if (!any)
+        return CN_OK; /* a page without passages: blank */
+    if (!(st = store_stmt(s, Q_BEST_PASSAGE_IN, err)))
+        return err ? err->code : CN_EIO;
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, lo);
+    sqlite3_bind_int64(st, 3, hi);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *score = -sqlite3_column_double(st, 1);
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return store_fail(s, src, "keyword search of pages", err);
+    return CN_OK;
+}
+
+/*
+** Let the best pages support their passages: each candidate's score becomes
+** its own plus PAGE_WEIGHT times the best score of a page it is on (among
+** the PAGE_POOL best pages for match), and the best passage of each such
+** page that no candidate is on joins the candidates (c has room for
+** PAGE_POOL more). Sorted again, tier first.
+*/
+static int support_with_pages(store *s, const char *match, cn_arena *a, store_hit *c, int *n,
+                              cn_err *err)
+{
+    page_hit ph[PAGE_POOL];
+    int n_ph = 0;
+    int rc = search_pages(s, match, ph, &n_ph, err);
+    if (rc != CN_OK)
+        return rc;
+    int n0 = *n;
+    for (int i = 0; i < n0; i++) {
+        double best = 0;
+        for (int j = 0; j < n_ph; j++)
+            if (ph[j].doc_id == c[i].doc_id && c[i].page_start <= ph[j].number &&
+                ph[j].number <= c[i].page_end) {
+                best = CN_MAX(best, ph[j].score);
+                ph[j].shown = true;
+            }
+        c[i].score += PAGE_WEIGHT * best;
+    }
+    for (int j = 0; j < n_ph; j++) {
+        if (ph[j].shown)
+            continue;
+        int64_t id;
+        double score = 0;
+        if ((rc = best_passage_on(s, match, &ph[j], &id, &score, err)) != CN_OK)
+            return rc;
+        bool dup = id == 0;
+        for (int i = 0; i < *n && !dup; i++)
+            dup = c[i].passage_id == id; /* it spans two of the pages */
+        if (dup)
+            continue;
+        store_hit *h = &c[*n];
+        if ((rc = store_get_passages(s, &id, 1, a, h, err)) != CN_OK)
+            return rc;
+        if (!h->text)
+            continue;
+        h->score = score + PAGE_WEIGHT * ph[j].score;
+        h->all_terms = false;
+        (*n)++;
+    }
+    qsort(c, (size_t)*n, sizeof *c, by_tier_then_score);
+    return one_per_page_first(c, *n, err) ? CN_OK
+                                          : cn_fail(err, CN_ENOMEM, "%s: keyword search: out of "
+                                                    "memory", s->path);
+}
+
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
                          store_query_info *qi, cn_err *err)
 {
@@ -526,9 +679,25 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
         else /* the AND hits may be among the OR hits: ask for enough to skip them */
             rc = run_match(s, q.data, k + got, k, false, a, hits, &got, err);
     }
+    /* the pages: the OR words (AND's if there are none), the match the
+    ** passages got; then titles; the best k of all the candidates stay */
+    store_hit *cand = rc == CN_OK ? cn_malloc_array((size_t)(got + PAGE_POOL), sizeof *cand) : NULL;
+    if (rc == CN_OK && !cand)
+        rc = cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
+    if (rc == CN_OK) {
+        memcpy(cand, hits, sizeof *cand * (size_t)got);
+        int n_c = got;
+        if (n_or > 0 ? build_query(&q, or_t, n_or, "OR") : build_query(&q, and_t, n_and, "OR"))
+            rc = cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
+        if (rc == CN_OK)
+            rc = support_with_pages(s, q.data, a, cand, &n_c, err);
+        if (rc == CN_OK)
+            rc = boost_titles(s, content, n_content, cand, n_c, err);
+        got = CN_MIN(n_c, k);
+        memcpy(hits, cand, sizeof *cand * (size_t)got);
+    }
+    free(cand);
     cn_buf_free(&q);
-    if (rc == CN_OK)
-        rc = boost_titles(s, content, n_content, hits, got, err);
     if (rc == CN_OK) /* after lookup_df: every content word has its df */
         rc = cover(s, content, n_content, n_rows, hits, got, qi, err);
     if (rc != CN_OK)

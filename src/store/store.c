@@ -65,6 +65,16 @@ static const char *const sql_table[Q_COUNT] = {
     [Q_VOCAB_DF] = "SELECT doc FROM temp.store_vocab WHERE term = ?1",
     [Q_PASSAGE_COUNT] = "SELECT count(*) FROM passages",
     [Q_LANGS] = "SELECT DISTINCT lang FROM pages WHERE lang IS NOT NULL",
+    [Q_PAGE_SEARCH] = "SELECT p.doc_id, p.number, f.rank FROM"
+                      " (SELECT rowid, rank FROM pages_fts WHERE pages_fts MATCH ?1"
+                      "  ORDER BY rank LIMIT ?2) AS f"
+                      " JOIN pages AS p ON p.id = f.rowid ORDER BY f.rank",
+    /* a document's passages are inserted in page order in one transaction:
+    ** the ids of one page's passages are a contiguous range */
+    [Q_PAGE_PASSAGE_IDS] = "SELECT min(id), max(id) FROM passages"
+                           " WHERE doc_id = ?1 AND page_start <= ?2 AND page_end >= ?2",
+    [Q_BEST_PASSAGE_IN] = "SELECT rowid, rank FROM passages_fts WHERE passages_fts MATCH ?1"
+                          " AND rowid BETWEEN ?2 AND ?3 ORDER BY rank LIMIT 1",
 };
 
 /* ---- helpers shared with search.c and embed.c -------------------------- */
@@ -957,6 +967,10 @@ static const struct {
      "keyword index entry %lld%s has no passage"},
     {"SELECT id, '' FROM passages WHERE id NOT IN (SELECT id FROM passages_fts_docsize) LIMIT 1",
      "passage %lld%s is missing from the keyword index"},
+    {"SELECT id, '' FROM pages_fts_docsize WHERE id NOT IN (SELECT id FROM pages) LIMIT 1",
+     "page index entry %lld%s has no page"},
+    {"SELECT id, '' FROM pages WHERE id NOT IN (SELECT id FROM pages_fts_docsize) LIMIT 1",
+     "page %lld%s is missing from the page index"},
     {"SELECT e.passage_id, m.name FROM embeddings AS e JOIN models AS m ON m.id = e.model_id"
      " WHERE length(e.vector) != m.dim * e.format / 8 LIMIT 1",
      "embedding of passage %lld for %s has the wrong size"},
@@ -993,7 +1007,8 @@ int store_check(store *s, cn_err *err)
     if (rc != CN_OK)
         return rc;
 
-    src = sqlite3_exec(s->db, "INSERT INTO passages_fts(passages_fts) VALUES ('integrity-check')",
+    src = sqlite3_exec(s->db, "INSERT INTO passages_fts(passages_fts) VALUES ('integrity-check');"
+                              "INSERT INTO pages_fts(pages_fts) VALUES ('integrity-check')",
                        NULL, NULL, NULL);
     if (src != SQLITE_OK)
         return cn_fail(err, CN_EVERIFY, "%s: keyword index check: %s", s->path,
@@ -1021,7 +1036,8 @@ int store_check(store *s, cn_err *err)
 
 int store_compact(store *s, cn_err *err)
 {
-    int rc = store_exec(s, "INSERT INTO passages_fts(passages_fts) VALUES ('optimize')", err);
+    int rc = store_exec(s, "INSERT INTO passages_fts(passages_fts) VALUES ('optimize');"
+                           "INSERT INTO pages_fts(pages_fts) VALUES ('optimize')", err);
     if (rc == CN_OK)
         rc = store_exec(s, "VACUUM", err);
     if (rc == CN_OK)

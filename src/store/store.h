@@ -34,7 +34,7 @@
 typedef struct store store;
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* How long a writer waits for another process's write to finish. */
 #define STORE_BUSY_MS 10000
 /* Content hash: BLAKE2b-256 (libsodium crypto_generichash) as lower-case hex. */

@@ -108,11 +108,22 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
               hits[i].coverage);
         for (int j = 0; j < i; j++)
             CHECK(hits[j].passage_id != hits[i].passage_id, "hit %d repeats hit %d", i, j);
-        if (i > 0) {
+        if (i > 0)
             CHECK(hits[i - 1].all_terms || !hits[i].all_terms, "all-words hit %d after others", i);
-            if (hits[i - 1].all_terms == hits[i].all_terms)
-                CHECK(hits[i].score <= hits[i - 1].score, "hit %d scores above hit %d", i, i - 1);
-        }
+    }
+    /* within a tier: each page's best passage first, best score first; the
+    ** passages of a page already shown after them */
+    bool rep[K] = {0};
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i && !rep[i]; j++)
+            rep[i] = !rep[j] && hits[j].doc_id == hits[i].doc_id &&
+                     hits[j].page_start == hits[i].page_start;
+    for (int i = 1; i < n; i++) {
+        if (hits[i - 1].all_terms != hits[i].all_terms)
+            continue;
+        CHECK(!rep[i - 1] || rep[i], "hit %d, a page's first, after a repeated page", i);
+        if (rep[i - 1] == rep[i])
+            CHECK(hits[i].score <= hits[i - 1].score, "hit %d scores above hit %d", i, i - 1);
     }
     cn_arena_free(&a);
     free(q);

@@ -917,6 +917,81 @@ TEST(store_keyword_search_coverage)
     cn_arena_free(&a);
 }
 
+/* A one-page document whose page is cut into the passages given. */
+static store_doc_in page_doc(cn_arena *a, const char *path, uint64_t seed,
+                             const char *const *parts, int n)
+{
+    store_doc_in d = make_doc(a, path, seed, 1, n, NULL, 0);
+    store_page_in *pg = (store_page_in *)d.pages;
+    store_passage_in *ps = (store_passage_in *)d.passages;
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += strlen(parts[i]) + 1;
+    char *t = cn_arena_alloc(a, len + 1);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(parts[i]);
+        memcpy(t + at, parts[i], l);
+        ps[i].text = t + at;
+        ps[i].len = l;
+        ps[i].off_start = at;
+        ps[i].off_end = at + l;
+        ps[i].heading = NULL;
+        at += l;
+        t[at++] = ' ';
+    }
+    t[at] = 0;
+    pg->text = t;
+    pg->len = at;
+    return d;
+}
+
+TEST(store_keyword_search_pages_support_passages)
+{
+    /* The question's words are split over two passages of one page: the
+    ** other document's passage repeats two of them and wins passage against
+    ** passage, but the page that holds them all supports its passages and
+    ** comes first; its second passage comes after the other page's. */
+    const char *path = tmp_file("pages.db");
+    store *s = open_ok(path);
+    if (!s)
+        return;
+    cn_arena a;
+    cn_arena_init(&a, 1 << 22);
+    cn_err e = {0};
+    static const char *const pa[] = {
+        "The feed pump has an impeller of bronze, checked every year by the plant crew.",
+        "A worn gasket is changed with the pump stopped; the gasket kit is in the store room."};
+    static const char *const pb[] = {
+        "Order a gasket kit early."};
+    static const char *const pc[] = {"Fans are cleaned every spring by the crew."};
+    static const char *const pd[] = {"Valves are greased in the autumn, before the frost."};
+    static const char *const pe[] = {"The cooling tower runs at night in the summer."};
+    store_doc_in d1 = page_doc(&a, "/pump.pdf", 601, pa, 2);
+    store_doc_in d2 = page_doc(&a, "/kits.pdf", 602, pb, 1);
+    store_doc_in d3 = page_doc(&a, "/fans.pdf", 603, pc, 1);
+    store_doc_in d4 = page_doc(&a, "/valves.pdf", 604, pd, 1);
+    store_doc_in d5 = page_doc(&a, "/tower.pdf", 605, pe, 1);
+    store_doc_in *docs[] = {&d1, &d2, &d3, &d4, &d5};
+    for (size_t i = 0; i < CN_ARRAY_LEN(docs); i++)
+        EXPECT_EQ_INT(store_put_document(s, docs[i], NULL, &e), CN_OK);
+    for (int i = 0; i < 10; i++) { /* pages about other things */
+        char p[32];
+        snprintf(p, sizeof p, "/other%d.pdf", i);
+        store_doc_in o = make_doc(&a, p, 610 + (uint64_t)i, 1, 1, NULL, 0);
+        EXPECT_EQ_INT(store_put_document(s, &o, NULL, &e), CN_OK);
+    }
+    EXPECT_EQ_INT(store_check(s, &e), CN_OK); /* the page index too */
+    store_hit hits[8];
+    int n = 0;
+    EXPECT_EQ_INT(store_search_keyword(s, "impeller gasket kit", 8, &a, hits, &n, NULL, &e), 3);
+    EXPECT_STR(hits[0].path, "/pump.pdf");
+    EXPECT_STR(hits[1].path, "/kits.pdf");
+    EXPECT_STR(hits[2].path, "/pump.pdf"); /* the same page's other passage, after */
+    store_close(s);
+    cn_arena_free(&a);
+}
+
 TEST(store_keyword_search_passage_language)
 {
     /* A French page whose passage is a few English words: the page is
