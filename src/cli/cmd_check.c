@@ -415,8 +415,8 @@ static int find_models(const check_args *a, models_here *m)
     if (cn_data_dir(home, sizeof home, a->home, &err))
         return cli_error(&err);
     char chat[4096];
-    m->chat = getenv("CAIRN_CHAT_MODEL") ||
-              mdl_active(home, "chat", chat, sizeof chat, NULL, 0, NULL) == CN_OK;
+    const char *env = getenv("CAIRN_CHAT_MODEL");
+    m->chat = (env && *env) || mdl_active(home, "chat", chat, sizeof chat, NULL, 0, NULL) == CN_OK;
     if (a->embed_model) {
         if (mdl_resolve(home, a->embed_model, m->embed_path, sizeof m->embed_path, &err))
             return cli_error(&err);

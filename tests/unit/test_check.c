@@ -148,6 +148,12 @@ TEST(check_retrieval_keyword)
     EXPECT_CONTAINS(out_buf, "hybrid             not measured: no embedding model installed");
     EXPECT_CONTAINS(out_buf, "recall@5");
 
+    /* with a language model: still keyword probes, and it says so */
+    EXPECT_EQ_INT(sh("CAIRN_CHAT_MODEL=%s $C check retrieval -n 2",
+                     test_data("models/aidreams260K.gguf")), 0);
+    EXPECT_CONTAINS(out_buf, "a language model is installed, but writing questions with it is "
+                             "not implemented");
+
     /* usage and an empty library */
     EXPECT_EQ_INT(sh("$C check"), 2);
     EXPECT_EQ_INT(sh("$C check speed"), 2);
