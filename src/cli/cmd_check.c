@@ -7,15 +7,19 @@
 ** the top 5: what an embedding model or a reranker would buy on these
 ** documents.
 **
-** The probes are keyword probes: the rarest words of each passage that some
-** other passage also uses (a word no other passage has would give the
-** passage away). They are not questions a user would write; the output says
-** so. Writing questions with an installed language model is not done here.
+** With a language model (installed, or -m), each probe is a question the
+** model writes about the passage in its own words (greedy, so a run is
+** repeatable). Without one, the probes are keyword probes: the rarest words
+** of each passage that some other passage also uses (a word no other passage
+** has would give the passage away). Those are not questions a user would
+** write; the output says so. A passage the model writes nothing usable for
+** gets a keyword probe, and the count is reported.
 */
 #include "cli/cli.h"
 #include "library/library.h"
 #include "models/models.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +242,140 @@ static size_t make_probe(const df_table *t, const char *text, size_t len, char *
     return o;
 }
 
+/* ---- questions written by a language model ------------------------------------ */
+
+enum { QUESTION_TOKENS = 48, EXCERPT_BYTES = 1200 };
+
+typedef struct qgen {
+    eng_model *m;
+    tok_vocab *v;
+    const char *family;
+    int n_ctx;
+    int32_t *ids;
+} qgen;
+
+/* short, so that small contexts keep room for the passage */
+static const char question_prompt[] =
+    "Write one question this passage answers, in your own words, not its phrases. Reply with "
+    "the question only.";
+
+typedef struct qtext {
+    char buf[512];
+    size_t len;
+} qtext;
+
+/* Collect the reply; stop at the end of its first non-empty line. */
+static int on_question_token(void *ctx, int32_t id, const char *text, size_t len)
+{
+    qtext *q = ctx;
+    (void)id;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n' && q->len > 0)
+            return 1;
+        if (text[i] != '\n' && q->len + 1 < sizeof q->buf)
+            q->buf[q->len++] = text[i];
+    }
+    return 0;
+}
+
+static int count_word_cb(void *ctx, const char *w, size_t len, size_t pos)
+{
+    (void)w, (void)len, (void)pos;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int qgen_open(qgen *g, const char *path, int threads, cn_err *err)
+{
+    memset(g, 0, sizeof *g);
+    eng_opts eo = {.n_threads = threads};
+    int rc = eng_model_open(&g->m, path, &eo, err);
+    if (!rc)
+        rc = tok_open(&g->v, eng_model_gguf(g->m), err);
+    if (!rc) {
+        gguf_str tmpl = {0};
+        gguf_get_str(eng_model_gguf(g->m), "tokenizer.chat_template", &tmpl, NULL);
+        g->family = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(g->m)->arch);
+        g->n_ctx = eng_model_n_ctx(g->m);
+        if (g->n_ctx < 64)
+            rc = cn_fail(err, CN_EUNSUPPORTED, "%s: a context of %d tokens leaves no room for a "
+                         "passage", path, g->n_ctx);
+    }
+    if (!rc && !(g->ids = cn_malloc_array((size_t)g->n_ctx, sizeof *g->ids)))
+        rc = cn_fail(err, CN_ENOMEM, "out of memory");
+    return rc;
+}
+
+static void qgen_close(qgen *g)
+{
+    free(g->ids);
+    tok_close(g->v);
+    eng_model_close(g->m);
+}
+
+/* The prompt for the first n bytes of text, tokenized into g->ids; the
+** count (which may exceed the room: then nothing was written past it) or a
+** CN_E* code. */
+static int question_prompt_ids(qgen *g, const char *text, size_t n, int room, cn_err *err)
+{
+    char user[EXCERPT_BYTES + 16];
+    snprintf(user, sizeof user, "Passage:\n%.*s", (int)n, text);
+    tok_chat_msg msgs[2] = {{"system", question_prompt}, {"user", user}};
+    cn_buf b;
+    cn_buf_init(&b, (size_t)1 << 20);
+    int rc = tok_chat_render(g->family, msgs, 2, true, &b, err);
+    int n_ids = rc ? rc : tok_encode(g->v, b.data ? b.data : "", b.len, true, true, g->ids, room,
+                                     err);
+    cn_buf_free(&b);
+    return n_ids;
+}
+
+/* The model's question about text, trimmed (a leading "Question:" and
+** surrounding quotes dropped), in out. The passage is cut to what fits the
+** model's context with room for the answer. Returns the question's length;
+** 0 when the model wrote no usable question (no word a search could use) or
+** too little of the passage fits; or a CN_E* code. */
+static int model_question(qgen *g, const char *text, size_t len, char *out, size_t cap,
+                          cn_err *err)
+{
+    int n_predict = CN_MIN(QUESTION_TOKENS, g->n_ctx / 4);
+    int room = g->n_ctx - n_predict;
+    size_t n = cn_utf8_valid_prefix(text, CN_MIN(len, (size_t)EXCERPT_BYTES));
+    int n_ids = question_prompt_ids(g, text, n, room, err);
+    while (n_ids > room && n >= 64) { /* a small context: less of the passage */
+        n = cn_utf8_valid_prefix(text, n * 2 / 3);
+        n_ids = question_prompt_ids(g, text, n, room, err);
+    }
+    if (n_ids < 0)
+        return n_ids;
+    if (n_ids > room)
+        return 0; /* too little of it fits: a keyword probe instead */
+    qtext q = {0};
+    eng_gen_opts go = {.n_predict = n_predict, .sampler = eng_sampler_defaults()};
+    go.sampler.temp = 0; /* greedy: the same question on every run */
+    eng_model_reset(g->m);
+    eng_gen_stats st;
+    int rc = eng_generate(g->m, g->v, g->ids, n_ids, &go, on_question_token, &q, &st, err);
+    if (rc)
+        return rc;
+    q.buf[q.len] = 0;
+    char *s = q.buf, *e = q.buf + q.len;
+    while (s < e && isspace((unsigned char)*s))
+        s++;
+    if (!strncasecmp(s, "question:", 9))
+        s += 9;
+    while (s < e && (isspace((unsigned char)*s) || *s == '"'))
+        s++;
+    while (e > s && (isspace((unsigned char)e[-1]) || e[-1] == '"'))
+        e--;
+    int words = 0;
+    for_words(s, (size_t)(e - s), count_word_cb, &words);
+    if (!words)
+        return 0;
+    snprintf(out, cap, "%.*s", (int)(e - s), s);
+    return (int)strlen(out);
+}
+
 /* ---- sampling ---------------------------------------------------------------- */
 
 static uint64_t next_rand(uint64_t *s) /* splitmix64 */
@@ -302,21 +440,23 @@ typedef struct mode_stat {
 } mode_stat;
 
 typedef struct check_args {
-    const char *home, *embed_model, *rerank_model;
-    bool no_rerank, json;
+    const char *home, *embed_model, *rerank_model, *chat_model;
+    bool no_rerank, json, keyword_probes;
     int n, threads;
     uint64_t seed;
 } check_args;
 
 static const char check_help[] =
     "usage: cairn check retrieval [-n 50] [--seed S] [--json] [options]\n\n"
-    "How well search finds passages of your own library. Samples n passages,\n"
-    "makes a probe of each (its rarest words that other passages also use: keyword\n"
-    "probes, not real questions), searches with every kind of search that can run\n"
-    "here -- keyword; hybrid with an embedding model; either reranked with a\n"
-    "reranker -- and reports recall@1 and recall@5: how often the passage's page\n"
-    "comes back first, and in the top 5. Compare the rows to see what an embedding\n"
-    "model or a reranker buys on these documents.\n\n"
+    "How well search finds passages of your own library. Samples n passages and\n"
+    "makes a probe of each: with a language model, a question it writes about the\n"
+    "passage in its own words (a few seconds each); without one, the passage's\n"
+    "rarest words that other passages also use (keyword probes, not real\n"
+    "questions). Searches with every kind of search that can run here -- keyword;\n"
+    "hybrid with an embedding model; either reranked with a reranker -- and\n"
+    "reports recall@1 and recall@5: how often the passage's page comes back\n"
+    "first, and in the top 5. Compare the rows to see what an embedding model or\n"
+    "a reranker buys on these documents.\n\n"
     "  -n N                passages to sample (default 50, at most 1000)\n"
     "  --seed S            which passages are sampled (default 1: the same each run)\n"
     "  --json              one JSON object: the table and every probe\n"
@@ -324,6 +464,9 @@ static const char check_help[] =
     "                      one; the library's passages must be embedded with it)\n"
     "  --rerank M          reranker for the reranked rows (default: the active one)\n"
     "  --no-rerank         no reranked rows\n"
+    "  -m, --model M       language model that writes the questions (default\n"
+    "                      $CAIRN_CHAT_MODEL, else the active chat model)\n"
+    "  --keyword-probes    keyword probes even with a language model (fast)\n"
     "  -t N                threads\n"
     "  --home DIR          data directory (default $CAIRN_HOME, ...)\n";
 
@@ -333,7 +476,8 @@ static int parse_check(int argc, char **argv, check_args *a)
     a->n = 50;
     a->seed = 1;
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
-    enum { OPT_RERANK = CLI_OPT_FIRST_FREE, OPT_NO_RERANK };
+    a->chat_model = getenv("CAIRN_CHAT_MODEL");
+    enum { OPT_RERANK = CLI_OPT_FIRST_FREE, OPT_NO_RERANK, OPT_KEYWORD };
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"embed-model", required_argument, NULL, 'e'},
@@ -342,13 +486,17 @@ static int parse_check(int argc, char **argv, check_args *a)
         {"seed", required_argument, NULL, CLI_OPT_SEED},
         {"rerank", required_argument, NULL, OPT_RERANK},
         {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
+        {"model", required_argument, NULL, 'm'},
+        {"keyword-probes", no_argument, NULL, OPT_KEYWORD},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long v;
-    while ((c = cli_getopt("check", argc, argv, ":e:t:n:h", longs)) != -1) {
+    while ((c = cli_getopt("check", argc, argv, ":e:m:t:n:h", longs)) != -1) {
         switch (c) {
         case CLI_OPT_HOME: a->home = optarg; break;
         case 'e': a->embed_model = optarg; break;
+        case 'm': a->chat_model = optarg; break;
+        case OPT_KEYWORD: a->keyword_probes = true; break;
         case 't':
             if (!cli_int(optarg, 1, 512, &v))
                 return cli_usage("check", "-t %s: expected 1 to 512", optarg);
@@ -381,6 +529,8 @@ static int parse_check(int argc, char **argv, check_args *a)
         return cli_usage("check", "--rerank and --no-rerank together: choose one");
     if (a->embed_model && !*a->embed_model)
         a->embed_model = NULL;
+    if (a->chat_model && !*a->chat_model)
+        a->chat_model = NULL;
     return 0;
 }
 
@@ -401,9 +551,10 @@ static int source_rank(const lib_result *res, int n, const store_hit *src)
 }
 
 typedef struct models_here {
-    char embed_path[4096], rerank_path[4096], embed_name[128], rerank_name[128];
-    const char *embed, *rerank;
-    bool rerank_active, chat;
+    char embed_path[4096], rerank_path[4096], chat_path[4096];
+    char embed_name[128], rerank_name[128];
+    const char *embed, *rerank, *chat;
+    bool rerank_active;
 } models_here;
 
 /* The models to compare with: given, else the active ones. */
@@ -414,9 +565,14 @@ static int find_models(const check_args *a, models_here *m)
     cn_err err = {0};
     if (cn_data_dir(home, sizeof home, a->home, &err))
         return cli_error(&err);
-    char chat[4096];
-    const char *env = getenv("CAIRN_CHAT_MODEL");
-    m->chat = (env && *env) || mdl_active(home, "chat", chat, sizeof chat, NULL, 0, NULL) == CN_OK;
+    if (a->chat_model && !a->keyword_probes) {
+        if (mdl_resolve(home, a->chat_model, m->chat_path, sizeof m->chat_path, &err))
+            return cli_error(&err);
+        m->chat = m->chat_path;
+    } else if (!a->keyword_probes && mdl_active(home, "chat", m->chat_path,
+                                                sizeof m->chat_path, NULL, 0, NULL) == CN_OK) {
+        m->chat = m->chat_path;
+    }
     if (a->embed_model) {
         if (mdl_resolve(home, a->embed_model, m->embed_path, sizeof m->embed_path, &err))
             return cli_error(&err);
@@ -441,6 +597,10 @@ static int find_models(const check_args *a, models_here *m)
 
 static const char probe_note[] =
     "keyword probes from each passage's rarest words, not real questions";
+static const char question_note[] = "questions the language model wrote about each passage";
+static const char mixed_note[] =
+    "questions the language model wrote about each passage; keyword probes from their rarest "
+    "words (not real questions) where it wrote none";
 
 int cmd_check(int argc, char **argv)
 {
@@ -463,10 +623,12 @@ int cmd_check(int argc, char **argv)
     char(*probes)[400] = cn_calloc((size_t)a.n, sizeof *probes);
     eng_encoder *enc = NULL;
     tok_vocab *voc = NULL;
+    qgen qg = {0};
+    bool *by_model = cn_calloc((size_t)a.n, sizeof *by_model);
     cn_arena keep; /* the sampled passages */
     cn_arena_init(&keep, (size_t)256 << 20);
     json_t *jprobes = a.json ? json_array() : NULL;
-    if (!sample || !src || !ranks || !probes) {
+    if (!sample || !src || !ranks || !probes || !by_model) {
         ret = cli_error(&(cn_err){CN_ENOMEM, "out of memory"});
         goto done;
     }
@@ -532,14 +694,27 @@ int cmd_check(int argc, char **argv)
     if (st[current + 1].on)
         current++;
 
+    if (mh.chat && qgen_open(&qg, mh.chat, a.threads, &err)) {
+        ret = cli_error(&err);
+        goto done;
+    }
     bool tty = isatty(2);
-    int n_probed = 0, n_skipped = 0;
+    int n_probed = 0, n_skipped = 0, n_fallback = 0;
     for (int i = 0; i < n_sample; i++) {
         if (!src[i].text) { /* removed since the walk */
             n_skipped++;
             continue;
         }
-        if (!make_probe(&t, src[i].text, src[i].len, probes[n_probed], sizeof probes[0])) {
+        int qn = qg.m ? model_question(&qg, src[i].text, src[i].len, probes[n_probed],
+                                       sizeof probes[0], &err)
+                      : 0;
+        if (qn < 0) {
+            ret = cli_error(&err);
+            goto done;
+        }
+        by_model[n_probed] = qn > 0;
+        n_fallback += qg.m && !qn;
+        if (!qn && !make_probe(&t, src[i].text, src[i].len, probes[n_probed], sizeof probes[0])) {
             n_skipped++;
             continue;
         }
@@ -597,9 +772,11 @@ int cmd_check(int argc, char **argv)
         goto done;
     }
 
-    const char *llm_note = mh.chat ? "a language model is installed, but writing questions "
-                                     "with it is not implemented: keyword probes are used"
-                                   : NULL;
+    int n_questions = 0;
+    for (int i = 0; i < n_probed; i++)
+        n_questions += by_model[i];
+    const char *what = !n_questions ? probe_note : n_questions < n_probed ? mixed_note
+                                                                          : question_note;
     if (a.json) {
         json_t *o = json_object(), *modes = json_array(), *off = json_array();
         json_object_set_new(o, "check", json_string("retrieval"));
@@ -607,9 +784,12 @@ int cmd_check(int argc, char **argv)
         json_object_set_new(o, "sampled", json_integer(n_sample));
         json_object_set_new(o, "probed", json_integer(n_probed));
         json_object_set_new(o, "seed", json_integer((json_int_t)a.seed));
-        json_object_set_new(o, "probes_are", json_string(probe_note));
-        if (llm_note)
-            json_object_set_new(o, "note", json_string(llm_note));
+        json_object_set_new(o, "probes_are", json_string(what));
+        if (qg.m) {
+            json_object_set_new(o, "question_model", json_string(mh.chat));
+            json_object_set_new(o, "questions", json_integer(n_questions));
+            json_object_set_new(o, "keyword_fallbacks", json_integer(n_fallback));
+        }
         json_object_set_new(o, "current", json_string(mode_names[current]));
         for (int m = 0; m < N_MODES; m++) {
             json_t *r = json_object();
@@ -633,6 +813,7 @@ int cmd_check(int argc, char **argv)
             json_object_set_new(p, "page", json_integer(src[i].page_start));
             json_object_set_new(p, "passage_id", json_integer(src[i].passage_id));
             json_object_set_new(p, "probe", json_string(probes[i]));
+            json_object_set_new(p, "kind", json_string(by_model[i] ? "question" : "keyword"));
             for (int m = 0; m < N_MODES; m++)
                 if (st[m].on) /* 1..5, or null: not in the top 5 */
                     json_object_set_new(rk, mode_names[m],
@@ -650,9 +831,14 @@ int cmd_check(int argc, char **argv)
     } else {
         printf("Retrieval check: %d passages sampled of %lld (seed %llu), in %.1fs\n", n_probed,
                (long long)n_passages, (unsigned long long)a.seed, cn_now() - t0);
-        printf("Probes: %s\n", probe_note);
-        if (llm_note)
-            printf("  (%s)\n", llm_note);
+        printf("Probes: %s\n", what);
+        if (qg.m) {
+            printf("  (%s", mh.chat);
+            if (n_fallback)
+                printf("; it wrote nothing usable for %d of the %d passages", n_fallback,
+                       n_probed);
+            printf(")\n");
+        }
         printf("Found: the sampled passage's page among the results (recall@1: first; "
                "recall@5: top 5)\n\n");
         printf("  %-18s %9s %9s %12s\n", "search", "recall@1", "recall@5", "ms/query");
@@ -680,6 +866,8 @@ int cmd_check(int argc, char **argv)
     }
 done:
     json_decref(jprobes);
+    qgen_close(&qg);
+    free(by_model);
     tok_close(voc);
     eng_encoder_close(enc);
     cn_arena_free(&keep);

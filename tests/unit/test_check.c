@@ -148,12 +148,6 @@ TEST(check_retrieval_keyword)
     EXPECT_CONTAINS(out_buf, "hybrid             not measured: no embedding model installed");
     EXPECT_CONTAINS(out_buf, "recall@5");
 
-    /* with a language model: still keyword probes, and it says so */
-    EXPECT_EQ_INT(sh("CAIRN_CHAT_MODEL=%s $C check retrieval -n 2",
-                     test_data("models/aidreams260K.gguf")), 0);
-    EXPECT_CONTAINS(out_buf, "a language model is installed, but writing questions with it is "
-                             "not implemented");
-
     /* usage and an empty library */
     EXPECT_EQ_INT(sh("$C check"), 2);
     EXPECT_EQ_INT(sh("$C check speed"), 2);
@@ -207,4 +201,49 @@ TEST(check_retrieval_all_modes)
     /* --no-rerank: no reranked rows, said why */
     EXPECT_EQ_INT(sh("$C check retrieval -n 4 --no-rerank"), 0);
     EXPECT_CONTAINS(out_buf, "keyword + rerank   not measured: --no-rerank");
+}
+
+/* With a language model the probes are questions it writes (a random-weight
+** model's are gibberish, but they are its output, searched as they are);
+** a model whose context cannot hold a passage falls back to keyword probes,
+** and says so. */
+TEST(check_retrieval_model_questions)
+{
+    const char *tools = getenv("CAIRN_TOOLS");
+    EXPECT_EQ_INT(make_library(), 0);
+    /* untied output: a random model with tied embeddings repeats its last
+    ** prompt token (a newline) */
+    EXPECT_EQ_INT(sh("%s/mkmodel --shape tiny --type f16 --ctx 1024 --untied --seed 2 "
+                     "--tokenizer %s -o $D/../ck-chat.gguf",
+                     tools && *tools ? tools : "build", test_data("vocab/ggml-vocab-llama-bpe.gguf")),
+                  0);
+    EXPECT_EQ_INT(sh("$C check retrieval -n 4 --json --keyword-probes -m $D/../ck-chat.gguf"), 0);
+    json_error_t je;
+    json_t *kw = json_loads(out_buf, 0, &je);
+    EXPECT_CONTAINS(json_string_value(json_object_get(kw, "probes_are")), "keyword probes");
+    EXPECT_EQ_INT(sh("$C check retrieval -n 4 --json -m $D/../ck-chat.gguf"), 0);
+    json_t *r = json_loads(out_buf, 0, &je);
+    EXPECT_STR(json_string_value(json_object_get(r, "probes_are")),
+               "questions the language model wrote about each passage");
+    EXPECT_EQ_INT(json_integer_value(json_object_get(r, "questions")), 4);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(r, "keyword_fallbacks")), 0);
+    json_t *pk = json_object_get(kw, "probes"), *pq = json_object_get(r, "probes");
+    EXPECT_EQ_INT(json_array_size(pq), 4);
+    for (size_t i = 0; i < json_array_size(pq); i++) {
+        json_t *q = json_array_get(pq, i), *k = json_array_get(pk, i);
+        EXPECT_STR(json_string_value(json_object_get(q, "kind")), "question");
+        EXPECT_STR(json_string_value(json_object_get(k, "kind")), "keyword");
+        /* the same passages, other probes */
+        EXPECT_EQ_INT(json_integer_value(json_object_get(q, "passage_id")),
+                      json_integer_value(json_object_get(k, "passage_id")));
+        EXPECT(strcmp(json_string_value(json_object_get(q, "probe")) ?: "",
+                      json_string_value(json_object_get(k, "probe")) ?: "") != 0);
+    }
+    json_decref(kw);
+    json_decref(r);
+    /* a context too small for the prompt: keyword probes, said so */
+    EXPECT_EQ_INT(sh("$C check retrieval -n 2 -m %s", test_data("models/aidreams260K.gguf")), 0);
+    EXPECT_CONTAINS(out_buf, "Probes: keyword probes from each passage's rarest words, not real "
+                             "questions");
+    EXPECT_CONTAINS(out_buf, "it wrote nothing usable for 2 of the 2 passages");
 }
