@@ -760,7 +760,7 @@ int cmd_check(int argc, char **argv)
         n_probed++;
         if (tty)
             fprintf(stderr, "\r\033[Kchecking %d/%d probes", n_probed, n_sample);
-        else if (n_probed % 25 == 0)
+        else if (n_probed % (qg.m ? 5 : 25) == 0) /* a model takes seconds a question */
             fprintf(stderr, "checked %d/%d probes\n", n_probed, n_sample);
     }
     if (tty)
