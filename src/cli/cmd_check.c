@@ -602,6 +602,122 @@ static const char mixed_note[] =
     "questions the language model wrote about each passage; keyword probes from their rarest "
     "words (not real questions) where it wrote none";
 
+/* What a run measured, for the report. */
+typedef struct check_run {
+    const check_args *a;
+    mode_stat st[N_MODES];
+    int current;               /* the mode `cairn search` uses with these settings */
+    int64_t n_passages;        /* in the library */
+    int n_sample, n_probed, n_skipped, n_fallback, n_questions;
+    const store_hit *src;      /* the probed passages, [0..n_probed) */
+    const char (*probes)[400];
+    const int *ranks;          /* n_probed x N_MODES: 1..TOP_K, 0 not found */
+    const bool *by_model;      /* probe i is the model's question */
+    bool model;                /* a language model wrote questions */
+    const char *chat, *what;   /* its file; what the probes are */
+    double t0;
+} check_run;
+
+/* One JSON object: the table, the modes not measured and why, every probe. */
+static void report_json(const check_run *r)
+{
+    const mode_stat *st = r->st;
+    const store_hit *src = r->src;
+    int n_probed = r->n_probed, current = r->current;
+    json_t *o = json_object(), *modes = json_array(), *off = json_array(), *jprobes = json_array();
+    json_object_set_new(o, "check", json_string("retrieval"));
+    json_object_set_new(o, "passages", json_integer(r->n_passages));
+    json_object_set_new(o, "sampled", json_integer(r->n_sample));
+    json_object_set_new(o, "probed", json_integer(n_probed));
+    json_object_set_new(o, "seed", json_integer((json_int_t)r->a->seed));
+    json_object_set_new(o, "probes_are", json_string(r->what));
+    if (r->model) {
+        json_object_set_new(o, "question_model", json_string(r->chat));
+        json_object_set_new(o, "questions", json_integer(r->n_questions));
+        json_object_set_new(o, "keyword_fallbacks", json_integer(r->n_fallback));
+    }
+    json_object_set_new(o, "current", json_string(mode_names[current]));
+    for (int m = 0; m < N_MODES; m++) {
+        json_t *row = json_object();
+        json_object_set_new(row, "mode", json_string(mode_names[m]));
+        if (!st[m].on) {
+            json_object_set_new(row, "why", json_string(st[m].why_not ? st[m].why_not : ""));
+            json_array_append_new(off, row);
+            continue;
+        }
+        json_object_set_new(row, "current", json_boolean(m == current));
+        json_object_set_new(row, "recall_at_1", json_real((double)st[m].at1 / n_probed));
+        json_object_set_new(row, "recall_at_5", json_real((double)st[m].at5 / n_probed));
+        json_object_set_new(row, "ms_per_query", json_real(1e3 * st[m].seconds / n_probed));
+        json_array_append_new(modes, row);
+    }
+    json_object_set_new(o, "modes", modes);
+    json_object_set_new(o, "unavailable", off);
+    for (int i = 0; i < n_probed; i++) {
+        json_t *p = json_object(), *rk = json_object();
+        json_object_set_new(p, "path", json_string(src[i].path));
+        json_object_set_new(p, "page", json_integer(src[i].page_start));
+        json_object_set_new(p, "passage_id", json_integer(src[i].passage_id));
+        json_object_set_new(p, "probe", json_string(r->probes[i]));
+        json_object_set_new(p, "kind", json_string(r->by_model[i] ? "question" : "keyword"));
+        for (int m = 0; m < N_MODES; m++) {
+            int k = r->ranks[i * N_MODES + m];
+            if (st[m].on) /* 1..5, or null: not in the top 5 */
+                json_object_set_new(rk, mode_names[m], k ? json_integer(k) : json_null());
+        }
+        json_object_set_new(p, "rank", rk);
+        json_array_append_new(jprobes, p);
+    }
+    json_object_set_new(o, "probes", jprobes);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", s ? s : "{}");
+    free(s);
+    json_decref(o);
+}
+
+/* The table for a person: what the probes are, recall per mode, the modes
+** not measured and why, a few probes. */
+static void report_text(const check_run *r)
+{
+    const mode_stat *st = r->st;
+    const store_hit *src = r->src;
+    int n_probed = r->n_probed, current = r->current;
+    printf("Retrieval check: %d passages sampled of %lld (seed %llu), in %.1fs\n", n_probed,
+           (long long)r->n_passages, (unsigned long long)r->a->seed, cn_now() - r->t0);
+    printf("Probes: %s\n", r->what);
+    if (r->model) {
+        printf("  (%s", r->chat);
+        if (r->n_fallback)
+            printf("; it wrote nothing usable for %d of the %d passages", r->n_fallback,
+                   n_probed);
+        printf(")\n");
+    }
+    printf("Found: the sampled passage's page among the results (recall@1: first; "
+           "recall@5: top 5)\n\n");
+    printf("  %-18s %9s %9s %12s\n", "search", "recall@1", "recall@5", "ms/query");
+    for (int m = 0; m < N_MODES; m++)
+        if (st[m].on)
+            printf("  %-18s %9.2f %9.2f %12.1f%s\n", mode_names[m],
+                   (double)st[m].at1 / n_probed, (double)st[m].at5 / n_probed,
+                   1e3 * st[m].seconds / n_probed, m == current ? "   <- what search uses now"
+                                                                : "");
+    bool any = false;
+    for (int m = 0; m < N_MODES; m++)
+        if (!st[m].on) {
+            printf("%s  %-18s not measured: %s\n", any ? "" : "\n", mode_names[m],
+                   st[m].why_not ? st[m].why_not : "");
+            any = true;
+        }
+    printf("\nFor example:\n");
+    for (int i = 0; i < CN_MIN(n_probed, 3); i++) {
+        const char *b = strrchr(src[i].path, '/');
+        printf("  \"%s\"  <- %s, p. %d\n", r->probes[i], b ? b + 1 : src[i].path,
+               src[i].page_start);
+    }
+    if (r->n_skipped)
+        printf("(%d sampled passages had no usable words and were left out)\n", r->n_skipped);
+}
+
 int cmd_check(int argc, char **argv)
 {
     check_args a;
@@ -627,7 +743,6 @@ int cmd_check(int argc, char **argv)
     bool *by_model = cn_calloc((size_t)a.n, sizeof *by_model);
     cn_arena keep; /* the sampled passages */
     cn_arena_init(&keep, (size_t)256 << 20);
-    json_t *jprobes = a.json ? json_array() : NULL;
     if (!sample || !src || !ranks || !probes || !by_model) {
         ret = cli_error(&(cn_err){CN_ENOMEM, "out of memory"});
         goto done;
@@ -777,95 +892,18 @@ int cmd_check(int argc, char **argv)
         n_questions += by_model[i];
     const char *what = !n_questions ? probe_note : n_questions < n_probed ? mixed_note
                                                                           : question_note;
-    if (a.json) {
-        json_t *o = json_object(), *modes = json_array(), *off = json_array();
-        json_object_set_new(o, "check", json_string("retrieval"));
-        json_object_set_new(o, "passages", json_integer(n_passages));
-        json_object_set_new(o, "sampled", json_integer(n_sample));
-        json_object_set_new(o, "probed", json_integer(n_probed));
-        json_object_set_new(o, "seed", json_integer((json_int_t)a.seed));
-        json_object_set_new(o, "probes_are", json_string(what));
-        if (qg.m) {
-            json_object_set_new(o, "question_model", json_string(mh.chat));
-            json_object_set_new(o, "questions", json_integer(n_questions));
-            json_object_set_new(o, "keyword_fallbacks", json_integer(n_fallback));
-        }
-        json_object_set_new(o, "current", json_string(mode_names[current]));
-        for (int m = 0; m < N_MODES; m++) {
-            json_t *r = json_object();
-            json_object_set_new(r, "mode", json_string(mode_names[m]));
-            if (!st[m].on) {
-                json_object_set_new(r, "why", json_string(st[m].why_not ? st[m].why_not : ""));
-                json_array_append_new(off, r);
-                continue;
-            }
-            json_object_set_new(r, "current", json_boolean(m == current));
-            json_object_set_new(r, "recall_at_1", json_real((double)st[m].at1 / n_probed));
-            json_object_set_new(r, "recall_at_5", json_real((double)st[m].at5 / n_probed));
-            json_object_set_new(r, "ms_per_query", json_real(1e3 * st[m].seconds / n_probed));
-            json_array_append_new(modes, r);
-        }
-        json_object_set_new(o, "modes", modes);
-        json_object_set_new(o, "unavailable", off);
-        for (int i = 0; i < n_probed; i++) {
-            json_t *p = json_object(), *rk = json_object();
-            json_object_set_new(p, "path", json_string(src[i].path));
-            json_object_set_new(p, "page", json_integer(src[i].page_start));
-            json_object_set_new(p, "passage_id", json_integer(src[i].passage_id));
-            json_object_set_new(p, "probe", json_string(probes[i]));
-            json_object_set_new(p, "kind", json_string(by_model[i] ? "question" : "keyword"));
-            for (int m = 0; m < N_MODES; m++)
-                if (st[m].on) /* 1..5, or null: not in the top 5 */
-                    json_object_set_new(rk, mode_names[m],
-                                        ranks[i * N_MODES + m] ? json_integer(ranks[i * N_MODES + m])
-                                                               : json_null());
-            json_object_set_new(p, "rank", rk);
-            json_array_append_new(jprobes, p);
-        }
-        json_object_set_new(o, "probes", jprobes);
-        jprobes = NULL;
-        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        json_decref(o);
-    } else {
-        printf("Retrieval check: %d passages sampled of %lld (seed %llu), in %.1fs\n", n_probed,
-               (long long)n_passages, (unsigned long long)a.seed, cn_now() - t0);
-        printf("Probes: %s\n", what);
-        if (qg.m) {
-            printf("  (%s", mh.chat);
-            if (n_fallback)
-                printf("; it wrote nothing usable for %d of the %d passages", n_fallback,
-                       n_probed);
-            printf(")\n");
-        }
-        printf("Found: the sampled passage's page among the results (recall@1: first; "
-               "recall@5: top 5)\n\n");
-        printf("  %-18s %9s %9s %12s\n", "search", "recall@1", "recall@5", "ms/query");
-        for (int m = 0; m < N_MODES; m++)
-            if (st[m].on)
-                printf("  %-18s %9.2f %9.2f %12.1f%s\n", mode_names[m],
-                       (double)st[m].at1 / n_probed, (double)st[m].at5 / n_probed,
-                       1e3 * st[m].seconds / n_probed, m == current ? "   <- what search uses now"
-                                                                    : "");
-        bool any = false;
-        for (int m = 0; m < N_MODES; m++)
-            if (!st[m].on) {
-                printf("%s  %-18s not measured: %s\n", any ? "" : "\n", mode_names[m],
-                       st[m].why_not ? st[m].why_not : "");
-                any = true;
-            }
-        printf("\nFor example:\n");
-        for (int i = 0; i < CN_MIN(n_probed, 3); i++) {
-            const char *b = strrchr(src[i].path, '/');
-            printf("  \"%s\"  <- %s, p. %d\n", probes[i], b ? b + 1 : src[i].path,
-                   src[i].page_start);
-        }
-        if (n_skipped)
-            printf("(%d sampled passages had no usable words and were left out)\n", n_skipped);
-    }
+    check_run run = {.a = &a, .current = current, .n_passages = n_passages,
+                     .n_sample = n_sample, .n_probed = n_probed, .n_skipped = n_skipped,
+                     .n_fallback = n_fallback, .n_questions = n_questions, .src = src,
+                     .probes = (const char(*)[400])probes, .ranks = ranks,
+                     .by_model = by_model, .model = qg.m != NULL, .chat = mh.chat,
+                     .what = what, .t0 = t0};
+    memcpy(run.st, st, sizeof st);
+    if (a.json)
+        report_json(&run);
+    else
+        report_text(&run);
 done:
-    json_decref(jprobes);
     qgen_close(&qg);
     free(by_model);
     tok_close(voc);
