@@ -27,6 +27,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 
@@ -86,6 +87,18 @@ int cli_open_encoder(const char *path, const eng_opts *o, bool reranker, eng_enc
 /* The encoder commands' (embed, rerank) -t N and -b N: 1 if opt was one of
 ** them, 0 if not, 2 (after printing) for a bad value. */
 int cli_encoder_option(const char *cmd, eng_opts *o, int opt, const char *v);
+
+/* ---- reranking search results (cmd_library.c) ------------------------ */
+
+/* Candidates a reranker rescores before the best k are kept. */
+enum { CLI_RERANK_CANDIDATES = 30 };
+
+struct lib_result;
+/* Rescore res[0..n) against q with the reranker e (cli_open_encoder with
+** reranker true) in one packed run and reorder them best first; each
+** result's score becomes the reranker's raw score (ties keep their order). */
+int cli_rerank_results(eng_encoder *e, const tok_vocab *v, const char *q, struct lib_result *res,
+                       int n, cn_err *err);
 
 /* ---- options shared by the model-running commands (args.c) ---------- */
 

@@ -17,8 +17,10 @@
 typedef struct lib_args {
     const char *home, *embed_model, *chat_model;
     const char *rerank_model; /* search: rescore the candidates with this cross-encoder */
-    char chat_path[4096], embed_path[4096]; /* resolved model names */
-    bool chat_active, embed_active;         /* from `cairn models use`, not given */
+    char chat_path[4096], embed_path[4096], rerank_path[4096]; /* resolved model names */
+    char rerank_name[128];                  /* the active reranker's name */
+    bool chat_active, embed_active, rerank_active; /* from `cairn models use`, not given */
+    bool no_rerank;                         /* --no-rerank: not even the active one */
     int threads, k, max_tokens;
     bool json, prune;
     char **rest; /* the operands: argv[optind..argc), however many */
@@ -33,17 +35,20 @@ static int resolve_models(const char *cmd, lib_args *a)
     cn_err err = {0};
     if (cn_data_dir(home, sizeof home, a->home, &err))
         return 0; /* reported when the library opens */
-    struct { const char **given; char *path; bool *active; const char *role; } m[2] = {
-        {&a->chat_model, a->chat_path, &a->chat_active, "chat"},
-        {&a->embed_model, a->embed_path, &a->embed_active, "embed"}};
-    for (int i = 0; i < 2; i++) {
+    struct { const char **given; char *path; bool *active; const char *role; char *name; } m[3] = {
+        {&a->chat_model, a->chat_path, &a->chat_active, "chat", NULL},
+        {&a->embed_model, a->embed_path, &a->embed_active, "embed", NULL},
+        {&a->rerank_model, a->rerank_path, &a->rerank_active, "rerank", a->rerank_name}};
+    for (int i = 0; i < 3; i++) {
+        if (i == 2 && a->no_rerank)
+            break;
         if (*m[i].given) {
             if (mdl_resolve(home, *m[i].given, m[i].path, 4096, &err)) {
                 fprintf(stderr, "cairn %s: %s\n", cmd, err.msg);
                 return 1;
             }
             *m[i].given = m[i].path;
-        } else if (mdl_active(home, m[i].role, m[i].path, 4096, NULL, 0, NULL) == CN_OK) {
+        } else if (mdl_active(home, m[i].role, m[i].path, 4096, m[i].name, 128, NULL) == CN_OK) {
             *m[i].given = m[i].path;
             *m[i].active = true;
         }
@@ -56,13 +61,14 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     memset(a, 0, sizeof *a);
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
-    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK };
+    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK };
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"embed-model", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'}, {"max-tokens", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, CLI_OPT_JSON}, {"prune", no_argument, NULL, OPT_PRUNE},
         {"rerank", required_argument, NULL, OPT_RERANK},
+        {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -89,6 +95,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         case CLI_OPT_JSON: a->json = true; break;
         case OPT_PRUNE: a->prune = true; break;
         case OPT_RERANK: a->rerank_model = optarg; break;
+        case OPT_NO_RERANK: a->no_rerank = true; break;
         case 'h':
             printf("%s", help);
             printf("\ncommon options:\n"
@@ -111,6 +118,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         a->embed_model = NULL;
     if (a->chat_model && !*a->chat_model)
         a->chat_model = NULL;
+    if (a->rerank_model && a->no_rerank)
+        return cli_usage(cmd, "--rerank and --no-rerank together: choose one");
     return resolve_models(cmd, a);
 }
 
@@ -411,12 +420,6 @@ static int join_query(const lib_args *a, char *buf, size_t cap)
     return buf[0] ? 0 : -1;
 }
 
-/* The query from the command's words, the library opened and searched: what
-** search and ask both start with. Returns the number of results, or -1 after
-** reporting (usage problem or error) with *status set to the exit status. */
-/* Candidates a reranker rescores before the best k are kept. */
-enum { RERANK_CANDIDATES = 30 };
-
 typedef struct scored {
     lib_result r;
     float score;
@@ -431,24 +434,16 @@ static int by_rerank(const void *a, const void *b)
     return (x->rank > y->rank) - (x->rank < y->rank); /* ties keep the search's order */
 }
 
-/* Rescore res[0..n) against q with the cross-encoder at path (one packed
-** run), reorder best first; each result's score becomes the reranker's raw
-** score. */
-static int rerank_results(const char *path, int threads, const char *q, lib_result *res, int n,
-                          cn_err *err)
+int cli_rerank_results(eng_encoder *e, const tok_vocab *v, const char *q, lib_result *res, int n,
+                       cn_err *err)
 {
     if (n == 0)
         return CN_OK;
-    eng_opts o = {.n_threads = threads};
-    eng_encoder *e = NULL;
-    tok_vocab *v = NULL;
     const char **texts = cn_malloc_array((size_t)n, sizeof *texts);
     size_t *lens = cn_malloc_array((size_t)n, sizeof *lens);
     float *sc = cn_malloc_array((size_t)n, sizeof *sc);
     scored *s = cn_malloc_array((size_t)n, sizeof *s);
     int rc = texts && lens && sc && s ? CN_OK : cn_fail(err, CN_ENOMEM, "out of memory");
-    if (!rc)
-        rc = cli_open_encoder(path, &o, true, &e, &v, err);
     for (int i = 0; !rc && i < n; i++) {
         texts[i] = res[i].text;
         lens[i] = strlen(res[i].text);
@@ -468,11 +463,32 @@ static int rerank_results(const char *path, int threads, const char *q, lib_resu
     free(lens);
     free(sc);
     free(s);
+    return rc;
+}
+
+/* cli_rerank_results with the reranker at path, opened for this one run. */
+static int rerank_results(const char *path, int threads, const char *q, lib_result *res, int n,
+                          cn_err *err)
+{
+    if (n == 0)
+        return CN_OK;
+    eng_opts o = {.n_threads = threads};
+    eng_encoder *e = NULL;
+    tok_vocab *v = NULL;
+    int rc = cli_open_encoder(path, &o, true, &e, &v, err);
+    if (!rc)
+        rc = cli_rerank_results(e, v, q, res, n, err);
     tok_close(v);
     eng_encoder_close(e);
     return rc;
 }
 
+/* The query from the command's words, the library opened and searched: what
+** search and ask both start with. Returns the number of results, or -1 after
+** reporting (usage problem or error) with *status set to the exit status.
+** A reranker named on the command line that fails is an error; the active
+** one (installed, not named) that fails is reported and left out, so a
+** damaged model file never stops search itself. */
 static int open_and_search(const char *cmd, const lib_args *a, int k_default, char *q, size_t qcap,
                            lib **l, cn_arena *ar, lib_result *res, lib_search_info *info,
                            cn_err *err, int *status)
@@ -491,16 +507,24 @@ static int open_and_search(const char *cmd, const lib_args *a, int k_default, ch
         return -1;
     }
     int k = a->k ? a->k : k_default;
-    lib_search_opts so = {.k = a->rerank_model ? CN_MAX(k, RERANK_CANDIDATES) : k,
+    lib_search_opts so = {.k = a->rerank_model ? CN_MAX(k, CLI_RERANK_CANDIDATES) : k,
                           .embed_model = a->embed_model, .threads = a->threads};
     int n = lib_search(*l, q, &so, ar, res, info, err);
     if (n >= 0 && a->rerank_model) {
-        if (rerank_results(a->rerank_model, a->threads, q, res, n, err)) {
-            n = -1;
-        } else {
-            n = CN_MIN(n, k);
+        cn_err rerr = {0};
+        if (rerank_results(a->rerank_model, a->threads, q, res, n, &rerr) == CN_OK) {
             info->mode = !strcmp(info->mode, "hybrid") ? "hybrid + rerank" : "keyword + rerank";
+        } else if (a->rerank_active) {
+            fprintf(stderr, "cairn %s: note: the active reranker '%s' cannot be used (%s); "
+                            "these results are not reranked (`cairn models verify %s`, `cairn "
+                            "models rm %s`, or --no-rerank)\n",
+                    cmd, a->rerank_name, rerr.msg, a->rerank_name, a->rerank_name);
+        } else {
+            *err = rerr;
+            n = -1;
         }
+        if (n >= 0)
+            n = CN_MIN(n, k);
     }
     if (n < 0)
         *status = cli_error(err);
@@ -511,10 +535,12 @@ int cmd_search(int argc, char **argv)
 {
     PARSE("search", "usage: cairn search [-k 5] [--json] [options] QUERY\n\n"
                     "Rank passages of the library: keyword (bm25), or hybrid (keyword + vector,\n"
-                    "reciprocal rank fusion) with an embedding model.\n\n"
-                    "  --rerank FILE       rescore the top 30 candidates with a reranker (a BERT\n"
-                    "                      cross-encoder GGUF) and keep the best k; scores are\n"
-                    "                      then the reranker's\n");
+                    "reciprocal rank fusion) with an embedding model; then, when a reranker is\n"
+                    "installed (or given), the top 30 candidates are rescored by it and the best\n"
+                    "k kept, their scores the reranker's.\n\n"
+                    "  --rerank M          reranker (a cross-encoder GGUF file or an installed\n"
+                    "                      model's name; default: the active reranker)\n"
+                    "  --no-rerank         do not rerank, even with a reranker installed\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -640,8 +666,10 @@ int cmd_ask(int argc, char **argv)
                  "  -n, --max-tokens N  longest answer, in tokens (default: a quarter of the\n"
                  "                      model's context, at most 512)\n"
                  "  --json              one JSON object: answer, sources, timings\n"
-                 "  --rerank FILE       rescore the top 30 candidates with a reranker (a BERT\n"
-                 "                      cross-encoder GGUF) and answer from the best k\n");
+                 "  --rerank M          rescore the top 30 candidates with this reranker (a\n"
+                 "                      cross-encoder GGUF file or an installed model's name;\n"
+                 "                      default: the active reranker) and answer from the best k\n"
+                 "  --no-rerank         do not rerank, even with a reranker installed\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -830,6 +858,13 @@ int cmd_doctor(int argc, char **argv)
            a.embed_active ? " (active)" : "");
     printf("language model   %s%s\n", a.chat_model ? a.chat_model : "(none: `cairn models pull` one, or -m FILE)",
            a.chat_active ? " (active)" : "");
+    if (a.rerank_active)
+        printf("reranker         %s (%s, active): search and ask rescore their top %d\n",
+               a.rerank_name, a.rerank_model, CLI_RERANK_CANDIDATES);
+    else
+        printf("reranker         %s\n", a.no_rerank ? "(--no-rerank)"
+               : a.rerank_model ? a.rerank_model
+               : "(none: search is not reranked; `cairn models import` a cross-encoder)");
     mdl_hw hw;
     mdl_hw_detect(lib_home(l), &hw);
     char b1[32], b2[32], b3[32];
@@ -837,10 +872,11 @@ int cmd_doctor(int argc, char **argv)
            hw.cores, hw.threads, hw.simd, cli_size((uint64_t)hw.ram_total, b1),
            cli_size((uint64_t)hw.ram_avail, b2), cli_size((uint64_t)CN_MAX(hw.disk_free, 0), b3));
     printf("network          used only by `cairn models pull` and `cairn models update`\n");
-    printf("service level    %s\n",
+    printf("service level    %s%s\n",
            a.chat_model ? "written answers with citations"
            : a.embed_model ? "hybrid search (keyword + vectors), extractive answers"
-                           : "keyword search and extractive answers (no model)");
+                           : "keyword search and extractive answers (no model)",
+           a.rerank_model ? "; search reranked" : "");
     lib_close(l);
     return rc ? cli_error(&err) : crc ? 1 : 0;
 }

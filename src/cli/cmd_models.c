@@ -48,8 +48,9 @@ static const char models_help[] =
     "  rollback NAME              switch back to the version NAME replaced\n"
     "  verify [NAME]              re-hash installed files against their manifests\n"
     "  recommend [--json]         what fits this machine, and why\n"
-    "  import FILE [--name N] [--role chat|embed]\n"
-    "                             install a GGUF you already have (checked the same way)\n"
+    "  import FILE [--name N] [--role chat|embed|rerank]\n"
+    "                             install a GGUF you already have (checked the same way;\n"
+    "                             the role comes from its metadata when not given)\n"
     "  export NAME DIR            copy NAME's file (+ NAME.sha256) to DIR\n"
     "  update                     fetch the latest catalog; accepted only if its\n"
     "                             ed25519 signature verifies\n\n"
@@ -187,7 +188,7 @@ static void on_progress(void *ctx, const mdl_progress *p)
         if (u->tty)
             fprintf(stderr, "\r\033[K");
         fprintf(stderr, "%s: %s\n", p->name, !strcmp(p->phase, "smoke-test")
-                                                 ? "smoke test (loading it, one short run)"
+                                                 ? "smoke test (loading it and running it once)"
                                                  : "installing");
         return;
     }

@@ -25,7 +25,10 @@ static const char help[] =
     "                        (default $CAIRN_CHAT_MODEL, else the active chat model)\n"
     "  -e, --embed-model M   embedding model, likewise (default $CAIRN_EMBED_MODEL, else\n"
     "                        the active embedding model)\n"
-    "  --rerank-model FILE   reranker (a BERT cross-encoder GGUF) for POST /v1/rerank\n"
+    "  --rerank-model M      reranker (a cross-encoder GGUF file or an installed model's\n"
+    "                        name; default: the active reranker) for POST /v1/rerank;\n"
+    "                        library search and answers rescore their top 30 with it\n"
+    "  --no-rerank           no reranker, even with one installed\n"
     "  --home DIR            data directory (library) (default $CAIRN_HOME, ...)\n"
     "  -t, --threads N       engine threads per model (default: physical cores)\n"
     "  -c, --ctx N           language model context (default: min(model, 4096))\n"
@@ -39,12 +42,14 @@ static const char help[] =
 int cmd_serve(int argc, char **argv)
 {
     srv_opts o;
+    bool no_rerank = false;
     srv_opts_default(&o);
     o.api_key = getenv("CAIRN_API_KEY");
     o.chat_model = getenv("CAIRN_CHAT_MODEL");
     o.embed_model = getenv("CAIRN_EMBED_MODEL");
     enum { OPT_HOST = CLI_OPT_FIRST_FREE, OPT_PORT, OPT_KEY, OPT_CORS, OPT_PORT_FILE, OPT_QUEUE,
-           OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET, OPT_RERANK };
+           OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET, OPT_RERANK,
+           OPT_NO_RERANK };
     static const struct option longs[] = {
         {"host", required_argument, NULL, OPT_HOST}, {"port", required_argument, NULL, OPT_PORT},
         {"api-key", required_argument, NULL, OPT_KEY},
@@ -52,6 +57,7 @@ int cmd_serve(int argc, char **argv)
         {"model", required_argument, NULL, 'm'}, {"embed-model", required_argument, NULL, 'e'},
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"rerank-model", required_argument, NULL, OPT_RERANK},
+        {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
         {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, 'c'},
         {"queue", required_argument, NULL, OPT_QUEUE},
@@ -75,6 +81,7 @@ int cmd_serve(int argc, char **argv)
         case 'm': o.chat_model = v; break;
         case 'e': o.embed_model = v; break;
         case OPT_RERANK: o.rerank_model = v; break;
+        case OPT_NO_RERANK: no_rerank = true; break;
         case CLI_OPT_HOME: o.home = v; break;
         case OPT_PORT_FILE: o.port_file = v; break;
         case OPT_PORT:
@@ -149,13 +156,19 @@ int cmd_serve(int argc, char **argv)
             *given[k] = paths[k];
         }
     }
-    char rr_path[4096];
+    char rr_path[4096], rr_name[128] = "";
+    if (o.rerank_model && no_rerank)
+        return cli_usage("serve", "--rerank-model and --no-rerank together: choose one");
     if (o.rerank_model) { /* a file, or an installed model's name */
         if (mdl_resolve(home, o.rerank_model, rr_path, sizeof rr_path, &err))
             return cli_error(&err);
         if (strcmp(rr_path, o.rerank_model))
             o.rerank_name = o.rerank_model;
         o.rerank_model = rr_path;
+    } else if (!no_rerank && mdl_active(home, "rerank", rr_path, sizeof rr_path, rr_name,
+                                        sizeof rr_name, NULL) == CN_OK) {
+        o.rerank_model = rr_path;
+        o.rerank_name = rr_name;
     }
     o.chat_name = names[0][0] ? names[0] : NULL;
     o.embed_name = names[1][0] ? names[1] : NULL;

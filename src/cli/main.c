@@ -28,6 +28,7 @@ static const cmd_entry commands[] = {
     {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
     {"models", cmd_models, "list|pull|use|rm|rollback|verify|...", "manage models like packages (see --help)"},
     {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
+    {"check", cmd_check, "retrieval [-n 50] [--json]", "how well search finds your passages, per mode"},
     {"serve", cmd_serve, "[--host H] [--port N] [--api-key K]", "web UI + OpenAI/Ollama API"},
     {"inspect", cmd_inspect, "FILE [--json]", "describe a GGUF model file"},
     {"tokenize", cmd_tokenize, "-m FILE [--no-bos] [--json] TEXT", "print the token ids of TEXT"},

@@ -249,9 +249,10 @@ static const char *role_of_file(const char *path, const char *arch)
     return rr ? "rerank" : "embed";
 }
 
-/* GGUF metadata against the catalog entry (arch, parameter count). */
+/* GGUF metadata against the catalog entry (arch, parameter count); *rank
+** (may be NULL) says the file is a cross-encoder. */
 static int check_gguf(const char *path, const char *what, const mdl_entry *e, char *arch,
-                      size_t arch_cap, cn_err *err)
+                      size_t arch_cap, bool *rank, cn_err *err)
 {
     gguf_file *g;
     int rc = gguf_open(&g, path, err);
@@ -263,6 +264,13 @@ static int check_gguf(const char *path, const char *what, const mdl_entry *e, ch
         return cn_fail(err, CN_EFORMAT, "%s: no general.architecture in its metadata", what);
     }
     snprintf(arch, arch_cap, "%.*s", (int)CN_MIN(a.len, (uint64_t)arch_cap - 1), a.ptr);
+    if (rank) {
+        char key[96];
+        uint32_t pool = 0;
+        snprintf(key, sizeof key, "%s.pooling_type", arch);
+        *rank = (gguf_get_u32(g, key, &pool, NULL) == CN_OK && pool == 4) ||
+                gguf_find_tensor(g, "cls.output.weight") != NULL;
+    }
     int64_t params = 0;
     for (int64_t i = 0; i < g->n_tensors; i++)
         params += g->tensors[i].n_elem;
@@ -277,7 +285,7 @@ static int check_gguf(const char *path, const char *what, const mdl_entry *e, ch
     return CN_OK;
 }
 
-/* Run it: a few greedy tokens, one embedding, or one reranker score. */
+/* Run it: a few greedy tokens, one embedding, or one scored pair. */
 static int smoke_test(const char *path, const char *role, const char *what, cn_err *err)
 {
     eng_opts eo = {.n_ctx = 128, .n_batch = 32};
@@ -286,15 +294,16 @@ static int smoke_test(const char *path, const char *role, const char *what, cn_e
     if (!strcmp(role, "rerank")) {
         eng_encoder *e = NULL;
         rc = eng_encoder_open(&e, path, &eo, err);
-        if (!rc)
+        if (!rc) /* a file without a classification head is no reranker */
             rc = eng_encoder_expect(e, true, err);
         if (!rc)
             rc = tok_open(&v, eng_encoder_gguf(e), err);
-        const char *q = "Where is the safety valve?", *doc = "The safety valve is on the left.";
+        const char *doc = "Close the valve before the pump is opened.";
         size_t dlen = strlen(doc);
         float score = NAN;
         if (!rc)
-            rc = eng_rerank_texts(e, v, q, strlen(q), &doc, &dlen, 1, &score, NULL, err);
+            rc = eng_rerank_texts(e, v, "Where is the safety valve?", 26, &doc, &dlen, 1, &score,
+                                  NULL, err);
         if (!rc && !isfinite(score))
             rc = cn_fail(err, CN_EVERIFY, "%s: smoke test: the reranker's score is not finite",
                          what);
@@ -563,7 +572,7 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
                      e->pinned ? "" : "; the URL is not pinned, so the file may have been "
                                       "re-uploaded");
     if (!rc)
-        rc = check_gguf(partial, what, e, arch, sizeof arch, err);
+        rc = check_gguf(partial, what, e, arch, sizeof arch, NULL, err);
     if (!rc && d.fn) {
         mdl_progress p = {e->name, "smoke-test", 0, 0, 0, 0, 0, NULL};
         d.fn(d.ctx, &p);
@@ -674,10 +683,11 @@ int mdl_import(const char *home, const char *file, const char *name, const char 
     if ((rc = check_name(name, err)))
         return rc;
     /* a quick look first, so a file that is not a model is not copied */
-    if ((rc = check_gguf(file, file, NULL, arch, sizeof arch, err)))
+    bool rank = false;
+    if ((rc = check_gguf(file, file, NULL, arch, sizeof arch, &rank, err)))
         return rc;
     if (!role)
-        role = role_of_file(file, arch);
+        role = rank ? "rerank" : role_of_file(file, arch);
     if (strcmp(role, "chat") && strcmp(role, "embed") && strcmp(role, "rerank"))
         return cn_fail(err, CN_EINVAL, "role '%s': expected chat, embed or rerank", role);
     if (free_bytes(dir) < st.st_size + DISK_MARGIN)
@@ -694,7 +704,7 @@ int mdl_import(const char *home, const char *file, const char *name, const char 
     snprintf(staged, sizeof staged, "%s/%s.import", part_dir, name);
     rc = copy_file(file, staged, 0600, err);
     if (!rc)
-        rc = check_gguf(staged, file, NULL, arch, sizeof arch, err);
+        rc = check_gguf(staged, file, NULL, arch, sizeof arch, NULL, err);
     if (!rc && stat(staged, &st) != 0)
         rc = cn_fail(err, CN_EIO, "%s: cannot stat: %s", staged, strerror(errno));
     if (!rc)

@@ -10,7 +10,7 @@
 **                                and the previous version (rollback)
 **   models/NAME/<sha256:16>.gguf the model files (current, and previous)
 **   models/.partial/NAME.gguf    a download in progress, with NAME.state
-**   models/active.json           the active chat and embedding models
+**   models/active.json           the active model of each role (chat, embed, rerank)
 **   models/catalog.json (+.sig)  an updated catalog, re-verified at each load
 **                                (.sig: the signature, then "key HEX")
 */
@@ -158,7 +158,10 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
 /* Install a GGUF the user already has: copied in first, then the copy is
 ** hashed, inspected and smoke-tested (so what is recorded is what was
 ** installed, even if the file changes meanwhile) and moved into place.
-** name NULL: from the file name; role NULL: from the architecture.
+** name NULL: from the file name; role NULL: from the metadata (a
+** cross-encoder, rank pooling or a cls.output head, is "rerank"; a BERT
+** otherwise "embed"; anything else "chat"). A cross-encoder is refused as
+** "embed" and an embedding model as "rerank" (the smoke test runs the role).
 ** What was installed goes to *out (may be NULL). */
 int mdl_import(const char *home, const char *file, const char *name, const char *role,
                const mdl_catalog *c, mdl_progress_fn fn, void *ctx, mdl_installed *out,
@@ -184,7 +187,8 @@ int mdl_verify(const char *home, const char *name, mdl_progress_fn fn, void *ctx
 
 /* Set the active model of its role. */
 int mdl_use(const char *home, const char *name, cn_err *err);
-/* The active model's file for role ("chat", "embed"): CN_ENOTFOUND if none. */
+/* The active model's file for role ("chat", "embed", "rerank"): CN_ENOTFOUND
+** if none. */
 int mdl_active(const char *home, const char *role, char *path, size_t cap, char *name,
                size_t name_cap, cn_err *err);
 /* A model given by the user: an existing file path as it is, else the name

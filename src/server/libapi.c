@@ -79,6 +79,71 @@ int srv_lib_remove(srv_req *r)
 
 /* ---- search and ask --------------------------------------------------------------- */
 
+typedef struct rr_item {
+    float score;
+    int index;
+} rr_item;
+
+static int by_score(const void *a, const void *b)
+{
+    const rr_item *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return (x->index > y->index) - (x->index < y->index); /* ties keep the search's order */
+}
+
+int srv_rerank_results(srv_req *r, const char *q, lib_result *res, int n, const char **mode,
+                       srv_error *e)
+{
+    srv_worker *w = &r->s->rerank;
+    if (!w->kind || n == 0)
+        return 0;
+    const char **texts = cn_arena_alloc(&r->arena, sizeof *texts * (size_t)n);
+    size_t *lens = cn_arena_alloc(&r->arena, sizeof *lens * (size_t)n);
+    rr_item *it = cn_arena_alloc(&r->arena, sizeof *it * (size_t)n);
+    lib_result *tmp = cn_arena_alloc(&r->arena, sizeof *tmp * (size_t)n);
+    if (!texts || !lens || !it || !tmp)
+        return srv_fail(e, 500, NULL, "out of memory");
+    for (int i = 0; i < n; i++) {
+        texts[i] = res[i].text;
+        lens[i] = strlen(res[i].text);
+    }
+    srv_job j;
+    srv_job_init(&j, JOB_RERANK);
+    j.query = q;
+    j.query_len = strlen(q);
+    j.texts = texts;
+    j.lens = lens;
+    j.n_texts = n;
+    j.vecs = cn_malloc_array((size_t)n, sizeof *j.vecs);
+    j.truncated = cn_calloc((size_t)n, sizeof(bool));
+    int ret = 0;
+    if (!j.vecs || !j.truncated) {
+        ret = srv_fail(e, 500, NULL, "out of memory");
+    } else if (srv_job_submit(w, &j)) {
+        ret = srv_fail(e, 429, NULL, "the %s queue is full (%d waiting); retry shortly", w->name,
+                       w->cap);
+    } else if (!srv_job_wait(w, &j, r)) {
+        ret = 1; /* the client went away */
+    } else if (j.rc) {
+        ret = srv_fail(e, 500, NULL, "reranking failed: %s", j.err.msg);
+    } else {
+        for (int i = 0; i < n; i++)
+            it[i] = (rr_item){j.vecs[i], i};
+        qsort(it, (size_t)n, sizeof *it, by_score);
+        for (int i = 0; i < n; i++) {
+            tmp[i] = res[it[i].index];
+            tmp[i].score = it[i].score;
+        }
+        memcpy(res, tmp, sizeof *res * (size_t)n);
+        *mode = !strcmp(*mode, "hybrid") ? "hybrid + rerank" : "keyword + rerank";
+    }
+    free(j.vecs);
+    free(j.truncated);
+    srv_job_free(&j);
+    return ret;
+}
+
 int srv_lib_search(srv_req *r)
 {
     json_t *body;
@@ -98,16 +163,26 @@ int srv_lib_search(srv_req *r)
             json_decref(body);
             return srv_reply_error(r, &e);
         }
-        lib_result res[50];
+        lib_result res[CN_MAX(50, SRV_RERANK_CANDIDATES)];
         lib_search_info info;
         cn_err err = {0};
-        lib_search_opts so = {.k = k ? (int)json_integer_value(k) : 5,
+        int want = k ? (int)json_integer_value(k) : 5;
+        /* with a reranker, it picks the best of more candidates */
+        lib_search_opts so = {.k = r->s->rerank.kind ? CN_MAX(want, SRV_RERANK_CANDIDATES) : want,
                               .embed_model = r->s->o.embed_model, .threads = r->s->o.threads};
         int n = lib_search(l, json_string_value(q), &so, &r->arena, res, &info, &err);
+        srv_lib_release(r->s, l, false); /* the results' strings live in r->arena */
+        int rr = n > 0 ? srv_rerank_results(r, json_string_value(q), res, n, &info.mode, &e) : 0;
+        n = CN_MIN(n, want);
         json_t *o = json_object(), *arr = json_array();
         for (int i = 0; i < n; i++)
             json_array_append_new(arr, lib_result_json(&res[i]));
-        srv_lib_release(r->s, l, false);
+        if (rr) {
+            json_decref(o);
+            json_decref(arr);
+            json_decref(body);
+            return rr > 0 ? MHD_NO : srv_reply_error(r, &e);
+        }
         if (n < 0) {
             json_decref(o);
             json_decref(arr);

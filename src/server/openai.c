@@ -211,18 +211,26 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
     if (!l)
         return -1;
     enum { K = 4 };
-    lib_result res[K];
+    lib_result res[SRV_RERANK_CANDIDATES]; /* K or, with a reranker, more */
     lib_search_info info;
     cn_err err = {0};
-    lib_search_opts so = {.k = K, .embed_model = s->o.embed_model, .threads = s->o.threads};
+    /* with a reranker, the best K of more candidates */
+    lib_search_opts so = {.k = s->rerank.kind ? SRV_RERANK_CANDIDATES : K,
+                          .embed_model = s->o.embed_model, .threads = s->o.threads};
     int n = lib_search(l, question, &so, &r->arena, res, &info, &err);
+    srv_lib_release(s, l, false); /* the results' strings live in r->arena */
+    if (n > 0) {
+        int rr = srv_rerank_results(r, question, res, n, &info.mode, e);
+        if (rr)
+            return rr > 0 ? srv_fail(e, 499, NULL, "the client went away") : -1;
+        n = CN_MIN(n, K);
+    }
     rag_source *src = n > 0 ? cn_arena_alloc(&r->arena, sizeof *src * (size_t)n) : NULL;
     for (int i = 0; i < n && src; i++) {
         /* strings of the results live in r->arena; the passage text is copied
         ** since it is what the citations show */
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page, res[i].page, res[i].text};
     }
-    srv_lib_release(s, l, false);
     if (n < 0)
         return srv_fail(e, 500, NULL, "library search failed: %s", err.msg);
     if (lib_not_found(n, &info) || !src) {

@@ -240,6 +240,15 @@ int srv_embed_request(srv_req *r, int api, srv_embed_req *req, float **vecs, boo
 ** Returns 0 or -1 with e filled. */
 int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_job *j,
                  rag_source **src, int *n_src, srv_error *e);
+/* Candidates the server's reranker rescores before the best k are kept
+** (as `cairn search` does). */
+enum { SRV_RERANK_CANDIDATES = 30 };
+/* Rescore res[0..n) against q with the server's reranker (one job on its
+** worker) and reorder them best first, each score the reranker's; *mode
+** becomes "keyword + rerank" or "hybrid + rerank". Returns 0, 1 if the
+** client went away, or -1 with e filled (queue full: 429). */
+int srv_rerank_results(srv_req *r, const char *q, lib_result *res, int n, const char **mode,
+                       srv_error *e);
 /* The citations array for a grounded answer. */
 json_t *srv_citations_json(const rag_source *src, int n, const bool *used);
 /* finish_reason of a finished job: "stop", "length" or "cancelled". */
