@@ -275,7 +275,7 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
                lib_search_info *info, cn_err *err)
 {
     int k = o && o->k > 0 ? o->k : 5, pool = CN_MAX(k * 4, 20);
-    *info = (lib_search_info){"keyword", 0, 0, -1, 0, ""};
+    *info = (lib_search_info){"keyword", 0, 0, 0, ""};
     store_hit *kw = cn_arena_alloc(a, sizeof *kw * (size_t)pool);
     search_hit *kh = cn_arena_alloc(a, sizeof *kh * (size_t)pool);
     search_hit *vh = cn_arena_alloc(a, sizeof *vh * (size_t)pool);
@@ -333,13 +333,7 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
         out[m++] = (lib_result){hits[i].passage_id, hits[i].doc_id, hits[i].path, hits[i].title,
                                 hits[i].page_start, hits[i].page_end,
                                 cited_page(l, &hits[i], query, a), hits[i].text,
-                                nv > 0 ? fused[i].score : kw[i].score, -1};
-        for (int j = 0; j < nk; j++)
-            if (kw[j].passage_id == hits[i].passage_id) {
-                out[m - 1].coverage = kw[j].coverage;
-                info->best_coverage = CN_MAX(info->best_coverage, (float)kw[j].coverage);
-                break;
-            }
+                                nv > 0 ? fused[i].score : kw[i].score};
     }
     return m;
 }
@@ -372,8 +366,6 @@ json_t *lib_result_json(const lib_result *r)
     json_object_set_new(o, "page_start", json_integer(r->page_start));
     json_object_set_new(o, "page_end", json_integer(r->page_end));
     json_object_set_new(o, "score", json_real(r->score));
-    if (r->coverage >= 0)
-        json_object_set_new(o, "coverage", json_real(r->coverage));
     json_object_set_new(o, "text", json_string(r->text));
     return o;
 }

@@ -133,9 +133,6 @@ typedef struct lib_result {
     int page;               /* the page to cite: where the query's words first appear */
     const char *text;
     double score;           /* keyword: -bm25; vector: cosine; hybrid: RRF */
-    double coverage;        /* the idf-weighted share of the query's words the passage
-                               holds (store_hit.coverage); -1: not known (a passage
-                               only vector search found) */
 } lib_result;
 
 typedef struct lib_search_opts {
@@ -149,7 +146,6 @@ typedef struct lib_search_info {
     const char *mode;       /* "keyword" or "hybrid" */
     int n_keyword;          /* passages the keyword index matched */
     float best_cosine;      /* hybrid: similarity of the closest passage */
-    float best_coverage;    /* the highest coverage among the results (-1: none known) */
     float absent;           /* the idf-weighted share of the query's words no page
                                holds (store_query_info.absent) */
     char missing[160];      /* those words, ", "-separated */

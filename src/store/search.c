@@ -37,7 +37,6 @@
 #include "store/store_int.h"
 
 #include <stdlib.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -291,24 +290,7 @@ static int run_match(store *s, const char *match, int limit, int k, bool all_ter
     return CN_OK;
 }
 
-/* ---- how much of the question a passage holds ---------------------------- */
-
-typedef struct cover_ctx {
-    term *const *t;
-    int n;
-    bool held[MAX_TERMS];
-} cover_ctx;
-
-static int on_cover_token(void *ctx, int tflags, const char *tok, int n_tok, int start, int end)
-{
-    (void)tflags, (void)start, (void)end;
-    cover_ctx *c = ctx;
-    for (int i = 0; i < c->n; i++)
-        for (int a = 0; !c->held[i] && a < c->t[i]->n_tok; a++)
-            c->held[i] = c->t[i]->tok_len[a] == n_tok &&
-                         memcmp(c->t[i]->tok[a], tok, (size_t)n_tok) == 0;
-    return SQLITE_OK;
-}
+/* ---- how much of the question the library holds -------------------------- */
 
 /* bm25's idf of a word in n_rows passages; a word the library does not hold
 ** at all weighs most: it is what the question is about and no page has it. */
@@ -334,44 +316,18 @@ static void list_missing(term *const *t, int n, store_query_info *qi)
     }
 }
 
-/* hits[i].coverage: the idf-weighted share of the query's content words
-** that passage i (heading and text) holds, in any of their stems, for the
-** first STORE_COVERED hits (-1 after them: a caller shows those, and cutting
-** every pooled passage into words again would double a search's time). And
-** qi->absent: the share that no passage holds. */
-static int cover(store *s, term *const *t, int n_terms, int64_t n_rows, store_hit *hits, int n,
-                 store_query_info *qi, cn_err *err)
+/* qi: the idf-weighted share of the query's content words no passage holds,
+** and which they are. */
+static void absent_words(term *const *t, int n_terms, int64_t n_rows, store_query_info *qi)
 {
     double total = 0, absent = 0;
     for (int i = 0; i < n_terms; i++) {
         total += idf(t[i]->df, n_rows);
         absent += t[i]->df == 0 ? idf(0, n_rows) : 0;
     }
-    if (qi) {
-        qi->n_words = n_terms;
-        qi->absent = total > 0 ? absent / total : 0;
-        list_missing(t, n_terms, qi);
-    }
-    for (int h = STORE_COVERED; h < n; h++)
-        hits[h].coverage = -1;
-    for (int h = 0; h < CN_MIN(n, STORE_COVERED); h++) {
-        cover_ctx c = {t, n_terms, {0}};
-        const char *parts[2] = {hits[h].heading, hits[h].text};
-        size_t lens[2] = {hits[h].heading ? strlen(hits[h].heading) : 0, hits[h].len};
-        for (int p = 0; p < 2; p++) {
-            if (!parts[p] || !lens[p])
-                continue;
-            int src = s->fts_tok.xTokenize(s->fts_tokenizer, &c, FTS5_TOKENIZE_QUERY, parts[p],
-                                           (int)CN_MIN(lens[p], (size_t)INT_MAX), on_cover_token);
-            if (src != SQLITE_OK)
-                return store_fail(s, src, "keyword search", err);
-        }
-        double held = 0;
-        for (int i = 0; i < n_terms; i++)
-            held += c.held[i] ? idf(t[i]->df, n_rows) : 0;
-        hits[h].coverage = total > 0 ? held / total : 0;
-    }
-    return CN_OK;
+    qi->n_words = n_terms;
+    qi->absent = total > 0 ? absent / total : 0;
+    list_missing(t, n_terms, qi);
 }
 
 /* ---- document titles --------------------------------------------------- */
@@ -468,7 +424,6 @@ typedef struct page_hit {
     int64_t doc_id;
     int number;
     double score; /* -bm25 of the whole page */
-    bool shown;   /* one of the candidates is on it */
 } page_hit;
 
 /* Within each tier, the best passage of each page first, then the others in
@@ -518,44 +473,9 @@ static int search_pages(store *s, const char *match, page_hit *ph, int *n, cn_er
     int src;
     while (*n < PAGE_POOL && (src = sqlite3_step(st)) == SQLITE_ROW)
         ph[(*n)++] = (page_hit){sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
-                                -sqlite3_column_double(st, 2), false};
+                                -sqlite3_column_double(st, 2)};
     sqlite3_reset(st);
     if (*n < PAGE_POOL && src != SQLITE_DONE)
-        return store_fail(s, src, "keyword search of pages", err);
-    return CN_OK;
-}
-
-/* The best passage for match on page p (0 in *id if none holds a word). */
-static int best_passage_on(store *s, const char *match, const page_hit *p, int64_t *id,
-                           double *score, cn_err *err)
-{
-    *id = 0;
-    sqlite3_stmt *st = store_stmt(s, Q_PAGE_PASSAGE_IDS, err);
-    if (!st)
-        return err ? err->code : CN_EIO;
-    sqlite3_bind_int64(st, 1, p->doc_id);
-    sqlite3_bind_int(st, 2, p->number);
-    int src = sqlite3_step(st);
-    int64_t lo = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    int64_t hi = src == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
-    bool any = src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW)
-        return store_fail(s, src, "keyword search of pages", err);
-    if (!any)
-        return CN_OK; /* a page without passages: blank */
-    if (!(st = store_stmt(s, Q_BEST_PASSAGE_IN, err)))
-        return err ? err->code : CN_EIO;
-    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, lo);
-    sqlite3_bind_int64(st, 3, hi);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-        *score = -sqlite3_column_double(st, 1);
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
         return store_fail(s, src, "keyword search of pages", err);
     return CN_OK;
 }
@@ -563,52 +483,27 @@ static int best_passage_on(store *s, const char *match, const page_hit *p, int64
 /*
 ** Let the best pages support their passages: each candidate's score becomes
 ** its own plus PAGE_WEIGHT times the best score of a page it is on (among
-** the PAGE_POOL best pages for match), and the best passage of each such
-** page that no candidate is on joins the candidates (c has room for
-** PAGE_POOL more). Sorted again, tier first.
+** the PAGE_POOL best pages for match). Sorted again, tier first. (Adding
+** the best passage of each top page no candidate is on changed nothing on
+** bench/qa and doubled a search's time: not done.)
 */
-static int support_with_pages(store *s, const char *match, cn_arena *a, store_hit *c, int *n,
-                              cn_err *err)
+static int support_with_pages(store *s, const char *match, store_hit *c, int n, cn_err *err)
 {
     page_hit ph[PAGE_POOL];
     int n_ph = 0;
     int rc = search_pages(s, match, ph, &n_ph, err);
     if (rc != CN_OK)
         return rc;
-    int n0 = *n;
-    for (int i = 0; i < n0; i++) {
+    for (int i = 0; i < n; i++) {
         double best = 0;
         for (int j = 0; j < n_ph; j++)
             if (ph[j].doc_id == c[i].doc_id && c[i].page_start <= ph[j].number &&
-                ph[j].number <= c[i].page_end) {
+                ph[j].number <= c[i].page_end)
                 best = CN_MAX(best, ph[j].score);
-                ph[j].shown = true;
-            }
         c[i].score += PAGE_WEIGHT * best;
     }
-    for (int j = 0; j < n_ph; j++) {
-        if (ph[j].shown)
-            continue;
-        int64_t id;
-        double score = 0;
-        if ((rc = best_passage_on(s, match, &ph[j], &id, &score, err)) != CN_OK)
-            return rc;
-        bool dup = id == 0;
-        for (int i = 0; i < *n && !dup; i++)
-            dup = c[i].passage_id == id; /* it spans two of the pages */
-        if (dup)
-            continue;
-        store_hit *h = &c[*n];
-        if ((rc = store_get_passages(s, &id, 1, a, h, err)) != CN_OK)
-            return rc;
-        if (!h->text)
-            continue;
-        h->score = score + PAGE_WEIGHT * ph[j].score;
-        h->all_terms = false;
-        (*n)++;
-    }
-    qsort(c, (size_t)*n, sizeof *c, by_tier_then_score);
-    return one_per_page_first(c, *n, err) ? CN_OK
+    qsort(c, (size_t)n, sizeof *c, by_tier_then_score);
+    return one_per_page_first(c, n, err) ? CN_OK
                                           : cn_fail(err, CN_ENOMEM, "%s: keyword search: out of "
                                                     "memory", s->path);
 }
@@ -658,11 +553,8 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
             or_t[n_or++] = content[i];
     }
     if (n_and == 0) { /* no word of the query is in the library */
-        if (qi) {
-            qi->n_words = n_content;
-            qi->absent = n_content > 0 ? 1.0 : 0.0;
-            list_missing(content, n_content, qi);
-        }
+        if (qi)
+            absent_words(content, n_content, n_rows, qi);
         return 0;
     }
 
@@ -679,27 +571,18 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
         else /* the AND hits may be among the OR hits: ask for enough to skip them */
             rc = run_match(s, q.data, k + got, k, false, a, hits, &got, err);
     }
-    /* the pages: the OR words (AND's if there are none), the match the
-    ** passages got; then titles; the best k of all the candidates stay */
-    store_hit *cand = rc == CN_OK ? cn_malloc_array((size_t)(got + PAGE_POOL), sizeof *cand) : NULL;
-    if (rc == CN_OK && !cand)
-        rc = cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
-    if (rc == CN_OK) {
-        memcpy(cand, hits, sizeof *cand * (size_t)got);
-        int n_c = got;
+    /* the pages, for the OR words (AND's if there are none); then titles */
+    if (rc == CN_OK && got > 0) {
         if (n_or > 0 ? build_query(&q, or_t, n_or, "OR") : build_query(&q, and_t, n_and, "OR"))
             rc = cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
         if (rc == CN_OK)
-            rc = support_with_pages(s, q.data, a, cand, &n_c, err);
+            rc = support_with_pages(s, q.data, hits, got, err);
         if (rc == CN_OK)
-            rc = boost_titles(s, content, n_content, cand, n_c, err);
-        got = CN_MIN(n_c, k);
-        memcpy(hits, cand, sizeof *cand * (size_t)got);
+            rc = boost_titles(s, content, n_content, hits, got, err);
     }
-    free(cand);
     cn_buf_free(&q);
-    if (rc == CN_OK) /* after lookup_df: every content word has its df */
-        rc = cover(s, content, n_content, n_rows, hits, got, qi, err);
+    if (rc == CN_OK && qi) /* after lookup_df: every content word has its df */
+        absent_words(content, n_content, n_rows, qi);
     if (rc != CN_OK)
         return rc;
     if (n)

@@ -69,12 +69,6 @@ static const char *const sql_table[Q_COUNT] = {
                       " (SELECT rowid, rank FROM pages_fts WHERE pages_fts MATCH ?1"
                       "  ORDER BY rank LIMIT ?2) AS f"
                       " JOIN pages AS p ON p.id = f.rowid ORDER BY f.rank",
-    /* a document's passages are inserted in page order in one transaction:
-    ** the ids of one page's passages are a contiguous range */
-    [Q_PAGE_PASSAGE_IDS] = "SELECT min(id), max(id) FROM passages"
-                           " WHERE doc_id = ?1 AND page_start <= ?2 AND page_end >= ?2",
-    [Q_BEST_PASSAGE_IN] = "SELECT rowid, rank FROM passages_fts WHERE passages_fts MATCH ?1"
-                          " AND rowid BETWEEN ?2 AND ?3 ORDER BY rank LIMIT 1",
 };
 
 /* ---- helpers shared with search.c and embed.c -------------------------- */

@@ -173,8 +173,6 @@ typedef struct store_hit {
     size_t len;
     double score;             /* keyword: -bm25, higher is better; else 0 */
     bool all_terms;           /* keyword: holds every query word found in the library */
-    double coverage;          /* keyword: the idf-weighted share of the query's words this
-                                 passage holds (0..1; words no page holds weigh most) */
 } store_hit;
 
 /*
@@ -186,16 +184,16 @@ typedef struct store_hit {
 ** words that occur in no passage are dropped. Passages holding every
 ** remaining word come first (all_terms), then -- to fill k -- those holding
 ** any of them (words in more than half the passages, which bm25 gives no
-** weight, do not count for this tier). A hit whose document title (else
-** file name) holds a query word scores 1.5 times its bm25 and the hits are
-** sorted again within their tier. Strings live in arena a. Returns the
+** weight, do not count for this tier). A passage on one of the 20 pages
+** that score best for the query as whole pages (pages_fts) adds that
+** page's -bm25 to its own; a hit whose document title (else file name)
+** holds a query word then scores 1.5 times that; hits are sorted again
+** within their tier, each page's best passage before the page's others.
+** Strings live in arena a. Returns the
 ** number of hits (0..k, also in *n if n is not NULL) or a CN_E* code; an
-** empty or all-punctuation query gives 0 hits. The first STORE_COVERED hits
-** get their coverage, the others -1. qi (may be NULL) says how much of the
-** query the library holds at all.
+** empty or all-punctuation query gives 0 hits. qi (may be NULL) says how
+** much of the query the library holds at all.
 */
-#define STORE_COVERED 10
-
 typedef struct store_query_info {
     int n_words;   /* the query's content words (stop words out) */
     double absent; /* the idf-weighted share of them no passage holds: 1 when

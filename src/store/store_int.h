@@ -68,8 +68,6 @@ enum {
     Q_PASSAGE_COUNT,
     Q_LANGS,
     Q_PAGE_SEARCH,
-    Q_PAGE_PASSAGE_IDS,
-    Q_BEST_PASSAGE_IN,
     Q_COUNT
 };
 
