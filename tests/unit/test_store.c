@@ -284,6 +284,8 @@ TEST(store_migrates_older_schema)
     cn_arena_free(&a);
 }
 
+static store_doc_in text_doc(cn_arena *a, const char *path, uint64_t seed, const char *text);
+
 TEST(store_migrates_v2_keyword_index)
 {
     /* Version 2 indexed with porter/unicode61: a Japanese run was one token
@@ -324,11 +326,25 @@ TEST(store_migrates_v2_keyword_index)
     EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, NULL, &e), 1);
     EXPECT_EQ_INT(store_search_keyword(s, "編集", 4, &a, hits, NULL, NULL, &e), 1);
     EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+    /* version 4: the pages kept, each with an id, in a page index of its own */
+    EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages WHERE id IS NOT NULL"), 1);
+    EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages_fts WHERE pages_fts MATCH '編集'"), 1);
     store_close(s);
     /* and it stays so when opened again */
     s = open_ok(path);
-    if (s)
+    if (s) {
         EXPECT_EQ_INT(store_search_keyword(s, "設定", 4, &a, hits, NULL, NULL, &e), 1);
+        /* a VACUUM keeps the page index pointing at the right pages: the
+        ** page of a document added after the first is removed still found */
+        store_doc_in d = text_doc(&a, "/b.pdf", 701, "The valve seat is lapped by hand.");
+        EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
+        EXPECT_EQ_INT(store_remove_path(s, "/ja.txt", &e), CN_OK);
+        EXPECT_EQ_INT(store_compact(s, &e), CN_OK);
+        EXPECT_EQ_INT(store_check(s, &e), CN_OK);
+        EXPECT_EQ_INT(q1(s, "SELECT count(*) FROM pages_fts JOIN pages AS p"
+                            " ON p.id = pages_fts.rowid JOIN documents AS d ON d.id = p.doc_id"
+                            " WHERE pages_fts MATCH 'valve' AND d.path = '/b.pdf'"), 1);
+    }
     store_close(s);
     cn_arena_free(&a);
 }
