@@ -470,7 +470,7 @@ static int search_pages(store *s, const char *match, page_hit *ph, int *n, cn_er
         return err ? err->code : CN_EIO;
     sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, PAGE_POOL);
-    int src;
+    int src = SQLITE_DONE;
     while (*n < PAGE_POOL && (src = sqlite3_step(st)) == SQLITE_ROW)
         ph[(*n)++] = (page_hit){sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
                                 -sqlite3_column_double(st, 2)};

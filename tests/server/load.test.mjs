@@ -125,7 +125,11 @@ describe('load', () => {
         assert.equal(ok + busy, 20);
         assert.ok(srv.alive());
         const grown = srv.rssKb() - rss0;
-        assert.ok(grown < 200 * 1024, `memory grew by ${grown} kB`);
+        // Under ASan, 200 connection threads' allocator caches and quarantine
+        // add ~150-250 MB that no plain build has (a leak is LSan's to find
+        // when the server exits, checked by after()): a looser bound there.
+        const limitMb = process.env.CAIRN_SANITIZER === 'address' ? 400 : 200;
+        assert.ok(grown < limitMb * 1024, `memory grew by ${grown} kB`);
         console.log(`# load: 200 searches ok, chats ${ok} answered / ${busy} busy, rss +${grown} kB`);
     });
 });
