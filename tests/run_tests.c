@@ -239,6 +239,24 @@ int test_shell(const char *cmd, char *out, size_t out_cap, char *err, size_t err
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int test_vshell(const char *setup, char *out, size_t out_cap, char *err, size_t err_cap,
+                const char *fmt, va_list ap)
+{
+    char *cmd = NULL, *full = NULL;
+    int rc = -1;
+    if (vasprintf(&cmd, fmt, ap) >= 0 && asprintf(&full, "%s; %s", setup, cmd) >= 0)
+        rc = test_shell(full, out, out_cap, err, err_cap);
+    free(cmd);
+    free(full);
+    return rc;
+}
+
+const char *test_cairn_bin(void)
+{
+    const char *b = getenv("CAIRN_BIN");
+    return b && *b ? b : "build/cairn";
+}
+
 static int cmp_test(const void *a, const void *b)
 {
     return strcmp(((const test_case *)a)->name, ((const test_case *)b)->name);

@@ -8,6 +8,7 @@
 #ifndef CN_TEST_H
 #define CN_TEST_H
 
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +61,14 @@ const char *test_tmpdir(void);
 /* Run cmd with sh; its stdout and stderr land in out and err (truncated,
 ** NUL-terminated). Returns the exit status, -1 if killed by a signal. */
 int test_shell(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap);
+
+/* test_shell of "setup; <fmt formatted>": the shell helpers of the CLI
+** tests, each with its own variables in setup. */
+int test_vshell(const char *setup, char *out, size_t out_cap, char *err, size_t err_cap,
+                const char *fmt, va_list ap);
+
+/* The cairn binary under test: $CAIRN_BIN, else build/cairn. */
+const char *test_cairn_bin(void);
 
 /* Cosine similarity of a[0..n) and b[0..n), summed in double. */
 static inline double test_cosine(const float *a, const float *b, int n)

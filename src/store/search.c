@@ -389,14 +389,14 @@ static int by_tier_then_score(const void *pa, const void *pb)
     return a->passage_id < b->passage_id ? -1 : a->passage_id > b->passage_id;
 }
 
-/* Boost the hits whose document is named in the query, then sort again. */
+/* Boost the hits whose document is named in the query (not sorted again). */
 static int boost_titles(store *s, term *const *t, int n_terms, store_hit *hits, int n, cn_err *err)
 {
     title_toks *tt = cn_malloc(sizeof *tt); /* 8 KiB: not on a server worker's stack */
     if (!tt)
         return cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
     int64_t seen_doc = 0;
-    bool seen_match = false, any = false;
+    bool seen_match = false;
     int src = SQLITE_OK;
     for (int i = 0; i < n && src == SQLITE_OK; i++) {
         bool match = seen_match;
@@ -405,16 +405,12 @@ static int boost_titles(store *s, term *const *t, int n_terms, store_hit *hits, 
             seen_doc = hits[i].doc_id;
             seen_match = match;
         }
-        if (match) {
+        if (match)
             hits[i].score *= TITLE_BOOST;
-            any = true;
-        }
     }
     free(tt);
     if (src != SQLITE_OK)
         return store_fail(s, src, "reading a document title", err);
-    if (any)
-        qsort(hits, (size_t)n, sizeof *hits, by_tier_then_score);
     return CN_OK;
 }
 
@@ -429,9 +425,8 @@ typedef struct page_hit {
 /* Within each tier, the best passage of each page first, then the others in
 ** the same order: five passages of one page would fill a page of results
 ** (and an answer's sources) with one place in the document. */
-static bool one_per_page_first(store_hit *c, int n, cn_err *err)
+static bool one_per_page_first(store_hit *c, int n)
 {
-    (void)err;
     if (n < 2)
         return true;
     store_hit *out = cn_malloc_array((size_t)n, sizeof *out);
@@ -483,7 +478,7 @@ static int search_pages(store *s, const char *match, page_hit *ph, int *n, cn_er
 /*
 ** Let the best pages support their passages: each candidate's score becomes
 ** its own plus PAGE_WEIGHT times the best score of a page it is on (among
-** the PAGE_POOL best pages for match). Sorted again, tier first. (Adding
+** the PAGE_POOL best pages for match); not sorted again. (Adding
 ** the best passage of each top page no candidate is on changed nothing on
 ** bench/qa and doubled a search's time: not done.)
 */
@@ -502,10 +497,7 @@ static int support_with_pages(store *s, const char *match, store_hit *c, int n, 
                 best = CN_MAX(best, ph[j].score);
         c[i].score += PAGE_WEIGHT * best;
     }
-    qsort(c, (size_t)n, sizeof *c, by_tier_then_score);
-    return one_per_page_first(c, n, err) ? CN_OK
-                                          : cn_fail(err, CN_ENOMEM, "%s: keyword search: out of "
-                                                    "memory", s->path);
+    return CN_OK;
 }
 
 int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_hit *hits, int *n,
@@ -579,6 +571,11 @@ int store_search_keyword(store *s, const char *query, int k, cn_arena *a, store_
             rc = support_with_pages(s, q.data, hits, got, err);
         if (rc == CN_OK)
             rc = boost_titles(s, content, n_content, hits, got, err);
+        if (rc == CN_OK) {
+            qsort(hits, (size_t)got, sizeof *hits, by_tier_then_score);
+            if (!one_per_page_first(hits, got))
+                rc = cn_fail(err, CN_ENOMEM, "%s: keyword search: out of memory", s->path);
+        }
     }
     cn_buf_free(&q);
     if (rc == CN_OK && qi) /* after lookup_df: every content word has its df */

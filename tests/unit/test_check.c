@@ -12,16 +12,16 @@ static char out_buf[1 << 17], err_buf[1 << 14];
 
 static int sh(const char *fmt, ...)
 {
-    char cmd[4096], full[5000];
+    char setup[1200];
+    const char *t = test_tmpdir();
+    snprintf(setup, sizeof setup, "export CAIRN_HOME=%s/ck-home CAIRN_CONFIG=%s/ck-config; "
+             "unset CAIRN_EMBED_MODEL CAIRN_CHAT_MODEL; C=%s; D=%s/ck-docs", t, t,
+             test_cairn_bin(), t);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    int rc = test_vshell(setup, out_buf, sizeof out_buf, err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
-    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
-    const char *t = test_tmpdir();
-    snprintf(full, sizeof full, "export CAIRN_HOME=%s/ck-home CAIRN_CONFIG=%s/ck-config; "
-             "unset CAIRN_EMBED_MODEL CAIRN_CHAT_MODEL; C=%s; D=%s/ck-docs; %s", t, t, bin, t, cmd);
-    return test_shell(full, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
+    return rc;
 }
 
 /* Ten one-passage documents that share words in pairs, so every passage has

@@ -18,16 +18,15 @@ static char out_buf[1 << 20], err_buf[1 << 16];
 
 static int sh(const char *fmt, ...)
 {
-    char cmd[4096], full[5000];
+    char setup[1200];
+    const char *t = test_tmpdir();
+    snprintf(setup, sizeof setup, "export CAIRN_HOME=%s/home; CAIRN=%s; D=%s/docs", t,
+             test_cairn_bin(), t);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    int rc = test_vshell(setup, out_buf, sizeof out_buf, err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
-    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
-    const char *t = test_tmpdir();
-    snprintf(full, sizeof full, "export CAIRN_HOME=%s/home; CAIRN=%s; D=%s/docs; %s", t, bin, t,
-             cmd);
-    return test_shell(full, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
+    return rc;
 }
 
 static void make_docs(void)

@@ -22,19 +22,18 @@ static char pubkey[80];
 
 static int sh(const char *fmt, ...)
 {
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    const char *bin = getenv("CAIRN_BIN") ? getenv("CAIRN_BIN") : "build/cairn";
+    char setup[1600];
     const char *tools = getenv("CAIRN_TOOLS") ? getenv("CAIRN_TOOLS") : "build";
     const char *t = test_tmpdir();
-    snprintf(full, sizeof full,
+    snprintf(setup, sizeof setup,
              "export CAIRN_HOME=%s/mhome CAIRN_CONFIG=%s/mconfig; "
-             "C=%s; T=%s; R=%s/srv; U=http://127.0.0.1:%d; %s",
-             t, t, bin, tools, t, port, cmd);
-    return test_shell(full, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
+             "C=%s; T=%s; R=%s/srv; U=http://127.0.0.1:%d",
+             t, t, test_cairn_bin(), tools, t, port);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = test_vshell(setup, out_buf, sizeof out_buf, err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* Start the test server on port p (0: any free one) serving $R. */

@@ -1000,6 +1000,12 @@ TEST(store_keyword_search_pages_support_passages)
     EXPECT_STR(hits[0].path, "/pump.pdf");
     EXPECT_STR(hits[1].path, "/kits.pdf");
     EXPECT_STR(hits[2].path, "/pump.pdf"); /* the same page's other passage, after */
+    /* the same when the title ("doc 601 ...") lifts both of the page's passages */
+    EXPECT_EQ_INT(store_search_keyword(s, "impeller gasket kit 601", 8, &a, hits, &n, NULL, &e),
+                  3);
+    EXPECT_STR(hits[0].path, "/pump.pdf");
+    EXPECT_STR(hits[1].path, "/kits.pdf");
+    EXPECT_STR(hits[2].path, "/pump.pdf");
     store_close(s);
     cn_arena_free(&a);
 }
