@@ -8,6 +8,7 @@
 */
 #include "test.h"
 #include "engine/engine_int.h"
+#include "rerank_fixture.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -100,59 +101,18 @@ static void check_against_llamacpp(const char *name, const char *type, const cha
     EXPECT_EQ_INT(eng_encoder_n_types(e), 2);
 
     json_t *items = json_object_get(root, "items");
-    int n = (int)json_array_size(items);
-    EXPECT_EQ_INT(n, 20);
-    int n_ctx = eng_encoder_n_ctx(e);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n_ctx * 2), *types = ids + n_ctx;
-    double worst_abs = 0, worst_rel = 0, spread = 0;
-    int id_mismatch = 0;
-    for (int i0 = 0; i0 < n;) {
-        const char *q = json_string_value(json_object_get(json_array_get(items, (size_t)i0), "query"));
-        const char *docs[16];
-        size_t lens[16];
-        double ref[16];
-        int m = 0;
-        while (i0 + m < n && m < 16 &&
-               !strcmp(q, json_string_value(json_object_get(json_array_get(items, (size_t)(i0 + m)), "query")))) {
-            json_t *it = json_array_get(items, (size_t)(i0 + m));
-            docs[m] = json_string_value(json_object_get(it, "document"));
-            lens[m] = strlen(docs[m]);
-            ref[m] = json_real_value(json_object_get(it, "score"));
-            json_t *want = json_object_get(it, "ids");
-            bool cut = true;
-            int c = eng_rerank_pair(e, v, q, strlen(q), docs[m], lens[m], ids, types, &cut, &err);
-            bool same = c == (int)json_array_size(want) && !cut;
-            for (int k = 0; same && k < c; k++)
-                same = ids[k] == json_integer_value(json_array_get(want, (size_t)k)) && types[k] == 0;
-            id_mismatch += !same;
-            m++;
-        }
-        float got[16];
-        bool cut[16];
-        EXPECT_EQ_INT(eng_rerank_texts(e, v, q, strlen(q), docs, lens, m, got, cut, &err), CN_OK);
-        for (int k = 0; k < m; k++) {
-            double d = fabs(got[k] - ref[k]);
-            worst_abs = fmax(worst_abs, d);
-            worst_rel = fmax(worst_rel, d / fabs(ref[k]));
-            for (int j = 0; j < m; j++)
-                spread = fmax(spread, fabs(ref[k] - ref[j]));
-        }
-        /* order within the query is llama.cpp's wherever its scores differ by > 1e-5 */
-        for (int a = 0; a < m; a++)
-            for (int b = 0; b < m; b++)
-                if (ref[a] > ref[b] + 1e-5)
-                    EXPECT(got[a] > got[b]);
-        i0 += m;
-    }
+    EXPECT_EQ_INT((int)json_array_size(items), 20);
+    rr_report r;
+    rr_compare(e, v, items, false, &r);
     printf("     %s: %d pairs, ids differing %d, max abs diff %.3g (rel %.3g); the scores of one "
-           "query's documents spread over %.3g\n", name, n, id_mismatch, worst_abs, worst_rel, spread);
-    EXPECT_EQ_INT(id_mismatch, 0);
+           "query's documents spread over %.3g\n", name, r.n, r.id_mismatch, r.worst_abs,
+           r.worst_rel, r.spread);
+    EXPECT_EQ_INT(r.id_mismatch, 0);
     /* F32 weights, GELU through the same F16 table as ggml: the fixtures
     ** README's 1e-4 relative; Q8_0 with activations quantized as ggml does,
     ** the same. The documents' scores differ by ~1e-3 (random weights) and
     ** a missing or wrong part of a layer moves them by 1e-3 or more. */
-    EXPECT(worst_rel <= tol);
-    free(ids);
+    EXPECT(r.worst_rel <= tol);
 done:
     tok_close(v);
     eng_encoder_close(e);

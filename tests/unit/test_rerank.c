@@ -6,6 +6,7 @@
 */
 #include "test.h"
 #include "engine/engine_int.h"
+#include "rerank_fixture.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -33,15 +34,6 @@ static const char *make_reranker(const char *name, const char *pair_format)
         return NULL;
     }
     return p;
-}
-
-static int32_t *json_ids(json_t *arr, int *n)
-{
-    *n = (int)json_array_size(arr);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
-    for (int i = 0; i < *n; i++)
-        ids[i] = (int32_t)json_integer_value(json_array_get(arr, (size_t)i));
-    return ids;
 }
 
 TEST(rerank_matches_llamacpp)
@@ -79,65 +71,16 @@ TEST(rerank_matches_llamacpp)
     eng_encoder_set_pair_format(e, ENG_PAIR_SEP_SEP);
 
     json_t *items = json_object_get(root, "items");
-    int n = (int)json_array_size(items);
-    EXPECT_EQ_INT(n, 20);
-    int n_ctx = eng_encoder_n_ctx(e);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n_ctx * 2), *types = ids + n_ctx;
-    double worst_abs = 0, worst_rel = 0, worst_ids_path = 0;
-    int id_mismatch = 0;
-    /* per query: its documents scored together, in one packed batch */
-    for (int i0 = 0; i0 < n;) {
-        const char *q = json_string_value(json_object_get(json_array_get(items, (size_t)i0), "query"));
-        const char *docs[16];
-        size_t lens[16];
-        double ref[16];
-        int m = 0;
-        while (i0 + m < n && m < 16 &&
-               !strcmp(q, json_string_value(json_object_get(json_array_get(items, (size_t)(i0 + m)), "query")))) {
-            json_t *it = json_array_get(items, (size_t)(i0 + m));
-            docs[m] = json_string_value(json_object_get(it, "document"));
-            lens[m] = strlen(docs[m]);
-            ref[m] = json_real_value(json_object_get(it, "score"));
-            /* the pair's ids exactly as llama.cpp evaluated them, all segment 0 */
-            int rn;
-            int32_t *want = json_ids(json_object_get(it, "ids"), &rn);
-            bool cut = true;
-            int c = eng_rerank_pair(e, v, q, strlen(q), docs[m], lens[m], ids, types, &cut, &err);
-            bool same = c == rn && !cut;
-            for (int k = 0; same && k < c; k++)
-                same = ids[k] == want[k] && types[k] == 0;
-            id_mismatch += !same;
-            /* the fixture's ids straight through the encoder: the same score */
-            float s1;
-            const int32_t *wp[1] = {want};
-            EXPECT_EQ_INT(eng_encoder_rerank(e, wp, NULL, &rn, 1, &s1, &err), CN_OK);
-            worst_ids_path = fmax(worst_ids_path, fabs(s1 - ref[m]));
-            free(want);
-            m++;
-        }
-        float got[16];
-        bool cut[16];
-        EXPECT_EQ_INT(eng_rerank_texts(e, v, q, strlen(q), docs, lens, m, got, cut, &err), CN_OK);
-        for (int k = 0; k < m; k++) {
-            double d = fabs(got[k] - ref[k]);
-            worst_abs = fmax(worst_abs, d);
-            worst_rel = fmax(worst_rel, d / fabs(ref[k]));
-            EXPECT(!cut[k]);
-        }
-        /* order within the query is llama.cpp's wherever its scores differ by > 1e-5 */
-        for (int a = 0; a < m; a++)
-            for (int b = 0; b < m; b++)
-                if (ref[a] > ref[b] + 1e-5)
-                    EXPECT(got[a] > got[b]);
-        i0 += m;
-    }
+    EXPECT_EQ_INT((int)json_array_size(items), 20);
+    rr_report r;
+    rr_compare(e, v, items, true, &r);
     printf("     tiny-bert-rerank-f32: %d pairs, ids differing %d, max abs diff %.3g (rel %.3g), "
-           "from the fixture's ids %.3g\n", n, id_mismatch, worst_abs, worst_rel, worst_ids_path);
-    EXPECT_EQ_INT(id_mismatch, 0);
+           "from the fixture's ids %.3g\n", r.n, r.id_mismatch, r.worst_abs, r.worst_rel,
+           r.worst_ids_path);
+    EXPECT_EQ_INT(r.id_mismatch, 0);
     /* ggml's GELU table is computed the same way: the README's 1e-4 relative */
-    EXPECT(worst_rel <= 1e-4);
-    EXPECT(worst_ids_path <= 1e-4 * 0.0131);
-    free(ids);
+    EXPECT(r.worst_rel <= 1e-4);
+    EXPECT(r.worst_ids_path <= 1e-4 * 0.0131);
 done:
     tok_close(v);
     gguf_close(g);
