@@ -656,6 +656,19 @@ static void upgrade_hint(const char *home)
     mdl_catalog_free(c);
 }
 
+/* Source [i + 1] of an answer, as `ask --json` lists it. */
+static json_t *source_json(const rag_source *src, int i, bool cited)
+{
+    json_t *s = json_object();
+    json_object_set_new(s, "n", json_integer(i + 1));
+    json_object_set_new(s, "cited", json_boolean(cited));
+    json_object_set_new(s, "doc", json_string(base_name(src->path)));
+    json_object_set_new(s, "path", json_string(src->path));
+    json_object_set_new(s, "page", json_integer(src->page_start));
+    json_object_set_new(s, "text", json_string(src->text));
+    return s;
+}
+
 int cmd_ask(int argc, char **argv)
 {
     PARSE("ask", "usage: cairn ask [-k 4] [--json] [options] QUESTION\n\n"
@@ -700,16 +713,8 @@ int cmd_ask(int argc, char **argv)
             json_object_set_new(o, "mode", json_string("not_found"));
             json_object_set_new(o, "search", json_string(info.mode));
             json_object_set_new(o, "missing", json_string(info.missing));
-            for (int i = 0; i < n; i++) {
-                json_t *js = json_object();
-                json_object_set_new(js, "n", json_integer(i + 1));
-                json_object_set_new(js, "cited", json_false());
-                json_object_set_new(js, "doc", json_string(base_name(src[i].path)));
-                json_object_set_new(js, "path", json_string(src[i].path));
-                json_object_set_new(js, "page", json_integer(src[i].page_start));
-                json_object_set_new(js, "text", json_string(src[i].text));
-                json_array_append_new(srcs, js);
-            }
+            for (int i = 0; i < n; i++)
+                json_array_append_new(srcs, source_json(&src[i], i, false));
             json_object_set_new(o, "sources", srcs);
             json_object_set_new(o, "dropped_citations", json_array());
             char *js = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -724,9 +729,8 @@ int cmd_ask(int argc, char **argv)
                 cn_buf b;
                 cn_buf_init(&b, 4096);
                 rag_format_source(&src[i], i, &b);
-                size_t len = strlen(src[i].text), cut = CN_MIN(len, (size_t)200);
-                while (cut < len && cut > 0 && ((unsigned char)src[i].text[cut] & 0xC0) == 0x80)
-                    cut--; /* not inside a UTF-8 sequence */
+                size_t len = strlen(src[i].text);
+                size_t cut = cn_utf8_valid_prefix(src[i].text, CN_MIN(len, (size_t)200));
                 printf("%s\n    %.*s%s\n", b.data ? b.data : "", (int)cut, src[i].text,
                        cut < len ? "..." : "");
                 cn_buf_free(&b);
@@ -760,16 +764,8 @@ int cmd_ask(int argc, char **argv)
         json_object_set_new(o, "answer", json_string(out.text.data ? out.text.data : ""));
         json_object_set_new(o, "mode", json_string(how));
         json_object_set_new(o, "search", json_string(info.mode));
-        for (int i = 0; i < n_used; i++) {
-            json_t *s = json_object();
-            json_object_set_new(s, "n", json_integer(i + 1));
-            json_object_set_new(s, "cited", json_boolean(used[i]));
-            json_object_set_new(s, "doc", json_string(base_name(src[i].path)));
-            json_object_set_new(s, "path", json_string(src[i].path));
-            json_object_set_new(s, "page", json_integer(src[i].page_start));
-            json_object_set_new(s, "text", json_string(src[i].text));
-            json_array_append_new(srcs, s);
-        }
+        for (int i = 0; i < n_used; i++)
+            json_array_append_new(srcs, source_json(&src[i], i, used[i]));
         for (int i = 0; i < CN_MIN(out.f.n_invalid, 16); i++)
             json_array_append_new(bad, json_integer(out.f.invalid[i]));
         json_object_set_new(o, "sources", srcs);
