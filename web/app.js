@@ -153,15 +153,20 @@ function showPassage(c, answer, question) {
 }
 $('passage-close').addEventListener('click', () => { $('passage').hidden = true; $('question').focus(); });
 
-function addChips(box, citations, answer, question) {
+/* The passages as chips under the answer. They come twice: with the first
+** chunk, before the model has read them (pending: nothing cited yet), and
+** with the last, marked cited or not; the second set replaces the first. */
+function addChips(box, citations, answer, question, pending = false) {
+    box.querySelector('.chips')?.remove();
     if (!citations || !citations.length) return;
     const anyCited = citations.some((c) => c.cited);
-    const chips = el('div', 'chips');
+    const chips = el('div', pending ? 'chips pending' : 'chips');
     for (const c of citations) {
         const chip = el('button', `chip${c.cited || !anyCited ? '' : ' uncited'}`,
                         `[${c.n}] ${c.doc}, p. ${c.page}`);
         chip.type = 'button';
-        chip.title = c.cited ? 'cited in the answer' : 'found, not cited';
+        chip.title = pending ? 'found; the answer is being written'
+                             : c.cited ? 'cited in the answer' : 'found, not cited';
         chip.addEventListener('click', () => showPassage(c, answer, question));
         chips.append(chip);
     }
@@ -195,6 +200,7 @@ async function ask(question) {
             const j = JSON.parse(data);
             if (j.error) throw new Error(j.error.message);
             for (const ch of j.choices || []) answer += ch.delta.content || '';
+            if (j.citations && !citations) addChips(box, j.citations, answer, question, true);
             if (j.citations) citations = j.citations;
             text.textContent = answer;
         });

@@ -7,6 +7,7 @@
 #include "models/models.h"
 #include "rag/rag.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -575,7 +576,7 @@ typedef struct ask_out {
     cn_buf text;
     bool json;
     /* timings (seconds since the command started), for --json */
-    double t0, t_search, t_first;
+    double t0, t_search, t_sources, t_first;
     eng_gen_stats gen;
 } ask_out;
 
@@ -654,6 +655,46 @@ static void upgrade_hint(const char *home)
         fprintf(stderr, "(extractive answer: no language model installed, and none in the "
                         "catalog fits this machine: %s)\n", why);
     mdl_catalog_free(c);
+}
+
+/* Before a model writes: each passage it will read, with its opening
+** words on one line, flushed so that a pipe shows it too. */
+static void print_sources_first(const rag_source *src, int n)
+{
+    printf("Sources:\n");
+    for (int i = 0; i < n; i++) {
+        cn_buf b;
+        cn_buf_init(&b, 4096);
+        rag_format_source(&src[i], i, &b);
+        size_t len = strlen(src[i].text);
+        size_t cut = cn_utf8_valid_prefix(src[i].text, CN_MIN(len, (size_t)160));
+        printf("%s\n    ", b.data ? b.data : "");
+        for (size_t k = 0; k < cut; k++) { /* one line: each run of white space one space */
+            bool sp = isspace((unsigned char)src[i].text[k]);
+            if (!sp || (k > 0 && !isspace((unsigned char)src[i].text[k - 1])))
+                putchar(sp ? ' ' : src[i].text[k]);
+        }
+        printf("%s\n", cut < len ? "..." : "");
+        cn_buf_free(&b);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+/* After a written answer: which of the sources shown first it cites. */
+static void print_cited(const rag_source *src, int n, const bool *used)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!used[i])
+            continue;
+        cn_buf b;
+        cn_buf_init(&b, 4096);
+        rag_format_source(&src[i], i, &b);
+        printf("%s%s", k++ ? "; " : "\n\nCited: ", b.data ? b.data : "");
+        cn_buf_free(&b);
+    }
+    printf(k ? "\n" : "\n\n(The answer cites none of the sources.)\n");
 }
 
 /* Source [i + 1] of an answer, as `ask --json` lists it. */
@@ -745,6 +786,11 @@ int cmd_ask(int argc, char **argv)
     const char *how;
     if (a.chat_model) {
         how = "generated";
+        /* the passages are known now and the model's answer is seconds away
+        ** (load, then the prompt): show what it will read at once */
+        if (!a.json)
+            print_sources_first(src, n);
+        out.t_sources = cn_now() - t0;
         if (ask_with_model(&a, q, src, n, used, &out, &n_used, &err)) {
             ret = cli_error(&err);
             cn_buf_free(&out.text);
@@ -773,6 +819,7 @@ int cmd_ask(int argc, char **argv)
         json_t *t = json_object(); /* seconds from the start of the command */
         json_object_set_new(t, "search_s", json_real(out.t_search));
         if (a.chat_model) {
+            json_object_set_new(t, "sources_s", json_real(out.t_sources));
             json_object_set_new(t, "first_token_s", json_real(out.t_first));
             json_object_set_new(t, "prompt_tokens", json_integer(out.gen.n_prompt));
             json_object_set_new(t, "prompt_s", json_real(out.gen.t_prompt));
@@ -784,26 +831,22 @@ int cmd_ask(int argc, char **argv)
         printf("%s\n", s ? s : "{}");
         free(s);
         json_decref(o);
-    } else {
+    } else if (a.chat_model) {
+        print_cited(src, n_used, used);
+    } else { /* extractive: at once, so the sources follow the answer */
         printf("\n\nSources:\n");
-        bool any = false;
-        for (int i = 0; i < n_used; i++)
-            any |= used[i];
         for (int i = 0; i < n_used; i++) {
-            if (!used[i] && any && !strcmp(how, "generated"))
-                continue; /* only what the answer cites, unless it cites nothing */
             cn_buf b;
             cn_buf_init(&b, 4096);
             rag_format_source(&src[i], i, &b);
             printf("%s%s\n", b.data, used[i] ? "" : " (not cited)");
             cn_buf_free(&b);
         }
-        if (out.f.n_invalid)
-            fprintf(stderr, "note: %d citation%s naming no passage dropped from the answer\n",
-                    out.f.n_invalid, out.f.n_invalid == 1 ? "" : "s");
-        if (!a.chat_model)
-            upgrade_hint(lib_home(l));
+        upgrade_hint(lib_home(l));
     }
+    if (!a.json && out.f.n_invalid)
+        fprintf(stderr, "note: %d citation%s naming no passage dropped from the answer\n",
+                out.f.n_invalid, out.f.n_invalid == 1 ? "" : "s");
     cn_buf_free(&out.text);
 done:
     cn_arena_free(&ar);

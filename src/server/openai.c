@@ -410,8 +410,11 @@ static json_t *make_object(gen_stream *g, const char *text, size_t len, bool fir
         if (final && (!streaming || !g->req.include_usage))
             json_object_set_new(o, "usage", usage_json(&g->job));
     }
-    if (final && g->library)
-        json_object_set_new(o, "citations", srv_citations_json(g->src, g->n_src, g->job.used));
+    /* a grounded answer's passages: in the first chunk, before the model
+    ** has read them (none cited yet), and in the last with what it cited */
+    if ((final || (first && streaming)) && g->library)
+        json_object_set_new(o, "citations",
+                            srv_citations_json(g->src, g->n_src, final ? g->job.used : NULL));
     return o;
 }
 
@@ -449,8 +452,9 @@ static void format_new(gen_stream *g)
 {
     srv_job *j = &g->job;
     size_t avail = j->text.len - g->sent;
-    if (g->phase == 0 && !is_ollama(g) && is_chat(g)) {
-        emit(g, make_object(g, "", 0, true, false, true)); /* the role comes first */
+    if (g->phase == 0 && ((!is_ollama(g) && is_chat(g)) || g->library)) {
+        /* at once: the role (OpenAI chat), and a grounded answer's sources */
+        emit(g, make_object(g, "", 0, true, false, true));
         g->phase = 1;
     }
     g->phase = CN_MAX(g->phase, 1);

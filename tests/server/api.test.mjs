@@ -221,12 +221,23 @@ describe('grounded answers with a language model', () => {
         assert.equal(r.citations[0].page, 2);
         assert.match(r.citations[0].text, /Fridays/);
         assert.ok(r.usage.prompt_tokens > 50, `prompt ${r.usage.prompt_tokens}`);
-        // streamed: the citations come with the last chunk
+        // streamed: the passages come first, in the chunk that carries the
+        // role (before the model has read them: nothing cited yet), and
+        // again with the last chunk, marked cited or not
         const s = await client.chat.completions.create({ model: 'cairn-library', stream: true,
                                                          max_tokens: 4, messages: q });
-        let cites = null;
-        for await (const c of s) if (c.citations) cites = c.citations;
-        assert.equal(cites[0].page, 2);
+        const chunks = [];
+        for await (const c of s) chunks.push(c);
+        const first = chunks[0];
+        assert.equal(first.choices[0].delta.role, 'assistant');
+        assert.equal(first.choices[0].delta.content, '');
+        assert.equal(first.citations[0].page, 2);
+        assert.ok(first.citations.every((c) => c.cited === false));
+        const withCites = chunks.filter((c) => c.citations);
+        assert.equal(withCites.length, 2);
+        assert.equal(withCites[1], chunks.at(-1));
+        assert.notEqual(chunks.at(-1).choices[0].finish_reason, null);
+        assert.equal(chunks.at(-1).citations[0].page, 2);
     });
 });
 

@@ -58,10 +58,14 @@ describe('web UI in chromium', () => {
         // selector, so a MutationObserver records it as it happens.
         await page.evaluate(() => {
             window.__sawStreamedText = false;
+            window.__sawPendingChips = false;
             new MutationObserver(() => {
                 const t = document.querySelector('.msg.assistant.streaming .text');
                 if (t && t.textContent.length > 0)
                     window.__sawStreamedText = true;
+                // the sources are on screen while the answer is being written
+                if (document.querySelector('.msg.assistant.streaming .chips.pending .chip'))
+                    window.__sawPendingChips = true;
             }).observe(document.body, { subtree: true, childList: true, characterData: true,
                                         attributes: true });
         });
@@ -70,6 +74,10 @@ describe('web UI in chromium', () => {
         await page.waitForSelector('.msg.assistant[data-done="true"]', { timeout: 120000 });
         assert.ok(await page.evaluate(() => window.__sawStreamedText),
                   'text was shown while the answer was still streaming');
+        assert.ok(await page.evaluate(() => window.__sawPendingChips),
+                  'the sources were shown before the answer was complete');
+        assert.equal(await page.locator('.msg.assistant .chips').count(), 1);
+        assert.equal(await page.locator('.msg.assistant .chips.pending').count(), 0);
         assert.ok((await page.textContent('.msg.assistant .text')).length > 0);
         const chip = page.locator('.msg.assistant .chip').first();
         await chip.waitFor();

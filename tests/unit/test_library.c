@@ -141,6 +141,47 @@ TEST(library_add_search_ask)
     EXPECT_CONTAINS(out_buf, "keyword search and extractive answers");
 }
 
+/* With a language model the passages are on screen before the model is
+** even read (a model that cannot be opened fails after them), then the
+** answer streams, then which sources it cited. */
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+TEST(library_ask_shows_sources_first)
+{
+    const char *tools = getenv("CAIRN_TOOLS");
+    make_docs();
+    EXPECT_EQ_INT(sh("$CAIRN add $D"), 0);
+    EXPECT_EQ_INT(sh("%s/mkmodel --shape tiny --type f16 --ctx 1024 --untied --seed 2 "
+                     "--tokenizer %s -o $D/../ask-chat.gguf",
+                     tools && *tools ? tools : "build", test_data("vocab/ggml-vocab-llama-bpe.gguf")),
+                  0);
+    EXPECT_EQ_INT(sh("$CAIRN ask -n 6 -m $D/../ask-chat.gguf 'What is the maximum operating "
+                     "pressure?'"),
+                  0);
+    EXPECT(starts_with(out_buf, "Sources:\n[1] safety.md, p. 1\n    Safety rules Always wear"));
+    EXPECT(strstr(out_buf, "\n\nCited: ") || strstr(out_buf, "(The answer cites none"));
+    EXPECT(strstr(out_buf, "upgrade") == NULL && strstr(err_buf, "extractive") == NULL);
+    /* a file that is no model: the sources were shown before it was opened */
+    EXPECT_EQ_INT(sh("head -c 4096 /dev/urandom > $D/../broken.gguf && "
+                     "$CAIRN ask -m $D/../broken.gguf 'What is the maximum operating pressure?'"),
+                  1);
+    EXPECT(starts_with(out_buf, "Sources:\n[1] safety.md, p. 1\n"));
+    EXPECT_CONTAINS(err_buf, "broken.gguf");
+    /* --json: one object, the sources ready before the first token */
+    EXPECT_EQ_INT(sh("$CAIRN ask --json -n 6 -m $D/../ask-chat.gguf 'What is the maximum "
+                     "operating pressure?'"),
+                  0);
+    json_error_t je;
+    json_t *j = json_loads(out_buf, 0, &je), *t = json_object_get(j, "timings");
+    double src_s = json_real_value(json_object_get(t, "sources_s"));
+    EXPECT(src_s > 0 && src_s <= json_real_value(json_object_get(t, "first_token_s")));
+    EXPECT_STR(json_string_value(json_object_get(j, "mode")), "generated");
+    json_decref(j);
+}
+
 TEST(library_hybrid_search_with_an_embedding_model)
 {
     const char *bert = test_tiny_bert();
