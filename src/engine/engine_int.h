@@ -8,8 +8,9 @@
 #include "engine/engine.h"
 
 /* ---- kernels (kern.c) --------------------------------------------------
-** The kernel table is chosen once by kern_init(); CAIRN_KERNELS=scalar forces
-** the reference path. Weight rows are used where they lie in the mapping. */
+** The kernel table is chosen once by kern_init(); CAIRN_KERNELS=scalar,
+** avx2 or avx512 asks for a level (the reference path, or less than the best
+** this CPU has). Weight rows are used where they lie in the mapping. */
 
 typedef void (*kern_dot_fn)(int n, float *s, const void *w, const void *a);
 typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
@@ -50,13 +51,17 @@ size_t kern_attn_work(int hd, int n_kv);
 
 /* The active table. */
 const kern_table *kern_get(void);
-/* Select kernels for this CPU (idempotent); CAIRN_KERNELS=scalar forces
-** the reference kernels. */
+/* Select kernels for this CPU (idempotent); CAIRN_KERNELS names a level. */
 void kern_init(void);
 /* The reference table, whatever the CPU (for differential tests). */
 const kern_table *kern_scalar(void);
-/* Fill in the AVX2 entries (kern_avx2.c). */
+/* A level's table ("scalar", "avx2", "avx512"), or NULL when this CPU
+** lacks it (for differential tests and benchmarks). */
+const kern_table *kern_variant(const char *name);
+/* Fill in the AVX2 entries (kern_avx2.c); then, on CPUs with AVX-512BW and
+** VNNI, the prompt products that use them (kern_avx512_quant.c). */
 void kern_avx2_install(kern_table *k);
+void kern_avx512_install(kern_table *k);
 /* Can the engine multiply with weights of this type? */
 bool kern_supports(uint32_t type);
 

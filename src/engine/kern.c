@@ -13,7 +13,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
-static kern_table table, scalar;
+static kern_table table, scalar, avx2, avx512;
+static bool have_avx2, have_avx512;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void f32_to_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * 4); }
@@ -128,16 +129,44 @@ static bool cpu_has_f16c(void)
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
 
+static const kern_table *variant(const char *name)
+{
+    if (!strcmp(name, "scalar"))
+        return &scalar;
+    if (!strcmp(name, "avx2"))
+        return have_avx2 ? &avx2 : NULL;
+    if (!strcmp(name, "avx512"))
+        return have_avx512 ? &avx512 : NULL;
+    return NULL;
+}
+
 static void init_once(void)
 {
     init_scalar(&scalar);
-    table = scalar;
-    const char *force = getenv("CAIRN_KERNELS");
-    if (force && !strcmp(force, "scalar"))
-        return;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        kern_avx2_install(&table);
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+    /* the prompt products use 512-bit integer work and vpdpwssd */
+    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    if (have_avx2) {
+        avx2 = scalar;
+        kern_avx2_install(&avx2);
+    }
+    if (have_avx512) {
+        avx512 = avx2;
+        kern_avx512_install(&avx512);
+    }
+    /* the best this CPU has, or the level CAIRN_KERNELS names (benchmarks
+    ** and tests compare them; a level the CPU lacks is not taken) */
+    const char *force = getenv("CAIRN_KERNELS");
+    const kern_table *t = variant(force && *force ? force : "avx512");
+    table = t ? *t : have_avx512 ? avx512 : have_avx2 ? avx2 : scalar;
+}
+
+const kern_table *kern_variant(const char *name)
+{
+    kern_init();
+    return variant(name);
 }
 
 void kern_init(void) { pthread_once(&once, init_once); }

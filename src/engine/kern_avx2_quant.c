@@ -19,31 +19,7 @@
 ** accumulate in float vectors, as ggml's AVX2 code does, and differ from the
 ** scalar sum by float rounding only.
 */
-#include "engine/kern_avx2.h"
-
-#include <string.h>
-
-#define INLINE static inline __attribute__((always_inline))
-#define MAX_TILE 8 /* rows x tokens of one tile */
-#ifndef PF_TILES
-#define PF_TILES 1 /* prefetch distance, in tiles */
-#endif
-
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline __m128i load128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
-
-/* Ask for the block of weights a tile will read next: here, the same
-** block of the rows after the tile's. Weights stream from memory, and the
-** hardware prefetcher stops at every 4 KiB page; without this, generation
-** waits on memory at a third of its bandwidth. (A prefetch never faults,
-** so the rows past the matrix's end are harmless.) */
-INLINE void prefetch_block(const char *p, size_t len)
-{
-#pragma GCC unroll 8
-    for (size_t o = 0; o < len; o += 64)
-        _mm_prefetch(p + o, _MM_HINT_T0);
-    _mm_prefetch(p + len - 1, _MM_HINT_T0);
-}
+#include "engine/kern_kquant.h"
 
 /* ---- activations: Q8_0 and Q8_K ------------------------------------------ */
 
@@ -195,24 +171,6 @@ INLINE void tile32(uint32_t type, size_t bsize, const int R, const int T, int nb
 
 /* ---- K-quants with Q8_K activations --------------------------------------- */
 
-/* Lanes p = r * T + t of the result: the sum of the 8 int32 lanes of v[p]. */
-static inline __m256i reduce8(const __m256i v[8])
-{
-    __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
-    __m256i c = _mm256_hadd_epi32(v[4], v[5]), d = _mm256_hadd_epi32(v[6], v[7]);
-    __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20),
-                            _mm256_permute2x128_si256(ab, cd, 0x31));
-}
-
-/* The same for 8 vectors of 4 int32. */
-static inline __m256i reduce8_128(const __m128i v[8])
-{
-    __m128i a = _mm_hadd_epi32(v[0], v[1]), b = _mm_hadd_epi32(v[2], v[3]);
-    __m128i c = _mm_hadd_epi32(v[4], v[5]), d = _mm_hadd_epi32(v[6], v[7]);
-    return _mm256_set_m128i(_mm_hadd_epi32(c, d), _mm_hadd_epi32(a, b));
-}
-
 /* pshufb masks: int16 lane j of a 128-bit lane broadcast to all its lanes */
 static const uint8_t bcast16_mask[8][32] __attribute__((aligned(32))) = {
 #define M(j) {2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, \
@@ -229,53 +187,6 @@ static const uint8_t q6_scale_mask[8][16] __attribute__((aligned(16))) = {
     M(0), M(1), M(2), M(3), M(4), M(5), M(6), M(7),
 #undef M
 };
-
-/* The 6-bit scales and mins of Q4_K/Q5_K (see scale_min_k4 in quant.c),
-** as 8 scale bytes then 8 min bytes. */
-static inline void k4_scales(const uint8_t s[K_SCALE_SIZE], uint8_t out[16])
-{
-    uint32_t u[4];
-    memcpy(u, s, K_SCALE_SIZE);
-    const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
-    u[3] = ((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4); /* mins 4..7 */
-    uint32_t mins = u[1] & low6;                                /* mins 0..3 */
-    u[1] = (u[2] & low4) | (((u[0] >> 6) & low2) << 4);        /* scales 4..7 */
-    u[2] = mins;
-    u[0] &= low6; /* scales 0..3 */
-    memcpy(out, u, 16);
-}
-
-/* Per tile pair (r, t), lane r * T + t: sum += dall * isum - dmin * summs,
-** the reference's float expressions (no fused multiply-add: the file is C17,
-** where GCC does not contract). For Q6_K, dmin is NULL. */
-INLINE __m256 k_finish(const int R, const int T, __m256 sum, const __m256i isum,
-                       const __m256i summs, const float *dw, const float *dmw, const float *dy)
-{
-    float da[8] = {0}, dm[8] = {0};
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            da[r * T + t] = dw[r] * dy[t];
-            if (dmw)
-                dm[r * T + t] = dmw[r] * dy[t];
-        }
-    __m256 f = _mm256_mul_ps(_mm256_loadu_ps(da), _mm256_cvtepi32_ps(isum));
-    if (dmw)
-        f = _mm256_sub_ps(f, _mm256_mul_ps(_mm256_loadu_ps(dm), _mm256_cvtepi32_ps(summs)));
-    return _mm256_add_ps(sum, f);
-}
-
-INLINE void k_store(const int R, const int T, __m256 sum, float *out, size_t os)
-{
-    float s[8];
-    _mm256_storeu_ps(s, sum);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            out[t * os + r] = s[r * T + t];
-}
 
 /* Q4_K and Q5_K (type says which): sub-block s of 32 is the low (s even) or
 ** high nibbles of qs[32 (s / 2) ..], plus bit s of qh[] for Q5_K. */
@@ -437,9 +348,6 @@ INLINE void tile_q6_K(const int R, const int T, int nb, const char *w, size_t ws
 
 /* ---- instantiations and the tile driver ----------------------------------- */
 
-typedef void (*tile_fn)(int nb, const char *w, size_t ws, const char *a, size_t as, float *out,
-                        size_t os);
-
 #define TILES(name, call)                                                                          \
     static void name##_1x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
                            size_t os) { call(1, 1); }                                              \
@@ -474,23 +382,6 @@ TILES(tiles_q5_0, Q5_0_CALL)
 TILES(tiles_q4_K, Q4_K_CALL)
 TILES(tiles_q5_K, Q5_K_CALL)
 TILES(tiles_q6_K, Q6_K_CALL)
-
-/* Cover nr rows x nt tokens with tiles: 2 x 4 where there are four tokens,
-** 4 x 2 or 4 x 1 for fewer (generation), smaller ones for the remainders. */
-static void drive(const tile_fn tiles[3][3], int nb, const char *w, size_t ws, int nr,
-                  const char *a, size_t as, int nt, float *out, size_t os)
-{
-    for (int t = 0; t < nt;) {
-        int lt = nt - t >= 4 ? 2 : nt - t >= 2 ? 1 : 0;
-        for (int r = 0; r < nr;) {
-            int lr = nr - r >= 4 && lt < 2 ? 2 : nr - r >= 2 ? 1 : 0;
-            tiles[lr][lt](nb, w + (size_t)r * ws, ws, a + (size_t)t * as, as,
-                          out + (size_t)t * os + r, os);
-            r += 1 << lr;
-        }
-        t += 1 << lt;
-    }
-}
 
 #define KERNELS(type, tiles, qk)                                                                   \
     static void gemm_##type(int n, const void *w, size_t ws, int nr, const void *a, size_t as,     \

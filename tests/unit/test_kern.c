@@ -92,9 +92,10 @@ static float *make_acts(int n, int toks, int mode)
 ** rows x toks product through the active gemm and dot, against the scalar
 ** reference on the reference's own activation format. rel_tol 0 demands
 ** bit-identical results. */
-static void check_type_mode(uint32_t type, int n, int rows, int toks, double rel_tol, int mode)
+static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows, int toks,
+                            double rel_tol, int mode)
 {
-    const kern_table *k = kern_get(), *s = kern_scalar();
+    const kern_table *s = kern_scalar();
     size_t wrow = gguf_row_size(type, n);
     char *w = make_weights(type, n, rows, mode);
     float *x = make_acts(n, toks, mode);
@@ -136,8 +137,8 @@ static void check_type_mode(uint32_t type, int n, int rows, int toks, double rel
             }
         }
     if (bad)
-        test_fail_at(__FILE__, __LINE__, "%s n=%d mode %d: %d of %d products differ from the "
-                     "reference (worst %g of |w|.|x|)", gguf_ttype_name(type), n, mode, bad,
+        test_fail_at(__FILE__, __LINE__, "%s %s n=%d mode %d: %d of %d products differ from the "
+                     "reference (worst %g of |w|.|x|)", k->name, gguf_ttype_name(type), n, mode, bad,
                      rows * toks, worst);
     free(w);
     free(x);
@@ -146,11 +147,19 @@ static void check_type_mode(uint32_t type, int n, int rows, int toks, double rel
     free(tile);
 }
 
+/* Every SIMD level this CPU has (AVX2; AVX-512 + VNNI where present), not
+** only the one the engine picks. */
 static void check_type(uint32_t type, int n, int rows, int toks, double rel_tol)
 {
-    check_type_mode(type, n, rows, toks, rel_tol, 0);
-    if (quant_get(type)->block_size > 1)
-        check_type_mode(type, n, rows, toks, rel_tol, 1);
+    static const char *levels[] = {"avx2", "avx512"};
+    for (size_t i = 0; i < CN_ARRAY_LEN(levels); i++) {
+        const kern_table *k = kern_variant(levels[i]);
+        if (!k)
+            continue;
+        check_type_mode(k, type, n, rows, toks, rel_tol, 0);
+        if (quant_get(type)->block_size > 1)
+            check_type_mode(k, type, n, rows, toks, rel_tol, 1);
+    }
 }
 
 TEST(kern_simd_matches_reference_products)
@@ -187,6 +196,25 @@ TEST(kern_simd_k_quants_are_bit_exact)
         check_type(types[i], 512, 9, 5, 0);
         check_type(types[i], 256, 4, 2, 0);
     }
+}
+
+/* The AVX-512 level exists exactly where CPUID says it can run, is the
+** engine's choice there, and brings its own prompt products (so the checks
+** above ran two sets of tiles). */
+TEST(kern_avx512_level_follows_the_cpu)
+{
+    __builtin_cpu_init();
+    bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    const kern_table *z = kern_variant("avx512"), *a = kern_variant("avx2");
+    EXPECT_EQ_INT(z != NULL, cpu);
+    if (z && a && !getenv("CAIRN_KERNELS")) {
+        EXPECT_STR(kern_get()->name, "avx512");
+        EXPECT(z->gemm[GGML_Q4_K] != a->gemm[GGML_Q4_K]);
+        EXPECT(z->gemm[GGML_Q6_K] != a->gemm[GGML_Q6_K]);
+        EXPECT(z->dot[GGML_Q4_K] == a->dot[GGML_Q4_K]); /* generation keeps the AVX2 dots */
+    }
+    EXPECT(kern_variant("avx9") == NULL);
 }
 
 TEST(kern_simd_q8_K_quantizer_is_exact)

@@ -1,0 +1,293 @@
+/*
+** kern_avx512_quant.c: the K-quant matrix products for prompts (many tokens
+** at once) on CPUs with AVX-512BW and AVX512-VNNI. Built with those flags
+** on top of kern_avx2*.c's; installed by kern.c only where CPUID has them,
+** over the AVX2 table (whose dot products still serve generation, which
+** waits on memory, not arithmetic).
+**
+** Where the AVX2 tile spends three instructions on 32 weights (maddubs,
+** madd by the sub-block scales, add), this one spends two on 64: one zmm
+** holds two 32-weight sub-blocks, side by side as they lie in the
+** activation block, maddubs makes the int16 pair sums and vpdpwssd
+** multiplies them by the sub-blocks' scales and accumulates in one go.
+** The integer sums are the reference's integers, and the float finish is
+** kern_kquant.h's, so the results stay bit-identical to quant.c's (the
+** tests compare them).
+*/
+#include "engine/kern_kquant.h"
+
+static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+
+/* The 32-byte vector in both halves of a zmm. */
+static inline __m512i both_halves(const void *p)
+{
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/* vpermw indices: int16 lane i of the result takes lane 2c (first half) or
+** 2c + 1 (second half) of the source, for chunk c = 0..3. */
+static const int16_t pair_idx[4][32] __attribute__((aligned(64))) = {
+#define H(j) j, j, j, j, j, j, j, j, j, j, j, j, j, j, j, j
+    {H(0), H(1)}, {H(2), H(3)}, {H(4), H(5)}, {H(6), H(7)},
+#undef H
+};
+
+/* For Q6_K: 16 scales of 16 weights; chunk p covers scales 4p .. 4p + 3,
+** eight int16 lanes each (a maddubs pair lane covers two weights). */
+static const int16_t quad_idx[4][32] __attribute__((aligned(64))) = {
+#define Q(j) j, j, j, j, j, j, j, j, j + 1, j + 1, j + 1, j + 1, j + 1, j + 1, j + 1, j + 1, \
+             j + 2, j + 2, j + 2, j + 2, j + 2, j + 2, j + 2, j + 2, j + 3, j + 3, j + 3, j + 3, \
+             j + 3, j + 3, j + 3, j + 3
+    {Q(0)}, {Q(4)}, {Q(8)}, {Q(12)},
+#undef Q
+};
+
+/* Up to 16 (row, token) pairs: the 4 x 4 tile fits the 32 zmm registers
+** (16 sums, 4 weight and 4 scale vectors, the activations). */
+#define ZMAX_TILE 16
+
+/* Fold each zmm's two halves, then kern_kquant.h's reduce8. */
+INLINE __m256i zreduce8(const __m512i v[8])
+{
+    __m256i h[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        h[i] = _mm256_add_epi32(_mm512_castsi512_si256(v[i]), _mm512_extracti64x4_epi64(v[i], 1));
+    return reduce8(h);
+}
+
+/* The float finish of a super-block and the final store (kern_kquant.h)
+** take 8 pairs; a 4 x 4 tile is two 2 x 4 halves, rows 0-1 and 2-3, whose
+** pairs are acc[0..7] and acc[8..15]. */
+#define ZFINISH(isum, mins, isum2, mins2, dmw, dmw2)                                                    \
+    do {                                                                                           \
+        if (R * T <= 8) {                                                                          \
+            sum = k_finish(R, T, sum, isum, mins, dw, dmw, dy);                                    \
+        } else {                                                                                   \
+            sum = k_finish(2, T, sum, isum, mins, dw, dmw, dy);                                    \
+            sum2 = k_finish(2, T, sum2, isum2, mins2, dw + 2, dmw2, dy);                          \
+        }                                                                                          \
+    } while (0)
+#define ZSTORE()                                                                                   \
+    do {                                                                                           \
+        if (R * T <= 8) {                                                                          \
+            k_store(R, T, sum, out, os);                                                           \
+        } else {                                                                                   \
+            k_store(2, T, sum, out, os);                                                           \
+            k_store(2, T, sum2, out + 2, os);                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* Q4_K and Q5_K. Chunk c (64 weights) is sub-blocks 2c and 2c + 1: the low
+** and high nibbles of qs[32c ..] (and bits 2c, 2c + 1 of qh[] for Q5_K),
+** which a variable shift of a doubled 32-byte load puts in the two halves. */
+INLINE void ztile_k4(uint32_t type, const int R, const int T, int nb, const char *w, size_t ws,
+                     const char *a, size_t as, float *out, size_t os)
+{
+    const size_t bsize = type == GGML_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    /* int16 shift counts: 0 in the first half, 4 in the second */
+    const __m512i nib = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m256 sum = _mm256_setzero_ps(), sum2 = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *qs[4], *qh[4];
+        __m512i s16[4]; /* the eight scales as int16 (lanes 0..7) */
+        __m128i mins[4];
+        float dw[4], dmw[4], dy[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const char *blk = w + r * ws + b * bsize;
+            prefetch_block(blk + PF_TILES * R * ws, bsize);
+            uint8_t s[16];
+            if (type == GGML_Q4_K) {
+                const block_q4_K *x = (const block_q4_K *)blk;
+                k4_scales(x->scales, s);
+                dw[r] = h2f(x->d), dmw[r] = h2f(x->dmin), qs[r] = x->qs, qh[r] = NULL;
+            } else {
+                const block_q5_K *x = (const block_q5_K *)blk;
+                k4_scales(x->scales, s);
+                dw[r] = h2f(x->d), dmw[r] = h2f(x->dmin), qs[r] = x->qs, qh[r] = x->qh;
+            }
+            s16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s)));
+            mins[r] = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(s + 8)));
+        }
+        __m512i acc[ZMAX_TILE];
+        for (int p = 0; p < ZMAX_TILE; p++)
+            acc[p] = _mm512_setzero_si512();
+        const block_q8_K *y[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            y[t] = (const block_q8_K *)(a + t * as) + b;
+            dy[t] = y[t]->d;
+        }
+        for (int c = 0; c < 4; c++) {
+            __m512i q[4], sc[4];
+            const __m512i idx = load512(pair_idx[c]);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                sc[r] = _mm512_permutexvar_epi16(idx, s16[r]);
+                q[r] = _mm512_and_si512(_mm512_srlv_epi16(both_halves(qs[r] + 32 * c), nib), m4);
+                if (type == GGML_Q5_K) {
+                    /* bit 2c (first half) or 2c + 1 (second) of each qh byte, to bit 4 */
+                    const __m512i hs = _mm512_add_epi16(
+                        _mm512_set1_epi16((short)(2 * c)),
+                        _mm512_srli_epi16(nib, 2)); /* 2c, 2c + 1 */
+                    __m512i h = _mm512_and_si512(_mm512_srlv_epi16(both_halves(qh[r]), hs), one);
+                    q[r] = _mm512_or_si512(q[r], _mm512_slli_epi16(h, 4));
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m512i ay = load512(y[t]->qs + 64 * c);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r * T + t] = _mm512_dpwssd_epi32(
+                        acc[r * T + t], _mm512_maddubs_epi16(q[r], ay), sc[r]);
+            }
+        }
+        /* the min term: mins . (sums of 32 activations), after the loop so
+        ** that it holds no registers there */
+        __m128i ms[ZMAX_TILE];
+        for (int p = 0; p < ZMAX_TILE; p++)
+            ms[p] = _mm_setzero_si128();
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m128i bs = _mm_hadd_epi16(load128(y[t]->bsums), load128(y[t]->bsums + 8));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                ms[r * T + t] = _mm_madd_epi16(mins[r], bs);
+        }
+        ZFINISH(zreduce8(acc), reduce8_128(ms), zreduce8(acc + 8), reduce8_128(ms + 8), dmw,
+                dmw + 2);
+    }
+    ZSTORE();
+}
+
+/* Q6_K. Chunk p (64 weights, groups 2p and 2p + 1 of tile_q6_K in
+** kern_avx2_quant.c) takes its low bits from the 64 bytes at
+** ql[64 (p / 2)] (high nibbles for odd p) and its high bits from
+** qh[32 (p / 2)] >> 4 (p % 2) (+ 2 in the second half). Quants are used
+** unsigned; the offset of 32 returns as 32 * sum(scale * bsum). */
+INLINE void ztile_q6_K(const int R, const int T, int nb, const char *w, size_t ws, const char *a,
+                       size_t as, float *out, size_t os)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+    const __m512i two = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    __m256 sum = _mm256_setzero_ps(), sum2 = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const block_q6_K *x[4];
+        __m128i s8[4];
+        __m512i s16[4];
+        float dw[4], dy[4];
+        const block_q8_K *y[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            x[r] = (const block_q6_K *)(w + r * ws) + b;
+            prefetch_block((const char *)x[r] + PF_TILES * R * ws, sizeof(block_q6_K));
+            s8[r] = load128(x[r]->scales);
+            s16[r] = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(s8[r]));
+            dw[r] = h2f(x[r]->d);
+        }
+        __m512i acc[ZMAX_TILE];
+        __m256i off[ZMAX_TILE];
+        for (int p = 0; p < ZMAX_TILE; p++) {
+            acc[p] = _mm512_setzero_si512();
+            off[p] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            y[t] = (const block_q8_K *)(a + t * as) + b;
+            dy[t] = y[t]->d;
+            __m256i bs = load256(y[t]->bsums);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                off[r * T + t] = _mm256_slli_epi32(
+                    _mm256_madd_epi16(_mm256_cvtepi8_epi16(s8[r]), bs), 5);
+        }
+        for (int p = 0; p < 4; p++) {
+            const int h = p / 2, hi = p % 2;
+            __m512i q[4], sc[4];
+            const __m512i idx = load512(quad_idx[p]);
+            const __m512i hshift = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * hi)), two);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                __m512i l = load512(x[r]->ql + 64 * h);
+                if (hi)
+                    l = _mm512_srli_epi16(l, 4);
+                __m512i hb = _mm512_srlv_epi16(both_halves(x[r]->qh + 32 * h), hshift);
+                q[r] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(hb, m2), 4));
+                sc[r] = _mm512_permutexvar_epi16(idx, s16[r]);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m512i ay = load512(y[t]->qs + 64 * p);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    acc[r * T + t] = _mm512_dpwssd_epi32(
+                        acc[r * T + t], _mm512_maddubs_epi16(q[r], ay), sc[r]);
+            }
+        }
+        const __m256i z = _mm256_setzero_si256();
+        ZFINISH(_mm256_sub_epi32(zreduce8(acc), reduce8(off)), z,
+                _mm256_sub_epi32(zreduce8(acc + 8), reduce8(off + 8)), z, NULL, NULL);
+    }
+    ZSTORE();
+}
+
+#define ZTILES(name, call)                                                                         \
+    static void name##_1x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(1, 1); }                                              \
+    static void name##_2x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(2, 1); }                                              \
+    static void name##_4x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(4, 1); }                                              \
+    static void name##_1x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(1, 2); }                                              \
+    static void name##_2x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(2, 2); }                                              \
+    static void name##_4x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(4, 2); }                                              \
+    static void name##_1x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(1, 4); }                                              \
+    static void name##_2x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(2, 4); }                                              \
+    static void name##_4x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
+                           size_t os) { call(4, 4); }                                              \
+    static const tile_fn name[3][3] = {{name##_1x1, name##_1x2, name##_1x4},                       \
+                                       {name##_2x1, name##_2x2, name##_2x4},                       \
+                                       {name##_4x1, name##_4x2, name##_4x4}};
+
+#define Q4_K_CALL(R, T) ztile_k4(GGML_Q4_K, R, T, nb, w, ws, a, as, out, os)
+#define Q5_K_CALL(R, T) ztile_k4(GGML_Q5_K, R, T, nb, w, ws, a, as, out, os)
+#define Q6_K_CALL(R, T) ztile_q6_K(R, T, nb, w, ws, a, as, out, os)
+
+ZTILES(ztiles_q4_K, Q4_K_CALL)
+ZTILES(ztiles_q5_K, Q5_K_CALL)
+ZTILES(ztiles_q6_K, Q6_K_CALL)
+
+static void gemm_q4_K(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
+                      float *out, size_t os)
+{
+    drive(ztiles_q4_K, n / QK_K, w, ws, nr, a, as, nt, out, os);
+}
+
+static void gemm_q5_K(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
+                      float *out, size_t os)
+{
+    drive(ztiles_q5_K, n / QK_K, w, ws, nr, a, as, nt, out, os);
+}
+
+static void gemm_q6_K(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
+                      float *out, size_t os)
+{
+    drive(ztiles_q6_K, n / QK_K, w, ws, nr, a, as, nt, out, os);
+}
+
+void kern_avx512_install(kern_table *k)
+{
+    k->name = "avx512";
+    k->gemm[GGML_Q4_K] = gemm_q4_K;
+    k->gemm[GGML_Q5_K] = gemm_q5_K;
+    k->gemm[GGML_Q6_K] = gemm_q6_K;
+}
