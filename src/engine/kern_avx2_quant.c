@@ -200,7 +200,7 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
         const uint8_t *qs[4], *qh[4];
         __m256i s2[4]; /* the eight scales as int16, in both 128-bit lanes */
         __m128i mins[4];
-        float dw[4], dmw[4], dy[4];
+        float dw[4] = {0}, dmw[4] = {0}, dy[4] = {0}; /* k_finish loads all 4 */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const char *blk = w + r * ws + b * bsize;
@@ -291,7 +291,7 @@ INLINE void tile_q6_K(const int R, const int T, int nb, const char *w, size_t ws
     for (int b = 0; b < nb; b++) {
         const block_q6_K *x[4];
         __m128i s8[4];
-        float dw[4], dy[4];
+        float dw[4] = {0}, dy[4] = {0};
         const block_q8_K *y[4];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {

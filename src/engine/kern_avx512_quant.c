@@ -93,7 +93,7 @@ INLINE void ztile_k4(uint32_t type, const int R, const int T, int nb, const char
         const uint8_t *qs[4], *qh[4];
         __m512i s16[4]; /* the eight scales as int16 (lanes 0..7) */
         __m128i mins[4];
-        float dw[4], dmw[4], dy[4];
+        float dw[8] = {0}, dmw[8] = {0}, dy[8] = {0}; /* k_finish loads 4 from dw + 2 */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const char *blk = w + r * ws + b * bsize;
@@ -178,7 +178,7 @@ INLINE void ztile_q6_K(const int R, const int T, int nb, const char *w, size_t w
         const block_q6_K *x[4];
         __m128i s8[4];
         __m512i s16[4];
-        float dw[4], dy[4];
+        float dw[8] = {0}, dy[8] = {0};
         const block_q8_K *y[4];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {

@@ -69,22 +69,30 @@ static inline void k4_scales(const uint8_t s[K_SCALE_SIZE], uint8_t out[16])
 
 /* Per tile pair (r, t), lane r * T + t: sum += dall * isum - dmin * summs,
 ** the reference's float expressions (no fused multiply-add: the file is C17,
-** where GCC does not contract). For Q6_K, dmin is NULL. */
+** where GCC does not contract). For Q6_K, dmin is NULL. The products
+** dw[r] * dy[t] are made in vectors (lane p takes row p / T and token
+** p % T; lanes past R * T repeat pair 0 and are never stored): each is one
+** rounded multiply, as in the reference. */
 INLINE __m256 k_finish(const int R, const int T, __m256 sum, const __m256i isum,
                        const __m256i summs, const float *dw, const float *dmw, const float *dy)
 {
-    float da[8] = {0}, dm[8] = {0};
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            da[r * T + t] = dw[r] * dy[t];
-            if (dmw)
-                dm[r * T + t] = dmw[r] * dy[t];
-        }
-    __m256 f = _mm256_mul_ps(_mm256_loadu_ps(da), _mm256_cvtepi32_ps(isum));
-    if (dmw)
-        f = _mm256_sub_ps(f, _mm256_mul_ps(_mm256_loadu_ps(dm), _mm256_cvtepi32_ps(summs)));
+#define K_R(p) ((p) < R * T ? (p) / T : 0)
+#define K_T(p) ((p) < R * T ? (p) % T : 0)
+    const __m256i ri = _mm256_setr_epi32(K_R(0), K_R(1), K_R(2), K_R(3), K_R(4), K_R(5), K_R(6),
+                                         K_R(7));
+    const __m256i ti = _mm256_setr_epi32(K_T(0), K_T(1), K_T(2), K_T(3), K_T(4), K_T(5), K_T(6),
+                                         K_T(7));
+#undef K_R
+#undef K_T
+    __m256 dyv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dy)), ti);
+    __m256 da = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dw)), ri),
+                              dyv);
+    __m256 f = _mm256_mul_ps(da, _mm256_cvtepi32_ps(isum));
+    if (dmw) {
+        __m256 dm = _mm256_mul_ps(
+            _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dmw)), ri), dyv);
+        f = _mm256_sub_ps(f, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(summs)));
+    }
     return _mm256_add_ps(sum, f);
 }
 
