@@ -147,7 +147,8 @@ static void init_once(void)
     have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     /* the prompt products use 512-bit integer work and vpdpwssd */
     have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
-                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vnni");
     if (have_avx2) {
         avx2 = scalar;
         kern_avx2_install(&avx2);

@@ -19,7 +19,7 @@
 ** accumulate in float vectors, as ggml's AVX2 code does, and differ from the
 ** scalar sum by float rounding only.
 */
-#include "engine/kern_kquant.h"
+#include "engine/kern_tiles.h"
 
 /* ---- activations: Q8_0 and Q8_K ------------------------------------------ */
 
@@ -91,42 +91,6 @@ static void quantize_q8_K(const float *x, void *vy, int64_t n)
 
 /* ---- legacy blocks of 32 with Q8_0 activations: Q8_0, Q4_0, Q5_0 ----------
 ** Each weight block expands to 32 signed int8 and a float scale. */
-
-/* 0xFF in byte i where bit i of the 32-bit word is set. */
-static inline __m256i bytes_from_bits(const uint8_t b[4])
-{
-    uint32_t bits;
-    memcpy(&bits, b, 4);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
-                                    _mm256_setr_epi64x(0, 0x0101010101010101ll,
-                                                       0x0202020202020202ll,
-                                                       0x0303030303030303ll));
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
-
-INLINE __m256i expand32(uint32_t type, const char *blk, float *d)
-{
-    if (type == GGML_Q8_0) {
-        const block_q8_0 *x = (const block_q8_0 *)blk;
-        *d = h2f(x->d);
-        return load256(x->qs);
-    }
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    if (type == GGML_Q4_0) {
-        const block_q4_0 *x = (const block_q4_0 *)blk;
-        *d = h2f(x->d);
-        __m128i q = load128(x->qs); /* elements j (low nibbles) and j + 16 (high) */
-        __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-        return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
-    }
-    const block_q5_0 *x = (const block_q5_0 *)blk;
-    *d = h2f(x->d);
-    __m128i q = load128(x->qs);
-    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-    v = _mm256_or_si256(v, _mm256_and_si256(bytes_from_bits(x->qh), _mm256_set1_epi8(0x10)));
-    return _mm256_sub_epi8(v, _mm256_set1_epi8(16));
-}
 
 INLINE void tile32(uint32_t type, size_t bsize, const int R, const int T, int nb, const char *w,
                    size_t ws, const char *a, size_t as, float *out, size_t os)

@@ -1,6 +1,6 @@
 /*
-** kern_avx512_quant.c: the K-quant matrix products for prompts (many tokens
-** at once) on CPUs with AVX-512BW and AVX512-VNNI. Built with those flags
+** kern_avx512_quant.c: the quantized matrix products for prompts (many
+** tokens at once) on CPUs with AVX-512BW, AVX512-DQ and AVX512-VNNI. Built with those flags
 ** on top of kern_avx2*.c's; installed by kern.c only where CPUID has them,
 ** over the AVX2 table (whose dot products still serve generation, which
 ** waits on memory, not arithmetic).
@@ -11,10 +11,10 @@
 ** activation block, maddubs makes the int16 pair sums and vpdpwssd
 ** multiplies them by the sub-blocks' scales and accumulates in one go.
 ** The integer sums are the reference's integers, and the float finish is
-** kern_kquant.h's, so the results stay bit-identical to quant.c's (the
+** kern_tiles.h's, so the results stay bit-identical to quant.c's (the
 ** tests compare them).
 */
-#include "engine/kern_kquant.h"
+#include "engine/kern_tiles.h"
 
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 
@@ -46,7 +46,7 @@ static const int16_t quad_idx[4][32] __attribute__((aligned(64))) = {
 ** (16 sums, 4 weight and 4 scale vectors, the activations). */
 #define ZMAX_TILE 16
 
-/* Fold each zmm's two halves, then kern_kquant.h's reduce8. */
+/* Fold each zmm's two halves, then kern_tiles.h's reduce8. */
 INLINE __m256i zreduce8(const __m512i v[8])
 {
     __m256i h[8];
@@ -56,7 +56,7 @@ INLINE __m256i zreduce8(const __m512i v[8])
     return reduce8(h);
 }
 
-/* The float finish of a super-block and the final store (kern_kquant.h)
+/* The float finish of a super-block and the final store (kern_tiles.h)
 ** take 8 pairs; a 4 x 4 tile is two 2 x 4 halves, rows 0-1 and 2-3, whose
 ** pairs are acc[0..7] and acc[8..15]. */
 #define ZFINISH(isum, mins, isum2, mins2, dmw, dmw2)                                                    \
@@ -235,6 +235,59 @@ INLINE void ztile_q6_K(const int R, const int T, int nb, const char *w, size_t w
     ZSTORE();
 }
 
+/* Legacy 32-blocks (Q8_0, Q4_0, Q5_0) with Q8_0 activations, two blocks
+** per zmm. vpdpbusd multiplies unsigned by signed bytes, so the weights
+** go in offset by 128 (w ^ 0x80 = w + 128) and 128 * sum(a), made once
+** per token, comes off again: the integer sums are exact. Each half then
+** takes its own scale dw * dy in a float accumulator, as ggml's AVX2 code
+** and tile32 do, so results differ from the scalar sum by float rounding
+** only. An odd last block fills the low half alone (zeros above add 0). */
+INLINE void ztile32(uint32_t type, size_t bsize, const int R, const int T, int nb, const char *w,
+                    size_t ws, const char *a, size_t as, float *out, size_t os)
+{
+    __m512 acc[ZMAX_TILE];
+    for (int p = 0; p < ZMAX_TILE; p++)
+        acc[p] = _mm512_setzero_ps();
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    for (int b = 0; b < nb; b += 2) {
+        const bool two = b + 1 < nb;
+        __m512i u[4];
+        __m512 dw[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const char *blk = w + r * ws + b * bsize;
+            if (b % 4 == 0)
+                prefetch_block(blk + PF_TILES * R * ws, 4 * bsize);
+            float d0, d1 = 0;
+            __m256i lo = expand32(type, blk, &d0);
+            __m256i hi = two ? expand32(type, blk + bsize, &d1) : _mm256_setzero_si256();
+            u[r] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), off);
+            dw[r] = _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + t * as) + b;
+            __m512i ay = _mm512_castsi256_si512(load256(y[0].qs));
+            ay = _mm512_inserti64x4(ay, two ? load256(y[1].qs) : _mm256_setzero_si256(), 1);
+            __m512 dy = _mm512_insertf32x8(_mm512_set1_ps(h2f(y[0].d)),
+                                           _mm256_set1_ps(two ? h2f(y[1].d) : 0.0f), 1);
+            __m512i corr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, ay);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[r], ay),
+                                             corr);
+                acc[r * T + t] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dy), _mm512_cvtepi32_ps(p),
+                                                 acc[r * T + t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            out[t * os + r] = _mm512_reduce_add_ps(acc[r * T + t]);
+}
+
 #define ZTILES(name, call)                                                                         \
     static void name##_1x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
                            size_t os) { call(1, 1); }                                              \
@@ -258,35 +311,40 @@ INLINE void ztile_q6_K(const int R, const int T, int nb, const char *w, size_t w
                                        {name##_2x1, name##_2x2, name##_2x4},                       \
                                        {name##_4x1, name##_4x2, name##_4x4}};
 
+#define Q8_0_CALL(R, T) ztile32(GGML_Q8_0, sizeof(block_q8_0), R, T, nb, w, ws, a, as, out, os)
+#define Q4_0_CALL(R, T) ztile32(GGML_Q4_0, sizeof(block_q4_0), R, T, nb, w, ws, a, as, out, os)
+#define Q5_0_CALL(R, T) ztile32(GGML_Q5_0, sizeof(block_q5_0), R, T, nb, w, ws, a, as, out, os)
 #define Q4_K_CALL(R, T) ztile_k4(GGML_Q4_K, R, T, nb, w, ws, a, as, out, os)
 #define Q5_K_CALL(R, T) ztile_k4(GGML_Q5_K, R, T, nb, w, ws, a, as, out, os)
 #define Q6_K_CALL(R, T) ztile_q6_K(R, T, nb, w, ws, a, as, out, os)
 
+ZTILES(ztiles_q8_0, Q8_0_CALL)
+ZTILES(ztiles_q4_0, Q4_0_CALL)
+ZTILES(ztiles_q5_0, Q5_0_CALL)
 ZTILES(ztiles_q4_K, Q4_K_CALL)
 ZTILES(ztiles_q5_K, Q5_K_CALL)
 ZTILES(ztiles_q6_K, Q6_K_CALL)
 
-static void gemm_q4_K(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
-                      float *out, size_t os)
-{
-    drive(ztiles_q4_K, n / QK_K, w, ws, nr, a, as, nt, out, os);
-}
+#define ZGEMM(type, qk)                                                                            \
+    static void gemm_##type(int n, const void *w, size_t ws, int nr, const void *a, size_t as,     \
+                            int nt, float *out, size_t os)                                         \
+    {                                                                                              \
+        drive(ztiles_##type, n / (qk), w, ws, nr, a, as, nt, out, os);                             \
+    }
 
-static void gemm_q5_K(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
-                      float *out, size_t os)
-{
-    drive(ztiles_q5_K, n / QK_K, w, ws, nr, a, as, nt, out, os);
-}
-
-static void gemm_q6_K(int n, const void *w, size_t ws, int nr, const void *a, size_t as, int nt,
-                      float *out, size_t os)
-{
-    drive(ztiles_q6_K, n / QK_K, w, ws, nr, a, as, nt, out, os);
-}
+ZGEMM(q8_0, QK8_0)
+ZGEMM(q4_0, QK4_0)
+ZGEMM(q5_0, QK5_0)
+ZGEMM(q4_K, QK_K)
+ZGEMM(q5_K, QK_K)
+ZGEMM(q6_K, QK_K)
 
 void kern_avx512_install(kern_table *k)
 {
     k->name = "avx512";
+    k->gemm[GGML_Q8_0] = gemm_q8_0;
+    k->gemm[GGML_Q4_0] = gemm_q4_0;
+    k->gemm[GGML_Q5_0] = gemm_q5_0;
     k->gemm[GGML_Q4_K] = gemm_q4_K;
     k->gemm[GGML_Q5_K] = gemm_q5_K;
     k->gemm[GGML_Q6_K] = gemm_q6_K;

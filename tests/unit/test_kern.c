@@ -205,7 +205,8 @@ TEST(kern_avx512_level_follows_the_cpu)
 {
     __builtin_cpu_init();
     bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni");
     const kern_table *z = kern_variant("avx512"), *a = kern_variant("avx2");
     EXPECT_EQ_INT(z != NULL, cpu);
     if (z && a && !getenv("CAIRN_KERNELS")) {

@@ -1,12 +1,13 @@
 /*
-** kern_kquant.h: what the quantized tiles of kern_avx2_quant.c (AVX2) and
+** kern_tiles.h: what the quantized tiles of kern_avx2_quant.c (AVX2) and
 ** kern_avx512_quant.c (AVX-512 + VNNI) share: loads, prefetch, the
-** K-quant scale unpacking, the reductions and the float finish that keep
-** K-quant products bit-identical to quant.c's, and the tile driver. Only
+** expansion of 32-blocks, the K-quant scale unpacking, the reductions and
+** the float finish that keep K-quant products bit-identical to quant.c's,
+** and the tile driver. Only
 ** for files built with at least -mavx2 -mfma -mf16c (see kern_avx2.h).
 */
-#ifndef CN_KERN_KQUANT_H
-#define CN_KERN_KQUANT_H
+#ifndef CN_KERN_TILES_H
+#define CN_KERN_TILES_H
 
 #include "engine/kern_avx2.h"
 
@@ -33,6 +34,47 @@ INLINE void prefetch_block(const char *p, size_t len)
         _mm_prefetch(p + o, _MM_HINT_T0);
     _mm_prefetch(p + len - 1, _MM_HINT_T0);
 }
+
+/* ---- legacy blocks of 32 (Q8_0, Q4_0, Q5_0): each weight block expands
+** to 32 signed int8 and a float scale. */
+
+/* 0xFF in byte i where bit i of the 32-bit word is set. */
+static inline __m256i bytes_from_bits(const uint8_t b[4])
+{
+    uint32_t bits;
+    memcpy(&bits, b, 4);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
+                                    _mm256_setr_epi64x(0, 0x0101010101010101ll,
+                                                       0x0202020202020202ll,
+                                                       0x0303030303030303ll));
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+INLINE __m256i expand32(uint32_t type, const char *blk, float *d)
+{
+    if (type == GGML_Q8_0) {
+        const block_q8_0 *x = (const block_q8_0 *)blk;
+        *d = h2f(x->d);
+        return load256(x->qs);
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (type == GGML_Q4_0) {
+        const block_q4_0 *x = (const block_q4_0 *)blk;
+        *d = h2f(x->d);
+        __m128i q = load128(x->qs); /* elements j (low nibbles) and j + 16 (high) */
+        __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+        return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+    }
+    const block_q5_0 *x = (const block_q5_0 *)blk;
+    *d = h2f(x->d);
+    __m128i q = load128(x->qs);
+    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+    v = _mm256_or_si256(v, _mm256_and_si256(bytes_from_bits(x->qh), _mm256_set1_epi8(0x10)));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(16));
+}
+
+/* ---- K-quants ---- */
 
 /* Lanes p = r * T + t of the result: the sum of the 8 int32 lanes of v[p]. */
 static inline __m256i reduce8(const __m256i v[8])
