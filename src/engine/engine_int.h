@@ -36,11 +36,14 @@ typedef struct kern_table {
     ** kern_attn_work(hd, n_kv) floats */
     void (*attn)(const float *q, size_t qs, int n_q, const float *k, const float *v, size_t kvs,
                  int n_kv, int hd, float scale, float alibi, float *out, size_t os, float *work);
-    /* causal attention of one query q (hd floats) over n cached positions:
-    ** keys and values are rows kvs elements apart, F16 (f16) or F32; out
-    ** gets hd floats; work holds n + hd floats */
-    void (*attn_cached)(const float *q, const void *k, const void *v, size_t kvs, int n, int hd,
-                        bool f16, float scale, float *out, float *work);
+    /* causal attention of n_q queries that share one KV head (the query
+    ** heads of a group, same position) over n cached positions: queries
+    ** (hd floats) are qs floats apart, outputs os apart; keys and values are
+    ** rows kvs elements apart, F16 (f16) or F32, read once for the group;
+    ** work holds kern_attn_cached_work(n_q, n, hd) floats */
+    void (*attn_cached)(const float *q, size_t qs, int n_q, const void *k, const void *v,
+                        size_t kvs, int n, int hd, bool f16, float scale, float *out, size_t os,
+                        float *work);
     void (*gelu)(float *x, int n);
 } kern_table;
 
@@ -48,6 +51,8 @@ typedef struct kern_table {
 void kern_alibi(float *sc, int n_kv, int i, float slope);
 /* Floats of scratch the attn kernel needs. */
 size_t kern_attn_work(int hd, int n_kv);
+/* Floats of scratch the attn_cached kernel needs. */
+size_t kern_attn_cached_work(int n_q, int n, int hd);
 
 /* The active table. */
 const kern_table *kern_get(void);
@@ -125,7 +130,7 @@ struct eng_model {
     /* activations for n_batch tokens, allocated at open */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
     float *rope_cs;                 /* (n_batch, n_rot) cos/sin pairs */
-    float *scores;                  /* (n_threads, n_ctx + head_dim): attention scratch */
+    float *scores; /* (n_threads, kern_attn_cached_work(group, n_ctx, head_dim)): attention scratch */
     void *act;                      /* activation scratch for kern_matmul */
     float *logits;                  /* (n_vocab) */
 

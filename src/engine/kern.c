@@ -25,6 +25,12 @@ size_t kern_attn_work(int hd, int n_kv)
     return padded * ((size_t)hd + 4); /* transposed keys, four rows of scores */
 }
 
+size_t kern_attn_cached_work(int n_q, int n, int hd)
+{
+    /* scores and the rounded query of each, then a block of 8 widened rows */
+    return (size_t)n_q * ((size_t)n + (size_t)hd) + 8 * (size_t)hd;
+}
+
 void kern_alibi(float *sc, int n_kv, int i, float slope)
 {
     /* as ggml adds it: slope times the mask entry -|i - j|, in float */
@@ -65,7 +71,7 @@ static void attn_ref(const float *q, size_t qs, int n_q, const float *k, const f
 ** F16 cache the query and the probabilities are rounded to F16 before their
 ** dot products, exactly where llama.cpp rounds them; sums in float, in
 ** order, as ggml's scalar path. */
-static void attn_cached_ref(const float *q, const void *kc, const void *vc, size_t kvs, int n,
+static void attn_cached_one(const float *q, const void *kc, const void *vc, size_t kvs, int n,
                             int hd, bool f16, float scale, float *out, float *work)
 {
     float *sc = work, *qr = work + n;
@@ -101,6 +107,15 @@ static void attn_cached_ref(const float *q, const void *kc, const void *vc, size
                 out[d] += sc[p] * v[d];
         }
     }
+}
+
+static void attn_cached_ref(const float *q, size_t qs, int n_q, const void *kc, const void *vc,
+                            size_t kvs, int n, int hd, bool f16, float scale, float *out, size_t os,
+                            float *work)
+{
+    for (int g = 0; g < n_q; g++)
+        attn_cached_one(q + (size_t)g * qs, kc, vc, kvs, n, hd, f16, scale, out + (size_t)g * os,
+                        work);
 }
 
 static void init_scalar(kern_table *k)

@@ -347,16 +347,11 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
 }
 
 /* ---- causal attention over the KV cache (decoder) --------------------------
-** One query per call. Scores come eight keys at a time from eight
-** accumulators folded by a tree of horizontal adds; the probabilities times
-** the values accumulate up to 64 dimensions in registers. F16 rows are
-** widened on the fly (F16C), so the cache is read once, at half the bytes. */
-
-INLINE_ATTN __m256 load_kv(const void *base, size_t i, bool f16)
-{
-    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
-               : _mm256_loadu_ps((const float *)base + i);
-}
+** The query heads that share a KV head, in one call: each block of eight
+** key (then value) rows is read and widened from F16 once for all of them.
+** Scores come eight keys at a time from eight accumulators folded by a tree
+** of horizontal adds; the probabilities times the values accumulate up to
+** 64 dimensions in registers. */
 
 /* The sums of v[0..7], as the eight lanes of one vector. */
 static inline __m256 fold8(const __m256 v[8])
@@ -367,82 +362,137 @@ static inline __m256 fold8(const __m256 v[8])
     return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
 }
 
-INLINE_ATTN void attn_cached_body(const float *q, const void *kc, const void *vc, size_t kvs,
-                                  int n, int hd, bool f16, float scale, float *out, float *work)
+/* Eight key or value rows from p on, as floats: widened into blk (F16), or
+** the cache rows themselves (F32). Row j is rows[j]. */
+INLINE_ATTN void rows8(const void *base, size_t kvs, int p, int cnt, int hd, bool f16,
+                       float *blk, const float *rows[8])
 {
-    float *sc = work, *qr = work + n;
-    int i = 0;
-    if (f16)
-        for (; i < hd; i += 8)
-            _mm256_storeu_ps(qr + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + i),
-                                                                      _MM_FROUND_TO_NEAREST_INT)));
-    else
-        memcpy(qr, q, sizeof(float) * (size_t)hd);
-    const __m256 vscale = _mm256_set1_ps(scale);
-    int p = 0;
-    for (; p + 8 <= n; p += 8) {
-        __m256 acc[8];
-        for (int j = 0; j < 8; j++)
-            acc[j] = _mm256_setzero_ps();
-        for (int d = 0; d < hd; d += 8) {
-            __m256 qv = _mm256_loadu_ps(qr + d);
-            for (int j = 0; j < 8; j++)
-                acc[j] = _mm256_fmadd_ps(load_kv(kc, (size_t)(p + j) * kvs + d, f16), qv, acc[j]);
+    for (int j = 0; j < cnt; j++) {
+        if (!f16) {
+            rows[j] = (const float *)base + (size_t)(p + j) * kvs;
+            continue;
         }
-        _mm256_storeu_ps(sc + p, _mm256_mul_ps(fold8(acc), vscale));
-    }
-    for (; p < n; p++) {
-        __m256 acc = _mm256_setzero_ps();
+        const uint16_t *r = (const uint16_t *)base + (size_t)(p + j) * kvs;
         for (int d = 0; d < hd; d += 8)
-            acc = _mm256_fmadd_ps(load_kv(kc, (size_t)p * kvs + d, f16), _mm256_loadu_ps(qr + d),
-                                  acc);
-        sc[p] = hsum(acc) * scale;
-    }
-    softmax_avx2(sc, n);
-    if (f16) {
-        for (p = 0; p + 8 <= n; p += 8)
-            _mm256_storeu_ps(sc + p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(sc + p),
-                                                                      _MM_FROUND_TO_NEAREST_INT)));
-        for (; p < n; p++)
-            sc[p] = _cvtsh_ss(_cvtss_sh(sc[p], _MM_FROUND_TO_NEAREST_INT));
-    }
-    for (int d0 = 0; d0 < hd; d0 += 64) {
-        int nv = CN_MIN(64, hd - d0) / 8;
-        __m256 acc[8];
-        for (int m8 = 0; m8 < 8; m8++)
-            acc[m8] = _mm256_setzero_ps();
-        if (nv == 8) {
-            for (p = 0; p < n; p++) {
-                __m256 pv = _mm256_set1_ps(sc[p]);
-                for (int m8 = 0; m8 < 8; m8++)
-                    acc[m8] = _mm256_fmadd_ps(pv, load_kv(vc, (size_t)p * kvs + d0 + 8 * m8, f16),
-                                              acc[m8]);
-            }
-        } else {
-            for (p = 0; p < n; p++) {
-                __m256 pv = _mm256_set1_ps(sc[p]);
-                for (int m8 = 0; m8 < nv; m8++)
-                    acc[m8] = _mm256_fmadd_ps(pv, load_kv(vc, (size_t)p * kvs + d0 + 8 * m8, f16),
-                                              acc[m8]);
-            }
-        }
-        for (int m8 = 0; m8 < nv; m8++)
-            _mm256_storeu_ps(out + d0 + 8 * m8, acc[m8]);
+            _mm256_storeu_ps(blk + (size_t)j * hd + d,
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + d))));
+        rows[j] = blk + (size_t)j * hd;
     }
 }
 
-static void attn_cached_avx2(const float *q, const void *kc, const void *vc, size_t kvs, int n,
-                             int hd, bool f16, float scale, float *out, float *work)
+/* og[d0 .. d0 + 8 nv) += sum over j < cnt of p[j] * rows[j][d0 ..]: the
+** sums in registers across the rows (nv is a constant where it matters:
+** with a variable count the compiler keeps them in memory). */
+INLINE_ATTN void pv_rows(const float *p, int cnt, const float *const rows[8], float *og, int d0,
+                         const int nv)
+{
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int m8 = 0; m8 < 8; m8++)
+        acc[m8] = m8 < nv ? _mm256_loadu_ps(og + d0 + 8 * m8) : _mm256_setzero_ps();
+    for (int j = 0; j < cnt; j++) {
+        __m256 pv = _mm256_set1_ps(p[j]);
+    #pragma GCC unroll 8
+    for (int m8 = 0; m8 < nv; m8++)
+            acc[m8] = _mm256_fmadd_ps(pv, _mm256_loadu_ps(rows[j] + d0 + 8 * m8), acc[m8]);
+    }
+#pragma GCC unroll 8
+    for (int m8 = 0; m8 < nv; m8++)
+        _mm256_storeu_ps(og + d0 + 8 * m8, acc[m8]);
+}
+
+INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void *kc,
+                                  const void *vc, size_t kvs, int n, int hd, bool f16, float scale,
+                                  float *out, size_t os, float *work)
+{
+    float *sc = work, *qr = work + (size_t)n_q * n, *blk = qr + (size_t)n_q * hd;
+    const float *rows[8];
+    for (int g = 0; g < n_q; g++) {
+        const float *qg = q + (size_t)g * qs;
+        float *qrg = qr + (size_t)g * hd;
+        for (int i = 0; i < hd; i += 8) {
+            __m256 v = _mm256_loadu_ps(qg + i);
+            if (f16) /* the reference multiplies F16 keys by an F16-rounded query */
+                v = _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+            _mm256_storeu_ps(qrg + i, v);
+        }
+    }
+    const __m256 vscale = _mm256_set1_ps(scale);
+    /* scores: each block of eight keys widened once, for every query */
+    for (int p = 0; p < n; p += 8) {
+        int cnt = CN_MIN(8, n - p);
+        rows8(kc, kvs, p, cnt, hd, f16, blk, rows);
+        for (int g = 0; g < n_q; g++) {
+            const float *qrg = qr + (size_t)g * hd;
+            float *scg = sc + (size_t)g * n;
+            if (cnt == 8) {
+                __m256 acc[8];
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++)
+                    acc[j] = _mm256_setzero_ps();
+                for (int d = 0; d < hd; d += 8) {
+                    __m256 qv = _mm256_loadu_ps(qrg + d);
+    #pragma GCC unroll 8
+                for (int j = 0; j < 8; j++)
+                        acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[j] + d), qv, acc[j]);
+                }
+                _mm256_storeu_ps(scg + p, _mm256_mul_ps(fold8(acc), vscale));
+                continue;
+            }
+            for (int j = 0; j < cnt; j++) {
+                __m256 acc = _mm256_setzero_ps();
+                for (int d = 0; d < hd; d += 8)
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(rows[j] + d), _mm256_loadu_ps(qrg + d),
+                                          acc);
+                scg[p + j] = hsum(acc) * scale;
+            }
+        }
+    }
+    for (int g = 0; g < n_q; g++) {
+        float *scg = sc + (size_t)g * n;
+        softmax_avx2(scg, n);
+        if (!f16)
+            continue;
+        int p = 0;
+        for (; p + 8 <= n; p += 8)
+            _mm256_storeu_ps(scg + p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(scg + p),
+                                                                       _MM_FROUND_TO_NEAREST_INT)));
+        for (; p < n; p++)
+            scg[p] = _cvtsh_ss(_cvtss_sh(scg[p], _MM_FROUND_TO_NEAREST_INT));
+    }
+    /* probabilities times values, position by position in order (as the
+    ** reference adds them), each block of eight rows widened once; up to 64
+    ** dimensions of a query's sum stay in registers across the block */
+    for (int g = 0; g < n_q; g++)
+        memset(out + (size_t)g * os, 0, sizeof(float) * (size_t)hd);
+    for (int p = 0; p < n; p += 8) {
+        int cnt = CN_MIN(8, n - p);
+        rows8(vc, kvs, p, cnt, hd, f16, blk, rows);
+        for (int g = 0; g < n_q; g++) {
+            const float *scg = sc + (size_t)g * n + p;
+            float *og = out + (size_t)g * os;
+            int d0 = 0;
+            for (; d0 + 64 <= hd; d0 += 64)
+                pv_rows(scg, cnt, rows, og, d0, 8);
+            if (d0 < hd)
+                pv_rows(scg, cnt, rows, og, d0, (hd - d0) / 8);
+        }
+    }
+}
+
+static void attn_cached_avx2(const float *q, size_t qs, int n_q, const void *kc, const void *vc,
+                             size_t kvs, int n, int hd, bool f16, float scale, float *out,
+                             size_t os, float *work)
 {
     if (hd % 8) {
-        kern_scalar()->attn_cached(q, kc, vc, kvs, n, hd, f16, scale, out, work);
+        kern_scalar()->attn_cached(q, qs, n_q, kc, vc, kvs, n, hd, f16, scale, out, os, work);
         return;
     }
     /* two copies, so that the element type is a constant in each */
     if (f16)
-        attn_cached_body(q, kc, vc, kvs, n, hd, true, scale, out, work);
+        attn_cached_body(q, qs, n_q, kc, vc, kvs, n, hd, true, scale, out, os, work);
     else
-        attn_cached_body(q, kc, vc, kvs, n, hd, false, scale, out, work);
+        attn_cached_body(q, qs, n_q, kc, vc, kvs, n, hd, false, scale, out, os, work);
 }
 
 /* GELU by table, eight at a time: round to F16, gather, widen. */

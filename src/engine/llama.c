@@ -48,49 +48,65 @@ static void rope_apply(const eng_model *m, float *vec, int n_heads, const float 
     }
 }
 
+/* The cache holds, per layer and KV head, its positions one after another
+** ([layer][kv head][position][head_dim]): attention reads a head's keys
+** and values as one sequential stream, which the hardware prefetcher
+** follows (interleaved heads made every row a stride away, and the
+** reads waited on memory). */
+static size_t kv_index(const eng_model *m, int layer, int kh, int pos)
+{
+    return (((size_t)layer * m->hp.n_head_kv + (size_t)kh) * m->n_ctx + (size_t)pos) *
+           m->hp.head_dim;
+}
+
 typedef struct attn_job {
     eng_model *m;
     int layer, n, n_past;
 } attn_job;
 
-/* One (token, head) pair per task: scores over every earlier position,
-** softmax, weighted sum of values (kern_table.attn_cached). */
+/* One (token, KV head) pair per task: the query heads of its group
+** together (scores over every earlier position, softmax, weighted sum of
+** values: kern_table.attn_cached), so the group's keys and values are read
+** once. */
 static void attention(void *ctx, int ith, int nth)
 {
     attn_job *j = ctx;
     eng_model *m = j->m;
     const eng_hparams *hp = &m->hp;
     const kern_table *k = kern_get();
-    int hd = hp->head_dim, nkv = hp->n_head_kv * hd, nq = hp->n_head * hd;
+    int hd = hp->head_dim, nq = hp->n_head * hd;
     int group = hp->n_head / hp->n_head_kv;
     float scale = 1.0f / sqrtf((float)hd);
-    float *work = m->scores + (size_t)ith * (m->n_ctx + hd);
-    size_t layer_off = (size_t)j->layer * m->n_ctx * nkv, esize = m->kv_f16 ? 2 : 4;
+    float *work = m->scores + (size_t)ith * kern_attn_cached_work(group, m->n_ctx, hd);
+    size_t esize = m->kv_f16 ? 2 : 4;
 
-    for (int task = ith; task < j->n * hp->n_head; task += nth) {
-        int t = task / hp->n_head, h = task % hp->n_head;
-        size_t off = (layer_off + (size_t)(h / group) * hd) * esize;
-        k->attn_cached(m->q + (size_t)t * nq + (size_t)h * hd, (const char *)m->k_cache + off,
-                       (const char *)m->v_cache + off, (size_t)nkv, j->n_past + t + 1, hd,
-                       m->kv_f16, scale, m->att + (size_t)t * nq + (size_t)h * hd, work);
+    for (int task = ith; task < j->n * hp->n_head_kv; task += nth) {
+        int t = task / hp->n_head_kv, kh = task % hp->n_head_kv;
+        size_t off = kv_index(m, j->layer, kh, 0) * esize;
+        size_t qo = (size_t)t * nq + (size_t)kh * group * hd;
+        k->attn_cached(m->q + qo, (size_t)hd, group, (const char *)m->k_cache + off,
+                       (const char *)m->v_cache + off, (size_t)hd, j->n_past + t + 1, hd,
+                       m->kv_f16, scale, m->att + qo, (size_t)hd, work);
     }
 }
 
 static void store_kv(eng_model *m, int layer, int n, int n_past)
 {
-    int nkv = m->hp.n_head_kv * m->hp.head_dim;
-    size_t off = ((size_t)layer * m->n_ctx + (size_t)n_past) * nkv;
-    size_t count = (size_t)n * nkv;
-    if (m->kv_f16) {
-        uint16_t *kc = (uint16_t *)m->k_cache + off, *vc = (uint16_t *)m->v_cache + off;
-        for (size_t i = 0; i < count; i++) {
-            kc[i] = cn_fp32_to_fp16(m->k[i]);
-            vc[i] = cn_fp32_to_fp16(m->v[i]);
+    int hd = m->hp.head_dim, nkv = m->hp.n_head_kv * hd;
+    for (int t = 0; t < n; t++)
+        for (int kh = 0; kh < m->hp.n_head_kv; kh++) {
+            size_t dst = kv_index(m, layer, kh, n_past + t), src = (size_t)t * nkv + (size_t)kh * hd;
+            if (m->kv_f16) {
+                uint16_t *kc = (uint16_t *)m->k_cache + dst, *vc = (uint16_t *)m->v_cache + dst;
+                for (int i = 0; i < hd; i++) {
+                    kc[i] = cn_fp32_to_fp16(m->k[src + i]);
+                    vc[i] = cn_fp32_to_fp16(m->v[src + i]);
+                }
+            } else {
+                memcpy((float *)m->k_cache + dst, m->k + src, (size_t)hd * sizeof(float));
+                memcpy((float *)m->v_cache + dst, m->v + src, (size_t)hd * sizeof(float));
+            }
         }
-    } else {
-        memcpy((float *)m->k_cache + off, m->k, count * sizeof(float));
-        memcpy((float *)m->v_cache + off, m->v, count * sizeof(float));
-    }
 }
 
 static void add_bias(float *y, const float *b, int n_tok, int dim)

@@ -373,15 +373,17 @@ TEST(kern_simd_cached_attention_matches_reference)
 {
     if (!have_simd())
         SKIP("no SIMD kernels on this CPU");
-    int shapes[][2] = {{64, 1}, {64, 7}, {64, 8}, {64, 33}, {128, 17}, {80, 9}, {24, 5}};
+    int shapes[][3] = {{64, 1, 1}, {64, 7, 4}, {64, 8, 1}, {64, 33, 4}, {128, 17, 2},
+                       {80, 9, 3}, {24, 5, 1}, {64, 70, 8}};
     for (size_t c = 0; c < CN_ARRAY_LEN(shapes); c++)
         for (int f16 = 0; f16 < 2; f16++) {
-            int hd = shapes[c][0], n = shapes[c][1];
+            int hd = shapes[c][0], n = shapes[c][1], nq = shapes[c][2];
             size_t kvs = (size_t)hd * 3; /* heads interleaved as in the cache */
-            float *q = malloc(sizeof(float) * hd), *kf = malloc(sizeof(float) * kvs * n);
+            size_t qs = (size_t)hd + 8;  /* and queries a little apart */
+            float *q = malloc(sizeof(float) * qs * nq), *kf = malloc(sizeof(float) * kvs * n);
             float *vf = malloc(sizeof(float) * kvs * n);
             uint16_t *kh = malloc(2 * kvs * n), *vh = malloc(2 * kvs * n);
-            for (int d = 0; d < hd; d++)
+            for (size_t d = 0; d < qs * nq; d++)
                 q[d] = frand() * 3;
             for (size_t i = 0; i < kvs * n; i++) {
                 kf[i] = frand() * 2;
@@ -390,15 +392,21 @@ TEST(kern_simd_cached_attention_matches_reference)
                 vh[i] = cn_fp32_to_fp16(vf[i]);
             }
             const void *kk = f16 ? (const void *)kh : kf, *vv = f16 ? (const void *)vh : vf;
-            float o1[128], o2[128], *work = malloc(sizeof(float) * (n + hd));
-            kern_scalar()->attn_cached(q, kk, vv, kvs, n, hd, f16, 0.125f, o1, work);
-            kern_get()->attn_cached(q, kk, vv, kvs, n, hd, f16, 0.125f, o2, work);
+            float *o1 = calloc(qs * nq, sizeof(float)), *o2 = calloc(qs * nq, sizeof(float));
+            float *work = malloc(sizeof(float) * kern_attn_cached_work(nq, n, hd));
+            kern_scalar()->attn_cached(q, qs, nq, kk, vv, kvs, n, hd, f16, 0.125f, o1, qs, work);
+            kern_get()->attn_cached(q, qs, nq, kk, vv, kvs, n, hd, f16, 0.125f, o2, qs, work);
             double md = 0;
-            for (int d = 0; d < hd; d++)
-                md = fmax(md, fabs(o1[d] - o2[d]));
+            for (int g = 0; g < nq; g++)
+                for (int d = 0; d < hd; d++)
+                    md = fmax(md, fabs(o1[(size_t)g * qs + d] - o2[(size_t)g * qs + d]));
             if (md > (f16 ? 2e-3 : 1e-5))
-                test_fail_at(__FILE__, __LINE__, "hd %d, n %d, %s: max diff %g", hd, n,
-                             f16 ? "f16" : "f32", md);
-            free(q), free(kf), free(vf), free(kh), free(vh), free(work);
+                test_fail_at(__FILE__, __LINE__, "hd %d, n %d, %d queries, %s: max diff %g", hd, n,
+                             nq, f16 ? "f16" : "f32", md);
+            /* the gaps between output rows are not written */
+            for (int g = 0; g < nq; g++)
+                for (size_t d = (size_t)hd; d < qs; d++)
+                    EXPECT(o2[(size_t)g * qs + d] == 0);
+            free(q), free(kf), free(vf), free(kh), free(vh), free(work), free(o1), free(o2);
         }
 }
