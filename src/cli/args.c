@@ -39,7 +39,10 @@ const char cli_run_help[] =
     "      --repeat-last-n N   window for the penalty (default 64)\n"
     "      --seed S          random seed; the same seed gives the same output\n"
     "      --stop TEXT       stop when TEXT is generated (repeatable, up to 8)\n"
-    "      --ignore-eos      keep going past end-of-generation tokens\n";
+    "      --ignore-eos      keep going past end-of-generation tokens\n"
+    "      --lookup K        speculative decoding: where the text repeats earlier\n"
+    "                        words, check the K tokens that followed them in one pass\n"
+    "                        (1-8; greedy only, same output; default 0 = off)\n";
 
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *longopts)
@@ -145,6 +148,11 @@ int cli_run_option(const char *cmd, cli_run_args *a, int opt, const char *v)
         a->sampler.seed = s;
         break;
     }
+    case CLI_OPT_LOOKUP:
+        if (!cli_int(v, 0, 8, &n))
+            BAD("--lookup", "an integer from 0 to 8");
+        a->lookup = (int)n;
+        break;
     case CLI_OPT_STOP:
         if (a->n_stop >= CLI_MAX_STOP)
             BAD("--stop", "at most 8 stop strings");

@@ -75,6 +75,7 @@ enum {
     CLI_OPT_REPEAT_LAST_N,
     CLI_OPT_SEED,
     CLI_OPT_STOP,
+    CLI_OPT_LOOKUP,
     CLI_OPT_IGNORE_EOS,
     CLI_OPT_FIRST_FREE = 300 /* a command's own long-only options start here */
 };
@@ -114,6 +115,7 @@ typedef struct cli_run_args {
     const char *stop[CLI_MAX_STOP];
     int n_stop;
     bool ignore_eos;
+    int lookup; /* --lookup: prompt-lookup draft length (0 off) */
 } cli_run_args;
 
 extern const char cli_run_help[];
@@ -132,6 +134,7 @@ extern const char cli_run_help[];
         {"repeat-last-n", required_argument, NULL, CLI_OPT_REPEAT_LAST_N},                       \
         {"seed", required_argument, NULL, CLI_OPT_SEED},                                         \
         {"stop", required_argument, NULL, CLI_OPT_STOP},                                         \
+        {"lookup", required_argument, NULL, CLI_OPT_LOOKUP},                                     \
         {"ignore-eos", no_argument, NULL, CLI_OPT_IGNORE_EOS}
 void cli_run_defaults(cli_run_args *a);
 /* Apply option opt (as cli_getopt returned it) with value arg. Returns 1 if

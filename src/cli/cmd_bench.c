@@ -35,15 +35,19 @@ static const char bench_help[] =
     "  -r, --reps N       runs of each test; the median is reported (default 3)\n"
     "      --kv-type T    KV cache precision: f16 (default) or f32\n"
     "      --mlock        lock the weights in memory\n"
+    "      --verify       also time checking k = 2, 4, 8 drafted tokens in one pass\n"
+    "                     (speculative decoding) against decoding one token, at\n"
+    "                     position 256\n"
     "      --json         print one JSON object instead of the table\n"
     "\n"
-    "Set CAIRN_KERNELS=scalar to time the reference kernels.\n";
+    "Set CAIRN_KERNELS=scalar, avx2 or avx512 to time a lower level of kernels\n"
+    "than the best this CPU has.\n";
 
 typedef struct bench_args {
     const char *model;
     int n_prompt, n_gen, reps;
     eng_opts opts;
-    bool json;
+    bool json, verify;
 } bench_args;
 
 static double median(double *v, int n)
@@ -107,6 +111,21 @@ static uint64_t bytes_per_token(const eng_model *m)
     return sum;
 }
 
+/* Checking drafts: one pass over 1 + k tokens at position VERIFY_AT, with
+** logits for each (k = 0: one token, as generation decodes). */
+#define VERIFY_AT 256
+static const int verify_k[] = {0, 2, 4, 8};
+
+static int time_verify(eng_model *m, const int32_t *ids, int k, float *logits, double *secs,
+                       cn_err *err)
+{
+    double t0 = cn_now();
+    int rc = k == 0 ? eng_decode(m, ids, 1, VERIFY_AT, err)
+                    : eng_decode_all(m, ids, k + 1, VERIFY_AT, logits, err);
+    *secs = cn_now() - t0;
+    return rc;
+}
+
 static int parse(int argc, char **argv, bench_args *a)
 {
     *a = (bench_args){.n_prompt = 512, .n_gen = 64, .reps = 3, .opts.n_batch = 512};
@@ -116,7 +135,7 @@ static int parse(int argc, char **argv, bench_args *a)
         {"batch", required_argument, NULL, 'b'}, {"reps", required_argument, NULL, 'r'},
         {"kv-type", required_argument, NULL, CLI_OPT_KV_TYPE},
         {"mlock", no_argument, NULL, CLI_OPT_MLOCK}, {"json", no_argument, NULL, CLI_OPT_JSON},
-        {"help", no_argument, NULL, 'h'}, {0}};
+        {"verify", no_argument, NULL, CLI_OPT_FIRST_FREE}, {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
     while ((c = cli_getopt("bench", argc, argv, ":m:p:n:t:b:r:h", longs)) != -1) {
@@ -126,6 +145,7 @@ static int parse(int argc, char **argv, bench_args *a)
         case 'h': fputs(bench_help, stdout); return -1;
         case CLI_OPT_JSON: a->json = true; break;
         case CLI_OPT_MLOCK: a->opts.mlock = true; break;
+        case CLI_OPT_FIRST_FREE: a->verify = true; break;
         case 'm': a->model = v; break;
         case CLI_OPT_KV_TYPE:
             ok = !strcmp(v, "f16") || !strcmp(v, "f32");
@@ -149,7 +169,7 @@ static int parse(int argc, char **argv, bench_args *a)
         return cli_usage("bench", "a model is required (-m FILE)");
     if (!a->n_prompt && !a->n_gen)
         return cli_usage("bench", "nothing to measure: -p and -n are both 0");
-    a->opts.n_ctx = CN_MAX(a->n_prompt, a->n_gen) + 16;
+    a->opts.n_ctx = CN_MAX(CN_MAX(a->n_prompt, a->n_gen), a->verify ? VERIFY_AT : 0) + 16;
     return 0;
 }
 
@@ -164,11 +184,12 @@ int cmd_bench(int argc, char **argv)
     if ((rc = eng_model_open(&m, a.model, &a.opts, &err)))
         return cli_error(&err);
     int n_vocab = eng_model_hparams(m)->n_vocab;
-    int n_ids = CN_MAX(CN_MAX(a.n_prompt, a.n_gen), 8);
+    int n_ids = CN_MAX(CN_MAX(CN_MAX(a.n_prompt, a.n_gen), 8), a.verify ? VERIFY_AT + 9 : 0);
     int32_t *ids = cn_malloc((size_t)n_ids * sizeof *ids);
     double *pp = cn_calloc((size_t)a.reps, sizeof *pp), *tg = cn_calloc((size_t)a.reps, sizeof *tg);
     uint64_t seed = 42;
-    double warm, pp_tps[100] = {0}, tg_tps[100] = {0};
+    double warm, pp_tps[100] = {0}, tg_tps[100] = {0}, ver_ms[4] = {0};
+    float *vlogits = NULL;
     if (!ids || !pp || !tg) {
         rc = cn_fail(&err, CN_ENOMEM, "out of memory");
         goto done;
@@ -184,6 +205,24 @@ int cmd_bench(int argc, char **argv)
         if ((rc = time_tg(m, ids, a.n_gen, &tg[r], &err)))
             goto done;
 
+    if (a.verify)
+        vlogits = cn_malloc(sizeof(float) * (size_t)n_vocab * (ENG_SPEC_MAX + 1));
+    if (a.verify && !vlogits) {
+        rc = cn_fail(&err, CN_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (a.verify) { /* the context up to VERIFY_AT once, then each check many times */
+        eng_model_reset(m);
+        if ((rc = eng_decode(m, ids, VERIFY_AT, 0, &err)))
+            goto done;
+        for (int i = 0; i < 4; i++) {
+            double t[100];
+            for (int r = 0; r < a.reps * 4; r++) /* short: more runs */
+                if ((rc = time_verify(m, ids + VERIFY_AT, verify_k[i], vlogits, &t[r], &err)))
+                    goto done;
+            ver_ms[i] = median(t, a.reps * 4) * 1e3;
+        }
+    }
     for (int r = 0; r < a.reps; r++) {
         pp_tps[r] = pp[r] > 0 ? a.n_prompt / pp[r] : 0;
         tg_tps[r] = tg[r] > 0 ? a.n_gen / tg[r] : 0;
@@ -195,8 +234,7 @@ int cmd_bench(int argc, char **argv)
     }
     double pp_med = median(pp_tps, a.reps), tg_med = median(tg_tps, a.reps);
     const gguf_file *g = eng_model_gguf(m);
-    const char *kernels = getenv("CAIRN_KERNELS") && !strcmp(getenv("CAIRN_KERNELS"), "scalar")
-                              ? "scalar" : "simd";
+    const char *kernels = eng_kernels();
     if (a.json) {
         json_t *o = json_object();
         json_object_set_new(o, "model", json_string(a.model));
@@ -210,6 +248,15 @@ int cmd_bench(int argc, char **argv)
         json_object_set_new(o, "pp_tps", json_real(a.n_prompt ? pp_med : 0));
         json_object_set_new(o, "tg_tokens", json_integer(a.n_gen));
         json_object_set_new(o, "tg_tps", json_real(a.n_gen ? tg_med : 0));
+        if (a.verify) {
+            json_t *v = json_object();
+            for (int i = 0; i < 4; i++) {
+                char key[8];
+                snprintf(key, sizeof key, "%d", verify_k[i]);
+                json_object_set_new(v, key, json_real(ver_ms[i]));
+            }
+            json_object_set_new(o, "verify_ms", v);
+        }
         char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(5));
         printf("%s\n", s ? s : "{}");
         free(s);
@@ -224,9 +271,13 @@ int cmd_bench(int argc, char **argv)
         if (a.n_gen)
             printf("%-40s %10s %7d %5s%-3d %8.2f (%.2f-%.2f)\n", name, cli_size(g->file_size, sz),
                    eng_model_n_threads(m), "tg", a.n_gen, tg_med, tg_min, tg_max);
+        for (int i = 1; i < 4 && a.verify; i++)
+            printf("checking %d drafted tokens at position %d: %.2f ms, %.2fx one token (%.2f ms)\n",
+                   verify_k[i], VERIFY_AT, ver_ms[i], ver_ms[i] / ver_ms[0], ver_ms[0]);
         printf("median of %d runs (min-max); %s kernels\n", a.reps, kernels);
     }
 done:
+    free(vlogits);
     free(ids);
     free(pp);
     free(tg);

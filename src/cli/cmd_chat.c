@@ -132,7 +132,7 @@ int cmd_chat(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     eng_gen_opts go = {.n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop,
-                       .n_stop = a.n_stop, .ignore_eos = a.ignore_eos};
+                       .n_stop = a.n_stop, .ignore_eos = a.ignore_eos, .lookup = a.lookup};
     char *line = NULL;
     size_t line_cap = 0;
     int rc = CN_OK;

@@ -176,7 +176,7 @@ int cmd_generate(int argc, char **argv)
         return cli_error(&err);
     eng_gen_opts go_opts = {
         .n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop, .n_stop = a.n_stop,
-        .ignore_eos = a.ignore_eos, .render_special = special,
+        .ignore_eos = a.ignore_eos, .render_special = special, .lookup = a.lookup,
     };
     eng_gen_stats st;
     if (n_ids == 0) {
@@ -192,6 +192,10 @@ int cmd_generate(int argc, char **argv)
                 st.n_prompt, st.t_prompt > 0 ? st.n_prompt_eval / st.t_prompt : 0.0, st.n_gen,
                 st.t_gen > 0 ? st.n_gen / st.t_gen : 0.0, eng_model_n_threads(m),
                 eng_model_n_ctx(m));
+        if (st.n_drafted)
+            fprintf(stderr, "lookup: %d of %d drafted tokens kept; %d forward passes for %d "
+                            "tokens\n",
+                    st.n_accepted, st.n_drafted, st.n_passes, st.n_gen);
         if (st.stop == ENG_STOP_CONTEXT)
             fprintf(stderr, "cairn: stopped: the %d-token context is full (use a larger --ctx)\n",
                     eng_model_n_ctx(m));

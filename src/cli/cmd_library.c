@@ -23,6 +23,7 @@ typedef struct lib_args {
     bool chat_active, embed_active, rerank_active; /* from `cairn models use`, not given */
     bool no_rerank;                         /* --no-rerank: not even the active one */
     int threads, k, max_tokens;
+    int lookup; /* ask: prompt-lookup draft length; -1: the default */
     bool json, prune;
     char **rest; /* the operands: argv[optind..argc), however many */
     int n_rest;
@@ -62,7 +63,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     memset(a, 0, sizeof *a);
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
-    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK };
+    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP };
+    a->lookup = -1;
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"embed-model", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},
@@ -70,6 +72,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         {"json", no_argument, NULL, CLI_OPT_JSON}, {"prune", no_argument, NULL, OPT_PRUNE},
         {"rerank", required_argument, NULL, OPT_RERANK},
         {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
+        {"lookup", required_argument, NULL, OPT_LOOKUP},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -97,6 +100,11 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         case OPT_PRUNE: a->prune = true; break;
         case OPT_RERANK: a->rerank_model = optarg; break;
         case OPT_NO_RERANK: a->no_rerank = true; break;
+        case OPT_LOOKUP:
+            if (!cli_int(optarg, 0, 8, &n))
+                return cli_usage(cmd, "--lookup %s: expected 0 to 8", optarg);
+            a->lookup = (int)n;
+            break;
         case 'h':
             printf("%s", help);
             printf("\ncommon options:\n"
@@ -621,8 +629,11 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
         rag_cite_init(&out->f, *n_used, used);
         int reserve = rag_answer_reserve(n_ctx);
         int n_predict = a->max_tokens ? CN_MIN(a->max_tokens, n_ctx - n_ids) : reserve;
-        eng_gen_opts go = {.n_predict = n_predict, .sampler = eng_sampler_defaults()};
-        go.sampler.temp = 0; /* answers from documents: the most likely words */
+        /* answers from documents: the most likely words, and where they quote
+        ** the passages, several checked at once */
+        eng_gen_opts go = {.n_predict = n_predict, .sampler = eng_sampler_defaults(),
+                           .lookup = a->lookup >= 0 ? a->lookup : RAG_LOOKUP};
+        go.sampler.temp = 0;
         rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &out->gen, err);
         rag_cite_flush(&out->f, &out->text);
     }
@@ -723,7 +734,10 @@ int cmd_ask(int argc, char **argv)
                  "  --rerank M          rescore the top 30 candidates with this reranker (a\n"
                  "                      cross-encoder GGUF file or an installed model's name;\n"
                  "                      default: the active reranker) and answer from the best k\n"
-                 "  --no-rerank         do not rerank, even with a reranker installed\n");
+                 "  --no-rerank         do not rerank, even with a reranker installed\n"
+                 "  --lookup K          speculative decoding with the passages as drafts: check\n"
+                 "                      up to K tokens at once (0 = off, default 4; the answer\n"
+                 "                      is the same)\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -825,6 +839,9 @@ int cmd_ask(int argc, char **argv)
             json_object_set_new(t, "prompt_s", json_real(out.gen.t_prompt));
             json_object_set_new(t, "answer_tokens", json_integer(out.gen.n_gen));
             json_object_set_new(t, "answer_s", json_real(out.gen.t_gen));
+            json_object_set_new(t, "drafted_tokens", json_integer(out.gen.n_drafted));
+            json_object_set_new(t, "accepted_tokens", json_integer(out.gen.n_accepted));
+            json_object_set_new(t, "forward_passes", json_integer(out.gen.n_passes));
         }
         json_object_set_new(o, "timings", t);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

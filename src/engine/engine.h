@@ -55,6 +55,14 @@ int eng_model_n_threads(const eng_model *m);
 ** eng_model_logits() holds the logits of the last token. Fails with
 ** CN_ELIMIT if n_past + n exceeds the context, CN_EINVAL for a bad token id. */
 int eng_decode(eng_model *m, const int32_t *tokens, int n, int n_past, cn_err *err);
+/* Decode n tokens (at most ENG_SPEC_MAX + 1) in one pass and keep the
+** logits after each in logits (n rows of n_vocab): a draft checked at once. */
+#define ENG_SPEC_MAX 8
+int eng_decode_all(eng_model *m, const int32_t *tokens, int n, int n_past, float *logits,
+                   cn_err *err);
+/* The kernels in use: "scalar", "avx2" or "avx512" (CAIRN_KERNELS may ask
+** for a lower level). */
+const char *eng_kernels(void);
 /* n_vocab logits of the last token evaluated. */
 const float *eng_model_logits(const eng_model *m);
 
@@ -107,6 +115,13 @@ typedef struct eng_gen_opts {
     int n_stop;
     bool ignore_eos;               /* do not stop at end-of-generation tokens */
     bool render_special;           /* print control tokens' text */
+    /* speculative decoding with prompt-lookup drafts: when the text so far
+    ** ends with words seen earlier (an answer quoting its passages), the
+    ** tokens that followed them there, up to this many (at most 8), are
+    ** checked in one pass, and those the model agrees with are kept. The
+    ** output is the same token for token; greedy decoding (temp 0) only,
+    ** ignored when sampling. 0: off */
+    int lookup;
 } eng_gen_opts;
 
 typedef struct eng_gen_stats {
@@ -114,6 +129,8 @@ typedef struct eng_gen_stats {
     int n_gen;                     /* tokens generated */
     double t_prompt, t_gen;        /* seconds */
     int stop;                      /* enum eng_stop */
+    int n_drafted, n_accepted;     /* prompt-lookup tokens proposed, and kept */
+    int n_passes;                  /* forward passes for the answer */
 } eng_gen_stats;
 
 /* Called with each token and the text it completes (possibly empty while a

@@ -139,6 +139,10 @@ struct eng_model {
 };
 
 /* Forward pass over one chunk of at most n_batch tokens (llama.c). */
-int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool want_logits);
+/* all_logits: n rows of n_vocab logits, one per token (n at most n_batch);
+** else want_logits: the last token's, in m->logits. */
+int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool want_logits,
+                  float *all_logits);
+
 
 #endif

@@ -6,6 +6,7 @@
 */
 #include "engine/engine_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define HOLD_MAX 4096 /* bytes of text held back while a stop string may be forming */
@@ -58,6 +59,67 @@ static void drop_emitted(out_state *os, size_t n)
     os->n_held -= n;
 }
 
+/* Prompt lookup: the longest n-gram (3 tokens down to 1) that ends the
+** history h[0..n) and also occurs earlier; the tokens that followed that
+** earlier occurrence (the latest one), at most max, go to draft. Returns
+** their count. */
+static int lookup_draft(const int32_t *h, int n, int max, int32_t *draft)
+{
+    for (int g = CN_MIN(3, n - 1); g >= 1; g--) {
+        const int32_t *tail = h + n - g;
+        for (int j = n - g - 1; j >= 0; j--) {
+            if (memcmp(h + j, tail, sizeof *h * (size_t)g) != 0)
+                continue;
+            int k = CN_MIN(max, n - (j + g));
+            memcpy(draft, h + j + g, sizeof *h * (size_t)k);
+            if (k > 0)
+                return k;
+        }
+    }
+    return 0;
+}
+
+typedef struct gen_run {
+    const tok_vocab *v;
+    const eng_gen_opts *o;
+    eng_on_token cb;
+    void *ctx;
+    eng_gen_stats *st;
+    tok_stream ts;
+    out_state *os;
+    char piece[1024];
+} gen_run;
+
+/* A chosen token: accounted, rendered, passed on. Returns true when the
+** answer ends with it (cancelled, stop string, end of generation). */
+static bool emit_token(gen_run *g, eng_sampler *s, int32_t id)
+{
+    eng_sampler_accept(s, id);
+    g->st->n_gen++;
+    bool eog = tok_is_eog(g->v, id) && !g->o->ignore_eos;
+    int n = eog ? 0 : tok_stream_push(&g->ts, g->v, id, g->o->render_special, g->piece,
+                                      sizeof g->piece);
+    if (n < 0)
+        n = 0; /* a piece too long to render: skip its text, keep the token */
+    size_t emit = 0;
+    bool hit = push_text(g->os, g->piece, (size_t)n, &emit);
+    if (g->cb(g->ctx, id, g->os->held, emit)) {
+        g->st->stop = ENG_STOP_CANCEL;
+        return true;
+    }
+    drop_emitted(g->os, emit);
+    if (hit) {
+        g->st->stop = ENG_STOP_STRING;
+        g->os->n_held = 0;
+        return true;
+    }
+    if (eog) {
+        g->st->stop = ENG_STOP_EOG;
+        return true;
+    }
+    return false;
+}
+
 int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_prompt,
                  const eng_gen_opts *o, eng_on_token cb, void *ctx, eng_gen_stats *st,
                  cn_err *err)
@@ -84,62 +146,90 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     st->n_prompt_eval = n_prompt - keep;
     st->t_prompt = cn_now() - t0;
 
+    /* drafts only where the choice is deterministic: then the tokens kept
+    ** are the ones plain decoding would have chosen */
+    int lookup = o->sampler.temp <= 0 ? CN_MIN(o->lookup, ENG_SPEC_MAX) : 0;
+    lookup = CN_MIN(lookup, m->n_batch - 1);
+    int32_t *hist = NULL;
+    float *plogits = NULL;
     eng_sampler *s;
     if ((rc = eng_sampler_new(&s, m->hp.n_vocab, &o->sampler, err)))
         return rc;
+    if (lookup > 0) {
+        hist = cn_malloc(sizeof *hist * ((size_t)n_prompt + (size_t)CN_MAX(o->n_predict, 0) + 1));
+        plogits = cn_malloc(sizeof *plogits * (size_t)m->hp.n_vocab * (size_t)(lookup + 1));
+        if (!hist || !plogits) {
+            free(hist), free(plogits);
+            eng_sampler_free(s);
+            return cn_fail(err, CN_ENOMEM, "out of memory");
+        }
+        memcpy(hist, prompt, sizeof *hist * (size_t)n_prompt);
+    }
     for (int i = 0; i < n_prompt; i++)
         eng_sampler_accept(s, prompt[i]);
 
     static _Thread_local out_state os; /* 4 kB: kept off the stack, one per thread */
     os.n_held = 0;
     os.o = o;
-    tok_stream ts;
-    tok_stream_init(&ts);
-    char piece[1024];
-    int n_past = n_prompt;
+    gen_run g = {.v = v, .o = o, .cb = cb, .ctx = ctx, .st = st, .os = &os};
+    tok_stream_init(&g.ts);
+    int n_past = n_prompt, n_hist = n_prompt;
+    const float *logits = m->logits; /* the distribution of the next token */
     t0 = cn_now();
     st->stop = ENG_STOP_LENGTH;
-    for (int i = 0; i < o->n_predict; i++) {
-        int32_t id = eng_sample(s, m->logits);
-        eng_sampler_accept(s, id);
-        st->n_gen++;
-        bool eog = tok_is_eog(v, id) && !o->ignore_eos;
-        int n = eog ? 0 : tok_stream_push(&ts, v, id, o->render_special, piece, sizeof piece);
-        if (n < 0)
-            n = 0; /* a piece too long to render: skip its text, keep the token */
-        size_t emit = 0;
-        bool hit = push_text(&os, piece, (size_t)n, &emit);
-        if (cb(ctx, id, os.held, emit)) {
-            st->stop = ENG_STOP_CANCEL;
-            break;
-        }
-        drop_emitted(&os, emit);
-        if (hit) {
-            st->stop = ENG_STOP_STRING;
-            os.n_held = 0;
-            break;
-        }
-        if (eog) {
-            st->stop = ENG_STOP_EOG;
-            break;
-        }
-        if (i + 1 == o->n_predict)
+    bool done = o->n_predict <= 0;
+    while (!done) {
+        int32_t id = eng_sample(s, logits);
+        if (hist)
+            hist[n_hist++] = id;
+        if (emit_token(&g, s, id) || st->n_gen >= o->n_predict)
             break;
         if (n_past >= m->n_ctx) {
             st->stop = ENG_STOP_CONTEXT;
             break;
         }
-        if ((rc = eng_decode(m, &id, 1, n_past, err)))
+        /* tokens that may follow, by prompt lookup; none may run past the
+        ** answer's budget or the context */
+        int32_t batch[ENG_SPEC_MAX + 1] = {id};
+        int nd = lookup > 0 ? lookup_draft(hist, n_hist,
+                                           CN_MIN(lookup, CN_MIN(o->n_predict - st->n_gen,
+                                                                 m->n_ctx - n_past - 1)),
+                                           batch + 1)
+                            : 0;
+        st->n_passes++;
+        if (nd == 0) {
+            if ((rc = eng_decode(m, &id, 1, n_past, err)))
+                break;
+            n_past++;
+            logits = m->logits;
+            continue;
+        }
+        if ((rc = eng_decode_all(m, batch, nd + 1, n_past, plogits, err)))
             break;
+        st->n_drafted += nd;
         n_past++;
+        logits = plogits;
+        /* keep the drafted tokens the model would have chosen itself */
+        for (int d = 0; d < nd && !done; d++) {
+            if (eng_sample(s, logits) != batch[d + 1])
+                break;
+            st->n_accepted++;
+            hist[n_hist++] = batch[d + 1];
+            done = emit_token(&g, s, batch[d + 1]) || st->n_gen >= o->n_predict;
+            n_past++;
+            logits = plogits + (size_t)(d + 1) * m->hp.n_vocab;
+        }
+        m->n_cached = n_past; /* the cache past the kept tokens holds rejected ones */
     }
     st->t_gen = cn_now() - t0;
+    free(hist);
+    free(plogits);
     // whatever is still held back (a partial stop string, a cut UTF-8 tail) is output now
     if (rc == CN_OK && st->stop != ENG_STOP_STRING && st->stop != ENG_STOP_CANCEL) {
-        int n = tok_stream_flush(&ts, piece, sizeof piece);
+        int n = tok_stream_flush(&g.ts, g.piece, sizeof g.piece);
         size_t emit;
         if (n > 0)
-            push_text(&os, piece, (size_t)n, &emit);
+            push_text(&os, g.piece, (size_t)n, &emit);
         if (os.n_held)
             cb(ctx, -1, os.held, os.n_held);
     }

@@ -193,6 +193,8 @@ const kern_table *kern_get(void)
     return &table;
 }
 
+const char *eng_kernels(void) { return kern_get()->name; }
+
 const kern_table *kern_scalar(void)
 {
     kern_init();

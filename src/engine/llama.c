@@ -122,7 +122,8 @@ static void add_into(float *x, const float *y, size_t n)
         x[i] += y[i];
 }
 
-int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool want_logits)
+int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool want_logits,
+                  float *all_logits)
 {
     const eng_hparams *hp = &m->hp;
     const kern_table *k = kern_get();
@@ -175,8 +176,14 @@ int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool w
         add_into(m->x, m->xb, (size_t)n * D);
     }
 
-    // final norm and the vocabulary projection, for the last token only
-    if (want_logits) {
+    // final norm and the vocabulary projection: for every token (checking
+    // drafted tokens), or for the last one only
+    if (all_logits) {
+        for (int t = 0; t < n; t++)
+            kern_rmsnorm(m->xb + (size_t)t * D, m->x + (size_t)t * D, m->output_norm, D,
+                         hp->rms_eps);
+        kern_matmul(m->pool, all_logits, m->output, m->xb, n, m->act);
+    } else if (want_logits) {
         kern_rmsnorm(m->xb, m->x + (size_t)(n - 1) * D, m->output_norm, D, hp->rms_eps);
         kern_matmul(m->pool, m->logits, m->output, m->xb, 1, m->act);
     }

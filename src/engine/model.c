@@ -367,10 +367,32 @@ int eng_decode(eng_model *m, const int32_t *tokens, int n, int n_past, cn_err *e
     m->n_cached = CN_MIN(m->n_cached, n_past);
     for (int i = 0; i < n; i += m->n_batch) {
         int nc = CN_MIN(m->n_batch, n - i);
-        int rc = llama_forward(m, tokens + i, nc, n_past + i, i + nc == n);
+        int rc = llama_forward(m, tokens + i, nc, n_past + i, i + nc == n, NULL);
         if (rc)
             return cn_fail(err, rc, "forward pass failed");
     }
+    memcpy(m->cached + n_past, tokens, (size_t)n * sizeof *tokens);
+    m->n_cached = n_past + n;
+    return CN_OK;
+}
+
+int eng_decode_all(eng_model *m, const int32_t *tokens, int n, int n_past, float *logits,
+                   cn_err *err)
+{
+    if (n <= 0 || n > ENG_SPEC_MAX + 1 || n > m->n_batch)
+        return cn_fail(err, CN_EINVAL, "%d tokens to check at once (1 to %d)", n,
+                       CN_MIN(ENG_SPEC_MAX + 1, m->n_batch));
+    if (n_past < 0 || n > m->n_ctx - n_past)
+        return cn_fail(err, CN_ELIMIT, "context is full: %d tokens in a %d-token context",
+                       n_past + n, m->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
+            return cn_fail(err, CN_EINVAL, "token id %d is outside the vocabulary (%d)",
+                           (int)tokens[i], m->hp.n_vocab);
+    m->n_cached = CN_MIN(m->n_cached, n_past);
+    int rc = llama_forward(m, tokens, n, n_past, true, logits);
+    if (rc)
+        return cn_fail(err, rc, "forward pass failed");
     memcpy(m->cached + n_past, tokens, (size_t)n * sizeof *tokens);
     m->n_cached = n_past + n;
     return CN_OK;

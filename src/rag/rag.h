@@ -21,6 +21,11 @@ typedef struct rag_source {
 ** calls below means a rough estimate of one token per 4 bytes. */
 typedef int (*rag_count_fn)(void *ctx, const char *s, size_t n);
 
+/* Prompt-lookup draft length for grounded answers (eng_gen_opts.lookup):
+** answers quote their passages, so the words that followed a quoted phrase
+** there are good guesses, checked four at a time. */
+#define RAG_LOOKUP 4
+
 /* The instructions given to the model (system message). */
 extern const char rag_system_prompt[];
 

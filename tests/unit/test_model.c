@@ -4,6 +4,8 @@
 */
 #include "test.h"
 #include "engine/engine.h"
+#include "engine/engine_int.h"
+#include "tok/tok.h"
 
 /* Copy aidreams260K into a new file, leaving out key skip_key, tensor
 ** skip_tensor, and overriding one u32 key; returns the path. */
@@ -265,4 +267,126 @@ TEST(chat_render_formats)
     EXPECT_EQ_INT(tok_chat_render("chatml", &bad, 1, true, &b, &e), CN_EINVAL);
     EXPECT_CONTAINS(e.msg, "unknown role 'robot'");
     cn_buf_free(&b);
+}
+
+/* ---- speculative decoding with prompt-lookup drafts --------------------- */
+
+typedef struct ids_out {
+    int32_t ids[256];
+    int n;
+    char text[4096];
+    size_t len;
+} ids_out;
+
+static int collect(void *ctx, int32_t id, const char *text, size_t len)
+{
+    ids_out *o = ctx;
+    if (id >= 0 && o->n < 256)
+        o->ids[o->n++] = id;
+    if (o->len + len < sizeof o->text) {
+        memcpy(o->text + o->len, text, len);
+        o->len += len;
+    }
+    return 0;
+}
+
+/* Greedy generation of n tokens from text, with drafts of up to lookup
+** tokens (0: plain). */
+static int gen_ids(eng_model *m, const tok_vocab *v, const char *text, int n, int lookup,
+                   float penalty, const char *stop, ids_out *out, eng_gen_stats *st)
+{
+    int32_t prompt[512];
+    cn_err e = {0};
+    int np = tok_encode(v, text, strlen(text), true, false, prompt, 512, &e);
+    if (np <= 0)
+        return -1;
+    eng_gen_opts o = {.n_predict = n, .sampler = eng_sampler_defaults(), .lookup = lookup};
+    o.sampler.temp = 0;
+    o.sampler.repeat_penalty = penalty;
+    const char *stops[1] = {stop};
+    if (stop)
+        o.stop = stops, o.n_stop = 1;
+    memset(out, 0, sizeof *out);
+    eng_model_reset(m);
+    return eng_generate(m, v, prompt, np, &o, collect, out, st, &e);
+}
+
+/* The tokens kept from drafts are those plain decoding picks: the same
+** ids, text and stop reason for every draft length, with and without a
+** repetition penalty, up to a token budget or a stop string; and drafts
+** do get accepted (fewer forward passes than tokens). */
+TEST(model_lookup_decoding_is_plain_decoding)
+{
+    static const char *models[] = {"models/aidreams260K.gguf", "models/stories260K-rvspoc.gguf"};
+    static const char *prompts[] = {
+        "Once upon a time, there was a little girl named Lily. She liked to play with her ball. "
+        "One day, Lily went to the park with her mom. Once upon a time, there was a little",
+        "The cat sat on the mat. The dog sat on the log. The cat sat on the",
+        "Tom and Sue"};
+    int accepted = 0, passes = 0, tokens = 0;
+    for (size_t mi = 0; mi < CN_ARRAY_LEN(models); mi++) {
+        eng_model *m;
+        tok_vocab *v;
+        cn_err e = {0};
+        eng_opts eo = {.n_ctx = 512, .n_threads = 2};
+        EXPECT_EQ_INT(eng_model_open(&m, test_data(models[mi]), &eo, &e), CN_OK);
+        if (!m)
+            continue;
+        EXPECT_EQ_INT(tok_open(&v, eng_model_gguf(m), &e), CN_OK);
+        for (size_t pi = 0; pi < CN_ARRAY_LEN(prompts); pi++)
+            for (int pen = 0; pen < 2; pen++)
+                for (int budget = 7; budget <= 96; budget += 89) {
+                    const char *stop = pi == 1 && budget > 7 ? "log." : NULL;
+                    ids_out *plain = malloc(sizeof *plain), *spec = malloc(sizeof *spec);
+                    eng_gen_stats s0, s1;
+                    float penalty = pen ? 1.3f : 1.0f;
+                    EXPECT_EQ_INT(gen_ids(m, v, prompts[pi], budget, 0, penalty, stop, plain, &s0), 0);
+                    for (int look = 1; look <= 8; look *= 2) {
+                        EXPECT_EQ_INT(gen_ids(m, v, prompts[pi], budget, look, penalty, stop, spec,
+                                              &s1), 0);
+                        EXPECT_EQ_INT(spec->n, plain->n);
+                        EXPECT(memcmp(spec->ids, plain->ids, sizeof(int32_t) * (size_t)plain->n) == 0);
+                        EXPECT(spec->len == plain->len && !memcmp(spec->text, plain->text, plain->len));
+                        EXPECT_EQ_INT(s1.stop, s0.stop);
+                        EXPECT_EQ_INT(s1.n_gen, s0.n_gen);
+                        EXPECT(s1.n_accepted <= s1.n_drafted);
+                        accepted += s1.n_accepted, passes += s1.n_passes, tokens += s1.n_gen;
+                    }
+                    EXPECT_EQ_INT(s0.n_drafted, 0);
+                    free(plain), free(spec);
+                }
+        tok_close(v);
+        eng_model_close(m);
+    }
+    EXPECT(accepted > 0);
+    EXPECT(passes < tokens);
+}
+
+/* One pass over a drafted run gives, after each token, the logits the
+** tokens decoded one at a time give. */
+TEST(model_decode_all_equals_one_at_a_time)
+{
+    eng_model *m;
+    cn_err e = {0};
+    eng_opts o = {.n_ctx = 64, .n_threads = 2, .kv_f32 = true};
+    EXPECT_EQ_INT(eng_model_open(&m, test_data("models/aidreams260K.gguf"), &o, &e), CN_OK);
+    if (!m)
+        return;
+    int32_t ids[14];
+    for (int i = 0; i < 14; i++)
+        ids[i] = 1 + (i * 37) % 500;
+    int nv = eng_model_hparams(m)->n_vocab;
+    float *all = malloc(sizeof(float) * (size_t)nv * 9);
+    EXPECT_EQ_INT(eng_decode(m, ids, 5, 0, &e), CN_OK);
+    EXPECT_EQ_INT(eng_decode_all(m, ids + 5, 9, 5, all, &e), CN_OK);
+    EXPECT_EQ_INT(eng_decode_all(m, ids + 5, 10, 5, all, &e), CN_EINVAL);
+    double md = 0;
+    for (int i = 0; i < 9; i++) {
+        eng_decode(m, &ids[5 + i], 1, 5 + i, &e);
+        for (int j = 0; j < nv; j++)
+            md = fmax(md, fabs(all[(size_t)i * nv + j] - eng_model_logits(m)[j]));
+    }
+    EXPECT_NEAR(md, 0, 1e-5);
+    free(all);
+    eng_model_close(m);
 }
