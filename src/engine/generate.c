@@ -59,13 +59,13 @@ static void drop_emitted(out_state *os, size_t n)
     os->n_held -= n;
 }
 
-/* Prompt lookup: the longest n-gram (3 tokens down to 1) that ends the
-** history h[0..n) and also occurs earlier; the tokens that followed that
-** earlier occurrence (the latest one), at most max, go to draft. Returns
-** their count. */
+/* Prompt lookup: the longest n-gram (3 tokens down to 2: a single token
+** recurs too often to predict much) that ends the history h[0..n) and
+** also occurs earlier; the tokens that followed that earlier occurrence
+** (the latest one), at most max, go to draft. Returns their count. */
 static int lookup_draft(const int32_t *h, int n, int max, int32_t *draft)
 {
-    for (int g = CN_MIN(3, n - 1); g >= 1; g--) {
+    for (int g = CN_MIN(3, n - 1); g >= 2; g--) {
         const int32_t *tail = h + n - g;
         for (int j = n - g - 1; j >= 0; j--) {
             if (memcmp(h + j, tail, sizeof *h * (size_t)g) != 0)
@@ -173,7 +173,7 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     os.o = o;
     gen_run g = {.v = v, .o = o, .cb = cb, .ctx = ctx, .st = st, .os = &os};
     tok_stream_init(&g.ts);
-    int n_past = n_prompt, n_hist = n_prompt;
+    int n_past = n_prompt, n_hist = n_prompt, draft_len = lookup;
     const float *logits = m->logits; /* the distribution of the next token */
     t0 = cn_now();
     st->stop = ENG_STOP_LENGTH;
@@ -192,8 +192,8 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
         ** answer's budget or the context */
         int32_t batch[ENG_SPEC_MAX + 1] = {id};
         int nd = lookup > 0 ? lookup_draft(hist, n_hist,
-                                           CN_MIN(lookup, CN_MIN(o->n_predict - st->n_gen,
-                                                                 m->n_ctx - n_past - 1)),
+                                           CN_MIN(draft_len, CN_MIN(o->n_predict - st->n_gen,
+                                                                    m->n_ctx - n_past - 1)),
                                            batch + 1)
                             : 0;
         st->n_passes++;
@@ -210,9 +210,11 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
         n_past++;
         logits = plogits;
         /* keep the drafted tokens the model would have chosen itself */
+        int kept = 0;
         for (int d = 0; d < nd && !done; d++) {
             if (eng_sample(s, logits) != batch[d + 1])
                 break;
+            kept++;
             st->n_accepted++;
             hist[n_hist++] = batch[d + 1];
             done = emit_token(&g, s, batch[d + 1]) || st->n_gen >= o->n_predict;
@@ -220,6 +222,12 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
             logits = plogits + (size_t)(d + 1) * m->hp.n_vocab;
         }
         m->n_cached = n_past; /* the cache past the kept tokens holds rejected ones */
+        /* longer drafts while they are kept, shorter when they are not: a
+        ** pass over many rejected tokens costs more than one token's */
+        if (kept == nd)
+            draft_len = CN_MIN(lookup, 2 * draft_len);
+        else if (kept == 0)
+            draft_len = CN_MAX(1, draft_len / 2);
     }
     st->t_gen = cn_now() - t0;
     free(hist);
