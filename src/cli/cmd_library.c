@@ -742,7 +742,7 @@ int cmd_ask(int argc, char **argv)
                  "                      model's context, at most 512)\n"
                  "  --passage-tokens N  the passages a model reads are trimmed to the\n"
                  "                      sentences that bear on the question (and their\n"
-                 "                      neighbours), N tokens in all (default 640)\n"
+                 "                      neighbours), N tokens in all (default 1024)\n"
                  "  --no-trim           give the model the whole passages\n"
                  "  --json              one JSON object: answer, sources, timings\n"
                  "  --rerank M          rescore the top 30 candidates with this reranker (a\n"
