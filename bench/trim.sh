@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 QA_DOCS=${CAIRN_QA_DOCS:-build/qadocs}
 [ -n "$(ls "$QA_DOCS"/*.pdf 2>/dev/null)" ] || bash tests/fetch_docs.sh --qa "$QA_DOCS" >/dev/null
 B=${BUILD:-build}
-[ -x "$B/trimbench" ] || make -s "$B/trimbench"
+[ -x "$B/trimbench" ] || make -s BUILD="$B" "$B/trimbench"
 exec python3 bench/qa/trim.py --docs "$QA_DOCS" --bin "$B/cairn" --tool "$B/trimbench" "$@"

@@ -26,7 +26,11 @@ one), for each answerable question:
 
 One row per trimming setting: fill (the passage's share filled with the
 units nearest the matching ones) or not (matching units and their context
-only), and the budget (tokens for the four passages' text together).
+only), and the budget (tokens for the four passages' text together); "head"
+rows trim with no question terms, so each passage keeps its opening: the
+baseline term matching has to beat. "in top4": of the questions whose
+evidence was in one of the 4 passages the prompt is built from, how many
+still hold it after the trim (the case that decides an answer).
 Standard library only.
 """
 import argparse, difflib, json, os, re, shutil, sqlite3, statistics, subprocess, sys, tempfile
@@ -157,10 +161,14 @@ def main():
                     pb += r["prompt_before"]
                     pa += r["prompt_after"]
             label = "whole passages" if budget is None else "%d" % budget
-            print("%-5s %6s  %3d/%d %6.1f %%   %6.1f %%   %2d/%d   %6d -> %6d (-%4.1f %%)  %6d -> %6d (-%4.1f %%)" % (
+            # the prompt trimmed for "head" is not measured (trimbench
+            # prompts with the question's own trim)
+            prompt = "-" if fill == "head" else "%6d -> %6d (-%4.1f %%)" % (
+                pb, pa, 100.0 * (1 - pa / max(pb, 1)))
+            print("%-5s %6s  %3d/%d %6.1f %%   %6.1f %%   %2d/%d   %6d -> %6d (-%4.1f %%)  %s" % (
                 "-" if budget is None else {True: "yes", False: "no", "head": "head"}[fill], label, surv, n_whole,
                 100.0 * surv / max(n_whole, 1), 100.0 * statistics.mean(parts), found, n_found, tb, ta,
-                100.0 * (1 - ta / max(tb, 1)), pb, pa, 100.0 * (1 - pa / max(pb, 1))))
+                100.0 * (1 - ta / max(tb, 1)), prompt))
     finally:
         if not a.home:
             shutil.rmtree(home, ignore_errors=True)
