@@ -37,7 +37,8 @@ static int trimmed_sources(const char *question, const rag_source *src, int n,
         if (o && o->budget > 0)
             out[i].text = bufs[i].data;
         else
-            before[i] = after[i] = count_tokens(tc, src[i].text, strlen(src[i].text));
+            before[i] = after[i] =
+                src[i].text ? count_tokens(tc, src[i].text, strlen(src[i].text)) : 0;
     }
     return rc;
 }

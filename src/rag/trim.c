@@ -230,7 +230,7 @@ int rag_trim_passage(const char *question, const char *p, size_t len, const rag_
     for (int round = 0, k = n_order - 1; rc == CN_OK; round++) {
         out->len = start;
         rc = emit(p, &us, partial, plen, out);
-        if (rc || count(ctx, out->data + start, out->len - start) <= budget)
+        if (rc || out->len == start || count(ctx, out->data + start, out->len - start) <= budget)
             break;
         while (k >= 0 && !us.u[order[k].i].keep)
             k--;
@@ -256,7 +256,7 @@ int rag_trim(const char *question, const rag_source *src, int n, const rag_trim_
     if (!whole)
         return CN_ENOMEM;
     for (int i = 0; i < n; i++)
-        before[i] = count(ctx, src[i].text, strlen(src[i].text));
+        before[i] = src[i].text ? count(ctx, src[i].text, strlen(src[i].text)) : 0;
     /* each passage gets an equal share of the budget; one shorter than its
     ** share is kept whole and leaves the rest to the others */
     int left = o->budget, n_left = n, share = 0;
@@ -272,14 +272,14 @@ int rag_trim(const char *question, const rag_source *src, int n, const rag_trim_
     }
     int rc = CN_OK;
     for (int i = 0; i < n && rc == CN_OK; i++) {
+        const char *t = src[i].text ? src[i].text : "";
         out[i].len = 0;
         if (o->budget <= 0 || whole[i]) {
-            rc = cn_buf_append(&out[i], src[i].text, strlen(src[i].text));
+            rc = cn_buf_append(&out[i], t, strlen(t));
             after[i] = before[i];
             continue;
         }
-        rc = rag_trim_passage(question, src[i].text, strlen(src[i].text), o, share, count, ctx,
-                              &out[i]);
+        rc = rag_trim_passage(question, t, strlen(t), o, share, count, ctx, &out[i]);
         /* an empty buffer has no data: make it "" for the caller */
         if (rc == CN_OK)
             rc = cn_buf_append(&out[i], "", 0);

@@ -305,6 +305,15 @@ TEST(rag_trim_shares_the_budget_and_keeps_the_numbering)
     rag_trim("pressure", src, 3, &o, count_words, NULL, out, before, after);
     EXPECT_STR(out[2].data, TRIM_PASSAGE);
     EXPECT_EQ_INT(after[2], before[2]);
+    /* a passage with no text is an empty one, trimmed or not */
+    src[1].text = NULL;
+    for (int budget = 0; budget <= 40; budget += 40) {
+        o.budget = budget;
+        EXPECT_EQ_INT(rag_trim("pressure", src, 3, &o, count_words, NULL, out, before, after),
+                      CN_OK);
+        EXPECT_STR(out[1].data, "");
+        EXPECT_EQ_INT(before[1] + after[1], 0);
+    }
     for (int i = 0; i < 3; i++)
         cn_buf_free(&out[i]);
     cn_buf_free(&b);
