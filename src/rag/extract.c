@@ -9,7 +9,8 @@
 ** offered as an answer. Units are scored by the question's terms they hold,
 ** each weighted by how rare it is among all units (a word every passage
 ** has says little) and compared by a crude stem ("cancelling" ~ "cancel"),
-** and the best one comes first, whichever passage it is in.
+** and the best one comes first, whichever passage it is in. The cutting
+** and the terms are units.c's, shared with passage trimming (trim.c).
 */
 #include "rag/rag_int.h"
 
