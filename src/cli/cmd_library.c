@@ -23,7 +23,9 @@ typedef struct lib_args {
     bool chat_active, embed_active, rerank_active; /* from `cairn models use`, not given */
     bool no_rerank;                         /* --no-rerank: not even the active one */
     int threads, k, max_tokens;
-    int lookup; /* ask: prompt-lookup draft length; -1: the default */
+    int lookup;          /* ask: prompt-lookup draft length; -1: the default */
+    int passage_tokens;  /* ask: budget for the passages' text (0: the default) */
+    bool no_trim;        /* ask: whole passages */
     bool json, prune;
     char **rest; /* the operands: argv[optind..argc), however many */
     int n_rest;
@@ -63,7 +65,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     memset(a, 0, sizeof *a);
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
-    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP };
+    enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP,
+           OPT_PASSAGE_TOKENS, OPT_NO_TRIM };
     a->lookup = -1;
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME},
@@ -73,6 +76,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         {"rerank", required_argument, NULL, OPT_RERANK},
         {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
         {"lookup", required_argument, NULL, OPT_LOOKUP},
+        {"passage-tokens", required_argument, NULL, OPT_PASSAGE_TOKENS},
+        {"no-trim", no_argument, NULL, OPT_NO_TRIM},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -105,6 +110,12 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
                 return cli_usage(cmd, "--lookup %s: expected 0 to 8", optarg);
             a->lookup = (int)n;
             break;
+        case OPT_PASSAGE_TOKENS:
+            if (!cli_int(optarg, 16, 1 << 20, &n))
+                return cli_usage(cmd, "--passage-tokens %s: expected 16 or more", optarg);
+            a->passage_tokens = (int)n;
+            break;
+        case OPT_NO_TRIM: a->no_trim = true; break;
         case 'h':
             printf("%s", help);
             printf("\ncommon options:\n"
@@ -586,6 +597,7 @@ typedef struct ask_out {
     /* timings (seconds since the command started), for --json */
     double t0, t_search, t_sources, t_first;
     eng_gen_stats gen;
+    rag_prompt_info prompt; /* passages used, their tokens whole and trimmed */
 } ask_out;
 
 static int ask_token(void *ctx, int32_t id, const char *text, size_t len)
@@ -620,11 +632,20 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
         gguf_str tmpl = {0};
         gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &tmpl, NULL);
         const char *fam = tok_chat_family(tmpl.ptr, (size_t)tmpl.len, eng_model_hparams(m)->arch);
-        rc = rag_prompt_tokens(v, fam, n_ctx, q, src, n, &ids, &n_ids, n_used, err);
+        rag_trim_opts trim = rag_trim_defaults();
+        if (a->passage_tokens)
+            trim.budget = a->passage_tokens;
+        rc = rag_prompt_tokens(v, fam, n_ctx, q, src, n, a->no_trim ? NULL : &trim, &ids,
+                               &n_ids, &out->prompt, err);
+        *n_used = out->prompt.n_used;
     }
     if (!rc && *n_used < n)
         fprintf(stderr, "note: %d of %d passages fit the model's %d-token context\n", *n_used, n,
                 n_ctx);
+    if (!rc && out->prompt.n_trimmed && !a->json)
+        fprintf(stderr, "note: passages trimmed to the question: %d of %d tokens kept "
+                        "(--passage-tokens N to change, --no-trim for whole passages)\n",
+                out->prompt.passage_kept, out->prompt.passage_tokens);
     if (!rc) {
         rag_cite_init(&out->f, *n_used, used);
         int reserve = rag_answer_reserve(n_ctx);
@@ -725,11 +746,16 @@ int cmd_ask(int argc, char **argv)
 {
     PARSE("ask", "usage: cairn ask [-k 4] [--json] [options] QUESTION\n\n"
                  "Answer from your documents, citing them as [n] -> file, page. With a language\n"
-                 "model (-m FILE or CAIRN_CHAT_MODEL) the answer is written by the model and\n"
-                 "streamed; without one, the best sentences of the best passages are quoted.\n\n"
+                 "model (-m FILE or CAIRN_CHAT_MODEL) the passages found are listed at once,\n"
+                 "then the model's answer streams; without one, the best sentences of the best\n"
+                 "passages are quoted.\n\n"
                  "  -k N                passages to retrieve (default 4)\n"
                  "  -n, --max-tokens N  longest answer, in tokens (default: a quarter of the\n"
                  "                      model's context, at most 512)\n"
+                 "  --passage-tokens N  the passages a model reads are trimmed to the\n"
+                 "                      sentences that bear on the question (and their\n"
+                 "                      neighbours), N tokens in all (default 1024)\n"
+                 "  --no-trim           give the model the whole passages\n"
                  "  --json              one JSON object: answer, sources, timings\n"
                  "  --rerank M          rescore the top 30 candidates with this reranker (a\n"
                  "                      cross-encoder GGUF file or an installed model's name;\n"
@@ -836,6 +862,9 @@ int cmd_ask(int argc, char **argv)
             json_object_set_new(t, "sources_s", json_real(out.t_sources));
             json_object_set_new(t, "first_token_s", json_real(out.t_first));
             json_object_set_new(t, "prompt_tokens", json_integer(out.gen.n_prompt));
+            json_object_set_new(t, "passage_tokens_before",
+                                json_integer(out.prompt.passage_tokens));
+            json_object_set_new(t, "passage_tokens_after", json_integer(out.prompt.passage_kept));
             json_object_set_new(t, "prompt_s", json_real(out.gen.t_prompt));
             json_object_set_new(t, "answer_tokens", json_integer(out.gen.n_gen));
             json_object_set_new(t, "answer_s", json_real(out.gen.t_gen));

@@ -63,19 +63,63 @@ int rag_cite_flush(rag_cite_filter *f, cn_buf *out);
 int rag_extract(const char *question, const rag_source *src, int n, int max_sentences,
                 cn_buf *out, bool *used);
 
+/* ---- passages cut to the question (trim.c) ----------------------------- */
+
+/* How passages are trimmed for a model's prompt. Each is cut into the units
+** of the extractive answer; the units holding a term of the question are
+** kept, with context units on each side, and the passage's heading line;
+** what is left out shows as " … ". Passages keep their order and numbers. */
+typedef struct rag_trim_opts {
+    int budget;       /* tokens for the text of all passages; 0: whole passages */
+    int context;      /* units kept on each side of one holding a term */
+    bool fill;        /* then fill each passage's share, nearest units first */
+    int no_match_pct; /* a passage holding no term keeps its opening: this % of its share */
+} rag_trim_opts;
+
+/* The defaults (`cairn ask` and the server): budget RAG_PASSAGE_TOKENS, one
+** unit of context, fill. Chosen on bench/qa (bench/trim.sh): the answer's
+** evidence survives in 101 of 101 passages at 1024; smaller budgets save
+** more tokens but lose evidence (the questions are paraphrased, so their
+** terms often miss the answering sentence). `cairn ask --help` says it. */
+enum { RAG_PASSAGE_TOKENS = 1024 };
+rag_trim_opts rag_trim_defaults(void);
+
+/* Trim one passage p[0..len) to at most budget tokens (count; NULL: the
+** estimate) and append it to out. A passage within budget is copied whole;
+** a unit too long for any budget gives its opening words, cut between code
+** points. CN_OK or CN_ENOMEM. */
+int rag_trim_passage(const char *question, const char *p, size_t len, const rag_trim_opts *o,
+                     int budget, rag_count_fn count, void *ctx, cn_buf *out);
+
+/* Trim src[0..n) to o->budget tokens in all: each passage gets an equal
+** share, and one shorter than its share is kept whole and leaves the rest
+** to the others. out[i] (initialised by the caller) receives passage i,
+** before[i] and after[i] its tokens whole and as kept. */
+int rag_trim(const char *question, const rag_source *src, int n, const rag_trim_opts *o,
+             rag_count_fn count, void *ctx, cn_buf *out, int *before, int *after);
+
 /* ---- the whole prompt for a chat model (prompt.c) ---------------------- */
 
 /* Tokens kept free for the answer in a context of n_ctx: min(512, n_ctx / 4). */
 int rag_answer_reserve(int n_ctx);
 
+/* What went into a grounded prompt. */
+typedef struct rag_prompt_info {
+    int n_used;          /* passages (the first n_used of those given) */
+    int passage_tokens;  /* their text, whole */
+    int passage_kept;    /* their text as trimmed (passage_tokens untrimmed) */
+    int n_trimmed;       /* passages cut */
+} rag_prompt_info;
+
 /* The grounded prompt for a chat model: the system prompt and the user
-** message of rag_build_user (as many of src[0..n) as fit in n_ctx with
-** rag_answer_reserve(n_ctx) tokens left for the answer), rendered in the
+** message of rag_build_user over src[0..n) trimmed by trim (NULL: whole
+** passages; see rag_trim), as many as fit in n_ctx with
+** rag_answer_reserve(n_ctx) tokens left for the answer, rendered in the
 ** chat template family and tokenized (BOS per the vocab, special-token text
-** parsed). *ids is malloc'd for the caller to free; *n_used says how many
-** passages went in. CN_ELIMIT if not even one passage fits. */
+** parsed). *ids is malloc'd for the caller to free; info says what went in.
+** CN_ELIMIT if not even one passage fits. */
 int rag_prompt_tokens(const tok_vocab *v, const char *family, int n_ctx, const char *question,
-                      const rag_source *src, int n, int32_t **ids, int *n_ids, int *n_used,
-                      cn_err *err);
+                      const rag_source *src, int n, const rag_trim_opts *trim, int32_t **ids,
+                      int *n_ids, rag_prompt_info *info, cn_err *err);
 
 #endif

@@ -249,9 +249,13 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
         *n_src = n;
         return 0;
     }
-    int n_used = 0;
-    int rc = rag_prompt_tokens(w->v, w->family, w->n_ctx, question, src, n, &j->ids, &j->n_ids,
-                               &n_used, &err);
+    /* the passages trimmed to the question as `cairn ask` does by default:
+    ** a shorter prompt is a sooner first token */
+    rag_trim_opts trim = rag_trim_defaults();
+    rag_prompt_info pi;
+    int rc = rag_prompt_tokens(w->v, w->family, w->n_ctx, question, src, n, &trim, &j->ids,
+                               &j->n_ids, &pi, &err);
+    int n_used = pi.n_used;
     if (rc)
         return srv_fail(e, rc == CN_ELIMIT ? 400 : 500, NULL, "%s", err.msg);
     j->go.n_predict = CN_MIN(req->max_tokens, rag_answer_reserve(w->n_ctx));

@@ -196,6 +196,85 @@ TEST(library_ask_shows_sources_first)
     EXPECT_CONTAINS(err_buf, "--lookup 9: expected 0 to 8");
 }
 
+/* The passages a model reads are trimmed to the question, within a budget
+** the user sets (--passage-tokens) or turns off (--no-trim); `ask --json`
+** says how many tokens were kept. The document is dense in tokens (serial
+** numbers), so four of its passages are over the default budget. */
+static json_t *ask_timings(const char *opts, json_t **whole)
+{
+    if (sh("$CAIRN ask --json -n 1 -m $D/../trim-chat.gguf %s 'pressure reading of valve 3?'",
+           opts) != 0)
+        return NULL;
+    json_error_t je;
+    *whole = json_loads(out_buf, 0, &je);
+    return json_object_get(*whole, "timings");
+}
+
+static long long timing(json_t *t, const char *key)
+{
+    return json_integer_value(json_object_get(t, key));
+}
+
+TEST(library_ask_trims_passages_to_a_budget)
+{
+    const char *tools = getenv("CAIRN_TOOLS");
+    EXPECT_EQ_INT(sh("rm -rf $D $CAIRN_HOME && mkdir -p $D"), 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/docs/valves.md", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    EXPECT(f != NULL);
+    if (!f)
+        return;
+    unsigned x = 12345;
+    for (int sec = 0; sec < 6; sec++) {
+        fprintf(f, "# Valve %d\n\n", sec);
+        for (int s = 0; s < 24; s++) {
+            fprintf(f, "Valve %d pressure reading %d:", sec, s);
+            for (int k = 0; k < 6; k++) {
+                x = x * 1103515245u + 12345u;
+                fprintf(f, " %04x-%03x", (x >> 8) & 0xffff, (x >> 3) & 0xfff);
+            }
+            fprintf(f, ".%s", s % 4 == 3 ? "\n\n" : " ");
+        }
+    }
+    fclose(f);
+    EXPECT_EQ_INT(sh("$CAIRN add $D"), 0);
+    EXPECT_EQ_INT(sh("%s/mkmodel --shape tiny --type f16 --ctx 4096 --untied --seed 2 "
+                     "--tokenizer %s -o $D/../trim-chat.gguf",
+                     tools && *tools ? tools : "build", test_data("vocab/ggml-vocab-llama-bpe.gguf")),
+                  0);
+    json_t *j1 = NULL, *j2 = NULL, *j3 = NULL;
+    json_t *def = ask_timings("", &j1), *whole = ask_timings("--no-trim", &j2),
+           *small = ask_timings("--passage-tokens 64", &j3);
+    EXPECT(def && whole && small);
+    if (def && whole && small) {
+        /* whole passages: nothing cut, and over the default budget */
+        EXPECT_EQ_INT(timing(whole, "passage_tokens_after"), timing(whole, "passage_tokens_before"));
+        EXPECT(timing(whole, "passage_tokens_before") > 1024);
+        /* the default: at most 1024 of them, and a shorter prompt */
+        EXPECT(timing(def, "passage_tokens_after") <= 1024);
+        EXPECT_EQ_INT(timing(def, "passage_tokens_before"), timing(whole, "passage_tokens_before"));
+        EXPECT(timing(def, "prompt_tokens") < timing(whole, "prompt_tokens"));
+        /* the budget given is honoured */
+        EXPECT(timing(small, "passage_tokens_after") <= 64);
+        EXPECT(timing(small, "prompt_tokens") < timing(def, "prompt_tokens"));
+        /* the same sources, numbered the same, whatever the trim */
+        EXPECT_EQ_INT((int)json_array_size(json_object_get(j3, "sources")),
+                      (int)json_array_size(json_object_get(j2, "sources")));
+    }
+    json_decref(j1);
+    json_decref(j2);
+    json_decref(j3);
+    /* without --json the cut is said on stderr */
+    EXPECT_EQ_INT(sh("$CAIRN ask -n 1 -m $D/../trim-chat.gguf --passage-tokens 64 "
+                     "'pressure reading of valve 3?'"),
+                  0);
+    EXPECT_CONTAINS(err_buf, "note: passages trimmed to the question: ");
+    EXPECT_CONTAINS(err_buf, "--no-trim");
+    EXPECT_EQ_INT(sh("$CAIRN ask --passage-tokens 3 'pressure?'"), 2);
+    EXPECT_CONTAINS(err_buf, "--passage-tokens 3");
+}
+
 TEST(library_hybrid_search_with_an_embedding_model)
 {
     const char *bert = test_tiny_bert();
