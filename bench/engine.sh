@@ -163,7 +163,7 @@ for th in $THREADS; do
                     RES[$e,$m,$t,$th]+=" $V"
                     line+=" ${NAME[$e]} $(printf %.1f "$V"),"
                 done
-                echo "${line%,}"
+                echo "${line%,}; load average $(cut -d' ' -f1 /proc/loadavg)"
             done
         done
     done
