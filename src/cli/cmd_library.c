@@ -762,8 +762,8 @@ int cmd_ask(int argc, char **argv)
                  "                      default: the active reranker) and answer from the best k\n"
                  "  --no-rerank         do not rerank, even with a reranker installed\n"
                  "  --lookup K          speculative decoding with the passages as drafts: check\n"
-                 "                      up to K tokens at once (0 = off, default 4; the answer\n"
-                 "                      is the same)\n");
+                 "                      up to K tokens at once (1-8; the answer is the same;\n"
+                 "                      default 0 = off, see `cairn bench --verify` for its cost)\n");
     char q[8192];
     lib *l;
     cn_arena ar;

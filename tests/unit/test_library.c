@@ -179,19 +179,19 @@ TEST(library_ask_shows_sources_first)
     double src_s = json_real_value(json_object_get(t, "sources_s"));
     EXPECT(src_s > 0 && src_s <= json_real_value(json_object_get(t, "first_token_s")));
     EXPECT_STR(json_string_value(json_object_get(j, "mode")), "generated");
-    /* prompt-lookup drafts (on by default) change how, not what */
-    char *with = strdup(json_string_value(json_object_get(j, "answer")) ?: "");
+    /* prompt-lookup drafts (off by default) change how, not what */
+    char *plain = strdup(json_string_value(json_object_get(j, "answer")) ?: "");
     EXPECT(json_integer_value(json_object_get(t, "forward_passes")) >= 1);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(t, "drafted_tokens")), 0);
     json_decref(j);
-    EXPECT_EQ_INT(sh("$CAIRN ask --json --lookup 0 -n 6 -m $D/../ask-chat.gguf 'What is the "
+    EXPECT_EQ_INT(sh("$CAIRN ask --json --lookup 8 -n 6 -m $D/../ask-chat.gguf 'What is the "
                      "maximum operating pressure?'"),
                   0);
     j = json_loads(out_buf, 0, &je);
     t = json_object_get(j, "timings");
-    EXPECT_STR(json_string_value(json_object_get(j, "answer")), with);
-    EXPECT_EQ_INT(json_integer_value(json_object_get(t, "drafted_tokens")), 0);
+    EXPECT_STR(json_string_value(json_object_get(j, "answer")), plain);
     json_decref(j);
-    free(with);
+    free(plain);
     EXPECT_EQ_INT(sh("$CAIRN ask --lookup 9 x"), 2);
     EXPECT_CONTAINS(err_buf, "--lookup 9: expected 0 to 8");
 }
