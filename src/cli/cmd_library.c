@@ -689,26 +689,32 @@ static void upgrade_hint(const char *home)
     mdl_catalog_free(c);
 }
 
-/* Before a model writes: each passage it will read, with its opening
-** words on one line, flushed so that a pipe shows it too. */
+/* "[n] file.pdf, p. 12" and, indented on the next line, the passage's first
+** max bytes with each run of white space as one space. */
+static void print_source_line(const rag_source *src, int i, size_t max)
+{
+    cn_buf b;
+    cn_buf_init(&b, 4096);
+    rag_format_source(src, i, &b);
+    size_t len = strlen(src->text);
+    size_t cut = cn_utf8_valid_prefix(src->text, CN_MIN(len, max));
+    printf("%s\n    ", b.data ? b.data : "");
+    for (size_t k = 0; k < cut; k++) {
+        bool sp = isspace((unsigned char)src->text[k]);
+        if (!sp || (k > 0 && !isspace((unsigned char)src->text[k - 1])))
+            putchar(sp ? ' ' : src->text[k]);
+    }
+    printf("%s\n", cut < len ? "..." : "");
+    cn_buf_free(&b);
+}
+
+/* Before a model writes: each passage it will read, flushed so that a pipe
+** shows it too. */
 static void print_sources_first(const rag_source *src, int n)
 {
     printf("Sources:\n");
-    for (int i = 0; i < n; i++) {
-        cn_buf b;
-        cn_buf_init(&b, 4096);
-        rag_format_source(&src[i], i, &b);
-        size_t len = strlen(src[i].text);
-        size_t cut = cn_utf8_valid_prefix(src[i].text, CN_MIN(len, (size_t)160));
-        printf("%s\n    ", b.data ? b.data : "");
-        for (size_t k = 0; k < cut; k++) { /* one line: each run of white space one space */
-            bool sp = isspace((unsigned char)src[i].text[k]);
-            if (!sp || (k > 0 && !isspace((unsigned char)src[i].text[k - 1])))
-                putchar(sp ? ' ' : src[i].text[k]);
-        }
-        printf("%s\n", cut < len ? "..." : "");
-        cn_buf_free(&b);
-    }
+    for (int i = 0; i < n; i++)
+        print_source_line(&src[i], i, 160);
     printf("\n");
     fflush(stdout);
 }
@@ -806,16 +812,8 @@ int cmd_ask(int argc, char **argv)
             printf("%s\n", msg.data ? msg.data : "");
             if (n > 0)
                 printf("\nThe closest passages:\n");
-            for (int i = 0; i < n; i++) {
-                cn_buf b;
-                cn_buf_init(&b, 4096);
-                rag_format_source(&src[i], i, &b);
-                size_t len = strlen(src[i].text);
-                size_t cut = cn_utf8_valid_prefix(src[i].text, CN_MIN(len, (size_t)200));
-                printf("%s\n    %.*s%s\n", b.data ? b.data : "", (int)cut, src[i].text,
-                       cut < len ? "..." : "");
-                cn_buf_free(&b);
-            }
+            for (int i = 0; i < n; i++)
+                print_source_line(&src[i], i, 200);
         }
         cn_buf_free(&msg);
         goto done;

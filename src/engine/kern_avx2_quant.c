@@ -169,18 +169,7 @@ INLINE void tile_k4(uint32_t type, const int R, const int T, int nb, const char 
         for (int r = 0; r < R; r++) {
             const char *blk = w + r * ws + b * bsize;
             prefetch_block(blk + PF_TILES * R * ws, bsize);
-            uint8_t s[16];
-            if (type == GGML_Q4_K) {
-                const block_q4_K *x = (const block_q4_K *)blk;
-                k4_scales(x->scales, s);
-                dw[r] = h2f(x->d), dmw[r] = h2f(x->dmin), qs[r] = x->qs, qh[r] = NULL;
-            } else {
-                const block_q5_K *x = (const block_q5_K *)blk;
-                k4_scales(x->scales, s);
-                dw[r] = h2f(x->d), dmw[r] = h2f(x->dmin), qs[r] = x->qs, qh[r] = x->qh;
-            }
-            __m128i s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s));
-            mins[r] = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(s + 8)));
+            __m128i s16 = k4_row(type, blk, &dw[r], &dmw[r], &qs[r], &qh[r], &mins[r]);
             s2[r] = _mm256_broadcastsi128_si256(s16);
         }
         __m256i acc[MAX_TILE];
@@ -312,27 +301,6 @@ INLINE void tile_q6_K(const int R, const int T, int nb, const char *w, size_t ws
 
 /* ---- instantiations and the tile driver ----------------------------------- */
 
-#define TILES(name, call)                                                                          \
-    static void name##_1x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(1, 1); }                                              \
-    static void name##_2x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(2, 1); }                                              \
-    static void name##_4x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(4, 1); }                                              \
-    static void name##_1x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(1, 2); }                                              \
-    static void name##_2x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(2, 2); }                                              \
-    static void name##_4x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(4, 2); }                                              \
-    static void name##_1x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(1, 4); }                                              \
-    static void name##_2x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(2, 4); }                                              \
-    static const tile_fn name[3][3] = {{name##_1x1, name##_1x2, name##_1x4},                       \
-                                       {name##_2x1, name##_2x2, name##_2x4},                       \
-                                       {name##_4x1, name##_4x2, NULL}};
-
 #define Q8_0_CALL(R, T) tile32(GGML_Q8_0, sizeof(block_q8_0), R, T, nb, w, ws, a, as, out, os)
 #define Q4_0_CALL(R, T) tile32(GGML_Q4_0, sizeof(block_q4_0), R, T, nb, w, ws, a, as, out, os)
 #define Q5_0_CALL(R, T) tile32(GGML_Q5_0, sizeof(block_q5_0), R, T, nb, w, ws, a, as, out, os)
@@ -340,12 +308,12 @@ INLINE void tile_q6_K(const int R, const int T, int nb, const char *w, size_t ws
 #define Q5_K_CALL(R, T) tile_k4(GGML_Q5_K, R, T, nb, w, ws, a, as, out, os)
 #define Q6_K_CALL(R, T) tile_q6_K(R, T, nb, w, ws, a, as, out, os)
 
-TILES(tiles_q8_0, Q8_0_CALL)
-TILES(tiles_q4_0, Q4_0_CALL)
-TILES(tiles_q5_0, Q5_0_CALL)
-TILES(tiles_q4_K, Q4_K_CALL)
-TILES(tiles_q5_K, Q5_K_CALL)
-TILES(tiles_q6_K, Q6_K_CALL)
+TILES(tiles_q8_0, Q8_0_CALL, NULL)
+TILES(tiles_q4_0, Q4_0_CALL, NULL)
+TILES(tiles_q5_0, Q5_0_CALL, NULL)
+TILES(tiles_q4_K, Q4_K_CALL, NULL)
+TILES(tiles_q5_K, Q5_K_CALL, NULL)
+TILES(tiles_q6_K, Q6_K_CALL, NULL)
 
 #define KERNELS(type, tiles, qk)                                                                   \
     static void gemm_##type(int n, const void *w, size_t ws, int nr, const void *a, size_t as,     \

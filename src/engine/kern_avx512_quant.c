@@ -98,18 +98,8 @@ INLINE void ztile_k4(uint32_t type, const int R, const int T, int nb, const char
         for (int r = 0; r < R; r++) {
             const char *blk = w + r * ws + b * bsize;
             prefetch_block(blk + PF_TILES * R * ws, bsize);
-            uint8_t s[16];
-            if (type == GGML_Q4_K) {
-                const block_q4_K *x = (const block_q4_K *)blk;
-                k4_scales(x->scales, s);
-                dw[r] = h2f(x->d), dmw[r] = h2f(x->dmin), qs[r] = x->qs, qh[r] = NULL;
-            } else {
-                const block_q5_K *x = (const block_q5_K *)blk;
-                k4_scales(x->scales, s);
-                dw[r] = h2f(x->d), dmw[r] = h2f(x->dmin), qs[r] = x->qs, qh[r] = x->qh;
-            }
-            s16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s)));
-            mins[r] = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(s + 8)));
+            s16[r] = _mm512_castsi128_si512(
+                k4_row(type, blk, &dw[r], &dmw[r], &qs[r], &qh[r], &mins[r]));
         }
         __m512i acc[ZMAX_TILE];
         for (int p = 0; p < ZMAX_TILE; p++)
@@ -288,28 +278,10 @@ INLINE void ztile32(uint32_t type, size_t bsize, const int R, const int T, int n
             out[t * os + r] = _mm512_reduce_add_ps(acc[r * T + t]);
 }
 
+/* kern_tiles.h's shapes, and the 4 x 4 tile the 32 zmm registers allow */
 #define ZTILES(name, call)                                                                         \
-    static void name##_1x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(1, 1); }                                              \
-    static void name##_2x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(2, 1); }                                              \
-    static void name##_4x1(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(4, 1); }                                              \
-    static void name##_1x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(1, 2); }                                              \
-    static void name##_2x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(2, 2); }                                              \
-    static void name##_4x2(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(4, 2); }                                              \
-    static void name##_1x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(1, 4); }                                              \
-    static void name##_2x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(2, 4); }                                              \
-    static void name##_4x4(int nb, const char *w, size_t ws, const char *a, size_t as, float *out, \
-                           size_t os) { call(4, 4); }                                              \
-    static const tile_fn name[3][3] = {{name##_1x1, name##_1x2, name##_1x4},                       \
-                                       {name##_2x1, name##_2x2, name##_2x4},                       \
-                                       {name##_4x1, name##_4x2, name##_4x4}};
+    TILE_FN(name, call, 4, 4)                                                                      \
+    TILES(name, call, name##_4x4)
 
 #define Q8_0_CALL(R, T) ztile32(GGML_Q8_0, sizeof(block_q8_0), R, T, nb, w, ws, a, as, out, os)
 #define Q4_0_CALL(R, T) ztile32(GGML_Q4_0, sizeof(block_q4_0), R, T, nb, w, ws, a, as, out, os)

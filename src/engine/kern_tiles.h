@@ -109,6 +109,26 @@ static inline void k4_scales(const uint8_t s[K_SCALE_SIZE], uint8_t out[16])
     memcpy(out, u, 16);
 }
 
+/* One Q4_K/Q5_K super-block's header for a tile row: d, dmin, where its
+** quants (and Q5_K's high bits) are, the eight mins as int16 in *mins;
+** returns the eight scales as int16. */
+INLINE __m128i k4_row(uint32_t type, const char *blk, float *d, float *dmin, const uint8_t **qs,
+                      const uint8_t **qh, __m128i *mins)
+{
+    uint8_t s[16];
+    if (type == GGML_Q4_K) {
+        const block_q4_K *x = (const block_q4_K *)blk;
+        k4_scales(x->scales, s);
+        *d = h2f(x->d), *dmin = h2f(x->dmin), *qs = x->qs, *qh = NULL;
+    } else {
+        const block_q5_K *x = (const block_q5_K *)blk;
+        k4_scales(x->scales, s);
+        *d = h2f(x->d), *dmin = h2f(x->dmin), *qs = x->qs, *qh = x->qh;
+    }
+    *mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(s + 8)));
+    return _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)s));
+}
+
 /* Per tile pair (r, t), lane r * T + t: sum += dall * isum - dmin * summs,
 ** the reference's float expressions (no fused multiply-add: the file is C17,
 ** where GCC does not contract). For Q6_K, dmin is NULL. The products
@@ -151,6 +171,27 @@ INLINE void k_store(const int R, const int T, __m256 sum, float *out, size_t os)
 
 typedef void (*tile_fn)(int nb, const char *w, size_t ws, const char *a, size_t as, float *out,
                         size_t os);
+
+/* The tile shapes of one kernel (call(R, T) is its body) and their table,
+** indexed by log2 rows and log2 tokens; t44 is the 4 x 4 tile or NULL. */
+#define TILE_FN(name, call, R, T)                                                                  \
+    static void name##_##R##x##T(int nb, const char *w, size_t ws, const char *a, size_t as,       \
+                                 float *out, size_t os)                                            \
+    {                                                                                              \
+        call(R, T);                                                                                \
+    }
+#define TILES(name, call, t44)                                                                     \
+    TILE_FN(name, call, 1, 1)                                                                      \
+    TILE_FN(name, call, 2, 1)                                                                      \
+    TILE_FN(name, call, 4, 1)                                                                      \
+    TILE_FN(name, call, 1, 2)                                                                      \
+    TILE_FN(name, call, 2, 2)                                                                      \
+    TILE_FN(name, call, 4, 2)                                                                      \
+    TILE_FN(name, call, 1, 4)                                                                      \
+    TILE_FN(name, call, 2, 4)                                                                      \
+    static const tile_fn name[3][3] = {{name##_1x1, name##_1x2, name##_1x4},                       \
+                                       {name##_2x1, name##_2x2, name##_2x4},                       \
+                                       {name##_4x1, name##_4x2, t44}};
 
 /* Cover nr rows x nt tokens with tiles: 4 x 4 (where the table has one) or
 ** 2 x 4 where there are four tokens, 4 x 2 or 4 x 1 for fewer (generation),
