@@ -67,6 +67,7 @@ const kern_table *kern_variant(const char *name);
 ** VNNI, the prompt products that use them (kern_avx512_quant.c). */
 void kern_avx2_install(kern_table *k);
 void kern_avx512_install(kern_table *k);
+void kern_avx512_attn_install(kern_table *k); /* kern_avx512.c */
 /* Can the engine multiply with weights of this type? */
 bool kern_supports(uint32_t type);
 

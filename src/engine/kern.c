@@ -171,6 +171,7 @@ static void init_once(void)
     if (have_avx512) {
         avx512 = avx2;
         kern_avx512_install(&avx512);
+        kern_avx512_attn_install(&avx512);
     }
     /* the best this CPU has, or the level CAIRN_KERNELS names (benchmarks
     ** and tests compare them; a level the CPU lacks is not taken) */

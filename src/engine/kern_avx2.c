@@ -219,11 +219,20 @@ static inline __m256 exp_ps(__m256 x)
 }
 
 /* sc[0..n) = softmax(sc[0..n)) in place. */
-static void softmax_avx2(float *sc, int n)
+void kern_softmax_avx2(float *sc, int n)
 {
-    float m = -INFINITY;
-    for (int j = 0; j < n; j++)
-        m = sc[j] > m ? sc[j] : m;
+    /* the maximum, eight lanes at a time (maxps returns its second operand
+    ** when the first is NaN: NaNs are passed over, as by the scalar loop) */
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int j0 = 0;
+    for (; j0 + 8 <= n; j0 += 8)
+        mv = _mm256_max_ps(_mm256_loadu_ps(sc + j0), mv);
+    float lanes[8], m = -INFINITY;
+    _mm256_storeu_ps(lanes, mv);
+    for (int l = 0; l < 8; l++)
+        m = lanes[l] > m ? lanes[l] : m;
+    for (; j0 < n; j0++)
+        m = sc[j0] > m ? sc[j0] : m;
     __m256 mx = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
     int j = 0;
     for (; j + 8 <= n; j += 8) {
@@ -325,7 +334,7 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
         for (int r = 0; r < 4; r++) {
             if (alibi != 0)
                 kern_alibi(sc + (size_t)r * np, n_kv, i + r, alibi);
-            softmax_avx2(sc + (size_t)r * np, n_kv);
+            kern_softmax_avx2(sc + (size_t)r * np, n_kv);
         }
         probs_times_v(sc, np, 2, n_kv, v, kvs, hd, out + (size_t)i * os, os);
         probs_times_v(sc + 2 * (size_t)np, np, 2, n_kv, v, kvs, hd, out + (size_t)(i + 2) * os, os);
@@ -341,7 +350,7 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
         }
         if (alibi != 0)
             kern_alibi(sc, n_kv, i, alibi);
-        softmax_avx2(sc, n_kv);
+        kern_softmax_avx2(sc, n_kv);
         probs_times_v(sc, np, 1, n_kv, v, kvs, hd, out + (size_t)i * os, os);
     }
 }
@@ -353,14 +362,6 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
 ** of horizontal adds; the probabilities times the values accumulate up to
 ** 64 dimensions in registers. */
 
-/* The sums of v[0..7], as the eight lanes of one vector. */
-static inline __m256 fold8(const __m256 v[8])
-{
-    __m256 a = _mm256_hadd_ps(v[0], v[1]), b = _mm256_hadd_ps(v[2], v[3]);
-    __m256 c = _mm256_hadd_ps(v[4], v[5]), d = _mm256_hadd_ps(v[6], v[7]);
-    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
-    return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
-}
 
 /* Eight key or value rows from p on, as floats: widened into blk (F16), or
 ** the cache rows themselves (F32). Row j is rows[j]. */
@@ -450,7 +451,7 @@ INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void
     }
     for (int g = 0; g < n_q; g++) {
         float *scg = sc + (size_t)g * n;
-        softmax_avx2(scg, n);
+        kern_softmax_avx2(scg, n);
         if (!f16)
             continue;
         int p = 0;

@@ -31,6 +31,18 @@ static inline __m256i dot32_i8(__m256i x, __m256i y)
     return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
+/* The sums of v[0..7], as the eight lanes of one vector. */
+static inline __m256 fold8(const __m256 v[8])
+{
+    __m256 a = _mm256_hadd_ps(v[0], v[1]), b = _mm256_hadd_ps(v[2], v[3]);
+    __m256 c = _mm256_hadd_ps(v[4], v[5]), d = _mm256_hadd_ps(v[6], v[7]);
+    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
+}
+
+/* sc[0..n) = softmax(sc[0..n)) in place (kern_avx2.c). */
+void kern_softmax_avx2(float *sc, int n);
+
 /* Quantized twins (kern_avx2_quant.c). */
 void kern_avx2_quant_install(kern_table *k);
 
