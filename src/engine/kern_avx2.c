@@ -252,6 +252,19 @@ void kern_softmax_avx2(float *sc, int n)
         sc[j] *= 1.0f / total;
 }
 
+void kern_attn_probs_avx2(float *sc, int n, bool f16)
+{
+    kern_softmax_avx2(sc, n);
+    if (!f16)
+        return;
+    int p = 0;
+    for (; p + 8 <= n; p += 8)
+        _mm256_storeu_ps(sc + p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(sc + p),
+                                                                  _MM_FROUND_TO_NEAREST_INT)));
+    for (; p < n; p++)
+        sc[p] = _cvtsh_ss(_cvtss_sh(sc[p], _MM_FROUND_TO_NEAREST_INT));
+}
+
 /* out_r = P_r . V for nq (1 or 2) rows of probabilities p (stride np): each
 ** value vector loaded once serves both queries. */
 static void probs_times_v(const float *p, size_t np, int nq, int n, const float *v, size_t kvs,
@@ -449,18 +462,8 @@ INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void
             }
         }
     }
-    for (int g = 0; g < n_q; g++) {
-        float *scg = sc + (size_t)g * n;
-        kern_softmax_avx2(scg, n);
-        if (!f16)
-            continue;
-        int p = 0;
-        for (; p + 8 <= n; p += 8)
-            _mm256_storeu_ps(scg + p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(scg + p),
-                                                                       _MM_FROUND_TO_NEAREST_INT)));
-        for (; p < n; p++)
-            scg[p] = _cvtsh_ss(_cvtss_sh(scg[p], _MM_FROUND_TO_NEAREST_INT));
-    }
+    for (int g = 0; g < n_q; g++)
+        kern_attn_probs_avx2(sc + (size_t)g * n, n, f16);
     /* probabilities times values, position by position in order (as the
     ** reference adds them), each block of eight rows widened once; up to 64
     ** dimensions of a query's sum stay in registers across the block */

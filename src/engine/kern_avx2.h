@@ -42,6 +42,9 @@ static inline __m256 fold8(const __m256 v[8])
 
 /* sc[0..n) = softmax(sc[0..n)) in place (kern_avx2.c). */
 void kern_softmax_avx2(float *sc, int n);
+/* Attention probabilities from scores: the softmax, then, over an F16
+** cache, rounded to F16 as the reference multiplies them (kern_avx2.c). */
+void kern_attn_probs_avx2(float *sc, int n, bool f16);
 
 /* Quantized twins (kern_avx2_quant.c). */
 void kern_avx2_quant_install(kern_table *k);

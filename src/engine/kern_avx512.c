@@ -105,18 +105,8 @@ INLINE_Z void zattn_body(const float *q, size_t qs, int n_q, const void *kc, con
             }
         }
     }
-    for (int g = 0; g < n_q; g++) {
-        float *scg = sc + (size_t)g * n;
-        kern_softmax_avx2(scg, n);
-        if (!f16)
-            continue;
-        int p = 0;
-        for (; p + 16 <= n; p += 16)
-            _mm512_storeu_ps(scg + p, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(scg + p),
-                                                                       _MM_FROUND_TO_NEAREST_INT)));
-        for (; p < n; p++)
-            scg[p] = _cvtsh_ss(_cvtss_sh(scg[p], _MM_FROUND_TO_NEAREST_INT));
-    }
+    for (int g = 0; g < n_q; g++)
+        kern_attn_probs_avx2(sc + (size_t)g * n, n, f16);
     for (int g = 0; g < n_q; g++)
         memset(out + (size_t)g * os, 0, sizeof(float) * (size_t)hd);
     for (int p = 0; p < n; p += 8) {
