@@ -376,24 +376,6 @@ static void attn_avx2(const float *q, size_t qs, int n_q, const float *k, const 
 ** 64 dimensions in registers. */
 
 
-/* Eight key or value rows from p on, as floats: widened into blk (F16), or
-** the cache rows themselves (F32). Row j is rows[j]. */
-INLINE_ATTN void rows8(const void *base, size_t kvs, int p, int cnt, int hd, bool f16,
-                       float *blk, const float *rows[8])
-{
-    for (int j = 0; j < cnt; j++) {
-        if (!f16) {
-            rows[j] = (const float *)base + (size_t)(p + j) * kvs;
-            continue;
-        }
-        const uint16_t *r = (const uint16_t *)base + (size_t)(p + j) * kvs;
-        for (int d = 0; d < hd; d += 8)
-            _mm256_storeu_ps(blk + (size_t)j * hd + d,
-                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + d))));
-        rows[j] = blk + (size_t)j * hd;
-    }
-}
-
 /* og[d0 .. d0 + 8 nv) += sum over j < cnt of p[j] * rows[j][d0 ..]: the
 ** sums in registers across the rows (nv is a constant where it matters:
 ** with a variable count the compiler keeps them in memory). */
@@ -435,7 +417,7 @@ INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void
     /* scores: each block of eight keys widened once, for every query */
     for (int p = 0; p < n; p += 8) {
         int cnt = CN_MIN(8, n - p);
-        rows8(kc, kvs, p, cnt, hd, f16, blk, rows);
+        kern_rows8(kc, kvs, p, cnt, hd, f16, blk, rows);
         for (int g = 0; g < n_q; g++) {
             const float *qrg = qr + (size_t)g * hd;
             float *scg = sc + (size_t)g * n;
@@ -471,7 +453,7 @@ INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void
         memset(out + (size_t)g * os, 0, sizeof(float) * (size_t)hd);
     for (int p = 0; p < n; p += 8) {
         int cnt = CN_MIN(8, n - p);
-        rows8(vc, kvs, p, cnt, hd, f16, blk, rows);
+        kern_rows8(vc, kvs, p, cnt, hd, f16, blk, rows);
         for (int g = 0; g < n_q; g++) {
             const float *scg = sc + (size_t)g * n + p;
             float *og = out + (size_t)g * os;

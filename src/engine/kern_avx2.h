@@ -40,6 +40,25 @@ static inline __m256 fold8(const __m256 v[8])
     return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
 }
 
+/* Eight key or value rows from p on, as floats: widened into blk (F16), or
+** the cache rows themselves (F32). Row j is rows[j]. */
+static inline __attribute__((always_inline)) void
+kern_rows8(const void *base, size_t kvs, int p, int cnt, int hd, bool f16, float *blk,
+           const float *rows[8])
+{
+    for (int j = 0; j < cnt; j++) {
+        if (!f16) {
+            rows[j] = (const float *)base + (size_t)(p + j) * kvs;
+            continue;
+        }
+        const uint16_t *r = (const uint16_t *)base + (size_t)(p + j) * kvs;
+        for (int d = 0; d < hd; d += 8)
+            _mm256_storeu_ps(blk + (size_t)j * hd + d,
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + d))));
+        rows[j] = blk + (size_t)j * hd;
+    }
+}
+
 /* sc[0..n) = softmax(sc[0..n)) in place (kern_avx2.c). */
 void kern_softmax_avx2(float *sc, int n);
 /* Attention probabilities from scores: the softmax, then, over an F16

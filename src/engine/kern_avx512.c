@@ -18,23 +18,6 @@ static void (*attn_fallback)(const float *q, size_t qs, int n_q, const void *kc,
                              size_t kvs, int n, int hd, bool f16, float scale, float *out,
                              size_t os, float *work);
 
-/* Rows p .. p + cnt - 1 as floats: widened into blk (F16) or the cache rows. */
-INLINE_Z void zrows8(const void *base, size_t kvs, int p, int cnt, int hd, bool f16, float *blk,
-                     const float *rows[8])
-{
-    for (int j = 0; j < cnt; j++) {
-        if (!f16) {
-            rows[j] = (const float *)base + (size_t)(p + j) * kvs;
-            continue;
-        }
-        const uint16_t *r = (const uint16_t *)base + (size_t)(p + j) * kvs;
-        for (int d = 0; d < hd; d += 16)
-            _mm512_storeu_ps(blk + (size_t)j * hd + d,
-                             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(r + d))));
-        rows[j] = blk + (size_t)j * hd;
-    }
-}
-
 /* og[d0 .. d0 + 16 nz) += sum over j < cnt of p[j] * rows[j][d0 ..]. */
 INLINE_Z void zpv_rows(const float *p, int cnt, const float *const rows[8], float *og, int d0,
                        const int nz)
@@ -73,7 +56,7 @@ INLINE_Z void zattn_body(const float *q, size_t qs, int n_q, const void *kc, con
     const __m256 vscale = _mm256_set1_ps(scale);
     for (int p = 0; p < n; p += 8) {
         int cnt = CN_MIN(8, n - p);
-        zrows8(kc, kvs, p, cnt, hd, f16, blk, rows);
+        kern_rows8(kc, kvs, p, cnt, hd, f16, blk, rows);
         for (int g = 0; g < n_q; g++) {
             const float *qrg = qr + (size_t)g * hd;
             float *scg = sc + (size_t)g * n;
@@ -111,7 +94,7 @@ INLINE_Z void zattn_body(const float *q, size_t qs, int n_q, const void *kc, con
         memset(out + (size_t)g * os, 0, sizeof(float) * (size_t)hd);
     for (int p = 0; p < n; p += 8) {
         int cnt = CN_MIN(8, n - p);
-        zrows8(vc, kvs, p, cnt, hd, f16, blk, rows);
+        kern_rows8(vc, kvs, p, cnt, hd, f16, blk, rows);
         for (int g = 0; g < n_q; g++) {
             const float *scg = sc + (size_t)g * n + p;
             float *og = out + (size_t)g * os;
