@@ -47,7 +47,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/src/models/catalog_data.o: src/models/catalog.json
 
 $(BUILD)/src/engine/kern_avx2.o $(BUILD)/src/engine/kern_avx2_quant.o: CFLAGS += -mavx2 -mfma -mf16c
-$(BUILD)/src/engine/kern_avx512.o $(BUILD)/src/engine/kern_avx512_quant.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq \
+$(BUILD)/src/engine/kern_avx512.o $(BUILD)/src/engine/kern_avx512_quant.o $(BUILD)/src/engine/kern_avx512_panel.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq \
     -mavx512vl -mavx512vnni
 
 $(BUILD)/gen/web_assets.c: $(WEB_SRC) tools/embed_web.sh

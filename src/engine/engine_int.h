@@ -20,10 +20,18 @@ typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*kern_gemm_fn)(int n, const void *w, size_t ws, int nr, const void *a, size_t as,
                              int nt, float *out, size_t os);
 
+/* The same over packed panels of weights (kern_avx512_panel.c), for many
+** tokens: packing costs one pass over the rows, repaid by every token.
+** For weights with Q8_0 activations, asum[t * (n / 32) + b] is the sum of
+** the quants of token t's block b (kern_act_sums); other types ignore it. */
+typedef void (*kern_pgemm_fn)(int n, const void *w, size_t ws, int nr, const void *a, size_t as,
+                              const int32_t *asum, int nt, float *out, size_t os);
+
 typedef struct kern_table {
     const char *name;
     kern_dot_fn dot[GGML_TYPE_COUNT];   /* weight row . activation row */
     kern_gemm_fn gemm[GGML_TYPE_COUNT]; /* many tokens at once; NULL: dot per pair */
+    kern_pgemm_fn pgemm[GGML_TYPE_COUNT]; /* prompts of KERN_PANEL_TOKENS or more */
     /* activations are converted once per product into act_type rows by
     ** act_from_float (NULL: the float rows are used as they are) */
     uint32_t act_type[GGML_TYPE_COUNT];
@@ -68,6 +76,13 @@ const kern_table *kern_variant(const char *name);
 void kern_avx2_install(kern_table *k);
 void kern_avx512_install(kern_table *k);
 void kern_avx512_attn_install(kern_table *k); /* kern_avx512.c */
+void kern_avx512_panel_install(kern_table *k); /* kern_avx512_panel.c */
+/* Tokens from which a product takes the packed panels, where the table has
+** them: below it, packing would cost more than it saves. */
+#define KERN_PANEL_TOKENS 16
+/* The block sums kern_pgemm_fn wants for Q8_0 activation rows a (as bytes
+** apart, n elements each) of nt tokens. */
+void kern_act_sums(const void *a, size_t as, int n, int nt, int32_t *asum);
 /* Can the engine multiply with weights of this type? */
 bool kern_supports(uint32_t type);
 

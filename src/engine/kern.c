@@ -172,6 +172,7 @@ static void init_once(void)
         avx512 = avx2;
         kern_avx512_install(&avx512);
         kern_avx512_attn_install(&avx512);
+        kern_avx512_panel_install(&avx512);
     }
     /* the best this CPU has, or the level CAIRN_KERNELS names (benchmarks
     ** and tests compare them; a level the CPU lacks is not taken) */
@@ -213,7 +214,23 @@ bool kern_supports(uint32_t type)
 size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok)
 {
     uint32_t a = kern_get()->act_type[wtype];
-    return gguf_row_size(a, n_cols) * (size_t)n_tok;
+    size_t bytes = gguf_row_size(a, n_cols) * (size_t)n_tok;
+    if (a == GGML_Q8_0) /* the block sums of the panel products, after the rows */
+        bytes = (bytes + 3) / 4 * 4 + (size_t)n_tok * (size_t)(n_cols / QK8_0) * sizeof(int32_t);
+    return bytes;
+}
+
+void kern_act_sums(const void *a, size_t as, int n, int nt, int32_t *asum)
+{
+    for (int t = 0; t < nt; t++) {
+        const block_q8_0 *y = (const block_q8_0 *)((const char *)a + (size_t)t * as);
+        for (int b = 0; b < n / QK8_0; b++) {
+            int32_t s = 0;
+            for (int i = 0; i < QK8_0; i++)
+                s += y[b].qs[i];
+            asum[(size_t)t * (size_t)(n / QK8_0) + (size_t)b] = s;
+        }
+    }
 }
 
 /* One weight matrix of a product group. */
@@ -225,6 +242,7 @@ typedef struct matmul_one {
     int chunk_rows, n_chunks; /* the matrix's rows in chunks claimed one at a time */
     kern_dot_fn dot;
     kern_gemm_fn gemm;
+    kern_pgemm_fn pgemm; /* set when the product takes the packed panels */
 } matmul_one;
 
 typedef struct matmul_job {
@@ -236,15 +254,20 @@ typedef struct matmul_job {
     kern_from_float_fn from_float;
     const float *x;
     void *scratch;
+    int32_t *asum; /* block sums of Q8_0 activations for the panels, or NULL */
     _Atomic int next_chunk; /* over every chunk of every matrix */
 } matmul_job;
 
 static void convert_rows(void *ctx, int ith, int nth)
 {
     matmul_job *j = ctx;
-    for (int t = ith; t < j->n_tok; t += nth)
-        j->from_float(j->x + (size_t)t * j->n_cols, (char *)j->scratch + (size_t)t * j->act_row,
-                      j->n_cols);
+    for (int t = ith; t < j->n_tok; t += nth) {
+        char *row = (char *)j->scratch + (size_t)t * j->act_row;
+        j->from_float(j->x + (size_t)t * j->n_cols, row, j->n_cols);
+        if (j->asum)
+            kern_act_sums(row, j->act_row, j->n_cols, 1,
+                          j->asum + (size_t)t * (size_t)(j->n_cols / QK8_0));
+    }
 }
 
 /* Tokens per pass: their activations stay in L2 while the thread's weight
@@ -255,6 +278,11 @@ static void convert_rows(void *ctx, int ith, int nth)
 
 static void matmul_range(const matmul_job *j, const matmul_one *m, int r0, int r1)
 {
+    if (m->pgemm) {
+        m->pgemm(j->n_cols, m->w + (size_t)r0 * m->w_row, m->w_row, r1 - r0, j->act, j->act_row,
+                 j->asum, j->n_tok, m->out + r0, (size_t)m->n_rows);
+        return;
+    }
     if (m->gemm) {
         for (int t0 = 0; t0 < j->n_tok; t0 += TILE_TOKENS) {
             int nt = CN_MIN(TILE_TOKENS, j->n_tok - t0);
@@ -296,14 +324,15 @@ static void matmul_rows(void *ctx, int ith, int nth)
 
 /* Rows per chunk: about four chunks per thread for generation (large,
 ** sequential reads); for prompts at most 64 rows, whose weights stay in L2
-** while every pass of tokens goes by. */
-static int chunk_rows(int n_rows, int n_tok, int nth)
+** while every pass of tokens goes by (whole panels of 16 for the packed
+** products). */
+static int chunk_rows(int n_rows, int n_tok, int nth, bool panels)
 {
     int rows = (n_rows + 4 * nth - 1) / (4 * nth);
     if (n_tok > 1)
         rows = CN_MIN(rows, 64);
     rows = CN_MAX(rows, 16);
-    return (rows + 3) / 4 * 4;
+    return panels ? (rows + 15) / 16 * 16 : (rows + 3) / 4 * 4;
 }
 
 void kern_matmul_group(cn_pool *pool, int n_mat, float *const *out, const gguf_tensor *const *w,
@@ -323,16 +352,21 @@ void kern_matmul_group(cn_pool *pool, int n_mat, float *const *out, const gguf_t
         .n_mat = n_mat, .n_tok = n_tok, .n_cols = (int)w[0]->ne[0], .x = x, .scratch = scratch,
         .from_float = k->act_from_float[w[0]->type],
     };
+    bool q8_sums = false;
     for (int i = 0; i < n_mat; i++) {
-        int n_rows = (int)w[i]->ne[1], rows = chunk_rows(n_rows, n_tok, cn_pool_size(pool));
+        kern_pgemm_fn pg = n_tok >= KERN_PANEL_TOKENS ? k->pgemm[w[i]->type] : NULL;
+        int n_rows = (int)w[i]->ne[1], rows = chunk_rows(n_rows, n_tok, cn_pool_size(pool), pg);
         j.mat[i] = (matmul_one){
             .out = out[i], .w = w[i]->data, .w_row = gguf_row_size(w[i]->type, w[i]->ne[0]),
             .n_rows = n_rows, .chunk_rows = rows, .n_chunks = (n_rows + rows - 1) / rows,
-            .dot = k->dot[w[i]->type], .gemm = k->gemm[w[i]->type],
+            .dot = k->dot[w[i]->type], .gemm = k->gemm[w[i]->type], .pgemm = pg,
         };
+        q8_sums |= pg && act_type == GGML_Q8_0;
     }
     atomic_init(&j.next_chunk, 0);
     j.act_row = gguf_row_size(act_type, j.n_cols);
+    if (q8_sums) /* after the rows, as kern_act_bytes counts them */
+        j.asum = (int32_t *)((char *)scratch + ((size_t)n_tok * j.act_row + 3) / 4 * 4);
     if (!j.from_float) {
         j.act = x;
     } else {

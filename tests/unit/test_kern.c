@@ -114,6 +114,14 @@ static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows,
     float *tile = calloc((size_t)rows * toks, sizeof(float));
     if (k->gemm[type])
         k->gemm[type](n, w, wrow, rows, ak, arow_k, toks, tile, (size_t)rows);
+    /* the packed panels, where the level has them (asum: Q8_0 block sums) */
+    float *ptile = calloc((size_t)rows * toks, sizeof(float));
+    int32_t *asum = malloc(sizeof(int32_t) * (size_t)toks * (size_t)(n / 32 + 1));
+    if (k->pgemm[type]) {
+        if (k->act_type[type] == GGML_Q8_0)
+            kern_act_sums(ak, arow_k, n, toks, asum);
+        k->pgemm[type](n, w, wrow, rows, ak, arow_k, asum, toks, ptile, (size_t)rows);
+    }
     int bad = 0;
     double worst = 0;
     for (int t = 0; t < toks; t++)
@@ -131,9 +139,10 @@ static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows,
             mag = (float)norm;
             double tol = rel_tol * mag;
             double e1 = fabs(fast - ref), e2 = k->gemm[type] ? fabs(tile[(size_t)t * rows + r] - ref) : 0;
-            if (e1 > tol || e2 > tol || isnan(fast) != isnan(ref)) {
+            double e3 = k->pgemm[type] ? fabs(ptile[(size_t)t * rows + r] - ref) : 0;
+            if (e1 > tol || e2 > tol || e3 > tol || isnan(fast) != isnan(ref)) {
                 bad++;
-                worst = fmax(worst, fmax(e1, e2) / (mag > 0 ? mag : 1));
+                worst = fmax(worst, fmax(fmax(e1, e2), e3) / (mag > 0 ? mag : 1));
             }
         }
     if (bad)
@@ -145,6 +154,8 @@ static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows,
     free(ak);
     free(as);
     free(tile);
+    free(ptile);
+    free(asum);
 }
 
 /* Every SIMD level this CPU has (AVX2; AVX-512 + VNNI where present), not
@@ -181,6 +192,11 @@ TEST(kern_simd_matches_reference_products)
     check_type(GGML_Q8_0, 32, 1, 1, 1e-2);
     check_type(GGML_Q4_0, 160, 7, 9, 1e-2);
     check_type(GGML_Q5_0, 224, 9, 6, 1e-2);
+    /* the packed panels: partial panels of rows, token groups and chunks of
+    ** weights (4096 per pass) */
+    check_type(GGML_Q8_0, 4096 + 96, 19, 11, 1e-2);
+    check_type(GGML_Q4_0, 160, 33, 17, 1e-2);
+    check_type(GGML_Q5_0, 4096 + 64, 17, 9, 1e-2);
 }
 
 /* K-quants are exact: same integers, same float expressions in the same
@@ -195,6 +211,8 @@ TEST(kern_simd_k_quants_are_bit_exact)
         check_type(types[i], 768, 7, 11, 0);  /* remainders of every tile shape */
         check_type(types[i], 512, 9, 5, 0);
         check_type(types[i], 256, 4, 2, 0);
+        check_type(types[i], 4096 + 512, 21, 13, 0); /* packed panels, two chunks */
+        check_type(types[i], 256, 16, 8, 0);
     }
 }
 

@@ -1,0 +1,429 @@
+/*
+** kern_avx512_panel.c: prompt products (many tokens at once) on packed
+** panels of weights, for CPUs with AVX-512BW/DQ/VL and VNNI.
+**
+** The tiles of kern_avx512_quant.c take the weights where they lie: one
+** row's block is a vector, every (row, token) pair a vector of partial sums
+** that must be reduced across its lanes, and the float scaling of legacy
+** blocks costs as much as their integer product. Here sixteen rows are
+** first copied into a panel (once per product, not per token): each 32-bit
+** lane of a vector is one row, holding four consecutive unsigned quants, so
+** one vpdpbusd with four activation bytes broadcast from memory adds 64
+** products straight into the sixteen rows' sums. No reduction, and the
+** scales of sixteen rows are one vector. Packing reads each weight once
+** and serves every token of the prompt.
+**
+** K-quants keep the reference's integers (sub-block sums times their
+** integer scales, the min or offset term from the activations' bsums) and
+** its float expressions in the same order, so their products stay
+** bit-identical to quant.c's. Legacy blocks (Q8_0, Q4_0, Q5_0) are scaled
+** per block in float, as ggml's SIMD code does, so they differ from the
+** scalar sums by float rounding only.
+*/
+#include "engine/kern_tiles.h"
+
+#define PANEL_ROWS 16
+#define PANEL_K 4096 /* weights of a row packed at a time: a panel stays in L2 */
+#define TOKS 8       /* tokens per pass over the panel: their sums fill the registers */
+
+/* ---- panel layouts: lane r of every vector is row r of the panel ---- */
+
+/* A legacy block of 32: quants offset to unsigned (q[g] holds elements
+** 4g .. 4g + 3), the scale, and the offset (128, 8 or 16) that comes off
+** again as off * sum(a). */
+typedef struct {
+    __m512i q[8];
+    __m512 d;
+} pblock32;
+
+/* A Q4_K/Q5_K super-block: the quants of sub-block j (32 elements), the
+** sub-block scales and mins (each min twice, as an int16 pair, for the
+** vpdpwssd against a pair of bsums), d and dmin. */
+typedef struct {
+    __m512i q[8][8];
+    __m512i sc[8];
+    __m512i mn[8];
+    __m512 d, dmin;
+} pblock_k4;
+
+/* A Q6_K super-block: 16 sub-blocks of 16 (quants 0..63, offset 32), their
+** signed scales, the scales again as int16 pairs for the offset term, d. */
+typedef struct {
+    __m512i q[16][4];
+    __m512i sc[16];
+    __m512i sp[8];
+    __m512 d;
+} pblock_k6;
+
+typedef union {
+    pblock32 b32[PANEL_K / 32];
+    pblock_k4 k4[PANEL_K / QK_K];
+    pblock_k6 k6[PANEL_K / QK_K];
+} panel;
+
+/* ---- packing ---- */
+
+/* Byte offsets of the panel's rows from the first; rows past nr repeat the
+** last (their sums are computed and never stored). */
+static inline __m512i row_offsets(int nr, size_t ws)
+{
+    int32_t o[PANEL_ROWS];
+    for (int r = 0; r < PANEL_ROWS; r++)
+        o[r] = (int32_t)((size_t)CN_MIN(r, nr - 1) * ws);
+    return _mm512_loadu_si512(o);
+}
+
+/* The 32-bit word at byte p + o[r] of each row. */
+static inline __m512i gather(__m512i o, const void *p) { return _mm512_i32gather_epi32(o, p, 1); }
+
+/* F16 scales in the low (hi = 0) or high half of the word at byte p + o[r],
+** to float (reading the word that ends with the scale never reads past the
+** block). */
+static inline __m512 gather_f16(__m512i o, const void *p, int hi)
+{
+    __m512i h = gather(o, p);
+    h = hi ? _mm512_srli_epi32(h, 16) : _mm512_and_si512(h, _mm512_set1_epi32(0xFFFF));
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+}
+
+/* Four bits b0..b3 (low bits of each lane) to bit 4 of each byte. */
+static inline __m512i bits_to_bytes(__m512i b)
+{
+    b = _mm512_and_si512(b, _mm512_set1_epi32(0xF));
+    b = _mm512_mullo_epi32(b, _mm512_set1_epi32(0x00204081)); /* bit k to bit 8k + k */
+    return _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x01010101)), 4);
+}
+
+static void pack32(uint32_t type, const char *w, size_t ws, int nr, int nb, pblock32 *p)
+{
+    const __m512i o = row_offsets(nr, ws), m4 = _mm512_set1_epi8(0x0F);
+    for (int b = 0; b < nb; b++, p++) {
+        if (type == GGML_Q8_0) {
+            const char *blk = w + (size_t)b * sizeof(block_q8_0);
+            p->d = gather_f16(o, blk, 0);
+            for (int g = 0; g < 8; g++)
+                p->q[g] = _mm512_xor_si512(gather(o, blk + 2 + 4 * g),
+                                           _mm512_set1_epi8((char)0x80));
+        } else if (type == GGML_Q4_0) {
+            const char *blk = w + (size_t)b * sizeof(block_q4_0);
+            p->d = gather_f16(o, blk, 0);
+            for (int g = 0; g < 4; g++) {
+                __m512i v = gather(o, blk + 2 + 4 * g);
+                p->q[g] = _mm512_and_si512(v, m4);
+                p->q[g + 4] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m4);
+            }
+        } else {
+            const char *blk = w + (size_t)b * sizeof(block_q5_0);
+            p->d = gather_f16(o, blk, 0);
+            __m512i h = gather(o, blk + 2);
+            for (int g = 0; g < 4; g++) {
+                __m512i v = gather(o, blk + 6 + 4 * g);
+                p->q[g] = _mm512_or_si512(_mm512_and_si512(v, m4),
+                                          bits_to_bytes(_mm512_srli_epi32(h, 4 * g)));
+                p->q[g + 4] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 4), m4),
+                                              bits_to_bytes(_mm512_srli_epi32(h, 16 + 4 * g)));
+            }
+        }
+    }
+}
+
+static void pack_k4(uint32_t type, const char *w, size_t ws, int nr, int nb, pblock_k4 *p)
+{
+    const __m512i o = row_offsets(nr, ws), m4 = _mm512_set1_epi8(0x0F);
+    const __m512i one = _mm512_set1_epi8(1);
+    const size_t bsize = type == GGML_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
+    const size_t qs_off = type == GGML_Q4_K ? offsetof(block_q4_K, qs) : offsetof(block_q5_K, qs);
+    for (int b = 0; b < nb; b++, p++) {
+        const char *blk = w + (size_t)b * bsize;
+        int32_t sc[8][PANEL_ROWS], mn[8][PANEL_ROWS];
+        for (int r = 0; r < PANEL_ROWS; r++) {
+            uint8_t s[16];
+            k4_scales((const uint8_t *)blk + (size_t)CN_MIN(r, nr - 1) * ws + 4, s);
+            for (int j = 0; j < 8; j++)
+                sc[j][r] = s[j], mn[j][r] = s[8 + j] | s[8 + j] << 16;
+        }
+        for (int j = 0; j < 8; j++) {
+            p->sc[j] = _mm512_loadu_si512(sc[j]);
+            p->mn[j] = _mm512_loadu_si512(mn[j]);
+        }
+        p->d = gather_f16(o, blk, 0);
+        p->dmin = gather_f16(o, blk, 1);
+        for (int c = 0; c < 4; c++)
+            for (int g = 0; g < 8; g++) {
+                __m512i v = gather(o, blk + qs_off + 32 * c + 4 * g);
+                p->q[2 * c][g] = _mm512_and_si512(v, m4);
+                p->q[2 * c + 1][g] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m4);
+            }
+        if (type == GGML_Q5_K)
+            for (int g = 0; g < 8; g++) {
+                __m512i h = gather(o, blk + offsetof(block_q5_K, qh) + 4 * g);
+                for (int j = 0; j < 8; j++)
+                    p->q[j][g] = _mm512_or_si512(
+                        p->q[j][g],
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, j), one), 4));
+            }
+    }
+}
+
+static void pack_k6(const char *w, size_t ws, int nr, int nb, pblock_k6 *p)
+{
+    const __m512i o = row_offsets(nr, ws), m4 = _mm512_set1_epi8(0x0F);
+    const __m512i m2 = _mm512_set1_epi8(3);
+    for (int b = 0; b < nb; b++, p++) {
+        const char *blk = w + (size_t)b * sizeof(block_q6_K);
+        int32_t sc[16][PANEL_ROWS], sp[8][PANEL_ROWS];
+        for (int r = 0; r < PANEL_ROWS; r++) {
+            const block_q6_K *x = (const block_q6_K *)(blk + (size_t)CN_MIN(r, nr - 1) * ws);
+            for (int s = 0; s < 16; s++)
+                sc[s][r] = x->scales[s];
+            for (int i = 0; i < 8; i++)
+                sp[i][r] = (int32_t)((uint32_t)(uint16_t)x->scales[2 * i] |
+                                     (uint32_t)(uint16_t)x->scales[2 * i + 1] << 16);
+        }
+        for (int s = 0; s < 16; s++)
+            p->sc[s] = _mm512_loadu_si512(sc[s]);
+        for (int i = 0; i < 8; i++)
+            p->sp[i] = _mm512_loadu_si512(sp[i]);
+        p->d = gather_f16(o, blk + offsetof(block_q6_K, d) - 2, 1);
+        /* element 128h + 32k + l: see unpack_q6_K in quant.c */
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++)
+                for (int dw = 0; dw < 8; dw++) {
+                    __m512i lo = gather(o, blk + 64 * h + 32 * (k & 1) + 4 * dw);
+                    __m512i hi = gather(o, blk + offsetof(block_q6_K, qh) + 32 * h + 4 * dw);
+                    lo = _mm512_and_si512(k < 2 ? lo : _mm512_srli_epi32(lo, 4), m4);
+                    hi = _mm512_and_si512(_mm512_srli_epi32(hi, 2 * k), m2);
+                    int e = 32 * k + 4 * dw; /* element within the half */
+                    p->q[8 * h + e / 16][e % 16 / 4] =
+                        _mm512_or_si512(lo, _mm512_slli_epi32(hi, 4));
+                }
+    }
+}
+
+/* ---- products: T tokens (a compile-time constant) over a packed panel ---- */
+
+static inline __m512i bcast(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+INLINE void load_acc(const int T, __m512 *acc, bool first, const float *out, size_t os,
+                     __mmask16 m)
+{
+    for (int t = 0; t < T; t++)
+        acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * os);
+}
+
+INLINE void store_acc(const int T, const __m512 *acc, float *out, size_t os, __mmask16 m)
+{
+    for (int t = 0; t < T; t++)
+        _mm512_mask_storeu_ps(out + t * os, m, acc[t]);
+}
+
+/* Legacy blocks: asum[t * nbt + b] is the sum of token t's block b. */
+INLINE void run32(const int T, int off, const pblock32 *p, int nb, const char *a, size_t as,
+                  const int32_t *asum, size_t nbt, bool first, float *out, size_t os,
+                  __mmask16 m)
+{
+    __m512 acc[TOKS];
+    load_acc(T, acc, first, out, os, m);
+    for (int b = 0; b < nb; b++, p++) {
+        __m512i s[TOKS];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            s[t] = _mm512_set1_epi32(-off * asum[t * nbt + b]);
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            const __m512i q = p->q[g];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                s[t] = _mm512_dpbusd_epi32(
+                    s[t], q, bcast(((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g));
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + t * as) + b;
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(p->d, _mm512_set1_ps(h2f(y->d))),
+                                     _mm512_cvtepi32_ps(s[t]), acc[t]);
+        }
+    }
+    store_acc(T, acc, out, os, m);
+}
+
+/* Q4_K, Q5_K: the reference's isum, summs and float finish (dot_k4_block). */
+INLINE void run_k4(const int T, const pblock_k4 *p, int nb, const char *a, size_t as, bool first,
+                   float *out, size_t os, __mmask16 m)
+{
+    __m512 acc[TOKS];
+    load_acc(T, acc, first, out, os, m);
+    for (int b = 0; b < nb; b++, p++) {
+        const block_q8_K *y[TOKS];
+        __m512i isum[TOKS];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            y[t] = (const block_q8_K *)(a + t * as) + b;
+            isum[t] = _mm512_setzero_si512();
+        }
+        for (int j = 0; j < 8; j++) {
+            __m512i s[TOKS];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                s[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                const __m512i q = p->q[j][g];
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    s[t] = _mm512_dpbusd_epi32(s[t], q, bcast(y[t]->qs + 32 * j + 4 * g));
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], p->sc[j]));
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512i summs = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                summs = _mm512_dpwssd_epi32(summs, p->mn[j], bcast(y[t]->bsums + 2 * j));
+            const __m512 dy = _mm512_set1_ps(y[t]->d);
+            __m512 f = _mm512_mul_ps(_mm512_mul_ps(p->d, dy), _mm512_cvtepi32_ps(isum[t]));
+            f = _mm512_sub_ps(f, _mm512_mul_ps(_mm512_mul_ps(p->dmin, dy),
+                                               _mm512_cvtepi32_ps(summs)));
+            acc[t] = _mm512_add_ps(acc[t], f);
+        }
+    }
+    store_acc(T, acc, out, os, m);
+}
+
+/* Q6_K: sum(sc * q . a) - 32 * sum(sc * bsums), then d * dy * isum. */
+INLINE void run_k6(const int T, const pblock_k6 *p, int nb, const char *a, size_t as, bool first,
+                   float *out, size_t os, __mmask16 m)
+{
+    __m512 acc[TOKS];
+    load_acc(T, acc, first, out, os, m);
+    for (int b = 0; b < nb; b++, p++) {
+        const block_q8_K *y[TOKS];
+        __m512i isum[TOKS];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            y[t] = (const block_q8_K *)(a + t * as) + b;
+            __m512i o = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                o = _mm512_dpwssd_epi32(o, p->sp[i], bcast(y[t]->bsums + 2 * i));
+            isum[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(o, 5));
+        }
+        for (int s = 0; s < 16; s++) {
+            __m512i v[TOKS];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                v[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                const __m512i q = p->q[s][g];
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    v[t] = _mm512_dpbusd_epi32(v[t], q, bcast(y[t]->qs + 16 * s + 4 * g));
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(v[t], p->sc[s]));
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512 f = _mm512_mul_ps(_mm512_mul_ps(p->d, _mm512_set1_ps(y[t]->d)),
+                                     _mm512_cvtepi32_ps(isum[t]));
+            acc[t] = _mm512_add_ps(acc[t], f);
+        }
+    }
+    store_acc(T, acc, out, os, m);
+}
+
+/* One kernel for each token count 1..8, so that the sums stay in registers. */
+#define BY_TOKENS(T, call)                                                                         \
+    switch (T) {                                                                                   \
+    case 1: call(1); break;                                                                        \
+    case 2: call(2); break;                                                                        \
+    case 3: call(3); break;                                                                        \
+    case 4: call(4); break;                                                                        \
+    case 5: call(5); break;                                                                        \
+    case 6: call(6); break;                                                                        \
+    case 7: call(7); break;                                                                        \
+    default: call(8); break;                                                                       \
+    }
+
+/* out[t * os + r] = row r of w . token t of a, for r < nr, t < nt: panels
+** of 16 rows and PANEL_K weights, each packed once and used by every token. */
+static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const void *a,
+                  size_t as, const int32_t *asum, int nt, float *out, size_t os)
+{
+    static _Thread_local panel pan __attribute__((aligned(64)));
+    const bool k4 = type == GGML_Q4_K || type == GGML_Q5_K, k6 = type == GGML_Q6_K;
+    const int qk = k4 || k6 ? QK_K : 32;
+    const size_t bsize = gguf_row_size(type, qk);
+    const int off = type == GGML_Q8_0 ? 128 : type == GGML_Q4_0 ? 8 : 16;
+    const size_t nbt = (size_t)(n / 32);
+    for (int r0 = 0; r0 < nr; r0 += PANEL_ROWS) {
+        const int pr = CN_MIN(PANEL_ROWS, nr - r0);
+        const __mmask16 m = (__mmask16)((1u << pr) - 1);
+        const char *wr = (const char *)w + (size_t)r0 * ws;
+        for (int k0 = 0; k0 < n; k0 += PANEL_K) {
+            const int nb = CN_MIN(PANEL_K, n - k0) / qk, b0 = k0 / qk;
+            const bool first = k0 == 0;
+            if (k4)
+                pack_k4(type, wr + b0 * bsize, ws, pr, nb, pan.k4);
+            else if (k6)
+                pack_k6(wr + b0 * bsize, ws, pr, nb, pan.k6);
+            else
+                pack32(type, wr + b0 * bsize, ws, pr, nb, pan.b32);
+            for (int t0 = 0; t0 < nt; t0 += TOKS) {
+                const char *at = (const char *)a + (size_t)t0 * as;
+                float *o = out + (size_t)t0 * os + r0;
+                if (k4) {
+                    const char *ab = at + (size_t)b0 * sizeof(block_q8_K);
+#define K4(T) run_k4(T, pan.k4, nb, ab, as, first, o, os, m)
+                    BY_TOKENS(nt - t0, K4)
+#undef K4
+                } else if (k6) {
+                    const char *ab = at + (size_t)b0 * sizeof(block_q8_K);
+#define K6(T) run_k6(T, pan.k6, nb, ab, as, first, o, os, m)
+                    BY_TOKENS(nt - t0, K6)
+#undef K6
+                } else {
+                    const char *ab = at + (size_t)b0 * sizeof(block_q8_0);
+                    const int32_t *sb = asum + (size_t)t0 * nbt + b0;
+#define L32(T) run32(T, off, pan.b32, nb, ab, as, sb, nbt, first, o, os, m)
+                    BY_TOKENS(nt - t0, L32)
+#undef L32
+                }
+            }
+        }
+    }
+}
+
+#define PGEMM(type)                                                                                \
+    static void pgemm_##type(int n, const void *w, size_t ws, int nr, const void *a, size_t as,    \
+                             const int32_t *asum, int nt, float *out, size_t os)                   \
+    {                                                                                              \
+        pgemm(GGML_##type, n, w, ws, nr, a, as, asum, nt, out, os);                                \
+    }
+
+PGEMM(Q8_0)
+PGEMM(Q4_0)
+PGEMM(Q5_0)
+PGEMM(Q4_K)
+PGEMM(Q5_K)
+PGEMM(Q6_K)
+
+void kern_avx512_panel_install(kern_table *k)
+{
+    k->pgemm[GGML_Q8_0] = pgemm_Q8_0;
+    k->pgemm[GGML_Q4_0] = pgemm_Q4_0;
+    k->pgemm[GGML_Q5_0] = pgemm_Q5_0;
+    k->pgemm[GGML_Q4_K] = pgemm_Q4_K;
+    k->pgemm[GGML_Q5_K] = pgemm_Q5_K;
+    k->pgemm[GGML_Q6_K] = pgemm_Q6_K;
+}
