@@ -42,7 +42,8 @@ const char cli_run_help[] =
     "      --ignore-eos      keep going past end-of-generation tokens\n"
     "      --lookup K        speculative decoding: where the text repeats earlier\n"
     "                        words, check the K tokens that followed them in one pass\n"
-    "                        (1-8; greedy only, same output; default 0 = off)\n";
+    "                        (1-8; the same output, greedy or sampled with the same\n"
+    "                        seed; default 0 = off)\n";
 
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *longopts)

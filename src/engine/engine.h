@@ -119,8 +119,11 @@ typedef struct eng_gen_opts {
     ** ends with words seen earlier (an answer quoting its passages), the
     ** tokens that followed them there, up to this many (at most 8), are
     ** checked in one pass, and those the model agrees with are kept. The
-    ** output is the same token for token; greedy decoding (temp 0) only,
-    ** ignored when sampling. 0: off */
+    ** output is the same token for token, greedy or sampled: each position
+    ** draws once from the same distribution as plain decoding, and a draft
+    ** token is kept only when the draw is that token (for a draft that is
+    ** one token for certain, this is the standard acceptance rule of
+    ** speculative sampling); a draw that differs is the next token. 0: off */
     int lookup;
 } eng_gen_opts;
 

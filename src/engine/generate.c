@@ -146,10 +146,7 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     st->n_prompt_eval = n_prompt - keep;
     st->t_prompt = cn_now() - t0;
 
-    /* drafts only where the choice is deterministic: then the tokens kept
-    ** are the ones plain decoding would have chosen */
-    int lookup = o->sampler.temp <= 0 ? CN_MIN(o->lookup, ENG_SPEC_MAX) : 0;
-    lookup = CN_MIN(lookup, m->n_batch - 1);
+    int lookup = CN_MIN(CN_MIN(o->lookup, ENG_SPEC_MAX), m->n_batch - 1);
     int32_t *hist = NULL;
     float *plogits = NULL;
     eng_sampler *s;
@@ -175,11 +172,13 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     tok_stream_init(&g.ts);
     int n_past = n_prompt, n_hist = n_prompt, draft_len = lookup;
     const float *logits = m->logits; /* the distribution of the next token */
+    int32_t drawn = -1;              /* the next token, when a verification drew it */
     t0 = cn_now();
     st->stop = ENG_STOP_LENGTH;
     bool done = o->n_predict <= 0;
     while (!done) {
-        int32_t id = eng_sample(s, logits);
+        int32_t id = drawn >= 0 ? drawn : eng_sample(s, logits);
+        drawn = -1;
         if (hist)
             hist[n_hist++] = id;
         if (emit_token(&g, s, id) || st->n_gen >= o->n_predict)
@@ -209,11 +208,17 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
         st->n_drafted += nd;
         n_past++;
         logits = plogits;
-        /* keep the drafted tokens the model would have chosen itself */
+        /* keep the drafted tokens the model chooses itself: one draw per
+        ** position, as plain decoding makes, so the tokens (and, sampling,
+        ** the random stream) are plain decoding's; a draw that is not the
+        ** draft is the next token (drawing again would favour the draft) */
         int kept = 0;
         for (int d = 0; d < nd && !done; d++) {
-            if (eng_sample(s, logits) != batch[d + 1])
+            int32_t y = eng_sample(s, logits);
+            if (y != batch[d + 1]) {
+                drawn = y;
                 break;
+            }
             kept++;
             st->n_accepted++;
             hist[n_hist++] = batch[d + 1];

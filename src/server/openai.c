@@ -263,7 +263,7 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
     j->go.sampler = eng_sampler_defaults();
     j->go.sampler.temp = req->temperature >= 0 ? (float)req->temperature : 0;
     j->go.sampler.seed = req->has_seed ? req->seed : random_seed();
-    j->go.lookup = RAG_LOOKUP; /* greedy only: the same answer, in fewer passes */
+    j->go.lookup = RAG_LOOKUP; /* the same answer, in fewer passes */
     for (int i = 0; i < req->n_stop && i < (int)CN_ARRAY_LEN(j->stop); i++)
         j->stop[j->go.n_stop++] = req->stop[i];
     j->go.stop = j->stop;

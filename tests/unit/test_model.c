@@ -293,7 +293,7 @@ static int collect(void *ctx, int32_t id, const char *text, size_t len)
 /* Greedy generation of n tokens from text, with drafts of up to lookup
 ** tokens (0: plain). */
 static int gen_ids(eng_model *m, const tok_vocab *v, const char *text, int n, int lookup,
-                   float penalty, const char *stop, ids_out *out, eng_gen_stats *st)
+                   float temp, float penalty, const char *stop, ids_out *out, eng_gen_stats *st)
 {
     int32_t prompt[512];
     cn_err e = {0};
@@ -301,7 +301,8 @@ static int gen_ids(eng_model *m, const tok_vocab *v, const char *text, int n, in
     if (np <= 0)
         return -1;
     eng_gen_opts o = {.n_predict = n, .sampler = eng_sampler_defaults(), .lookup = lookup};
-    o.sampler.temp = 0;
+    o.sampler.temp = temp;
+    o.sampler.seed = 20261203;
     o.sampler.repeat_penalty = penalty;
     const char *stops[1] = {stop};
     if (stop)
@@ -312,9 +313,10 @@ static int gen_ids(eng_model *m, const tok_vocab *v, const char *text, int n, in
 }
 
 /* The tokens kept from drafts are those plain decoding picks: the same
-** ids, text and stop reason for every draft length, with and without a
+** ids, text and stop reason for every draft length, greedy and sampled
+** (same seed: one draw per position either way), with and without a
 ** repetition penalty, up to a token budget or a stop string; and drafts
-** do get accepted (fewer forward passes than tokens). */
+** do get accepted (fewer forward passes than tokens), sampled ones too. */
 TEST(model_lookup_decoding_is_plain_decoding)
 {
     static const char *models[] = {"models/aidreams260K.gguf", "models/stories260K-rvspoc.gguf"};
@@ -323,7 +325,7 @@ TEST(model_lookup_decoding_is_plain_decoding)
         "One day, Lily went to the park with her mom. Once upon a time, there was a little",
         "The cat sat on the mat. The dog sat on the log. The cat sat on the",
         "Tom and Sue"};
-    int accepted = 0, passes = 0, tokens = 0;
+    int accepted = 0, passes = 0, tokens = 0, accepted_sampled = 0;
     for (size_t mi = 0; mi < CN_ARRAY_LEN(models); mi++) {
         eng_model *m;
         tok_vocab *v;
@@ -334,16 +336,17 @@ TEST(model_lookup_decoding_is_plain_decoding)
             continue;
         EXPECT_EQ_INT(tok_open(&v, eng_model_gguf(m), &e), CN_OK);
         for (size_t pi = 0; pi < CN_ARRAY_LEN(prompts); pi++)
-            for (int pen = 0; pen < 2; pen++)
+            for (int pen = 0; pen < 4; pen++)
                 for (int budget = 7; budget <= 96; budget += 89) {
                     const char *stop = pi == 1 && budget > 7 ? "log." : NULL;
                     ids_out *plain = malloc(sizeof *plain), *spec = malloc(sizeof *spec);
                     eng_gen_stats s0, s1;
-                    float penalty = pen ? 1.3f : 1.0f;
-                    EXPECT_EQ_INT(gen_ids(m, v, prompts[pi], budget, 0, penalty, stop, plain, &s0), 0);
+                    float penalty = pen % 2 ? 1.3f : 1.0f, temp = pen / 2 ? 0.7f : 0.0f;
+                    EXPECT_EQ_INT(
+                        gen_ids(m, v, prompts[pi], budget, 0, temp, penalty, stop, plain, &s0), 0);
                     for (int look = 1; look <= 8; look *= 2) {
-                        EXPECT_EQ_INT(gen_ids(m, v, prompts[pi], budget, look, penalty, stop, spec,
-                                              &s1), 0);
+                        EXPECT_EQ_INT(gen_ids(m, v, prompts[pi], budget, look, temp, penalty, stop,
+                                              spec, &s1), 0);
                         EXPECT_EQ_INT(spec->n, plain->n);
                         EXPECT(memcmp(spec->ids, plain->ids, sizeof(int32_t) * (size_t)plain->n) == 0);
                         EXPECT(spec->len == plain->len && !memcmp(spec->text, plain->text, plain->len));
@@ -351,6 +354,8 @@ TEST(model_lookup_decoding_is_plain_decoding)
                         EXPECT_EQ_INT(s1.n_gen, s0.n_gen);
                         EXPECT(s1.n_accepted <= s1.n_drafted);
                         accepted += s1.n_accepted, passes += s1.n_passes, tokens += s1.n_gen;
+                        if (temp > 0)
+                            accepted_sampled += s1.n_accepted;
                     }
                     EXPECT_EQ_INT(s0.n_drafted, 0);
                     free(plain), free(spec);
@@ -359,6 +364,7 @@ TEST(model_lookup_decoding_is_plain_decoding)
         eng_model_close(m);
     }
     EXPECT(accepted > 0);
+    EXPECT(accepted_sampled > 0);
     EXPECT(passes < tokens);
 }
 
