@@ -44,14 +44,16 @@ typedef struct kern_table {
     ** kern_attn_work(hd, n_kv) floats */
     void (*attn)(const float *q, size_t qs, int n_q, const float *k, const float *v, size_t kvs,
                  int n_kv, int hd, float scale, float alibi, float *out, size_t os, float *work);
-    /* causal attention of n_q queries that share one KV head (the query
-    ** heads of a group, same position) over n cached positions: queries
-    ** (hd floats) are qs floats apart, outputs os apart; keys and values are
-    ** rows kvs elements apart, F16 (f16) or F32, read once for the group;
+    /* causal attention of n_q queries that share one KV head over the
+    ** cache: the query heads of a group (per of them) at n_q / per
+    ** consecutive positions, the last of which sees n cached positions
+    ** (query g sees kern_attn_len(n, n_q, per, g)); queries (hd floats) are
+    ** qs floats apart, outputs os apart; keys and values are rows kvs
+    ** elements apart, F16 (f16) or F32, read once for all the queries;
     ** work holds kern_attn_cached_work(n_q, n, hd) floats */
-    void (*attn_cached)(const float *q, size_t qs, int n_q, const void *k, const void *v,
-                        size_t kvs, int n, int hd, bool f16, float scale, float *out, size_t os,
-                        float *work);
+    void (*attn_cached)(const float *q, size_t qs, int n_q, int per, const void *k,
+                        const void *v, size_t kvs, int n, int hd, bool f16, float scale,
+                        float *out, size_t os, float *work);
     void (*gelu)(float *x, int n);
 } kern_table;
 
@@ -61,6 +63,22 @@ void kern_alibi(float *sc, int n_kv, int i, float slope);
 size_t kern_attn_work(int hd, int n_kv);
 /* Floats of scratch the attn_cached kernel needs. */
 size_t kern_attn_cached_work(int n_q, int n, int hd);
+/* Consecutive positions whose queries one attn_cached call takes in a
+** prompt: up to 64 queries, so that each key and value read from the
+** cache serves many (the work buffer grows with them). */
+static inline int kern_attn_positions(int group) { return group >= 64 ? 1 : 64 / group; }
+/* Floats of scratch one thread of the decoder's attention needs: the
+** kernel's work, and the queries and outputs of a call side by side. */
+static inline size_t kern_attn_thread_work(int group, int n_ctx, int hd)
+{
+    int nq = group * kern_attn_positions(group);
+    return kern_attn_cached_work(nq, n_ctx, hd) + 2 * (size_t)nq * (size_t)hd;
+}
+/* Positions query g of an attn_cached call sees. */
+static inline int kern_attn_len(int n, int n_q, int per, int g)
+{
+    return n - (n_q / per - 1 - g / per);
+}
 
 /* The active table. */
 const kern_table *kern_get(void);

@@ -27,8 +27,8 @@ size_t kern_attn_work(int hd, int n_kv)
 
 size_t kern_attn_cached_work(int n_q, int n, int hd)
 {
-    /* scores and the rounded query of each, then a block of 8 widened rows */
-    return (size_t)n_q * ((size_t)n + (size_t)hd) + 8 * (size_t)hd;
+    /* scores and the rounded query of each, then a block of 32 widened rows */
+    return (size_t)n_q * ((size_t)n + (size_t)hd) + 32 * (size_t)hd;
 }
 
 void kern_alibi(float *sc, int n_kv, int i, float slope)
@@ -109,13 +109,13 @@ static void attn_cached_one(const float *q, const void *kc, const void *vc, size
     }
 }
 
-static void attn_cached_ref(const float *q, size_t qs, int n_q, const void *kc, const void *vc,
-                            size_t kvs, int n, int hd, bool f16, float scale, float *out, size_t os,
-                            float *work)
+static void attn_cached_ref(const float *q, size_t qs, int n_q, int per, const void *kc,
+                            const void *vc, size_t kvs, int n, int hd, bool f16, float scale,
+                            float *out, size_t os, float *work)
 {
     for (int g = 0; g < n_q; g++)
-        attn_cached_one(q + (size_t)g * qs, kc, vc, kvs, n, hd, f16, scale, out + (size_t)g * os,
-                        work);
+        attn_cached_one(q + (size_t)g * qs, kc, vc, kvs, kern_attn_len(n, n_q, per, g), hd, f16,
+                        scale, out + (size_t)g * os, work);
 }
 
 static void init_scalar(kern_table *k)

@@ -397,7 +397,7 @@ INLINE_ATTN void pv_rows(const float *p, int cnt, const float *const rows[8], fl
         _mm256_storeu_ps(og + d0 + 8 * m8, acc[m8]);
 }
 
-INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void *kc,
+INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, int per, const void *kc,
                                   const void *vc, size_t kvs, int n, int hd, bool f16, float scale,
                                   float *out, size_t os, float *work)
 {
@@ -421,6 +421,8 @@ INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void
         for (int g = 0; g < n_q; g++) {
             const float *qrg = qr + (size_t)g * hd;
             float *scg = sc + (size_t)g * n;
+            if (p >= kern_attn_len(n, n_q, per, g))
+                continue; /* keys after the query's position */
             if (cnt == 8) {
                 __m256 acc[8];
 #pragma GCC unroll 8
@@ -445,7 +447,7 @@ INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void
         }
     }
     for (int g = 0; g < n_q; g++)
-        kern_attn_probs_avx2(sc + (size_t)g * n, n, f16);
+        kern_attn_probs_avx2(sc + (size_t)g * n, kern_attn_len(n, n_q, per, g), f16);
     /* probabilities times values, position by position in order (as the
     ** reference adds them), each block of eight rows widened once; up to 64
     ** dimensions of a query's sum stay in registers across the block */
@@ -457,28 +459,31 @@ INLINE_ATTN void attn_cached_body(const float *q, size_t qs, int n_q, const void
         for (int g = 0; g < n_q; g++) {
             const float *scg = sc + (size_t)g * n + p;
             float *og = out + (size_t)g * os;
-            int d0 = 0;
+            int c = CN_MIN(cnt, kern_attn_len(n, n_q, per, g) - p), d0 = 0;
+            if (c <= 0)
+                continue;
             for (; d0 + 64 <= hd; d0 += 64)
-                pv_rows(scg, cnt, rows, og, d0, 8);
+                pv_rows(scg, c, rows, og, d0, 8);
             if (d0 < hd)
-                pv_rows(scg, cnt, rows, og, d0, (hd - d0) / 8);
+                pv_rows(scg, c, rows, og, d0, (hd - d0) / 8);
         }
     }
 }
 
-static void attn_cached_avx2(const float *q, size_t qs, int n_q, const void *kc, const void *vc,
-                             size_t kvs, int n, int hd, bool f16, float scale, float *out,
-                             size_t os, float *work)
+static void attn_cached_avx2(const float *q, size_t qs, int n_q, int per, const void *kc,
+                             const void *vc, size_t kvs, int n, int hd, bool f16, float scale,
+                             float *out, size_t os, float *work)
 {
     if (hd % 8) {
-        kern_scalar()->attn_cached(q, qs, n_q, kc, vc, kvs, n, hd, f16, scale, out, os, work);
+        kern_scalar()->attn_cached(q, qs, n_q, per, kc, vc, kvs, n, hd, f16, scale, out, os,
+                                   work);
         return;
     }
     /* two copies, so that the element type is a constant in each */
     if (f16)
-        attn_cached_body(q, qs, n_q, kc, vc, kvs, n, hd, true, scale, out, os, work);
+        attn_cached_body(q, qs, n_q, per, kc, vc, kvs, n, hd, true, scale, out, os, work);
     else
-        attn_cached_body(q, qs, n_q, kc, vc, kvs, n, hd, false, scale, out, os, work);
+        attn_cached_body(q, qs, n_q, per, kc, vc, kvs, n, hd, false, scale, out, os, work);
 }
 
 /* GELU by table, eight at a time: round to F16, gather, widen. */

@@ -64,10 +64,12 @@ typedef struct attn_job {
     int layer, n, n_past;
 } attn_job;
 
-/* One (token, KV head) pair per task: the query heads of its group
-** together (scores over every earlier position, softmax, weighted sum of
-** values: kern_table.attn_cached), so the group's keys and values are read
-** once. */
+/* One (run of positions, KV head) pair per task: the query heads of the
+** group at up to kern_attn_positions consecutive positions together
+** (scores over every earlier position, softmax, weighted sum of values:
+** kern_table.attn_cached), so each key and value read from the cache
+** serves them all. The queries are copied side by side for the kernel,
+** and its outputs back. */
 static void attention(void *ctx, int ith, int nth)
 {
     attn_job *j = ctx;
@@ -75,18 +77,27 @@ static void attention(void *ctx, int ith, int nth)
     const eng_hparams *hp = &m->hp;
     const kern_table *k = kern_get();
     int hd = hp->head_dim, nq = hp->n_head * hd;
-    int group = hp->n_head / hp->n_head_kv;
+    int group = hp->n_head / hp->n_head_kv, run = CN_MIN(kern_attn_positions(group), j->n);
     float scale = 1.0f / sqrtf((float)hd);
-    float *work = m->scores + (size_t)ith * kern_attn_cached_work(group, m->n_ctx, hd);
-    size_t esize = m->kv_f16 ? 2 : 4;
+    float *work = m->scores + (size_t)ith * kern_attn_thread_work(group, m->n_ctx, hd);
+    float *qb = work + kern_attn_cached_work(group * run, m->n_ctx, hd);
+    float *ob = qb + (size_t)group * run * hd;
+    size_t esize = m->kv_f16 ? 2 : 4, row = (size_t)group * hd * sizeof(float);
+    int n_runs = (j->n + run - 1) / run;
 
-    for (int task = ith; task < j->n * hp->n_head_kv; task += nth) {
-        int t = task / hp->n_head_kv, kh = task % hp->n_head_kv;
+    for (int task = ith; task < n_runs * hp->n_head_kv; task += nth) {
+        int t0 = task / hp->n_head_kv * run, kh = task % hp->n_head_kv;
+        int np = CN_MIN(run, j->n - t0);
         size_t off = kv_index(m, j->layer, kh, 0) * esize;
-        size_t qo = (size_t)t * nq + (size_t)kh * group * hd;
-        k->attn_cached(m->q + qo, (size_t)hd, group, (const char *)m->k_cache + off,
-                       (const char *)m->v_cache + off, (size_t)hd, j->n_past + t + 1, hd,
-                       m->kv_f16, scale, m->att + qo, (size_t)hd, work);
+        for (int i = 0; i < np; i++)
+            memcpy(qb + (size_t)i * group * hd,
+                   m->q + (size_t)(t0 + i) * nq + (size_t)kh * group * hd, row);
+        k->attn_cached(qb, (size_t)hd, group * np, group, (const char *)m->k_cache + off,
+                       (const char *)m->v_cache + off, (size_t)hd, j->n_past + t0 + np, hd,
+                       m->kv_f16, scale, ob, (size_t)hd, work);
+        for (int i = 0; i < np; i++)
+            memcpy(m->att + (size_t)(t0 + i) * nq + (size_t)kh * group * hd,
+                   ob + (size_t)i * group * hd, row);
     }
 }
 

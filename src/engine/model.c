@@ -250,7 +250,7 @@ static int alloc_buffers(eng_model *m, cn_err *err)
     m->hb = alloc_f(nb * hp->n_ff, &fail);
     m->hb2 = alloc_f(nb * hp->n_ff, &fail);
     m->rope_cs = alloc_f(nb * hp->n_rot, &fail);
-    m->scores = alloc_f((size_t)m->n_threads * kern_attn_cached_work(hp->n_head / hp->n_head_kv,
+    m->scores = alloc_f((size_t)m->n_threads * kern_attn_thread_work(hp->n_head / hp->n_head_kv,
                                                                       m->n_ctx, hp->head_dim),
                         &fail);
     m->logits = alloc_f((size_t)hp->n_vocab, &fail);

@@ -387,16 +387,21 @@ TEST(kern_simd_gelu_matches_reference)
 /* Decoder attention over an F16 or F32 cache against the reference. F32:
 ** sums in another order, within 1e-5 of values in [-1, 1]. F16: the
 ** probabilities are rounded to F16 after a softmax that differs in the last
-** bit, which may move one of them by an F16 step (2^-11 relative): 2e-3. */
+** bit, which may move one of them by an F16 step (2^-11 relative): 2e-3.
+** Shapes are (head width, positions, queries, queries per position): with
+** several positions, each query sees the cache up to its own position, as
+** the reference does query by query. */
 TEST(kern_simd_cached_attention_matches_reference)
 {
     if (!have_simd())
         SKIP("no SIMD kernels on this CPU");
-    int shapes[][3] = {{64, 1, 1}, {64, 7, 4}, {64, 8, 1}, {64, 33, 4}, {128, 17, 2},
-                       {80, 9, 3}, {24, 5, 1}, {64, 70, 8}};
+    int shapes[][4] = {{64, 1, 1, 1},   {64, 7, 4, 4},   {64, 8, 1, 1},    {64, 33, 4, 4},
+                       {128, 17, 2, 2}, {80, 9, 3, 3},   {24, 5, 1, 1},    {64, 70, 8, 8},
+                       {64, 40, 12, 4}, {64, 9, 9, 1},   {80, 19, 6, 2},   {64, 100, 64, 4},
+                       {24, 11, 10, 5}};
     for (size_t c = 0; c < CN_ARRAY_LEN(shapes); c++)
         for (int f16 = 0; f16 < 2; f16++) {
-            int hd = shapes[c][0], n = shapes[c][1], nq = shapes[c][2];
+            int hd = shapes[c][0], n = shapes[c][1], nq = shapes[c][2], per = shapes[c][3];
             size_t kvs = (size_t)hd * 3; /* heads interleaved as in the cache */
             size_t qs = (size_t)hd + 8;  /* and queries a little apart */
             float *q = malloc(sizeof(float) * qs * nq), *kf = malloc(sizeof(float) * kvs * n);
@@ -413,14 +418,24 @@ TEST(kern_simd_cached_attention_matches_reference)
             const void *kk = f16 ? (const void *)kh : kf, *vv = f16 ? (const void *)vh : vf;
             float *o1 = calloc(qs * nq, sizeof(float)), *o2 = calloc(qs * nq, sizeof(float));
             float *work = malloc(sizeof(float) * kern_attn_cached_work(nq, n, hd));
-            kern_scalar()->attn_cached(q, qs, nq, kk, vv, kvs, n, hd, f16, 0.125f, o1, qs, work);
+            kern_scalar()->attn_cached(q, qs, nq, per, kk, vv, kvs, n, hd, f16, 0.125f, o1, qs,
+                                       work);
+            /* the reference itself: query g alone over the positions it sees */
+            for (int g = 0; g < nq; g++) {
+                float one[128];
+                int ng = kern_attn_len(n, nq, per, g);
+                EXPECT_EQ_INT(ng, n - (nq / per - 1 - g / per));
+                kern_scalar()->attn_cached(q + (size_t)g * qs, qs, 1, 1, kk, vv, kvs, ng, hd, f16,
+                                           0.125f, one, qs, work);
+                EXPECT(memcmp(one, o1 + (size_t)g * qs, sizeof(float) * (size_t)hd) == 0);
+            }
             static const char *levels[] = {"avx2", "avx512"}; /* each one this CPU has */
             for (size_t l = 0; l < CN_ARRAY_LEN(levels); l++) {
                 const kern_table *k = kern_variant(levels[l]);
                 if (!k)
                     continue;
                 memset(o2, 0, sizeof(float) * qs * nq);
-                k->attn_cached(q, qs, nq, kk, vv, kvs, n, hd, f16, 0.125f, o2, qs, work);
+                k->attn_cached(q, qs, nq, per, kk, vv, kvs, n, hd, f16, 0.125f, o2, qs, work);
                 double md = 0;
                 for (int g = 0; g < nq; g++)
                     for (int d = 0; d < hd; d++)
