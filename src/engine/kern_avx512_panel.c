@@ -76,6 +76,36 @@ static inline __m512i row_offsets(int nr, size_t ws)
 /* The 32-bit word at byte p + o[r] of each row. */
 static inline __m512i gather(__m512i o, const void *p) { return _mm512_i32gather_epi32(o, p, 1); }
 
+/* The 32 bytes at p of each of the 16 rows (ws bytes apart; rows past nr
+** repeat the last), as 8 vectors: lane r of t[g] is the g-th 32-bit word of
+** row r. Loads and three rounds of shuffles (an 8 x 8 transpose of words
+** in each 256-bit half, rows r and r + 8 side by side): much cheaper than
+** eight gathers. */
+static inline void rows32(const char *p, size_t ws, int nr, __m512i t[8])
+{
+    __m512i a[8], u[8];
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(load256(p + (size_t)CN_MIN(i, nr - 1) * ws)),
+            load256(p + (size_t)CN_MIN(i + 8, nr - 1) * ws), 1);
+    for (int k = 0; k < 4; k++) { /* per 128-bit lane: words of rows 2k, 2k + 1 interleaved */
+        u[2 * k] = _mm512_unpacklo_epi32(a[2 * k], a[2 * k + 1]);
+        u[2 * k + 1] = _mm512_unpackhi_epi32(a[2 * k], a[2 * k + 1]);
+    }
+    for (int k = 0; k < 2; k++) { /* word m (lane 0) and m + 4 (lane 1) of four rows */
+        a[4 * k + 0] = _mm512_unpacklo_epi64(u[4 * k], u[4 * k + 2]);
+        a[4 * k + 1] = _mm512_unpackhi_epi64(u[4 * k], u[4 * k + 2]);
+        a[4 * k + 2] = _mm512_unpacklo_epi64(u[4 * k + 1], u[4 * k + 3]);
+        a[4 * k + 3] = _mm512_unpackhi_epi64(u[4 * k + 1], u[4 * k + 3]);
+    }
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int m = 0; m < 4; m++) { /* rows 0-3, 4-7, 8-11, 12-15 */
+        t[m] = _mm512_permutex2var_epi64(a[m], lo, a[4 + m]);
+        t[m + 4] = _mm512_permutex2var_epi64(a[m], hi, a[4 + m]);
+    }
+}
+
 /* F16 scales in the low (hi = 0) or high half of the word at byte p + o[r],
 ** to float (reading the word that ends with the scale never reads past the
 ** block). */
@@ -101,9 +131,9 @@ static void pack32(uint32_t type, const char *w, size_t ws, int nr, int nb, pblo
         if (type == GGML_Q8_0) {
             const char *blk = w + (size_t)b * sizeof(block_q8_0);
             p->d = gather_f16(o, blk, 0);
+            rows32(blk + 2, ws, nr, p->q);
             for (int g = 0; g < 8; g++)
-                p->q[g] = _mm512_xor_si512(gather(o, blk + 2 + 4 * g),
-                                           _mm512_set1_epi8((char)0x80));
+                p->q[g] = _mm512_xor_si512(p->q[g], _mm512_set1_epi8((char)0x80));
         } else if (type == GGML_Q4_0) {
             const char *blk = w + (size_t)b * sizeof(block_q4_0);
             p->d = gather_f16(o, blk, 0);
@@ -148,15 +178,20 @@ static void pack_k4(uint32_t type, const char *w, size_t ws, int nr, int nb, pbl
         }
         p->d = gather_f16(o, blk, 0);
         p->dmin = gather_f16(o, blk, 1);
-        for (int c = 0; c < 4; c++)
+        for (int c = 0; c < 4; c++) {
+            __m512i v[8];
+            rows32(blk + qs_off + 32 * c, ws, nr, v);
             for (int g = 0; g < 8; g++) {
-                __m512i v = gather(o, blk + qs_off + 32 * c + 4 * g);
-                p->q[2 * c][g] = _mm512_and_si512(v, m4);
-                p->q[2 * c + 1][g] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m4);
+                p->q[2 * c][g] = _mm512_and_si512(v[g], m4);
+                p->q[2 * c + 1][g] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), m4);
             }
+        }
+        __m512i hv[8];
+        if (type == GGML_Q5_K)
+            rows32(blk + offsetof(block_q5_K, qh), ws, nr, hv);
         if (type == GGML_Q5_K)
             for (int g = 0; g < 8; g++) {
-                __m512i h = gather(o, blk + offsetof(block_q5_K, qh) + 4 * g);
+                __m512i h = hv[g];
                 for (int j = 0; j < 8; j++)
                     p->q[j][g] = _mm512_or_si512(
                         p->q[j][g],
@@ -186,17 +221,21 @@ static void pack_k6(const char *w, size_t ws, int nr, int nb, pblock_k6 *p)
             p->sp[i] = _mm512_loadu_si512(sp[i]);
         p->d = gather_f16(o, blk + offsetof(block_q6_K, d) - 2, 1);
         /* element 128h + 32k + l: see unpack_q6_K in quant.c */
-        for (int h = 0; h < 2; h++)
+        for (int h = 0; h < 2; h++) {
+            __m512i l2[2][8], h8[8];
+            rows32(blk + 64 * h, ws, nr, l2[0]);
+            rows32(blk + 64 * h + 32, ws, nr, l2[1]);
+            rows32(blk + offsetof(block_q6_K, qh) + 32 * h, ws, nr, h8);
             for (int k = 0; k < 4; k++)
                 for (int dw = 0; dw < 8; dw++) {
-                    __m512i lo = gather(o, blk + 64 * h + 32 * (k & 1) + 4 * dw);
-                    __m512i hi = gather(o, blk + offsetof(block_q6_K, qh) + 32 * h + 4 * dw);
+                    __m512i lo = l2[k & 1][dw], hi = h8[dw];
                     lo = _mm512_and_si512(k < 2 ? lo : _mm512_srli_epi32(lo, 4), m4);
                     hi = _mm512_and_si512(_mm512_srli_epi32(hi, 2 * k), m2);
                     int e = 32 * k + 4 * dw; /* element within the half */
                     p->q[8 * h + e / 16][e % 16 / 4] =
                         _mm512_or_si512(lo, _mm512_slli_epi32(hi, 4));
                 }
+        }
     }
 }
 
