@@ -261,6 +261,26 @@ INLINE void store_acc(const int T, const __m512 *acc, float *out, size_t os, __m
         _mm512_mask_storeu_ps(out + t * os, m, acc[t]);
 }
 
+/* One K-quant sub-block of 4 G weights (G = 8 for Q4_K/Q5_K, 4 for Q6_K)
+** whose quants are q[0 .. G) and activations start at byte off of each
+** token's block: isum[t] += sc * (q . a), in int32 as the reference. */
+INLINE void sub_block(const int T, const int G, const __m512i *q, __m512i sc,
+                      const block_q8_K *const *y, int off, __m512i *isum)
+{
+    __m512i s[TOKS];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++)
+        s[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            s[t] = _mm512_dpbusd_epi32(s[t], q[g], bcast(y[t]->qs + off + 4 * g));
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++)
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], sc));
+}
+
 /* Legacy blocks: asum[t * nbt + b] is the sum of token t's block b. */
 INLINE void run32(const int T, int off, const pblock32 *p, int nb, const char *a, size_t as,
                   const int32_t *asum, size_t nbt, bool first, float *out, size_t os,
@@ -305,22 +325,8 @@ INLINE void run_k4(const int T, const pblock_k4 *p, int nb, const char *a, size_
             y[t] = (const block_q8_K *)(a + t * as) + b;
             isum[t] = _mm512_setzero_si512();
         }
-        for (int j = 0; j < 8; j++) {
-            __m512i s[TOKS];
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-                s[t] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-            for (int g = 0; g < 8; g++) {
-                const __m512i q = p->q[j][g];
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++)
-                    s[t] = _mm512_dpbusd_epi32(s[t], q, bcast(y[t]->qs + 32 * j + 4 * g));
-            }
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], p->sc[j]));
-        }
+        for (int j = 0; j < 8; j++)
+            sub_block(T, 8, p->q[j], p->sc[j], y, 32 * j, isum);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             __m512i summs = _mm512_setzero_si512();
@@ -355,22 +361,8 @@ INLINE void run_k6(const int T, const pblock_k6 *p, int nb, const char *a, size_
                 o = _mm512_dpwssd_epi32(o, p->sp[i], bcast(y[t]->bsums + 2 * i));
             isum[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(o, 5));
         }
-        for (int s = 0; s < 16; s++) {
-            __m512i v[TOKS];
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-                v[t] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                const __m512i q = p->q[s][g];
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++)
-                    v[t] = _mm512_dpbusd_epi32(v[t], q, bcast(y[t]->qs + 16 * s + 4 * g));
-            }
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(v[t], p->sc[s]));
-        }
+        for (int s = 0; s < 16; s++)
+            sub_block(T, 4, p->q[s], p->sc[s], y, 16 * s, isum);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             __m512 f = _mm512_mul_ps(_mm512_mul_ps(p->d, _mm512_set1_ps(y[t]->d)),
