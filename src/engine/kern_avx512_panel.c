@@ -248,6 +248,20 @@ static inline __m512i bcast(const void *p)
     return _mm512_set1_epi32(v);
 }
 
+/* acc + q . (the four bytes at p, in every lane): vpdpbusd with its
+** broadcast taken from memory by the instruction itself ({1to16}), one
+** instruction where the intrinsics give two (GCC does not fold the
+** broadcast into vpdpbusd). */
+static inline __m512i dp_bcast(__m512i acc, __m512i q, const void *p)
+{
+#ifdef CN_PANEL_INTRINSICS
+    return _mm512_dpbusd_epi32(acc, q, bcast(p));
+#else
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(q), "m"(*(const int32_t *)p));
+    return acc;
+#endif
+}
+
 INLINE void load_acc(const int T, __m512 *acc, bool first, const float *out, size_t os,
                      __mmask16 m)
 {
@@ -275,7 +289,7 @@ INLINE void sub_block(const int T, const int G, const __m512i *q, __m512i sc,
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            s[t] = _mm512_dpbusd_epi32(s[t], q[g], bcast(y[t]->qs + off + 4 * g));
+            s[t] = dp_bcast(s[t], q[g], y[t]->qs + off + 4 * g);
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], sc));
@@ -298,8 +312,7 @@ INLINE void run32(const int T, int off, const pblock32 *p, int nb, const char *a
             const __m512i q = p->q[g];
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++)
-                s[t] = _mm512_dpbusd_epi32(
-                    s[t], q, bcast(((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g));
+                s[t] = dp_bcast(s[t], q, ((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g);
         }
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
