@@ -55,6 +55,7 @@ typedef struct kern_table {
                         const void *v, size_t kvs, int n, int hd, bool f16, float scale,
                         float *out, size_t os, float *work);
     void (*gelu)(float *x, int n);
+    void (*silu_mul)(float *g, const float *u, int n); /* g = silu(g) * u */
 } kern_table;
 
 /* ALiBi: add -slope * |i - j| to the scores sc[0..n_kv) of query i. */

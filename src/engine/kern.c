@@ -124,6 +124,7 @@ static void init_scalar(kern_table *k)
     k->attn = attn_ref;
     k->attn_cached = attn_cached_ref;
     k->gelu = kern_gelu_ref;
+    k->silu_mul = kern_silu_mul;
     for (uint32_t t = 0; t < GGML_TYPE_COUNT; t++) {
         const quant_traits *q = quant_get(t);
         if (!q)

@@ -101,23 +101,72 @@ static void attention(void *ctx, int ith, int nth)
     }
 }
 
-static void store_kv(eng_model *m, int layer, int n, int n_past)
+/* Token t's keys and values into the cache at position n_past + t. */
+static void store_kv(eng_model *m, int layer, int t, int n_past)
 {
     int hd = m->hp.head_dim, nkv = m->hp.n_head_kv * hd;
-    for (int t = 0; t < n; t++)
-        for (int kh = 0; kh < m->hp.n_head_kv; kh++) {
-            size_t dst = kv_index(m, layer, kh, n_past + t), src = (size_t)t * nkv + (size_t)kh * hd;
-            if (m->kv_f16) {
-                uint16_t *kc = (uint16_t *)m->k_cache + dst, *vc = (uint16_t *)m->v_cache + dst;
-                for (int i = 0; i < hd; i++) {
-                    kc[i] = cn_fp32_to_fp16(m->k[src + i]);
-                    vc[i] = cn_fp32_to_fp16(m->v[src + i]);
-                }
-            } else {
-                memcpy((float *)m->k_cache + dst, m->k + src, (size_t)hd * sizeof(float));
-                memcpy((float *)m->v_cache + dst, m->v + src, (size_t)hd * sizeof(float));
+    for (int kh = 0; kh < m->hp.n_head_kv; kh++) {
+        size_t dst = kv_index(m, layer, kh, n_past + t), src = (size_t)t * nkv + (size_t)kh * hd;
+        if (m->kv_f16) {
+            uint16_t *kc = (uint16_t *)m->k_cache + dst, *vc = (uint16_t *)m->v_cache + dst;
+            for (int i = 0; i < hd; i++) {
+                kc[i] = cn_fp32_to_fp16(m->k[src + i]);
+                vc[i] = cn_fp32_to_fp16(m->v[src + i]);
             }
+        } else {
+            memcpy((float *)m->k_cache + dst, m->k + src, (size_t)hd * sizeof(float));
+            memcpy((float *)m->v_cache + dst, m->v + src, (size_t)hd * sizeof(float));
         }
+    }
+}
+
+/* The per-token steps between the matrix products, spread over the pool
+** for a prompt (one token runs them on the calling thread: waking the pool
+** would cost more than the work). */
+enum { ST_NORM_ATTN, ST_ROPE_KV, ST_NORM_FFN, ST_SILU };
+
+typedef struct step_job {
+    eng_model *m;
+    int step, layer, n, n_past;
+} step_job;
+
+static void step_run(void *ctx, int ith, int nth)
+{
+    step_job *j = ctx;
+    eng_model *m = j->m;
+    const eng_hparams *hp = &m->hp;
+    const eng_layer *L = &m->layers[j->layer];
+    int D = hp->n_embd, nq = hp->n_head * hp->head_dim, nkv = hp->n_head_kv * hp->head_dim;
+    if (j->step == ST_SILU) { /* contiguous ranges, a multiple of 16 long */
+        size_t total = (size_t)j->n * (size_t)hp->n_ff;
+        size_t per = (total / (size_t)nth + 15) / 16 * 16;
+        size_t a = CN_MIN(total, per * (size_t)ith), b = CN_MIN(total, a + per);
+        if (b > a)
+            kern_get()->silu_mul(m->hb + a, m->hb2 + a, (int)(b - a));
+        return;
+    }
+    for (int t = ith; t < j->n; t += nth) {
+        size_t x = (size_t)t * D;
+        if (j->step == ST_NORM_ATTN) {
+            kern_rmsnorm(m->xb + x, m->x + x, L->attn_norm, D, hp->rms_eps);
+        } else if (j->step == ST_NORM_FFN) {
+            kern_rmsnorm(m->xb + x, m->x + x, L->ffn_norm, D, hp->rms_eps);
+        } else {
+            const float *cs = m->rope_cs + (size_t)t * hp->n_rot;
+            rope_apply(m, m->q + (size_t)t * nq, hp->n_head, cs);
+            rope_apply(m, m->k + (size_t)t * nkv, hp->n_head_kv, cs);
+            store_kv(m, j->layer, t, j->n_past);
+        }
+    }
+}
+
+static void steps(eng_model *m, int step, int layer, int n, int n_past)
+{
+    step_job j = {m, step, layer, n, n_past};
+    if (n == 1)
+        step_run(&j, 0, 1);
+    else
+        cn_pool_run(m->pool, step_run, &j);
 }
 
 static void add_bias(float *y, const float *b, int n_tok, int dim)
@@ -151,9 +200,7 @@ int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool w
         const eng_layer *L = &m->layers[l];
 
         // attention rmsnorm
-        for (int t = 0; t < n; t++)
-            kern_rmsnorm(m->xb + (size_t)t * D, m->x + (size_t)t * D, L->attn_norm, D,
-                         hp->rms_eps);
+        steps(m, ST_NORM_ATTN, l, n, n_past);
         // q, k, v for every token of the chunk
         kern_matmul_group(m->pool, 3, (float *[]){m->q, m->k, m->v},
                           (const gguf_tensor *[]){L->wq, L->wk, L->wv}, m->xb, n, m->act);
@@ -162,14 +209,9 @@ int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool w
             add_bias(m->k, L->bk, n, nkv);
             add_bias(m->v, L->bv, n, nkv);
         }
-        // rotary position embedding of q and k
-        for (int t = 0; t < n; t++) {
-            const float *cs = m->rope_cs + (size_t)t * hp->n_rot;
-            rope_apply(m, m->q + (size_t)t * nq, hp->n_head, cs);
-            rope_apply(m, m->k + (size_t)t * nkv, hp->n_head_kv, cs);
-        }
-        // keys and values join the cache; causal attention over it
-        store_kv(m, l, n, n_past);
+        // rotary position embedding of q and k; keys and values join the
+        // cache; causal attention over it
+        steps(m, ST_ROPE_KV, l, n, n_past);
         attn_job aj = {m, l, n, n_past};
         cn_pool_run(m->pool, attention, &aj);
         // output projection and residual
@@ -177,12 +219,10 @@ int llama_forward(eng_model *m, const int32_t *tokens, int n, int n_past, bool w
         add_into(m->x, m->xb, (size_t)n * D);
 
         // feed-forward: rmsnorm, SwiGLU, residual
-        for (int t = 0; t < n; t++)
-            kern_rmsnorm(m->xb + (size_t)t * D, m->x + (size_t)t * D, L->ffn_norm, D,
-                         hp->rms_eps);
+        steps(m, ST_NORM_FFN, l, n, n_past);
         kern_matmul_group(m->pool, 2, (float *[]){m->hb, m->hb2},
                           (const gguf_tensor *[]){L->w_gate, L->w_up}, m->xb, n, m->act);
-        kern_silu_mul(m->hb, m->hb2, n * hp->n_ff);
+        steps(m, ST_SILU, l, n, n_past);
         kern_matmul(m->pool, m->xb, L->w_down, m->hb, n, m->act);
         add_into(m->x, m->xb, (size_t)n * D);
     }
