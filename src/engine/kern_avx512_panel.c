@@ -265,12 +265,14 @@ static inline __m512i dp_bcast(__m512i acc, __m512i q, const void *p)
 INLINE void load_acc(const int T, __m512 *acc, bool first, const float *out, size_t os,
                      __mmask16 m)
 {
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + t * os);
 }
 
 INLINE void store_acc(const int T, const __m512 *acc, float *out, size_t os, __mmask16 m)
 {
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++)
         _mm512_mask_storeu_ps(out + t * os, m, acc[t]);
 }
