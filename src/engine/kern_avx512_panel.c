@@ -159,25 +159,35 @@ static void pack32(uint32_t type, const char *w, size_t ws, int nr, int nb, pblo
 
 static void pack_k4(uint32_t type, const char *w, size_t ws, int nr, int nb, pblock_k4 *p)
 {
-    const __m512i o = row_offsets(nr, ws), m4 = _mm512_set1_epi8(0x0F);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i one = _mm512_set1_epi8(1);
     const size_t bsize = type == GGML_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
     const size_t qs_off = type == GGML_Q4_K ? offsetof(block_q4_K, qs) : offsetof(block_q5_K, qs);
     for (int b = 0; b < nb; b++, p++) {
         const char *blk = w + (size_t)b * bsize;
-        int32_t sc[8][PANEL_ROWS], mn[8][PANEL_ROWS];
-        for (int r = 0; r < PANEL_ROWS; r++) {
-            uint8_t s[16];
-            k4_scales((const uint8_t *)blk + (size_t)CN_MIN(r, nr - 1) * ws + 4, s);
-            for (int j = 0; j < 8; j++)
-                sc[j][r] = s[j], mn[j][r] = s[8 + j] | s[8 + j] << 16;
+        /* the header of the 16 rows: d and dmin, then the 12 scale bytes as
+        ** words u0, u1, u2, unpacked as k4_scales does, a row per lane */
+        __m512i hd[8];
+        rows32(blk, ws, nr, hd);
+        const __m512i u0 = hd[1], u1 = hd[2], u2 = hd[3];
+        const __m512i low6 = _mm512_set1_epi32(63), low4 = _mm512_set1_epi32(15);
+        const __m512i low2 = _mm512_set1_epi32(3);
+        for (int j = 0; j < 4; j++) {
+            const int k = 8 * j;
+            p->sc[j] = _mm512_and_si512(_mm512_srli_epi32(u0, k), low6);
+            __m512i m = _mm512_and_si512(_mm512_srli_epi32(u1, k), low6);
+            p->mn[j] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+            p->sc[j + 4] = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi32(u2, k), low4),
+                _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, k + 6), low2), 4));
+            m = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi32(u2, k + 4), low4),
+                _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, k + 6), low2), 4));
+            p->mn[j + 4] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
         }
-        for (int j = 0; j < 8; j++) {
-            p->sc[j] = _mm512_loadu_si512(sc[j]);
-            p->mn[j] = _mm512_loadu_si512(mn[j]);
-        }
-        p->d = gather_f16(o, blk, 0);
-        p->dmin = gather_f16(o, blk, 1);
+        p->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+            _mm512_and_si512(hd[0], _mm512_set1_epi32(0xFFFF))));
+        p->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(hd[0], 16)));
         for (int c = 0; c < 4; c++) {
             __m512i v[8];
             rows32(blk + qs_off + 32 * c, ws, nr, v);
@@ -206,19 +216,15 @@ static void pack_k6(const char *w, size_t ws, int nr, int nb, pblock_k6 *p)
     const __m512i m2 = _mm512_set1_epi8(3);
     for (int b = 0; b < nb; b++, p++) {
         const char *blk = w + (size_t)b * sizeof(block_q6_K);
-        int32_t sc[16][PANEL_ROWS], sp[8][PANEL_ROWS];
-        for (int r = 0; r < PANEL_ROWS; r++) {
-            const block_q6_K *x = (const block_q6_K *)(blk + (size_t)CN_MIN(r, nr - 1) * ws);
-            for (int s = 0; s < 16; s++)
-                sc[s][r] = x->scales[s];
-            for (int i = 0; i < 8; i++)
-                sp[i][r] = (int32_t)((uint32_t)(uint16_t)x->scales[2 * i] |
-                                     (uint32_t)(uint16_t)x->scales[2 * i + 1] << 16);
-        }
+        /* the 16 signed scales, a row per lane: words 4..7 of the 32 bytes
+        ** that end with them (the block's last 32 bytes before d) */
+        __m512i sw[8];
+        rows32(blk + offsetof(block_q6_K, scales) - 16, ws, nr, sw);
         for (int s = 0; s < 16; s++)
-            p->sc[s] = _mm512_loadu_si512(sc[s]);
+            p->sc[s] = _mm512_srai_epi32(_mm512_slli_epi32(sw[4 + s / 4], 24 - 8 * (s % 4)), 24);
         for (int i = 0; i < 8; i++)
-            p->sp[i] = _mm512_loadu_si512(sp[i]);
+            p->sp[i] = _mm512_or_si512(_mm512_and_si512(p->sc[2 * i], _mm512_set1_epi32(0xFFFF)),
+                                       _mm512_slli_epi32(p->sc[2 * i + 1], 16));
         p->d = gather_f16(o, blk + offsetof(block_q6_K, d) - 2, 1);
         /* element 128h + 32k + l: see unpack_q6_K in quant.c */
         for (int h = 0; h < 2; h++) {
