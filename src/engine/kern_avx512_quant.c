@@ -225,10 +225,36 @@ INLINE void ztile_q6_K(const int R, const int T, int nb, const char *w, size_t w
     ZSTORE();
 }
 
+/* A legacy block's weights as unsigned bytes w + off (off 128 for Q8_0:
+** w ^ 0x80; the stored quants themselves for Q4_0, off 8, and Q5_0, off
+** 16, whose fifth bits a mask register places in one instruction). */
+INLINE __m256i zexpand32u(uint32_t type, const char *blk, float *d)
+{
+    if (type == GGML_Q8_0) {
+        const block_q8_0 *x = (const block_q8_0 *)blk;
+        *d = h2f(x->d);
+        return _mm256_xor_si256(load256(x->qs), _mm256_set1_epi8((char)0x80));
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (type == GGML_Q4_0) {
+        const block_q4_0 *x = (const block_q4_0 *)blk;
+        *d = h2f(x->d);
+        __m128i q = load128(x->qs);
+        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+    }
+    const block_q5_0 *x = (const block_q5_0 *)blk;
+    *d = h2f(x->d);
+    __m128i q = load128(x->qs);
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+    return _mm256_or_si256(v, _mm256_maskz_mov_epi8((__mmask32)qh, _mm256_set1_epi8(0x10)));
+}
+
 /* Legacy 32-blocks (Q8_0, Q4_0, Q5_0) with Q8_0 activations, two blocks
 ** per zmm. vpdpbusd multiplies unsigned by signed bytes, so the weights
-** go in offset by 128 (w ^ 0x80 = w + 128) and 128 * sum(a), made once
-** per token, comes off again: the integer sums are exact. Each half then
+** go in as w + off (zexpand32u) and off * sum(a), made once per token and
+** block pair, comes off again: the integer sums are exact. Each half then
 ** takes its own scale dw * dy in a float accumulator, as ggml's AVX2 code
 ** and tile32 do, so results differ from the scalar sum by float rounding
 ** only. An odd last block fills the low half alone (zeros above add 0). */
@@ -238,7 +264,8 @@ INLINE void ztile32(uint32_t type, size_t bsize, const int R, const int T, int n
     __m512 acc[ZMAX_TILE];
     for (int p = 0; p < ZMAX_TILE; p++)
         acc[p] = _mm512_setzero_ps();
-    const __m512i off = _mm512_set1_epi8((char)0x80);
+    const __m512i off = _mm512_set1_epi8(type == GGML_Q8_0 ? (char)0x80
+                                         : type == GGML_Q4_0 ? 8 : 16);
     for (int b = 0; b < nb; b += 2) {
         const bool two = b + 1 < nb;
         __m512i u[4];
@@ -249,9 +276,9 @@ INLINE void ztile32(uint32_t type, size_t bsize, const int R, const int T, int n
             if (b % 4 == 0)
                 prefetch_block(blk + PF_TILES * R * ws, 4 * bsize);
             float d0, d1 = 0;
-            __m256i lo = expand32(type, blk, &d0);
-            __m256i hi = two ? expand32(type, blk + bsize, &d1) : _mm256_setzero_si256();
-            u[r] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), off);
+            __m256i lo = zexpand32u(type, blk, &d0);
+            __m256i hi = two ? zexpand32u(type, blk + bsize, &d1) : _mm256_setzero_si256();
+            u[r] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
             dw[r] = _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
         }
 #pragma GCC unroll 8
