@@ -24,8 +24,8 @@ typedef int (*rag_count_fn)(void *ctx, const char *s, size_t n);
 /* Prompt-lookup draft length for grounded answers (eng_gen_opts.lookup):
 ** answers quote their passages, so the words that followed a quoted phrase
 ** there are good guesses. Off by default for now: on the 1B shape, checking
-** 2 drafted tokens costs 2.1x and 4 cost 2.8x one token (`cairn bench
-** --verify`, 2026-12-02), so it pays only when most drafts are kept, which
+** 2 drafted tokens costs 2.5x and 4 cost 3.3x one token (`cairn bench
+** --verify`, 2026-12-03), so it pays only when most drafts are kept, which
 ** no real model here can show; `ask --lookup K` turns it on. */
 #define RAG_LOOKUP 0
 
