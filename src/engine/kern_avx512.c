@@ -22,6 +22,9 @@ static void (*attn_fallback)(const float *q, size_t qs, int n_q, int per, const 
 /* Keys and values are widened 32 rows at a time (four kern_rows8 blocks):
 ** a query's output sums then stay in registers across 32 rows. */
 #define ZROWS 32
+/* From this many queries on (a prompt's runs of positions), the queries go
+** across the lanes (zattn_lanes). */
+#define ZLANES 16
 
 /* og[i][d0 .. d0 + 16 nz) += sum over j < cnt of p[i][j] * rows[j][d0 ..],
 ** for nq (a constant, 1 to 4) queries at once: each value row loaded once
@@ -66,6 +69,35 @@ INLINE_Z void zpv_head(const int nq, const float *const p[4], size_t ps, int cnt
         zpv_rows(nq, p, ps, cnt, rows, og, d0, 4);
     if (d0 < hd)
         zpv_rows(nq, p, ps, cnt, rows, og, d0, (hd - d0) / 16);
+}
+
+/* Value rows p .. p + cnt (rows[]) into the outputs of nq queries: query i
+** sees len[i] positions, its probabilities are sc[i * qs + j * ps] for
+** position j, its output out + i * os. Queries that see as many of these
+** rows (the heads of one position) go four at a time. */
+INLINE_Z void zpv_queries(int nq, const int *len, const float *sc, size_t qs, size_t ps, int p,
+                          int cnt, const float *const rows[ZROWS], float *out, size_t os, int hd)
+{
+    for (int i = 0; i < nq;) {
+        int c = CN_MIN(cnt, len[i] - p), k = 1;
+        while (k < 4 && i + k < nq && CN_MIN(cnt, len[i + k] - p) == c)
+            k++;
+        if (c > 0) {
+            const float *pp[4];
+            float *og[4];
+            for (int x = 0; x < 4; x++) {
+                int ix = i + CN_MIN(x, k - 1);
+                pp[x] = sc + (size_t)ix * qs + (size_t)p * ps;
+                og[x] = out + (size_t)ix * os;
+            }
+            if (k == 4)
+                zpv_head(4, pp, ps, c, rows, og, hd);
+            else
+                for (int x = 0; x < k; x++)
+                    zpv_head(1, pp + x, ps, c, rows, og + x, hd);
+        }
+        i += k;
+    }
 }
 
 /* The scores of one query against keys rows[0 .. cnt) (cnt <= 8; a
@@ -115,6 +147,9 @@ INLINE_Z void zattn_body(const float *q, size_t qs, int n_q, int per, const void
 {
     float *sc = work, *qr = work + (size_t)n_q * n, *blk = qr + (size_t)n_q * hd;
     const float *rows[ZROWS];
+    int len[ZLANES]; /* fewer come here: zattn_prompt takes ZLANES or more */
+    for (int g = 0; g < n_q; g++)
+        len[g] = kern_attn_len(n, n_q, per, g);
     for (int g = 0; g < n_q; g++) {
         const float *qg = q + (size_t)g * qs;
         float *qrg = qr + (size_t)g * hd;
@@ -148,30 +183,7 @@ INLINE_Z void zattn_body(const float *q, size_t qs, int n_q, int per, const void
     for (int p = 0; p < n; p += ZROWS) {
         int cnt = CN_MIN(ZROWS, n - p);
         zrows(vc, kvs, p, cnt, hd, f16, blk, rows);
-        /* queries four at a time where they see as many rows (the heads of
-        ** one position), else one by one */
-        for (int g = 0; g < n_q;) {
-            int c = CN_MIN(cnt, kern_attn_len(n, n_q, per, g) - p);
-            int nq = 1;
-            while (nq < 4 && g + nq < n_q && kern_attn_len(n, n_q, per, g + nq) - p >= c &&
-                   CN_MIN(cnt, kern_attn_len(n, n_q, per, g + nq) - p) == c)
-                nq++;
-            if (c > 0) {
-                const float *pp[4];
-                float *og[4];
-                for (int i = 0; i < 4; i++) {
-                    int gi = g + CN_MIN(i, nq - 1);
-                    pp[i] = sc + (size_t)gi * n + p;
-                    og[i] = out + (size_t)gi * os;
-                }
-                if (nq == 4)
-                    zpv_head(4, pp, 1, c, rows, og, hd);
-                else
-                    for (int i = 0; i < nq; i++)
-                        zpv_head(1, pp + i, 1, c, rows, og + i, hd);
-            }
-            g += nq;
-        }
+        zpv_queries(n_q, len, sc, (size_t)n, 1, p, cnt, rows, out, os, hd);
     }
 }
 
@@ -273,26 +285,7 @@ INLINE_Z void zattn_lanes(const float *q, size_t qs, int nq, const int len[16], 
     for (int p = 0; p < nmax; p += ZROWS) {
         int cnt = CN_MIN(ZROWS, nmax - p);
         zrows(vc, kvs, p, cnt, hd, f16, blk, rows);
-        for (int i = 0; i < nq;) {
-            int c = CN_MIN(cnt, len[i] - p), k = 1;
-            while (k < 4 && i + k < nq && CN_MIN(cnt, len[i + k] - p) == c)
-                k++;
-            if (c > 0) {
-                const float *pp[4];
-                float *og[4];
-                for (int x = 0; x < 4; x++) {
-                    int ix = i + CN_MIN(x, k - 1);
-                    pp[x] = sc + (size_t)p * 16 + ix;
-                    og[x] = out + (size_t)ix * os;
-                }
-                if (k == 4)
-                    zpv_head(4, pp, 16, c, rows, og, hd);
-                else
-                    for (int x = 0; x < k; x++)
-                        zpv_head(1, pp + x, 16, c, rows, og + x, hd);
-            }
-            i += k;
-        }
+        zpv_queries(nq, len, sc, 1, 16, p, cnt, rows, out, os, hd);
     }
 }
 
@@ -319,9 +312,9 @@ static void attn_cached_avx512(const float *q, size_t qs, int n_q, int per, cons
         attn_fallback(q, qs, n_q, per, kc, vc, kvs, n, hd, f16, scale, out, os, work);
         return;
     }
-    if (n_q >= 16 && f16)
+    if (n_q >= ZLANES && f16)
         zattn_prompt(q, qs, n_q, per, kc, vc, kvs, n, hd, true, scale, out, os, work);
-    else if (n_q >= 16)
+    else if (n_q >= ZLANES)
         zattn_prompt(q, qs, n_q, per, kc, vc, kvs, n, hd, false, scale, out, os, work);
     else if (f16)
         zattn_body(q, qs, n_q, per, kc, vc, kvs, n, hd, true, scale, out, os, work);
