@@ -332,6 +332,45 @@ INLINE void run32(const int T, int off, const pblock32 *p, int nb, const char *a
     store_acc(T, acc, out, os, m);
 }
 
+/* Legacy blocks over two panels (32 rows) at once, T <= TOKS2 tokens: each
+** activation broadcast feeds two vpdpbusd, and 2 T chains of sums hide
+** the instruction's latency. */
+#define TOKS2 6
+INLINE void run32x2(const int T, int off, const pblock32 *p0, const pblock32 *p1, int nb,
+                    const char *a, size_t as, const int32_t *asum, size_t nbt, bool first,
+                    float *out, size_t os, __mmask16 m1)
+{
+    __m512 acc0[TOKS2], acc1[TOKS2];
+    load_acc(T, acc0, first, out, os, 0xFFFF);
+    load_acc(T, acc1, first, out + PANEL_ROWS, os, m1);
+    for (int b = 0; b < nb; b++, p0++, p1++) {
+        __m512i s0[TOKS2], s1[TOKS2];
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++)
+            s0[t] = s1[t] = _mm512_set1_epi32(-off * asum[t * nbt + b]);
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            const __m512i q0 = p0->q[g], q1 = p1->q[g];
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) {
+                const __m512i y = bcast(((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g);
+                s0[t] = _mm512_dpbusd_epi32(s0[t], q0, y);
+                s1[t] = _mm512_dpbusd_epi32(s1[t], q1, y);
+            }
+        }
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            const __m512 dy = _mm512_set1_ps(h2f(((const block_q8_0 *)(a + t * as) + b)->d));
+            acc0[t] = _mm512_fmadd_ps(_mm512_mul_ps(p0->d, dy), _mm512_cvtepi32_ps(s0[t]),
+                                      acc0[t]);
+            acc1[t] = _mm512_fmadd_ps(_mm512_mul_ps(p1->d, dy), _mm512_cvtepi32_ps(s1[t]),
+                                      acc1[t]);
+        }
+    }
+    store_acc(T, acc0, out, os, 0xFFFF);
+    store_acc(T, acc1, out + PANEL_ROWS, os, m1);
+}
+
 /* Q4_K, Q5_K: the reference's isum, summs and float finish (dot_k4_block). */
 INLINE void run_k4(const int T, const pblock_k4 *p, int nb, const char *a, size_t as, bool first,
                    float *out, size_t os, __mmask16 m)
@@ -407,6 +446,43 @@ INLINE void run_k6(const int T, const pblock_k6 *p, int nb, const char *a, size_
     default: call(8); break;                                                                       \
     }
 
+#define BY_TOKENS6(T, call)                                                                        \
+    switch (T) {                                                                                   \
+    case 1: call(1); break;                                                                        \
+    case 2: call(2); break;                                                                        \
+    case 3: call(3); break;                                                                        \
+    case 4: call(4); break;                                                                        \
+    case 5: call(5); break;                                                                        \
+    default: call(6); break;                                                                       \
+    }
+
+/* Legacy types, 32 rows (two panels) at a time where there are more than 16. */
+static bool pgemm32x2(uint32_t type, int n, const char *w, size_t ws, int nr, const void *a,
+                      size_t as, const int32_t *asum, int nt, float *out, size_t os)
+{
+    static _Thread_local pblock32 pan[2][PANEL_K / 32] __attribute__((aligned(64)));
+    if (nr <= PANEL_ROWS)
+        return false;
+    const size_t bsize = gguf_row_size(type, 32), nbt = (size_t)(n / 32);
+    const int off = type == GGML_Q8_0 ? 128 : type == GGML_Q4_0 ? 8 : 16;
+    const int pr = CN_MIN(2 * PANEL_ROWS, nr) - PANEL_ROWS;
+    const __mmask16 m1 = (__mmask16)((1u << pr) - 1);
+    for (int k0 = 0; k0 < n; k0 += PANEL_K) {
+        const int nb = CN_MIN(PANEL_K, n - k0) / 32, b0 = k0 / 32;
+        pack32(type, w + b0 * bsize, ws, PANEL_ROWS, nb, pan[0]);
+        pack32(type, w + (size_t)PANEL_ROWS * ws + b0 * bsize, ws, pr, nb, pan[1]);
+        for (int t0 = 0; t0 < nt; t0 += TOKS2) {
+            const char *ab = (const char *)a + (size_t)t0 * as + (size_t)b0 * sizeof(block_q8_0);
+            const int32_t *sb = asum + (size_t)t0 * nbt + b0;
+            float *o = out + (size_t)t0 * os;
+#define L2(T) run32x2(T, off, pan[0], pan[1], nb, ab, as, sb, nbt, k0 == 0, o, os, m1)
+            BY_TOKENS6(nt - t0, L2)
+#undef L2
+        }
+    }
+    return true;
+}
+
 /* out[t * os + r] = row r of w . token t of a, for r < nr, t < nt: panels
 ** of 16 rows and PANEL_K weights, each packed once and used by every token. */
 static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const void *a,
@@ -419,6 +495,11 @@ static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const 
     const int off = type == GGML_Q8_0 ? 128 : type == GGML_Q4_0 ? 8 : 16;
     const size_t nbt = (size_t)(n / 32);
     for (int r0 = 0; r0 < nr; r0 += PANEL_ROWS) {
+        if (!k4 && !k6 && pgemm32x2(type, n, (const char *)w + (size_t)r0 * ws, ws, nr - r0, a, as,
+                                    asum, nt, out + r0, os)) {
+            r0 += PANEL_ROWS; /* two panels done */
+            continue;
+        }
         const int pr = CN_MIN(PANEL_ROWS, nr - r0);
         const __mmask16 m = (__mmask16)((1u << pr) - 1);
         const char *wr = (const char *)w + (size_t)r0 * ws;
