@@ -219,7 +219,8 @@ static inline __m256 exp_ps(__m256 x)
 }
 
 /* g = g / (1 + exp(-g)) * u, eight at a time (exp_ps: within a few ulps of
-** expf, as ggml's own vector SiLU is; the tests compare the result). */
+** expf, as ggml's own vector SiLU is; test_kern.c compares it with the
+** reference), the tail by the reference. */
 static void silu_mul_avx2(float *g, const float *u, int n)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
@@ -230,8 +231,7 @@ static void silu_mul_avx2(float *g, const float *u, int n)
         _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)),
                                               _mm256_loadu_ps(u + i)));
     }
-    for (; i < n; i++)
-        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    kern_silu_mul(g + i, u + i, n - i);
 }
 
 /* sc[0..n) = softmax(sc[0..n)) in place. */

@@ -56,7 +56,7 @@ typedef struct {
 } pblock_k6;
 
 typedef union {
-    pblock32 b32[PANEL_K / 32];
+    pblock32 b32[2][PANEL_K / 32]; /* legacy blocks go 32 rows (two panels) at a time */
     pblock_k4 k4[PANEL_K / QK_K];
     pblock_k6 k6[PANEL_K / QK_K];
 } panel;
@@ -303,72 +303,60 @@ INLINE void sub_block(const int T, const int G, const __m512i *q, __m512i sc,
         isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], sc));
 }
 
-/* Legacy blocks: asum[t * nbt + b] is the sum of token t's block b. */
-INLINE void run32(const int T, int off, const pblock32 *p, int nb, const char *a, size_t as,
-                  const int32_t *asum, size_t nbt, bool first, float *out, size_t os,
-                  __mmask16 m)
-{
-    __m512 acc[TOKS];
-    load_acc(T, acc, first, out, os, m);
-    for (int b = 0; b < nb; b++, p++) {
-        __m512i s[TOKS];
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++)
-            s[t] = _mm512_set1_epi32(-off * asum[t * nbt + b]);
-#pragma GCC unroll 8
-        for (int g = 0; g < 8; g++) {
-            const __m512i q = p->q[g];
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-                s[t] = dp_bcast(s[t], q, ((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g);
-        }
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            const block_q8_0 *y = (const block_q8_0 *)(a + t * as) + b;
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(p->d, _mm512_set1_ps(h2f(y->d))),
-                                     _mm512_cvtepi32_ps(s[t]), acc[t]);
-        }
-    }
-    store_acc(T, acc, out, os, m);
-}
-
-/* Legacy blocks over two panels (32 rows) at once, T <= TOKS2 tokens: each
-** activation broadcast feeds two vpdpbusd, and 2 T chains of sums hide
-** the instruction's latency. */
+/* Legacy blocks over H (1 or 2, a constant) panels of 16 rows, T tokens
+** (at most TOKS, or TOKS2 with two panels); asum[t * nbt + b] is the sum of
+** token t's block b. With two panels each activation broadcast feeds two
+** vpdpbusd, and 2 T chains of sums hide the instruction's latency; with
+** one, the broadcast is the instruction's own memory operand. */
 #define TOKS2 6
-INLINE void run32x2(const int T, int off, const pblock32 *p0, const pblock32 *p1, int nb,
-                    const char *a, size_t as, const int32_t *asum, size_t nbt, bool first,
-                    float *out, size_t os, __mmask16 m1)
+INLINE void run32(const int T, const int H, int off, const pblock32 *const p[2], int nb,
+                  const char *a, size_t as, const int32_t *asum, size_t nbt, bool first,
+                  float *out, size_t os, const __mmask16 m[2])
 {
-    __m512 acc0[TOKS2], acc1[TOKS2];
-    load_acc(T, acc0, first, out, os, 0xFFFF);
-    load_acc(T, acc1, first, out + PANEL_ROWS, os, m1);
-    for (int b = 0; b < nb; b++, p0++, p1++) {
-        __m512i s0[TOKS2], s1[TOKS2];
-#pragma GCC unroll 6
+    __m512 acc[2][TOKS];
+#pragma GCC unroll 2
+    for (int h = 0; h < H; h++)
+        load_acc(T, acc[h], first, out + h * PANEL_ROWS, os, m[h]);
+    for (int b = 0; b < nb; b++) {
+        __m512i s[2][TOKS];
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            s0[t] = s1[t] = _mm512_set1_epi32(-off * asum[t * nbt + b]);
+            s[0][t] = s[1][t] = _mm512_set1_epi32(-off * asum[t * nbt + b]);
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
-            const __m512i q0 = p0->q[g], q1 = p1->q[g];
-#pragma GCC unroll 6
+            const __m512i q0 = p[0][b].q[g], q1 = p[H - 1][b].q[g];
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                const __m512i y = bcast(((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g);
-                s0[t] = _mm512_dpbusd_epi32(s0[t], q0, y);
-                s1[t] = _mm512_dpbusd_epi32(s1[t], q1, y);
+                const int8_t *y = ((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g;
+                if (H == 1) {
+                    s[0][t] = dp_bcast(s[0][t], q0, y);
+                } else {
+                    const __m512i v = bcast(y);
+                    s[0][t] = _mm512_dpbusd_epi32(s[0][t], q0, v);
+                    s[1][t] = _mm512_dpbusd_epi32(s[1][t], q1, v);
+                }
             }
         }
-#pragma GCC unroll 6
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const __m512 dy = _mm512_set1_ps(h2f(((const block_q8_0 *)(a + t * as) + b)->d));
-            acc0[t] = _mm512_fmadd_ps(_mm512_mul_ps(p0->d, dy), _mm512_cvtepi32_ps(s0[t]),
-                                      acc0[t]);
-            acc1[t] = _mm512_fmadd_ps(_mm512_mul_ps(p1->d, dy), _mm512_cvtepi32_ps(s1[t]),
-                                      acc1[t]);
+#pragma GCC unroll 2
+            for (int h = 0; h < H; h++)
+                acc[h][t] = _mm512_fmadd_ps(_mm512_mul_ps(p[h][b].d, dy),
+                                            _mm512_cvtepi32_ps(s[h][t]), acc[h][t]);
         }
     }
-    store_acc(T, acc0, out, os, 0xFFFF);
-    store_acc(T, acc1, out + PANEL_ROWS, os, m1);
+#pragma GCC unroll 2
+    for (int h = 0; h < H; h++)
+        store_acc(T, acc[h], out + h * PANEL_ROWS, os, m[h]);
+}
+
+/* Super-block b of each of T tokens' activation rows (as bytes apart). */
+INLINE void blocks_at(const int T, const char *a, size_t as, int b, const block_q8_K **y)
+{
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++)
+        y[t] = (const block_q8_K *)(a + t * as) + b;
 }
 
 /* Q4_K, Q5_K: the reference's isum, summs and float finish (dot_k4_block). */
@@ -380,11 +368,10 @@ INLINE void run_k4(const int T, const pblock_k4 *p, int nb, const char *a, size_
     for (int b = 0; b < nb; b++, p++) {
         const block_q8_K *y[TOKS];
         __m512i isum[TOKS];
+        blocks_at(T, a, as, b, y);
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            y[t] = (const block_q8_K *)(a + t * as) + b;
+        for (int t = 0; t < T; t++)
             isum[t] = _mm512_setzero_si512();
-        }
         for (int j = 0; j < 8; j++)
             sub_block(T, 8, p->q[j], p->sc[j], y, 32 * j, isum);
 #pragma GCC unroll 8
@@ -412,9 +399,9 @@ INLINE void run_k6(const int T, const pblock_k6 *p, int nb, const char *a, size_
     for (int b = 0; b < nb; b++, p++) {
         const block_q8_K *y[TOKS];
         __m512i isum[TOKS];
+        blocks_at(T, a, as, b, y);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            y[t] = (const block_q8_K *)(a + t * as) + b;
             __m512i o = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++)
@@ -456,81 +443,65 @@ INLINE void run_k6(const int T, const pblock_k6 *p, int nb, const char *a, size_
     default: call(6); break;                                                                       \
     }
 
-/* Legacy types, 32 rows (two panels) at a time where there are more than 16. */
-static bool pgemm32x2(uint32_t type, int n, const char *w, size_t ws, int nr, const void *a,
-                      size_t as, const int32_t *asum, int nt, float *out, size_t os)
-{
-    static _Thread_local pblock32 pan[2][PANEL_K / 32] __attribute__((aligned(64)));
-    if (nr <= PANEL_ROWS)
-        return false;
-    const size_t bsize = gguf_row_size(type, 32), nbt = (size_t)(n / 32);
-    const int off = type == GGML_Q8_0 ? 128 : type == GGML_Q4_0 ? 8 : 16;
-    const int pr = CN_MIN(2 * PANEL_ROWS, nr) - PANEL_ROWS;
-    const __mmask16 m1 = (__mmask16)((1u << pr) - 1);
-    for (int k0 = 0; k0 < n; k0 += PANEL_K) {
-        const int nb = CN_MIN(PANEL_K, n - k0) / 32, b0 = k0 / 32;
-        pack32(type, w + b0 * bsize, ws, PANEL_ROWS, nb, pan[0]);
-        pack32(type, w + (size_t)PANEL_ROWS * ws + b0 * bsize, ws, pr, nb, pan[1]);
-        for (int t0 = 0; t0 < nt; t0 += TOKS2) {
-            const char *ab = (const char *)a + (size_t)t0 * as + (size_t)b0 * sizeof(block_q8_0);
-            const int32_t *sb = asum + (size_t)t0 * nbt + b0;
-            float *o = out + (size_t)t0 * os;
-#define L2(T) run32x2(T, off, pan[0], pan[1], nb, ab, as, sb, nbt, k0 == 0, o, os, m1)
-            BY_TOKENS6(nt - t0, L2)
-#undef L2
-        }
-    }
-    return true;
-}
-
 /* out[t * os + r] = row r of w . token t of a, for r < nr, t < nt: panels
-** of 16 rows and PANEL_K weights, each packed once and used by every token. */
+** of 16 rows (legacy blocks: 32, two panels) and PANEL_K weights, each
+** packed once and used by every token. */
 static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const void *a,
                   size_t as, const int32_t *asum, int nt, float *out, size_t os)
 {
     static _Thread_local panel pan __attribute__((aligned(64)));
     const bool k4 = type == GGML_Q4_K || type == GGML_Q5_K, k6 = type == GGML_Q6_K;
-    const int qk = k4 || k6 ? QK_K : 32;
+    const bool legacy = !k4 && !k6;
+    const int qk = legacy ? 32 : QK_K, step = legacy ? 2 * PANEL_ROWS : PANEL_ROWS;
     const size_t bsize = gguf_row_size(type, qk);
     const int off = type == GGML_Q8_0 ? 128 : type == GGML_Q4_0 ? 8 : 16;
     const size_t nbt = (size_t)(n / 32);
-    for (int r0 = 0; r0 < nr; r0 += PANEL_ROWS) {
-        if (!k4 && !k6 && pgemm32x2(type, n, (const char *)w + (size_t)r0 * ws, ws, nr - r0, a, as,
-                                    asum, nt, out + r0, os)) {
-            r0 += PANEL_ROWS; /* two panels done */
-            continue;
+    const pblock32 *const lp[2] = {pan.b32[0], pan.b32[1]};
+    for (int r0 = 0; r0 < nr; r0 += step) {
+        const int rows = CN_MIN(step, nr - r0), halves = rows > PANEL_ROWS ? 2 : 1;
+        __mmask16 m[2];
+        for (int h = 0; h < 2; h++) {
+            int in = CN_MAX(0, CN_MIN(PANEL_ROWS, rows - h * PANEL_ROWS));
+            m[h] = (__mmask16)((1u << in) - 1);
         }
-        const int pr = CN_MIN(PANEL_ROWS, nr - r0);
-        const __mmask16 m = (__mmask16)((1u << pr) - 1);
         const char *wr = (const char *)w + (size_t)r0 * ws;
         for (int k0 = 0; k0 < n; k0 += PANEL_K) {
             const int nb = CN_MIN(PANEL_K, n - k0) / qk, b0 = k0 / qk;
             const bool first = k0 == 0;
             if (k4)
-                pack_k4(type, wr + b0 * bsize, ws, pr, nb, pan.k4);
+                pack_k4(type, wr + b0 * bsize, ws, rows, nb, pan.k4);
             else if (k6)
-                pack_k6(wr + b0 * bsize, ws, pr, nb, pan.k6);
+                pack_k6(wr + b0 * bsize, ws, rows, nb, pan.k6);
             else
-                pack32(type, wr + b0 * bsize, ws, pr, nb, pan.b32);
-            for (int t0 = 0; t0 < nt; t0 += TOKS) {
+                for (int h = 0; h < halves; h++)
+                    pack32(type, wr + (size_t)(h * PANEL_ROWS) * ws + b0 * bsize, ws,
+                           CN_MIN(PANEL_ROWS, rows - h * PANEL_ROWS), nb, pan.b32[h]);
+            const int toks = halves == 2 ? TOKS2 : TOKS;
+            for (int t0 = 0; t0 < nt; t0 += toks) {
                 const char *at = (const char *)a + (size_t)t0 * as;
                 float *o = out + (size_t)t0 * os + r0;
                 if (k4) {
                     const char *ab = at + (size_t)b0 * sizeof(block_q8_K);
-#define K4(T) run_k4(T, pan.k4, nb, ab, as, first, o, os, m)
+#define K4(T) run_k4(T, pan.k4, nb, ab, as, first, o, os, m[0])
                     BY_TOKENS(nt - t0, K4)
 #undef K4
                 } else if (k6) {
                     const char *ab = at + (size_t)b0 * sizeof(block_q8_K);
-#define K6(T) run_k6(T, pan.k6, nb, ab, as, first, o, os, m)
+#define K6(T) run_k6(T, pan.k6, nb, ab, as, first, o, os, m[0])
                     BY_TOKENS(nt - t0, K6)
 #undef K6
                 } else {
                     const char *ab = at + (size_t)b0 * sizeof(block_q8_0);
                     const int32_t *sb = asum + (size_t)t0 * nbt + b0;
-#define L32(T) run32(T, off, pan.b32, nb, ab, as, sb, nbt, first, o, os, m)
-                    BY_TOKENS(nt - t0, L32)
-#undef L32
+#define L1(T) run32(T, 1, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
+#define L2(T) run32(T, 2, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
+                    if (halves == 2) {
+                        BY_TOKENS6(nt - t0, L2)
+                    } else {
+                        BY_TOKENS(nt - t0, L1)
+                    }
+#undef L1
+#undef L2
                 }
             }
         }
