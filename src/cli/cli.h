@@ -77,6 +77,8 @@ enum {
     CLI_OPT_STOP,
     CLI_OPT_LOOKUP,
     CLI_OPT_IGNORE_EOS,
+    CLI_OPT_DRAFT,
+    CLI_OPT_DRAFT_MAX,
     CLI_OPT_FIRST_FREE = 300 /* a command's own long-only options start here */
 };
 
@@ -116,6 +118,8 @@ typedef struct cli_run_args {
     int n_stop;
     bool ignore_eos;
     int lookup; /* --lookup: prompt-lookup draft length (0 off) */
+    const char *draft; /* --draft: draft model (file or installed name), or NULL */
+    int draft_max;     /* --draft-max: tokens it proposes at most (default 4) */
 } cli_run_args;
 
 extern const char cli_run_help[];
@@ -135,7 +139,9 @@ extern const char cli_run_help[];
         {"seed", required_argument, NULL, CLI_OPT_SEED},                                         \
         {"stop", required_argument, NULL, CLI_OPT_STOP},                                         \
         {"lookup", required_argument, NULL, CLI_OPT_LOOKUP},                                     \
-        {"ignore-eos", no_argument, NULL, CLI_OPT_IGNORE_EOS}
+        {"ignore-eos", no_argument, NULL, CLI_OPT_IGNORE_EOS},                                   \
+        {"draft", required_argument, NULL, CLI_OPT_DRAFT},                                       \
+        {"draft-max", required_argument, NULL, CLI_OPT_DRAFT_MAX}
 void cli_run_defaults(cli_run_args *a);
 /* Apply option opt (as cli_getopt returned it) with value arg. Returns 1 if
 ** it was one of the shared options, 0 if not, 2 (after printing) for a bad
@@ -145,5 +151,11 @@ int cli_run_option(const char *cmd, cli_run_args *a, int opt, const char *arg);
 ** parsed; BOS if add_bos and the model asks for one). */
 int cli_open_and_tokenize(const cli_run_args *a, const char *text, size_t len, bool add_bos,
                           eng_model **m, tok_vocab **v, int32_t **ids, int *n_ids, cn_err *err);
+/* Open the draft model named by --draft (a file, or an installed model in
+** the data directory home_opt) for m, whose vocabulary is v: the same threads
+** and context, and the same vocabulary token for token, else an error
+** naming the first difference. *d is NULL when name is. */
+int cli_open_draft(const char *home_opt, const char *name, const eng_model *m, const tok_vocab *v,
+                   eng_model **d, cn_err *err);
 
 #endif

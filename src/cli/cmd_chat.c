@@ -105,6 +105,12 @@ int cmd_chat(int argc, char **argv)
     if (cli_open_and_tokenize(&a, "", 0, false, &m, &v, &ids, &n_ids, &err))
         return cli_error(&err);
     free(ids);
+    eng_model *dm = NULL;
+    if (cli_open_draft(a.home, a.draft, m, v, &dm, &err)) {
+        tok_close(v);
+        eng_model_close(m);
+        return cli_error(&err);
+    }
     int n_ctx = eng_model_n_ctx(m);
     ids = cn_malloc_array((size_t)n_ctx * 4, sizeof *ids);
     tok_chat_msg *msgs = cn_calloc(MAX_TURNS, sizeof *msgs);
@@ -112,6 +118,7 @@ int cmd_chat(int argc, char **argv)
         free(ids);
         free(msgs);
         tok_close(v);
+        eng_model_close(dm);
         eng_model_close(m);
         cn_fail(&err, CN_ENOMEM, "out of memory for a %d-token context", n_ctx);
         return cli_error(&err);
@@ -132,7 +139,8 @@ int cmd_chat(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     eng_gen_opts go = {.n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop,
-                       .n_stop = a.n_stop, .ignore_eos = a.ignore_eos, .lookup = a.lookup};
+                       .n_stop = a.n_stop, .ignore_eos = a.ignore_eos, .lookup = a.lookup,
+                       .draft = dm, .draft_max = a.draft_max};
     char *line = NULL;
     size_t line_cap = 0;
     int rc = CN_OK;
@@ -222,6 +230,7 @@ int cmd_chat(int argc, char **argv)
     free(line);
     free(ids);
     tok_close(v);
+    eng_model_close(dm);
     eng_model_close(m);
     return 0;
 }

@@ -174,9 +174,17 @@ int cmd_generate(int argc, char **argv)
     int rc = open_with_prompt(&a, &pa, &m, &v, &ids, &n_ids, &err);
     if (rc)
         return cli_error(&err);
+    eng_model *dm = NULL;
+    if ((rc = cli_open_draft(a.home, a.draft, m, v, &dm, &err))) {
+        free(ids);
+        tok_close(v);
+        eng_model_close(m);
+        return cli_error(&err);
+    }
     eng_gen_opts go_opts = {
         .n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop, .n_stop = a.n_stop,
         .ignore_eos = a.ignore_eos, .render_special = special, .lookup = a.lookup,
+        .draft = dm, .draft_max = a.draft_max,
     };
     eng_gen_stats st;
     if (n_ids == 0) {
@@ -192,16 +200,23 @@ int cmd_generate(int argc, char **argv)
                 st.n_prompt, st.t_prompt > 0 ? st.n_prompt_eval / st.t_prompt : 0.0, st.n_gen,
                 st.t_gen > 0 ? st.n_gen / st.t_gen : 0.0, eng_model_n_threads(m),
                 eng_model_n_ctx(m));
-        if (st.n_drafted)
-            fprintf(stderr, "lookup: %d of %d drafted tokens kept; %d forward passes for %d "
-                            "tokens\n",
-                    st.n_accepted, st.n_drafted, st.n_passes, st.n_gen);
+        if (st.n_drafted > st.n_model_drafted)
+            fprintf(stderr, "lookup: %d of %d drafted tokens kept\n",
+                    st.n_accepted - st.n_model_accepted, st.n_drafted - st.n_model_drafted);
+        if (dm)
+            fprintf(stderr, "draft model: %d of %d drafted tokens kept, %.2f s in the draft "
+                            "model\n",
+                    st.n_model_accepted, st.n_model_drafted, st.t_draft);
+        if (st.n_drafted || dm)
+            fprintf(stderr, "speculative: %d forward passes for %d tokens\n", st.n_passes,
+                    st.n_gen);
         if (st.stop == ENG_STOP_CONTEXT)
             fprintf(stderr, "cairn: stopped: the %d-token context is full (use a larger --ctx)\n",
                     eng_model_n_ctx(m));
     }
     free(ids);
     tok_close(v);
+    eng_model_close(dm);
     eng_model_close(m);
     return rc ? cli_error(&err) : 0;
 }

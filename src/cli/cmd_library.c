@@ -24,6 +24,8 @@ typedef struct lib_args {
     bool no_rerank;                         /* --no-rerank: not even the active one */
     int threads, k, max_tokens;
     int lookup;          /* ask: prompt-lookup draft length; -1: the default */
+    const char *draft;   /* ask: draft model (--draft), or NULL */
+    int draft_max;       /* ask: tokens the draft model proposes at most */
     int passage_tokens;  /* ask: budget for the passages' text (0: the default) */
     bool no_trim;        /* ask: whole passages */
     bool json, prune;
@@ -66,8 +68,9 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
     enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP,
-           OPT_PASSAGE_TOKENS, OPT_NO_TRIM };
+           OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX };
     a->lookup = -1;
+    a->draft_max = 4;
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"embed-model", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},
@@ -78,6 +81,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         {"lookup", required_argument, NULL, OPT_LOOKUP},
         {"passage-tokens", required_argument, NULL, OPT_PASSAGE_TOKENS},
         {"no-trim", no_argument, NULL, OPT_NO_TRIM},
+        {"draft", required_argument, NULL, OPT_DRAFT},
+        {"draft-max", required_argument, NULL, OPT_DRAFT_MAX},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -116,6 +121,12 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             a->passage_tokens = (int)n;
             break;
         case OPT_NO_TRIM: a->no_trim = true; break;
+        case OPT_DRAFT: a->draft = optarg; break;
+        case OPT_DRAFT_MAX:
+            if (!cli_int(optarg, 1, 8, &n))
+                return cli_usage(cmd, "--draft-max %s: expected 1 to 8", optarg);
+            a->draft_max = (int)n;
+            break;
         case 'h':
             printf("%s", help);
             printf("\ncommon options:\n"
@@ -653,10 +664,14 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
         /* answers from documents: the most likely words, and where they quote
         ** the passages, several checked at once */
         eng_gen_opts go = {.n_predict = n_predict, .sampler = eng_sampler_defaults(),
-                           .lookup = a->lookup >= 0 ? a->lookup : RAG_LOOKUP};
+                           .lookup = a->lookup >= 0 ? a->lookup : RAG_LOOKUP,
+                           .draft_max = a->draft_max};
         go.sampler.temp = 0;
-        rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &out->gen, err);
+        rc = cli_open_draft(a->home, a->draft, m, v, &go.draft, err);
+        if (!rc)
+            rc = eng_generate(m, v, ids, n_ids, &go, ask_token, out, &out->gen, err);
         rag_cite_flush(&out->f, &out->text);
+        eng_model_close(go.draft);
     }
     free(ids);
     tok_close(v);
@@ -769,7 +784,11 @@ int cmd_ask(int argc, char **argv)
                  "  --no-rerank         do not rerank, even with a reranker installed\n"
                  "  --lookup K          speculative decoding with the passages as drafts: check\n"
                  "                      up to K tokens at once (1-8; the answer is the same;\n"
-                 "                      default 0 = off, see `cairn bench --verify` for its cost)\n");
+                 "                      default 0 = off, see `cairn bench --verify` for its cost)\n"
+                 "  --draft M           speculative decoding with a draft model: a smaller model\n"
+                 "                      with the same vocabulary (a GGUF file or installed name)\n"
+                 "                      proposes tokens while it is sure; the answer is the same\n"
+                 "  --draft-max N       tokens the draft model proposes at most (1-8, default 4)\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -869,6 +888,9 @@ int cmd_ask(int argc, char **argv)
             json_object_set_new(t, "drafted_tokens", json_integer(out.gen.n_drafted));
             json_object_set_new(t, "accepted_tokens", json_integer(out.gen.n_accepted));
             json_object_set_new(t, "forward_passes", json_integer(out.gen.n_passes));
+            json_object_set_new(t, "draft_model_tokens", json_integer(out.gen.n_model_drafted));
+            json_object_set_new(t, "draft_model_accepted", json_integer(out.gen.n_model_accepted));
+            json_object_set_new(t, "draft_model_s", json_real(out.gen.t_draft));
         }
         json_object_set_new(o, "timings", t);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

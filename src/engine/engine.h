@@ -125,14 +125,30 @@ typedef struct eng_gen_opts {
     ** one token for certain, this is the standard acceptance rule of
     ** speculative sampling); a draw that differs is the next token. 0: off */
     int lookup;
+    /* speculative decoding with a draft model: a smaller model with the
+    ** same vocabulary proposes up to draft_max tokens (at most 8), greedily,
+    ** while its top token's probability is at least ENG_DRAFT_P_MIN; they
+    ** are checked in one pass and kept by the rule above, so the output is
+    ** plain decoding's. Prompt lookup goes first where it finds a match
+    ** (its drafts cost nothing). The draft model keeps its own cache,
+    ** brought up to the text before each draft. NULL: off */
+    eng_model *draft;
+    int draft_max;
 } eng_gen_opts;
+
+/* A draft model stops proposing below this probability of its top token:
+** an unsure draft is usually rejected, and each drafted token costs a pass
+** of the draft model and a share of the check. */
+#define ENG_DRAFT_P_MIN 0.75f
 
 typedef struct eng_gen_stats {
     int n_prompt, n_prompt_eval;   /* prompt tokens, of which evaluated (not cached) */
     int n_gen;                     /* tokens generated */
     double t_prompt, t_gen;        /* seconds */
     int stop;                      /* enum eng_stop */
-    int n_drafted, n_accepted;     /* prompt-lookup tokens proposed, and kept */
+    int n_drafted, n_accepted;     /* drafted tokens (lookup and draft model), and kept */
+    int n_model_drafted, n_model_accepted; /* of which from the draft model */
+    double t_draft;                /* seconds in the draft model (within t_prompt, t_gen) */
     int n_passes;                  /* forward passes for the answer */
 } eng_gen_stats;
 

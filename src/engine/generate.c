@@ -6,6 +6,7 @@
 */
 #include "engine/engine_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,44 @@ static int lookup_draft(const int32_t *h, int n, int max, int32_t *draft)
     return 0;
 }
 
+/* The probability of the largest logit (softmax at temperature 1); its
+** index goes to *best. */
+static float top_prob(const float *logits, int n, int32_t *best)
+{
+    *best = eng_argmax(logits, n);
+    float mx = logits[*best];
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += expf(logits[i] - mx);
+    return (float)(1.0 / sum);
+}
+
+/* Draft with the draft model d: bring its cache up to the history h[0..n)
+** (it decodes what it has not seen: the whole prompt the first time, then
+** the tokens kept since), then propose its top token, one pass each, while
+** it is at least ENG_DRAFT_P_MIN sure, up to max tokens. Its drafts are
+** certain (greedy), which the acceptance rule of eng_generate requires. */
+static int model_draft(eng_model *d, const int32_t *h, int n, int max, int32_t *draft, int *nd,
+                       cn_err *err)
+{
+    *nd = 0;
+    if (max <= 0 || n + max > d->n_ctx)
+        return CN_OK; /* the draft model's context is full: plain decoding from here */
+    int keep = 0;
+    while (keep < d->n_cached && keep < n - 1 && d->cached[keep] == h[keep])
+        keep++;
+    int rc = eng_decode(d, h + keep, n - keep, keep, err);
+    for (int k = 0; rc == CN_OK && k < max; k++) {
+        int32_t t;
+        if (top_prob(d->logits, d->hp.n_vocab, &t) < ENG_DRAFT_P_MIN)
+            break;
+        draft[(*nd)++] = t;
+        if (k + 1 < max)
+            rc = eng_decode(d, &t, 1, n + k, err);
+    }
+    return rc;
+}
+
 typedef struct gen_run {
     const tok_vocab *v;
     const eng_gen_opts *o;
@@ -134,6 +173,11 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     for (int k = 0; k < o->n_stop; k++)
         if (!o->stop[k][0] || strlen(o->stop[k]) >= HOLD_MAX / 2)
             return cn_fail(err, CN_EINVAL, "stop strings must be 1 to %d bytes", HOLD_MAX / 2 - 1);
+    if (o->draft == m) /* one KV cache cannot hold two texts */
+        return cn_fail(err, CN_EINVAL, "the draft model must be opened on its own");
+    if (o->draft && o->draft->hp.n_vocab != m->hp.n_vocab)
+        return cn_fail(err, CN_EINVAL, "the draft model's vocabulary has %d tokens, the model's "
+                       "%d: they must be the same", o->draft->hp.n_vocab, m->hp.n_vocab);
 
     // reuse the cached prefix; always evaluate at least the last prompt token
     int keep = 0;
@@ -147,14 +191,16 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     st->t_prompt = cn_now() - t0;
 
     int lookup = CN_MIN(CN_MIN(o->lookup, ENG_SPEC_MAX), m->n_batch - 1);
+    int draft_max = o->draft ? CN_MIN(CN_MIN(o->draft_max, ENG_SPEC_MAX), m->n_batch - 1) : 0;
+    int spec_max = CN_MAX(lookup, draft_max);
     int32_t *hist = NULL;
     float *plogits = NULL;
     eng_sampler *s;
     if ((rc = eng_sampler_new(&s, m->hp.n_vocab, &o->sampler, err)))
         return rc;
-    if (lookup > 0) {
+    if (spec_max > 0) {
         hist = cn_malloc(sizeof *hist * ((size_t)n_prompt + (size_t)CN_MAX(o->n_predict, 0) + 1));
-        plogits = cn_malloc(sizeof *plogits * (size_t)m->hp.n_vocab * (size_t)(lookup + 1));
+        plogits = cn_malloc(sizeof *plogits * (size_t)m->hp.n_vocab * (size_t)(spec_max + 1));
         if (!hist || !plogits) {
             free(hist), free(plogits);
             eng_sampler_free(s);
@@ -190,11 +236,18 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
         /* tokens that may follow, by prompt lookup; none may run past the
         ** answer's budget or the context */
         int32_t batch[ENG_SPEC_MAX + 1] = {id};
-        int nd = lookup > 0 ? lookup_draft(hist, n_hist,
-                                           CN_MIN(draft_len, CN_MIN(o->n_predict - st->n_gen,
-                                                                    m->n_ctx - n_past - 1)),
-                                           batch + 1)
-                            : 0;
+        int room = CN_MIN(o->n_predict - st->n_gen, m->n_ctx - n_past - 1);
+        int nd = lookup > 0 ? lookup_draft(hist, n_hist, CN_MIN(draft_len, room), batch + 1) : 0;
+        bool by_model = false;
+        if (nd == 0 && draft_max > 0) {
+            double t1 = cn_now();
+            rc = model_draft(o->draft, hist, n_hist, CN_MIN(draft_max, room), batch + 1, &nd, err);
+            st->t_draft += cn_now() - t1;
+            if (rc)
+                break;
+            by_model = nd > 0;
+            st->n_model_drafted += nd;
+        }
         st->n_passes++;
         if (nd == 0) {
             if ((rc = eng_decode(m, &id, 1, n_past, err)))
@@ -221,6 +274,7 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
             }
             kept++;
             st->n_accepted++;
+            st->n_model_accepted += by_model;
             hist[n_hist++] = batch[d + 1];
             done = emit_token(&g, s, batch[d + 1]) || st->n_gen >= o->n_predict;
             n_past++;
@@ -229,6 +283,8 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
         m->n_cached = n_past; /* the cache past the kept tokens holds rejected ones */
         /* longer drafts while they are kept, shorter when they are not: a
         ** pass over many rejected tokens costs more than one token's */
+        if (by_model)
+            continue; /* the draft model's own certainty sets its length */
         if (kept == nd)
             draft_len = CN_MIN(lookup, 2 * draft_len);
         else if (kept == 0)

@@ -250,6 +250,32 @@ TEST(cli_generate_stops_and_seeds)
     EXPECT_CONTAINS(R.err, "context is full");
 }
 
+/* --draft: the same text as without it, its drafts counted on stderr; a
+** model of another vocabulary is refused, naming the first token that
+** differs; a bad --draft-max is a usage error. */
+TEST(cli_generate_with_draft_model)
+{
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " -p 'I dreamed' -n 40 --temp 0"), 0);
+    char *plain = strdup(R.out);
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " --draft " AIDREAMS " --draft-max 3 "
+                      "-p 'I dreamed' -n 40 --temp 0"),
+                  0);
+    EXPECT_STR(R.out, plain);
+    EXPECT_CONTAINS(R.err, "draft model: ");
+    EXPECT_CONTAINS(R.err, "forward passes for 40 tokens");
+    free(plain);
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " --draft "
+                      "tests/data/models/stories260K-rvspoc.gguf -p hi -n 3"),
+                  1);
+    EXPECT_CONTAINS(R.err, "stories260K-rvspoc.gguf: a draft model needs the model's vocabulary: "
+                           "token 259");
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " --draft nowhere.gguf -p hi -n 3"), 1);
+    EXPECT_CONTAINS(R.err, "nowhere.gguf");
+    EXPECT_EQ_INT(run("$CAIRN generate -m " AIDREAMS " --draft " AIDREAMS " --draft-max 9 -p hi"),
+                  2);
+    EXPECT_CONTAINS(R.err, "--draft-max 9: expected an integer from 1 to 8");
+}
+
 TEST(cli_chat_session)
 {
     /* two turns through a pipe: the model answers each (a reply ends with a

@@ -191,6 +191,18 @@ TEST(library_ask_shows_sources_first)
     t = json_object_get(j, "timings");
     EXPECT_STR(json_string_value(json_object_get(j, "answer")), plain);
     json_decref(j);
+    /* so does a draft model (here a second copy of the model: greedy, it
+    ** agrees with every token it is sure of) */
+    EXPECT_EQ_INT(sh("$CAIRN ask --json --lookup 0 --draft $D/../ask-chat.gguf -n 6 -m "
+                     "$D/../ask-chat.gguf 'What is the maximum operating pressure?'"),
+                  0);
+    j = json_loads(out_buf, 0, &je);
+    t = json_object_get(j, "timings");
+    EXPECT_STR(json_string_value(json_object_get(j, "answer")), plain);
+    EXPECT_EQ_INT(json_integer_value(json_object_get(t, "draft_model_accepted")),
+                  json_integer_value(json_object_get(t, "draft_model_tokens")));
+    EXPECT(json_real_value(json_object_get(t, "draft_model_s")) > 0);
+    json_decref(j);
     free(plain);
     EXPECT_EQ_INT(sh("$CAIRN ask --lookup 9 x"), 2);
     EXPECT_CONTAINS(err_buf, "--lookup 9: expected 0 to 8");

@@ -368,6 +368,89 @@ TEST(model_lookup_decoding_is_plain_decoding)
     EXPECT(passes < tokens);
 }
 
+/* Generation with a draft model d (and lookup drafts of up to lookup
+** tokens) of n tokens from text. */
+static int gen_draft(eng_model *m, eng_model *d, const tok_vocab *v, const char *text, int n,
+                     int lookup, float temp, ids_out *out, eng_gen_stats *st, cn_err *e)
+{
+    int32_t prompt[512];
+    int np = tok_encode(v, text, strlen(text), true, false, prompt, 512, e);
+    if (np <= 0)
+        return -1;
+    eng_gen_opts o = {.n_predict = n, .sampler = eng_sampler_defaults(), .lookup = lookup,
+                      .draft = d, .draft_max = 4};
+    o.sampler.temp = temp;
+    o.sampler.seed = 7;
+    memset(out, 0, sizeof *out);
+    eng_model_reset(m);
+    return eng_generate(m, v, prompt, np, &o, collect, out, st, e);
+}
+
+/* A draft model changes how, not what: the same tokens as plain decoding,
+** greedy and sampled, with and without lookup drafts, whether the draft is
+** another model with the same vocabulary or a second copy of the model
+** itself (then every greedy draft is kept: a check that its cache follows
+** the text through rejections, kept runs and lookup turns); its cache
+** carries over from one generation to the next. A draft of another
+** vocabulary size, or the model itself, is refused. */
+TEST(model_draft_decoding_is_plain_decoding)
+{
+    eng_model *m, *same, *other;
+    tok_vocab *v;
+    cn_err e = {0};
+    eng_opts eo = {.n_ctx = 512, .n_threads = 2};
+    EXPECT_EQ_INT(eng_model_open(&m, test_data("models/stories260K-rvspoc.gguf"), &eo, &e), CN_OK);
+    EXPECT_EQ_INT(eng_model_open(&same, test_data("models/stories260K-rvspoc.gguf"), &eo, &e), CN_OK);
+    EXPECT_EQ_INT(eng_model_open(&other, test_data("models/aidreams260K.gguf"), &eo, &e), CN_OK);
+    if (!m || !same || !other)
+        goto out;
+    EXPECT_EQ_INT(tok_open(&v, eng_model_gguf(m), &e), CN_OK);
+    static const char *prompts[] = {
+        "Once upon a time, there was a little girl named Lily. She liked to",
+        "The cat sat on the mat. The dog sat on the log. The cat sat on the", "Tom and Sue"};
+    eng_model *drafts[] = {same, other};
+    int kept_same = 0, drafted_same = 0, kept_other = 0, drafted_other = 0, passes = 0, tokens = 0;
+    for (size_t di = 0; di < CN_ARRAY_LEN(drafts); di++)
+        for (size_t pi = 0; pi < CN_ARRAY_LEN(prompts); pi++)
+            for (int t = 0; t < 2; t++)
+                for (int look = 0; look <= 4; look += 4) {
+                    ids_out *plain = malloc(sizeof *plain), *spec = malloc(sizeof *spec);
+                    eng_gen_stats s0, s1;
+                    float temp = t ? 0.7f : 0.0f;
+                    EXPECT_EQ_INT(gen_draft(m, NULL, v, prompts[pi], 80, 0, temp, plain, &s0, &e), 0);
+                    EXPECT_EQ_INT(gen_draft(m, drafts[di], v, prompts[pi], 80, look, temp, spec, &s1,
+                                            &e), 0);
+                    EXPECT_EQ_INT(spec->n, plain->n);
+                    EXPECT(memcmp(spec->ids, plain->ids, sizeof(int32_t) * (size_t)plain->n) == 0);
+                    EXPECT(spec->len == plain->len && !memcmp(spec->text, plain->text, plain->len));
+                    EXPECT(s1.n_model_accepted <= s1.n_model_drafted);
+                    EXPECT(s1.n_model_drafted <= s1.n_drafted);
+                    if (look == 0)
+                        EXPECT(s1.t_draft > 0);
+                    if (di == 0 && temp == 0) {
+                        kept_same += s1.n_model_accepted, drafted_same += s1.n_model_drafted;
+                        passes += s1.n_passes, tokens += s1.n_gen;
+                    }
+                    if (di == 1)
+                        kept_other += s1.n_model_accepted, drafted_other += s1.n_model_drafted;
+                    free(plain), free(spec);
+                }
+    EXPECT(drafted_same > 0);
+    EXPECT_EQ_INT(kept_same, drafted_same);
+    EXPECT(passes < tokens);
+    EXPECT(drafted_other > kept_other); /* another model's drafts: some are rejected */
+    ids_out *o = malloc(sizeof *o);
+    eng_gen_stats st;
+    EXPECT_EQ_INT(gen_draft(m, m, v, "Tom", 4, 0, 0, o, &st, &e), CN_EINVAL);
+    EXPECT_CONTAINS(e.msg, "draft model must be opened on its own");
+    free(o);
+    tok_close(v);
+out:
+    eng_model_close(other);
+    eng_model_close(same);
+    eng_model_close(m);
+}
+
 /* One pass over a drafted run gives, after each token, the logits the
 ** tokens decoded one at a time give. */
 TEST(model_decode_all_equals_one_at_a_time)
