@@ -27,16 +27,37 @@ typedef void (*kern_gemm_fn)(int n, const void *w, size_t ws, int nr, const void
 typedef void (*kern_pgemm_fn)(int n, const void *w, size_t ws, int nr, const void *a, size_t as,
                               const int32_t *asum, int nt, float *out, size_t os);
 
+/* Weights repacked once at load into the panel layout the products read
+** (kern_avx512_panel.c): engine-only tensor types after GGML's. A repacked
+** matrix takes as many bytes as its file form, its rows in panels of 16:
+** rows r0 .. r0 + 15 (r0 a multiple of 16) start at r0 times the file's row
+** size, so row ranges split between threads as before.
+**   KERN_Q8_0_R16  Q8_0; per panel, per pair of blocks: the 32 F16 scales
+**                  (block 2j's 16 rows, then block 2j + 1's), then each
+**                  block's quants as unsigned bytes (q + 128), 32-bit word
+**                  g of row r at word 16 g + r: 1088 bytes, 64-aligned */
+enum { KERN_Q8_0_R16 = GGML_TYPE_COUNT, KERN_TYPE_COUNT };
+
+/* Repack rows [r0, r1) (multiples of 16) of a matrix of n columns whose
+** rows lie ws bytes apart at w into the repacked type's layout at dst
+** (the whole matrix's). */
+typedef void (*kern_repack_fn)(const void *w, size_t ws, int n, int r0, int r1, void *dst);
+
 typedef struct kern_table {
     const char *name;
-    kern_dot_fn dot[GGML_TYPE_COUNT];   /* weight row . activation row */
-    kern_gemm_fn gemm[GGML_TYPE_COUNT]; /* many tokens at once; NULL: dot per pair */
-    kern_pgemm_fn pgemm[GGML_TYPE_COUNT]; /* prompts of KERN_PANEL_TOKENS or more */
+    kern_dot_fn dot[KERN_TYPE_COUNT];   /* weight row . activation row */
+    kern_gemm_fn gemm[KERN_TYPE_COUNT]; /* many tokens at once; NULL: dot per pair */
+    /* prompts of KERN_PANEL_TOKENS or more; every product for repacked types */
+    kern_pgemm_fn pgemm[KERN_TYPE_COUNT];
     /* activations are converted once per product into act_type rows by
     ** act_from_float (NULL: the float rows are used as they are) */
-    uint32_t act_type[GGML_TYPE_COUNT];
-    kern_from_float_fn act_from_float[GGML_TYPE_COUNT];
-    kern_to_float_fn to_float[GGML_TYPE_COUNT]; /* type -> float (embeddings, norms) */
+    uint32_t act_type[KERN_TYPE_COUNT];
+    kern_from_float_fn act_from_float[KERN_TYPE_COUNT];
+    kern_to_float_fn to_float[KERN_TYPE_COUNT]; /* type -> float (embeddings, norms) */
+    /* the repacked type a file type's matrices take at load (0: none) and
+    ** the function that repacks them */
+    uint32_t repack_type[GGML_TYPE_COUNT];
+    kern_repack_fn repack[GGML_TYPE_COUNT];
     /* bidirectional attention of one head: out_i = softmax(scale * q_i . K^T
     ** - alibi * |i - j|) V over n_kv keys j (alibi: the head's ALiBi slope,
     ** 0 for none; query i and key j sit at positions i and j); rows q/out are
@@ -104,6 +125,12 @@ void kern_avx512_panel_install(kern_table *k); /* kern_avx512_panel.c */
 void kern_act_sums(const void *a, size_t as, int n, int nt, int32_t *asum);
 /* Can the engine multiply with weights of this type? */
 bool kern_supports(uint32_t type);
+/* Bytes of a row of n elements of type, repacked types included. */
+size_t kern_row_size(uint32_t type, int64_t n);
+/* The repacked type the active table gives a matrix of type with n columns
+** and nr rows, or 0 when it stays as it is (no repacking kernels, or a
+** shape the layout does not take). */
+uint32_t kern_repack_type(uint32_t type, int64_t n, int64_t nr);
 
 /* out[t][r] = dot(W row r, x[t]) for t < n_tok, r < n_rows.
 ** x is n_tok rows of n_cols floats; scratch holds the activations converted
@@ -154,6 +181,11 @@ struct eng_model {
     cn_pool *pool;
 
     const gguf_tensor *tok_embd;    /* (n_embd, n_vocab) */
+    /* the weight matrices, copied at load out of the mapping (repacked where
+    ** kern_repack_type says): tensors describing them, and their memory */
+    gguf_tensor *copies;
+    void **copy_mem;
+    int n_copies;
     const gguf_tensor *output;      /* (n_embd, n_vocab); tok_embd when tied */
     float *output_norm;             /* (n_embd), owned */
     float *rope_freqs;              /* (n_rot/2) or NULL, owned */

@@ -212,6 +212,22 @@ bool kern_supports(uint32_t type)
     return k->act_type[type] == GGML_F32 || k->act_from_float[type] != NULL;
 }
 
+size_t kern_row_size(uint32_t type, int64_t n)
+{
+    return gguf_row_size(type == KERN_Q8_0_R16 ? GGML_Q8_0 : type, n);
+}
+
+uint32_t kern_repack_type(uint32_t type, int64_t n, int64_t nr)
+{
+    const kern_table *k = kern_get();
+    if (type >= GGML_TYPE_COUNT || !k->repack[type])
+        return 0;
+    /* whole panels of 16 rows, and blocks in pairs */
+    if (type == GGML_Q8_0 && (nr % 16 || n % (2 * QK8_0)))
+        return 0;
+    return k->repack_type[type];
+}
+
 size_t kern_act_bytes(uint32_t wtype, int n_cols, int n_tok)
 {
     uint32_t a = kern_get()->act_type[wtype];
@@ -355,10 +371,12 @@ void kern_matmul_group(cn_pool *pool, int n_mat, float *const *out, const gguf_t
     };
     bool q8_sums = false;
     for (int i = 0; i < n_mat; i++) {
-        kern_pgemm_fn pg = n_tok >= KERN_PANEL_TOKENS ? k->pgemm[w[i]->type] : NULL;
+        uint32_t type = w[i]->type;
+        kern_pgemm_fn pg = n_tok >= KERN_PANEL_TOKENS || type >= GGML_TYPE_COUNT ? k->pgemm[type]
+                                                                                 : NULL;
         int n_rows = (int)w[i]->ne[1], rows = chunk_rows(n_rows, n_tok, cn_pool_size(pool), pg);
         j.mat[i] = (matmul_one){
-            .out = out[i], .w = w[i]->data, .w_row = gguf_row_size(w[i]->type, w[i]->ne[0]),
+            .out = out[i], .w = w[i]->data, .w_row = kern_row_size(type, w[i]->ne[0]),
             .n_rows = n_rows, .chunk_rows = rows, .n_chunks = (n_rows + rows - 1) / rows,
             .dot = k->dot[w[i]->type], .gemm = k->gemm[w[i]->type], .pgemm = pg,
         };

@@ -309,8 +309,27 @@ INLINE void sub_block(const int T, const int G, const __m512i *q, __m512i sc,
 ** vpdpbusd, and 2 T chains of sums hide the instruction's latency; with
 ** one, the broadcast is the instruction's own memory operand. */
 #define TOKS2 6
-INLINE void run32(const int T, const int H, int off, const pblock32 *const p[2], int nb,
-                  const char *a, size_t as, const int32_t *asum, size_t nbt, bool first,
+/* Block b of a panel: packed per product (pblock32), or stored repacked at
+** load (st: KERN_Q8_0_R16, blocks in 1088-byte pairs, scales in F16). */
+#define R16_PAIR 1088
+INLINE __m512i blk_q(const void *p, const bool st, int b, int g)
+{
+    if (!st)
+        return ((const pblock32 *)p)[b].q[g];
+    return _mm512_load_si512((const char *)p + (size_t)(b / 2) * R16_PAIR + 64 + 512 * (b % 2) +
+                             64 * g);
+}
+
+INLINE __m512 blk_d(const void *p, const bool st, int b)
+{
+    if (!st)
+        return ((const pblock32 *)p)[b].d;
+    return _mm512_cvtph_ps(_mm256_load_si256(
+        (const __m256i *)((const char *)p + (size_t)(b / 2) * R16_PAIR + 32 * (b % 2))));
+}
+
+INLINE void run32(const int T, const int H, const bool st, int off, const void *const p[2],
+                  int nb, const char *a, size_t as, const int32_t *asum, size_t nbt, bool first,
                   float *out, size_t os, const __mmask16 m[2])
 {
     __m512 acc[2][TOKS];
@@ -324,7 +343,7 @@ INLINE void run32(const int T, const int H, int off, const pblock32 *const p[2],
             s[0][t] = s[1][t] = _mm512_set1_epi32(-off * asum[t * nbt + b]);
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
-            const __m512i q0 = p[0][b].q[g], q1 = p[H - 1][b].q[g];
+            const __m512i q0 = blk_q(p[0], st, b, g), q1 = blk_q(p[H - 1], st, b, g);
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const int8_t *y = ((const block_q8_0 *)(a + t * as) + b)->qs + 4 * g;
@@ -342,7 +361,7 @@ INLINE void run32(const int T, const int H, int off, const pblock32 *const p[2],
             const __m512 dy = _mm512_set1_ps(h2f(((const block_q8_0 *)(a + t * as) + b)->d));
 #pragma GCC unroll 2
             for (int h = 0; h < H; h++)
-                acc[h][t] = _mm512_fmadd_ps(_mm512_mul_ps(p[h][b].d, dy),
+                acc[h][t] = _mm512_fmadd_ps(_mm512_mul_ps(blk_d(p[h], st, b), dy),
                                             _mm512_cvtepi32_ps(s[h][t]), acc[h][t]);
         }
     }
@@ -456,7 +475,7 @@ static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const 
     const size_t bsize = gguf_row_size(type, qk);
     const int off = type == GGML_Q8_0 ? 128 : type == GGML_Q4_0 ? 8 : 16;
     const size_t nbt = (size_t)(n / 32);
-    const pblock32 *const lp[2] = {pan.b32[0], pan.b32[1]};
+    const void *const lp[2] = {pan.b32[0], pan.b32[1]};
     for (int r0 = 0; r0 < nr; r0 += step) {
         const int rows = CN_MIN(step, nr - r0), halves = rows > PANEL_ROWS ? 2 : 1;
         __mmask16 m[2];
@@ -493,8 +512,8 @@ static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const 
                 } else {
                     const char *ab = at + (size_t)b0 * sizeof(block_q8_0);
                     const int32_t *sb = asum + (size_t)t0 * nbt + b0;
-#define L1(T) run32(T, 1, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
-#define L2(T) run32(T, 2, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
+#define L1(T) run32(T, 1, false, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
+#define L2(T) run32(T, 2, false, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
                     if (halves == 2) {
                         BY_TOKENS6(nt - t0, L2)
                     } else {
@@ -504,6 +523,69 @@ static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const 
 #undef L2
                 }
             }
+        }
+    }
+}
+
+/* The same over Q8_0 matrices repacked at load (KERN_Q8_0_R16, nr a
+** multiple of 16): nothing to pack, so it serves every product, one token
+** (generation) as well as many. Two panels at a time where there are two. */
+static void pgemm_q8_0_r16(int n, const void *w, size_t ws, int nr, const void *a, size_t as,
+                           const int32_t *asum, int nt, float *out, size_t os)
+{
+    const size_t nbt = (size_t)(n / 32), panel_bytes = PANEL_ROWS * ws;
+    const __mmask16 m[2] = {0xFFFF, 0xFFFF};
+    /* one token: a panel at a time, its blocks one stream of memory (two
+    ** streams were 7 % slower on one core); more: two, as pgemm */
+    const int step = nt == 1 ? PANEL_ROWS : 2 * PANEL_ROWS;
+    for (int r0 = 0; r0 < nr; r0 += step) {
+        const int halves = step == PANEL_ROWS || nr - r0 <= PANEL_ROWS ? 1 : 2;
+        const char *wr = (const char *)w + (size_t)r0 * ws;
+        for (int k0 = 0; k0 < n; k0 += PANEL_K) {
+            const int nb = CN_MIN(PANEL_K, n - k0) / 32, b0 = k0 / 32;
+            const char *pb = wr + (size_t)(b0 / 2) * R16_PAIR;
+            const void *const lp[2] = {pb, pb + panel_bytes};
+            const bool first = k0 == 0;
+            const int toks = halves == 2 ? TOKS2 : TOKS;
+            for (int t0 = 0; t0 < nt; t0 += toks) {
+                const char *ab = (const char *)a + (size_t)t0 * as + (size_t)b0 * sizeof(block_q8_0);
+                const int32_t *sb = asum + (size_t)t0 * nbt + b0;
+                float *o = out + (size_t)t0 * os + r0;
+#define S1(T) run32(T, 1, true, 128, lp, nb, ab, as, sb, nbt, first, o, os, m)
+#define S2(T) run32(T, 2, true, 128, lp, nb, ab, as, sb, nbt, first, o, os, m)
+                if (halves == 2) {
+                    BY_TOKENS6(nt - t0, S2)
+                } else {
+                    BY_TOKENS(nt - t0, S1)
+                }
+#undef S1
+#undef S2
+            }
+        }
+    }
+}
+
+/* Rows [r0, r1) of a Q8_0 matrix into KERN_Q8_0_R16 (engine_int.h). Plain
+** word copies: it runs once, at load. */
+static void repack_q8_0_r16(const void *w, size_t ws, int n, int r0, int r1, void *dst)
+{
+    const int nb = n / QK8_0;
+    for (int p = r0; p < r1; p += PANEL_ROWS) {
+        char *o = (char *)dst + (size_t)p * ws;
+        for (int b = 0; b < nb; b += 2, o += R16_PAIR) {
+            uint16_t *d = (uint16_t *)(void *)o;
+            uint32_t *q = (uint32_t *)(void *)(o + 64);
+            for (int h = 0; h < 2; h++)
+                for (int r = 0; r < PANEL_ROWS; r++) {
+                    const block_q8_0 *x = (const block_q8_0 *)((const char *)w +
+                                                               (size_t)(p + r) * ws) + b + h;
+                    d[16 * h + r] = x->d;
+                    for (int g = 0; g < 8; g++) {
+                        uint32_t v;
+                        memcpy(&v, x->qs + 4 * g, 4);
+                        q[128 * h + 16 * g + r] = v ^ 0x80808080u;
+                    }
+                }
         }
     }
 }
@@ -530,4 +612,9 @@ void kern_avx512_panel_install(kern_table *k)
     k->pgemm[GGML_Q4_K] = pgemm_Q4_K;
     k->pgemm[GGML_Q5_K] = pgemm_Q5_K;
     k->pgemm[GGML_Q6_K] = pgemm_Q6_K;
+    k->repack_type[GGML_Q8_0] = KERN_Q8_0_R16;
+    k->repack[GGML_Q8_0] = repack_q8_0_r16;
+    k->pgemm[KERN_Q8_0_R16] = pgemm_q8_0_r16;
+    k->act_type[KERN_Q8_0_R16] = GGML_Q8_0;
+    k->act_from_float[KERN_Q8_0_R16] = k->act_from_float[GGML_Q8_0];
 }

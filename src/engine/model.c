@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +276,105 @@ static int alloc_buffers(eng_model *m, cn_err *err)
     return CN_OK;
 }
 
+/* ---- the weights, copied at load ---- */
+
+typedef struct copy_job {
+    kern_repack_fn repack; /* NULL: copied as they are */
+    const gguf_tensor *src;
+    void *dst;
+    _Atomic int next; /* chunks of 64 rows, claimed one at a time */
+} copy_job;
+
+static void copy_rows(void *ctx, int ith, int nth)
+{
+    (void)ith, (void)nth;
+    copy_job *j = ctx;
+    const int n = (int)j->src->ne[0], nr = (int)j->src->ne[1];
+    const size_t ws = gguf_row_size(j->src->type, n);
+    for (;;) {
+        int r0 = 64 * atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (r0 >= nr)
+            return;
+        int r1 = CN_MIN(nr, r0 + 64);
+        if (j->repack)
+            j->repack(j->src->data, ws, n, r0, r1, j->dst);
+        else
+            memcpy((char *)j->dst + (size_t)r0 * ws, (const char *)j->src->data + (size_t)r0 * ws,
+                   (size_t)(r1 - r0) * ws);
+    }
+}
+
+/* Give the file's pages of [p, p + n) back (whole pages inside it only):
+** the copy is what is read from now on. A tied output matrix is also the
+** token table, whose rows are then read again a page at a time. */
+static void release_pages(const void *p, size_t n, bool locked)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
+    uintptr_t e = ((uintptr_t)p + n) / (uintptr_t)ps * (uintptr_t)ps;
+    if (e <= a)
+        return;
+    if (locked)
+        munlock((void *)a, e - a);
+    madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* Copy every weight matrix out of the file's mapping into memory of 2 MiB
+** pages (where the system allows: transparent huge pages, "madvise" mode
+** included), on the pool, and point the layer at the copy; types the
+** kernels repack (kern_repack_type) take their layout on the way.
+** Generation streams every weight once per token, and with 4 KiB pages a
+** TLB miss every 4 KiB held each stream back: the 1B Q8_0 shape generated
+** 19 % faster from the copy than from 4 KiB pages (interleaved runs, two
+** threads). The copy takes the place of the file's pages (same size). */
+static int copy_weights(eng_model *m, bool locked, cn_err *err)
+{
+    const kern_table *k = kern_get();
+    int n_slots = 1 + 7 * m->hp.n_layer;
+    const gguf_tensor ***slots = cn_calloc((size_t)n_slots, sizeof *slots);
+    m->copies = cn_calloc((size_t)n_slots, sizeof *m->copies);
+    m->copy_mem = cn_calloc((size_t)n_slots, sizeof *m->copy_mem);
+    if (!slots || !m->copies || !m->copy_mem) {
+        free(slots);
+        return cn_fail(err, CN_ENOMEM, "%s: out of memory", m->g->path);
+    }
+    slots[0] = &m->output;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        eng_layer *L = &m->layers[l];
+        const gguf_tensor **ls[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
+                                    &L->w_down};
+        memcpy(slots + 1 + 7 * l, ls, sizeof ls);
+    }
+    int rc = CN_OK;
+    for (int i = 0; !rc && i < n_slots; i++) {
+        const gguf_tensor *t = *slots[i];
+        const size_t size = (size_t)t->size;
+        void *mem = NULL;
+        if (posix_memalign(&mem, (size_t)2 << 20, size) != 0) {
+            rc = cn_fail(err, CN_ENOMEM, "%s: out of memory for '%s' (%.1f MiB)", m->g->path,
+                         t->name, size / 1048576.0);
+            break;
+        }
+        madvise(mem, size, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+        uint32_t rt = kern_repack_type(t->type, t->ne[0], t->ne[1]);
+        copy_job j = {.repack = rt ? k->repack[t->type] : NULL, .src = t, .dst = mem};
+        atomic_init(&j.next, 0);
+        cn_pool_run(m->pool, copy_rows, &j);
+        int c = m->n_copies++;
+        m->copy_mem[c] = mem;
+        m->copies[c] = *t;
+        m->copies[c].type = rt ? rt : t->type;
+        m->copies[c].data = mem;
+        *slots[i] = &m->copies[c];
+        if (locked && mlock(mem, size) != 0)
+            rc = cn_fail(err, CN_EIO, "%s: cannot lock '%s' in memory: %s (the limit is "
+                         "`ulimit -l`)", m->g->path, t->name, strerror(errno));
+        release_pages(t->data, size, locked);
+    }
+    free(slots);
+    return rc;
+}
+
 int eng_model_open(eng_model **out, const char *path, const eng_opts *opts, cn_err *err)
 {
     *out = NULL;
@@ -311,7 +412,8 @@ int eng_model_open(eng_model **out, const char *path, const eng_opts *opts, cn_e
         return cn_fail(err, CN_EIO, "%s: cannot lock %.1f MiB in memory: %s (the limit is "
                        "`ulimit -l`)", path, m->g->file_size / 1048576.0, strerror(e));
     }
-    if ((rc = cn_pool_new(&m->pool, m->n_threads, err)) || (rc = alloc_buffers(m, err))) {
+    if ((rc = cn_pool_new(&m->pool, m->n_threads, err)) || (rc = copy_weights(m, o.mlock, err)) ||
+        (rc = alloc_buffers(m, err))) {
         eng_model_close(m);
         return rc;
     }
@@ -343,6 +445,10 @@ void eng_model_close(eng_model *m)
     for (size_t i = 0; i < CN_ARRAY_LEN(bufs); i++)
         free(bufs[i]);
     cn_pool_free(m->pool);
+    for (int i = 0; i < m->n_copies; i++)
+        free(m->copy_mem[i]);
+    free(m->copies);
+    free(m->copy_mem);
     gguf_close(m->g);
     free(m);
 }

@@ -122,6 +122,22 @@ static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows,
             kern_act_sums(ak, arow_k, n, toks, asum);
         k->pgemm[type](n, w, wrow, rows, ak, arow_k, asum, toks, ptile, (size_t)rows);
     }
+    /* the layout repacked at load, where the level has one and the shape
+    ** takes it (whole panels of 16 rows, blocks in pairs): every product
+    ** goes through it, one token as well as many */
+    float *rtile = NULL;
+    uint32_t rt = k->repack[type] ? k->repack_type[type] : 0;
+    if (rt && rows % 16 == 0 && n % 64 == 0) {
+        void *rw = NULL;
+        EXPECT_EQ_INT(posix_memalign(&rw, 64, wrow * (size_t)rows), 0);
+        for (int r0 = 0; r0 < rows; r0 += 16) /* in pieces, as the load's threads do */
+            k->repack[type](w, wrow, n, r0, r0 + 16, rw);
+        if (k->act_type[rt] == GGML_Q8_0)
+            kern_act_sums(ak, arow_k, n, toks, asum);
+        rtile = calloc((size_t)rows * toks, sizeof(float));
+        k->pgemm[rt](n, rw, wrow, rows, ak, arow_k, asum, toks, rtile, (size_t)rows);
+        free(rw);
+    }
     int bad = 0;
     double worst = 0;
     for (int t = 0; t < toks; t++)
@@ -140,9 +156,10 @@ static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows,
             double tol = rel_tol * mag;
             double e1 = fabs(fast - ref), e2 = k->gemm[type] ? fabs(tile[(size_t)t * rows + r] - ref) : 0;
             double e3 = k->pgemm[type] ? fabs(ptile[(size_t)t * rows + r] - ref) : 0;
-            if (e1 > tol || e2 > tol || e3 > tol || isnan(fast) != isnan(ref)) {
+            double e4 = rtile ? fabs(rtile[(size_t)t * rows + r] - ref) : 0;
+            if (e1 > tol || e2 > tol || e3 > tol || e4 > tol || isnan(fast) != isnan(ref)) {
                 bad++;
-                worst = fmax(worst, fmax(fmax(e1, e2), e3) / (mag > 0 ? mag : 1));
+                worst = fmax(worst, fmax(fmax(e1, e2), fmax(e3, e4)) / (mag > 0 ? mag : 1));
             }
         }
     if (bad)
@@ -155,6 +172,7 @@ static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows,
     free(as);
     free(tile);
     free(ptile);
+    free(rtile);
     free(asum);
 }
 
@@ -197,6 +215,12 @@ TEST(kern_simd_matches_reference_products)
     check_type(GGML_Q8_0, 4096 + 96, 19, 11, 1e-2);
     check_type(GGML_Q4_0, 160, 33, 17, 1e-2);
     check_type(GGML_Q5_0, 4096 + 64, 17, 9, 1e-2);
+    /* Q8_0 repacked at load (AVX-512): one token a panel at a time, more
+    ** two panels at a time, an odd panel left over, two chunks of weights */
+    check_type(GGML_Q8_0, 64, 16, 1, 1e-2);
+    check_type(GGML_Q8_0, 4096 + 128, 48, 1, 1e-2);
+    check_type(GGML_Q8_0, 4096 + 128, 48, 5, 1e-2);
+    check_type(GGML_Q8_0, 192, 32, 19, 1e-2);
 }
 
 /* K-quants are exact: same integers, same float expressions in the same
