@@ -35,8 +35,11 @@ typedef void (*kern_pgemm_fn)(int n, const void *w, size_t ws, int nr, const voi
 **   KERN_Q8_0_R16  Q8_0; per panel, per pair of blocks: the 32 F16 scales
 **                  (block 2j's 16 rows, then block 2j + 1's), then each
 **                  block's quants as unsigned bytes (q + 128), 32-bit word
-**                  g of row r at word 16 g + r: 1088 bytes, 64-aligned */
-enum { KERN_Q8_0_R16 = GGML_TYPE_COUNT, KERN_TYPE_COUNT };
+**                  g of row r at word 16 g + r: 1088 bytes, 64-aligned
+**   KERN_Q4_K_R16  Q4_K; per panel, per super-block: d and dmin of the 16
+**                  rows (F16), then the 3 words of scales and the 32 words
+**                  of quants, word i of row r at word 16 i + r: 2304 bytes */
+enum { KERN_Q8_0_R16 = GGML_TYPE_COUNT, KERN_Q4_K_R16, KERN_TYPE_COUNT };
 
 /* Repack rows [r0, r1) (multiples of 16) of a matrix of n columns whose
 ** rows lie ws bytes apart at w into the repacked type's layout at dst

@@ -214,16 +214,17 @@ bool kern_supports(uint32_t type)
 
 size_t kern_row_size(uint32_t type, int64_t n)
 {
-    return gguf_row_size(type == KERN_Q8_0_R16 ? GGML_Q8_0 : type, n);
+    return gguf_row_size(type == KERN_Q8_0_R16 ? GGML_Q8_0 : type == KERN_Q4_K_R16 ? GGML_Q4_K : type,
+                         n);
 }
 
 uint32_t kern_repack_type(uint32_t type, int64_t n, int64_t nr)
 {
     const kern_table *k = kern_get();
-    if (type >= GGML_TYPE_COUNT || !k->repack[type])
+    if (type >= GGML_TYPE_COUNT || !k->repack[type] || getenv("NOREPACK"))
         return 0;
     /* whole panels of 16 rows, and blocks in pairs */
-    if (type == GGML_Q8_0 && (nr % 16 || n % (2 * QK8_0)))
+    if (nr % 16 || (type == GGML_Q8_0 && n % (2 * QK8_0)))
         return 0;
     return k->repack_type[type];
 }

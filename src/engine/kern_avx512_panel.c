@@ -289,18 +289,22 @@ INLINE void store_acc(const int T, const __m512 *acc, float *out, size_t os, __m
 INLINE void sub_block(const int T, const int G, const __m512i *q, __m512i sc,
                       const block_q8_K *const *y, int off, __m512i *isum)
 {
-    __m512i s[TOKS];
+    /* with few tokens, two chains per token (even and odd words): one
+    ** chain of G vpdpbusd would wait on the instruction's latency */
+    const int C = T <= 2 ? 2 : 1;
+    __m512i s[2][TOKS];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
-        s[t] = _mm512_setzero_si512();
+        s[0][t] = s[1][t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            s[t] = dp_bcast(s[t], q[g], y[t]->qs + off + 4 * g);
+            s[g % C][t] = dp_bcast(s[g % C][t], q[g], y[t]->qs + off + 4 * g);
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
-        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], sc));
+        isum[t] = _mm512_add_epi32(
+            isum[t], _mm512_mullo_epi32(C == 2 ? _mm512_add_epi32(s[0][t], s[1][t]) : s[0][t], sc));
 }
 
 /* Legacy blocks over H (1 or 2, a constant) panels of 16 rows, T tokens
@@ -378,30 +382,80 @@ INLINE void blocks_at(const int T, const char *a, size_t as, int b, const block_
         y[t] = (const block_q8_K *)(a + t * as) + b;
 }
 
-/* Q4_K, Q5_K: the reference's isum, summs and float finish (dot_k4_block). */
-INLINE void run_k4(const int T, const pblock_k4 *p, int nb, const char *a, size_t as, bool first,
-                   float *out, size_t os, __mmask16 m)
+/* Sub-block j's scale (min: mn, as an int16 pair) of 16 rows from the
+** words u0, u1, u2 of their 12 scale bytes, a row per lane, as
+** k4_scales unpacks them (j a constant). */
+INLINE __m512i k4_sc(__m512i u0, __m512i u1, __m512i u2, int j, bool mn)
 {
+    const __m512i low6 = _mm512_set1_epi32(63), low4 = _mm512_set1_epi32(15);
+    const __m512i low2 = _mm512_set1_epi32(3);
+    const int k = 8 * (j % 4);
+    __m512i v;
+    if (j < 4)
+        v = _mm512_and_si512(_mm512_srli_epi32(mn ? u1 : u0, k), low6);
+    else
+        v = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi32(u2, k + (mn ? 4 : 0)), low4),
+            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(mn ? u1 : u0, k + 6), low2), 4));
+    return mn ? _mm512_or_si512(v, _mm512_slli_epi32(v, 16)) : v;
+}
+
+/* Q4_K, Q5_K: the reference's isum, summs and float finish (dot_k4_block),
+** over a panel packed per product (pblock_k4) or, st, a Q4_K panel
+** repacked at load (KERN_Q4_K_R16: per super-block, 2304 bytes: d and dmin
+** of the 16 rows in F16, the scale words u0, u1, u2, then the quants' 32
+** words, a row per lane; the nibbles are split here). */
+#define K4_SB 2304
+INLINE void run_k4(const int T, const bool st, const void *pp, int nb, const char *a, size_t as,
+                   bool first, float *out, size_t os, __mmask16 m)
+{
+    const pblock_k4 *p = pp;
+    const char *sp = pp;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[TOKS];
     load_acc(T, acc, first, out, os, m);
-    for (int b = 0; b < nb; b++, p++) {
+    for (int b = 0; b < nb; b++, p++, sp += K4_SB) {
         const block_q8_K *y[TOKS];
-        __m512i isum[TOKS];
+        __m512i isum[TOKS], u0, u1, u2;
+        __m512 d, dmin;
+        if (st) {
+            d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)sp));
+            dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 32)));
+            u0 = _mm512_load_si512(sp + 64);
+            u1 = _mm512_load_si512(sp + 128);
+            u2 = _mm512_load_si512(sp + 192);
+        } else {
+            d = p->d, dmin = p->dmin;
+            u0 = u1 = u2 = _mm512_setzero_si512();
+        }
         blocks_at(T, a, as, b, y);
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             isum[t] = _mm512_setzero_si512();
-        for (int j = 0; j < 8; j++)
-            sub_block(T, 8, p->q[j], p->sc[j], y, 32 * j, isum);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            if (!st) {
+                sub_block(T, 8, p->q[j], p->sc[j], y, 32 * j, isum);
+                continue;
+            }
+            __m512i q[8];
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m512i v = _mm512_load_si512(sp + 256 + 64 * (8 * (j / 2) + g));
+                q[g] = _mm512_and_si512(j % 2 ? _mm512_srli_epi32(v, 4) : v, m4);
+            }
+            sub_block(T, 8, q, k4_sc(u0, u1, u2, j, false), y, 32 * j, isum);
+        }
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             __m512i summs = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
-                summs = _mm512_dpwssd_epi32(summs, p->mn[j], bcast(y[t]->bsums + 2 * j));
+                summs = _mm512_dpwssd_epi32(summs, st ? k4_sc(u0, u1, u2, j, true) : p->mn[j],
+                                            bcast(y[t]->bsums + 2 * j));
             const __m512 dy = _mm512_set1_ps(y[t]->d);
-            __m512 f = _mm512_mul_ps(_mm512_mul_ps(p->d, dy), _mm512_cvtepi32_ps(isum[t]));
-            f = _mm512_sub_ps(f, _mm512_mul_ps(_mm512_mul_ps(p->dmin, dy),
+            __m512 f = _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]));
+            f = _mm512_sub_ps(f, _mm512_mul_ps(_mm512_mul_ps(dmin, dy),
                                                _mm512_cvtepi32_ps(summs)));
             acc[t] = _mm512_add_ps(acc[t], f);
         }
@@ -462,13 +516,14 @@ INLINE void run_k6(const int T, const pblock_k6 *p, int nb, const char *a, size_
     default: call(6); break;                                                                       \
     }
 
+static _Thread_local panel pan __attribute__((aligned(64))); /* a thread's packed panel */
+
 /* out[t * os + r] = row r of w . token t of a, for r < nr, t < nt: panels
 ** of 16 rows (legacy blocks: 32, two panels) and PANEL_K weights, each
 ** packed once and used by every token. */
 static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const void *a,
                   size_t as, const int32_t *asum, int nt, float *out, size_t os)
 {
-    static _Thread_local panel pan __attribute__((aligned(64)));
     const bool k4 = type == GGML_Q4_K || type == GGML_Q5_K, k6 = type == GGML_Q6_K;
     const bool legacy = !k4 && !k6;
     const int qk = legacy ? 32 : QK_K, step = legacy ? 2 * PANEL_ROWS : PANEL_ROWS;
@@ -501,7 +556,7 @@ static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const 
                 float *o = out + (size_t)t0 * os + r0;
                 if (k4) {
                     const char *ab = at + (size_t)b0 * sizeof(block_q8_K);
-#define K4(T) run_k4(T, pan.k4, nb, ab, as, first, o, os, m[0])
+#define K4(T) run_k4(T, false, pan.k4, nb, ab, as, first, o, os, m[0])
                     BY_TOKENS(nt - t0, K4)
 #undef K4
                 } else if (k6) {
@@ -565,6 +620,81 @@ static void pgemm_q8_0_r16(int n, const void *w, size_t ws, int nr, const void *
     }
 }
 
+/* The same over Q4_K matrices repacked at load (KERN_Q4_K_R16), a panel of
+** 16 rows at a time. */
+/* Super-blocks [0, nb) of a KERN_Q4_K_R16 panel at sp into pblock_k4s: for
+** prompts, whose every pass of tokens would otherwise split the nibbles
+** and unpack the scales again. */
+static void unpack_k4_r16(const char *sp, int nb, pblock_k4 *p)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int b = 0; b < nb; b++, p++, sp += K4_SB) {
+        p->d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)sp));
+        p->dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 32)));
+        const __m512i u0 = _mm512_load_si512(sp + 64), u1 = _mm512_load_si512(sp + 128);
+        const __m512i u2 = _mm512_load_si512(sp + 192);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            p->sc[j] = k4_sc(u0, u1, u2, j, false);
+            p->mn[j] = k4_sc(u0, u1, u2, j, true);
+        }
+        for (int c = 0; c < 4; c++)
+            for (int g = 0; g < 8; g++) {
+                __m512i v = _mm512_load_si512(sp + 256 + 64 * (8 * c + g));
+                p->q[2 * c][g] = _mm512_and_si512(v, m4);
+                p->q[2 * c + 1][g] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m4);
+            }
+    }
+}
+
+/* The same over Q4_K matrices repacked at load (KERN_Q4_K_R16), a panel of
+** 16 rows at a time: read in place for a few tokens, unpacked once per
+** panel for prompts. */
+static void pgemm_q4_K_r16(int n, const void *w, size_t ws, int nr, const void *a, size_t as,
+                           const int32_t *asum, int nt, float *out, size_t os)
+{
+    (void)asum;
+    for (int r0 = 0; r0 < nr; r0 += PANEL_ROWS) {
+        const char *wr = (const char *)w + (size_t)r0 * ws;
+        for (int k0 = 0; k0 < n; k0 += PANEL_K) {
+            const int nb = CN_MIN(PANEL_K, n - k0) / QK_K, b0 = k0 / QK_K;
+            const char *pb = wr + (size_t)b0 * K4_SB;
+            const bool first = k0 == 0, many = nt >= KERN_PANEL_TOKENS;
+            if (many)
+                unpack_k4_r16(pb, nb, pan.k4);
+            for (int t0 = 0; t0 < nt; t0 += TOKS) {
+                const char *ab = (const char *)a + (size_t)t0 * as + (size_t)b0 * sizeof(block_q8_K);
+                float *o = out + (size_t)t0 * os + r0;
+#define K4S(T) run_k4(T, !many, many ? (const void *)pan.k4 : pb, nb, ab, as, first, o, os, 0xFFFF)
+                BY_TOKENS(nt - t0, K4S)
+#undef K4S
+            }
+        }
+    }
+}
+
+/* Rows [r0, r1) of a Q4_K matrix into KERN_Q4_K_R16 (run_k4). */
+static void repack_q4_K_r16(const void *w, size_t ws, int n, int r0, int r1, void *dst)
+{
+    for (int p = r0; p < r1; p += PANEL_ROWS) {
+        char *o = (char *)dst + (size_t)p * ws;
+        for (int b = 0; b < n / QK_K; b++, o += K4_SB) {
+            uint16_t *dd = (uint16_t *)(void *)o;
+            uint32_t *u = (uint32_t *)(void *)(o + 64);
+            for (int r = 0; r < PANEL_ROWS; r++) {
+                const block_q4_K *x = (const block_q4_K *)((const char *)w + (size_t)(p + r) * ws) + b;
+                dd[r] = x->d;
+                dd[16 + r] = x->dmin;
+                for (int i = 0; i < 3 + QK_K / 8; i++) { /* 3 scale words, 32 quant words */
+                    uint32_t v;
+                    memcpy(&v, i < 3 ? x->scales + 4 * i : x->qs + 4 * (i - 3), 4);
+                    u[16 * i + r] = v;
+                }
+            }
+        }
+    }
+}
+
 /* Rows [r0, r1) of a Q8_0 matrix into KERN_Q8_0_R16 (engine_int.h). Plain
 ** word copies: it runs once, at load. */
 static void repack_q8_0_r16(const void *w, size_t ws, int n, int r0, int r1, void *dst)
@@ -617,4 +747,9 @@ void kern_avx512_panel_install(kern_table *k)
     k->pgemm[KERN_Q8_0_R16] = pgemm_q8_0_r16;
     k->act_type[KERN_Q8_0_R16] = GGML_Q8_0;
     k->act_from_float[KERN_Q8_0_R16] = k->act_from_float[GGML_Q8_0];
+    k->repack_type[GGML_Q4_K] = KERN_Q4_K_R16;
+    k->repack[GGML_Q4_K] = repack_q4_K_r16;
+    k->pgemm[KERN_Q4_K_R16] = pgemm_q4_K_r16;
+    k->act_type[KERN_Q4_K_R16] = GGML_Q8_K;
+    k->act_from_float[KERN_Q4_K_R16] = k->act_from_float[GGML_Q4_K];
 }

@@ -127,7 +127,7 @@ static void check_type_mode(const kern_table *k, uint32_t type, int n, int rows,
     ** goes through it, one token as well as many */
     float *rtile = NULL;
     uint32_t rt = k->repack[type] ? k->repack_type[type] : 0;
-    if (rt && rows % 16 == 0 && n % 64 == 0) {
+    if (rt && rows % 16 == 0 && n % 64 == 0) { /* Q8_0: blocks in pairs */
         void *rw = NULL;
         EXPECT_EQ_INT(posix_memalign(&rw, 64, wrow * (size_t)rows), 0);
         for (int r0 = 0; r0 < rows; r0 += 16) /* in pieces, as the load's threads do */
@@ -237,6 +237,10 @@ TEST(kern_simd_k_quants_are_bit_exact)
         check_type(types[i], 256, 4, 2, 0);
         check_type(types[i], 4096 + 512, 21, 13, 0); /* packed panels, two chunks */
         check_type(types[i], 256, 16, 8, 0);
+        /* repacked at load (Q4_K): one token, a verify batch, a prompt */
+        check_type(types[i], 4096 + 256, 32, 1, 0);
+        check_type(types[i], 512, 16, 5, 0);
+        check_type(types[i], 768, 48, 19, 0);
     }
 }
 
