@@ -221,7 +221,10 @@ size_t kern_row_size(uint32_t type, int64_t n)
 uint32_t kern_repack_type(uint32_t type, int64_t n, int64_t nr)
 {
     const kern_table *k = kern_get();
-    if (type >= GGML_TYPE_COUNT || !k->repack[type] || getenv("NOREPACK"))
+    if (type >= GGML_TYPE_COUNT || !k->repack[type])
+        return 0;
+    const char *env = getenv("CAIRN_REPACK"); /* 0: the file's layout, for comparisons */
+    if (env && !strcmp(env, "0"))
         return 0;
     /* whole panels of 16 rows, and blocks in pairs */
     if (nr % 16 || (type == GGML_Q8_0 && n % (2 * QK8_0)))
