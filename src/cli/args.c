@@ -16,7 +16,7 @@ void cli_run_defaults(cli_run_args *a)
 {
     memset(a, 0, sizeof *a);
     a->n_predict = 256;
-    a->draft_max = 4;
+    a->draft_max = ENG_DRAFT_MAX_DEFAULT;
     a->sampler = eng_sampler_defaults();
     a->sampler.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 }
@@ -233,26 +233,5 @@ int cli_open_draft(const char *home_opt, const char *name, const eng_model *m, c
         rc = mdl_resolve(home, name, path, sizeof path, err);
     if (rc)
         return rc;
-    eng_opts o = {.n_ctx = eng_model_n_ctx(m), .n_threads = eng_model_n_threads(m)};
-    tok_vocab *dv = NULL;
-    rc = eng_model_open(d, path, &o, err);
-    if (!rc)
-        rc = tok_open(&dv, eng_model_gguf(*d), err);
-    if (!rc && tok_n_vocab(dv) != tok_n_vocab(v))
-        rc = cn_fail(err, CN_EINVAL, "%s: a draft model needs the model's vocabulary: it has %d "
-                     "tokens, the model %d", path, tok_n_vocab(dv), tok_n_vocab(v));
-    for (int32_t id = 0; !rc && id < tok_n_vocab(v); id++) {
-        size_t l1, l2;
-        const char *t1 = tok_text(v, id, &l1), *t2 = tok_text(dv, id, &l2);
-        if (l1 != l2 || memcmp(t1, t2, l1))
-            rc = cn_fail(err, CN_EINVAL, "%s: a draft model needs the model's vocabulary: token "
-                         "%d is '%.*s' there, '%.*s' in the model", path, (int)id,
-                         (int)CN_MIN(l2, 40), t2, (int)CN_MIN(l1, 40), t1);
-    }
-    tok_close(dv);
-    if (rc) {
-        eng_model_close(*d);
-        *d = NULL;
-    }
-    return rc;
+    return eng_draft_open(d, path, m, v, err);
 }

@@ -70,7 +70,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP,
            OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX };
     a->lookup = -1;
-    a->draft_max = 4;
+    a->draft_max = ENG_DRAFT_MAX_DEFAULT;
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"embed-model", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},

@@ -29,6 +29,10 @@ static const char help[] =
     "                        name; default: the active reranker) for POST /v1/rerank;\n"
     "                        library search and answers rescore their top 30 with it\n"
     "  --no-rerank           no reranker, even with one installed\n"
+    "  --draft M             draft model for speculative decoding (a smaller model with\n"
+    "                        the language model's vocabulary; a GGUF file or installed\n"
+    "                        name): the same answers, in fewer passes where it guesses\n"
+    "                        right\n"
     "  --home DIR            data directory (library) (default $CAIRN_HOME, ...)\n"
     "  -t, --threads N       engine threads per model (default: physical cores)\n"
     "  -c, --ctx N           language model context (default: min(model, 4096))\n"
@@ -49,7 +53,7 @@ int cmd_serve(int argc, char **argv)
     o.embed_model = getenv("CAIRN_EMBED_MODEL");
     enum { OPT_HOST = CLI_OPT_FIRST_FREE, OPT_PORT, OPT_KEY, OPT_CORS, OPT_PORT_FILE, OPT_QUEUE,
            OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET, OPT_RERANK,
-           OPT_NO_RERANK };
+           OPT_NO_RERANK, OPT_DRAFT };
     static const struct option longs[] = {
         {"host", required_argument, NULL, OPT_HOST}, {"port", required_argument, NULL, OPT_PORT},
         {"api-key", required_argument, NULL, OPT_KEY},
@@ -58,6 +62,7 @@ int cmd_serve(int argc, char **argv)
         {"home", required_argument, NULL, CLI_OPT_HOME},
         {"rerank-model", required_argument, NULL, OPT_RERANK},
         {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
+        {"draft", required_argument, NULL, OPT_DRAFT},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
         {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, 'c'},
         {"queue", required_argument, NULL, OPT_QUEUE},
@@ -82,6 +87,7 @@ int cmd_serve(int argc, char **argv)
         case 'e': o.embed_model = v; break;
         case OPT_RERANK: o.rerank_model = v; break;
         case OPT_NO_RERANK: no_rerank = true; break;
+        case OPT_DRAFT: o.draft_model = v; break;
         case CLI_OPT_HOME: o.home = v; break;
         case OPT_PORT_FILE: o.port_file = v; break;
         case OPT_PORT:
@@ -155,6 +161,14 @@ int cmd_serve(int argc, char **argv)
                               sizeof names[k], NULL) == CN_OK) {
             *given[k] = paths[k];
         }
+    }
+    char draft_path[4096];
+    if (o.draft_model) {
+        if (!o.chat_model)
+            return cli_usage("serve", "--draft needs a language model (-m)");
+        if (mdl_resolve(home, o.draft_model, draft_path, sizeof draft_path, &err))
+            return cli_error(&err);
+        o.draft_model = draft_path;
     }
     char rr_path[4096], rr_name[128] = "";
     if (o.rerank_model && no_rerank)

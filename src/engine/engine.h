@@ -136,6 +136,14 @@ typedef struct eng_gen_opts {
     int draft_max;
 } eng_gen_opts;
 
+/* Open the GGUF file path as a draft model for m, whose vocabulary is v:
+** m's context and threads, and the same vocabulary token for token, else an
+** error naming the first token that differs. */
+int eng_draft_open(eng_model **d, const char *path, const eng_model *m, const tok_vocab *v,
+                   cn_err *err);
+/* Tokens a draft model proposes at most, unless told otherwise. */
+#define ENG_DRAFT_MAX_DEFAULT 4
+
 /* A draft model stops proposing below this probability of its top token:
 ** an unsure draft is usually rejected, and each drafted token costs a pass
 ** of the draft model and a share of the check. */

@@ -305,3 +305,30 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     eng_sampler_free(s);
     return rc;
 }
+
+int eng_draft_open(eng_model **d, const char *path, const eng_model *m, const tok_vocab *v,
+                   cn_err *err)
+{
+    eng_opts o = {.n_ctx = m->n_ctx, .n_threads = m->n_threads};
+    tok_vocab *dv = NULL;
+    int rc = eng_model_open(d, path, &o, err);
+    if (!rc)
+        rc = tok_open(&dv, eng_model_gguf(*d), err);
+    if (!rc && tok_n_vocab(dv) != tok_n_vocab(v))
+        rc = cn_fail(err, CN_EINVAL, "%s: a draft model needs the model's vocabulary: it has %d "
+                     "tokens, the model %d", path, tok_n_vocab(dv), tok_n_vocab(v));
+    for (int32_t id = 0; !rc && id < tok_n_vocab(v); id++) {
+        size_t l1, l2;
+        const char *t1 = tok_text(v, id, &l1), *t2 = tok_text(dv, id, &l2);
+        if (l1 != l2 || memcmp(t1, t2, l1))
+            rc = cn_fail(err, CN_EINVAL, "%s: a draft model needs the model's vocabulary: token "
+                         "%d is '%.*s' there, '%.*s' in the model", path, (int)id,
+                         (int)CN_MIN(l2, 40), t2, (int)CN_MIN(l1, 40), t1);
+    }
+    tok_close(dv);
+    if (rc) {
+        eng_model_close(*d);
+        *d = NULL;
+    }
+    return rc;
+}

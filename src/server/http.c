@@ -611,6 +611,8 @@ int srv_run(const srv_opts *o, cn_err *err)
     if (!rc && o->chat_model) {
         model_name(o->chat_model, o->chat_name, s->chat_name, sizeof s->chat_name);
         rc = srv_worker_open(&s->chat, JOB_GENERATE, o->chat_model, &eo, o->lim.queue, err);
+        if (!rc && o->draft_model)
+            rc = srv_worker_draft(&s->chat, o->draft_model, err);
         s->chat.name = s->chat_name;
     }
     if (!rc && o->embed_model) {

@@ -50,6 +50,7 @@ typedef struct srv_opts {
     const char *cors_origin; /* an extra allowed origin ("*" for any), or NULL */
     bool quiet;              /* no access log */
     const char *chat_model;  /* GGUF language model, or NULL */
+    const char *draft_model; /* GGUF draft model for speculative decoding, or NULL */
     const char *embed_model; /* GGUF embedding model, or NULL */
     const char *rerank_model; /* GGUF reranker (cross-encoder), or NULL */
     const char *rerank_name; /* its API name; NULL: the file name without .gguf */

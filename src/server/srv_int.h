@@ -74,6 +74,7 @@ typedef struct srv_worker {
     bool stop;
     /* the model it owns */
     eng_model *m;
+    eng_model *draft;          /* speculative decoding's draft model, or NULL */
     eng_encoder *enc;
     tok_vocab *v;
     const char *family;        /* chat template family */
@@ -87,6 +88,9 @@ extern size_t srv_answer_limit;
 
 int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *eo, int queue,
                     cn_err *err);
+/* Give a language model's worker (not started yet: before its first job)
+** the draft model at path, checked against its vocabulary. */
+int srv_worker_draft(srv_worker *w, const char *path, cn_err *err);
 void srv_worker_close(srv_worker *w);
 void srv_job_init(srv_job *j, int kind);
 void srv_job_free(srv_job *j);

@@ -54,6 +54,10 @@ static void run_job(srv_worker *w, srv_job *j)
     cn_err err = {0};
     int rc;
     if (j->kind == JOB_GENERATE) {
+        if (w->draft) { /* the same answer, in fewer passes when the drafts hold */
+            j->go.draft = w->draft;
+            j->go.draft_max = ENG_DRAFT_MAX_DEFAULT;
+        }
         rc = eng_generate(w->m, w->v, j->ids, j->n_ids, &j->go, on_token, j, &j->st, &err);
         if (rc)
             eng_model_reset(w->m); /* the cache may hold half a prompt */
@@ -162,6 +166,11 @@ int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *e
     return rc;
 }
 
+int srv_worker_draft(srv_worker *w, const char *path, cn_err *err)
+{
+    return eng_draft_open(&w->draft, path, w->m, w->v, err);
+}
+
 void srv_worker_close(srv_worker *w)
 {
     if (w->started) {
@@ -176,6 +185,7 @@ void srv_worker_close(srv_worker *w)
     }
     free(w->q);
     tok_close(w->v);
+    eng_model_close(w->draft);
     eng_model_close(w->m);
     eng_encoder_close(w->enc);
     w->q = NULL;
