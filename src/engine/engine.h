@@ -172,6 +172,20 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
 /* Forget what the KV cache holds (the next prompt is evaluated whole). */
 void eng_model_reset(eng_model *m);
 
+/* A copy of what the KV cache holds (its first n_cached positions and the
+** tokens there), to bring a conversation back after other prompts have used
+** the model: the server keeps a few, so that a follow-up evaluates only its
+** own tokens even when other conversations came in between. */
+typedef struct eng_kv_snap eng_kv_snap;
+/* Copy the cache (NULL *out and CN_OK when it holds nothing). */
+int eng_kv_save(const eng_model *m, eng_kv_snap **out, cn_err *err);
+/* Make the cache hold the snapshot again (taken from this model). */
+void eng_kv_restore(eng_model *m, const eng_kv_snap *s);
+void eng_kv_snap_free(eng_kv_snap *s);
+size_t eng_kv_snap_bytes(const eng_kv_snap *s);
+/* The tokens a snapshot (s) or the model's cache (m, s NULL) holds. */
+const int32_t *eng_kv_tokens(const eng_model *m, const eng_kv_snap *s, int *n);
+
 /* ---- sentence embeddings: BERT-family encoders (bert.c) ----------------
 ** Token + position + token-type embeddings, post-LayerNorm transformer with
 ** bidirectional attention, GELU feed-forward, mean or CLS pooling, L2

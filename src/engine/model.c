@@ -505,3 +505,80 @@ int eng_decode_all(eng_model *m, const int32_t *tokens, int n, int n_past, float
 }
 
 void eng_model_reset(eng_model *m) { m->n_cached = 0; }
+
+struct eng_kv_snap {
+    int n;          /* positions */
+    size_t bytes;   /* of k and v */
+    int32_t *tokens;
+    char *k, *v;    /* per layer and KV head, n rows of head_dim */
+};
+
+/* The cache's (layer, KV head) blocks: n_ctx rows each; a snapshot keeps
+** the first n rows of every block, back to back. */
+static void kv_copy(const eng_model *m, int n, char *dst_k, char *dst_v, const char *src_k,
+                    const char *src_v, bool save)
+{
+    const size_t row = (size_t)m->hp.head_dim * (m->kv_f16 ? 2 : 4);
+    const int blocks = m->hp.n_layer * m->hp.n_head_kv;
+    for (int b = 0; b < blocks; b++) {
+        size_t cache = (size_t)b * (size_t)m->n_ctx * row, snap = (size_t)b * (size_t)n * row;
+        if (save) {
+            memcpy(dst_k + snap, src_k + cache, (size_t)n * row);
+            memcpy(dst_v + snap, src_v + cache, (size_t)n * row);
+        } else {
+            memcpy(dst_k + cache, src_k + snap, (size_t)n * row);
+            memcpy(dst_v + cache, src_v + snap, (size_t)n * row);
+        }
+    }
+}
+
+int eng_kv_save(const eng_model *m, eng_kv_snap **out, cn_err *err)
+{
+    *out = NULL;
+    if (m->n_cached <= 0)
+        return CN_OK;
+    const int n = m->n_cached;
+    eng_kv_snap *s = cn_calloc(1, sizeof *s);
+    size_t half = (size_t)m->hp.n_layer * m->hp.n_head_kv * (size_t)n * m->hp.head_dim *
+                  (m->kv_f16 ? 2 : 4);
+    if (s) {
+        s->n = n;
+        s->bytes = 2 * half;
+        s->tokens = cn_malloc((size_t)n * sizeof *s->tokens);
+        s->k = cn_malloc(half);
+        s->v = cn_malloc(half);
+    }
+    if (!s || !s->tokens || !s->k || !s->v) {
+        eng_kv_snap_free(s);
+        return cn_fail(err, CN_ENOMEM, "out of memory keeping a %d-token conversation", n);
+    }
+    memcpy(s->tokens, m->cached, (size_t)n * sizeof *s->tokens);
+    kv_copy(m, n, s->k, s->v, m->k_cache, m->v_cache, true);
+    *out = s;
+    return CN_OK;
+}
+
+void eng_kv_restore(eng_model *m, const eng_kv_snap *s)
+{
+    kv_copy(m, s->n, m->k_cache, m->v_cache, s->k, s->v, false);
+    memcpy(m->cached, s->tokens, (size_t)s->n * sizeof *s->tokens);
+    m->n_cached = s->n;
+}
+
+void eng_kv_snap_free(eng_kv_snap *s)
+{
+    if (!s)
+        return;
+    free(s->tokens);
+    free(s->k);
+    free(s->v);
+    free(s);
+}
+
+size_t eng_kv_snap_bytes(const eng_kv_snap *s) { return s ? s->bytes : 0; }
+
+const int32_t *eng_kv_tokens(const eng_model *m, const eng_kv_snap *s, int *n)
+{
+    *n = s ? s->n : m->n_cached;
+    return s ? s->tokens : m->cached;
+}

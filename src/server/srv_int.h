@@ -61,6 +61,11 @@ typedef struct srv_job {
     double t_queued, t_start;
 } srv_job;
 
+/* Conversations whose KV cache a language model's worker keeps besides the
+** one its cache holds, and the bytes they may take in all. */
+#define SRV_KV_KEEP 4
+#define SRV_KV_BYTES ((size_t)512 << 20)
+
 typedef struct srv_worker {
     const char *name;          /* model name as the API shows it */
     const char *path;
@@ -75,6 +80,9 @@ typedef struct srv_worker {
     /* the model it owns */
     eng_model *m;
     eng_model *draft;          /* speculative decoding's draft model, or NULL */
+    /* conversations the cache held before, most recent first (worker.c) */
+    eng_kv_snap *kv[SRV_KV_KEEP];
+    int n_kv;
     eng_encoder *enc;
     tok_vocab *v;
     const char *family;        /* chat template family */

@@ -49,11 +49,70 @@ static int on_token(void *ctx, int32_t id, const char *text, size_t len)
     return rc || atomic_load(&j->cancel) ? 1 : 0;
 }
 
+static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
+{
+    int k = 0;
+    while (k < na && k < nb && a[k] == b[k])
+        k++;
+    return k;
+}
+
+/* Before a prompt: the web UI and API clients interleave conversations, and
+** each would otherwise evaluate its whole history again after another's
+** turn. A prompt that leaves what the cache holds keeps a copy of it (if it
+** is more than a few tokens); a prompt that continues a kept conversation
+** further than the cache's own gets it back. At most SRV_KV_KEEP copies and
+** SRV_KV_BYTES, the least recently used dropped first. Failing to keep one
+** only costs time. */
+static void switch_conversation(srv_worker *w, const int32_t *ids, int n)
+{
+    int nc;
+    const int32_t *ct = eng_kv_tokens(w->m, NULL, &nc);
+    int cur = common_prefix(ct, nc, ids, n), best = -1, best_keep = cur + 16;
+    for (int i = 0; i < w->n_kv; i++) {
+        int ns;
+        const int32_t *st = eng_kv_tokens(w->m, w->kv[i], &ns);
+        int k = common_prefix(st, ns, ids, n);
+        if (k >= best_keep)
+            best = i, best_keep = k;
+    }
+    eng_kv_snap *back = NULL;
+    if (best >= 0) {
+        back = w->kv[best];
+        memmove(w->kv + best, w->kv + best + 1, sizeof *w->kv * (size_t)(w->n_kv - best - 1));
+        w->n_kv--;
+    }
+    cn_err err = {0};
+    eng_kv_snap *mine = NULL;
+    if (nc - cur >= 32 && eng_kv_save(w->m, &mine, &err) == CN_OK && mine) {
+        if (w->n_kv == SRV_KV_KEEP)
+            eng_kv_snap_free(w->kv[--w->n_kv]);
+        memmove(w->kv + 1, w->kv, sizeof *w->kv * (size_t)w->n_kv);
+        w->kv[0] = mine;
+        w->n_kv++;
+        size_t total = 0;
+        for (int i = 0; i < w->n_kv; i++) {
+            total += eng_kv_snap_bytes(w->kv[i]);
+            if (total > SRV_KV_BYTES) {
+                for (int k = i; k < w->n_kv; k++)
+                    eng_kv_snap_free(w->kv[k]);
+                w->n_kv = i;
+                break;
+            }
+        }
+    }
+    if (back) {
+        eng_kv_restore(w->m, back);
+        eng_kv_snap_free(back);
+    }
+}
+
 static void run_job(srv_worker *w, srv_job *j)
 {
     cn_err err = {0};
     int rc;
     if (j->kind == JOB_GENERATE) {
+        switch_conversation(w, j->ids, j->n_ids);
         if (w->draft) { /* the same answer, in fewer passes when the drafts hold */
             j->go.draft = w->draft;
             j->go.draft_max = ENG_DRAFT_MAX_DEFAULT;
@@ -185,6 +244,9 @@ void srv_worker_close(srv_worker *w)
     }
     free(w->q);
     tok_close(w->v);
+    for (int i = 0; i < w->n_kv; i++)
+        eng_kv_snap_free(w->kv[i]);
+    w->n_kv = 0;
     eng_model_close(w->draft);
     eng_model_close(w->m);
     eng_encoder_close(w->enc);

@@ -328,6 +328,73 @@ TEST(server_answer_over_the_limit_is_an_error)
     srv_worker_close(&w);
 }
 
+/* One greedy completion of text on worker w: its text (malloc'd) and the
+** prompt tokens it evaluated. */
+static char *complete_on(srv_worker *w, const char *text, int max_tokens, int *evaluated)
+{
+    srv_job j;
+    srv_job_init(&j, JOB_GENERATE);
+    srv_gen_req req = {.max_tokens = max_tokens, .temperature = 0, .top_p = -1};
+    srv_error e;
+    char *out = NULL;
+    if (srv_prepare_prompt(w, &req, text, true, &j, &e) == 0 && srv_job_submit(w, &j) == CN_OK &&
+        srv_job_wait(w, &j, NULL) && j.rc == CN_OK) {
+        out = strndup(j.text.data ? j.text.data : "", j.text.len);
+        *evaluated = j.st.n_prompt_eval;
+    }
+    srv_job_free(&j);
+    return out;
+}
+
+/* Conversations that take turns on one model: a follow-up evaluates only
+** its own new tokens, though another conversation used the cache in between
+** (its cache was kept and comes back), and answers as a fresh model would. */
+TEST(server_conversations_keep_their_cache)
+{
+    srv_worker w, fresh;
+    cn_err err = {0};
+    eng_opts eo = {.n_threads = 1};
+    const char *model = test_data("models/aidreams260K.gguf");
+    if (srv_worker_open(&w, JOB_GENERATE, model, &eo, 2, &err) ||
+        srv_worker_open(&fresh, JOB_GENERATE, model, &eo, 2, &err)) {
+        test_fail_at(__FILE__, __LINE__, "worker: %s", err.msg);
+        return;
+    }
+    w.name = fresh.name = "aidreams260K";
+    const char *a = "I dreamed of a long river under the stars, and the water sang to me of the "
+                    "places it had been, the mountains and the sea";
+    const char *b = "The machine woke before dawn and counted the lights of the city one by one "
+                    "until the sun rose over the hills";
+    char a2[512], b2[512];
+    snprintf(a2, sizeof a2, "%s, and then it asked me where I was going", a);
+    snprintf(b2, sizeof b2, "%s, and it began again", b);
+    int ev[4] = {0}, fev = 0;
+    char *t[4] = {complete_on(&w, a, 8, &ev[0]), complete_on(&w, b, 8, &ev[1]),
+                  complete_on(&w, a2, 8, &ev[2]), complete_on(&w, b2, 8, &ev[3])};
+    for (int i = 0; i < 4; i++)
+        EXPECT(t[i] != NULL);
+    /* each follow-up evaluates its few new tokens, not its whole prompt */
+    /* (the tokens at the seam may change as the text grows: a few more) */
+    EXPECT(ev[0] > 30 && ev[1] > 30);
+    EXPECT(ev[2] > 0 && ev[2] < ev[0] / 2);
+    EXPECT(ev[3] > 0 && ev[3] < ev[1] / 2);
+    EXPECT_EQ_INT(w.n_kv, 1); /* a2's conversation, kept when b2's came back */
+    /* the same answers as a model that saw nothing else */
+    char *f2 = complete_on(&fresh, a2, 8, &fev);
+    EXPECT(fev > 2 * ev[2]);
+    if (f2 && t[2])
+        EXPECT_STR(t[2], f2);
+    free(f2);
+    char *f3 = complete_on(&fresh, b2, 8, &fev);
+    if (f3 && t[3])
+        EXPECT_STR(t[3], f3);
+    free(f3);
+    for (int i = 0; i < 4; i++)
+        free(t[i]);
+    srv_worker_close(&fresh);
+    srv_worker_close(&w);
+}
+
 typedef struct status_poller {
     srv_worker *w;
     atomic_bool stop;
