@@ -307,15 +307,13 @@ static void copy_rows(void *ctx, int ith, int nth)
 /* Give the file's pages of [p, p + n) back (whole pages inside it only):
 ** the copy is what is read from now on. A tied output matrix is also the
 ** token table, whose rows are then read again a page at a time. */
-static void release_pages(const void *p, size_t n, bool locked)
+static void release_pages(const void *p, size_t n)
 {
     long ps = sysconf(_SC_PAGESIZE);
     uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
     uintptr_t e = ((uintptr_t)p + n) / (uintptr_t)ps * (uintptr_t)ps;
     if (e <= a)
         return;
-    if (locked)
-        munlock((void *)a, e - a);
     madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
@@ -367,12 +365,29 @@ static int copy_weights(eng_model *m, bool locked, cn_err *err)
         m->copies[c].data = mem;
         *slots[i] = &m->copies[c];
         if (locked && mlock(mem, size) != 0)
-            rc = cn_fail(err, CN_EIO, "%s: cannot lock '%s' in memory: %s (the limit is "
-                         "`ulimit -l`)", m->g->path, t->name, strerror(errno));
-        release_pages(t->data, size, locked);
+            rc = cn_fail(err, CN_EIO, "%s: cannot lock '%s' (%.1f MiB) in memory: %s (the "
+                         "limit is `ulimit -l`)", m->g->path, t->name, size / 1048576.0,
+                         strerror(errno));
+        release_pages(t->data, size);
     }
     free(slots);
     return rc;
+}
+
+/* --mlock: the copies are locked as they are made (copy_weights); what is
+** left in the mapping and read on every token is the token table, unless
+** the output matrix shares it (then its rows are read a few a token, from
+** the page cache). */
+static int lock_token_table(eng_model *m, bool locked, cn_err *err)
+{
+    if (!locked || m->hp.tied_output)
+        return CN_OK;
+    const gguf_tensor *t = m->tok_embd;
+    if (mlock(t->data, (size_t)t->size) != 0)
+        return cn_fail(err, CN_EIO, "%s: cannot lock the token table (%.1f MiB) in memory: %s "
+                       "(the limit is `ulimit -l`)", m->g->path, t->size / 1048576.0,
+                       strerror(errno));
+    return CN_OK;
 }
 
 int eng_model_open(eng_model **out, const char *path, const eng_opts *opts, cn_err *err)
@@ -406,14 +421,8 @@ int eng_model_open(eng_model **out, const char *path, const eng_opts *opts, cn_e
     m->n_batch = CN_MIN(o.n_batch ? o.n_batch : 256, m->n_ctx);
     m->n_threads = o.n_threads ? o.n_threads : cn_physical_cores();
     m->kv_f16 = !o.kv_f32;
-    if (o.mlock && mlock(m->g->map, m->g->file_size) != 0) {
-        int e = errno;
-        eng_model_close(m);
-        return cn_fail(err, CN_EIO, "%s: cannot lock %.1f MiB in memory: %s (the limit is "
-                       "`ulimit -l`)", path, m->g->file_size / 1048576.0, strerror(e));
-    }
     if ((rc = cn_pool_new(&m->pool, m->n_threads, err)) || (rc = copy_weights(m, o.mlock, err)) ||
-        (rc = alloc_buffers(m, err))) {
+        (rc = lock_token_table(m, o.mlock, err)) || (rc = alloc_buffers(m, err))) {
         eng_model_close(m);
         return rc;
     }
