@@ -289,22 +289,18 @@ INLINE void store_acc(const int T, const __m512 *acc, float *out, size_t os, __m
 INLINE void sub_block(const int T, const int G, const __m512i *q, __m512i sc,
                       const block_q8_K *const *y, int off, __m512i *isum)
 {
-    /* with few tokens, two chains per token (even and odd words): one
-    ** chain of G vpdpbusd would wait on the instruction's latency */
-    const int C = T <= 2 ? 2 : 1;
-    __m512i s[2][TOKS];
+    __m512i s[TOKS];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
-        s[0][t] = s[1][t] = _mm512_setzero_si512();
+        s[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            s[g % C][t] = dp_bcast(s[g % C][t], q[g], y[t]->qs + off + 4 * g);
+            s[t] = dp_bcast(s[t], q[g], y[t]->qs + off + 4 * g);
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
-        isum[t] = _mm512_add_epi32(
-            isum[t], _mm512_mullo_epi32(C == 2 ? _mm512_add_epi32(s[0][t], s[1][t]) : s[0][t], sc));
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], sc));
 }
 
 /* Legacy blocks over H (1 or 2, a constant) panels of 16 rows, T tokens

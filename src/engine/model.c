@@ -348,7 +348,8 @@ static int copy_weights(eng_model *m, bool locked, cn_err *err)
         const gguf_tensor *t = *slots[i];
         const size_t size = (size_t)t->size;
         void *mem = NULL;
-        if (posix_memalign(&mem, (size_t)2 << 20, size) != 0) {
+        const size_t huge = (size_t)2 << 20; /* small matrices: no page of their own */
+        if (posix_memalign(&mem, size >= huge ? huge : 64, size) != 0) {
             rc = cn_fail(err, CN_ENOMEM, "%s: out of memory for '%s' (%.1f MiB)", m->g->path,
                          t->name, size / 1048576.0);
             break;
