@@ -514,6 +514,23 @@ INLINE void run_k6(const int T, const pblock_k6 *p, int nb, const char *a, size_
 
 static _Thread_local panel pan __attribute__((aligned(64))); /* a thread's packed panel */
 
+/* One pass of run32 over the next nt tokens (at most TOKS, or TOKS2 with two
+** panels), with the token count and panel count as constants. */
+INLINE void run32_by(const bool st, int halves, int nt, int off, const void *const lp[2], int nb,
+                     const char *ab, size_t as, const int32_t *sb, size_t nbt, bool first,
+                     float *o, size_t os, const __mmask16 m[2])
+{
+#define R1(T) run32(T, 1, st, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
+#define R2(T) run32(T, 2, st, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
+    if (halves == 2) {
+        BY_TOKENS6(nt, R2)
+    } else {
+        BY_TOKENS(nt, R1)
+    }
+#undef R1
+#undef R2
+}
+
 /* out[t * os + r] = row r of w . token t of a, for r < nr, t < nt: panels
 ** of 16 rows (legacy blocks: 32, two panels) and PANEL_K weights, each
 ** packed once and used by every token. */
@@ -563,15 +580,7 @@ static void pgemm(uint32_t type, int n, const void *w, size_t ws, int nr, const 
                 } else {
                     const char *ab = at + (size_t)b0 * sizeof(block_q8_0);
                     const int32_t *sb = asum + (size_t)t0 * nbt + b0;
-#define L1(T) run32(T, 1, false, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
-#define L2(T) run32(T, 2, false, off, lp, nb, ab, as, sb, nbt, first, o, os, m)
-                    if (halves == 2) {
-                        BY_TOKENS6(nt - t0, L2)
-                    } else {
-                        BY_TOKENS(nt - t0, L1)
-                    }
-#undef L1
-#undef L2
+                    run32_by(false, halves, nt - t0, off, lp, nb, ab, as, sb, nbt, first, o, os, m);
                 }
             }
         }
@@ -602,15 +611,7 @@ static void pgemm_q8_0_r16(int n, const void *w, size_t ws, int nr, const void *
                 const char *ab = (const char *)a + (size_t)t0 * as + (size_t)b0 * sizeof(block_q8_0);
                 const int32_t *sb = asum + (size_t)t0 * nbt + b0;
                 float *o = out + (size_t)t0 * os + r0;
-#define S1(T) run32(T, 1, true, 128, lp, nb, ab, as, sb, nbt, first, o, os, m)
-#define S2(T) run32(T, 2, true, 128, lp, nb, ab, as, sb, nbt, first, o, os, m)
-                if (halves == 2) {
-                    BY_TOKENS6(nt - t0, S2)
-                } else {
-                    BY_TOKENS(nt - t0, S1)
-                }
-#undef S1
-#undef S2
+                run32_by(true, halves, nt - t0, 128, lp, nb, ab, as, sb, nbt, first, o, os, m);
             }
         }
     }
