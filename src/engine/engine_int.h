@@ -10,7 +10,8 @@
 /* ---- kernels (kern.c) --------------------------------------------------
 ** The kernel table is chosen once by kern_init(); CAIRN_KERNELS=scalar,
 ** avx2 or avx512 asks for a level (the reference path, or less than the best
-** this CPU has). Weight rows are used where they lie in the mapping. */
+** this CPU has). Weight rows are read in place: in the mapping (encoders),
+** or in the copies a language model makes at open (model.c). */
 
 typedef void (*kern_dot_fn)(int n, float *s, const void *w, const void *a);
 typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
