@@ -670,50 +670,52 @@ static void pgemm_q4_K_r16(int n, const void *w, size_t ws, int nr, const void *
     }
 }
 
-/* Rows [r0, r1) of a Q4_K matrix into KERN_Q4_K_R16 (run_k4). */
+/* Rows [r0, r1) of a Q4_K matrix into KERN_Q4_K_R16 (run_k4): each
+** super-block of the 16 rows read as pack_k4 reads it (rows32: loads and a
+** transpose of 32-bit words), its words stored a row per lane. */
 static void repack_q4_K_r16(const void *w, size_t ws, int n, int r0, int r1, void *dst)
 {
     for (int p = r0; p < r1; p += PANEL_ROWS) {
         char *o = (char *)dst + (size_t)p * ws;
+        const char *wp = (const char *)w + (size_t)p * ws;
         for (int b = 0; b < n / QK_K; b++, o += K4_SB) {
-            uint16_t *dd = (uint16_t *)(void *)o;
-            uint32_t *u = (uint32_t *)(void *)(o + 64);
-            for (int r = 0; r < PANEL_ROWS; r++) {
-                const block_q4_K *x = (const block_q4_K *)((const char *)w + (size_t)(p + r) * ws) + b;
-                dd[r] = x->d;
-                dd[16 + r] = x->dmin;
-                for (int i = 0; i < 3 + QK_K / 8; i++) { /* 3 scale words, 32 quant words */
-                    uint32_t v;
-                    memcpy(&v, i < 3 ? x->scales + 4 * i : x->qs + 4 * (i - 3), 4);
-                    u[16 * i + r] = v;
-                }
+            const char *blk = wp + (size_t)b * sizeof(block_q4_K);
+            __m512i v[8];
+            rows32(blk, ws, PANEL_ROWS, v); /* d|dmin, then the 3 scale words */
+            _mm256_storeu_si256((__m256i *)o,
+                                _mm512_cvtepi32_epi16(_mm512_and_si512(v[0], _mm512_set1_epi32(0xFFFF))));
+            _mm256_storeu_si256((__m256i *)(o + 32), _mm512_cvtepi32_epi16(_mm512_srli_epi32(v[0], 16)));
+            for (int i = 0; i < 3; i++)
+                _mm512_storeu_si512(o + 64 + 64 * i, v[1 + i]);
+            for (int c = 0; c < 4; c++) {
+                rows32(blk + offsetof(block_q4_K, qs) + 32 * c, ws, PANEL_ROWS, v);
+                for (int g = 0; g < 8; g++)
+                    _mm512_storeu_si512(o + 256 + 64 * (8 * c + g), v[g]);
             }
         }
     }
 }
 
-/* Rows [r0, r1) of a Q8_0 matrix into KERN_Q8_0_R16 (engine_int.h). Plain
-** word copies: it runs once, at load. */
+/* Rows [r0, r1) of a Q8_0 matrix into KERN_Q8_0_R16 (engine_int.h): the
+** scales a row at a time, the quants as pack32 reads them (rows32). */
 static void repack_q8_0_r16(const void *w, size_t ws, int n, int r0, int r1, void *dst)
 {
     const int nb = n / QK8_0;
     for (int p = r0; p < r1; p += PANEL_ROWS) {
         char *o = (char *)dst + (size_t)p * ws;
-        for (int b = 0; b < nb; b += 2, o += R16_PAIR) {
-            uint16_t *d = (uint16_t *)(void *)o;
-            uint32_t *q = (uint32_t *)(void *)(o + 64);
-            for (int h = 0; h < 2; h++)
-                for (int r = 0; r < PANEL_ROWS; r++) {
-                    const block_q8_0 *x = (const block_q8_0 *)((const char *)w +
-                                                               (size_t)(p + r) * ws) + b + h;
-                    d[16 * h + r] = x->d;
-                    for (int g = 0; g < 8; g++) {
-                        uint32_t v;
-                        memcpy(&v, x->qs + 4 * g, 4);
-                        q[128 * h + 16 * g + r] = v ^ 0x80808080u;
-                    }
-                }
-        }
+        const char *wp = (const char *)w + (size_t)p * ws;
+        for (int b = 0; b < nb; b += 2, o += R16_PAIR)
+            for (int h = 0; h < 2; h++) {
+                const char *blk = wp + (size_t)(b + h) * sizeof(block_q8_0);
+                uint16_t *d = (uint16_t *)(void *)(o + 32 * h);
+                for (int r = 0; r < PANEL_ROWS; r++)
+                    memcpy(&d[r], blk + (size_t)r * ws, 2);
+                __m512i v[8];
+                rows32(blk + offsetof(block_q8_0, qs), ws, PANEL_ROWS, v);
+                for (int g = 0; g < 8; g++)
+                    _mm512_storeu_si512(o + 64 + 512 * h + 64 * g,
+                                        _mm512_xor_si512(v[g], _mm512_set1_epi8((char)0x80)));
+            }
     }
 }
 
