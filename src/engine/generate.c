@@ -80,6 +80,16 @@ static int lookup_draft(const int32_t *h, int n, int max, int32_t *draft)
     return 0;
 }
 
+/* How many of t[0..n) the model's cache already holds, at most n - 1: the
+** last token is always evaluated again, for the logits after it. */
+static int cached_prefix(const eng_model *m, const int32_t *t, int n)
+{
+    int keep = 0;
+    while (keep < m->n_cached && keep < n - 1 && m->cached[keep] == t[keep])
+        keep++;
+    return keep;
+}
+
 /* The probability of the largest logit (softmax at temperature 1); its
 ** index goes to *best. */
 static float top_prob(const float *logits, int n, int32_t *best)
@@ -103,9 +113,7 @@ static int model_draft(eng_model *d, const int32_t *h, int n, int max, int32_t *
     *nd = 0;
     if (max <= 0 || n + max > d->n_ctx)
         return CN_OK; /* the draft model's context is full: plain decoding from here */
-    int keep = 0;
-    while (keep < d->n_cached && keep < n - 1 && d->cached[keep] == h[keep])
-        keep++;
+    int keep = cached_prefix(d, h, n);
     int rc = eng_decode(d, h + keep, n - keep, keep, err);
     for (int k = 0; rc == CN_OK && k < max; k++) {
         int32_t t;
@@ -180,9 +188,7 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
                        "%d: they must be the same", o->draft->hp.n_vocab, m->hp.n_vocab);
 
     // reuse the cached prefix; always evaluate at least the last prompt token
-    int keep = 0;
-    while (keep < m->n_cached && keep < n_prompt - 1 && m->cached[keep] == prompt[keep])
-        keep++;
+    int keep = cached_prefix(m, prompt, n_prompt);
     double t0 = cn_now();
     int rc = eng_decode(m, prompt + keep, n_prompt - keep, keep, err);
     if (rc)

@@ -214,8 +214,9 @@ bool kern_supports(uint32_t type)
 
 size_t kern_row_size(uint32_t type, int64_t n)
 {
-    return gguf_row_size(type == KERN_Q8_0_R16 ? GGML_Q8_0 : type == KERN_Q4_K_R16 ? GGML_Q4_K : type,
-                         n);
+    static const uint32_t file_type[] = {[KERN_Q8_0_R16 - GGML_TYPE_COUNT] = GGML_Q8_0,
+                                         [KERN_Q4_K_R16 - GGML_TYPE_COUNT] = GGML_Q4_K};
+    return gguf_row_size(type >= GGML_TYPE_COUNT ? file_type[type - GGML_TYPE_COUNT] : type, n);
 }
 
 uint32_t kern_repack_type(uint32_t type, int64_t n, int64_t nr)
