@@ -591,7 +591,8 @@ int cmd_search(int argc, char **argv)
     } else if (n >= 0) {
         fprintf(stderr, "%d result%s (%s search)\n", n, n == 1 ? "" : "s", info.mode);
         for (int i = 0; i < n; i++) {
-            printf("[%d] %s, p. %d  (score %.3f)\n", i + 1, base_name(res[i].path), res[i].page,
+            printf("[%d] %s, p. %d%s%s  (score %.3f)\n", i + 1, base_name(res[i].path),
+                   res[i].page, res[i].locator ? ", " : "", res[i].locator ? res[i].locator : "",
                    res[i].score);
             printf("    %.300s%s\n\n", res[i].text, strlen(res[i].text) > 300 ? "..." : "");
         }
@@ -759,6 +760,7 @@ static json_t *source_json(const rag_source *src, int i, bool cited)
     json_object_set_new(s, "doc", json_string(base_name(src->path)));
     json_object_set_new(s, "path", json_string(src->path));
     json_object_set_new(s, "page", json_integer(src->page_start));
+    json_object_set_new(s, "locator", src->locator ? json_string(src->locator) : json_null());
     json_object_set_new(s, "text", json_string(src->text));
     return s;
 }
@@ -805,7 +807,7 @@ int cmd_ask(int argc, char **argv)
     bool used[100] = {0};
     for (int i = 0; i < n; i++)
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page, res[i].page,
-                              res[i].text};
+                              res[i].text, res[i].locator};
     /* nothing the documents say: no keyword match and no passage close in
     ** meaning, or the question's rarest words are on no page (lib_not_found);
     ** the model is not called, the closest passages are listed */

@@ -32,6 +32,7 @@ typedef struct heading {
     int page;
     size_t off;
     const char *text;
+    const char *path; /* "1 Intro › 1.2 Scope" for the file's own headings, else "" */
 } heading;
 
 typedef struct chunker {
@@ -291,7 +292,7 @@ static int find_headings(cn_arena *a, const ingest_doc *d, heading **out, size_t
                 t--;
             if (t > s && heading_like(pg->text + s, t - s)) {
                 char *txt = cn_arena_strndup(a, pg->text + s, t - s);
-                heading h = {p, s, txt};
+                heading h = {p, s, txt, ""};
                 if (!txt || cn_buf_append(&hb, &h, sizeof h) != CN_OK) {
                     cn_buf_free(&hb);
                     return CN_ENOMEM;
@@ -314,16 +315,83 @@ static int find_headings(cn_arena *a, const ingest_doc *d, heading **out, size_t
     return CN_OK;
 }
 
+/* The file's own headings, each with its path: the headings above it, one
+** per level, joined by " › " (at most CHUNK_PATH_MAX bytes, the deepest
+** levels kept whole). */
+#define CHUNK_PATH_MAX 400
+static int file_headings(cn_arena *a, const ingest_doc *d, heading **out, size_t *n_out)
+{
+    size_t n = (size_t)d->n_headings;
+    heading *hs = cn_arena_alloc(a, n * sizeof *hs);
+    if (!hs)
+        return CN_ENOMEM;
+    const char *stack[INGEST_MAX_LEVEL + 1] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const ingest_heading *h = &d->headings[i];
+        int lv = h->level < 1 ? 1 : h->level > INGEST_MAX_LEVEL ? INGEST_MAX_LEVEL : h->level;
+        stack[lv] = h->text;
+        for (int k = lv + 1; k <= INGEST_MAX_LEVEL; k++)
+            stack[k] = NULL;
+        /* from the deepest level up while it fits */
+        size_t len = 0;
+        int top = lv;
+        for (int k = lv; k >= 1; k--) {
+            if (!stack[k])
+                continue;
+            size_t add = strlen(stack[k]) + (len ? 5 : 0); /* " › " is 5 bytes */
+            if (len && len + add > CHUNK_PATH_MAX)
+                break;
+            len += add;
+            top = k;
+        }
+        char *p = cn_arena_alloc(a, len + 1);
+        if (!p)
+            return CN_ENOMEM;
+        size_t o = 0;
+        for (int k = top; k <= lv; k++) {
+            if (!stack[k])
+                continue;
+            if (o) {
+                memcpy(p + o, " \xe2\x80\xba ", 5);
+                o += 5;
+            }
+            size_t l = strlen(stack[k]);
+            memcpy(p + o, stack[k], l);
+            o += l;
+        }
+        p[o] = 0;
+        hs[i] = (heading){h->page - 1, h->off, h->text, p};
+    }
+    *out = hs;
+    *n_out = n;
+    return CN_OK;
+}
+
+/* The last heading at or before (page, off), or NULL. */
+static const heading *heading_at(const heading *hs, size_t n, int page, size_t off)
+{
+    size_t lo = 0, hi = n; /* first heading after the point */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (hs[mid].page < page || (hs[mid].page == page && hs[mid].off <= off))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? &hs[lo - 1] : NULL;
+}
+
 /* ---- passages ----------------------------------------------------------- */
 
 static int emit(cn_arena *a, const ingest_doc *d, const cword *w0, const cword *w1,
-                const char *heading_text, cn_buf *out)
+                const heading *h, cn_buf *out)
 {
     ingest_passage p = {.page_start = w0->page + 1,
                         .page_end = w1->page + 1,
                         .off_start = w0->s,
                         .off_end = w1->e,
-                        .heading = heading_text ? heading_text : ""};
+                        .heading = h ? h->text : "",
+                        .locator = h ? h->path : ""};
     size_t len = 0;
     if (w0->page == w1->page) {
         len = w1->e - w0->s;
@@ -378,8 +446,9 @@ int chunk_split(cn_arena *a, const ingest_doc *d, const chunk_opts *o, ingest_pa
                  .count = opt.count_tokens ? opt.count_tokens : chunk_estimate_tokens,
                  .ctx = opt.ctx};
     heading *hs;
-    size_t n_hs, hi = 0;
-    if (find_headings(a, d, &hs, &n_hs) != CN_OK)
+    size_t n_hs;
+    bool own = d->n_headings > 0 && d->headings;
+    if ((own ? file_headings(a, d, &hs, &n_hs) : find_headings(a, d, &hs, &n_hs)) != CN_OK)
         return cn_fail(err, CN_ENOMEM, "chunk: out of memory");
 
     cn_buf res;
@@ -446,11 +515,12 @@ int chunk_split(cn_arena *a, const ingest_doc *d, const chunk_opts *o, ingest_pa
             }
             cut = best_para ? best_para : best_sent ? best_sent : n;
         }
-        /* heading: the last one at or before the passage start */
-        while (hi < n_hs &&
-               (hs[hi].page < W[0].page || (hs[hi].page == W[0].page && hs[hi].off <= W[0].s)))
-            hi++;
-        const char *h = hi ? hs[hi - 1].text : "";
+        /* heading: the last one at or before the passage start; with the
+        ** file's own headings, at or before its first third, since a
+        ** passage that opens with the overlap of the one before mostly
+        ** belongs to the section that starts in it */
+        const cword *at = own ? &W[(cut - 1) / 3] : &W[0];
+        const heading *h = heading_at(hs, n_hs, at->page, at->s);
         if (emit(a, d, &W[0], &W[cut - 1], h, &res) != CN_OK) {
             rc = CN_ENOMEM;
             goto done;

@@ -34,6 +34,12 @@ void ingest_opts_resolve(const ingest_opts *in, ingest_opts *out)
         out->max_mupdf_bytes = (size_t)1 << 30;
     if (out->text_page_words <= 0)
         out->text_page_words = INGEST_TEXT_PAGE_WORDS;
+    if (!out->max_zip_bytes)
+        out->max_zip_bytes = (size_t)INGEST_MAX_ZIP_MB << 20;
+    if (!out->max_unzipped_bytes)
+        out->max_unzipped_bytes = (size_t)INGEST_MAX_UNZIPPED_MB << 20;
+    if (out->max_zip_entries <= 0)
+        out->max_zip_entries = INGEST_MAX_ZIP_ENTRIES;
 }
 
 void ingest_note(ingest_doc *d, const char *fmt, ...)
@@ -461,13 +467,13 @@ const char *ingest_describe(const unsigned char *s, size_t n)
         size_t len;
         const char *what;
     } magics[] = {
-        {"PK\x03\x04", 4, "a ZIP archive (DOCX, ODT and EPUB are not supported yet)"},
+        {"PK\x03\x04", 4, "a ZIP archive"},
         {"\x89PNG", 4, "a PNG image"},
         {"\xFF\xD8\xFF", 3, "a JPEG image"},
         {"GIF8", 4, "a GIF image"},
         {"%!PS", 4, "PostScript"},
         {"{\\rtf", 5, "RTF"},
-        {"\xD0\xCF\x11\xE0", 4, "an old Microsoft Office file"},
+        {"\xD0\xCF\x11\xE0", 4, "an old Microsoft Office file (.doc, .xls, .ppt)"},
         {"\x1F\x8B", 2, "gzip-compressed data"},
         {"\x7F"
          "ELF",
@@ -491,6 +497,87 @@ const char *ingest_describe(const unsigned char *s, size_t n)
     return "binary data";
 }
 
+/* The mimetype an OpenDocument or EPUB file stores first, uncompressed, or
+** "" (ZIP local header: name at 30, data after it, method at 8, size at 18). */
+static void zip_mimetype(const unsigned char *s, size_t n, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (n < 38 || memcmp(s + 30, "mimetype", 8) != 0 || s[8] != 0 || s[9] != 0)
+        return;
+    size_t name_len = (size_t)(s[26] | s[27] << 8), extra = (size_t)(s[28] | s[29] << 8);
+    size_t size = (size_t)s[18] | (size_t)s[19] << 8 | (size_t)s[20] << 16 | (size_t)s[21] << 24;
+    size_t at = 30 + name_len + extra;
+    if (name_len != 8 || size >= cap || at + size > n)
+        return;
+    memcpy(out, s + at, size);
+    out[size] = 0;
+}
+
+/* A man page section as extension: "1", "3pm", "8x", "1ssl". */
+static bool man_ext(const char *ext)
+{
+    if (ext[0] < '1' || ext[0] > '9' || strlen(ext) > 6)
+        return false;
+    for (const char *p = ext + 1; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return false;
+    return true;
+}
+
+/* Does head read like roff (a man page)? Its first lines are requests,
+** comments or macros: .TH, .\" ..., '\" t, .Dd. */
+static bool looks_roff(const unsigned char *s, size_t n)
+{
+    for (int lines = 0; n && lines < 40; lines++) {
+        while (n && (*s == '\n' || *s == ' '))
+            s++, n--;
+        if (!n)
+            return false;
+        if (starts_with_ci(s, n, ".TH ") || starts_with_ci(s, n, ".Dd") ||
+            starts_with_ci(s, n, ".SH "))
+            return true;
+        if (!(starts_with_ci(s, n, ".\\\"") || starts_with_ci(s, n, "'\\\"") ||
+              starts_with_ci(s, n, ".\\#") || starts_with_ci(s, n, ".ds ") ||
+              starts_with_ci(s, n, ".de ") || starts_with_ci(s, n, ".if ") ||
+              starts_with_ci(s, n, ".nr ") || starts_with_ci(s, n, ".ie ") ||
+              starts_with_ci(s, n, ".el ") || starts_with_ci(s, n, ".so ") ||
+              starts_with_ci(s, n, "..") || starts_with_ci(s, n, ".\n") ||
+              starts_with_ci(s, n, ".rm ") || starts_with_ci(s, n, ".tr ") ||
+              starts_with_ci(s, n, ".nh") || starts_with_ci(s, n, ".ad") ||
+              starts_with_ci(s, n, ".\t") || (n >= 2 && s[0] == '.' && s[1] == '\n')))
+            return false;
+        const unsigned char *e = memchr(s, '\n', n);
+        if (!e)
+            return false;
+        n -= (size_t)(e - s);
+        s = e;
+    }
+    return false;
+}
+
+bool ingest_known_name(const char *path)
+{
+    static const char *const known[] = {
+        "pdf",  "txt",  "text", "rst",  "org",  "adoc", "asciidoc", "md",  "markdown", "mdown",
+        "mkd",  "mkdn", "html", "htm",  "xhtml", "docx", "docm",    "dotx", "dotm",    "pptx",
+        "pptm", "ppsx", "potx", "odt",  "ott",  "odp",  "otp",      "epub", "rtf",     "man"};
+    char ext[16];
+    extension(path, ext, sizeof ext);
+    for (size_t i = 0; i < CN_ARRAY_LEN(known); i++)
+        if (strcmp(ext, known[i]) == 0)
+            return true;
+    if (man_ext(ext))
+        return true;
+    const char *base = ingest_basename(path);
+    size_t bl = strlen(base);
+    if (strcmp(ext, "gz") == 0 && bl > 3) {
+        char inner[256], iext[16];
+        snprintf(inner, sizeof inner, "%.*s", (int)(bl - 3), base);
+        return man_ext(extension(inner, iext, sizeof iext));
+    }
+    return false;
+}
+
 int ingest_kind_of(const char *path, const unsigned char *head, size_t n)
 {
     char ext[16];
@@ -499,8 +586,47 @@ int ingest_kind_of(const char *path, const unsigned char *head, size_t n)
         return INGEST_KIND_PDF;
     if (strcmp(ext, "pdf") == 0)
         return CN_EFORMAT; /* named .pdf, but not a PDF: say so, never guess */
+    if (n >= 5 && memcmp(head, "{\\rtf", 5) == 0)
+        return INGEST_KIND_RTF; /* whatever the name says (Word saves RTF as .doc) */
+    if (n >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) {
+        char mt[128];
+        zip_mimetype(head, n, mt, sizeof mt);
+        if (strcmp(mt, "application/epub+zip") == 0)
+            return INGEST_KIND_EPUB;
+        if (strncmp(mt, "application/vnd.oasis.opendocument.", 35) == 0)
+            return strncmp(mt + 35, "presentation", 12) == 0 ? INGEST_KIND_ODP : INGEST_KIND_ODT;
+        static const struct {
+            const char *ext;
+            int kind;
+        } zips[] = {
+            {"docx", INGEST_KIND_DOCX}, {"docm", INGEST_KIND_DOCX}, {"dotx", INGEST_KIND_DOCX},
+            {"dotm", INGEST_KIND_DOCX}, {"pptx", INGEST_KIND_PPTX}, {"pptm", INGEST_KIND_PPTX},
+            {"ppsx", INGEST_KIND_PPTX}, {"potx", INGEST_KIND_PPTX}, {"odt", INGEST_KIND_ODT},
+            {"ott", INGEST_KIND_ODT},   {"odp", INGEST_KIND_ODP},   {"otp", INGEST_KIND_ODP},
+            {"epub", INGEST_KIND_EPUB},
+        };
+        for (size_t i = 0; !mt[0] && i < CN_ARRAY_LEN(zips); i++)
+            if (strcmp(ext, zips[i].ext) == 0)
+                return zips[i].kind;
+        return CN_EUNSUPPORTED; /* a plain ZIP, a spreadsheet, a JAR ... */
+    }
+    if (n >= 2 && head[0] == 0x1F && head[1] == 0x8B) {
+        /* a gzip'd man page: "ls.1.gz" */
+        const char *base = ingest_basename(path);
+        size_t bl = strlen(base);
+        if (bl > 3 && strcmp(base + bl - 3, ".gz") == 0) {
+            char inner[256];
+            snprintf(inner, sizeof inner, "%.*s", (int)(bl - 3), base);
+            char iext[16];
+            if (man_ext(extension(inner, iext, sizeof iext)))
+                return INGEST_KIND_MAN;
+        }
+        return CN_EUNSUPPORTED;
+    }
     if (!looks_text(head, n))
         return CN_EUNSUPPORTED;
+    if (man_ext(ext) || strcmp(ext, "man") == 0 || (!ext[0] && looks_roff(head, n)))
+        return looks_roff(head, n) ? INGEST_KIND_MAN : INGEST_KIND_TEXT;
     static const struct {
         const char *ext;
         int kind;
@@ -524,7 +650,16 @@ int ingest_kind_of(const char *path, const unsigned char *head, size_t n)
 
 /* ---- entry points ----------------------------------------------------- */
 
-static const char *const kind_names[] = {"", "pdf", "text", "markdown", "html"};
+static const char *const kind_names[] = {"",     "pdf", "text", "markdown", "html", "docx",
+                                         "odt",  "pptx", "odp", "epub",     "rtf",  "man"};
+
+/* An OLE compound file (old Office, or a new one encrypted with a password,
+** which Office wraps in OLE around an "EncryptedPackage" stream). */
+static bool ole_encrypted(const unsigned char *s, size_t n)
+{
+    static const char u16[] = "E\0n\0c\0r\0y\0p\0t\0e\0d\0P\0a\0c\0k\0a\0g\0e\0";
+    return n >= 8 && memcmp(s, "\xD0\xCF\x11\xE0", 4) == 0 && memmem(s, n, u16, sizeof u16 - 1);
+}
 
 static int kind_error(const char *name, int kind, const unsigned char *head, size_t n, cn_err *err)
 {
@@ -541,7 +676,36 @@ static int kind_error(const char *name, int kind, const unsigned char *head, siz
 
 static size_t limit_for(int kind, const ingest_opts *o)
 {
-    return kind == INGEST_KIND_PDF ? o->max_pdf_bytes : o->max_text_bytes;
+    switch (kind) {
+    case INGEST_KIND_PDF:
+    case INGEST_KIND_RTF: /* RTF holds its pictures as hex: large files are normal */
+        return o->max_pdf_bytes;
+    case INGEST_KIND_DOCX:
+    case INGEST_KIND_ODT:
+    case INGEST_KIND_PPTX:
+    case INGEST_KIND_ODP:
+    case INGEST_KIND_EPUB:
+        return o->max_zip_bytes;
+    default:
+        return o->max_text_bytes;
+    }
+}
+
+static const char *limit_name(int kind)
+{
+    switch (kind) {
+    case INGEST_KIND_PDF:
+        return "PDF";
+    case INGEST_KIND_RTF:
+        return "RTF";
+    case INGEST_KIND_TEXT:
+    case INGEST_KIND_MARKDOWN:
+    case INGEST_KIND_HTML:
+    case INGEST_KIND_MAN:
+        return "text";
+    default:
+        return "office and EPUB";
+    }
 }
 
 static int too_large(const char *name, int kind, const ingest_opts *o, cn_err *err)
@@ -549,9 +713,9 @@ static int too_large(const char *name, int kind, const ingest_opts *o, cn_err *e
     size_t lim = limit_for(kind, o);
     if (lim >= (1u << 20))
         return cn_fail(err, CN_ELIMIT, "%s: larger than %zu MB (the limit for %s files)", name,
-                       lim >> 20, kind == INGEST_KIND_PDF ? "PDF" : "text");
+                       lim >> 20, limit_name(kind));
     return cn_fail(err, CN_ELIMIT, "%s: larger than %zu bytes (the limit for %s files)", name, lim,
-                   kind == INGEST_KIND_PDF ? "PDF" : "text");
+                   limit_name(kind));
 }
 
 int ingest_memory(const char *name, const void *data, size_t len, const ingest_opts *opts,
@@ -564,6 +728,9 @@ int ingest_memory(const char *name, const void *data, size_t len, const ingest_o
         return cn_fail(err, CN_EFORMAT, "%s: empty file", name);
     const unsigned char *s = data;
     int kind = ingest_kind_of(name, s, CN_MIN(len, (size_t)4096));
+    if (kind < 0 && ole_encrypted(s, len))
+        return cn_fail(err, CN_EUNSUPPORTED, "%s: password protected (an encrypted Office file)",
+                       name);
     if (kind < 0)
         return kind_error(name, kind, s, CN_MIN(len, (size_t)4096), err);
     if (len > limit_for(kind, &o))
@@ -582,6 +749,23 @@ int ingest_memory(const char *name, const void *data, size_t len, const ingest_o
     case INGEST_KIND_HTML:
         rc = ingest_html(out, name, s, len, &o, err);
         break;
+    case INGEST_KIND_DOCX:
+    case INGEST_KIND_PPTX:
+        rc = ingest_office(out, kind, name, s, len, &o, err);
+        break;
+    case INGEST_KIND_ODT:
+    case INGEST_KIND_ODP:
+        rc = ingest_odf(out, kind, name, s, len, &o, err);
+        break;
+    case INGEST_KIND_EPUB:
+        rc = ingest_epub(out, name, s, len, &o, err);
+        break;
+    case INGEST_KIND_RTF:
+        rc = ingest_rtf(out, name, s, len, &o, err);
+        break;
+    case INGEST_KIND_MAN:
+        rc = ingest_man(out, name, s, len, &o, err);
+        break;
     default:
         rc = ingest_text(out, name, s, len, &o, err);
         break;
@@ -596,9 +780,11 @@ int ingest_memory(const char *name, const void *data, size_t len, const ingest_o
         size_t total = 0;
         for (int i = 0; i < out->n_pages; i++)
             total += out->pages[i].len;
-        if (total == 0 && kind != INGEST_KIND_PDF)
+        if (total == 0 && kind != INGEST_KIND_PDF && kind != INGEST_KIND_EPUB)
             rc = cn_fail(err, CN_EFORMAT, "%s: no text (only whitespace%s)", name,
-                         kind == INGEST_KIND_HTML ? ", markup or scripts" : "");
+                         kind == INGEST_KIND_TEXT || kind == INGEST_KIND_MARKDOWN
+                             ? ""
+                             : ", markup or pictures");
     }
     if (rc != CN_OK) {
         cn_arena_free(&out->arena);
@@ -647,11 +833,13 @@ int ingest_file_opts(const char *path, const ingest_opts *opts, ingest_doc *out,
         return cn_fail(err, CN_EIO, "%s: cannot read: %s", path, strerror(e));
     }
     int kind = ingest_kind_of(path, head, (size_t)hn);
-    if (kind < 0) {
+    bool ole = hn >= 4 && memcmp(head, "\xD0\xCF\x11\xE0", 4) == 0;
+    if (kind < 0 && !ole) {
         close(fd);
         return kind_error(path, kind, head, (size_t)hn, err);
     }
-    if ((uint64_t)st.st_size > limit_for(kind, &o)) {
+    /* an OLE file is read whole to tell an encrypted .docx from an old .doc */
+    if ((uint64_t)st.st_size > (ole ? o.max_zip_bytes : limit_for(kind, &o))) {
         close(fd);
         return too_large(path, kind, &o, err);
     }

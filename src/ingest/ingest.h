@@ -4,8 +4,11 @@
 ** is the caller's job, so extraction can be tested and fuzzed alone.
 **
 ** Start reading at ingest.c (size limits, content sniffing, dispatch); then
-** pdf.c (MuPDF), text.c (plain text and Markdown), html.c (gumbo) and
-** chunk.c (passages).
+** pdf.c (MuPDF: PDF and EPUB), text.c (plain text and Markdown), html.c
+** (gumbo), zip.c (ZIP archives and XML through MuPDF, for the office
+** formats), office.c (Word, PowerPoint), odf.c (OpenDocument), rtf.c, man.c
+** (roff man pages), build.c (paragraphs and headings to pages) and chunk.c
+** (passages).
 */
 #ifndef CN_INGEST_H
 #define CN_INGEST_H
@@ -23,11 +26,29 @@ typedef struct ingest_page {
     size_t len; /* bytes, without the NUL */
 } ingest_page;
 
+/* A heading the file marks as one (a Word "Heading 2" paragraph, an ODF
+** <text:h>, a man page's .SH, an EPUB chapter): the start of its paragraph
+** in the page's text, and its level (1 = top). Formats without such marks
+** (PDF, plain text) have none; chunk.c then guesses from the text. */
+typedef struct ingest_heading {
+    int page;    /* 1-based */
+    size_t off;  /* byte offset in that page's text */
+    int level;   /* 1..INGEST_MAX_LEVEL */
+    const char *text;
+} ingest_heading;
+
+#define INGEST_MAX_LEVEL 9
+
 typedef struct ingest_doc {
-    const char *kind; /* "pdf", "text", "markdown", "html" (static strings) */
+    const char *kind; /* "pdf", "text", "markdown", "html", "docx", "odt", "pptx", "odp",
+                         "epub", "rtf", "man" (static strings) */
     char *title;      /* PDF metadata title, first Markdown heading, <title>, else file name */
     int n_pages;
     ingest_page *pages;
+    int n_headings;   /* in text order */
+    ingest_heading *headings;
+    bool paged;       /* pages are the file's own (PDF pages, slides, recorded page breaks),
+                         not cut by ingest to a length */
     char notes[256]; /* non-fatal notes, "; "-separated, "" if none */
     cn_arena arena;  /* owns title, pages and their text */
 } ingest_doc;
@@ -38,6 +59,13 @@ enum {
     INGEST_KIND_TEXT = 2,
     INGEST_KIND_MARKDOWN = 3,
     INGEST_KIND_HTML = 4,
+    INGEST_KIND_DOCX = 5,
+    INGEST_KIND_ODT = 6,
+    INGEST_KIND_PPTX = 7,
+    INGEST_KIND_ODP = 8,
+    INGEST_KIND_EPUB = 9,
+    INGEST_KIND_RTF = 10,
+    INGEST_KIND_MAN = 11,
 };
 
 /* Default limits. A text file (plain, Markdown or HTML) above
@@ -52,6 +80,12 @@ enum {
 #define INGEST_MAX_PAGES 20000
 #define INGEST_MAX_TEXT_TOTAL_MB 256 /* extracted text of one document, all pages */
 #define INGEST_TEXT_PAGE_WORDS 3000
+/* ZIP-based files (Word, OpenDocument, EPUB): the file itself, what its
+** entries expand to in all (a "ZIP bomb" expands a few KB to gigabytes), and
+** how many entries it may list. */
+#define INGEST_MAX_ZIP_MB 256
+#define INGEST_MAX_UNZIPPED_MB 512
+#define INGEST_MAX_ZIP_ENTRIES 20000
 
 typedef struct ingest_opts {
     size_t max_text_bytes;  /* text/markdown/html file size limit; 0: INGEST_MAX_TEXT_MB */
@@ -59,6 +93,9 @@ typedef struct ingest_opts {
     int max_pages;          /* PDF page count limit; 0: INGEST_MAX_PAGES */
     size_t max_mupdf_bytes; /* memory MuPDF may hold for one PDF; 0: 1 GiB */
     int text_page_words;    /* text formats: words per page; 0: INGEST_TEXT_PAGE_WORDS */
+    size_t max_zip_bytes;      /* .docx/.odt/.pptx/.odp/.epub file size; 0: INGEST_MAX_ZIP_MB */
+    size_t max_unzipped_bytes; /* what a ZIP's entries may expand to; 0: INGEST_MAX_UNZIPPED_MB */
+    int max_zip_entries;       /* 0: INGEST_MAX_ZIP_ENTRIES */
 } ingest_opts;
 
 /*
@@ -73,6 +110,8 @@ typedef struct ingest_opts {
 **   "x.pdf: not a PDF (the content is HTML)"               CN_EFORMAT
 **   "x.pdf: password protected"                            CN_EUNSUPPORTED
 **   "x.pdf: no extractable text (scanned? OCR is not available yet)"  CN_EFORMAT
+**   "x.docx: expands to more than 512 MB (the limit for ZIP contents)" CN_ELIMIT
+**   "x.docx: not a Word document (a ZIP archive without word/document.xml)" CN_EFORMAT
 **   "x.pdf: damaged PDF: <MuPDF's reason>"                 CN_EFORMAT
 ** Each PDF gets its own fz_context, so calls on different threads share
 ** no MuPDF state.
@@ -97,6 +136,10 @@ void ingest_doc_free(ingest_doc *d);
 ** text, or HTML when it starts like HTML.
 */
 int ingest_kind_of(const char *path, const unsigned char *head, size_t n);
+
+/* Is path named like a file Cairn reads (.pdf, .docx, .epub, .1, .8.gz ...)?
+** What a folder walk picks up; content still decides what a file is. */
+bool ingest_known_name(const char *path);
 
 /* A short description of what head looks like ("HTML", "a ZIP archive",
 ** "binary data", ...), for messages. Static string. */
@@ -125,6 +168,8 @@ typedef struct ingest_passage {
     const char *text;         /* the passage, NUL-terminated; pages joined by "\n" */
     size_t len;
     const char *heading; /* the last heading-like paragraph at or before the start, "" if none */
+    const char *locator; /* where the passage is, by the file's own headings:
+                            "3 Installing › 3.2 Disk space" ("" when the file marks none) */
 } ingest_passage;
 
 /*

@@ -51,6 +51,41 @@ int ingest_set_pages(ingest_doc *d, const char *name, const char *text, size_t l
 /* Set d->title to a trimmed, single-line, at most 200-byte copy of s. */
 int ingest_set_title(ingest_doc *d, const char *s, size_t n);
 
+/*
+** build.c: documents made of paragraphs and headings (every format but PDF
+** and plain text) are assembled here into pages, with their headings
+** recorded where they fall. A reader calls ib_para / ib_heading in reading
+** order and ib_page where the file itself breaks a page (a slide, a Word
+** page break); with page_words > 0, a page is also closed at the first
+** paragraph end past that many words. Text may be any bytes: it is
+** repaired to UTF-8 (U+FFFD), control characters dropped, runs of spaces
+** and tabs made one space, each line trimmed and blank lines dropped ("\n"
+** in a paragraph is a line break). Errors stick: after the first, calls do
+** nothing and ib_finish reports it.
+*/
+typedef struct ingest_builder {
+    ingest_doc *d;
+    const char *name;
+    int page_words;   /* 0: only ib_page breaks pages */
+    int max_pages;
+    bool keep_empty;  /* an empty page still counts (slides keep their numbers) */
+    cn_buf page;      /* the current page's text */
+    cn_buf pages;     /* ingest_page[] done */
+    cn_buf heads;     /* ingest_heading[] */
+    cn_buf tmp;       /* one cleaned paragraph */
+    size_t words;     /* in the current page */
+    int rc;           /* first error, CN_OK if none */
+    char why[160];
+} ingest_builder;
+
+void ib_init(ingest_builder *b, ingest_doc *d, const char *name, int page_words, int max_pages);
+void ib_para(ingest_builder *b, const char *s, size_t n);
+void ib_heading(ingest_builder *b, int level, const char *s, size_t n);
+void ib_page(ingest_builder *b);
+/* Pages and headings into b->d (its arena); frees b's buffers either way. */
+int ib_finish(ingest_builder *b, cn_err *err);
+void ib_free(ingest_builder *b);
+
 /* The format readers. data/len are the whole file; d->arena is ready. */
 int ingest_text(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                 const ingest_opts *o, cn_err *err);
@@ -59,6 +94,17 @@ int ingest_markdown(ingest_doc *d, const char *name, const unsigned char *data, 
 int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                 const ingest_opts *o, cn_err *err);
 int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+               const ingest_opts *o, cn_err *err);
+int ingest_epub(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                const ingest_opts *o, cn_err *err);
+/* docx, pptx (office.c), odt, odp (odf.c): kind is the INGEST_KIND_* */
+int ingest_office(ingest_doc *d, int kind, const char *name, const unsigned char *data,
+                  size_t len, const ingest_opts *o, cn_err *err);
+int ingest_odf(ingest_doc *d, int kind, const char *name, const unsigned char *data, size_t len,
+               const ingest_opts *o, cn_err *err);
+int ingest_rtf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+               const ingest_opts *o, cn_err *err);
+int ingest_man(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                const ingest_opts *o, cn_err *err);
 
 #endif

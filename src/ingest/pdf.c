@@ -1,5 +1,7 @@
 /*
-** pdf.c: PDF text with MuPDF, page by page.
+** pdf.c: PDF text with MuPDF, page by page; EPUB too, which MuPDF lays out
+** into pages (450 x 600 points at 12 points to the em: a page of a small
+** e-reader), its chapters from the navigation document marked as headings.
 **
 ** Each call makes its own fz_context (with an allocator that counts and caps
 ** what MuPDF holds) and drops it before returning, so no MuPDF state is
@@ -17,7 +19,7 @@
 ** line-end hyphenation undone when the next line starts lower-case, blocks
 ** and visible paragraph ends separated by "\n\n".
 */
-#include "ingest/ingest_int.h"
+#include "ingest/zip.h"
 
 #include <math.h>
 #include <mupdf/fitz.h>
@@ -27,61 +29,6 @@
 
 /* Stop reading pages after this many fail to load in a row. */
 #define PDF_MAX_BAD_RUN 50
-
-/* ---- MuPDF's memory, counted and capped -------------------------------- */
-
-typedef struct pdf_mem {
-    size_t used, max;
-} pdf_mem;
-
-typedef union mem_head {
-    size_t size;
-    max_align_t align;
-} mem_head;
-
-static void *mem_malloc(void *user, size_t n)
-{
-    pdf_mem *m = user;
-    if (n > m->max - m->used || n > SIZE_MAX - sizeof(mem_head))
-        return NULL;
-    mem_head *h = malloc(sizeof *h + n);
-    if (!h)
-        return NULL;
-    h->size = n;
-    m->used += n;
-    return h + 1;
-}
-
-static void mem_free(void *user, void *p)
-{
-    if (!p)
-        return;
-    pdf_mem *m = user;
-    mem_head *h = (mem_head *)p - 1;
-    m->used -= h->size;
-    free(h);
-}
-
-static void *mem_realloc(void *user, void *p, size_t n)
-{
-    if (!p)
-        return mem_malloc(user, n);
-    if (n == 0) {
-        mem_free(user, p);
-        return NULL;
-    }
-    pdf_mem *m = user;
-    mem_head *h = (mem_head *)p - 1;
-    size_t old = h->size;
-    if (n > old && (n - old > m->max - m->used || n > SIZE_MAX - sizeof(mem_head)))
-        return NULL;
-    mem_head *nh = realloc(h, sizeof *nh + n);
-    if (!nh)
-        return NULL;
-    nh->size = n;
-    m->used = m->used - old + n;
-    return nh + 1;
-}
 
 /* ---- the document's lines ---------------------------------------------- */
 
@@ -127,6 +74,8 @@ typedef struct pdf_state {
     int needs_password;
     int count;
     bool oom; /* our own buffers ran out */
+    const char *magic; /* "application/pdf" or "application/epub+zip" */
+    const char *label; /* "PDF" or "EPUB", for messages */
 } pdf_state;
 
 static void on_warning(void *user, const char *msg)
@@ -688,7 +637,7 @@ static void mu_open(fz_context *ctx, pdf_state *st)
     fz_stream *stm = fz_open_memory(ctx, st->data, st->len);
     fz_try(ctx)
     {
-        st->doc = fz_open_document_with_stream(ctx, "application/pdf", stm);
+        st->doc = fz_open_document_with_stream(ctx, st->magic, stm);
     }
     fz_always(ctx)
     {
@@ -698,6 +647,8 @@ static void mu_open(fz_context *ctx, pdf_state *st)
     {
         fz_rethrow(ctx);
     }
+    if (fz_is_document_reflowable(ctx, st->doc))
+        fz_layout_document(ctx, st->doc, 450, 600, 12);
     st->needs_password = fz_needs_password(ctx, st->doc);
     if (st->needs_password && fz_authenticate_password(ctx, st->doc, ""))
         st->needs_password = 0;
@@ -766,8 +717,8 @@ static int finish(pdf_state *st, cn_err *err)
     d->n_pages = st->n_pages;
     if (total == 0 || st->n_fffd == st->n_chars) {
         if (st->n_bad == st->n_pages)
-            return cn_fail(err, CN_EFORMAT, "%s: damaged PDF: no page could be read (%s)", name,
-                           st->page_error);
+            return cn_fail(err, CN_EFORMAT, "%s: damaged %s: no page could be read (%s)", name,
+                           st->label, st->page_error);
         if (st->n_chars && st->n_fffd == st->n_chars)
             return cn_fail(err, CN_EFORMAT,
                            "%s: no extractable text (the fonts have no Unicode mapping; "
@@ -784,7 +735,7 @@ static int finish(pdf_state *st, cn_err *err)
     if (st->n_bad)
         ingest_note(d, "%d of %d pages could not be read", st->n_bad, st->n_pages);
     if (st->repaired)
-        ingest_note(d, "damaged PDF repaired by MuPDF (%s)", st->first_warning);
+        ingest_note(d, "damaged %s repaired by MuPDF (%s)", st->label, st->first_warning);
     if (st->repaired && st->n_blank)
         ingest_note(d, "%d of %d pages have no text after the repair", st->n_blank, st->n_pages);
     if (useful_title(st->title) && ingest_set_title(d, st->title, strlen(st->title)) != CN_OK)
@@ -792,13 +743,61 @@ static int finish(pdf_state *st, cn_err *err)
     return CN_OK;
 }
 
-int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
-               const ingest_opts *o, cn_err *err)
+/* EPUB chapters (the outline) as headings at the top of their pages. */
+static void mu_outline(fz_context *ctx, pdf_state *st, fz_outline *ol, int level, cn_buf *out)
 {
-    pdf_mem mem = {0, o->max_mupdf_bytes};
-    fz_alloc_context alloc = {&mem, mem_malloc, mem_realloc, mem_free};
-    size_t store = CN_MIN(o->max_mupdf_bytes / 4, (size_t)FZ_STORE_DEFAULT);
-    fz_context *ctx = fz_new_context(&alloc, NULL, store);
+    for (; ol; ol = ol->next) {
+        /* EPUB outlines name their chapters by URI; the page comes from the layout */
+        fz_location loc = ol->page;
+        if (loc.page < 0 && ol->uri)
+            loc = fz_resolve_link(ctx, st->doc, ol->uri, NULL, NULL);
+        int p = loc.page >= 0 ? fz_page_number_from_location(ctx, st->doc, loc) : -1;
+        if (ol->title && p >= 0 && p < st->n_pages) {
+            ingest_heading h = {.page = p + 1, .off = 0, .level = level,
+                                .text = cn_arena_strndup(&st->d->arena, ol->title,
+                                                         cn_utf8_valid_prefix(ol->title, CN_MIN(strlen(ol->title), (size_t)200)))};
+            size_t n = out->len / sizeof h;
+            ingest_heading *prev = n ? (ingest_heading *)out->data + n - 1 : NULL;
+            /* in page order only: chunk.c looks them up by position */
+            if (h.text && (!prev || prev->page <= h.page))
+                cn_buf_append(out, &h, sizeof h);
+        }
+        if (ol->down && level < INGEST_MAX_LEVEL)
+            mu_outline(ctx, st, ol->down, level + 1, out);
+    }
+}
+
+static void outline_headings(fz_context *ctx, pdf_state *st)
+{
+    fz_outline *volatile ol = NULL;
+    cn_buf hb;
+    cn_buf_init(&hb, (size_t)16 << 20);
+    fz_try(ctx)
+    {
+        ol = fz_load_outline(ctx, st->doc);
+        mu_outline(ctx, st, ol, 1, &hb);
+    }
+    fz_always(ctx)
+    {
+        fz_drop_outline(ctx, ol);
+    }
+    fz_catch(ctx)
+    {
+        hb.len = 0; /* no chapters: the pages still cite */
+    }
+    size_t n = hb.len / sizeof(ingest_heading);
+    if (n && (st->d->headings = cn_arena_alloc(&st->d->arena, hb.len)) != NULL) {
+        memcpy(st->d->headings, hb.data, hb.len);
+        st->d->n_headings = (int)n;
+    }
+    cn_buf_free(&hb);
+}
+
+static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                    const ingest_opts *o, bool epub, cn_err *err)
+{
+    ingest_mu_mem mem;
+    fz_context *ctx = ingest_mu_new(&mem, o->max_mupdf_bytes);
     if (!ctx)
         return cn_fail(err, CN_ENOMEM, "%s: cannot start MuPDF (out of memory)", name);
     pdf_state *st = calloc(1, sizeof *st);
@@ -811,6 +810,8 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
     st->data = data;
     st->len = len;
     st->o = o;
+    st->magic = epub ? "application/epub+zip" : "application/pdf";
+    st->label = epub ? "EPUB" : "PDF";
     cn_buf_init(&st->text, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     cn_buf_init(&st->lines, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     fz_set_warning_callback(ctx, on_warning, st);
@@ -827,12 +828,13 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
             rc = cn_fail(err, CN_ENOMEM, "%s: needs more than %zu MB of memory to open", name,
                          o->max_mupdf_bytes >> 20);
         else
-            rc = cn_fail(err, CN_EFORMAT, "%s: damaged PDF: %s", name, fz_caught_message(ctx));
+            rc = cn_fail(err, CN_EFORMAT, "%s: damaged %s: %s", name, st->label,
+                         fz_caught_message(ctx));
     }
     if (rc == CN_OK && st->needs_password)
         rc = cn_fail(err, CN_EUNSUPPORTED, "%s: password protected", name);
     if (rc == CN_OK && st->count <= 0)
-        rc = cn_fail(err, CN_EFORMAT, "%s: damaged PDF: no pages", name);
+        rc = cn_fail(err, CN_EFORMAT, "%s: damaged %s: no pages", name, st->label);
     if (rc == CN_OK && st->count > o->max_pages)
         rc = cn_fail(err, CN_ELIMIT, "%s: declares %d pages, more than the limit of %d", name,
                      st->count, o->max_pages);
@@ -873,6 +875,9 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
     }
     if (rc == CN_OK)
         rc = finish(st, err);
+    if (rc == CN_OK && epub)
+        outline_headings(ctx, st);
+    d->paged = true;
 
     fz_try(ctx)
     {
@@ -887,4 +892,16 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
     free(st->pages);
     free(st);
     return rc;
+}
+
+int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+               const ingest_opts *o, cn_err *err)
+{
+    return read_doc(d, name, data, len, o, false, err);
+}
+
+int ingest_epub(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                const ingest_opts *o, cn_err *err)
+{
+    return read_doc(d, name, data, len, o, true, err);
 }

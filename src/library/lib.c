@@ -89,18 +89,6 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool readable_ext(const char *name)
-{
-    static const char *const ext[] = {".pdf", ".txt", ".text", ".md", ".markdown", ".html", ".htm"};
-    const char *dot = strrchr(name, '.');
-    if (!dot)
-        return false;
-    for (size_t i = 0; i < CN_ARRAY_LEN(ext); i++)
-        if (!strcasecmp(dot, ext[i]))
-            return true;
-    return false;
-}
-
 static int push_file(file_list *fl, const char *path)
 {
     if (fl->n == fl->cap) {
@@ -121,7 +109,7 @@ static int walk(file_list *fl, const char *path, bool named, int depth)
     if (stat(path, &st) != 0) /* missing or dangling: report it as a file that fails */
         return push_file(fl, path);
     if (!S_ISDIR(st.st_mode)) {
-        if (named || (S_ISREG(st.st_mode) && readable_ext(path)))
+        if (named || (S_ISREG(st.st_mode) && ingest_known_name(path)))
             return push_file(fl, path);
         fl->ignored += S_ISREG(st.st_mode);
         return CN_OK;
@@ -285,7 +273,8 @@ static int add_one(lib *l, const char *given, lib_event *ev, char notes[256], cn
             pages[i] = (store_page_in){doc.pages[i].number, doc.pages[i].text, doc.pages[i].len};
         for (int i = 0; i < np; i++)
             pin[i] = (store_passage_in){ps[i].page_start, ps[i].page_end, ps[i].off_start,
-                                        ps[i].off_end, ps[i].text, ps[i].len, ps[i].heading};
+                                        ps[i].off_end, ps[i].text, ps[i].len, ps[i].heading,
+                                        ps[i].locator};
         d.kind = doc.kind;
         d.title = doc.title;
         d.pages = pages;

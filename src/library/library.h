@@ -133,6 +133,7 @@ typedef struct lib_result {
     int page;               /* the page to cite: where the query's words first appear */
     const char *text;
     double score;           /* keyword: -bm25; vector: cosine; hybrid: RRF */
+    const char *locator;    /* heading path in files that mark headings, or NULL */
 } lib_result;
 
 typedef struct lib_search_opts {
@@ -178,7 +179,7 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
                lib_search_info *info, cn_err *err);
 
 /* A search result as JSON: doc, doc_id, path, page, page_start, page_end,
-** score, text (what `cairn search --json` and the server's search print). */
+** locator (null when the file marks no headings), score, text (what `cairn search --json` and the server's search print). */
 json_t *lib_result_json(const lib_result *r);
 
 /* How many passages have a vector for the embedding model at model_path,

@@ -22,10 +22,13 @@ static const char *base_name(const char *p)
 
 int rag_format_source(const rag_source *s, int i, cn_buf *out)
 {
-    if (s->page_end > s->page_start)
-        return cn_buf_printf(out, "[%d] %s, pp. %d-%d", i + 1, base_name(s->path), s->page_start,
-                             s->page_end);
-    return cn_buf_printf(out, "[%d] %s, p. %d", i + 1, base_name(s->path), s->page_start);
+    int rc = s->page_end > s->page_start
+                 ? cn_buf_printf(out, "[%d] %s, pp. %d-%d", i + 1, base_name(s->path),
+                                 s->page_start, s->page_end)
+                 : cn_buf_printf(out, "[%d] %s, p. %d", i + 1, base_name(s->path), s->page_start);
+    if (rc == CN_OK && s->locator && s->locator[0])
+        rc = cn_buf_printf(out, ", %s", s->locator);
+    return rc;
 }
 
 static int estimate(void *ctx, const char *s, size_t n)

@@ -15,6 +15,7 @@ typedef struct rag_source {
     const char *title;
     int page_start, page_end;
     const char *text;   /* the passage */
+    const char *locator; /* heading path ("Installing › Disk space"), or NULL */
 } rag_source;
 
 /* Counts tokens of s[0..n) (the language model's tokenizer); NULL in the

@@ -160,6 +160,12 @@ static const char sql_v4[] =
     "END;"
     "INSERT INTO pages_fts(pages_fts) VALUES ('rebuild');";
 
+/* Version 5: where a passage is by its file's own headings ("3 Installing ›
+** 3.2 Disk space"), for formats whose page numbers mean little (Word,
+** OpenDocument, EPUB chapters, man page sections). NULL for older rows and
+** for files without marked headings. */
+static const char sql_v5[] = "ALTER TABLE passages ADD COLUMN locator TEXT;";
+
 typedef struct migration {
     int version;
     const char *what;
@@ -174,6 +180,7 @@ static const migration migrations[] = {
     {3, "page languages; keyword index with stemming per language and CJK bigrams", sql_v3,
      STORE_TOKENIZER, NULL},
     {4, "a keyword index of whole pages", sql_v4, STORE_TOKENIZER, NULL},
+    {5, "heading paths of passages (locators)", sql_v5, NULL, NULL},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -33,7 +33,7 @@ static const char *const sql_table[Q_COUNT] = {
                       " VALUES (?1, ?2, ?3, cairn_lang(?3))",
     [Q_PASSAGE_MAX] = "SELECT max(id) FROM passages WHERE doc_id = ?1",
     [Q_PASSAGE_INSERT] = "INSERT INTO passages (doc_id, page_start, page_end, off_start, off_end,"
-                         " heading, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                         " heading, text, locator) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [Q_PASSAGES_DELETE_OLD] = "DELETE FROM passages WHERE doc_id = ?1 AND id <= ?2",
     [Q_OLD_WITH_EMBEDDING] = "SELECT p.id, p.heading, p.text FROM passages AS p"
                              " WHERE p.doc_id = ?1 AND p.id <= ?2 AND EXISTS"
@@ -43,13 +43,13 @@ static const char *const sql_table[Q_COUNT] = {
                          " WHERE passage_id = ?2",
     [Q_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1",
     [Q_SEARCH] = "SELECT p.id, p.doc_id, d.path, d.title, p.page_start, p.page_end, p.heading,"
-                 " p.text, f.rank FROM"
+                 " p.text, f.rank, p.locator FROM"
                  " (SELECT rowid, rank FROM passages_fts WHERE passages_fts MATCH ?1"
                  "  ORDER BY rank LIMIT ?2) AS f"
                  " JOIN passages AS p ON p.id = f.rowid JOIN documents AS d ON d.id = p.doc_id"
                  " ORDER BY f.rank",
     [Q_PASSAGE_GET] = "SELECT p.id, p.doc_id, d.path, d.title, p.page_start, p.page_end,"
-                      " p.heading, p.text FROM passages AS p"
+                      " p.heading, p.text, NULL, p.locator FROM passages AS p"
                       " JOIN documents AS d ON d.id = p.doc_id WHERE p.id = ?1",
     [Q_PAGE_GET] = "SELECT text FROM pages WHERE doc_id = ?1 AND number = ?2",
     [Q_MODEL_GET] = "SELECT id, dim FROM models WHERE name = ?1",
@@ -391,6 +391,8 @@ static int check_doc(const store_doc_in *d, cn_err *err)
                            p, i);
         if (ps->heading && !text_ok(ps->heading, strlen(ps->heading)))
             return cn_fail(err, CN_EINVAL, "%s: passage %d: heading is not valid UTF-8", p, i);
+        if (ps->locator && !text_ok(ps->locator, strlen(ps->locator)))
+            return cn_fail(err, CN_EINVAL, "%s: passage %d: locator is not valid UTF-8", p, i);
     }
     return CN_OK;
 }
@@ -588,6 +590,10 @@ static int write_doc(store *s, const store_doc_in *d, const char *error, int64_t
         sqlite3_bind_int64(st, 5, (int64_t)ps->off_end);
         bind_text(st, 6, ps->heading, ps->heading ? strlen(ps->heading) : 0);
         bind_text(st, 7, ps->text, ps->len);
+        if (ps->locator && ps->locator[0])
+            bind_text(st, 8, ps->locator, strlen(ps->locator));
+        else
+            sqlite3_bind_null(st, 8);
         if ((rc = step_done(s, st, "adding a passage", err)) != CN_OK)
             return rc;
         new_ids[i] = sqlite3_last_insert_rowid(s->db);
@@ -835,6 +841,7 @@ void store_col_hit(sqlite3_stmt *st, cn_arena *a, store_hit *h, bool *oom)
     h->page_end = sqlite3_column_int(st, 5);
     h->heading = store_col_str(st, 6, a, NULL, oom);
     h->text = store_col_str(st, 7, a, &h->len, oom);
+    h->locator = store_col_str(st, 9, a, NULL, oom);
 }
 
 const char *store_col_str(sqlite3_stmt *st, int i, cn_arena *a, size_t *len, bool *oom)

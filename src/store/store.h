@@ -34,7 +34,7 @@
 typedef struct store store;
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* How long a writer waits for another process's write to finish. */
 #define STORE_BUSY_MS 10000
 /* Content hash: BLAKE2b-256 (libsodium crypto_generichash) as lower-case hex. */
@@ -55,6 +55,7 @@ typedef struct store_passage_in {
     const char *text;          /* UTF-8, len bytes, not empty */
     size_t len;
     const char *heading;       /* NUL-terminated context ("3.2 Installation"), or NULL */
+    const char *locator;       /* heading path ("3 Installing › 3.2 Disk space"), NULL or "" if none */
 } store_passage_in;
 
 typedef struct store_doc_in {
@@ -169,6 +170,7 @@ typedef struct store_hit {
     const char *path, *title; /* title may be NULL */
     int page_start, page_end;
     const char *heading;      /* may be NULL */
+    const char *locator;      /* heading path in files that mark headings; may be NULL */
     const char *text;
     size_t len;
     double score;             /* keyword: -bm25, higher is better; else 0 */

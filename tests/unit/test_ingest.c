@@ -349,8 +349,10 @@ TEST(ingest_unsupported_types)
         bin[i] = (unsigned char)i;
     EXPECT_INGEST_FAILS(write_tmp("x.bin", bin, sizeof bin), CN_EUNSUPPORTED,
                         "x.bin: unsupported file type (.bin, binary data)");
-    EXPECT_INGEST_FAILS(write_tmp("report.docx", "PK\x03\x04junkjunk", 12), CN_EUNSUPPORTED,
-                        "report.docx: unsupported file type (.docx, a ZIP archive");
+    EXPECT_INGEST_FAILS(write_tmp("report.docx", "PK\x03\x04junkjunk", 12), CN_EFORMAT,
+                        "report.docx: damaged ZIP archive");
+    EXPECT_INGEST_FAILS(write_tmp("bundle.zip", "PK\x03\x04junkjunk", 12), CN_EUNSUPPORTED,
+                        "bundle.zip: unsupported file type (.zip, a ZIP archive)");
     EXPECT_INGEST_FAILS(write_tmp("photo.jpg", "\xFF\xD8\xFF\xE0rest", 8), CN_EUNSUPPORTED,
                         "a JPEG image");
     /* text with an extension Cairn does not read is not guessed at */

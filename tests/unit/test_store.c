@@ -107,6 +107,7 @@ static store_doc_in make_doc(cn_arena *a, const char *path, uint64_t seed, int n
             x->text = pages[p].text + s0;
             x->len = s1 - s0;
             x->heading = q == 0 ? "Chapter" : NULL;
+            x->locator = q == 0 && p == 0 ? "1 Chapter \xE2\x80\xBA 1.1 Part" : NULL;
         }
     }
     d.pages = pages;
