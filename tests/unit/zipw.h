@@ -100,9 +100,13 @@ static inline void zipw_add_ex(zipw *z, const char *name, const void *data, size
     free(tmp);
 }
 
+/* zipw_add stores entries uncompressed while this is set (fuzzer seeds:
+** mutations then land in the XML, not in deflate's bit stream). */
+static bool zipw_store_only;
+
 static inline void zipw_add(zipw *z, const char *name, const char *text)
 {
-    zipw_add_ex(z, name, text, strlen(text), true, 0);
+    zipw_add_ex(z, name, text, strlen(text), !zipw_store_only, 0);
 }
 
 /* Finish: the whole file in *data (malloc'd, the caller frees), its size. */
