@@ -135,7 +135,7 @@ function citedSentence(passage, answer, n, question) {
 }
 
 function showPassage(c, answer, question) {
-    $('passage-title').textContent = `[${c.n}] ${c.doc}, p. ${c.page}${c.locator ? ", " + c.locator : ""}`;
+    $('passage-title').textContent = `[${c.n}] ${c.doc}, p. ${c.page}${c.ocr ? " (OCR)" : ""}${c.locator ? ", " + c.locator : ""}`;
     const box = $('passage-text');
     box.textContent = '';
     const s = citedSentence(c.text, answer, c.n, question);
@@ -163,7 +163,7 @@ function addChips(box, citations, answer, question, pending = false) {
     const chips = el('div', pending ? 'chips pending' : 'chips');
     for (const c of citations) {
         const chip = el('button', `chip${c.cited || !anyCited ? '' : ' uncited'}`,
-                        `[${c.n}] ${c.doc}, p. ${c.page}${c.locator ? ", " + c.locator : ""}`);
+                        `[${c.n}] ${c.doc}, p. ${c.page}${c.ocr ? " (OCR)" : ""}${c.locator ? ", " + c.locator : ""}`);
         chip.type = 'button';
         chip.title = pending ? 'found; the answer is being written'
                              : c.cited ? 'cited in the answer' : 'found, not cited';

@@ -29,6 +29,8 @@ typedef struct lib_args {
     int passage_tokens;  /* ask: budget for the passages' text (0: the default) */
     bool no_trim;        /* ask: whole passages */
     bool json, prune;
+    const char *ocr_lang; /* index: --ocr-lang eng+fra */
+    bool no_ocr;          /* index: --no-ocr */
     char **rest; /* the operands: argv[optind..argc), however many */
     int n_rest;
 } lib_args;
@@ -68,7 +70,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
     enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP,
-           OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX };
+           OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX, OPT_OCR_LANG, OPT_NO_OCR };
     a->lookup = -1;
     a->draft_max = ENG_DRAFT_MAX_DEFAULT;
     static const struct option longs[] = {
@@ -76,6 +78,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         {"embed-model", required_argument, NULL, 'e'}, {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'}, {"max-tokens", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, CLI_OPT_JSON}, {"prune", no_argument, NULL, OPT_PRUNE},
+        {"ocr-lang", required_argument, NULL, OPT_OCR_LANG},
+        {"no-ocr", no_argument, NULL, OPT_NO_OCR},
         {"rerank", required_argument, NULL, OPT_RERANK},
         {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
         {"lookup", required_argument, NULL, OPT_LOOKUP},
@@ -108,6 +112,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             break;
         case CLI_OPT_JSON: a->json = true; break;
         case OPT_PRUNE: a->prune = true; break;
+        case OPT_OCR_LANG: a->ocr_lang = optarg; break;
+        case OPT_NO_OCR: a->no_ocr = true; break;
         case OPT_RERANK: a->rerank_model = optarg; break;
         case OPT_NO_RERANK: a->no_rerank = true; break;
         case OPT_LOOKUP:
@@ -208,6 +214,24 @@ static void on_progress(void *ctx, const lib_event *ev)
                     ev->files_done, ev->files_total, (long long)p->pages, (long long)p->passages,
                     eta);
         }
+    } else if (ev->kind == LIB_EV_OCR) {
+        const char *b = strrchr(ev->path, '/');
+        b = b ? b + 1 : ev->path;
+        if (p->tty)
+            fprintf(stderr, "\r\033[K");
+        if (ev->error)
+            fprintf(stderr, "OCR failed %s\n", ev->error);
+        else if (!p->tty)
+            fprintf(stderr, "OCR %lld/%lld  %s p. %d: confidence %d %%\n",
+                    (long long)ev->embed_done, (long long)ev->embed_total, b, ev->pages,
+                    ev->passages);
+        if (p->tty && ev->embed_done < ev->embed_total) {
+            int w = 24, fill = (int)((double)w * ev->embed_done / ev->embed_total);
+            fprintf(stderr, "[%.*s%.*s] OCR %lld/%lld pages (%s p. %d), ETA %.0fs", fill,
+                    "########################", w - fill, "                        ",
+                    (long long)ev->embed_done, (long long)ev->embed_total, b, ev->pages,
+                    ev->eta_s);
+        }
     } else if (ev->kind == LIB_EV_EMBED) {
         if (p->tty)
             fprintf(stderr, "\r\033[Kembedding %lld/%lld passages, ETA %.0fs",
@@ -235,7 +259,10 @@ static int run_index(lib *l, const lib_args *a, progress *p)
 int cmd_add(int argc, char **argv)
 {
     PARSE("add", "usage: cairn add [--prune] [options] PATH...\n\n"
-                 "Add files and folders (recursively) to the library: PDF, text, Markdown, HTML.\n"
+                 "Add files and folders (recursively) to the library: PDF, Word (.docx),\n"
+                 "PowerPoint (.pptx), OpenDocument (.odt, .odp), EPUB, RTF, man pages (.1-.9,\n"
+                 "also gzip'd), text, Markdown, HTML, and images (.png .jpg .tif). Scanned pages\n"
+                 "and images are queued for OCR, which `cairn index` runs.\n"
                  "Unchanged files are skipped, changed ones re-indexed; a file that fails is\n"
                  "reported and the rest go on. Keyword search works as soon as this ends; with\n"
                  "an embedding model, passages are then embedded for hybrid search (resumable:\n"
@@ -266,6 +293,11 @@ int cmd_add(int argc, char **argv)
             (long long)st.pages, (long long)st.passages, cn_now() - p.t0);
     if (st.pruned)
         fprintf(stderr, "%d documents removed (file gone)\n", st.pruned);
+    store_ocr_counts oc;
+    if (store_ocr_count(lib_store(l), 0, &oc, &err) == CN_OK && oc.pending)
+        fprintf(stderr, "%lld scanned page%s (no text layer) wait for OCR: `cairn index` reads "
+                        "them\n",
+                (long long)oc.pending, oc.pending == 1 ? "" : "s");
     int ret = 0;
     if (a.embed_model)
         ret = run_index(l, &a, &p);
@@ -335,27 +367,111 @@ int cmd_sync(int argc, char **argv)
     return ret;
 }
 
+/* The OCR phase: pages queued by `add` read by tesseract. Returns 0, or 1
+** after printing why OCR could not run (the pages stay queued). */
+static int run_ocr(lib *l, const lib_args *a, progress *p)
+{
+    cn_err err = {0};
+    store_ocr_counts c;
+    if (store_ocr_count(lib_store(l), 0, &c, &err))
+        return cli_error(&err);
+    if (c.pending == 0)
+        return 0;
+    if (a->no_ocr) {
+        fprintf(stderr, "%lld scanned pages wait for OCR (left for later: --no-ocr)\n",
+                (long long)c.pending);
+        return 0;
+    }
+    fprintf(stderr, "OCR of %lld scanned page%s (%d at a time)\n", (long long)c.pending,
+            c.pending == 1 ? "" : "s", a->threads > 0 ? a->threads : 2);
+    lib_ocr_stats st;
+    p->t0 = cn_now();
+    int n = lib_ocr(l, a->ocr_lang, a->threads, on_progress, p, &st, &err);
+    if (p->tty)
+        fprintf(stderr, "\r\033[K");
+    if (n < 0) {
+        fprintf(stderr, "cairn: %s\n", err.msg);
+        fprintf(stderr, "(%lld scanned pages stay queued; the rest of the library works)\n",
+                (long long)c.pending);
+        return 1;
+    }
+    fprintf(stderr, "%d page%s read by OCR in %.1fs (%.1f s a page), mean confidence %.0f %%%s",
+            st.pages, st.pages == 1 ? "" : "s", st.seconds, st.pages ? st.seconds / st.pages : 0,
+            st.mean_conf, st.failed ? "" : "\n");
+    if (st.failed)
+        fprintf(stderr, "; %d could not be read (see above)\n", st.failed);
+    if (st.low)
+        fprintf(stderr, "%d page%s below %.0f %% confidence: `cairn ls` flags them\n", st.low,
+                st.low == 1 ? "" : "s", STORE_OCR_LOW_CONF);
+    return 0;
+}
+
 int cmd_index(int argc, char **argv)
 {
-    PARSE("index", "usage: cairn index -e MODEL.gguf [options]\n\n"
-                   "Compute embeddings for every passage that has none for this model\n"
-                   "(resumable; committed in batches).\n");
-    if (!a.embed_model)
-        return cli_usage("index", "missing -e MODEL (or CAIRN_EMBED_MODEL)");
+    PARSE("index", "usage: cairn index [-e MODEL.gguf] [--ocr-lang eng+fra] [--no-ocr] [options]\n\n"
+                   "Finish indexing in the background phases `cairn add` leaves:\n"
+                   "  1. OCR: scanned pages and images (no text layer) are read by tesseract, two\n"
+                   "     pages at a time (-t), each committed when read (resumable);\n"
+                   "  2. with an embedding model, vectors for every passage that has none for it\n"
+                   "     (resumable; committed in batches).\n\n"
+                   "  --ocr-lang L        tesseract languages, '+'-joined (default: the installed\n"
+                   "                      ones that match the locale, and eng)\n"
+                   "  --no-ocr            leave scanned pages queued\n");
     lib *l;
     if (open_lib(&a, &l))
         return 1;
+    cn_err err = {0};
+    store_ocr_counts c;
+    if (store_ocr_count(lib_store(l), 0, &c, &err)) {
+        lib_close(l);
+        return cli_error(&err);
+    }
+    if (!a.embed_model && (c.pending == 0 || a.no_ocr)) {
+        lib_close(l);
+        if (c.pending)
+            fprintf(stderr, "%lld scanned pages wait for OCR (--no-ocr given)\n",
+                    (long long)c.pending);
+        return cli_usage("index", "nothing to do: no page waits for OCR; give -e MODEL (or "
+                                  "CAIRN_EMBED_MODEL) to embed passages");
+    }
     progress p = {isatty(2), cn_now(), 0, 0};
-    int rc = run_index(l, &a, &p);
+    int rc = run_ocr(l, &a, &p);
+    if (a.embed_model) {
+        int r2 = run_index(l, &a, &p);
+        rc = rc ? rc : r2;
+    }
     lib_close(l);
     return rc;
 }
 
 /* ---- ls / rm ------------------------------------------------------------------ */
 
+typedef struct ls_ctx {
+    json_t *arr;
+    store *st;
+} ls_ctx;
+
 static int print_doc(void *ctx, const store_doc_info *d)
 {
-    json_t *arr = ctx;
+    ls_ctx *lc = ctx;
+    json_t *arr = lc->arr;
+    store_ocr_counts oc = {0};
+    cn_err e2 = {0};
+    if (!d->failed)
+        store_ocr_count(lc->st, d->id, &oc, &e2);
+    char ocr[160] = "";
+    if (oc.pending || oc.done || oc.failed) {
+        int k = snprintf(ocr, sizeof ocr, "  [OCR: %lld read", (long long)oc.done);
+        if (oc.low)
+            k += snprintf(ocr + k, sizeof ocr - (size_t)k, ", %lld LOW CONFIDENCE",
+                          (long long)oc.low);
+        if (oc.pending)
+            k += snprintf(ocr + k, sizeof ocr - (size_t)k, ", %lld waiting (cairn index)",
+                          (long long)oc.pending);
+        if (oc.failed)
+            k += snprintf(ocr + k, sizeof ocr - (size_t)k, ", %lld failed", (long long)oc.failed);
+        snprintf(ocr + k, sizeof ocr - (size_t)k, "]");
+    }
     if (arr) {
         json_t *o = json_object();
         json_object_set_new(o, "id", json_integer(d->id));
@@ -367,13 +483,21 @@ static int print_doc(void *ctx, const store_doc_info *d)
         json_object_set_new(o, "status", json_string(d->failed ? "failed" : "indexed"));
         if (d->failed)
             json_object_set_new(o, "error", json_string(d->error ? d->error : ""));
+        if (oc.pending || oc.done || oc.failed) {
+            json_t *oj = json_object();
+            json_object_set_new(oj, "done", json_integer(oc.done));
+            json_object_set_new(oj, "pending", json_integer(oc.pending));
+            json_object_set_new(oj, "failed", json_integer(oc.failed));
+            json_object_set_new(oj, "low_confidence", json_integer(oc.low));
+            json_object_set_new(o, "ocr", oj);
+        }
         json_array_append_new(arr, o);
     } else if (d->failed) {
         printf("%4lld  failed   %s: %s\n", (long long)d->id, d->path, d->error ? d->error : "");
     } else {
-        printf("%4lld  %-6s %4d p. %5d psg  %s%s%s%s\n", (long long)d->id, d->kind ? d->kind : "",
-               d->n_pages, d->n_passages, d->path, d->title ? " (" : "", d->title ? d->title : "",
-               d->title ? ")" : "");
+        printf("%4lld  %-6s %4d p. %5d psg  %s%s%s%s%s\n", (long long)d->id,
+               d->kind ? d->kind : "", d->n_pages, d->n_passages, d->path, d->title ? " (" : "",
+               d->title ? d->title : "", d->title ? ")" : "", ocr);
     }
     return 0;
 }
@@ -386,7 +510,8 @@ int cmd_ls(int argc, char **argv)
         return 1;
     cn_err err = {0};
     json_t *arr = a.json ? json_array() : NULL;
-    int rc = store_list(lib_store(l), print_doc, arr, &err);
+    ls_ctx lc = {arr, lib_store(l)};
+    int rc = store_list(lib_store(l), print_doc, &lc, &err);
     if (arr) {
         char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s ? s : "[]");
@@ -591,9 +716,9 @@ int cmd_search(int argc, char **argv)
     } else if (n >= 0) {
         fprintf(stderr, "%d result%s (%s search)\n", n, n == 1 ? "" : "s", info.mode);
         for (int i = 0; i < n; i++) {
-            printf("[%d] %s, p. %d%s%s  (score %.3f)\n", i + 1, base_name(res[i].path),
-                   res[i].page, res[i].locator ? ", " : "", res[i].locator ? res[i].locator : "",
-                   res[i].score);
+            printf("[%d] %s, p. %d%s%s%s  (score %.3f)\n", i + 1, base_name(res[i].path),
+                   res[i].page, res[i].ocr ? " (OCR)" : "", res[i].locator ? ", " : "",
+                   res[i].locator ? res[i].locator : "", res[i].score);
             printf("    %.300s%s\n\n", res[i].text, strlen(res[i].text) > 300 ? "..." : "");
         }
     }
@@ -761,6 +886,7 @@ static json_t *source_json(const rag_source *src, int i, bool cited)
     json_object_set_new(s, "path", json_string(src->path));
     json_object_set_new(s, "page", json_integer(src->page_start));
     json_object_set_new(s, "locator", src->locator ? json_string(src->locator) : json_null());
+    json_object_set_new(s, "ocr", json_boolean(src->ocr));
     json_object_set_new(s, "text", json_string(src->text));
     return s;
 }
@@ -807,7 +933,7 @@ int cmd_ask(int argc, char **argv)
     bool used[100] = {0};
     for (int i = 0; i < n; i++)
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page, res[i].page,
-                              res[i].text, res[i].locator};
+                              res[i].text, res[i].locator, res[i].ocr};
     /* nothing the documents say: no keyword match and no passage close in
     ** meaning, or the question's rarest words are on no page (lib_not_found);
     ** the model is not called, the closest passages are listed */

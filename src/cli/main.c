@@ -21,7 +21,7 @@ typedef struct cmd_entry {
 static const cmd_entry commands[] = {
     {"add", cmd_add, "PATH... [--prune]", "add files and folders to the library"},
     {"sync", cmd_sync, "", "re-index changed files, remove the ones that are gone"},
-    {"index", cmd_index, "-e MODEL", "embed passages for hybrid search (resumable)"},
+    {"index", cmd_index, "[-e MODEL]", "OCR scanned pages, embed passages for hybrid search (resumable)"},
     {"ls", cmd_ls, "[--json]", "list the documents in the library"},
     {"rm", cmd_rm, "DOC...", "remove documents from the library"},
     {"search", cmd_search, "QUERY [-k 5] [--json]", "ranked passages with document and page"},

@@ -560,7 +560,8 @@ bool ingest_known_name(const char *path)
     static const char *const known[] = {
         "pdf",  "txt",  "text", "rst",  "org",  "adoc", "asciidoc", "md",  "markdown", "mdown",
         "mkd",  "mkdn", "html", "htm",  "xhtml", "docx", "docm",    "dotx", "dotm",    "pptx",
-        "pptm", "ppsx", "potx", "odt",  "ott",  "odp",  "otp",      "epub", "rtf",     "man"};
+        "pptm", "ppsx", "potx", "odt",  "ott",  "odp",  "otp",      "epub", "rtf",     "man",
+        "png",  "jpg",  "jpeg", "tif",  "tiff", "gif",  "bmp"};
     char ext[16];
     extension(path, ext, sizeof ext);
     for (size_t i = 0; i < CN_ARRAY_LEN(known); i++)
@@ -586,6 +587,11 @@ int ingest_kind_of(const char *path, const unsigned char *head, size_t n)
         return INGEST_KIND_PDF;
     if (strcmp(ext, "pdf") == 0)
         return CN_EFORMAT; /* named .pdf, but not a PDF: say so, never guess */
+    if ((n >= 4 && (memcmp(head, "\x89PNG", 4) == 0 || memcmp(head, "II*\0", 4) == 0 ||
+                    memcmp(head, "MM\0*", 4) == 0 || memcmp(head, "GIF8", 4) == 0)) ||
+        (n >= 3 && memcmp(head, "\xFF\xD8\xFF", 3) == 0) ||
+        (n >= 2 && memcmp(head, "BM", 2) == 0 && (strcmp(ext, "bmp") == 0)))
+        return INGEST_KIND_IMAGE; /* a scan or a photo of a page: OCR reads it */
     if (n >= 5 && memcmp(head, "{\\rtf", 5) == 0)
         return INGEST_KIND_RTF; /* whatever the name says (Word saves RTF as .doc) */
     if (n >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) {
@@ -650,8 +656,8 @@ int ingest_kind_of(const char *path, const unsigned char *head, size_t n)
 
 /* ---- entry points ----------------------------------------------------- */
 
-static const char *const kind_names[] = {"",     "pdf", "text", "markdown", "html", "docx",
-                                         "odt",  "pptx", "odp", "epub",     "rtf",  "man"};
+static const char *const kind_names[] = {"",    "pdf",  "text", "markdown", "html", "docx", "odt",
+                                         "pptx", "odp", "epub", "rtf",      "man",  "image"};
 
 /* An OLE compound file (old Office, or a new one encrypted with a password,
 ** which Office wraps in OLE around an "EncryptedPackage" stream). */
@@ -678,6 +684,7 @@ static size_t limit_for(int kind, const ingest_opts *o)
 {
     switch (kind) {
     case INGEST_KIND_PDF:
+    case INGEST_KIND_IMAGE:
     case INGEST_KIND_RTF: /* RTF holds its pictures as hex: large files are normal */
         return o->max_pdf_bytes;
     case INGEST_KIND_DOCX:
@@ -698,6 +705,8 @@ static const char *limit_name(int kind)
         return "PDF";
     case INGEST_KIND_RTF:
         return "RTF";
+    case INGEST_KIND_IMAGE:
+        return "image";
     case INGEST_KIND_TEXT:
     case INGEST_KIND_MARKDOWN:
     case INGEST_KIND_HTML:
@@ -766,6 +775,9 @@ int ingest_memory(const char *name, const void *data, size_t len, const ingest_o
     case INGEST_KIND_MAN:
         rc = ingest_man(out, name, s, len, &o, err);
         break;
+    case INGEST_KIND_IMAGE:
+        rc = ingest_image(out, name, s, len, &o, err);
+        break;
     default:
         rc = ingest_text(out, name, s, len, &o, err);
         break;
@@ -780,7 +792,8 @@ int ingest_memory(const char *name, const void *data, size_t len, const ingest_o
         size_t total = 0;
         for (int i = 0; i < out->n_pages; i++)
             total += out->pages[i].len;
-        if (total == 0 && kind != INGEST_KIND_PDF && kind != INGEST_KIND_EPUB)
+        if (total == 0 && out->n_scanned == 0 && kind != INGEST_KIND_PDF &&
+            kind != INGEST_KIND_EPUB)
             rc = cn_fail(err, CN_EFORMAT, "%s: no text (only whitespace%s)", name,
                          kind == INGEST_KIND_TEXT || kind == INGEST_KIND_MARKDOWN
                              ? ""

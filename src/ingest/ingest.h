@@ -41,7 +41,7 @@ typedef struct ingest_heading {
 
 typedef struct ingest_doc {
     const char *kind; /* "pdf", "text", "markdown", "html", "docx", "odt", "pptx", "odp",
-                         "epub", "rtf", "man" (static strings) */
+                         "epub", "rtf", "man", "image" (static strings) */
     char *title;      /* PDF metadata title, first Markdown heading, <title>, else file name */
     int n_pages;
     ingest_page *pages;
@@ -49,6 +49,9 @@ typedef struct ingest_doc {
     ingest_heading *headings;
     bool paged;       /* pages are the file's own (PDF pages, slides, recorded page breaks),
                          not cut by ingest to a length */
+    int n_scanned;    /* pages without a usable text layer (scans, images, unmapped
+                         glyphs): their text is empty until OCR reads them */
+    int *scanned;     /* their page numbers, ascending */
     char notes[256]; /* non-fatal notes, "; "-separated, "" if none */
     cn_arena arena;  /* owns title, pages and their text */
 } ingest_doc;
@@ -66,6 +69,7 @@ enum {
     INGEST_KIND_EPUB = 9,
     INGEST_KIND_RTF = 10,
     INGEST_KIND_MAN = 11,
+    INGEST_KIND_IMAGE = 12, /* PNG, JPEG, TIFF (one page per frame), GIF, BMP: OCR only */
 };
 
 /* Default limits. A text file (plain, Markdown or HTML) above
@@ -144,6 +148,27 @@ bool ingest_known_name(const char *path);
 /* A short description of what head looks like ("HTML", "a ZIP archive",
 ** "binary data", ...), for messages. Static string. */
 const char *ingest_describe(const unsigned char *head, size_t n);
+
+/* ---- page images, for OCR ---------------------------------------------- */
+
+/* A page rendered in 8-bit grey, rows of stride bytes. */
+typedef struct ingest_pixmap {
+    unsigned char *grey; /* malloc'd */
+    int w, h, stride, dpi;
+} ingest_pixmap;
+
+/* Pixels a rendered page may have: beyond it (a poster, a 300-dpi scan of
+** a drawing), the resolution is lowered to fit and *dpi says so. */
+#define INGEST_MAX_RENDER_PIXELS (120 * 1000 * 1000)
+
+/*
+** Render page (1-based) of the PDF or image file at path at dpi (300 for
+** OCR) in grey, through MuPDF. The file is sniffed as ingest_file does;
+** errors name the file and page: "x.pdf: page 9: no such page (3 pages)",
+** "x.tif: page 2: damaged image: ...".
+*/
+int ingest_render(const char *path, int page, int dpi, ingest_pixmap *out, cn_err *err);
+void ingest_pixmap_free(ingest_pixmap *p);
 
 /* ---- passages --------------------------------------------------------- */
 

@@ -95,6 +95,8 @@ int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size
                 const ingest_opts *o, cn_err *err);
 int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                const ingest_opts *o, cn_err *err);
+int ingest_image(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                 const ingest_opts *o, cn_err *err);
 int ingest_epub(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                 const ingest_opts *o, cn_err *err);
 /* docx, pptx (office.c), odt, odp (odf.c): kind is the INGEST_KIND_* */

@@ -76,6 +76,7 @@ typedef struct pdf_state {
     bool oom; /* our own buffers ran out */
     const char *magic; /* "application/pdf" or "application/epub+zip" */
     const char *label; /* "PDF" or "EPUB", for messages */
+    bool epub;         /* laid out by MuPDF: its pictures are illustrations, not scans */
 } pdf_state;
 
 static void on_warning(void *user, const char *msg)
@@ -695,10 +696,28 @@ static int finish(pdf_state *st, cn_err *err)
     cn_buf page;
     cn_buf_init(&page, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     size_t total = 0;
+    int n_garbage = 0;
+    d->scanned = cn_arena_alloc(&d->arena, (size_t)st->n_pages * sizeof *d->scanned);
+    if (!d->scanned)
+        return cn_fail(err, CN_ENOMEM, "%s: out of memory", name);
     for (int p = 0; p < st->n_pages; p++) {
         if (compose_page(st, p, &page) != CN_OK) {
             cn_buf_free(&page);
             return cn_fail(err, CN_ENOMEM, "%s: out of memory", name);
+        }
+        /* a text layer of mostly unmapped glyphs (U+FFFD) is no text: the
+        ** page is read like a scan, by OCR */
+        size_t chars = 0, bad = 0;
+        for (size_t i = 0; i < page.len;) {
+            int32_t cp;
+            i += (size_t)ingest_utf8_next((const unsigned char *)page.data + i, page.len - i, &cp);
+            chars += cp > ' ';
+            bad += cp == 0xFFFD;
+        }
+        bool garbage = chars && bad * 2 > chars && !st->epub;
+        if (garbage) {
+            page.len = 0;
+            n_garbage++;
         }
         char *t = cn_arena_strndup(&d->arena, page.data ? page.data : "", page.len);
         if (!t) {
@@ -708,30 +727,27 @@ static int finish(pdf_state *st, cn_err *err)
         }
         d->pages[p] = (ingest_page){.number = p + 1, .text = t, .len = page.len};
         total += page.len;
-        if (page.len == 0 && !st->pages[p].failed && st->pages[p].images)
-            st->n_empty++;
+        bool scan = !st->epub && !st->pages[p].failed && page.len == 0 &&
+                    (st->pages[p].images || garbage);
+        if (scan)
+            d->scanned[d->n_scanned++] = p + 1;
         else if (page.len == 0 && !st->pages[p].failed)
             st->n_blank++;
     }
     cn_buf_free(&page);
     d->n_pages = st->n_pages;
-    if (total == 0 || st->n_fffd == st->n_chars) {
+    if (total == 0 && d->n_scanned == 0) {
         if (st->n_bad == st->n_pages)
             return cn_fail(err, CN_EFORMAT, "%s: damaged %s: no page could be read (%s)", name,
                            st->label, st->page_error);
-        if (st->n_chars && st->n_fffd == st->n_chars)
-            return cn_fail(err, CN_EFORMAT,
-                           "%s: no extractable text (the fonts have no Unicode mapping; "
-                           "OCR is not available yet)",
-                           name);
-        return cn_fail(err, CN_EFORMAT,
-                       "%s: no extractable text (scanned? OCR is not available yet)", name);
+        return cn_fail(err, CN_EFORMAT, "%s: no text and no scanned pages (blank pages only)",
+                       name);
     }
-    if (st->n_fffd * 10 > st->n_chars)
+    if (st->n_fffd * 10 > st->n_chars && n_garbage < d->n_pages)
         ingest_note(d, "%zu of %zu characters have no Unicode mapping", st->n_fffd, st->n_chars);
-    if (st->n_empty)
-        ingest_note(d, "%d of %d pages are images without text (scanned? OCR is not available yet)",
-                    st->n_empty, st->n_pages);
+    if (d->n_scanned)
+        ingest_note(d, "%d of %d pages have no text layer%s: their text comes from OCR",
+                    d->n_scanned, st->n_pages, n_garbage ? " (or only unmapped glyphs)" : "");
     if (st->n_bad)
         ingest_note(d, "%d of %d pages could not be read", st->n_bad, st->n_pages);
     if (st->repaired)
@@ -793,9 +809,26 @@ static void outline_headings(fz_context *ctx, pdf_state *st)
     cn_buf_free(&hb);
 }
 
-static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
-                    const ingest_opts *o, bool epub, cn_err *err)
+enum { DOC_PDF, DOC_EPUB, DOC_IMAGE };
+
+/* The MuPDF type of an image file, from its first bytes. */
+static const char *image_magic(const unsigned char *s, size_t n)
 {
+    if (n >= 4 && memcmp(s, "\x89PNG", 4) == 0)
+        return "image/png";
+    if (n >= 3 && memcmp(s, "\xFF\xD8\xFF", 3) == 0)
+        return "image/jpeg";
+    if (n >= 4 && (memcmp(s, "II*\0", 4) == 0 || memcmp(s, "MM\0*", 4) == 0))
+        return "image/tiff";
+    if (n >= 4 && memcmp(s, "GIF8", 4) == 0)
+        return "image/gif";
+    return "image/bmp";
+}
+
+static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                    const ingest_opts *o, int type, cn_err *err)
+{
+    bool epub = type == DOC_EPUB;
     ingest_mu_mem mem;
     fz_context *ctx = ingest_mu_new(&mem, o->max_mupdf_bytes);
     if (!ctx)
@@ -810,8 +843,11 @@ static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, 
     st->data = data;
     st->len = len;
     st->o = o;
-    st->magic = epub ? "application/epub+zip" : "application/pdf";
-    st->label = epub ? "EPUB" : "PDF";
+    st->magic = epub ? "application/epub+zip"
+                : type == DOC_IMAGE ? image_magic(data, len)
+                                    : "application/pdf";
+    st->label = epub ? "EPUB" : type == DOC_IMAGE ? "image" : "PDF";
+    st->epub = epub;
     cn_buf_init(&st->text, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     cn_buf_init(&st->lines, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     fz_set_warning_callback(ctx, on_warning, st);
@@ -844,8 +880,31 @@ static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, 
         if (!st->pages)
             rc = cn_fail(err, CN_ENOMEM, "%s: out of memory", name);
     }
+    /* an image's frames are all pictures: read at OCR time, not now (a
+    ** 10,000-page TIFF is counted, not decoded) */
+    for (int p = 0; rc == CN_OK && type == DOC_IMAGE && p < st->n_pages; p++)
+        st->pages[p] = (ppage){.first = 0, .n = 0, .images = true};
+    if (rc == CN_OK && type == DOC_IMAGE) {
+        /* but the first frame's header is read now: a broken file fails here */
+        fz_page *volatile pg = NULL;
+        fz_try(ctx)
+        {
+            pg = fz_load_page(ctx, st->doc, 0);
+            fz_rect r = fz_bound_page(ctx, pg);
+            if (r.x1 - r.x0 < 1 || r.y1 - r.y0 < 1)
+                fz_throw(ctx, FZ_ERROR_GENERIC, "an empty image");
+        }
+        fz_always(ctx)
+        {
+            fz_drop_page(ctx, pg);
+        }
+        fz_catch(ctx)
+        {
+            rc = cn_fail(err, CN_EFORMAT, "%s: damaged image: %s", name, fz_caught_message(ctx));
+        }
+    }
     int bad_run = 0;
-    for (int p = 0; rc == CN_OK && p < st->n_pages; p++) {
+    for (int p = 0; rc == CN_OK && type != DOC_IMAGE && p < st->n_pages; p++) {
         int r = read_page(ctx, st, p);
         if (st->oom) {
             rc = cn_fail(err, CN_ENOMEM, "%s: text larger than %d MB", name,
@@ -897,11 +956,126 @@ static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, 
 int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                const ingest_opts *o, cn_err *err)
 {
-    return read_doc(d, name, data, len, o, false, err);
+    return read_doc(d, name, data, len, o, DOC_PDF, err);
 }
 
 int ingest_epub(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                 const ingest_opts *o, cn_err *err)
 {
-    return read_doc(d, name, data, len, o, true, err);
+    return read_doc(d, name, data, len, o, DOC_EPUB, err);
+}
+
+int ingest_image(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                 const ingest_opts *o, cn_err *err)
+{
+    return read_doc(d, name, data, len, o, DOC_IMAGE, err);
+}
+
+/* ---- rendering pages for OCR --------------------------------------------- */
+
+static void mu_render(fz_context *ctx, const unsigned char *data, size_t len, const char *magic,
+                      int page, int dpi, ingest_pixmap *out, int *count)
+{
+    fz_document *volatile doc = NULL;
+    fz_page *volatile pg = NULL;
+    fz_pixmap *volatile pix = NULL;
+    fz_stream *volatile stm = NULL;
+    fz_var(doc);
+    fz_var(pg);
+    fz_var(pix);
+    fz_var(stm);
+    fz_try(ctx)
+    {
+        fz_register_document_handlers(ctx);
+        stm = fz_open_memory(ctx, data, len);
+        doc = fz_open_document_with_stream(ctx, magic, stm);
+        if (fz_needs_password(ctx, doc) && !fz_authenticate_password(ctx, doc, ""))
+            fz_throw(ctx, FZ_ERROR_GENERIC, "password protected");
+        *count = fz_count_pages(ctx, doc);
+        if (page >= 1 && page <= *count) {
+            pg = fz_load_page(ctx, doc, page - 1);
+            fz_rect r = fz_bound_page(ctx, pg);
+            double wpt = r.x1 - r.x0, hpt = r.y1 - r.y0;
+            double px = wpt * dpi / 72.0 * (hpt * dpi / 72.0);
+            int res = dpi;
+            if (px > INGEST_MAX_RENDER_PIXELS)
+                res = (int)(dpi * sqrt(INGEST_MAX_RENDER_PIXELS / px));
+            if (res < 1)
+                res = 1;
+            fz_matrix m = fz_scale(res / 72.0f, res / 72.0f);
+            pix = fz_new_pixmap_from_page(ctx, pg, m, fz_device_gray(ctx), 0);
+            int w = fz_pixmap_width(ctx, pix), h = fz_pixmap_height(ctx, pix);
+            size_t stride = (size_t)fz_pixmap_stride(ctx, pix);
+            out->grey = malloc(stride * (size_t)h + 1);
+            if (!out->grey)
+                fz_throw(ctx, FZ_ERROR_MEMORY, "out of memory");
+            memcpy(out->grey, fz_pixmap_samples(ctx, pix), stride * (size_t)h);
+            out->w = w;
+            out->h = h;
+            out->stride = (int)stride;
+            out->dpi = res;
+        }
+    }
+    fz_always(ctx)
+    {
+        fz_drop_pixmap(ctx, pix);
+        fz_drop_page(ctx, pg);
+        fz_drop_document(ctx, doc);
+        fz_drop_stream(ctx, stm);
+    }
+    fz_catch(ctx)
+    {
+        fz_rethrow(ctx);
+    }
+}
+
+int ingest_render(const char *path, int page, int dpi, ingest_pixmap *out, cn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char *data;
+    size_t len;
+    int rc = cn_read_file(path, (size_t)INGEST_MAX_PDF_MB << 20, &data, &len, err);
+    if (rc != CN_OK)
+        return rc;
+    const unsigned char *u = (const unsigned char *)data;
+    int kind = ingest_kind_of(path, u, CN_MIN(len, (size_t)4096));
+    if (kind != INGEST_KIND_PDF && kind != INGEST_KIND_IMAGE) {
+        free(data);
+        return cn_fail(err, CN_EFORMAT, "%s: page %d: not a PDF or an image any more", path, page);
+    }
+    ingest_mu_mem mem;
+    fz_context *ctx = ingest_mu_new(&mem, (size_t)1 << 30);
+    if (!ctx) {
+        free(data);
+        return cn_fail(err, CN_ENOMEM, "%s: cannot start MuPDF (out of memory)", path);
+    }
+    fz_set_warning_callback(ctx, on_error, NULL);
+    fz_set_error_callback(ctx, on_error, NULL);
+    int count = 0;
+    fz_try(ctx)
+    {
+        mu_render(ctx, u, len, kind == INGEST_KIND_PDF ? "application/pdf" : image_magic(u, len),
+                  page, dpi, out, &count);
+    }
+    fz_catch(ctx)
+    {
+        rc = fz_caught(ctx) == FZ_ERROR_MEMORY
+                 ? cn_fail(err, CN_ENOMEM, "%s: page %d needs more than 1024 MB to render", path,
+                           page)
+                 : cn_fail(err, CN_EFORMAT, "%s: page %d: %s", path, page,
+                           fz_caught_message(ctx));
+    }
+    fz_drop_context(ctx);
+    free(data);
+    if (rc == CN_OK && !out->grey)
+        rc = cn_fail(err, CN_ENOTFOUND, "%s: page %d: no such page (%d pages)", path, page, count);
+    if (rc != CN_OK)
+        ingest_pixmap_free(out);
+    return rc;
+}
+
+void ingest_pixmap_free(ingest_pixmap *p)
+{
+    free(p->grey);
+    memset(p, 0, sizeof *p);
 }

@@ -333,7 +333,8 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
         out[m++] = (lib_result){hits[i].passage_id, hits[i].doc_id, hits[i].path, hits[i].title,
                                 hits[i].page_start, hits[i].page_end,
                                 cited_page(l, &hits[i], query, a), hits[i].text,
-                                nv > 0 ? fused[i].score : kw[i].score, hits[i].locator};
+                                nv > 0 ? fused[i].score : kw[i].score, hits[i].locator,
+                                hits[i].ocr, hits[i].ocr_conf};
     }
     return m;
 }
@@ -366,6 +367,9 @@ json_t *lib_result_json(const lib_result *r)
     json_object_set_new(o, "page_start", json_integer(r->page_start));
     json_object_set_new(o, "page_end", json_integer(r->page_end));
     json_object_set_new(o, "locator", r->locator ? json_string(r->locator) : json_null());
+    json_object_set_new(o, "ocr", json_boolean(r->ocr));
+    if (r->ocr)
+        json_object_set_new(o, "ocr_confidence", json_real(r->ocr_conf));
     json_object_set_new(o, "score", json_real(r->score));
     json_object_set_new(o, "text", json_string(r->text));
     return o;

@@ -270,7 +270,11 @@ static int add_one(lib *l, const char *given, lib_event *ev, char notes[256], cn
         rc = np < 0 ? np : cn_fail(fe, CN_ENOMEM, "%s: out of memory", given);
     } else {
         for (int i = 0; i < doc.n_pages; i++)
-            pages[i] = (store_page_in){doc.pages[i].number, doc.pages[i].text, doc.pages[i].len};
+            pages[i] = (store_page_in){doc.pages[i].number, doc.pages[i].text, doc.pages[i].len,
+                                       false};
+        for (int i = 0; i < doc.n_scanned; i++)
+            if (doc.scanned[i] >= 1 && doc.scanned[i] <= doc.n_pages)
+                pages[doc.scanned[i] - 1].ocr_pending = true;
         for (int i = 0; i < np; i++)
             pin[i] = (store_passage_in){ps[i].page_start, ps[i].page_end, ps[i].off_start,
                                         ps[i].off_end, ps[i].text, ps[i].len, ps[i].heading,

@@ -31,6 +31,8 @@ enum lib_event_kind {
     LIB_EV_SCAN,      /* files found so far: files_total */
     LIB_EV_FILE,      /* a file done: path, outcome, pages, passages or error */
     LIB_EV_EMBED,     /* embedding progress: done/total, eta_s */
+    LIB_EV_OCR,       /* OCR progress: pages embed_done/embed_total, eta_s; path, pages =
+                         the page just read, error if it failed */
 };
 
 enum lib_outcome { LIB_ADDED = 1, LIB_UPDATED, LIB_UNCHANGED, LIB_FAILED, LIB_PRUNED };
@@ -73,6 +75,25 @@ int lib_chunk_with(lib *l, const char *model_path, int threads, cn_err *err);
 ** Returns the number of passages embedded. */
 int lib_index(lib *l, const char *model_path, int threads, lib_progress_fn fn, void *ctx,
               cn_err *err);
+
+/* ---- OCR of scanned pages ------------------------------------------------- */
+
+typedef struct lib_ocr_stats {
+    int pages, failed;  /* read, and given up on (file gone or changed, unrenderable) */
+    int low;            /* read with a mean confidence under STORE_OCR_LOW_CONF */
+    double seconds;
+    float mean_conf;
+} lib_ocr_stats;
+
+/* Read every page waiting for OCR (scans, images: lib_add queues them) with
+** tesseract in langs (NULL: ocr_default_langs), threads pages at a time,
+** each page's text and passages committed when it is read: resumable, an
+** interruption loses only the pages in flight. A page whose file changed
+** or went away since it was added is marked failed (`cairn add` queues it
+** again). Returns the pages read, or a CN_E* code (CN_ENOTFOUND with what
+** to install when tesseract's data is missing; pages stay queued). */
+int lib_ocr(lib *l, const char *langs, int threads, lib_progress_fn fn, void *ctx,
+            lib_ocr_stats *st, cn_err *err);
 
 /* ---- remove ------------------------------------------------------------------ */
 
@@ -134,6 +155,8 @@ typedef struct lib_result {
     const char *text;
     double score;           /* keyword: -bm25; vector: cosine; hybrid: RRF */
     const char *locator;    /* heading path in files that mark headings, or NULL */
+    bool ocr;               /* the text comes from OCR of a scanned page ... */
+    float ocr_conf;         /* ... with this mean confidence (0..100) */
 } lib_result;
 
 typedef struct lib_search_opts {
@@ -179,7 +202,8 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
                lib_search_info *info, cn_err *err);
 
 /* A search result as JSON: doc, doc_id, path, page, page_start, page_end,
-** locator (null when the file marks no headings), score, text (what `cairn search --json` and the server's search print). */
+** locator (null when the file marks no headings), ocr (and ocr_confidence
+** when true), score, text (what `cairn search --json` and the server's search print). */
 json_t *lib_result_json(const lib_result *r);
 
 /* How many passages have a vector for the embedding model at model_path,

@@ -26,6 +26,8 @@ int rag_format_source(const rag_source *s, int i, cn_buf *out)
                  ? cn_buf_printf(out, "[%d] %s, pp. %d-%d", i + 1, base_name(s->path),
                                  s->page_start, s->page_end)
                  : cn_buf_printf(out, "[%d] %s, p. %d", i + 1, base_name(s->path), s->page_start);
+    if (rc == CN_OK && s->ocr)
+        rc = cn_buf_printf(out, " (OCR)");
     if (rc == CN_OK && s->locator && s->locator[0])
         rc = cn_buf_printf(out, ", %s", s->locator);
     return rc;

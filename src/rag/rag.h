@@ -16,6 +16,7 @@ typedef struct rag_source {
     int page_start, page_end;
     const char *text;   /* the passage */
     const char *locator; /* heading path ("Installing › Disk space"), or NULL */
+    bool ocr;            /* read by OCR from a scan: cited "p. 3 (OCR)" */
 } rag_source;
 
 /* Counts tokens of s[0..n) (the language model's tokenizer); NULL in the

@@ -194,6 +194,7 @@ json_t *srv_citations_json(const rag_source *src, int n, const bool *used)
         json_object_set_new(c, "page", json_integer(src[i].page_start));
         json_object_set_new(c, "locator",
                             src[i].locator ? json_string(src[i].locator) : json_null());
+        json_object_set_new(c, "ocr", json_boolean(src[i].ocr));
         json_object_set_new(c, "cited", json_boolean(used && used[i]));
         json_object_set_new(c, "text", json_string(src[i].text));
         json_array_append_new(arr, c);
@@ -232,7 +233,7 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
         /* strings of the results live in r->arena; the passage text is copied
         ** since it is what the citations show */
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page,
-                              res[i].page, res[i].text, res[i].locator};
+                              res[i].page, res[i].text, res[i].locator, res[i].ocr};
     }
     if (n < 0)
         return srv_fail(e, 500, NULL, "library search failed: %s", err.msg);

@@ -166,6 +166,18 @@ static const char sql_v4[] =
 ** for files without marked headings. */
 static const char sql_v5[] = "ALTER TABLE passages ADD COLUMN locator TEXT;";
 
+/* Version 6: scanned pages read by OCR in the background. A page without a
+** text layer is stored empty with ocr = 'pending'; the OCR phase fills its
+** text, sets 'done' (or 'failed', with the reason in ocr_error) and its mean
+** confidence, and adds its passages with that confidence, so citations can
+** say "p. 3 (OCR)". */
+static const char sql_v6[] =
+    "ALTER TABLE pages ADD COLUMN ocr TEXT CHECK (ocr IN ('pending', 'done', 'failed'));"
+    "ALTER TABLE pages ADD COLUMN ocr_conf REAL;"
+    "ALTER TABLE pages ADD COLUMN ocr_error TEXT;"
+    "CREATE INDEX pages_ocr ON pages(ocr) WHERE ocr = 'pending';"
+    "ALTER TABLE passages ADD COLUMN ocr_conf REAL;";
+
 typedef struct migration {
     int version;
     const char *what;
@@ -181,6 +193,7 @@ static const migration migrations[] = {
      STORE_TOKENIZER, NULL},
     {4, "a keyword index of whole pages", sql_v4, STORE_TOKENIZER, NULL},
     {5, "heading paths of passages (locators)", sql_v5, NULL, NULL},
+    {6, "OCR of scanned pages", sql_v6, NULL, NULL},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

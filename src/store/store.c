@@ -29,8 +29,8 @@ static const char *const sql_table[Q_COUNT] = {
                      " title = ?6, n_pages = ?7, n_passages = ?8, status = ?9, error = ?10,"
                      " indexed_at = ?11 WHERE id = ?1",
     [Q_PAGES_DELETE] = "DELETE FROM pages WHERE doc_id = ?1",
-    [Q_PAGE_INSERT] = "INSERT INTO pages (doc_id, number, text, lang)"
-                      " VALUES (?1, ?2, ?3, cairn_lang(?3))",
+    [Q_PAGE_INSERT] = "INSERT INTO pages (doc_id, number, text, lang, ocr)"
+                      " VALUES (?1, ?2, ?3, cairn_lang(?3), ?4)",
     [Q_PASSAGE_MAX] = "SELECT max(id) FROM passages WHERE doc_id = ?1",
     [Q_PASSAGE_INSERT] = "INSERT INTO passages (doc_id, page_start, page_end, off_start, off_end,"
                          " heading, text, locator) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -43,13 +43,13 @@ static const char *const sql_table[Q_COUNT] = {
                          " WHERE passage_id = ?2",
     [Q_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1",
     [Q_SEARCH] = "SELECT p.id, p.doc_id, d.path, d.title, p.page_start, p.page_end, p.heading,"
-                 " p.text, f.rank, p.locator FROM"
+                 " p.text, f.rank, p.locator, p.ocr_conf FROM"
                  " (SELECT rowid, rank FROM passages_fts WHERE passages_fts MATCH ?1"
                  "  ORDER BY rank LIMIT ?2) AS f"
                  " JOIN passages AS p ON p.id = f.rowid JOIN documents AS d ON d.id = p.doc_id"
                  " ORDER BY f.rank",
     [Q_PASSAGE_GET] = "SELECT p.id, p.doc_id, d.path, d.title, p.page_start, p.page_end,"
-                      " p.heading, p.text, NULL, p.locator FROM passages AS p"
+                      " p.heading, p.text, NULL, p.locator, p.ocr_conf FROM passages AS p"
                       " JOIN documents AS d ON d.id = p.doc_id WHERE p.id = ?1",
     [Q_PAGE_GET] = "SELECT text FROM pages WHERE doc_id = ?1 AND number = ?2",
     [Q_MODEL_GET] = "SELECT id, dim FROM models WHERE name = ?1",
@@ -577,6 +577,10 @@ static int write_doc(store *s, const store_doc_in *d, const char *error, int64_t
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int(st, 2, d->pages[i].number);
         bind_text(st, 3, d->pages[i].len ? d->pages[i].text : "", d->pages[i].len);
+        if (d->pages[i].ocr_pending)
+            sqlite3_bind_text(st, 4, "pending", -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 4);
         if ((rc = step_done(s, st, "adding a page", err)) != CN_OK)
             return rc;
     }
@@ -842,6 +846,8 @@ void store_col_hit(sqlite3_stmt *st, cn_arena *a, store_hit *h, bool *oom)
     h->heading = store_col_str(st, 6, a, NULL, oom);
     h->text = store_col_str(st, 7, a, &h->len, oom);
     h->locator = store_col_str(st, 9, a, NULL, oom);
+    h->ocr = sqlite3_column_type(st, 10) != SQLITE_NULL;
+    h->ocr_conf = h->ocr ? (float)sqlite3_column_double(st, 10) : 0;
 }
 
 const char *store_col_str(sqlite3_stmt *st, int i, cn_arena *a, size_t *len, bool *oom)

@@ -34,7 +34,7 @@
 typedef struct store store;
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* How long a writer waits for another process's write to finish. */
 #define STORE_BUSY_MS 10000
 /* Content hash: BLAKE2b-256 (libsodium crypto_generichash) as lower-case hex. */
@@ -46,6 +46,7 @@ typedef struct store_page_in {
     int number;       /* 1-based, strictly increasing within a document */
     const char *text; /* UTF-8, len bytes (need not be NUL-terminated) */
     size_t len;
+    bool ocr_pending; /* no text layer: queued for OCR (text is empty) */
 } store_page_in;
 
 typedef struct store_passage_in {
@@ -171,6 +172,8 @@ typedef struct store_hit {
     int page_start, page_end;
     const char *heading;      /* may be NULL */
     const char *locator;      /* heading path in files that mark headings; may be NULL */
+    bool ocr;                 /* the text comes from OCR ... */
+    float ocr_conf;           /* ... with this mean confidence, 0..100 */
     const char *text;
     size_t len;
     double score;             /* keyword: -bm25, higher is better; else 0 */
@@ -290,5 +293,41 @@ int store_check(store *s, cn_err *err);
 ** passages), VACUUM, and truncate the WAL. Slow on a large library.
 */
 int store_compact(store *s, cn_err *err);
+
+/* ---- OCR of scanned pages (ocr.c) ------------------------------------- */
+
+/* A page waiting for OCR, with what is needed to find its file again. */
+typedef struct store_ocr_page {
+    int64_t doc_id;
+    const char *path, *hash;
+    int64_t size, mtime_ns;
+    int number;
+} store_ocr_page;
+
+/* Up to limit pending pages, in document and page order, strings in a.
+** Returns how many (or a CN_E* code). */
+int store_ocr_pending(store *s, int limit, cn_arena *a, store_ocr_page *out, cn_err *err);
+
+/* OCR of a page is done: its text (conf: mean confidence 0..100) and its
+** passages, one transaction; the document's passage count grows by n. A
+** page no longer pending (the document changed meanwhile) is left alone
+** and CN_ENOTFOUND returned. */
+int store_ocr_put(store *s, int64_t doc_id, int number, const char *text, size_t len, float conf,
+                  const store_passage_in *ps, int n, cn_err *err);
+
+/* OCR of a page failed for good (its file is gone or changed, the page
+** cannot be rendered): it stops being pending and keeps why. */
+int store_ocr_fail(store *s, int64_t doc_id, int number, const char *why, cn_err *err);
+
+typedef struct store_ocr_counts {
+    int64_t pending, done, failed;
+    int64_t low; /* done below STORE_OCR_LOW_CONF */
+} store_ocr_counts;
+
+/* Mean word confidence under which an OCR'd page is flagged in `cairn ls`. */
+#define STORE_OCR_LOW_CONF 60.0f
+
+/* For the whole library (doc_id 0) or one document. */
+int store_ocr_count(store *s, int64_t doc_id, store_ocr_counts *c, cn_err *err);
 
 #endif

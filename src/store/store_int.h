@@ -111,7 +111,7 @@ int store_exec(store *s, const char *sql, cn_err *err);
 const char *store_col_str(sqlite3_stmt *st, int i, cn_arena *a, size_t *len, bool *oom);
 
 /* A passage row into h: columns 1..7 are doc id, path, title, page start,
-** page end, heading, text, and 9 the locator (the passage queries all
+** page end, heading, text, 9 the locator and 10 the OCR confidence (the passage queries all
 ** select them so; 8 is the query's own, bm25's rank for search);
 ** strings go into a. Fields it does not read are left as they are. */
 void store_col_hit(sqlite3_stmt *st, cn_arena *a, store_hit *h, bool *oom);

@@ -55,7 +55,7 @@ static store *get_lib(void)
     }
     for (size_t i = 0; i < CN_ARRAY_LEN(sentences); i++) {
         const char *txt = sentences[i];
-        store_page_in pg = {1, txt, strlen(txt)};
+        store_page_in pg = {1, txt, strlen(txt), false};
         store_passage_in ps = {1, 1, 0, pg.len, txt, pg.len, i % 2 ? "Heading" : NULL, NULL};
         char p[32];
         snprintf(p, sizeof p, "/fuzz/%zu.txt", i);

@@ -149,10 +149,19 @@ TEST(ingest_pdf_password_protected)
                         "docs/encrypted.pdf: password protected");
 }
 
-TEST(ingest_pdf_image_only_has_no_text)
+/* A page that is only a picture has no text now: it is queued for OCR. */
+TEST(ingest_pdf_image_only_is_queued_for_ocr)
 {
-    EXPECT_INGEST_FAILS(test_data("docs/image-only.pdf"), CN_EFORMAT,
-                        "image-only.pdf: no extractable text (scanned? OCR is not available yet)");
+    ingest_doc d;
+    cn_err err = {0};
+    EXPECT_EQ_INT(ingest_file(test_data("docs/image-only.pdf"), &d, &err), CN_OK);
+    EXPECT_EQ_INT(d.n_pages, 2);
+    EXPECT_EQ_INT(d.n_scanned, 2);
+    EXPECT_EQ_INT(d.scanned[0], 1);
+    EXPECT_EQ_INT(d.scanned[1], 2);
+    EXPECT_EQ_INT(d.pages[0].len, 0);
+    EXPECT_CONTAINS(d.notes, "2 of 2 pages have no text layer: their text comes from OCR");
+    ingest_doc_free(&d);
 }
 
 TEST(ingest_pdf_truncated_is_repaired_and_says_so)
@@ -353,8 +362,11 @@ TEST(ingest_unsupported_types)
                         "report.docx: damaged ZIP archive");
     EXPECT_INGEST_FAILS(write_tmp("bundle.zip", "PK\x03\x04junkjunk", 12), CN_EUNSUPPORTED,
                         "bundle.zip: unsupported file type (.zip, a ZIP archive)");
-    EXPECT_INGEST_FAILS(write_tmp("photo.jpg", "\xFF\xD8\xFF\xE0rest", 8), CN_EUNSUPPORTED,
-                        "a JPEG image");
+    EXPECT_INGEST_FAILS(write_tmp("notes.tar.gz", "\x1F\x8B\x08\x00rest", 8), CN_EUNSUPPORTED,
+                        "gzip-compressed data");
+    /* images are documents for OCR; a broken one says so */
+    EXPECT_INGEST_FAILS(write_tmp("photo.jpg", "\xFF\xD8\xFF\xE0rest", 8), CN_EFORMAT,
+                        "photo.jpg: damaged image");
     /* text with an extension Cairn does not read is not guessed at */
     EXPECT_INGEST_FAILS(write_tmp("data.csv", "a,b\n1,2\n", 8), CN_EUNSUPPORTED,
                         "data.csv: unsupported file type (.csv, text)");

@@ -42,7 +42,7 @@ static void make_docs(void)
        "</p></body></html>' > $D/notes.html && "
        ": > $D/empty.txt && head -c 3000 /dev/urandom > $D/garbage.pdf && "
        "printf '<html><body>not a pdf</body></html>' > $D/fake.pdf && "
-       "ln -s .. $D/sub/loop && printf 'binary' > $D/image.png");
+       "ln -s .. $D/sub/loop && printf 'binary' > $D/data.bin");
 }
 
 TEST(library_add_search_ask)
@@ -53,7 +53,7 @@ TEST(library_add_search_ask)
     EXPECT_CONTAINS(err_buf, "empty.txt: empty file");
     EXPECT_CONTAINS(err_buf, "fake.pdf: not a PDF");
     EXPECT_CONTAINS(err_buf, "garbage.pdf");
-    EXPECT(strstr(err_buf, "image.png") == NULL); /* unsupported types in folders are skipped */
+    EXPECT(strstr(err_buf, "data.bin") == NULL); /* unsupported types in folders are skipped */
     EXPECT(strstr(err_buf, "loop") == NULL);      /* the symlink loop is walked once */
 
     /* keyword search finds the sentence's passage; the form feed starts page 2:

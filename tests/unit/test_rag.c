@@ -8,9 +8,9 @@
 
 static const rag_source SRC[] = {
     {"/docs/manual.pdf", "Manual", 12, 12,
-     "The pump must be primed before the first start. Open the bleed valve until water flows.", NULL},
+     "The pump must be primed before the first start. Open the bleed valve until water flows.", NULL, false},
     {"/docs/safety.pdf", "Safety", 3, 4,
-     "Always wear gloves. The maximum operating pressure is 16 bar at 20 degrees.", NULL},
+     "Always wear gloves. The maximum operating pressure is 16 bar at 20 degrees.", NULL, false},
 };
 
 TEST(rag_prompt_numbers_passages_and_respects_budget)
@@ -93,10 +93,10 @@ TEST(rag_extractive_answer_reads_as_prose)
         {"/docs/cups-api.md", "API", 7, 7,
          "3.2 Job status\n\njob/status: Reads the status of the job ID {#job-status}\n"
          "- jobid - id of the job (integer).\n- finished - boolean\n- duration - seconds the "
-         "job took to print.\n\nThe job list shows every job with its id.", NULL},
+         "job took to print.\n\nThe job list shows every job with its id.", NULL, false},
         {"/docs/cups-guide.md", "Guide", 21, 21,
          "Printing from the shell\n\nYou can cancel a job that is waiting or printing with the "
-         "cancel command followed by its id, e.g. cancel 42. The lpq command lists the queue.", NULL},
+         "cancel command followed by its id, e.g. cancel 42. The lpq command lists the queue.", NULL, false},
     };
     cn_buf b;
     cn_buf_init(&b, 1 << 20);
@@ -117,8 +117,8 @@ TEST(rag_extractive_answer_reads_as_prose)
     EXPECT_STR(b.data, "duration - seconds the job took to print. [1]");
     /* the same sentence in two overlapping passages is said once */
     static const rag_source twice[] = {
-        {"/d/a.txt", "A", 1, 1, "Close the valve before you remove the filter housing.", NULL},
-        {"/d/a.txt", "A", 1, 2, "Close the valve before you remove the filter housing. Then wait.", NULL},
+        {"/d/a.txt", "A", 1, 1, "Close the valve before you remove the filter housing.", NULL, false},
+        {"/d/a.txt", "A", 1, 2, "Close the valve before you remove the filter housing. Then wait.", NULL, false},
     };
     b.len = 0;
     EXPECT_EQ_INT(rag_extract("remove the filter housing", twice, 2, 3, &b, used), 1);
@@ -265,9 +265,9 @@ TEST(rag_trim_bounds_a_hostile_passage)
 TEST(rag_trim_shares_the_budget_and_keeps_the_numbering)
 {
     rag_source src[3] = {
-        {"/docs/a.pdf", NULL, 3, 3, TRIM_PASSAGE, NULL},
-        {"/docs/b.pdf", NULL, 7, 7, "Short and whole.", NULL},
-        {"/docs/c.pdf", NULL, 9, 9, TRIM_PASSAGE, NULL},
+        {"/docs/a.pdf", NULL, 3, 3, TRIM_PASSAGE, NULL, false},
+        {"/docs/b.pdf", NULL, 7, 7, "Short and whole.", NULL, false},
+        {"/docs/c.pdf", NULL, 9, 9, TRIM_PASSAGE, NULL, false},
     };
     cn_buf out[3];
     int before[3], after[3];
@@ -329,8 +329,8 @@ TEST(rag_prompt_tokens_trims_and_says_how_much)
         gguf_close(g);
         return;
     }
-    rag_source src[2] = {{"/docs/a.pdf", NULL, 3, 3, TRIM_PASSAGE, NULL},
-                         {"/docs/b.pdf", NULL, 7, 7, TRIM_PASSAGE, NULL}};
+    rag_source src[2] = {{"/docs/a.pdf", NULL, 3, 3, TRIM_PASSAGE, NULL, false},
+                         {"/docs/b.pdf", NULL, 7, 7, TRIM_PASSAGE, NULL, false}};
     const char *q = "What is the maximum operating pressure?";
     int32_t *whole = NULL, *cut = NULL;
     int n_whole = 0, n_cut = 0;

@@ -580,7 +580,7 @@ TEST(store_rejects_bad_documents)
     d.n_pages = d.n_passages = 0;
     EXPECT_EQ_INT(store_put_document(s, &d, NULL, &e), CN_OK);
     /* So is a blank page (no text at all). */
-    store_page_in blank = {1, NULL, 0};
+    store_page_in blank = {1, NULL, 0, false};
     d.path = "/b/blank.txt";
     d.pages = &blank;
     d.n_pages = 1;
