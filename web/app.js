@@ -311,13 +311,18 @@ function uploadOne(file) {
         else if (ev.event === 'file') {
             if (ev.outcome === 'failed') { state.textContent = `failed: ${ev.error}`; state.classList.add('bad'); }
             else state.textContent = `${ev.outcome}: ${plural(ev.pages, 'page')}, ${plural(ev.passages, 'passage')}`;
+        } else if (ev.event === 'ocr') {
+            bar.max = ev.total || 1;
+            bar.value = ev.done;
+            state.textContent = `OCR of scanned pages: ${ev.done}/${ev.total} (p. ${ev.page})${ev.eta_s > 0 ? `, about ${Math.ceil(ev.eta_s)} s left` : ''}`;
         } else if (ev.event === 'embed') {
             bar.max = ev.total || 1;
             bar.value = ev.done;
             state.textContent = `embedding ${ev.done}/${plural(ev.total, 'passage')}${ev.eta_s > 0 ? `, about ${Math.ceil(ev.eta_s)} s left` : ''}`;
         } else if (ev.event === 'done') {
             if (ev.error) { state.textContent = `failed: ${ev.error}`; state.classList.add('bad'); }
-            else if (!ev.failed) state.textContent = `indexed${ev.embedded ? `, ${plural(ev.embedded, 'passage')} embedded` : ''}${ev.unchanged ? ' (unchanged)' : ''}`;
+            else if (ev.ocr_error) { state.textContent = `indexed; scanned pages wait for OCR: ${ev.ocr_error}`; state.classList.add('bad'); }
+            else if (!ev.failed) state.textContent = `indexed${ev.ocr_pages ? `, ${plural(ev.ocr_pages, 'scanned page')} read by OCR` : ''}${ev.embedded ? `, ${plural(ev.embedded, 'passage')} embedded` : ''}${ev.unchanged ? ' (unchanged)' : ''}`;
             li.dataset.done = 'true';
             loadDocs();
             loadStatus();

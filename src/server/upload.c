@@ -162,6 +162,15 @@ static void on_ingest(void *ctx, const lib_event *ev)
         json_object_set_new(o, "error", ev->error ? json_string(ev->error) : json_null());
         json_object_set_new(o, "files_done", json_integer(ev->files_done));
         json_object_set_new(o, "files_total", json_integer(ev->files_total));
+    } else if (ev->kind == LIB_EV_OCR) {
+        const char *b = strrchr(ev->path, '/');
+        json_object_set_new(o, "event", json_string("ocr"));
+        json_object_set_new(o, "name", json_string(b ? b + 1 : ev->path));
+        json_object_set_new(o, "page", json_integer(ev->pages));
+        json_object_set_new(o, "done", json_integer(ev->embed_done));
+        json_object_set_new(o, "total", json_integer(ev->embed_total));
+        json_object_set_new(o, "eta_s", json_real(ev->eta_s));
+        json_object_set_new(o, "error", ev->error ? json_string(ev->error) : json_null());
     } else if (ev->kind == LIB_EV_EMBED) {
         json_object_set_new(o, "event", json_string("embed"));
         json_object_set_new(o, "done", json_integer(ev->embed_done));
@@ -188,6 +197,16 @@ static void *ingest_main(void *arg)
         lib_add_stats st = {0};
         cn_err err = {0};
         int rc = lib_add(l, (const char *const *)g->paths, g->n, false, on_ingest, g, &st, &err);
+        /* scanned pages: read now, in this background job; without tesseract's
+        ** data they stay queued and the reply says what to install */
+        lib_ocr_stats os = {0};
+        if (!rc) {
+            cn_err oe = {0};
+            int n = lib_ocr(l, NULL, s->o.threads, on_ingest, g, &os, &oe);
+            if (n < 0)
+                json_object_set_new(fin, "ocr_error", json_string(oe.msg));
+        }
+        json_object_set_new(fin, "ocr_pages", json_integer(os.pages));
         int embedded = 0;
         if (!rc && s->o.embed_model) {
             embedded = lib_index(l, s->o.embed_model, s->o.threads, on_ingest, g, &err);
