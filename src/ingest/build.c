@@ -55,12 +55,21 @@ static size_t clean(ingest_builder *b, const char *s, size_t n)
         int l = ingest_utf8_next(u + i, n - i, &cp);
         i += (size_t)l;
         if (cp == '\n' || cp == 0x2028 || cp == 0x2029 || cp == '\f' || cp == '\v') {
+            while (b->keep_spaces && t->len && (t->data[t->len - 1] == ' ' ||
+                                                t->data[t->len - 1] == '\t'))
+                t->len--; /* no trailing spaces */
             if (!line_start) {
                 if (cn_buf_append(t, "\n", 1) != CN_OK)
                     fail(b, CN_ENOMEM, "text too large");
                 line_start = true;
             }
             space = false;
+            in_word = false;
+            continue;
+        }
+        if (b->keep_spaces && (cp == ' ' || cp == '\t')) {
+            if (cn_buf_append(t, &(char){(char)cp}, 1) != CN_OK)
+                fail(b, CN_ENOMEM, "text too large");
             in_word = false;
             continue;
         }
@@ -82,8 +91,16 @@ static size_t clean(ingest_builder *b, const char *s, size_t n)
         if (ingest_put_cp(t, cp < 0 ? 0xFFFD : cp) != CN_OK)
             fail(b, CN_ENOMEM, "text too large");
     }
-    while (t->len && t->data[t->len - 1] == '\n')
+    while (t->len && (t->data[t->len - 1] == '\n' || t->data[t->len - 1] == ' ' ||
+                      t->data[t->len - 1] == '\t'))
         t->len--;
+    size_t lead = 0; /* and none leading the paragraph */
+    while (lead < t->len && (t->data[lead] == ' ' || t->data[lead] == '\t'))
+        lead++;
+    if (lead) {
+        memmove(t->data, t->data + lead, t->len - lead);
+        t->len -= lead;
+    }
     return words;
 }
 

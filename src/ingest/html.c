@@ -1,11 +1,13 @@
 /*
 ** html.c: HTML to text with gumbo, the HTML5 parser MuPDF already links
-** (libgumbo). The tree is walked without recursion; text nodes are kept
+** (libgumbo), for .html files and for the chapters of an EPUB (epub.c).
+** The tree is walked without recursion; text nodes are kept
 ** (gumbo has decoded the entities), whitespace is collapsed as a browser
 ** would, except inside <pre>; block elements become paragraph breaks, <br>
 ** and list items line breaks; scripts, styles, templates, <svg>, <canvas>,
-** <iframe> and everything in <head> but <title> are dropped. The title is
-** <title>, else the first <h1>.
+** <iframe> and everything in <head> but <title> are dropped. <h1>..<h6>
+** are headings of levels 1..6 (ingest_builder), so passages get heading
+** paths. The title is <title>, else the first <h1>.
 **
 ** gumbo frees its tree recursively (destroy_node), so a document nested
 ** hundreds of thousands of elements deep would overflow the stack; such
@@ -216,36 +218,49 @@ static int subtree_text(cn_buf *b, const GumboNode *n)
     return rc;
 }
 
-int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
-                const ingest_opts *o, cn_err *err)
+static int heading_level(GumboTag t)
 {
-    cn_buf t, out, title;
-    cn_buf_init(&t, len * 3 + 16);
-    cn_buf_init(&out, len * 3 + 16);
-    cn_buf_init(&title, 4096);
-    int rc = ingest_decode_text(d, name, data, len, &t, err);
-    if (rc != CN_OK)
-        goto done;
-    if (!t.data && cn_buf_append(&t, "", 0) != CN_OK)
-        goto nomem;
-    if (nesting_estimate(t.data, t.len) > HTML_MAX_DEPTH) {
-        rc = cn_fail(err, CN_EFORMAT, "%s: HTML nested more than %d elements deep", name,
-                     HTML_MAX_DEPTH);
-        goto done;
+    switch (t) {
+    case GUMBO_TAG_H1: return 1;
+    case GUMBO_TAG_H2: return 2;
+    case GUMBO_TAG_H3: return 3;
+    case GUMBO_TAG_H4: return 4;
+    case GUMBO_TAG_H5: return 5;
+    case GUMBO_TAG_H6: return 6;
+    default: return 0;
     }
-    GumboOutput *g = gumbo_parse_with_options(&kGumboDefaultOptions, t.data, t.len);
-    if (!g) {
-        rc = cn_fail(err, CN_EFORMAT, "%s: the HTML parser failed", name);
-        goto done;
-    }
+}
 
+/* Hand the paragraph gathered in o->b to the builder (a heading when level). */
+static void emit(html_out *o, ingest_builder *b, int level)
+{
+    if (level)
+        ib_heading(b, level, o->b->data, o->b->len);
+    else
+        ib_para(b, o->b->data, o->b->len);
+    o->b->len = 0;
+    o->pending = 0;
+    o->space = false;
+}
+
+int ingest_html_build(ingest_builder *b, const char *name, const char *text, size_t len,
+                      cn_buf *title, cn_err *err)
+{
+    if (nesting_estimate(text, len) > HTML_MAX_DEPTH)
+        return cn_fail(err, CN_EFORMAT, "%s: HTML nested more than %d elements deep", name,
+                       HTML_MAX_DEPTH);
+    GumboOutput *g = gumbo_parse_with_options(&kGumboDefaultOptions, text, len);
+    if (!g)
+        return cn_fail(err, CN_EFORMAT, "%s: the HTML parser failed", name);
+    cn_buf out;
+    cn_buf_init(&out, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     html_out ho = {.b = &out};
     GumboNode **stack = NULL;
     unsigned *idx = NULL;
     size_t cap = 0;
     long sp = 0;
     const GumboNode *h1 = NULL, *titlenode = NULL;
-    int r = CN_OK;
+    int r = CN_OK, in_heading = 0;
 
     cap = 64;
     stack = cn_malloc(cap * sizeof *stack);
@@ -260,6 +275,10 @@ int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size
         GumboNode *x = stack[sp];
         if (x->type == GUMBO_NODE_TEXT || x->type == GUMBO_NODE_WHITESPACE ||
             x->type == GUMBO_NODE_CDATA) {
+            /* a paragraph break owed: the paragraph so far is done */
+            if (ho.pending == 2 && out.len && !in_heading &&
+                (x->type != GUMBO_NODE_WHITESPACE || ho.pre))
+                emit(&ho, b, 0);
             r = put_text(&ho, x->v.text.text, strlen(x->v.text.text));
             sp--;
             continue;
@@ -292,6 +311,11 @@ int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size
             }
             if (tag == GUMBO_TAG_H1 && !h1)
                 h1 = x;
+            if (heading_level(tag) && !in_heading) {
+                if (out.len)
+                    emit(&ho, b, 0);
+                in_heading = heading_level(tag);
+            }
             if (tag == GUMBO_TAG_PRE)
                 ho.pre++;
             owe(&ho, breaks(tag));
@@ -301,6 +325,10 @@ int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size
         if (idx[sp] >= kids->length) { /* leaving */
             if (tag == GUMBO_TAG_PRE)
                 ho.pre--;
+            if (heading_level(tag) && in_heading == heading_level(tag)) {
+                emit(&ho, b, in_heading);
+                in_heading = 0;
+            }
             owe(&ho, breaks(tag) == 2 ? 2 : 0);
             if (tag == GUMBO_TAG_TD || tag == GUMBO_TAG_TH)
                 ho.space = true;
@@ -324,24 +352,43 @@ int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size
         stack[++sp] = c;
         idx[sp] = 0;
     }
+    if (r == CN_OK && out.len)
+        emit(&ho, b, in_heading);
     free(stack);
     free(idx);
-    if (r == CN_OK && (titlenode || h1))
-        r = subtree_text(&title, titlenode ? titlenode : h1);
-    if (r == CN_OK && title.len == 0 && h1 && titlenode)
-        r = subtree_text(&title, h1);
-    if (r == CN_OK && title.len && ingest_set_title(d, title.data, title.len) != CN_OK)
-        r = CN_ENOMEM;
+    if (r == CN_OK && title && (titlenode || h1))
+        r = subtree_text(title, titlenode ? titlenode : h1);
+    if (r == CN_OK && title && title->len == 0 && h1 && titlenode)
+        r = subtree_text(title, h1);
     gumbo_destroy_output(&kGumboDefaultOptions, g);
-    if (r != CN_OK)
-        goto nomem;
-    rc = ingest_set_pages(d, name, out.data ? out.data : "", out.len, o->text_page_words, err);
-    goto done;
-nomem:
-    rc = cn_fail(err, CN_ENOMEM, "%s: out of memory", name);
-done:
-    cn_buf_free(&t);
     cn_buf_free(&out);
+    if (r != CN_OK)
+        return cn_fail(err, CN_ENOMEM, "%s: out of memory", name);
+    return CN_OK;
+}
+
+int ingest_html(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
+                const ingest_opts *o, cn_err *err)
+{
+    cn_buf t, title;
+    cn_buf_init(&t, len * 3 + 16);
+    cn_buf_init(&title, 4096);
+    int rc = ingest_decode_text(d, name, data, len, &t, err);
+    if (rc == CN_OK && !t.data && cn_buf_append(&t, "", 0) != CN_OK)
+        rc = cn_fail(err, CN_ENOMEM, "%s: out of memory", name);
+    if (rc == CN_OK) {
+        ingest_builder b;
+        ib_init(&b, d, name, o->text_page_words, o->max_pages);
+        b.keep_spaces = true;
+        rc = ingest_html_build(&b, name, t.data, t.len, &title, err);
+        if (rc == CN_OK)
+            rc = ib_finish(&b, err);
+        else
+            ib_free(&b);
+    }
+    if (rc == CN_OK && title.len && ingest_set_title(d, title.data, title.len) != CN_OK)
+        rc = cn_fail(err, CN_ENOMEM, "%s: out of memory", name);
+    cn_buf_free(&t);
     cn_buf_free(&title);
     return rc;
 }

@@ -69,6 +69,8 @@ typedef struct ingest_builder {
     int page_words;   /* 0: only ib_page breaks pages */
     int max_pages;
     bool keep_empty;  /* an empty page still counts (slides keep their numbers) */
+    bool keep_spaces; /* runs of spaces and tabs inside a line stay (HTML, whose <pre>
+                         spacing matters and whose other spaces are already collapsed) */
     cn_buf page;      /* the current page's text */
     cn_buf pages;     /* ingest_page[] done */
     cn_buf heads;     /* ingest_heading[] */
@@ -85,6 +87,11 @@ void ib_page(ingest_builder *b);
 /* Pages and headings into b->d (its arena); frees b's buffers either way. */
 int ib_finish(ingest_builder *b, cn_err *err);
 void ib_free(ingest_builder *b);
+
+/* HTML (already clean UTF-8, text[len]) into b; the <title> (else first
+** <h1>) into title when not NULL. html.c, for .html files and EPUB chapters. */
+int ingest_html_build(ingest_builder *b, const char *name, const char *text, size_t len,
+                      cn_buf *title, cn_err *err);
 
 /* The format readers. data/len are the whole file; d->arena is ready. */
 int ingest_text(ingest_doc *d, const char *name, const unsigned char *data, size_t len,

@@ -1,7 +1,7 @@
 /*
-** pdf.c: PDF text with MuPDF, page by page; EPUB too, which MuPDF lays out
-** into pages (450 x 600 points at 12 points to the em: a page of a small
-** e-reader), its chapters from the navigation document marked as headings.
+** pdf.c: PDF text with MuPDF, page by page; images too (PNG, JPEG, TIFF
+** frames...), as documents whose pages are all for OCR, and pages rendered
+** in grey for OCR (ingest_render).
 **
 ** Each call makes its own fz_context (with an allocator that counts and caps
 ** what MuPDF holds) and drops it before returning, so no MuPDF state is
@@ -74,9 +74,8 @@ typedef struct pdf_state {
     int needs_password;
     int count;
     bool oom; /* our own buffers ran out */
-    const char *magic; /* "application/pdf" or "application/epub+zip" */
-    const char *label; /* "PDF" or "EPUB", for messages */
-    bool epub;         /* laid out by MuPDF: its pictures are illustrations, not scans */
+    const char *magic; /* "application/pdf", "image/png", ... */
+    const char *label; /* "PDF" or "image", for messages */
 } pdf_state;
 
 static void on_warning(void *user, const char *msg)
@@ -648,8 +647,6 @@ static void mu_open(fz_context *ctx, pdf_state *st)
     {
         fz_rethrow(ctx);
     }
-    if (fz_is_document_reflowable(ctx, st->doc))
-        fz_layout_document(ctx, st->doc, 450, 600, 12);
     st->needs_password = fz_needs_password(ctx, st->doc);
     if (st->needs_password && fz_authenticate_password(ctx, st->doc, ""))
         st->needs_password = 0;
@@ -714,7 +711,7 @@ static int finish(pdf_state *st, cn_err *err)
             chars += cp > ' ';
             bad += cp == 0xFFFD;
         }
-        bool garbage = chars && bad * 2 > chars && !st->epub;
+        bool garbage = chars && bad * 2 > chars;
         if (garbage) {
             page.len = 0;
             n_garbage++;
@@ -727,7 +724,7 @@ static int finish(pdf_state *st, cn_err *err)
         }
         d->pages[p] = (ingest_page){.number = p + 1, .text = t, .len = page.len};
         total += page.len;
-        bool scan = !st->epub && !st->pages[p].failed && page.len == 0 &&
+        bool scan = !st->pages[p].failed && page.len == 0 &&
                     (st->pages[p].images || garbage);
         if (scan)
             d->scanned[d->n_scanned++] = p + 1;
@@ -759,57 +756,7 @@ static int finish(pdf_state *st, cn_err *err)
     return CN_OK;
 }
 
-/* EPUB chapters (the outline) as headings at the top of their pages. */
-static void mu_outline(fz_context *ctx, pdf_state *st, fz_outline *ol, int level, cn_buf *out)
-{
-    for (; ol; ol = ol->next) {
-        /* EPUB outlines name their chapters by URI; the page comes from the layout */
-        fz_location loc = ol->page;
-        if (loc.page < 0 && ol->uri)
-            loc = fz_resolve_link(ctx, st->doc, ol->uri, NULL, NULL);
-        int p = loc.page >= 0 ? fz_page_number_from_location(ctx, st->doc, loc) : -1;
-        if (ol->title && p >= 0 && p < st->n_pages) {
-            ingest_heading h = {.page = p + 1, .off = 0, .level = level,
-                                .text = cn_arena_strndup(&st->d->arena, ol->title,
-                                                         cn_utf8_valid_prefix(ol->title, CN_MIN(strlen(ol->title), (size_t)200)))};
-            size_t n = out->len / sizeof h;
-            ingest_heading *prev = n ? (ingest_heading *)out->data + n - 1 : NULL;
-            /* in page order only: chunk.c looks them up by position */
-            if (h.text && (!prev || prev->page <= h.page))
-                cn_buf_append(out, &h, sizeof h);
-        }
-        if (ol->down && level < INGEST_MAX_LEVEL)
-            mu_outline(ctx, st, ol->down, level + 1, out);
-    }
-}
-
-static void outline_headings(fz_context *ctx, pdf_state *st)
-{
-    fz_outline *volatile ol = NULL;
-    cn_buf hb;
-    cn_buf_init(&hb, (size_t)16 << 20);
-    fz_try(ctx)
-    {
-        ol = fz_load_outline(ctx, st->doc);
-        mu_outline(ctx, st, ol, 1, &hb);
-    }
-    fz_always(ctx)
-    {
-        fz_drop_outline(ctx, ol);
-    }
-    fz_catch(ctx)
-    {
-        hb.len = 0; /* no chapters: the pages still cite */
-    }
-    size_t n = hb.len / sizeof(ingest_heading);
-    if (n && (st->d->headings = cn_arena_alloc(&st->d->arena, hb.len)) != NULL) {
-        memcpy(st->d->headings, hb.data, hb.len);
-        st->d->n_headings = (int)n;
-    }
-    cn_buf_free(&hb);
-}
-
-enum { DOC_PDF, DOC_EPUB, DOC_IMAGE };
+enum { DOC_PDF, DOC_IMAGE };
 
 /* The MuPDF type of an image file, from its first bytes. */
 static const char *image_magic(const unsigned char *s, size_t n)
@@ -828,7 +775,6 @@ static const char *image_magic(const unsigned char *s, size_t n)
 static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
                     const ingest_opts *o, int type, cn_err *err)
 {
-    bool epub = type == DOC_EPUB;
     ingest_mu_mem mem;
     fz_context *ctx = ingest_mu_new(&mem, o->max_mupdf_bytes);
     if (!ctx)
@@ -843,11 +789,8 @@ static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, 
     st->data = data;
     st->len = len;
     st->o = o;
-    st->magic = epub ? "application/epub+zip"
-                : type == DOC_IMAGE ? image_magic(data, len)
-                                    : "application/pdf";
-    st->label = epub ? "EPUB" : type == DOC_IMAGE ? "image" : "PDF";
-    st->epub = epub;
+    st->magic = type == DOC_IMAGE ? image_magic(data, len) : "application/pdf";
+    st->label = type == DOC_IMAGE ? "image" : "PDF";
     cn_buf_init(&st->text, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     cn_buf_init(&st->lines, (size_t)INGEST_MAX_TEXT_TOTAL_MB << 20);
     fz_set_warning_callback(ctx, on_warning, st);
@@ -934,8 +877,6 @@ static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, 
     }
     if (rc == CN_OK)
         rc = finish(st, err);
-    if (rc == CN_OK && epub)
-        outline_headings(ctx, st);
     d->paged = true;
 
     fz_try(ctx)
@@ -957,12 +898,6 @@ int ingest_pdf(ingest_doc *d, const char *name, const unsigned char *data, size_
                const ingest_opts *o, cn_err *err)
 {
     return read_doc(d, name, data, len, o, DOC_PDF, err);
-}
-
-int ingest_epub(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
-                const ingest_opts *o, cn_err *err)
-{
-    return read_doc(d, name, data, len, o, DOC_EPUB, err);
 }
 
 int ingest_image(ingest_doc *d, const char *name, const unsigned char *data, size_t len,
