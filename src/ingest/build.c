@@ -167,6 +167,19 @@ void ib_heading(ingest_builder *b, int level, const char *s, size_t n)
         fail(b, CN_ENOMEM, "text too large");
 }
 
+void ib_row(ingest_builder *b, const char *s, size_t n)
+{
+    for (;;) {
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n && s[n - 1] == '|')
+            n--;
+        else
+            break;
+    }
+    ib_para(b, s, n);
+}
+
 void ib_page(ingest_builder *b)
 {
     close_page(b, b->keep_empty);

@@ -15,6 +15,7 @@
 */
 #include "ingest/ingest_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -360,11 +361,40 @@ static int file_headings(cn_arena *a, const ingest_doc *d, heading **out, size_t
             o += l;
         }
         p[o] = 0;
+        for (char *c = p; *c; c++)
+            if (*c == '\t' || *c == '\n')
+                *c = ' '; /* the locator's own separators */
         hs[i] = (heading){h->page - 1, h->off, h->text, p};
     }
     *out = hs;
     *n_out = n;
     return CN_OK;
+}
+
+void ingest_locator_at(const char *loc, long off, size_t len, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (!loc || !*loc || cap == 0)
+        return;
+    long quarter = (long)(len / 4);
+    bool whole = off < 0;
+    for (const char *p = loc; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char *tab = memchr(p, '\t', n);
+        long at = strtol(p, NULL, 10);
+        if (tab) {
+            bool take = whole ? at <= quarter
+                              : at <= off;
+            if (!take)
+                break;
+            size_t pl = n - (size_t)(tab + 1 - p);
+            snprintf(out, cap, "%.*s", (int)pl, tab + 1);
+            if (whole && at > 0)
+                break; /* the first heading inside the first quarter wins */
+        }
+        p += n + (nl ? 1 : 0);
+    }
 }
 
 /* The last heading at or before (page, off), or NULL. */
@@ -383,15 +413,52 @@ static const heading *heading_at(const heading *hs, size_t n, int page, size_t o
 
 /* ---- passages ----------------------------------------------------------- */
 
+/* Byte offset in a passage starting at w0 of position (page, off). */
+static size_t rel_offset(const ingest_doc *d, const cword *w0, int page, size_t off)
+{
+    if (page == w0->page)
+        return off - w0->s;
+    size_t r = d->pages[w0->page].len - w0->s + 1;
+    for (int q = w0->page + 1; q < page; q++)
+        r += d->pages[q].len + 1;
+    return r + off;
+}
+
+/* The locator lines of a passage from w0 to w1 (see ingest_passage): the
+** path in effect at its start, then each heading that starts inside it. */
+static const char *locator_of(cn_arena *a, const ingest_doc *d, const heading *hs, size_t n_hs,
+                              const heading *at_start, const cword *w0, const cword *w1)
+{
+    cn_buf b;
+    cn_buf_init(&b, (size_t)1 << 20);
+    if (at_start && at_start->path[0])
+        cn_buf_printf(&b, "0\t%s", at_start->path);
+    size_t i = at_start ? (size_t)(at_start - hs) + 1 : 0;
+    for (; i < n_hs; i++) {
+        const heading *h = &hs[i];
+        if (h->page > w1->page || (h->page == w1->page && h->off >= w1->e))
+            break;
+        if (h->page < w0->page || (h->page == w0->page && h->off < w0->s))
+            continue;
+        cn_buf_printf(&b, "%s%zu\t%s", b.len ? "\n" : "", rel_offset(d, w0, h->page, h->off),
+                      h->path);
+    }
+    const char *s = cn_arena_strndup(a, b.data ? b.data : "", b.len);
+    cn_buf_free(&b);
+    return s;
+}
+
 static int emit(cn_arena *a, const ingest_doc *d, const cword *w0, const cword *w1,
-                const heading *h, cn_buf *out)
+                const heading *h, const char *loc, cn_buf *out)
 {
     ingest_passage p = {.page_start = w0->page + 1,
                         .page_end = w1->page + 1,
                         .off_start = w0->s,
                         .off_end = w1->e,
                         .heading = h ? h->text : "",
-                        .locator = h ? h->path : ""};
+                        .locator = loc};
+    if (!loc)
+        return CN_ENOMEM;
     size_t len = 0;
     if (w0->page == w1->page) {
         len = w1->e - w0->s;
@@ -515,13 +582,11 @@ int chunk_split(cn_arena *a, const ingest_doc *d, const chunk_opts *o, ingest_pa
             }
             cut = best_para ? best_para : best_sent ? best_sent : n;
         }
-        /* heading: the last one at or before the passage start; with the
-        ** file's own headings, at or before its first third, since a
-        ** passage that opens with the overlap of the one before mostly
-        ** belongs to the section that starts in it */
-        const cword *at = own ? &W[(cut - 1) / 3] : &W[0];
-        const heading *h = heading_at(hs, n_hs, at->page, at->s);
-        if (emit(a, d, &W[0], &W[cut - 1], h, &res) != CN_OK) {
+        /* heading: the last one at or before the passage start */
+        const heading *h = heading_at(hs, n_hs, W[0].page, W[0].s);
+        const char *loc =
+            own ? locator_of(a, d, hs, n_hs, h, &W[0], &W[cut - 1]) : "";
+        if (emit(a, d, &W[0], &W[cut - 1], h, loc, &res) != CN_OK) {
             rc = CN_ENOMEM;
             goto done;
         }

@@ -193,8 +193,12 @@ typedef struct ingest_passage {
     const char *text;         /* the passage, NUL-terminated; pages joined by "\n" */
     size_t len;
     const char *heading; /* the last heading-like paragraph at or before the start, "" if none */
-    const char *locator; /* where the passage is, by the file's own headings:
-                            "3 Installing › 3.2 Disk space" ("" when the file marks none) */
+    const char *locator; /* where the passage is, by the file's own headings: lines
+                            "OFFSET\tPATH", the heading path ("3 Installing › 3.2 Disk
+                            space") in effect from byte OFFSET of the text on; the
+                            first line's OFFSET is 0 when a heading precedes the
+                            passage. "" when the file marks none. ingest_locator_at
+                            reads it. */
 } ingest_passage;
 
 /*
@@ -209,6 +213,12 @@ typedef struct ingest_passage {
 */
 int chunk_split(cn_arena *a, const ingest_doc *d, const chunk_opts *o, ingest_passage **out,
                 cn_err *err);
+
+/* The heading path in effect at byte off of a passage whose locator is loc
+** (see ingest_passage), into out; with off < 0, the one a citation of the
+** whole passage names: the path at its start, or the first heading that
+** starts in its first quarter (len: the passage's length). "" if none. */
+void ingest_locator_at(const char *loc, long off, size_t len, char *out, size_t cap);
 
 /* The fixed estimate used without a tokenizer: per word, one token per 6
 ** bytes of letters and digits (at least one) plus one per punctuation mark

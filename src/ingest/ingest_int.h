@@ -84,6 +84,8 @@ void ib_init(ingest_builder *b, ingest_doc *d, const char *name, int page_words,
 void ib_para(ingest_builder *b, const char *s, size_t n);
 void ib_heading(ingest_builder *b, int level, const char *s, size_t n);
 void ib_page(ingest_builder *b);
+/* A table row, cells joined by " | ": empty cells at its end are dropped. */
+void ib_row(ingest_builder *b, const char *s, size_t n);
 /* Pages and headings into b->d (its arena); frees b's buffers either way. */
 int ib_finish(ingest_builder *b, cn_err *err);
 void ib_free(ingest_builder *b);

@@ -132,7 +132,7 @@ static void table(odf *x, fz_xml *tbl, int depth)
             if (cell.len)
                 cn_buf_append(&row, cell.data, cell.len);
         }
-        ib_para(x->b, row.data, row.len);
+        ib_row(x->b, row.data, row.len);
         if (x->notes.len) {
             ib_para(x->b, x->notes.data, x->notes.len);
             x->notes.len = 0;

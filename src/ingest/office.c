@@ -298,7 +298,7 @@ static void table(docx *x, fz_xml *tbl, cn_buf *out, int depth)
                 cn_buf_append(out, "; ", 2);
             cn_buf_append(out, row.data ? row.data : "", row.len);
         } else {
-            ib_para(x->b, row.data, row.len);
+            ib_row(x->b, row.data, row.len);
             if (x->pending_notes.len) {
                 ib_para(x->b, x->pending_notes.data, x->pending_notes.len);
                 x->pending_notes.len = 0;
@@ -499,7 +499,7 @@ static void shape_text(ingest_builder *b, fz_xml *sp, int level, cn_buf *t)
                         if (t->data[i] == '\n')
                             t->data[i] = ' ';
                 }
-                ib_para(b, t->data, t->len);
+                ib_row(b, t->data, t->len);
             }
             descend = false;
         }

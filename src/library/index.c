@@ -5,6 +5,7 @@
 ** vectors for the model once per process.
 */
 #include "library/lib_int.h"
+#include "ingest/ingest.h"
 #include "search/search.h"
 
 #include <ctype.h>
@@ -271,6 +272,17 @@ static int cited_page(lib *l, const store_hit *h, const char *query, cn_arena *a
     return h->page_end;
 }
 
+/* The heading path to cite: the one in effect where the query's words first
+** appear in the passage, else the passage's own (ingest_locator_at). */
+static const char *cited_locator(const store_hit *h, const char *query, cn_arena *a)
+{
+    if (!h->locator || !h->locator[0])
+        return NULL;
+    char buf[512];
+    ingest_locator_at(h->locator, first_match(h->text, query), h->len, buf, sizeof buf);
+    return buf[0] ? cn_arena_strndup(a, buf, strlen(buf)) : NULL;
+}
+
 int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,
                lib_search_info *info, cn_err *err)
 {
@@ -333,8 +345,8 @@ int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a,
         out[m++] = (lib_result){hits[i].passage_id, hits[i].doc_id, hits[i].path, hits[i].title,
                                 hits[i].page_start, hits[i].page_end,
                                 cited_page(l, &hits[i], query, a), hits[i].text,
-                                nv > 0 ? fused[i].score : kw[i].score, hits[i].locator,
-                                hits[i].ocr, hits[i].ocr_conf};
+                                nv > 0 ? fused[i].score : kw[i].score,
+                                cited_locator(&hits[i], query, a), hits[i].ocr, hits[i].ocr_conf};
     }
     return m;
 }

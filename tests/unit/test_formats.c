@@ -49,17 +49,29 @@ static bool valid_pages(const ingest_doc *d)
     return true;
 }
 
-/* The locator of the passage holding needle, with small passages. */
+/* The heading path cited for needle: in the first passage holding it, the
+** path in effect where it stands, with small passages (and with large ones:
+** both must agree). */
 static const char *locator_of(const ingest_doc *d, const char *needle, cn_arena *a)
 {
-    ingest_passage *ps;
-    chunk_opts co = {.max_tokens = 12, .overlap_pct = CHUNK_NO_OVERLAP};
-    cn_err err = {0};
-    int n = chunk_split(a, d, &co, &ps, &err);
-    for (int i = 0; i < n; i++)
-        if (strstr(ps[i].text, needle))
-            return ps[i].locator;
-    return "(not found)";
+    static char out[2][512];
+    for (int big = 0; big <= 1; big++) {
+        ingest_passage *ps;
+        chunk_opts co = {.max_tokens = big ? 256 : 12, .overlap_pct = CHUNK_NO_OVERLAP};
+        cn_err err = {0};
+        int n = chunk_split(a, d, &co, &ps, &err);
+        snprintf(out[big], sizeof out[big], "(not found)");
+        for (int i = 0; i < n; i++) {
+            const char *at = strstr(ps[i].text, needle);
+            if (at) {
+                ingest_locator_at(ps[i].locator, at - ps[i].text, ps[i].len, out[big], 512);
+                break;
+            }
+        }
+    }
+    if (strcmp(out[0], out[1]) != 0)
+        return "(small and large passages disagree)";
+    return out[0];
 }
 
 /* The common story of docgen.h, as every structured format must give it. */
@@ -594,4 +606,27 @@ TEST(formats_library_adds_every_format_with_locators)
     EXPECT(n >= 1 && res[0].locator && strcmp(res[0].locator, "OPTIONS") == 0);
     cn_arena_free(&a);
     lib_close(l);
+}
+
+TEST(formats_locator_lines_pick_the_heading_in_effect)
+{
+    const char *loc = "0\t1 Intro\n40\t1 Intro \xE2\x80\xBA 1.1 Scope\n90\t2 Use";
+    char out[64];
+    ingest_locator_at(loc, 10, 200, out, sizeof out);
+    EXPECT_STR(out, "1 Intro");
+    ingest_locator_at(loc, 40, 200, out, sizeof out);
+    EXPECT_STR(out, "1 Intro \xE2\x80\xBA 1.1 Scope");
+    ingest_locator_at(loc, 150, 200, out, sizeof out);
+    EXPECT_STR(out, "2 Use");
+    /* the whole passage: its start, unless a heading starts in its first quarter */
+    ingest_locator_at(loc, -1, 100, out, sizeof out);
+    EXPECT_STR(out, "1 Intro");
+    ingest_locator_at(loc, -1, 200, out, sizeof out);
+    EXPECT_STR(out, "1 Intro \xE2\x80\xBA 1.1 Scope");
+    ingest_locator_at("30\t2 Use", -1, 1000, out, sizeof out);
+    EXPECT_STR(out, "2 Use");
+    ingest_locator_at("300\t2 Use", 10, 1000, out, sizeof out);
+    EXPECT_STR(out, "");
+    ingest_locator_at("", 10, 1000, out, sizeof out);
+    EXPECT_STR(out, "");
 }
