@@ -15,6 +15,16 @@
 #   amc-fr.pdf, amc-ja.pdf auto-multiple-choice-doc-pdf  French and Japanese manuals
 #   camlidl.pdf            camlidl-doc         a short paper-like manual (1990s LaTeX)
 #   octave-refcard.pdf     octave-doc          three-column reference card (landscape A4)
+# and documents of the other formats Cairn reads (issue 14), written by others:
+#   officer-example.docx   r-cran-officer      Word file made in French Word ("Titre1" styles)
+#   officer-example.pptx   r-cran-officer      PowerPoint slides
+#   officer-table.docx     r-cran-officer      Word tables with merged cells (gzipped in the package)
+#   relatorio-*.odt/.odp   python3-relatorio   OpenDocument templates with tables, and slides
+#   live-manual-en.epub    live-manual-epub    a 49-chapter manual whose spine points into chapters
+#   live-manual-fr.epub    live-manual-epub    the same in French
+#   ls.1.gz                coreutils           a man page, gzipped as /usr/share/man has it
+# (no Debian package within reach ships a real .rtf document: RTF is tested on
+# the generated ones of tests/unit/docgen.h)
 #
 # With --qa it also fetches the documents of the paraphrased question set
 # (bench/qa/questions.tsv, run by `bash bench/recall.sh --qa`): the six above
@@ -35,6 +45,14 @@ amc-fr.pdf auto-multiple-choice-doc-pdf usr/share/doc/auto-multiple-choice/auto-
 amc-ja.pdf auto-multiple-choice-doc-pdf usr/share/doc/auto-multiple-choice/auto-multiple-choice.ja.pdf
 camlidl.pdf camlidl-doc usr/share/doc/camlidl/camlidl-1.04.doc.pdf
 octave-refcard.pdf octave-doc usr/share/doc/octave/refcard-a4.pdf
+officer-example.docx r-cran-officer usr/lib/R/site-library/officer/doc_examples/example.docx
+officer-example.pptx r-cran-officer usr/lib/R/site-library/officer/doc_examples/example.pptx
+officer-table.docx r-cran-officer usr/share/doc/r-cran-officer/tests/testthat/docs_dir/table-complex.docx.gz
+relatorio-complicated.odt python3-relatorio usr/share/doc/python3-relatorio/examples/complicated.odt
+relatorio-presentation.odp python3-relatorio usr/share/doc/python3-relatorio/examples/presentation.odp
+live-manual-en.epub live-manual-epub usr/share/doc/live-manual/epub/live-manual.en.epub
+live-manual-fr.epub live-manual-epub usr/share/doc/live-manual/epub/live-manual.fr.epub
+ls.1.gz coreutils usr/share/man/man1/ls.1.gz
 "
 
 # The question set's other documents: reference cards with tables, long
@@ -107,11 +125,12 @@ echo "$DOCS" | while read -r name pkg path; do
         continue
     fi
     mkdir -p "$(dirname "$DIR/$name")" || continue
-    case "$path" in
-    *.gz) gzip -dc "$src" >"$DIR/$name.tmp" ;;
+    case "$name:$path" in
+    *.gz:*.gz) cp "$src" "$DIR/$name.tmp" ;; # kept compressed: the reader unpacks it
+    *:*.gz) gzip -dc "$src" >"$DIR/$name.tmp" ;;
     *) cp "$src" "$DIR/$name.tmp" ;;
     esac && mv "$DIR/$name.tmp" "$DIR/$name" && echo "fetch_docs: $name ($pkg)"
 done
-n=$(ls "$DIR"/*.pdf "$DIR"/distractors/*.pdf 2>/dev/null | wc -l)
+n=$(ls "$DIR" "$DIR"/distractors 2>/dev/null | grep -c '\.')
 echo "fetch_docs: $n documents in $DIR"
 exit 0

@@ -217,7 +217,7 @@ static void text_of(const char *s, size_t n, cn_buf *o)
             if (i < n && (s[i] == '(' || s[i] == '[' || s[i] == '\''))
                 i = esc_arg(s, i, n, &nm, &nn);
             else
-                while (i < n && s[i] >= '0' && s[i] <= '9' && nn++ < 2)
+                for (int digits = 0; i < n && s[i] >= '0' && s[i] <= '9' && digits < 2; digits++)
                     i++;
             break;
         case 'h':

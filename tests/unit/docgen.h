@@ -10,6 +10,7 @@
 #ifndef CN_TEST_DOCGEN_H
 #define CN_TEST_DOCGEN_H
 
+#include "ingest/ingest.h"
 #include "zipw.h"
 
 #include <stdio.h>
@@ -261,7 +262,7 @@ static const char docgen_man[] =
     ".\\\" a comment " DOCGEN_HIDDEN "\n"
     ".TH PUMPCTL 8 \"2026-12-01\" \"pumpctl 2.3\" \"System Manager's Manual\"\n"
     ".de XX\n" DOCGEN_HIDDEN " macro body\n..\n"
-    ".SH NAME\npumpctl \\- control the plant\\(aqs pumps\n"
+    ".SH NAME\npumpctl \\- control the plant\\(aqs \\s-1pumps\\s0\n"
     ".SH SYNOPSIS\n.B pumpctl\n[\\fB\\-v\\fR]\n.I valve\n"
     ".SH OPTIONS\n.TP\n.BR \\-d \", \" \\-\\-drain\nOpen the drain before\nstopping.\n"
     ".TP\n\\fB\\-p\\fR \\fIbar\\fR\nSet the pressure limit.\n"
@@ -269,5 +270,30 @@ static const char docgen_man[] =
     ".SH FILES\n.nf\n/etc/pumpctl.conf\n/var/lib/pumpctl\n.fi\n"
     ".TS\ntab(\\t);\nl l.\nValve\tPressure\nV-101\t12 bar\n.TE\n"
     ".SH SEE ALSO\n.BR systemctl (1)\n";
+
+/* The heading path cited for needle: in the first passage holding it, the
+** path in effect where it stands, with small passages and with large ones
+** (both must agree). Static storage. */
+static inline const char *docgen_locator_of(const ingest_doc *d, const char *needle, cn_arena *a)
+{
+    static char out[2][512];
+    for (int big = 0; big <= 1; big++) {
+        ingest_passage *ps;
+        chunk_opts co = {.max_tokens = big ? 256 : 12, .overlap_pct = CHUNK_NO_OVERLAP};
+        cn_err err = {0};
+        int n = chunk_split(a, d, &co, &ps, &err);
+        snprintf(out[big], sizeof out[big], "(not found)");
+        for (int i = 0; i < n; i++) {
+            const char *at = strstr(ps[i].text, needle);
+            if (at) {
+                ingest_locator_at(ps[i].locator, at - ps[i].text, ps[i].len, out[big], 512);
+                break;
+            }
+        }
+    }
+    if (strcmp(out[0], out[1]) != 0)
+        return "(small and large passages disagree)";
+    return out[0];
+}
 
 #endif

@@ -49,31 +49,6 @@ static bool valid_pages(const ingest_doc *d)
     return true;
 }
 
-/* The heading path cited for needle: in the first passage holding it, the
-** path in effect where it stands, with small passages (and with large ones:
-** both must agree). */
-static const char *locator_of(const ingest_doc *d, const char *needle, cn_arena *a)
-{
-    static char out[2][512];
-    for (int big = 0; big <= 1; big++) {
-        ingest_passage *ps;
-        chunk_opts co = {.max_tokens = big ? 256 : 12, .overlap_pct = CHUNK_NO_OVERLAP};
-        cn_err err = {0};
-        int n = chunk_split(a, d, &co, &ps, &err);
-        snprintf(out[big], sizeof out[big], "(not found)");
-        for (int i = 0; i < n; i++) {
-            const char *at = strstr(ps[i].text, needle);
-            if (at) {
-                ingest_locator_at(ps[i].locator, at - ps[i].text, ps[i].len, out[big], 512);
-                break;
-            }
-        }
-    }
-    if (strcmp(out[0], out[1]) != 0)
-        return "(small and large passages disagree)";
-    return out[0];
-}
-
 /* The common story of docgen.h, as every structured format must give it. */
 static void expect_story(const ingest_doc *d, int pages, bool paged, bool tables)
 {
@@ -106,8 +81,8 @@ static void expect_story(const ingest_doc *d, int pages, bool paged, bool tables
     EXPECT(d->paged == paged);
     cn_arena a;
     cn_arena_init(&a, (size_t)64 << 20);
-    EXPECT_STR(locator_of(d, "40 MB", &a), "1 Installing \xE2\x80\xBA 1.1 Disk space");
-    EXPECT_STR(locator_of(d, "Dichtungen", &a), "2 Maintenance");
+    EXPECT_STR(docgen_locator_of(d, "40 MB", &a), "1 Installing \xE2\x80\xBA 1.1 Disk space");
+    EXPECT_STR(docgen_locator_of(d, "Dichtungen", &a), "2 Maintenance");
     cn_arena_free(&a);
 }
 
@@ -202,8 +177,8 @@ TEST(formats_man_sections_macros_and_escapes)
     EXPECT_EQ_INT(d.n_headings, 6);
     cn_arena a;
     cn_arena_init(&a, (size_t)64 << 20);
-    EXPECT_STR(locator_of(&d, "non-zero", &a), "OPTIONS \xE2\x80\xBA Exit status");
-    EXPECT_STR(locator_of(&d, "pressure limit", &a), "OPTIONS");
+    EXPECT_STR(docgen_locator_of(&d, "non-zero", &a), "OPTIONS \xE2\x80\xBA Exit status");
+    EXPECT_STR(docgen_locator_of(&d, "pressure limit", &a), "OPTIONS");
     cn_arena_free(&a);
     ingest_doc_free(&d);
 
@@ -292,8 +267,8 @@ TEST(formats_epub_chapters_as_headings)
         EXPECT_EQ_INT(d.n_headings, 2);
         cn_arena a;
         cn_arena_init(&a, (size_t)64 << 20);
-        EXPECT_STR(locator_of(&d, "seals", &a), "2 Maintenance");
-        EXPECT_STR(locator_of(&d, "40 MB", &a), "1 Installing");
+        EXPECT_STR(docgen_locator_of(&d, "seals", &a), "2 Maintenance");
+        EXPECT_STR(docgen_locator_of(&d, "40 MB", &a), "1 Installing");
         cn_arena_free(&a);
         ingest_doc_free(&d);
     } else {

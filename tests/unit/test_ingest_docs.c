@@ -231,3 +231,64 @@ TEST(ingest_docs_passages)
     cn_arena_free(&a);
     ingest_doc_free(&d);
 }
+
+/* ---- the other formats (issue 14): real files from Debian packages ---------- */
+
+#include "docgen.h"
+
+static const struct {
+    const char *file, *kind;
+    int n_pages;
+    int page;            /* where text is */
+    const char *text;    /* verbatim on that page */
+    const char *at;      /* a phrase whose heading path is locator */
+    const char *locator;
+} format_facts[] = {
+    {"officer-example.docx", "docx", 1, 1, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
+     "Quisque tristique", "Title 2"},
+    {"officer-example.pptx", "pptx", 3, 2, "This is an ordered", NULL, NULL},
+    {"officer-example.pptx", "pptx", 3, 1, "A | 12.23 | blah blah", NULL, NULL},
+    {"officer-table.docx", "docx", 1, 1, "Column head | column head | column head", NULL, NULL},
+    {"relatorio-complicated.odt", "odt", 1, 1,
+     "This is the last reminder before we swarm you with our mighty lawyers.", NULL, NULL},
+    {"relatorio-presentation.odp", "odp", 1, 1, "Example Sheet for Customer", NULL, NULL},
+    {"live-manual-en.epub", "epub", 49, 26,
+     "we are adding the label persistence so that the device is mounted as persistence store at "
+     "boot time.",
+     "label persistence", "10. Customizing run time behaviours"},
+    {"live-manual-fr.epub", "epub", 49, 26,
+     "nous avons besoin de monter le dispositif, par exemple dans /mnt.", "monter le dispositif",
+     "10. Personnalisation des comportements pendant l'" "ex\xC3\xA9" "cution"},
+    {"ls.1.gz", "man", 1, 1, "ls - list directory contents", "list directory contents", "NAME"},
+    {"ls.1.gz", "man", 1, 1, "do not ignore entries starting with .", "do not ignore entries",
+     "DESCRIPTION"},
+};
+
+TEST(ingest_docs_formats_known_text_at_known_locators)
+{
+    const char *dir = docs_dir();
+    if (!dir)
+        SKIP(NO_DOCS_DIR);
+    missing m = {{0}};
+    for (size_t i = 0; i < CN_ARRAY_LEN(format_facts); i++) {
+        const __typeof__(format_facts[0]) *f = &format_facts[i];
+        ingest_doc d;
+        if (!open_doc(f->file, &d, &m))
+            continue;
+        EXPECT_STR(d.kind, f->kind);
+        EXPECT_EQ_INT(d.n_pages, f->n_pages);
+        if (f->page <= d.n_pages && !strstr(d.pages[f->page - 1].text, f->text))
+            test_fail_at(__FILE__, __LINE__, "%s p. %d lacks \"%s\"", f->file, f->page, f->text);
+        if (f->at) {
+            cn_arena a;
+            cn_arena_init(&a, (size_t)64 << 20);
+            const char *loc = docgen_locator_of(&d, f->at, &a);
+            if (strcmp(loc, f->locator) != 0)
+                test_fail_at(__FILE__, __LINE__, "%s: \"%s\" is cited at \"%s\", not \"%s\"",
+                             f->file, f->at, loc, f->locator);
+            cn_arena_free(&a);
+        }
+        ingest_doc_free(&d);
+    }
+    skip_if_missing(&m);
+}
