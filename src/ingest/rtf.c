@@ -575,6 +575,10 @@ int ingest_rtf(ingest_doc *d, const char *name, const unsigned char *data, size_
         while (k < len && data[k] != '\\' && data[k] != '{' && data[k] != '}' && data[k] != '\r' &&
                data[k] != '\n')
             k++;
+        if (k == i) { /* a backslash as the file's last byte */
+            i++;
+            continue;
+        }
         if (data[i] >= 0x80) {
             /* 8-bit text outside \'hh: bytes of the code page too */
             for (size_t j = i; j < k; j++) {

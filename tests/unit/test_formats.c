@@ -492,6 +492,7 @@ TEST(formats_rtf_odd_inputs)
         {"{\\rtf1\\ansicpg932 \\'93\\'fa\\'96\\'7b}", "\xE6\x97\xA5\xE6\x9C\xAC"}, /* Shift-JIS */
         {"{\\rtf1\\ansicpg99999 \\'e9}", "\xC3\xA9"}, /* an unknown code page: cp1252 */
         {"{\\rtf1 \\verylongcontrolwordthatgoesonandonandonandonandon7 z}", "z"},
+        {"{\\rtf1 ends with a backslash\\", "ends with a backslash"}, /* once looped forever */
     };
     for (size_t i = 0; i < CN_ARRAY_LEN(cases); i++) {
         int rc = ingest_buf("odd.rtf", cases[i].in, strlen(cases[i].in), NULL, &d, &err);
