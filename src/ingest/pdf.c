@@ -834,7 +834,7 @@ static int read_doc(ingest_doc *d, const char *name, const unsigned char *data, 
         {
             pg = fz_load_page(ctx, st->doc, 0);
             fz_rect r = fz_bound_page(ctx, pg);
-            if (r.x1 - r.x0 < 1 || r.y1 - r.y0 < 1)
+            if (!(r.x1 - r.x0 > 0) || !(r.y1 - r.y0 > 0))
                 fz_throw(ctx, FZ_ERROR_GENERIC, "an empty image");
         }
         fz_always(ctx)

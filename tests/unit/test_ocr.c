@@ -310,3 +310,60 @@ TEST(ocr_resumes_after_kill)
     EXPECT_EQ_INT(store_check(lib_store(l), &err), CN_OK);
     lib_close(l);
 }
+
+/* A TIFF of 10 000 one-pixel frames: counted, not decoded, at add time; a
+** frame near the end renders on its own; a page limit refuses it by count. */
+TEST(ocr_ten_thousand_page_tiff_is_counted_not_decoded)
+{
+    const int frames = 10000;
+    cn_buf b;
+    cn_buf_init(&b, (size_t)64 << 20);
+    cn_buf_append(&b, "II*\0", 4);
+    uint32_t first = 8;
+    cn_buf_append(&b, &first, 4);
+    for (int i = 0; i < frames; i++) {
+        uint32_t at = (uint32_t)b.len, pixel = at + 2 + 8 * 12 + 4;
+        uint32_t next = i + 1 < frames ? pixel + 1 : 0;
+        const struct {
+            uint16_t tag, type;
+            uint32_t count, value;
+        } e[8] = {{256, 4, 1, 1}, {257, 4, 1, 1},     {258, 3, 1, 8}, {259, 3, 1, 1},
+                  {262, 3, 1, 1}, {273, 4, 1, pixel}, {278, 4, 1, 1}, {279, 4, 1, 1}};
+        uint16_t n = 8;
+        cn_buf_append(&b, &n, 2);
+        cn_buf_append(&b, e, sizeof e);
+        cn_buf_append(&b, &next, 4);
+        cn_buf_append(&b, &(uint8_t){(uint8_t)(i * 7)}, 1);
+    }
+    char path[700];
+    snprintf(path, sizeof path, "%s/frames.tif", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    fwrite(b.data, 1, b.len, f);
+    fclose(f);
+    cn_buf_free(&b);
+    ingest_doc d;
+    cn_err err = {0};
+    double t0 = cn_now();
+    int rc = ingest_file(path, &d, &err);
+    double dt = cn_now() - t0;
+    EXPECT_EQ_INT(rc, CN_OK);
+    if (rc == CN_OK) {
+        EXPECT_STR(d.kind, "image");
+        EXPECT_EQ_INT(d.n_pages, frames);
+        EXPECT_EQ_INT(d.n_scanned, frames);
+        ingest_doc_free(&d);
+    } else {
+        fprintf(stderr, "%s\n", err.msg);
+    }
+    printf("     10 000-frame TIFF counted in %.2f s\n", dt);
+    EXPECT(dt < 10);
+    ingest_opts o = {.max_pages = 5000};
+    EXPECT_EQ_INT(ingest_file_opts(path, &o, &d, &err), CN_ELIMIT);
+    EXPECT_CONTAINS(err.msg, "declares 10000 pages, more than the limit of 5000");
+    ingest_pixmap px;
+    EXPECT_EQ_INT(ingest_render(path, 9999, 300, &px, &err), CN_OK);
+    EXPECT(px.w >= 1 && px.h >= 1);
+    ingest_pixmap_free(&px);
+    EXPECT_EQ_INT(ingest_render(path, 10001, 300, &px, &err), CN_ENOTFOUND);
+    EXPECT_CONTAINS(err.msg, "page 10001: no such page (10000 pages)");
+}
