@@ -27,7 +27,7 @@ int store_ocr_pending(store *s, int limit, cn_arena *a, store_ocr_page *out, cn_
     if (rc != CN_OK)
         return rc;
     sqlite3_bind_int(st, 1, limit);
-    int n = 0, src;
+    int n = 0, src = SQLITE_DONE;
     bool oom = false;
     while (n < limit && !oom && (src = sqlite3_step(st)) == SQLITE_ROW) {
         store_ocr_page *p = &out[n++];
