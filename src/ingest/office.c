@@ -612,8 +612,9 @@ int ingest_office(ingest_doc *d, int kind, const char *name, const unsigned char
     int rc = zip_open(&z, name, data, len, o, err);
     if (rc != CN_OK)
         return rc;
-    if (zip_has(&z, "word/vbaProject.bin") || zip_has(&z, "ppt/vbaProject.bin"))
-        ingest_note(d, "macros ignored");
+    bool macros = zip_has(&z, "word/vbaProject.bin") || zip_has(&z, "ppt/vbaProject.bin");
+    if (macros)
+        ingest_note(d, "macros ignored (never run)");
     if (zip_has(&z, "word/document.xml")) {
         d->kind = "docx";
         rc = read_docx(&z, d, name, o, err);
@@ -628,6 +629,12 @@ int ingest_office(ingest_doc *d, int kind, const char *name, const unsigned char
                      "word/document.xml or ppt/presentation.xml)",
                      name);
     }
+    size_t total = 0;
+    for (int i = 0; rc == CN_OK && i < d->n_pages; i++)
+        total += d->pages[i].len;
+    if (rc == CN_OK && macros && total == 0)
+        rc = cn_fail(err, CN_EFORMAT, "%s: no text (a file of macros only; macros are never run)",
+                     name);
     zip_close(&z);
     return rc;
 }

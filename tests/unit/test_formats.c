@@ -468,6 +468,25 @@ TEST(formats_odd_zips_say_what_they_are)
         EXPECT_CONTAINS(err.msg, "broken.docx");
     }
     free(data);
+    /* a macro-enabled file: the text is read, the macros never; macros only: said so */
+    zipw_init(&z);
+    zipw_add(&z, "word/document.xml",
+             "<w:document xmlns:w=\"w\"><w:body><w:p><w:r><w:t>Quarterly figures</w:t></w:r>"
+             "</w:p></w:body></w:document>");
+    zipw_add_ex(&z, "word/vbaProject.bin", "\xD0\xCF\x11\xE0macro", 9, false, 0);
+    n = zipw_finish(&z, &data);
+    EXPECT_EQ_INT(ingest_buf("report.docm", data, n, NULL, &d, &err), CN_OK);
+    EXPECT_CONTAINS(d.notes, "macros ignored (never run)");
+    EXPECT_STR(d.pages[0].text, "Quarterly figures");
+    ingest_doc_free(&d);
+    free(data);
+    zipw_init(&z);
+    zipw_add(&z, "word/document.xml", "<w:document xmlns:w=\"w\"><w:body/></w:document>");
+    zipw_add_ex(&z, "word/vbaProject.bin", "\xD0\xCF\x11\xE0macro", 9, false, 0);
+    n = zipw_finish(&z, &data);
+    EXPECT_EQ_INT(ingest_buf("macros.docm", data, n, NULL, &d, &err), CN_EFORMAT);
+    EXPECT_CONTAINS(err.msg, "macros.docm: no text (a file of macros only");
+    free(data);
     /* a presentation without slides */
     zipw_init(&z);
     zipw_add(&z, "ppt/presentation.xml", "<p:presentation xmlns:p=\"p\"/>");
