@@ -4,6 +4,7 @@
 */
 #include "cli/cli.h"
 #include "library/library.h"
+#include "ocr/ocr.h"
 #include "models/models.h"
 #include "rag/rag.h"
 
@@ -1071,6 +1072,23 @@ int cmd_doctor(int argc, char **argv)
     cn_err ck = {0};
     int crc = store_check(lib_store(l), &ck);
     printf("consistency      %s\n", crc ? ck.msg : "ok");
+    {
+        char inst[256], dflt[128], dir[512];
+        store_ocr_counts oc = {0};
+        cn_err oe = {0};
+        store_ocr_count(lib_store(l), 0, &oc, &oe);
+        if (ocr_installed(inst, sizeof inst) > 0) {
+            ocr_default_langs(dflt, sizeof dflt);
+            printf("OCR              tesseract, languages %s (default %s)", inst, dflt);
+        } else {
+            printf("OCR              not available: no language data in %s (apt-get install "
+                   "tesseract-ocr-eng)",
+                   ocr_datadir(dir, sizeof dir));
+        }
+        printf("; %lld pages read, %lld waiting%s, %lld failed, %lld low confidence\n",
+               (long long)oc.done, (long long)oc.pending, oc.pending ? " (cairn index)" : "",
+               (long long)oc.failed, (long long)oc.low);
+    }
     char cfg[4096] = "(none)";
     cn_config_path(cfg, sizeof cfg);
     printf("settings         %s%s\n", cfg, access(cfg, R_OK) == 0 ? "" : " (not present: defaults)");
