@@ -128,9 +128,15 @@ static int md_put(cn_buf *out, const char *lit)
     return lit ? cn_buf_append(out, lit, strlen(lit)) : CN_OK;
 }
 
+typedef struct md_head {
+    int level;
+    char *text; /* in d->arena */
+} md_head;
+
 /* Walk the tree of body and write its text into out; the first heading
-** becomes the title unless one is set. */
-static int md_render(ingest_doc *d, const char *body, size_t n, bool have_title, cn_buf *out)
+** becomes the title unless one is set; every heading goes into heads. */
+static int md_render(ingest_doc *d, const char *body, size_t n, bool have_title, cn_buf *out,
+                     cn_buf *heads)
 {
     cmark_node *doc = cmark_parse_document(body, n, CMARK_OPT_DEFAULT);
     if (!doc)
@@ -151,6 +157,13 @@ static int md_render(ingest_doc *d, const char *body, size_t n, bool have_title,
                 if (!have_title && out->len > start) {
                     rc = ingest_set_title(d, out->data + start, out->len - start);
                     have_title = rc == CN_OK && d->title[0];
+                }
+                size_t hl = out->len - start;
+                if (rc == CN_OK && hl && hl <= 200 && !memchr(out->data + start, '\n', hl)) {
+                    md_head h = {cmark_node_get_heading_level(node),
+                                 cn_arena_strndup(&d->arena, out->data + start, hl)};
+                    if (!h.text || cn_buf_append(heads, &h, sizeof h) != CN_OK)
+                        rc = CN_ENOMEM;
                 }
                 if (rc == CN_OK)
                     rc = md_sep(out, 2);
@@ -211,6 +224,54 @@ static int md_render(ingest_doc *d, const char *body, size_t n, bool have_title,
     return rc;
 }
 
+/* Find each heading, in order, at the start of a paragraph of the pages
+** (the text ingest_set_pages made of md_render's), and record it there. */
+static int md_place_headings(ingest_doc *d, const md_head *h, size_t n)
+{
+    if (!n)
+        return CN_OK;
+    d->headings = cn_arena_alloc(&d->arena, n * sizeof *d->headings);
+    if (!d->headings)
+        return CN_ENOMEM;
+    int p = 0;
+    size_t off = 0, k = 0;
+    for (size_t i = 0; i < n && p < d->n_pages; i++) {
+        size_t hl = strlen(h[i].text);
+        int p0 = p;
+        size_t off0 = off;
+        bool found = false;
+        for (; p < d->n_pages; p++, off = 0) {
+            const ingest_page *pg = &d->pages[p];
+            const char *at = NULL;
+            for (size_t from = off; from < pg->len;) {
+                const char *f = memmem(pg->text + from, pg->len - from, h[i].text, hl);
+                if (!f)
+                    break;
+                size_t o = (size_t)(f - pg->text);
+                if ((o == 0 || (o >= 2 && f[-1] == '\n' && f[-2] == '\n')) &&
+                    (o + hl == pg->len || f[hl] == '\n')) {
+                    at = f;
+                    break;
+                }
+                from = o + 1;
+            }
+            if (at) {
+                off = (size_t)(at - pg->text);
+                d->headings[k++] = (ingest_heading){p + 1, off, h[i].level, h[i].text};
+                off += hl;
+                found = true;
+                break;
+            }
+        }
+        if (!found) { /* not in the text as a paragraph of its own: skip it */
+            p = p0;
+            off = off0;
+        }
+    }
+    d->n_headings = (int)k;
+    return CN_OK;
+}
+
 /* The value of "title:" in YAML front matter, unquoted. */
 static bool front_title(const char *s, size_t n, size_t *ts, size_t *tn)
 {
@@ -263,10 +324,17 @@ int ingest_markdown(ingest_doc *d, const char *name, const unsigned char *data, 
             have_title = false, d->title = NULL;
     }
 
-    int r = md_render(d, s + i, n - i, have_title, &out);
+    cn_buf heads;
+    cn_buf_init(&heads, (size_t)64 << 20);
+    int r = md_render(d, s + i, n - i, have_title, &out, &heads);
+    if (r == CN_OK)
+        rc = ingest_set_pages(d, name, out.data ? out.data : "", out.len, o->text_page_words,
+                              err);
+    if (r == CN_OK && rc == CN_OK)
+        r = md_place_headings(d, (const md_head *)heads.data, heads.len / sizeof(md_head));
+    cn_buf_free(&heads);
     if (r != CN_OK)
         goto nomem;
-    rc = ingest_set_pages(d, name, out.data ? out.data : "", out.len, o->text_page_words, err);
     goto done;
 nomem:
     rc = cn_fail(err, CN_ENOMEM, "%s: out of memory", name);

@@ -603,6 +603,34 @@ TEST(formats_library_adds_every_format_with_locators)
     lib_close(l);
 }
 
+TEST(formats_markdown_and_html_headings_are_locators)
+{
+    const char md[] = "# Pump manual\n\nIntro text.\n\n## Installing\n\nBolt it down.\n\n"
+                      "### Disk space\n\nThe controller needs 40 MB.\n\n## Maintenance\n\n"
+                      "Check the seals monthly.\n";
+    const char html[] = "<html><body><h1>Pump manual</h1><p>Intro text.</p><h2>Installing</h2>"
+                        "<p>Bolt it down.</p><h3>Disk space</h3><p>The controller needs 40 MB."
+                        "</p><h2>Maintenance</h2><p>Check the seals monthly.</p></body></html>";
+    for (int k = 0; k < 2; k++) {
+        ingest_doc d;
+        cn_err err = {0};
+        int rc = k ? ingest_buf("m.html", html, sizeof html - 1, NULL, &d, &err)
+                   : ingest_buf("m.md", md, sizeof md - 1, NULL, &d, &err);
+        EXPECT_EQ_INT(rc, CN_OK);
+        if (rc != CN_OK)
+            continue;
+        EXPECT(valid_pages(&d));
+        EXPECT_EQ_INT(d.n_headings, 4);
+        cn_arena a;
+        cn_arena_init(&a, (size_t)16 << 20);
+        EXPECT_STR(docgen_locator_of(&d, "40 MB", &a),
+                   "Pump manual \xE2\x80\xBA Installing \xE2\x80\xBA Disk space");
+        EXPECT_STR(docgen_locator_of(&d, "seals", &a), "Pump manual \xE2\x80\xBA Maintenance");
+        cn_arena_free(&a);
+        ingest_doc_free(&d);
+    }
+}
+
 TEST(formats_locator_lines_pick_the_heading_in_effect)
 {
     const char *loc = "0\t1 Intro\n40\t1 Intro \xE2\x80\xBA 1.1 Scope\n90\t2 Use";
