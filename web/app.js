@@ -251,13 +251,17 @@ async function loadDocs() {
         tr.append(td);
         rows.append(tr);
     }
+    const ocrState = (o) => ['indexed', o.done ? `${o.done} scanned ${o.done === 1 ? 'page' : 'pages'} read by OCR` : '',
+        o.low_confidence ? `${o.low_confidence} low confidence` : '', o.pending ? `${o.pending} waiting for OCR` : '',
+        o.failed ? `${o.failed} unreadable` : ''].filter(Boolean).join(', ');
     for (const d of documents) {
         const tr = el('tr');
         tr.dataset.name = d.name;
         const name = el('td', '', d.title && d.title !== d.name ? `${d.name} — ${d.title}` : d.name);
         name.title = d.path;
         tr.append(name, el('td', 'num', String(d.pages)), el('td', 'num', String(d.passages)),
-                  el('td', d.status === 'failed' ? 'bad' : '', d.status === 'failed' ? `failed: ${d.error}` : 'indexed'));
+                  el('td', d.status === 'failed' || (d.ocr && (d.ocr.low_confidence || d.ocr.failed)) ? 'bad' : '',
+                     d.status === 'failed' ? `failed: ${d.error}` : d.ocr ? ocrState(d.ocr) : 'indexed'));
         const act = el('td');
         const rm = el('button', 'ghost', 'Remove');
         rm.type = 'button';

@@ -13,8 +13,14 @@
 
 /* ---- documents ------------------------------------------------------------- */
 
+typedef struct docs_ctx {
+    json_t *arr;
+    store *st;
+} docs_ctx;
+
 static int doc_json(void *ctx, const store_doc_info *d)
 {
+    docs_ctx *dc = ctx;
     json_t *o = json_object();
     const char *b = strrchr(d->path, '/');
     json_object_set_new(o, "id", json_integer(d->id));
@@ -28,7 +34,18 @@ static int doc_json(void *ctx, const store_doc_info *d)
     json_object_set_new(o, "status", json_string(d->failed ? "failed" : "indexed"));
     json_object_set_new(o, "error", d->failed && d->error ? json_string(d->error) : json_null());
     json_object_set_new(o, "indexed_at", json_integer(d->indexed_at));
-    json_array_append_new(ctx, o);
+    store_ocr_counts oc = {0};
+    cn_err oe = {0};
+    if (!d->failed && store_ocr_count(dc->st, d->id, &oc, &oe) == CN_OK &&
+        (oc.done || oc.pending || oc.failed)) {
+        json_t *oj = json_object();
+        json_object_set_new(oj, "done", json_integer(oc.done));
+        json_object_set_new(oj, "pending", json_integer(oc.pending));
+        json_object_set_new(oj, "failed", json_integer(oc.failed));
+        json_object_set_new(oj, "low_confidence", json_integer(oc.low));
+        json_object_set_new(o, "ocr", oj);
+    }
+    json_array_append_new(dc->arr, o);
     return 0;
 }
 
@@ -40,7 +57,8 @@ int srv_lib_docs(srv_req *r)
         return srv_reply_error(r, &e);
     json_t *arr = json_array();
     cn_err err = {0};
-    int rc = store_list(lib_store(l), doc_json, arr, &err);
+    docs_ctx dc = {arr, lib_store(l)};
+    int rc = store_list(lib_store(l), doc_json, &dc, &err);
     srv_lib_release(r->s, l, false);
     if (rc) {
         json_decref(arr);
