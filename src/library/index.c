@@ -273,14 +273,24 @@ static int cited_page(lib *l, const store_hit *h, const char *query, cn_arena *a
 }
 
 /* The heading path to cite: the one in effect where the query's words first
-** appear in the passage, else the passage's own (ingest_locator_at). */
+** appear in the passage, else the passage's own (ingest_locator_at). A
+** path that opens with the document's title (a Markdown file's "# Title")
+** loses it: the citation names the document already. */
 static const char *cited_locator(const store_hit *h, const char *query, cn_arena *a)
 {
     if (!h->locator || !h->locator[0])
         return NULL;
     char buf[512];
     ingest_locator_at(h->locator, first_match(h->text, query), h->len, buf, sizeof buf);
-    return buf[0] ? cn_arena_strndup(a, buf, strlen(buf)) : NULL;
+    const char *p = buf;
+    size_t tl = h->title ? strlen(h->title) : 0;
+    if (tl && strncmp(p, h->title, tl) == 0) {
+        if (p[tl] == 0)
+            p += tl;
+        else if (strncmp(p + tl, " \xE2\x80\xBA ", 5) == 0)
+            p += tl + 5;
+    }
+    return p[0] ? cn_arena_strndup(a, p, strlen(p)) : NULL;
 }
 
 int lib_search(lib *l, const char *query, const lib_search_opts *o, cn_arena *a, lib_result *out,

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 typedef struct lib lib;
 
@@ -94,6 +95,12 @@ typedef struct lib_ocr_stats {
 ** to install when tesseract's data is missing; pages stay queued). */
 int lib_ocr(lib *l, const char *langs, int threads, lib_progress_fn fn, void *ctx,
             lib_ocr_stats *st, cn_err *err);
+
+/* The same, for a long-lived process: at most max_pages pages (0: all), and
+** none more once *stop (may be NULL) becomes true -- the pages in flight are
+** finished and committed first. */
+int lib_ocr_some(lib *l, const char *langs, int threads, int max_pages, const atomic_bool *stop,
+                 lib_progress_fn fn, void *ctx, lib_ocr_stats *st, cn_err *err);
 
 /* ---- remove ------------------------------------------------------------------ */
 

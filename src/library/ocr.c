@@ -137,6 +137,12 @@ static int store_page(lib *l, const store_ocr_page *pg, const job *j, cn_err *er
 int lib_ocr(lib *l, const char *langs, int threads, lib_progress_fn fn, void *ctx,
             lib_ocr_stats *st, cn_err *err)
 {
+    return lib_ocr_some(l, langs, threads, 0, NULL, fn, ctx, st, err);
+}
+
+int lib_ocr_some(lib *l, const char *langs, int threads, int max_pages, const atomic_bool *stop,
+                 lib_progress_fn fn, void *ctx, lib_ocr_stats *st, cn_err *err)
+{
     memset(st, 0, sizeof *st);
     store_ocr_counts c;
     int rc = store_ocr_count(l->st, 0, &c, err);
@@ -146,6 +152,8 @@ int lib_ocr(lib *l, const char *langs, int threads, lib_progress_fn fn, void *ct
         threads = 2;
     if (threads > OCR_MAX_THREADS)
         threads = OCR_MAX_THREADS;
+    if (max_pages > 0 && c.pending > max_pages)
+        c.pending = max_pages;
     if (threads > c.pending)
         threads = (int)c.pending;
     ocr_engine *eng[OCR_MAX_THREADS] = {0};
@@ -153,11 +161,12 @@ int lib_ocr(lib *l, const char *langs, int threads, lib_progress_fn fn, void *ct
         rc = ocr_open(&eng[t], langs, err);
     double t0 = cn_now(), conf_sum = 0;
     int64_t total = c.pending, done = 0;
-    while (rc == CN_OK) {
+    while (rc == CN_OK && done < total && !(stop && atomic_load(stop))) {
         cn_arena a;
         cn_arena_init(&a, (size_t)1 << 20);
         store_ocr_page pgs[OCR_MAX_THREADS];
-        int n = store_ocr_pending(l->st, threads, &a, pgs, err);
+        int want = (int)CN_MIN((int64_t)threads, total - done);
+        int n = store_ocr_pending(l->st, want, &a, pgs, err);
         if (n <= 0) {
             rc = n < 0 ? n : CN_OK;
             cn_arena_free(&a);

@@ -573,6 +573,53 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     pthread_mutex_unlock(&s->log_mu);
 }
 
+/* Scanned pages `cairn add` queued are read here, in the background, a few
+** at a time with the writer taken, so that uploads between batches go on. */
+#define SRV_OCR_BATCH 8
+static void *ocr_main(void *arg)
+{
+    srv *s = arg;
+    int total = 0;
+    while (!atomic_load(&s->stopping)) {
+        srv_error e;
+        lib *l = srv_lib_acquire_writer(s, -1, &e);
+        if (!l)
+            break;
+        lib_ocr_stats st;
+        cn_err err = {0};
+        int n = lib_ocr_some(l, NULL, s->o.threads, SRV_OCR_BATCH, &s->stopping, NULL, NULL, &st,
+                             &err);
+        srv_lib_release(s, l, n > 0);
+        if (n < 0)
+            fprintf(stderr, "cairn serve: OCR of queued scanned pages: %s\n", err.msg);
+        if (n <= 0)
+            break;
+        total += n;
+    }
+    if (total)
+        fprintf(stderr, "cairn serve: %d scanned page%s read by OCR\n", total,
+                total == 1 ? "" : "s");
+    atomic_fetch_sub(&s->n_background, 1);
+    return NULL;
+}
+
+static void start_ocr(srv *s)
+{
+    store_ocr_counts c;
+    cn_err err = {0};
+    if (!s->libs[0] || store_ocr_count(lib_store(s->libs[0]), 0, &c, &err) || c.pending == 0)
+        return;
+    fprintf(stderr, "cairn serve: %lld scanned page%s wait for OCR: reading them in the "
+                    "background\n",
+            (long long)c.pending, c.pending == 1 ? "" : "s");
+    pthread_t th;
+    atomic_fetch_add(&s->n_background, 1);
+    if (pthread_create(&th, NULL, ocr_main, s) != 0)
+        atomic_fetch_sub(&s->n_background, 1);
+    else
+        pthread_detach(th);
+}
+
 int srv_run(const srv_opts *o, cn_err *err)
 {
     srv *s = cn_calloc(1, sizeof *s);
@@ -679,10 +726,12 @@ int srv_run(const srv_opts *o, cn_err *err)
                 fclose(f);
             }
         }
+        start_ocr(s);
         int sig;
         sigwait(&set, &sig);
         fprintf(stderr, "cairn serve: %s, shutting down\n", sig == SIGINT ? "interrupted"
                                                                           : "terminated");
+        atomic_store(&s->stopping, true);
         MHD_stop_daemon(s->d);
         /* an upload whose client left may still be ingesting, a pull still
         ** stopping: they finish */

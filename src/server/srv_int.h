@@ -137,7 +137,8 @@ struct srv {
     /* the embedding model every handle uses: the embed worker's */
     lib_embedder emb;
     bool has_emb;
-    atomic_int n_background;   /* ingest and pull threads still running */
+    atomic_int n_background;   /* ingest, pull and OCR threads still running */
+    atomic_bool stopping;      /* shutting down: background OCR stops after its pages */
     atomic_int pulling;        /* a model download is running */
     pthread_mutex_t log_mu;
 };
