@@ -98,6 +98,7 @@ static store_doc_in make_doc(cn_arena *a, const char *path, uint64_t seed, int n
         pages[p].number = p + 1;
         pages[p].text = cn_arena_strndup(a, buf, len);
         pages[p].len = len;
+        pages[p].ocr_pending = false;
         for (int q = 0; q < per_page; q++) {
             store_passage_in *x = &ps[p * per_page + q];
             size_t s0 = len * (size_t)q / (size_t)per_page, s1 = len * (size_t)(q + 1) / (size_t)per_page;
