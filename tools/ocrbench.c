@@ -16,9 +16,8 @@
 #include "ingest/ingest.h"
 #include "library/library.h"
 #include "store/store.h"
+#include "unit/scanpdf.h"
 
-#include <mupdf/fitz.h>
-#include <mupdf/pdf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,70 +74,6 @@ static size_t edits(const char *a, const char *b)
     return d;
 }
 
-static unsigned rng = 12345;
-static int noise(int spread)
-{
-    /* sum of three uniforms: roughly normal */
-    int s = 0;
-    for (int i = 0; i < 3; i++) {
-        rng = rng * 1103515245u + 12345u;
-        s += (int)((rng >> 16) % (unsigned)(2 * spread + 1)) - spread;
-    }
-    return s / 3;
-}
-
-static int write_scan(const char *src, const int *pages, int n, int dpi, int spread,
-                      const char *out)
-{
-    fz_context *ctx = fz_new_context(NULL, NULL, FZ_STORE_DEFAULT);
-    pdf_document *volatile doc = NULL;
-    volatile int rc = 0;
-    fz_try(ctx)
-    {
-        doc = pdf_create_document(ctx);
-        for (int i = 0; i < n; i++) {
-            ingest_pixmap px;
-            cn_err err = {0};
-            if (ingest_render(src, pages[i], dpi, &px, &err) != CN_OK)
-                fz_throw(ctx, FZ_ERROR_GENERIC, "%s", err.msg);
-            for (int y = 0; spread > 0 && y < px.h; y++)
-                for (int x = 0; x < px.w; x++) {
-                    int v = px.grey[(size_t)y * px.stride + x] + noise(spread);
-                    px.grey[(size_t)y * px.stride + x] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
-                }
-            fz_pixmap *pix = fz_new_pixmap_with_data(ctx, fz_device_gray(ctx), px.w, px.h, NULL, 0,
-                                                     px.stride, px.grey);
-            fz_image *img = fz_new_image_from_pixmap(ctx, pix, NULL);
-            float w = px.w * 72.0f / px.dpi, h = px.h * 72.0f / px.dpi;
-            pdf_obj *res = pdf_new_dict(ctx, doc, 1);
-            pdf_obj *xo = pdf_dict_put_dict(ctx, res, PDF_NAME(XObject), 1);
-            pdf_dict_puts_drop(ctx, xo, "Im0", pdf_add_image(ctx, doc, img));
-            fz_buffer *cs = fz_new_buffer(ctx, 64);
-            fz_append_printf(ctx, cs, "q %g 0 0 %g 0 0 cm /Im0 Do Q", w, h);
-            pdf_obj *page = pdf_add_page(ctx, doc, fz_make_rect(0, 0, w, h), 0, res, cs);
-            pdf_insert_page(ctx, doc, -1, page);
-            pdf_drop_obj(ctx, page);
-            pdf_drop_obj(ctx, res);
-            fz_drop_buffer(ctx, cs);
-            fz_drop_image(ctx, img);
-            fz_drop_pixmap(ctx, pix);
-            ingest_pixmap_free(&px);
-        }
-        pdf_save_document(ctx, doc, out, NULL);
-    }
-    fz_always(ctx)
-    {
-        pdf_drop_document(ctx, doc);
-    }
-    fz_catch(ctx)
-    {
-        fprintf(stderr, "ocrbench: %s\n", fz_caught_message(ctx));
-        rc = 1;
-    }
-    fz_drop_context(ctx);
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     int dpi = 150, spread = 12, threads[4] = {1, 2}, nt = 2;
@@ -174,7 +109,7 @@ int main(int argc, char **argv)
         return 1;
     char scan[256];
     snprintf(scan, sizeof scan, "%s/scan.pdf", tmp);
-    if (write_scan(src, pages, np, dpi, spread, scan))
+    if (!scan_write(src, pages, np, dpi, spread, scan, false))
         return 1;
     ingest_doc ref;
     cn_err err = {0};

@@ -484,14 +484,8 @@ static int print_doc(void *ctx, const store_doc_info *d)
         json_object_set_new(o, "status", json_string(d->failed ? "failed" : "indexed"));
         if (d->failed)
             json_object_set_new(o, "error", json_string(d->error ? d->error : ""));
-        if (oc.pending || oc.done || oc.failed) {
-            json_t *oj = json_object();
-            json_object_set_new(oj, "done", json_integer(oc.done));
-            json_object_set_new(oj, "pending", json_integer(oc.pending));
-            json_object_set_new(oj, "failed", json_integer(oc.failed));
-            json_object_set_new(oj, "low_confidence", json_integer(oc.low));
-            json_object_set_new(o, "ocr", oj);
-        }
+        if (oc.pending || oc.done || oc.failed)
+            json_object_set_new(o, "ocr", lib_ocr_counts_json(&oc));
         json_array_append_new(arr, o);
     } else if (d->failed) {
         printf("%4lld  failed   %s: %s\n", (long long)d->id, d->path, d->error ? d->error : "");

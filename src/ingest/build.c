@@ -167,6 +167,19 @@ void ib_heading(ingest_builder *b, int level, const char *s, size_t n)
         fail(b, CN_ENOMEM, "text too large");
 }
 
+void ib_flush(ingest_builder *b, int level, cn_buf *para, cn_buf *notes)
+{
+    if (level > 0)
+        ib_heading(b, level, para->data, para->len);
+    else
+        ib_para(b, para->data, para->len);
+    para->len = 0;
+    if (notes && notes->len) {
+        ib_para(b, notes->data, notes->len);
+        notes->len = 0;
+    }
+}
+
 void ib_row(ingest_builder *b, const char *s, size_t n)
 {
     for (;;) {

@@ -84,6 +84,9 @@ void ib_init(ingest_builder *b, ingest_doc *d, const char *name, int page_words,
 void ib_para(ingest_builder *b, const char *s, size_t n);
 void ib_heading(ingest_builder *b, int level, const char *s, size_t n);
 void ib_page(ingest_builder *b);
+/* The paragraph gathered in para (a heading when level > 0), then the notes
+** it cited ("[1] ...", gathered in notes, may be NULL); both emptied. */
+void ib_flush(ingest_builder *b, int level, cn_buf *para, cn_buf *notes);
 /* A table row, cells joined by " | ": empty cells at its end are dropped. */
 void ib_row(ingest_builder *b, const char *s, size_t n);
 /* Pages and headings into b->d (its arena); frees b's buffers either way. */

@@ -41,15 +41,7 @@ static int att_int(fz_xml *x, const char *att, int dflt)
 
 static void flush(odf *x, int level)
 {
-    if (level > 0)
-        ib_heading(x->b, level, x->para.data, x->para.len);
-    else
-        ib_para(x->b, x->para.data, x->para.len);
-    x->para.len = 0;
-    if (x->notes.len) {
-        ib_para(x->b, x->notes.data, x->notes.len);
-        x->notes.len = 0;
-    }
+    ib_flush(x->b, level, &x->para, &x->notes);
 }
 
 /* The text of a paragraph or heading into out; with breaks, a soft page

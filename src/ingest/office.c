@@ -180,15 +180,7 @@ static const note *find_note(docx *x, const char *id, bool endnote)
 
 static void flush_para(docx *x, int level)
 {
-    if (level > 0)
-        ib_heading(x->b, level, x->para.data, x->para.len);
-    else
-        ib_para(x->b, x->para.data, x->para.len);
-    x->para.len = 0;
-    if (x->pending_notes.len) {
-        ib_para(x->b, x->pending_notes.data, x->pending_notes.len);
-        x->pending_notes.len = 0;
-    }
+    ib_flush(x->b, level, &x->para, &x->pending_notes);
 }
 
 /* The text of paragraph p into out. With breaks, page breaks flush the

@@ -171,16 +171,8 @@ static int style_level(rtf *r, int num)
 static void end_para(rtf *r)
 {
     flush_bytes(r);
-    int level = r->par_level ? r->par_level : style_level(r, r->par_style);
-    if (level)
-        ib_heading(r->b, level, r->text.data, r->text.len);
-    else
-        ib_para(r->b, r->text.data, r->text.len);
-    r->text.len = 0;
-    if (r->notes.len) {
-        ib_para(r->b, r->notes.data, r->notes.len);
-        r->notes.len = 0;
-    }
+    ib_flush(r->b, r->par_level ? r->par_level : style_level(r, r->par_style), &r->text,
+             &r->notes);
 }
 
 /* ---- groups ------------------------------------------------------------- */

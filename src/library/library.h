@@ -96,6 +96,10 @@ typedef struct lib_ocr_stats {
 int lib_ocr(lib *l, const char *langs, int threads, lib_progress_fn fn, void *ctx,
             lib_ocr_stats *st, cn_err *err);
 
+/* A document's (or the library's) OCR state as JSON: done, pending, failed,
+** low_confidence (`cairn ls --json` and the server's documents list). */
+json_t *lib_ocr_counts_json(const store_ocr_counts *c);
+
 /* The same, for a long-lived process: at most max_pages pages (0: all), and
 ** none more once *stop (may be NULL) becomes true -- the pages in flight are
 ** finished and committed first. */

@@ -134,6 +134,16 @@ static int store_page(lib *l, const store_ocr_page *pg, const job *j, cn_err *er
     return rc;
 }
 
+json_t *lib_ocr_counts_json(const store_ocr_counts *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "done", json_integer(c->done));
+    json_object_set_new(o, "pending", json_integer(c->pending));
+    json_object_set_new(o, "failed", json_integer(c->failed));
+    json_object_set_new(o, "low_confidence", json_integer(c->low));
+    return o;
+}
+
 int lib_ocr(lib *l, const char *langs, int threads, lib_progress_fn fn, void *ctx,
             lib_ocr_stats *st, cn_err *err)
 {

@@ -37,14 +37,8 @@ static int doc_json(void *ctx, const store_doc_info *d)
     store_ocr_counts oc = {0};
     cn_err oe = {0};
     if (!d->failed && store_ocr_count(dc->st, d->id, &oc, &oe) == CN_OK &&
-        (oc.done || oc.pending || oc.failed)) {
-        json_t *oj = json_object();
-        json_object_set_new(oj, "done", json_integer(oc.done));
-        json_object_set_new(oj, "pending", json_integer(oc.pending));
-        json_object_set_new(oj, "failed", json_integer(oc.failed));
-        json_object_set_new(oj, "low_confidence", json_integer(oc.low));
-        json_object_set_new(o, "ocr", oj);
-    }
+        (oc.done || oc.pending || oc.failed))
+        json_object_set_new(o, "ocr", lib_ocr_counts_json(&oc));
     json_array_append_new(dc->arr, o);
     return 0;
 }

@@ -8,6 +8,7 @@
 ** Needs tesseract's English data (tesseract-ocr-eng, which .ci/run installs).
 */
 #include "ingest/ingest.h"
+#include "scanpdf.h"
 #include "library/library.h"
 #include "ocr/ocr.h"
 #include "store/store.h"
@@ -15,8 +16,6 @@
 
 #include <ctype.h>
 #include <jansson.h>
-#include <mupdf/fitz.h>
-#include <mupdf/pdf.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -30,62 +29,6 @@
         if (ocr_installed(inst_, sizeof inst_) == 0 || !strstr(inst_, "eng"))                     \
             SKIP("tesseract's English data (tesseract-ocr-eng) is not installed");                 \
     } while (0)
-
-/* Write pages rendered from src (1-based page numbers) as an image-only PDF,
-** or the first as a PNG when png is true. */
-static bool write_scan(const char *src, const int *pages, int n, int dpi, const char *out,
-                       bool png)
-{
-    fz_context *ctx = fz_new_context(NULL, NULL, FZ_STORE_DEFAULT);
-    pdf_document *volatile doc = NULL;
-    volatile bool ok = true;
-    fz_try(ctx)
-    {
-        doc = pdf_create_document(ctx);
-        for (int i = 0; i < n; i++) {
-            ingest_pixmap px;
-            cn_err err = {0};
-            if (ingest_render(src, pages[i], dpi, &px, &err) != CN_OK)
-                fz_throw(ctx, FZ_ERROR_GENERIC, "%s", err.msg);
-            fz_pixmap *pix = fz_new_pixmap_with_data(ctx, fz_device_gray(ctx), px.w, px.h, NULL, 0,
-                                                     px.stride, px.grey);
-            if (png) {
-                fz_save_pixmap_as_png(ctx, pix, out);
-                fz_drop_pixmap(ctx, pix);
-                ingest_pixmap_free(&px);
-                break;
-            }
-            fz_image *img = fz_new_image_from_pixmap(ctx, pix, NULL);
-            float w = px.w * 72.0f / px.dpi, h = px.h * 72.0f / px.dpi;
-            pdf_obj *res = pdf_new_dict(ctx, doc, 1);
-            pdf_obj *xo = pdf_dict_put_dict(ctx, res, PDF_NAME(XObject), 1);
-            pdf_dict_puts_drop(ctx, xo, "Im0", pdf_add_image(ctx, doc, img));
-            fz_buffer *cs = fz_new_buffer(ctx, 64);
-            fz_append_printf(ctx, cs, "q %g 0 0 %g 0 0 cm /Im0 Do Q", w, h);
-            pdf_obj *page = pdf_add_page(ctx, doc, fz_make_rect(0, 0, w, h), 0, res, cs);
-            pdf_insert_page(ctx, doc, -1, page);
-            pdf_drop_obj(ctx, page);
-            pdf_drop_obj(ctx, res);
-            fz_drop_buffer(ctx, cs);
-            fz_drop_image(ctx, img);
-            fz_drop_pixmap(ctx, pix);
-            ingest_pixmap_free(&px);
-        }
-        if (!png)
-            pdf_save_document(ctx, doc, out, NULL);
-    }
-    fz_always(ctx)
-    {
-        pdf_drop_document(ctx, doc);
-    }
-    fz_catch(ctx)
-    {
-        fprintf(stderr, "write_scan: %s\n", fz_caught_message(ctx));
-        ok = false;
-    }
-    fz_drop_context(ctx);
-    return ok;
-}
 
 /* Share of the words of want (letters and digits, lower-cased) found in got,
 ** each word counted as often as it occurs. */
@@ -142,7 +85,7 @@ TEST(ocr_scanned_pdf_is_queued_then_read_back)
     snprintf(scan, sizeof scan, "%s/scanned.pdf", dir);
     snprintf(home, sizeof home, "%s/h-ocr", test_tmpdir());
     int pages[] = {1};
-    EXPECT(write_scan(src, pages, 1, 200, scan, false));
+    EXPECT(scan_write(src, pages, 1, 200, 0, scan, false));
 
     /* the scan has no text layer: ingest says so and queues the page */
     ingest_doc d;
@@ -221,7 +164,7 @@ TEST(ocr_images_are_documents_and_missing_data_says_what_to_install)
     snprintf(empty, sizeof empty, "%s/no-tessdata", test_tmpdir());
     mkdir(empty, 0700);
     int pages[] = {1};
-    EXPECT(write_scan(test_data("docs/simple.pdf"), pages, 1, 150, png, true));
+    EXPECT(scan_write(test_data("docs/simple.pdf"), pages, 1, 150, 0, png, true));
     lib *l;
     cn_err err = {0};
     EXPECT_EQ_INT(lib_open(&l, home, &err), CN_OK);
@@ -264,7 +207,7 @@ TEST(ocr_resumes_after_kill)
     snprintf(scan, sizeof scan, "%s/scan4.pdf", test_tmpdir());
     snprintf(home, sizeof home, "%s/h-ocr-kill", test_tmpdir());
     int pages[] = {1, 1, 1, 1};
-    EXPECT(write_scan(test_data("docs/simple.pdf"), pages, 4, 150, scan, false));
+    EXPECT(scan_write(test_data("docs/simple.pdf"), pages, 4, 150, 0, scan, false));
     lib *l;
     cn_err err = {0};
     EXPECT_EQ_INT(lib_open(&l, home, &err), CN_OK);
