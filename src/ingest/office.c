@@ -51,7 +51,7 @@ typedef struct docx {
     style *styles;
     int n_styles;
     note *notes; /* footnotes then endnotes */
-    int n_notes, n_footnotes;
+    int n_notes, n_footnotes, cap_notes;
     int note_no;
     bool paged;
     int deep; /* content skipped for depth */
@@ -68,6 +68,16 @@ static int parse_level(const char *v)
         return 0;
     int l = v[0] - '0' + 1;
     return l <= INGEST_MAX_LEVEL ? l : 0; /* outlineLvl 9 is body text */
+}
+
+static int cmp_style(const void *a, const void *b)
+{
+    return strcmp(((const style *)a)->id, ((const style *)b)->id);
+}
+
+static int cmp_note(const void *a, const void *b)
+{
+    return strcmp(((const note *)a)->id, ((const note *)b)->id);
 }
 
 static void load_styles(docx *x, cn_err *err)
@@ -109,14 +119,16 @@ static void load_styles(docx *x, cn_err *err)
         }
         x->styles[x->n_styles++] = st;
     }
+    /* sorted by id: a hostile file may hold many thousands */
+    qsort(x->styles, (size_t)x->n_styles, sizeof *x->styles, cmp_style);
 }
 
 static const style *find_style(docx *x, const char *id)
 {
-    for (int i = 0; id && i < x->n_styles; i++)
-        if (strcmp(x->styles[i].id, id) == 0)
-            return &x->styles[i];
-    return NULL;
+    if (!id || !x->n_styles)
+        return NULL;
+    style key = {.id = id};
+    return bsearch(&key, x->styles, (size_t)x->n_styles, sizeof key, cmp_style);
 }
 
 /* The heading level of a style, following basedOn (with a bound, as a
@@ -158,22 +170,29 @@ static void load_notes(docx *x, const char *part, const char *tag)
             if (s && zip_is(fz_xml_up(c), "t") && cn_buf_append(&t, s, strlen(s)) != CN_OK)
                 break;
         }
-        note *nn = cn_realloc_array(x->notes, (size_t)x->n_notes + 1, sizeof *nn);
-        if (!nn)
-            break;
-        x->notes = nn;
+        if (x->n_notes == x->cap_notes) {
+            int cap = x->cap_notes ? x->cap_notes * 2 : 64;
+            note *nn = cn_realloc_array(x->notes, (size_t)cap, sizeof *nn);
+            if (!nn)
+                break;
+            x->notes = nn;
+            x->cap_notes = cap;
+        }
         x->notes[x->n_notes++] = (note){id, cn_arena_strndup(&x->tmp, t.data ? t.data : "", t.len)};
     }
     cn_buf_free(&t);
+    /* sorted by id within this part (footnotes, then endnotes) */
+    int first = strcmp(tag, "footnote") == 0 ? 0 : x->n_footnotes;
+    qsort(x->notes + first, (size_t)(x->n_notes - first), sizeof *x->notes, cmp_note);
 }
 
 static const note *find_note(docx *x, const char *id, bool endnote)
 {
     int lo = endnote ? x->n_footnotes : 0, hi = endnote ? x->n_notes : x->n_footnotes;
-    for (int i = lo; id && i < hi; i++)
-        if (strcmp(x->notes[i].id, id) == 0)
-            return &x->notes[i];
-    return NULL;
+    if (!id || hi <= lo)
+        return NULL;
+    note key = {.id = id};
+    return bsearch(&key, x->notes + lo, (size_t)(hi - lo), sizeof key, cmp_note);
 }
 
 /* ---- the body ----------------------------------------------------------- */
@@ -415,20 +434,28 @@ static int read_docx(zip_reader *z, ingest_doc *d, const char *name, const inges
 /* ---- PowerPoint --------------------------------------------------------- */
 
 /* The target of relationship id in the .rels of part ("" if none). */
-static void rel_target(zip_reader *z, const char *part, const char *id, const char *type_suffix,
-                       char *out, size_t cap)
+/* The relationships of part (its _rels/NAME.rels), parsed, or NULL. */
+static fz_xml *rels_of(zip_reader *z, const char *part)
 {
-    out[0] = 0;
     const char *slash = strrchr(part, '/');
     char rels[1024];
     int dir = slash ? (int)(slash - part + 1) : 0;
     if (snprintf(rels, sizeof rels, "%.*s_rels/%s.rels", dir, part, part + dir) >= (int)sizeof rels)
-        return;
+        return NULL;
     fz_xml *root;
     cn_err e2 = {0};
     if (!zip_has(z, rels) || zip_xml(z, rels, &root, &e2) != CN_OK)
-        return;
-    for (fz_xml *r = fz_xml_down(root); r; r = fz_xml_next(r)) {
+        return NULL;
+    return root;
+}
+
+/* The target of relationship id (or of the first of type_suffix) among
+** part's relationships root, resolved against part; "" if none. */
+static void rel_target(fz_xml *root, const char *part, const char *id, const char *type_suffix,
+                       char *out, size_t cap)
+{
+    out[0] = 0;
+    for (fz_xml *r = root ? fz_xml_down(root) : NULL; r; r = fz_xml_next(r)) {
         const char *rid = fz_xml_att(r, "Id"), *tg = fz_xml_att(r, "Target");
         const char *ty = fz_xml_att(r, "Type"), *mode = fz_xml_att(r, "TargetMode");
         if (!zip_is(r, "Relationship") || !tg || (mode && strcmp(mode, "External") == 0))
@@ -535,7 +562,7 @@ static void slide(zip_reader *z, ingest_builder *b, const char *part, cn_buf *t)
         sp = zip_xml_next(sp, tree, descend);
     }
     char notes[1024];
-    rel_target(z, part, NULL, "/notesSlide", notes, sizeof notes);
+    rel_target(rels_of(z, part), part, NULL, "/notesSlide", notes, sizeof notes);
     fz_xml *nroot;
     if (notes[0] && zip_has(z, notes) && zip_xml(z, notes, &nroot, &e2) == CN_OK) {
         fz_xml *nt = zip_child(zip_child(nroot, "cSld"), "spTree");
@@ -565,18 +592,21 @@ static int read_pptx(zip_reader *z, ingest_doc *d, const char *name, const inges
     cn_buf t;
     cn_buf_init(&t, (size_t)64 << 20);
     int n = 0;
+    fz_xml *prels = rels_of(z, "ppt/presentation.xml"); /* parsed once for every slide */
     for (fz_xml *s = fz_xml_down(zip_child(root, "sldIdLst")); s; s = fz_xml_next(s)) {
         const char *rid = zip_is(s, "sldId") ? fz_xml_att(s, "r:id") : NULL;
         char part[1024];
         if (!rid)
             continue;
-        rel_target(z, "ppt/presentation.xml", rid, NULL, part, sizeof part);
+        rel_target(prels, "ppt/presentation.xml", rid, NULL, part, sizeof part);
         if (n++)
             ib_page(&b);
+        size_t mark = zip_mark(z);
         if (part[0] && zip_has(z, part))
             slide(z, &b, part, &t);
         else
             ingest_note(d, "slide %d is missing from the file", n);
+        zip_release(z, mark); /* the slide's parts are done */
         if (b.rc != CN_OK)
             break;
     }

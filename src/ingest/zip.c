@@ -271,6 +271,21 @@ int zip_xml(zip_reader *z, const char *entry, fz_xml **root, cn_err *err)
     return rc;
 }
 
+size_t zip_mark(zip_reader *z)
+{
+    return z->docs.len / sizeof(fz_xml *);
+}
+
+void zip_release(zip_reader *z, size_t mark)
+{
+    fz_xml **docs = (fz_xml **)z->docs.data;
+    size_t n = z->docs.len / sizeof *docs;
+    for (size_t i = mark; i < n; i++)
+        fz_drop_xml(z->ctx, docs[i]);
+    if (mark < n)
+        z->docs.len = mark * sizeof *docs;
+}
+
 /* ---- walking ------------------------------------------------------------ */
 
 fz_xml *zip_xml_next(fz_xml *x, fz_xml *top, bool descend)

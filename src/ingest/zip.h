@@ -50,6 +50,11 @@ int zip_read(zip_reader *z, const char *entry, cn_buf *out, cn_err *err);
 ** zip_close. */
 int zip_xml(zip_reader *z, const char *entry, fz_xml **root, cn_err *err);
 
+/* Parsed parts pile up until zip_close; a reader going part by part (slides)
+** drops those parsed since a mark: zip_release(z, zip_mark(z)) after each. */
+size_t zip_mark(zip_reader *z);
+void zip_release(zip_reader *z, size_t mark);
+
 /* Pre-order walk without recursion: the node after x within top's subtree
 ** (into x's children when descend), or NULL when the subtree is done. */
 fz_xml *zip_xml_next(fz_xml *x, fz_xml *top, bool descend);
