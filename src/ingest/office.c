@@ -53,6 +53,7 @@ typedef struct docx {
     note *notes; /* footnotes then endnotes */
     int n_notes, n_footnotes, cap_notes;
     int note_no;
+    size_t keep; /* bytes of x->para that are a list mark, not text */
     bool paged;
     int deep; /* content skipped for depth */
     cn_buf para, cell, row, pending_notes;
@@ -202,6 +203,17 @@ static void flush_para(docx *x, int level)
     ib_flush(x->b, level, &x->para, &x->pending_notes);
 }
 
+/* A page breaks inside a paragraph: its text so far ends the page (a list
+** item's "- " alone stays for the part after the break). */
+static void page_break(docx *x, int level)
+{
+    if (x->para.len > x->keep) {
+        flush_para(x, level);
+        x->keep = 0;
+    }
+    ib_page(x->b);
+}
+
 /* The text of paragraph p into out. With breaks, page breaks flush the
 ** text so far as a paragraph and start a page (body paragraphs only). */
 static void para_text(docx *x, fz_xml *p, cn_buf *out, bool breaks, int level)
@@ -224,14 +236,12 @@ static void para_text(docx *x, fz_xml *p, cn_buf *out, bool breaks, int level)
         } else if (zip_is(n, "br") || zip_is(n, "cr")) {
             const char *type = fz_xml_att(n, "w:type");
             if (breaks && type && strcmp(type, "page") == 0) {
-                flush_para(x, level);
-                ib_page(x->b);
+                page_break(x, level);
             } else {
                 cn_buf_append(out, "\n", 1);
             }
         } else if (zip_is(n, "lastRenderedPageBreak") && breaks) {
-            flush_para(x, level);
-            ib_page(x->b);
+            page_break(x, level);
         } else if (zip_is(n, "footnoteReference") || zip_is(n, "endnoteReference")) {
             const note *nt = find_note(x, fz_xml_att(n, "w:id"), zip_is(n, "endnoteReference"));
             if (nt) {
@@ -333,6 +343,7 @@ static void paragraph(docx *x, fz_xml *p)
     if (list && level == 0)
         cn_buf_append(&x->para, "- ", 2);
     size_t start = x->para.len;
+    x->keep = start;
     para_text(x, p, &x->para, true, level);
     if (st && st->title && !x->title[0] && x->para.len > start)
         snprintf(x->title, sizeof x->title, "%.*s", (int)CN_MIN(x->para.len - start, 255),
