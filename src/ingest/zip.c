@@ -163,21 +163,6 @@ bool zip_has(zip_reader *z, const char *entry)
     return has != 0;
 }
 
-const char *zip_entry_name(zip_reader *z, int i)
-{
-    fz_context *ctx = z->ctx;
-    const char *volatile s = NULL;
-    fz_try(ctx)
-    {
-        s = fz_list_archive_entry(ctx, z->arch, i);
-    }
-    fz_catch(ctx)
-    {
-        s = NULL;
-    }
-    return s;
-}
-
 int zip_read(zip_reader *z, const char *entry, cn_buf *out, cn_err *err)
 {
     fz_context *ctx = z->ctx;

@@ -40,7 +40,6 @@ int zip_open(zip_reader *z, const char *name, const unsigned char *data, size_t 
 void zip_close(zip_reader *z);
 
 bool zip_has(zip_reader *z, const char *entry);
-const char *zip_entry_name(zip_reader *z, int i); /* NULL past the end */
 
 /* Read a whole entry into out (emptied first), counting it against the
 ** archive's unzipped budget: CN_ELIMIT names the limit. */
