@@ -91,7 +91,7 @@ int main(int argc, char **argv)
         int before[100], after[100];
         for (int i = 0; i < n; i++) {
             const char *t = json_string_value(json_array_get(ps, (size_t)i));
-            src[i] = (rag_source){"doc.pdf", NULL, 1, 1, t ? t : ""};
+            src[i] = (rag_source){.path = "doc.pdf", .page_start = 1, .page_end = 1, .text = t ? t : ""};
             cn_buf_init(&out[i], (size_t)64 << 20);
         }
         const char *tq = json_string_value(json_object_get(in, "trim_q"));
