@@ -184,7 +184,8 @@ static void load_notes(docx *x, const char *part, const char *tag)
     cn_buf_free(&t);
     /* sorted by id within this part (footnotes, then endnotes) */
     int first = strcmp(tag, "footnote") == 0 ? 0 : x->n_footnotes;
-    qsort(x->notes + first, (size_t)(x->n_notes - first), sizeof *x->notes, cmp_note);
+    if (x->n_notes > first)
+        qsort(x->notes + first, (size_t)(x->n_notes - first), sizeof *x->notes, cmp_note);
 }
 
 static const note *find_note(docx *x, const char *id, bool endnote)
