@@ -512,8 +512,8 @@ int chunk_split(cn_arena *a, const ingest_doc *d, const chunk_opts *o, ingest_pa
                  .max_tok = opt.max_tokens,
                  .count = opt.count_tokens ? opt.count_tokens : chunk_estimate_tokens,
                  .ctx = opt.ctx};
-    heading *hs;
-    size_t n_hs;
+    heading *hs = NULL;
+    size_t n_hs = 0;
     bool own = d->n_headings > 0 && d->headings;
     if ((own ? file_headings(a, d, &hs, &n_hs) : find_headings(a, d, &hs, &n_hs)) != CN_OK)
         return cn_fail(err, CN_ENOMEM, "chunk: out of memory");
