@@ -1,0 +1,76 @@
+/*
+** vault: the keys of an encrypted library (issue 15), and nothing else. A
+** random 256-bit data key encrypts the library; it is stored only wrapped
+** (XChaCha20-Poly1305, libsodium) by key-encryption keys, one per way to
+** unlock: a passphrase (Argon2id, parameters stored with it) or a key file
+** (32 random bytes). The wrapped copies live in an envelope file beside the
+** library ("library.keys", JSON, mode 0600, written atomically). Adding a
+** way to unlock, removing one or changing a passphrase rewraps the data key
+** only: the library itself is never re-encrypted for it.
+**
+** Keys in memory are in sodium_malloc'd pages (locked, guarded) and wiped
+** when freed. The associated data of every wrap binds it to the envelope's
+** random id and the entry's kind, so a wrapped key cannot be moved between
+** libraries or entries unnoticed.
+*/
+#ifndef CN_VAULT_H
+#define CN_VAULT_H
+
+#include "base/base.h"
+
+#define VAULT_KEY_BYTES 32
+#define VAULT_MAX_ENTRIES 16
+
+/* A data key, in locked memory. */
+typedef struct vault_key {
+    unsigned char k[VAULT_KEY_BYTES];
+} vault_key;
+
+/* Argon2id cost. 0s: the defaults (tuned at creation to about half a
+** second here: vault_tune). */
+typedef struct vault_kdf {
+    unsigned long long ops;
+    size_t mem;
+} vault_kdf;
+
+/* Argon2id parameters that take about target_s seconds on this machine
+** (memory fixed at 64 MiB, passes raised until the time is reached). */
+vault_kdf vault_tune(double target_s);
+
+/* Start libsodium (idempotent). CN_EIO if it cannot. */
+int vault_init(cn_err *err);
+
+/* A new data key (random), and an envelope file at path with no way to
+** unlock yet; refuses to overwrite an existing file. */
+int vault_create(const char *path, vault_key **dk, cn_err *err);
+
+/* Add a way to unlock to the envelope at path. kdf may be NULL (tuned). The
+** label names the entry in vault_list ("passphrase", "key file /x/y"). */
+int vault_add_passphrase(const char *path, const vault_key *dk, const char *pass,
+                         const vault_kdf *kdf, cn_err *err);
+int vault_add_keyfile(const char *path, const vault_key *dk, const char *keyfile, cn_err *err);
+
+/* Write a new key file (32 random bytes as hex, mode 0600); refuses to
+** overwrite. */
+int vault_new_keyfile(const char *keyfile, cn_err *err);
+
+/* Unwrap the data key. A wrong passphrase or key file is CN_EVERIFY with a
+** message saying which ("wrong passphrase"); a damaged envelope CN_EFORMAT
+** naming the file. */
+int vault_unlock_passphrase(const char *path, const char *pass, vault_key **dk, cn_err *err);
+int vault_unlock_keyfile(const char *path, const char *keyfile, vault_key **dk, cn_err *err);
+
+/* Replace the passphrase old with new (the data key is only rewrapped). */
+int vault_change_passphrase(const char *path, const char *old_pass, const char *new_pass,
+                            const vault_kdf *kdf, cn_err *err);
+
+/* The entries: their index, kind ("passphrase" or "keyfile") and label. */
+typedef void (*vault_list_fn)(void *ctx, int i, const char *kind, const char *label);
+int vault_list(const char *path, vault_list_fn fn, void *ctx, cn_err *err);
+
+/* Remove entry i; the last one cannot go (the library would be lost). */
+int vault_remove(const char *path, int i, cn_err *err);
+
+void vault_key_free(vault_key *k);
+
+#endif
