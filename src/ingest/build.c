@@ -180,6 +180,17 @@ void ib_flush(ingest_builder *b, int level, cn_buf *para, cn_buf *notes)
     }
 }
 
+void ib_cell(cn_buf *row, cn_buf *cell)
+{
+    for (size_t i = 0; i < cell->len; i++)
+        if (cell->data[i] == '\n')
+            cell->data[i] = ' ';
+    if (row->len)
+        cn_buf_append(row, " | ", 3);
+    if (cell->len)
+        cn_buf_append(row, cell->data, cell->len);
+}
+
 void ib_row(ingest_builder *b, const char *s, size_t n)
 {
     for (;;) {

@@ -87,6 +87,9 @@ void ib_page(ingest_builder *b);
 /* The paragraph gathered in para (a heading when level > 0), then the notes
 ** it cited ("[1] ...", gathered in notes, may be NULL); both emptied. */
 void ib_flush(ingest_builder *b, int level, cn_buf *para, cn_buf *notes);
+/* Append a cell to a table row being built: " | " before all but the first,
+** the cell's own line breaks made spaces (a row is one line). */
+void ib_cell(cn_buf *row, cn_buf *cell);
 /* A table row, cells joined by " | ": empty cells at its end are dropped. */
 void ib_row(ingest_builder *b, const char *s, size_t n);
 /* Pages and headings into b->d (its arena); frees b's buffers either way. */

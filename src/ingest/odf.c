@@ -116,13 +116,7 @@ static void table(odf *x, fz_xml *tbl, int depth)
                     cn_buf_append(&cell, " ", 1);
                 para_text(x, p, &cell, false, 0);
             }
-            for (size_t i = 0; i < cell.len; i++)
-                if (cell.data[i] == '\n')
-                    cell.data[i] = ' ';
-            if (row.len)
-                cn_buf_append(&row, " | ", 3);
-            if (cell.len)
-                cn_buf_append(&row, cell.data, cell.len);
+            ib_cell(&row, &cell);
         }
         ib_row(x->b, row.data, row.len);
         if (x->notes.len) {

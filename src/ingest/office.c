@@ -305,14 +305,7 @@ static void table(docx *x, fz_xml *tbl, cn_buf *out, int depth)
             cn_buf cell;
             cn_buf_init(&cell, (size_t)64 << 20);
             cell_text(x, tc, &cell, depth);
-            /* a cell is one line: its own breaks become spaces */
-            for (size_t i = 0; i < cell.len; i++)
-                if (cell.data[i] == '\n')
-                    cell.data[i] = ' ';
-            if (row.len)
-                cn_buf_append(&row, " | ", 3);
-            if (cell.len)
-                cn_buf_append(&row, cell.data, cell.len);
+            ib_cell(&row, &cell);
             cn_buf_free(&cell);
         }
         if (out) {
