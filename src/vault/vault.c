@@ -442,3 +442,15 @@ int vault_remove(const char *path, int i, cn_err *err)
     json_decref(j);
     return rc;
 }
+
+int vault_read_id(const char *path, unsigned char id[VAULT_ID_BYTES], cn_err *err)
+{
+    json_t *j;
+    int rc = load(path, &j, err);
+    if (rc != CN_OK)
+        return rc;
+    if (hex_to(json_string_value(json_object_get(j, "id")), id, VAULT_ID_BYTES) != 0)
+        rc = cn_fail(err, CN_EFORMAT, "%s: damaged key envelope (id)", path);
+    json_decref(j);
+    return rc;
+}

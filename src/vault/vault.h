@@ -73,4 +73,35 @@ int vault_remove(const char *path, int i, cn_err *err);
 
 void vault_key_free(vault_key *k);
 
+/* The envelope's random id (it also binds the library's pages: vfs.c). */
+#define VAULT_ID_BYTES 16
+int vault_read_id(const char *path, unsigned char id[VAULT_ID_BYTES], cn_err *err);
+
+/* ---- the encrypting SQLite VFS (vfs.c) ------------------------------------
+**
+** A database opened with the VFS named VAULT_VFS_NAME is sealed page by page
+** with XChaCha20-Poly1305 under the data key attached for its path; so is its
+** WAL. Temporary files stay in memory; rollback journals are refused. Before
+** a new database is first written, SQLite must be told to reserve
+** VAULT_VFS_RESERVE bytes per page (SQLITE_FCNTL_RESERVE_BYTES).
+*/
+#define VAULT_VFS_NAME "cairn-crypt"
+#define VAULT_VFS_RESERVE 40
+/* Bytes 72..80 of an encrypted database's readable header. */
+#define VAULT_VFS_MARK "cairn-e1"
+
+/* Register the VFS with SQLite (idempotent, thread-safe; not the default). */
+int vault_vfs_register(cn_err *err);
+
+/* Give the VFS the key of the database at db_path (counted: each attach
+** needs a detach). Files of that database opened with the VFS use it. */
+int vault_vfs_attach(const char *db_path, const vault_key *dk,
+                     const unsigned char id[VAULT_ID_BYTES], cn_err *err);
+void vault_vfs_detach(const char *db_path);
+
+/* What the VFS last refused on this thread, naming the file and the page
+** (SQLite reports only "disk I/O error"), or NULL; and clearing it. */
+const char *vault_vfs_last_error(void);
+void vault_vfs_clear_error(void);
+
 #endif
