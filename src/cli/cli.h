@@ -30,6 +30,16 @@ int cmd_doctor(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_encrypt(int argc, char **argv);
+int cmd_decrypt(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+
+/* --key-file FILE, taken off any command line by main (cmd_crypt.c), and
+** the unlocking it and a terminal prompt give lib_open. */
+extern const char *cli_key_file;
+void cli_setup_unlock(void);
+int cli_ask_secret(void *ctx, const char *question, char *out, size_t cap);
 
 /* Print "cairn: <msg>" to stderr and return 1. */
 int cli_error(const cn_err *err);

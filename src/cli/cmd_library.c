@@ -1056,6 +1056,11 @@ int cmd_doctor(int argc, char **argv)
     store_stats st = {0};
     int rc = store_stats_get(lib_store(l), &st, &err);
     printf("data directory   %s\n", lib_home(l));
+    const char *how = NULL;
+    if (lib_encrypted(l, &how))
+        printf("encrypted        yes (XChaCha20-Poly1305 per page), unlocked with %s\n", how);
+    else
+        printf("encrypted        no (`cairn encrypt` to encrypt it at rest)\n");
     printf("library          %s/library.db (schema %d, %.1f MB + %.1f MB WAL)\n", lib_home(l),
            st.schema_version, st.db_bytes / 1e6, st.wal_bytes / 1e6);
     printf("documents        %lld (%lld failed), %lld pages, %lld passages\n",

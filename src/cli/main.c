@@ -19,6 +19,7 @@ typedef struct cmd_entry {
 } cmd_entry;
 
 static const cmd_entry commands[] = {
+    {"init", cmd_init, "[--encrypt]", "create a library (encrypted with --encrypt)"},
     {"add", cmd_add, "PATH... [--prune]", "add files and folders to the library"},
     {"sync", cmd_sync, "", "re-index changed files, remove the ones that are gone"},
     {"index", cmd_index, "[-e MODEL]", "OCR scanned pages, embed passages for hybrid search (resumable)"},
@@ -28,6 +29,9 @@ static const cmd_entry commands[] = {
     {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
     {"models", cmd_models, "list|pull|use|rm|rollback|verify|...", "manage models like packages (see --help)"},
     {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
+    {"encrypt", cmd_encrypt, "[--key-file F | --passphrase]", "encrypt an existing library in place"},
+    {"decrypt", cmd_decrypt, "", "turn an encrypted library back into a plain one"},
+    {"key", cmd_key, "list|add|remove N|passwd", "the ways to unlock an encrypted library"},
     {"check", cmd_check, "retrieval [-n 50] [--json]", "how well search finds your passages, per mode"},
     {"serve", cmd_serve, "[--host H] [--port N] [--api-key K]", "web UI + OpenAI/Ollama API"},
     {"inspect", cmd_inspect, "FILE [--json]", "describe a GGUF model file"},
@@ -46,7 +50,9 @@ static void usage(FILE *f)
                "Cairn runs GGUF language models locally. Commands:\n\n");
     for (size_t i = 0; i < CN_ARRAY_LEN(commands); i++)
         fprintf(f, "  %-9s %-36s %s\n", commands[i].name, commands[i].args, commands[i].help);
-    fprintf(f, "\nRun `cairn COMMAND --help` for the options of one command.\n");
+    fprintf(f, "\nRun `cairn COMMAND --help` for the options of one command.\n"
+               "Any command takes --key-file FILE to unlock an encrypted library (or\n"
+               "$CAIRN_KEY_FILE, or $CAIRN_PASSPHRASE, or it asks on the terminal).\n");
 }
 
 int cli_error(const cn_err *err)
@@ -137,6 +143,33 @@ int main(int argc, char **argv)
         printf("cairn 0.1.0\n");
         return 0;
     }
+    /* --key-file FILE belongs to every command: taken off here, before the
+    ** command's own options are parsed (not after a `--`) */
+    int n = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) {
+            while (i < argc)
+                argv[n++] = argv[i++];
+            break;
+        }
+        if (!strcmp(argv[i], "--key-file")) {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                fprintf(stderr, "cairn: --key-file needs a FILE\n");
+                return 2;
+            }
+            cli_key_file = argv[++i];
+        } else if (!strncmp(argv[i], "--key-file=", 11))
+            cli_key_file = argv[i] + 11;
+        else
+            argv[n++] = argv[i];
+    }
+    argc = n;
+    argv[argc] = NULL;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    cli_setup_unlock();
     for (size_t i = 0; i < CN_ARRAY_LEN(commands); i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);

@@ -16,36 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int lib_open(lib **out, const char *home, cn_err *err)
-{
-    *out = NULL;
-    lib *l = cn_calloc(1, sizeof *l);
-    if (!l)
-        return cn_fail(err, CN_ENOMEM, "out of memory");
-    int rc = cn_data_dir(l->home, sizeof l->home, home, err);
-    if (!rc)
-        rc = cn_mkdirs(l->home, err);
-    char db[PATH_MAX + 16];
-    snprintf(db, sizeof db, "%s/library.db", l->home);
-    if (!rc)
-        rc = store_open(&l->st, db, err);
-    if (rc) {
-        free(l);
-        return rc;
-    }
-    *out = l;
-    return CN_OK;
-}
-
-void lib_close(lib *l)
-{
-    if (!l)
-        return;
-    lib_drop_encoder(l);
-    store_close(l->st);
-    free(l);
-}
-
 store *lib_store(lib *l) { return l->st; }
 const char *lib_home(const lib *l) { return l->home; }
 

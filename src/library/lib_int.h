@@ -4,13 +4,20 @@
 
 #include "library/library.h"
 #include "engine/engine.h"
+#include "vault/vault.h"
 
 #include <limits.h>
 #include <stdatomic.h>
 
 struct lib {
     char home[PATH_MAX];
+    char db[PATH_MAX + 32]; /* home/library.db */
     store *st;
+    /* an encrypted library: its data key (locked memory), how it was
+    ** unlocked, and whether the VFS holds the key for db (crypt.c) */
+    vault_key *dk;
+    char unlocked_by[300];
+    bool attached;
     /* the embedding model last used, kept open for the next call */
     char enc_path[PATH_MAX];
     char enc_name[PATH_MAX + 80]; /* "file.gguf:<hash prefix>": identifies the weights */

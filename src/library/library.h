@@ -23,6 +23,49 @@ typedef struct lib lib;
 ** default, see cn_data_dir): home/library.db. */
 int lib_open(lib **out, const char *home, cn_err *err);
 void lib_close(lib *l);
+
+/* ---- encryption at rest (crypt.c) ---------------------------------------------
+**
+** A library with home/library.keys beside it is encrypted: lib_open unlocks
+** it with, in this order, the key file set here or in $CAIRN_KEY_FILE, the
+** passphrase in $CAIRN_PASSPHRASE, or one asked through prompt. A wrong or
+** missing key is CN_EVERIFY and nothing is written.
+*/
+typedef struct lib_unlock {
+    const char *key_file; /* --key-file, or NULL */
+    /* ask for a passphrase (question shown): 0 with it in out, else -1 */
+    int (*prompt)(void *ctx, const char *question, char *out, size_t cap);
+    void *ctx;
+} lib_unlock;
+void lib_set_unlock(const lib_unlock *u); /* process-wide; NULL resets */
+
+/* Encrypted? and *how (if not NULL) says how it was unlocked. */
+bool lib_encrypted(const lib *l, const char **how);
+
+/* Ways to unlock to enroll: at least one. */
+typedef struct lib_enroll {
+    const char *passphrase;   /* or NULL */
+    const char *key_file;     /* an existing key file, or NULL */
+    const char *new_key_file; /* a key file to create, or NULL */
+    const struct vault_kdf *kdf; /* passphrase cost, NULL: tuned (~0.5 s) */
+} lib_enroll;
+
+/* A new, empty, encrypted library in home_opt (resolved into home_out). */
+int lib_init_encrypted(const char *home_opt, const lib_enroll *e, char *home_out,
+                       size_t home_cap, cn_err *err);
+/* Convert the library in place: a copy written beside it, checked, then
+** swapped in; encrypting overwrites the plaintext file it replaces. No
+** other process may have the library open. */
+int lib_encrypt(const char *home_opt, const lib_enroll *e, cn_err *err);
+int lib_decrypt(const char *home_opt, cn_err *err);
+/* The envelope's entries; adding or removing one needs the library
+** unlocked (as lib_open does); changing a passphrase needs the old one. */
+int lib_key_list(const char *home_opt, void (*fn)(void *ctx, int i, const char *kind,
+                                                  const char *label), void *ctx, cn_err *err);
+int lib_key_add(const char *home_opt, const lib_enroll *e, cn_err *err);
+int lib_key_remove(const char *home_opt, int i, cn_err *err);
+int lib_key_passwd(const char *home_opt, const char *old_pass, const char *new_pass,
+                   const struct vault_kdf *kdf, cn_err *err);
 store *lib_store(lib *l);
 const char *lib_home(const lib *l);
 

@@ -10,6 +10,7 @@
 ** To change the schema, append an entry; never edit a released one.
 */
 #include "store/store_int.h"
+#include "vault/vault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -206,7 +207,7 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int store_schema_check_file(const char *path, sqlite3 *db, cn_err *err)
+int store_schema_check_file(const char *path, sqlite3 *db, bool encrypted, cn_err *err)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -235,6 +236,16 @@ int store_schema_check_file(const char *path, sqlite3 *db, cn_err *err)
     if (got < (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0)
         return cn_fail(err, CN_EFORMAT,
                        "%s: not a SQLite database (a Cairn library is one); left untouched", path);
+
+    bool marked = memcmp(h + 72, VAULT_VFS_MARK, 8) == 0;
+    if (marked && !encrypted)
+        return cn_fail(err, CN_EVERIFY,
+                       "%s: an encrypted library, and no key to open it with; left untouched", path);
+    if (!marked && encrypted)
+        return cn_fail(err, CN_EFORMAT,
+                       "%s: not an encrypted library (its key envelope belongs to another); left "
+                       "untouched",
+                       path);
 
     uint32_t page_size = (uint32_t)h[16] << 8 | h[17];
     if (page_size == 1)

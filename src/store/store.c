@@ -8,6 +8,7 @@
 ** with SQLITE_BUSY, and a failure anywhere rolls back the whole unit.
 */
 #include "store/store_int.h"
+#include "vault/vault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +77,19 @@ static const char *const sql_table[Q_COUNT] = {
 int store_sqlfail(sqlite3 *db, const char *path, int rc, const char *what, cn_err *err)
 {
     const char *why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    /* the encrypting VFS says which file and page it refused; SQLite only
+    ** says "disk I/O error" */
+    const char *vfs = vault_vfs_last_error();
+    if (vfs && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN ||
+                (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", vfs);
+        vault_vfs_clear_error();
+        return cn_fail(err, rc == SQLITE_IOERR_DATA ? CN_EVERIFY : CN_EIO,
+                       "%s: %s: %s; restore the library from a backup, or move it away and "
+                       "re-add the documents",
+                       path, what, msg);
+    }
     switch (rc & 0xff) {
     case SQLITE_NOMEM:
         return cn_fail(err, CN_ENOMEM, "%s: %s: out of memory", path, what);
@@ -179,6 +193,11 @@ static int pragma_set(store *s, const char *sql, const char *want, cn_err *err)
 
 int store_open(store **out, const char *path, cn_err *err)
 {
+    return store_open_enc(out, path, false, err);
+}
+
+int store_open_enc(store **out, const char *path, bool encrypted, cn_err *err)
+{
     *out = NULL;
     int rc;
     store *s = cn_calloc(1, sizeof *s);
@@ -196,7 +215,12 @@ int store_open(store **out, const char *path, cn_err *err)
         store_close(s);
         return rc;
     }
-    int src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (encrypted && (rc = vault_vfs_register(err)) != CN_OK) {
+        store_close(s);
+        return rc;
+    }
+    int src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                              encrypted ? VAULT_VFS_NAME : NULL);
     if (src != SQLITE_OK) {
         rc = store_sqlfail(s->db, path, src, "cannot open the library", err);
         store_close(s);
@@ -204,10 +228,23 @@ int store_open(store **out, const char *path, cn_err *err)
     }
     /* SQLite has read nothing yet: a file that is not a sound library is
     ** refused before it does */
-    rc = store_schema_check_file(path, s->db, err);
+    rc = store_schema_check_file(path, s->db, encrypted, err);
     if (rc != CN_OK) {
         store_close(s);
         return rc;
+    }
+    s->encrypted = encrypted;
+    if (encrypted) {
+        /* room for each page's nonce and tag, before a new file's first
+        ** write (an existing one has it already); and temporary tables and
+        ** indexes in memory, where the VFS would put them anyway */
+        int reserve = VAULT_VFS_RESERVE;
+        sqlite3_file_control(s->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+        rc = pragma_set(s, "PRAGMA temp_store = MEMORY", NULL, err);
+        if (rc != CN_OK) {
+            store_close(s);
+            return rc;
+        }
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
@@ -268,6 +305,7 @@ void store_close(store *s)
 }
 
 int store_schema_version(const store *s) { return s->version; }
+bool store_encrypted(const store *s) { return s->encrypted; }
 
 /* ---- hashing ----------------------------------------------------------- */
 

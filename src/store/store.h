@@ -84,6 +84,32 @@ typedef struct store_doc_in {
 ** On failure *out is NULL.
 */
 int store_open(store **out, const char *path, cn_err *err);
+/*
+** The same, for an encrypted library when encrypted is true: every page of
+** the file and its WAL sealed by the vault's VFS under the key attached for
+** path (vault_vfs_attach), which must be attached first. A plain library
+** opened as encrypted, or an encrypted one as plain, is refused untouched.
+** A page that fails authentication is CN_EVERIFY naming the file and page.
+*/
+int store_open_enc(store **out, const char *path, bool encrypted, cn_err *err);
+bool store_encrypted(const store *s);
+
+/*
+** Copy the library at src (encrypted if src_enc) into a new file dst
+** (encrypted if dst_enc; the key of each encrypted side attached first),
+** then check the copy (SQLite's quick_check, the keyword index's own check,
+** the row count of every table against the source). No other process may
+** have src open (CN_EIO says so). Copying from a plain library overwrites
+** its WAL with zeros once the copy is good. On failure dst is removed.
+*/
+int store_copy(const char *src, bool src_enc, const char *dst, bool dst_enc, cn_err *err);
+
+/*
+** Overwrite an open file's bytes with zeros and sync: 0 or -1. Best effort:
+** an SSD remaps blocks and a copy-on-write filesystem (btrfs, ZFS) writes
+** elsewhere, so the old blocks may survive on the device.
+*/
+int store_wipe_fd(int fd);
 void store_close(store *s);
 
 /* Schema version of the open database (always STORE_SCHEMA_VERSION). */

@@ -75,6 +75,7 @@ struct store {
     sqlite3 *db;
     char *path;
     int version;
+    bool encrypted; /* opened through the vault's encrypting VFS */
     sqlite3_stmt *stmt[Q_COUNT];
     /* search.c: the index's own tokenizer, to cut queries exactly as the
     ** passages were cut, and the passage count for document frequencies,
@@ -125,7 +126,7 @@ void store_search_release(store *s);
 ** statement reads it: not a SQLite file, a damaged header, or a file shorter
 ** than its header says (with no WAL that could hold the rest) fail with
 ** CN_EFORMAT. A missing or empty file passes. */
-int store_schema_check_file(const char *path, sqlite3 *db, cn_err *err);
+int store_schema_check_file(const char *path, sqlite3 *db, bool encrypted, cn_err *err);
 
 /* Read user_version and application_id and decide whether db is a Cairn
 ** library this build can open: *version receives the schema version (0 for

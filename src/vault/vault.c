@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <errno.h>
 
 #define WRAP_BYTES (VAULT_KEY_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES)
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -307,9 +309,16 @@ int vault_new_keyfile(const char *keyfile, cn_err *err)
     sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
     size_t n = strlen(hex);
     hex[n++] = '\n';
-    rc = cn_write_atomic(keyfile, hex, n, 0600, err);
+    /* written whole beside it, then linked in: never over another process's */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", keyfile, (long)getpid());
+    rc = cn_write_atomic(tmp, hex, n, 0600, err);
     sodium_memzero(raw, sizeof raw);
     sodium_memzero(hex, sizeof hex);
+    if (rc == CN_OK && link(tmp, keyfile) != 0)
+        rc = errno == EEXIST ? cn_fail(err, CN_EINVAL, "%s: exists already; not overwritten", keyfile)
+                             : cn_fail(err, CN_EIO, "%s: %s", keyfile, strerror(errno));
+    unlink(tmp);
     return rc;
 }
 

@@ -97,6 +97,11 @@ int vault_vfs_register(cn_err *err);
 ** needs a detach). Files of that database opened with the VFS use it. */
 int vault_vfs_attach(const char *db_path, const vault_key *dk,
                      const unsigned char id[VAULT_ID_BYTES], cn_err *err);
+/* The same for a scratch copy (cairn encrypt writes one beside the library):
+** its rollback journal, used once to switch it to WAL, stays in memory, since
+** a crash throws the copy away. */
+int vault_vfs_attach_ex(const char *db_path, const vault_key *dk,
+                        const unsigned char id[VAULT_ID_BYTES], bool scratch, cn_err *err);
 void vault_vfs_detach(const char *db_path);
 
 /* What the VFS last refused on this thread, naming the file and the page

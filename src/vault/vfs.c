@@ -67,6 +67,7 @@ typedef struct keyent {
     vault_key *key;
     unsigned char id[VAULT_ID_BYTES];
     int refs;
+    bool scratch; /* a copy being made: may switch journal modes in memory */
 } keyent;
 
 static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -95,6 +96,12 @@ static int full_name(const char *path, char *out, int cap)
 
 int vault_vfs_attach(const char *db_path, const vault_key *dk,
                      const unsigned char id[VAULT_ID_BYTES], cn_err *err)
+{
+    return vault_vfs_attach_ex(db_path, dk, id, false, err);
+}
+
+int vault_vfs_attach_ex(const char *db_path, const vault_key *dk,
+                        const unsigned char id[VAULT_ID_BYTES], bool scratch, cn_err *err)
 {
     int rc = vault_vfs_register(err);
     if (rc != CN_OK)
@@ -125,7 +132,7 @@ int vault_vfs_attach(const char *db_path, const vault_key *dk,
     }
     memcpy(k->k, dk->k, VAULT_KEY_BYTES);
     memcpy(e->id, id, VAULT_ID_BYTES);
-    e->path = p, e->key = k, e->refs = 1, e->next = keys;
+    e->path = p, e->key = k, e->refs = 1, e->next = keys, e->scratch = scratch;
     keys = e;
     pthread_mutex_unlock(&keys_mu);
     return CN_OK;
@@ -152,16 +159,19 @@ void vault_vfs_detach(const char *db_path)
     pthread_mutex_unlock(&keys_mu);
 }
 
-/* Copy the key of the database whose main file is name (n bytes of it). */
+/* Copy the key of the database whose main file is name (n bytes of it);
+** 1 if there is one (2 if it is a scratch copy), else 0. out may be NULL. */
 static int key_of(const char *name, size_t n, vault_key *out, unsigned char id[VAULT_ID_BYTES])
 {
     int found = 0;
     pthread_mutex_lock(&keys_mu);
     for (keyent *e = keys; e; e = e->next)
         if (strlen(e->path) == n && !memcmp(e->path, name, n)) {
-            memcpy(out->k, e->key->k, VAULT_KEY_BYTES);
-            memcpy(id, e->id, VAULT_ID_BYTES);
-            found = 1;
+            if (out) {
+                memcpy(out->k, e->key->k, VAULT_KEY_BYTES);
+                memcpy(id, e->id, VAULT_ID_BYTES);
+            }
+            found = e->scratch ? 2 : 1;
             break;
         }
     pthread_mutex_unlock(&keys_mu);
@@ -736,13 +746,16 @@ static const sqlite3_io_methods mem_io = {
 
 /* ---- the VFS ---------------------------------------------------------------- */
 
-/* Is name the rollback journal of a main file that is still empty? */
+/* Is name the rollback journal of a main file that is still empty, or of a
+** scratch copy (vault_vfs_attach_ex)? */
 static bool journal_of_empty(const char *name, size_t n)
 {
     const char *suffix = "-journal";
     size_t m = strlen(suffix);
     if (n <= m || strcmp(name + n - m, suffix) != 0 || n - m >= 4096)
         return false;
+    if (key_of(name, n - m, NULL, NULL) == 2)
+        return true;
     char main_name[4096];
     memcpy(main_name, name, n - m);
     main_name[n - m] = 0;
@@ -769,7 +782,8 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
     size_t n = strlen(name);
     if ((flags & SQLITE_OPEN_MAIN_JOURNAL) && journal_of_empty(name, n)) {
         /* the first transaction of a new database (it switches to WAL) has
-        ** no page to save: its journal need not outlive the process */
+        ** no page to save: its journal need not outlive the process. Nor
+        ** does a scratch copy's: a crash leaves a copy that is thrown away */
         p->kind = K_MEM;
         p->name = name;
         p->base.pMethods = &mem_io;
