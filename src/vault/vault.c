@@ -342,6 +342,10 @@ static int unlock(const char *path, const char *kind, const char *secret, vault_
     int tried = 0, opened = -1;
     unsigned char kek[VAULT_KEY_BYTES];
     bool have_kek = false;
+    if (strcmp(kind, "keyfile") == 0) { /* a missing or bad key file says so first */
+        rc = kek_keyfile(secret, kek, err);
+        have_kek = rc == CN_OK;
+    }
     for (size_t i = 0; i < json_array_size(e) && opened < 0 && rc == CN_OK; i++) {
         json_t *en = json_array_get(e, i);
         const char *ek = json_string_value(json_object_get(en, "kind"));
@@ -372,7 +376,8 @@ static int unlock(const char *path, const char *kind, const char *secret, vault_
     sodium_memzero(kek, sizeof kek);
     json_decref(j);
     if (rc == CN_OK && tried == 0)
-        rc = cn_fail(err, CN_ENOTFOUND, "%s: no %s unlocks this library", path,
+        rc = cn_fail(err, CN_EVERIFY,
+                     "%s: no %s is among the ways to unlock this library (`cairn key list`)", path,
                      strcmp(kind, "passphrase") == 0 ? "passphrase" : "key file");
     else if (rc == CN_OK && opened < 0)
         rc = cn_fail(err, CN_EVERIFY, "%s", strcmp(kind, "passphrase") == 0
