@@ -79,6 +79,14 @@ test: $(BUILD)/run_tests $(BUILD)/cairn $(TOOLS)
 	CAIRN_BIN=$(BUILD)/cairn CAIRN_TOOLS=$(BUILD) CAIRN_DOCS=$${CAIRN_DOCS:-build/docs} \
 	    ./$(BUILD)/run_tests $(T)
 
+# The whole suite again with every library it makes encrypted at rest
+# (issue 15): $$CAIRN_ENCRYPT=1 makes new libraries encrypted with the key
+# file in $$CAIRN_KEY_FILE.
+test-encrypted: $(BUILD)/run_tests $(BUILD)/cairn $(TOOLS)
+	od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $(BUILD)/suite.key && echo >> $(BUILD)/suite.key
+	chmod 600 $(BUILD)/suite.key
+	CAIRN_ENCRYPT=1 CAIRN_KEY_FILE=$(abspath $(BUILD)/suite.key) $(MAKE) test
+
 asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test

@@ -74,9 +74,8 @@ static void unlink_db(const char *path)
 }
 
 /*
-** Finish or undo a conversion a crash interrupted. Runs before the library
-** is opened, so no connection of this process has the files: the marker is
-** read with a descriptor of our own.
+** Finish or undo a conversion a crash interrupted, before the library is
+** opened.
 */
 static int recover(const char *home, cn_err *err)
 {
@@ -86,7 +85,11 @@ static int recover(const char *home, cn_err *err)
     path_of(keys, sizeof keys, home, "library.keys");
     path_of(knew, sizeof knew, home, "library.keys.new");
     path_of(kold, sizeof kold, home, "library.keys.old");
-    bool marked = db_marked(db);
+    /* only with a conversion's leftovers, which no open library has: closing
+    ** a descriptor of library.db of our own drops every fcntl lock this
+    ** process's connections hold on it */
+    bool pending = exists(knew) || exists(kold);
+    bool marked = pending && db_marked(db);
     if (exists(knew)) {
         if (marked && !exists(keys)) { /* the encrypted copy is in place */
             if (rename(knew, keys) != 0)
@@ -104,9 +107,11 @@ static int recover(const char *home, cn_err *err)
         cn_fsync_parent(keys, NULL);
     }
     path_of(tmp, sizeof tmp, home, "library.db.encrypting");
-    unlink_db(tmp);
+    if (exists(tmp))
+        unlink_db(tmp);
     path_of(tmp, sizeof tmp, home, "library.db.decrypting");
-    unlink_db(tmp);
+    if (exists(tmp))
+        unlink_db(tmp);
     return CN_OK;
 }
 

@@ -199,7 +199,7 @@ TEST(encrypt_no_plaintext_at_rest)
     EXPECT(in_plain >= n * 9 / 10); /* the scan works (the questions are not there) */
 
     /* and with a WAL full of fresh pages: a library still open */
-    setenv("CAIRN_KEY_FILE", test_tmpdir(), 1);
+    char *saved = getenv("CAIRN_KEY_FILE") ? strdup(getenv("CAIRN_KEY_FILE")) : NULL;
     char kf[700];
     snprintf(kf, sizeof kf, "%s/lib.key", test_tmpdir());
     setenv("CAIRN_KEY_FILE", kf, 1);
@@ -223,7 +223,11 @@ TEST(encrypt_no_plaintext_at_rest)
         EXPECT(files >= 3); /* the database, its WAL and the envelope at least */
         lib_close(l);
     }
-    unsetenv("CAIRN_KEY_FILE");
+    if (saved) /* the suite's own, under make test-encrypted */
+        setenv("CAIRN_KEY_FILE", saved, 1);
+    else
+        unsetenv("CAIRN_KEY_FILE");
+    free(saved);
     EXPECT_EQ_INT(count_seen(home, strs, n, &bytes, &files), 0);
     EXPECT(bytes > 500000);
 }

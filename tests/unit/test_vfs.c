@@ -210,7 +210,7 @@ static void flip_bit(const char *path, long off, int bit)
 TEST(vfs_encrypted_database_holds_no_plaintext_and_reads_back)
 {
     char path[600], wal[620];
-    snprintf(path, sizeof path, "%s/enc.db", test_tmpdir());
+    snprintf(path, sizeof path, "%s/vfs-enc.db", test_tmpdir());
     snprintf(wal, sizeof wal, "%s-wal", path);
     vault_key *k = key_of_byte(7);
     sqlite3 *db = open_enc(path, k);
@@ -265,8 +265,8 @@ TEST(vfs_encrypted_database_holds_no_plaintext_and_reads_back)
 TEST(vfs_flipped_bit_in_any_page_is_an_error_naming_the_file)
 {
     char path[600], work[620];
-    snprintf(path, sizeof path, "%s/flip.db", test_tmpdir());
-    snprintf(work, sizeof work, "%s/flipw.db", test_tmpdir());
+    snprintf(path, sizeof path, "%s/vfs-flip.db", test_tmpdir());
+    snprintf(work, sizeof work, "%s/vfs-flipw.db", test_tmpdir());
     vault_key *k = key_of_byte(3);
     sqlite3 *db = open_enc(path, k);
     EXPECT_EQ_INT(fill(db, 0, 300), 0);
@@ -307,9 +307,9 @@ TEST(vfs_flipped_bit_in_any_page_is_an_error_naming_the_file)
 TEST(vfs_wal_recovers_after_a_crash_and_rejects_damaged_frames)
 {
     char path[600], wal[620], snap[620], snapwal[640];
-    snprintf(path, sizeof path, "%s/crash.db", test_tmpdir());
+    snprintf(path, sizeof path, "%s/vfs-crash.db", test_tmpdir());
     snprintf(wal, sizeof wal, "%s-wal", path);
-    snprintf(snap, sizeof snap, "%s/snap.db", test_tmpdir());
+    snprintf(snap, sizeof snap, "%s/vfs-snap.db", test_tmpdir());
     snprintf(snapwal, sizeof snapwal, "%s-wal", snap);
     vault_key *k = key_of_byte(9);
     sqlite3 *db = open_enc(path, k);
@@ -326,7 +326,7 @@ TEST(vfs_wal_recovers_after_a_crash_and_rejects_damaged_frames)
     struct stat st;
     EXPECT(stat(snapwal, &st) == 0 && st.st_size > 8 * 4120);
     char work[620], workwal[640];
-    snprintf(work, sizeof work, "%s/crashw.db", test_tmpdir());
+    snprintf(work, sizeof work, "%s/vfs-crashw.db", test_tmpdir());
     snprintf(workwal, sizeof workwal, "%s-wal", work);
     copy_file(snap, work);
     copy_file(snapwal, workwal);
@@ -372,8 +372,8 @@ TEST(vfs_wal_recovers_after_a_crash_and_rejects_damaged_frames)
 TEST(vfs_temporary_files_stay_in_memory)
 {
     char path[600], tmp[600];
-    snprintf(path, sizeof path, "%s/temp.db", test_tmpdir());
-    snprintf(tmp, sizeof tmp, "%s/sqlite-tmp", test_tmpdir());
+    snprintf(path, sizeof path, "%s/vfs-temp.db", test_tmpdir());
+    snprintf(tmp, sizeof tmp, "%s/vfs-sqlite-tmp", test_tmpdir());
     EXPECT_EQ_INT(mkdir(tmp, 0700), 0);
     char *saved = sqlite3_temp_directory;
     sqlite3_temp_directory = sqlite3_mprintf("%s", tmp);
