@@ -4,11 +4,15 @@
 ** loading embeddings. Text is pseudo-words drawn from a Zipf distribution
 ** over a 30 000-word vocabulary, so posting lists look like real text.
 **
-**   storebench [--pages N] [--pages-per-doc N] [--sync full|normal] [-o library.db]
+**   storebench [--pages N] [--pages-per-doc N] [--sync full|normal] [--encrypt]
+**              [-o library.db]
+** --encrypt: the library encrypted at rest (the vault's VFS, a random key).
 **
 ** Prints one line per measurement. Not a test: numbers depend on the disk.
 */
 #include "store/store.h"
+#include "vault/vault.h"
+#include <sodium.h>
 #include "store/store_int.h"
 #include "search/search.h"
 
@@ -103,7 +107,9 @@ int main(int argc, char **argv)
     const char *sync = "full", *path = "/tmp/storebench.db";
     static const struct option longs[] = {{"pages", required_argument, NULL, 'p'},
                                           {"pages-per-doc", required_argument, NULL, 'd'},
-                                          {"sync", required_argument, NULL, 's'}, {0}};
+                                          {"sync", required_argument, NULL, 's'},
+                                          {"encrypt", no_argument, NULL, 'e'}, {0}};
+    bool encrypt = false;
     int c;
     while ((c = getopt_long(argc, argv, "o:", longs, NULL)) != -1) {
         switch (c) {
@@ -111,9 +117,10 @@ int main(int argc, char **argv)
         case 'd': per_doc = atoi(optarg); break;
         case 's': sync = optarg; break;
         case 'o': path = optarg; break;
+        case 'e': encrypt = true; break;
         default:
             fprintf(stderr, "usage: storebench [--pages N] [--pages-per-doc N] "
-                            "[--sync full|normal] [-o library.db]\n");
+                            "[--sync full|normal] [--encrypt] [-o library.db]\n");
             return 2;
         }
     }
@@ -129,7 +136,22 @@ int main(int argc, char **argv)
     make_vocab();
     store *s;
     cn_err err = {0};
-    if (store_open(&s, path, &err) != CN_OK) {
+    if (encrypt) {
+        vault_key *k = NULL;
+        unsigned char id[VAULT_ID_BYTES];
+        if (vault_init(&err) != CN_OK || !(k = sodium_malloc(sizeof *k))) {
+            fprintf(stderr, "storebench: %s\n", err.msg);
+            return 1;
+        }
+        randombytes_buf(k->k, sizeof k->k);
+        randombytes_buf(id, sizeof id);
+        if (vault_vfs_attach(path, k, id, &err) != CN_OK) {
+            fprintf(stderr, "storebench: %s\n", err.msg);
+            return 1;
+        }
+        sodium_free(k);
+    }
+    if (store_open_enc(&s, path, encrypt, &err) != CN_OK) {
         fprintf(stderr, "storebench: %s\n", err.msg);
         return 1;
     }
@@ -139,8 +161,8 @@ int main(int argc, char **argv)
     }
     if (getenv("CACHE")) { char q[64]; snprintf(q, sizeof q, "PRAGMA cache_size = %s", getenv("CACHE")); store_exec(s, q, NULL); }
     int n_docs = (n_pages + per_doc - 1) / per_doc;
-    printf("library: %d pages in %d documents, %d passages per page, synchronous=%s, %s\n",
-           n_pages, n_docs, PASSAGES_PER_PAGE, sync, path);
+    printf("library: %d pages in %d documents, %d passages per page, synchronous=%s, %s%s\n",
+           n_pages, n_docs, PASSAGES_PER_PAGE, sync, encrypt ? "encrypted, " : "", path);
 
     /* ---- documents ---- */
     store_page_in *pages = calloc((size_t)per_doc, sizeof *pages);
@@ -277,6 +299,22 @@ int main(int argc, char **argv)
     }
     printf("%-34s %8.3f s for %d x %d (%.0f MB as F32)\n", "store_load_embeddings", cn_now() - t0,
            ln, ldim, (double)ln * ldim * 4 / 1e6);
+    free(lid);
+    free(m);
+    /* as the first query after start-up sees it: SQLite's cache empty, every
+    ** page read (and, encrypted, decrypted) again */
+    store_close(s);
+    if (store_open_enc(&s, path, encrypt, &err) != CN_OK) {
+        fprintf(stderr, "storebench: %s\n", err.msg);
+        return 1;
+    }
+    t0 = cn_now();
+    if (store_load_embeddings(s, "bench-model", &lid, &m, &ln, &ldim, &err) != CN_OK) {
+        fprintf(stderr, "storebench: %s\n", err.msg);
+        return 1;
+    }
+    printf("%-34s %8.3f s for %d x %d (%.0f MB as F32)\n", "store_load_embeddings (reopened)",
+           cn_now() - t0, ln, ldim, (double)ln * ldim * 4 / 1e6);
 
     /* ---- vector and hybrid search, as lib_search does them: 4k candidates
     ** from each list, fused by RRF (k = 60), then the winners' passages.

@@ -430,3 +430,16 @@ TEST(encrypt_ways_to_unlock_and_a_killed_conversion)
     }
     fprintf(stderr, "  after 12 kills: %d times plain, %d times encrypted\n", states[0], states[1]);
 }
+
+/* make test-encrypted ($CAIRN_ENCRYPT=1) really runs the suite on encrypted
+** libraries, and make test on plain ones. */
+TEST(encrypt_suite_mode_is_what_it_says)
+{
+    const char *mode = getenv("CAIRN_ENCRYPT");
+    bool enc = mode && !strcmp(mode, "1");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "export CAIRN_HOME=%s/mode-home; %s add %s >/dev/null && %s doctor",
+             test_tmpdir(), test_cairn_bin(), test_data("docs/notes.md"), test_cairn_bin());
+    EXPECT_EQ_INT(test_shell(cmd, out_buf, sizeof out_buf, err_buf, sizeof err_buf), 0);
+    EXPECT_CONTAINS(out_buf, enc ? "encrypted        yes" : "encrypted        no");
+}
