@@ -192,6 +192,8 @@ typedef struct cfile {
     uint32_t pgsz;         /* 0 until learnt from the header */
     unsigned char *buf;    /* one page (and a frame header) of scratch */
     size_t buf_cap;
+    unsigned char nonce_prefix[NONCE - 8]; /* random per open file ... */
+    uint64_t nonce_count;                   /* ... then a counter: unique, no syscall */
     int64_t hdr_off;       /* WAL: the last frame header written, and where */
     unsigned char hdr[FRAME_HDR];
     unsigned char *mem;    /* K_MEM: the contents */
@@ -245,11 +247,16 @@ static size_t ad_of(const cfile *p, uint32_t pgno, const unsigned char *extra, s
 ** Seal plain (len bytes, the page less its reserve and less any readable
 ** prefix) into out: ciphertext, then the nonce, then the tag.
 */
-static void seal(const cfile *p, const unsigned char *plain, size_t len, const unsigned char *ad,
+static void seal(cfile *p, const unsigned char *plain, size_t len, const unsigned char *ad,
                  size_t n_ad, unsigned char *out)
 {
     unsigned char *nonce = out + len, *tag = out + len + NONCE;
-    randombytes_buf(nonce, NONCE);
+    /* a nonce never repeats under one key: 128 random bits drawn when the
+    ** file was opened, then a count of the pages sealed through it */
+    memcpy(nonce, p->nonce_prefix, sizeof p->nonce_prefix);
+    uint64_t c = p->nonce_count++;
+    for (int i = 0; i < 8; i++)
+        nonce[sizeof p->nonce_prefix + i] = (unsigned char)(c >> (8 * i));
     crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out, tag, NULL, plain, len, ad, n_ad, NULL,
                                                         nonce, p->key->k);
 }
@@ -335,7 +342,7 @@ static int db_read(cfile *p, void *out, int amt, sqlite3_int64 off)
         rc = db_open_page(p, pgno, p->buf, plain);
         if (rc != SQLITE_OK)
             return rc;
-        memcpy(o, plain + in_page, (size_t)n);
+        memcpy(o, plain + in_page, (size_t)n); /* (reads are whole pages but for the header) */
         o += n, off += n, amt -= n;
     }
     return SQLITE_OK;
@@ -815,6 +822,7 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
         p->key = NULL;
         return rc;
     }
+    randombytes_buf(p->nonce_prefix, sizeof p->nonce_prefix);
     p->base.pMethods = &crypt_io;
     return SQLITE_OK;
 }
