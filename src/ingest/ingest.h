@@ -168,6 +168,9 @@ typedef struct ingest_pixmap {
 ** "x.tif: page 2: damaged image: ...".
 */
 int ingest_render(const char *path, int page, int dpi, ingest_pixmap *out, cn_err *err);
+/* The same from the file's bytes in memory (path names it in messages). */
+int ingest_render_memory(const char *path, const void *data, size_t len, int page, int dpi,
+                         ingest_pixmap *out, cn_err *err);
 void ingest_pixmap_free(ingest_pixmap *p);
 
 /* ---- passages --------------------------------------------------------- */

@@ -972,18 +972,24 @@ int ingest_render(const char *path, int page, int dpi, ingest_pixmap *out, cn_er
     int rc = cn_read_file(path, (size_t)INGEST_MAX_PDF_MB << 20, &data, &len, err);
     if (rc != CN_OK)
         return rc;
+    rc = ingest_render_memory(path, data, len, page, dpi, out, err);
+    free(data);
+    return rc;
+}
+
+int ingest_render_memory(const char *path, const void *data, size_t len, int page, int dpi,
+                         ingest_pixmap *out, cn_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = CN_OK;
     const unsigned char *u = (const unsigned char *)data;
     int kind = ingest_kind_of(path, u, CN_MIN(len, (size_t)4096));
-    if (kind != INGEST_KIND_PDF && kind != INGEST_KIND_IMAGE) {
-        free(data);
+    if (kind != INGEST_KIND_PDF && kind != INGEST_KIND_IMAGE)
         return cn_fail(err, CN_EFORMAT, "%s: page %d: not a PDF or an image any more", path, page);
-    }
     ingest_mu_mem mem;
     fz_context *ctx = ingest_mu_new(&mem, (size_t)1 << 30);
-    if (!ctx) {
-        free(data);
+    if (!ctx)
         return cn_fail(err, CN_ENOMEM, "%s: cannot start MuPDF (out of memory)", path);
-    }
     fz_set_warning_callback(ctx, on_error, NULL);
     fz_set_error_callback(ctx, on_error, NULL);
     int count = 0;
@@ -1001,7 +1007,6 @@ int ingest_render(const char *path, int page, int dpi, ingest_pixmap *out, cn_er
                            fz_caught_message(ctx));
     }
     fz_drop_context(ctx);
-    free(data);
     if (rc == CN_OK && !out->grey)
         rc = cn_fail(err, CN_ENOTFOUND, "%s: page %d: no such page (%d pages)", path, page, count);
     if (rc != CN_OK)

@@ -363,8 +363,19 @@ int lib_encrypt(const char *home_opt, const lib_enroll *e, cn_err *err)
     path_of(keys, sizeof keys, home, "library.keys");
     path_of(knew, sizeof knew, home, "library.keys.new");
     path_of(tmp, sizeof tmp, home, "library.db.encrypting");
-    if (exists(keys))
-        return cn_fail(err, CN_EINVAL, "%s: the library is encrypted already", home);
+    if (exists(keys)) {
+        /* an encryption cut short after the swap may have left upload
+        ** copies plain: seal them now */
+        lib *l = NULL;
+        rc = open_lib(&l, home, NULL, err);
+        int n = rc ? rc : lib_convert_uploads(l, true, err);
+        lib_close(l);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            return cn_fail(err, CN_EINVAL, "%s: the library is encrypted already", home);
+        return CN_OK;
+    }
     if (!exists(db))
         return cn_fail(err, CN_ENOTFOUND,
                        "%s: no library there (`cairn init --encrypt` makes a new, encrypted one)",
@@ -380,8 +391,8 @@ int lib_encrypt(const char *home_opt, const lib_enroll *e, cn_err *err)
         rc = store_copy(db, false, tmp, true, err);
         vault_vfs_detach(tmp);
     }
-    vault_key_free(dk);
     if (rc) {
+        vault_key_free(dk);
         unlink(knew);
         return rc;
     }
@@ -400,6 +411,16 @@ int lib_encrypt(const char *home_opt, const lib_enroll *e, cn_err *err)
                      "plaintext file failed: %s", db, strerror(errno));
     if (old >= 0)
         close(old);
+    /* then the copies of uploaded files, each sealed in place (a crash
+    ** leaves some plain: `cairn encrypt` again seals them) */
+    if (!rc) {
+        lib *l = NULL;
+        rc = open_lib(&l, home, dk, err);
+        int n = rc ? rc : lib_convert_uploads(l, true, err);
+        rc = n < 0 ? n : CN_OK;
+        lib_close(l);
+    }
+    vault_key_free(dk);
     return rc;
 }
 
@@ -423,6 +444,15 @@ int lib_decrypt(const char *home_opt, cn_err *err)
         rc = vault_read_id(keys, id, err);
     if (!rc)
         rc = unlock(keys, &dk, how, sizeof how, err);
+    /* the copies of uploaded files first, unsealed in place while the
+    ** library is still encrypted (plain copies read in either) */
+    if (!rc) {
+        lib *l = NULL;
+        rc = open_lib(&l, home, dk, err);
+        int n = rc ? rc : lib_convert_uploads(l, false, err);
+        rc = n < 0 ? n : CN_OK;
+        lib_close(l);
+    }
     if (!rc)
         rc = vault_vfs_attach(db, dk, id, err);
     if (!rc) {

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,7 +214,17 @@ static int add_one(lib *l, const char *given, lib_event *ev, char notes[256], cn
         return CN_OK;
     }
     ingest_doc doc = {0};
-    if (rc == CN_OK)
+    if (rc == CN_OK && l->dk && lib_is_upload_copy(l, path)) {
+        /* a sealed copy of an encrypted library: unsealed in memory only */
+        char *data;
+        size_t len;
+        rc = lib_read_upload(l, path, (size_t)INGEST_MAX_PDF_MB << 20, &data, &len, fe);
+        if (rc == CN_OK) {
+            rc = ingest_memory(path, data, len, NULL, &doc, fe);
+            sodium_memzero(data, len);
+            free(data);
+        }
+    } else if (rc == CN_OK)
         rc = ingest_file(path, &doc, fe);
     if (rc != CN_OK) {
         ev->outcome = LIB_FAILED;
@@ -348,7 +359,7 @@ static int match_id(void *ctx, const store_doc_info *d)
 
 /* Is path a file Cairn stored: directly inside home/LIB_UPLOADS_DIR/? Both
 ** sides resolved, so a symlinked home or "a/../b" cannot pass for it. */
-static bool is_upload_copy(const lib *l, const char *path)
+bool lib_is_upload_copy(const lib *l, const char *path)
 {
     char dir[PATH_MAX + 32], real_dir[PATH_MAX], real_parent[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/" LIB_UPLOADS_DIR, l->home);
@@ -379,7 +390,7 @@ int lib_remove(lib *l, int64_t id, const char *path, bool *deleted, cn_err *err)
     } else {
         snprintf(f.path, sizeof f.path, "%s", path);
     }
-    bool copy = is_upload_copy(l, f.path); /* decided before: the rows say where it came from */
+    bool copy = lib_is_upload_copy(l, f.path); /* decided before: the rows say where it came from */
     int rc = id > 0 ? store_remove_id(l->st, id, err) : store_remove_path(l->st, f.path, err);
     if (rc || !copy)
         return rc;

@@ -43,6 +43,9 @@ struct lib_vectors {
     atomic_int refs;
 };
 
+/* Is path a copy the server stored: directly inside home/LIB_UPLOADS_DIR? */
+bool lib_is_upload_copy(const lib *l, const char *path);
+
 /* Open (or keep) the embedding model at path; fills enc, enc_tok, enc_name. */
 int lib_use_encoder(lib *l, const char *path, int threads, cn_err *err);
 void lib_drop_encoder(lib *l);

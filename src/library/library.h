@@ -42,6 +42,38 @@ void lib_set_unlock(const lib_unlock *u); /* process-wide; NULL resets */
 /* Encrypted? and *how (if not NULL) says how it was unlocked. */
 bool lib_encrypted(const lib *l, const char **how);
 
+/* ---- copies of uploaded files (upload.c) ----------------------------------------
+**
+** The server keeps a copy of each uploaded file in home/LIB_UPLOADS_DIR. In
+** an encrypted library the copy is sealed (libsodium secretstream, a key
+** derived from the data key); lib_add and OCR read it back through
+** lib_read_upload. Plain copies (uploaded before encryption) read as they are.
+*/
+typedef struct lib_sealkey lib_sealkey;
+typedef struct lib_upfile lib_upfile;
+/* The key upload copies are sealed with, or NULL for a plain library. */
+lib_sealkey *lib_seal_key(const lib *l);
+void lib_seal_key_free(lib_sealkey *k);
+/* Write a copy at path (mode 0600), sealed with k, or plain when k is NULL;
+** close reports a write error (a full disk) and frees; abort removes it. */
+int lib_upfile_create(const lib_sealkey *k, const char *path, lib_upfile **out, cn_err *err);
+int lib_upfile_write(lib_upfile *u, const void *data, size_t n, cn_err *err);
+int lib_upfile_close(lib_upfile *u, cn_err *err);
+void lib_upfile_abort(lib_upfile *u);
+/* Does a file starting with head hold a sealed copy? */
+bool lib_upload_sealed(const unsigned char *head, size_t n);
+/* Unseal len bytes of a sealed copy (named path in messages) into *out. A
+** damaged, cut or extended copy is CN_EVERIFY naming the file. */
+int lib_open_sealed(const lib_sealkey *k, const char *path, const unsigned char *in, size_t len,
+                    unsigned char **out, size_t *out_len, cn_err *err);
+/* The contents of the upload copy at path (at most max bytes of plaintext),
+** unsealed if it is sealed. */
+int lib_read_upload(const lib *l, const char *path, size_t max, char **out, size_t *out_len,
+                    cn_err *err);
+/* Seal (or unseal) every upload copy in place, their documents' file state
+** following; returns how many were converted. */
+int lib_convert_uploads(lib *l, bool seal, cn_err *err);
+
 /* Ways to unlock to enroll: at least one. */
 typedef struct lib_enroll {
     const char *passphrase;   /* or NULL */

@@ -12,6 +12,8 @@
 #include "ingest/ingest.h"
 #include "ocr/ocr.h"
 
+#include <sodium.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #define OCR_MAX_THREADS 16
 
 typedef struct job {
+    const lib *l;
     const store_ocr_page *pg;
     ocr_engine *eng;
     char *text; /* malloc'd, cleaned */
@@ -80,7 +83,20 @@ static void *run_job(void *arg)
 {
     job *j = arg;
     ingest_pixmap px;
-    j->rc = ingest_render(j->pg->path, j->pg->number, OCR_DPI, &px, &j->err);
+    if (j->l->dk && lib_is_upload_copy(j->l, j->pg->path)) {
+        /* a sealed copy of an encrypted library: unsealed in memory only */
+        char *data;
+        size_t len;
+        j->rc = lib_read_upload(j->l, j->pg->path, (size_t)INGEST_MAX_PDF_MB << 20, &data, &len,
+                                &j->err);
+        if (j->rc == CN_OK) {
+            j->rc = ingest_render_memory(j->pg->path, data, len, j->pg->number, OCR_DPI, &px,
+                                         &j->err);
+            sodium_memzero(data, len);
+            free(data);
+        }
+    } else
+        j->rc = ingest_render(j->pg->path, j->pg->number, OCR_DPI, &px, &j->err);
     if (j->rc != CN_OK)
         return NULL;
     char *raw = NULL;
@@ -186,7 +202,7 @@ int lib_ocr_some(lib *l, const char *langs, int threads, int max_pages, const at
         pthread_t tid[OCR_MAX_THREADS];
         bool started[OCR_MAX_THREADS] = {0};
         for (int i = 0; i < n; i++) {
-            jobs[i] = (job){.pg = &pgs[i], .eng = eng[i]};
+            jobs[i] = (job){.l = l, .pg = &pgs[i], .eng = eng[i]};
             const char *why = file_changed(&pgs[i]);
             if (why) {
                 jobs[i].rc = cn_fail(&jobs[i].err, CN_ENOTFOUND, "%s: page %d: %s", pgs[i].path,

@@ -25,7 +25,8 @@ struct srv_upload {
     char names[MAX_UPLOAD_FILES][128];
     char tmp[MAX_UPLOAD_FILES][PATH_MAX];
     int n;
-    FILE *f;
+    lib_upfile *f;   /* the file being received: sealed when the library is encrypted */
+    lib_sealkey *key;
     size_t bytes;
     srv_error err;
     bool failed;
@@ -46,11 +47,13 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         return MHD_YES; /* a plain form field: nothing to keep */
     if (off == 0) {
         if (u->f) {
-            int rc = fclose(u->f); /* the previous file's last bytes: a full disk shows here */
+            cn_err ce = {0};
+            int rc = lib_upfile_close(u->f, &ce); /* the previous file's last bytes: a full
+                                                    disk shows here */
             u->f = NULL;
             if (rc != 0) {
                 srv_fail(&u->err, 507, "file", "storing %s failed: %s", u->names[u->n - 1],
-                         strerror(errno));
+                         ce.msg);
                 return MHD_NO;
             }
         }
@@ -61,9 +64,9 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         srv_safe_filename(filename, u->names[u->n], sizeof u->names[u->n]);
         snprintf(u->tmp[u->n], sizeof u->tmp[u->n], "%.3900s/.upload-%d-%p-%d", u->dir,
                  (int)getpid(), (void *)u, u->n);
-        u->f = fopen(u->tmp[u->n], "wb");
-        if (!u->f) {
-            srv_fail(&u->err, 500, NULL, "cannot write %s: %s", u->tmp[u->n], strerror(errno));
+        cn_err ce = {0};
+        if (lib_upfile_create(u->key, u->tmp[u->n], &u->f, &ce) != CN_OK) {
+            srv_fail(&u->err, 500, NULL, "%s", ce.msg);
             return MHD_NO;
         }
         u->n++;
@@ -77,8 +80,9 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
                  u->names[u->n - 1], r->s->o.lim.max_upload);
         return MHD_NO;
     }
-    if (size && fwrite(data, 1, size, u->f) != size) {
-        srv_fail(&u->err, 500, NULL, "writing the upload failed: %s", strerror(errno));
+    cn_err ce = {0};
+    if (size && lib_upfile_write(u->f, data, size, &ce) != CN_OK) {
+        srv_fail(&u->err, 500, NULL, "writing the upload failed: %s", ce.msg);
         return MHD_NO;
     }
     return MHD_YES;
@@ -97,6 +101,16 @@ int srv_upload_begin(srv_req *r, srv_error *e)
     cn_err err = {0};
     if (cn_mkdirs(u->dir, &err))
         return srv_fail(e, 500, NULL, "%s", err.msg);
+    /* an encrypted library's copies are sealed as they arrive: the key from
+    ** a handle of the pool, held for this upload only */
+    lib *l = srv_lib_acquire(r->s, e);
+    if (!l)
+        return -1;
+    u->key = lib_seal_key(l);
+    bool enc = lib_encrypted(l, NULL);
+    srv_lib_release(r->s, l, false);
+    if (enc && !u->key)
+        return srv_fail(e, 500, NULL, "out of (locked) memory");
     u->pp = MHD_create_post_processor(r->conn, 65536, on_part, r);
     if (!u->pp)
         return srv_fail(e, 400, NULL, "malformed multipart/form-data header (no boundary?)");
@@ -107,7 +121,7 @@ int srv_upload_begin(srv_req *r, srv_error *e)
 static void discard_files(srv_upload *u)
 {
     if (u->f)
-        fclose(u->f);
+        lib_upfile_abort(u->f); /* removes its file */
     u->f = NULL;
     for (int i = 0; i < u->n; i++)
         if (u->tmp[i][0])
@@ -140,6 +154,7 @@ void srv_upload_free(srv_req *r)
     if (u->pp)
         MHD_destroy_post_processor(u->pp);
     discard_files(u); /* not moved into place: an upload that failed */
+    lib_seal_key_free(u->key);
     free(u);
     r->up = NULL;
 }
@@ -268,11 +283,12 @@ int srv_lib_upload(srv_req *r)
         return srv_reply_errorf(r, 400, "file", "no file in the upload (send multipart/form-data "
                                 "with a file field)");
     if (u->f) {
-        int rc = fclose(u->f); /* the last buffered bytes are written now */
+        cn_err ce = {0};
+        int rc = lib_upfile_close(u->f, &ce); /* the last buffered bytes are written now */
         u->f = NULL;
         if (rc != 0)
             return srv_reply_errorf(r, 507, "file", "storing %s failed: %s", u->names[u->n - 1],
-                                    strerror(errno));
+                                    ce.msg);
     }
     srv_bg *g = srv_bg_new(r->s);
     if (!g)

@@ -1,7 +1,8 @@
 /*
 ** copy.c: a whole library copied into a new file, encrypted or not: what
 ** `cairn encrypt` and `cairn decrypt` write beside the library before they
-** swap it in (see store.h, store_copy).
+** swap it in (see store.h, store_copy); and the file state of a document
+** whose stored copy they sealed or unsealed (store_set_file_state).
 **
 ** SQLite's VACUUM INTO writes the copy page by page through whichever VFS
 ** the target's URI names, so the copy never exists in the other form. The
@@ -189,4 +190,25 @@ int store_copy(const char *src, bool src_enc, const char *dst, bool dst_enc, cn_
         unlink(side);
     }
     return rc;
+}
+
+int store_set_file_state(store *s, const char *path, const char *hash, int64_t size,
+                         int64_t mtime_ns, cn_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "UPDATE documents SET hash = ?1, size = ?2, mtime_ns = ?3 "
+                                "WHERE path = ?4",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc, "updating a file's state", err);
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, size);
+    sqlite3_bind_int64(st, 3, mtime_ns);
+    sqlite3_bind_text(st, 4, path, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return store_fail(s, rc, "updating a file's state", err);
+    return sqlite3_changes(s->db) ? CN_OK : cn_fail(err, CN_ENOTFOUND, "%s: not in the library", path);
 }

@@ -156,6 +156,12 @@ typedef struct store_file_state {
 /* Fill *st for the document at path: 0, CN_ENOTFOUND, or an error. */
 int store_find_by_path(store *s, const char *path, store_file_state *st, cn_err *err);
 
+/* Record that the file of the document at path now has this hash, size
+** and modification time (its contents unchanged: an upload copy sealed or
+** unsealed in place). CN_ENOTFOUND if no document has that path. */
+int store_set_file_state(store *s, const char *path, const char *hash, int64_t size,
+                         int64_t mtime_ns, cn_err *err);
+
 /* Remove a document and all its rows. CN_ENOTFOUND if there is none. */
 int store_remove_path(store *s, const char *path, cn_err *err);
 int store_remove_id(store *s, int64_t doc_id, cn_err *err);
