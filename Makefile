@@ -9,7 +9,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libpcre2-8 libutf8proc jansson sqlite3 libsodium libcurl libmicrohttpd libcmark tesseract lept
+PKGS    := libpcre2-8 libutf8proc jansson sqlite3 libsodium libcurl libmicrohttpd libcmark tesseract lept libsecret-1
 # MuPDF is a static library on Debian 12: link its whole dependency chain
 MUPDF_LIBS := $(shell pkg-config --static --libs mupdf) -lharfbuzz -lfreetype
 OPT     ?= -O2

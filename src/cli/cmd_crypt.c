@@ -84,13 +84,13 @@ static int new_passphrase(char *out, size_t cap)
 
 typedef struct crypt_args {
     const char *home;
-    bool encrypt, passphrase, no_passphrase;
+    bool encrypt, passphrase, no_passphrase, keyring;
     const char *new_key_file;
     char **rest;
     int n_rest;
 } crypt_args;
 
-enum { O_HOME = 1000, O_ENCRYPT, O_PASSPHRASE, O_NO_PASS, O_NEW_KEY };
+enum { O_HOME = 1000, O_ENCRYPT, O_PASSPHRASE, O_NO_PASS, O_NEW_KEY, O_KEYRING };
 
 static int parse(const char *cmd, int argc, char **argv, crypt_args *a, const char *help)
 {
@@ -100,6 +100,7 @@ static int parse(const char *cmd, int argc, char **argv, crypt_args *a, const ch
         {"passphrase", no_argument, NULL, O_PASSPHRASE},
         {"no-passphrase", no_argument, NULL, O_NO_PASS},
         {"new-key-file", required_argument, NULL, O_NEW_KEY},
+        {"keyring", no_argument, NULL, O_KEYRING},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -112,6 +113,7 @@ static int parse(const char *cmd, int argc, char **argv, crypt_args *a, const ch
         case O_PASSPHRASE: a->passphrase = true; break;
         case O_NO_PASS: a->no_passphrase = true; break;
         case O_NEW_KEY: a->new_key_file = optarg; break;
+        case O_KEYRING: a->keyring = true; break;
         case 'h': printf("%s", help); return -1;
         default: return 2;
         }
@@ -136,7 +138,11 @@ static const char enroll_help[] =
     "  --passphrase          a passphrase (Argon2id, ~0.5 s to try one here): asked\n"
     "                        twice on the terminal, or taken from $CAIRN_PASSPHRASE\n"
     "                        (weaker: the environment of a process can be read by\n"
-    "                        the same user). The default when no key file is given.\n";
+    "                        the same user). The default when no key file or keyring\n"
+    "                        is given.\n"
+    "  --keyring             the desktop keyring (GNOME Keyring, KWallet: the Secret\n"
+    "                        Service): a logged-in user is not asked. Add a passphrase\n"
+    "                        or key file too, for when the keyring is not there.\n";
 
 /* The ways to unlock a command enrolls, from its options; pass holds the
 ** passphrase. 0, or an exit status after saying why. */
@@ -156,7 +162,9 @@ static int ways(const char *cmd, const crypt_args *a, lib_enroll *e, char *pass,
                                   "--new-key-file too is one too many");
         e->new_key_file = a->new_key_file;
     }
-    bool want_pass = a->passphrase || (!e->key_file && !e->new_key_file && !a->no_passphrase);
+    e->keyring = a->keyring;
+    bool want_pass =
+        a->passphrase || (!e->key_file && !e->new_key_file && !a->keyring && !a->no_passphrase);
     if (want_pass) {
         int r = new_passphrase(pass, cap);
         if (r < 0)
@@ -166,13 +174,16 @@ static int ways(const char *cmd, const crypt_args *a, lib_enroll *e, char *pass,
             return 1;
         e->passphrase = pass;
     }
-    if (!e->passphrase && !e->key_file && !e->new_key_file)
-        return cli_usage(cmd, "no way to unlock the library: --passphrase or --key-file FILE");
+    if (!e->passphrase && !e->key_file && !e->new_key_file && !e->keyring)
+        return cli_usage(cmd, "no way to unlock the library: --passphrase, --key-file FILE or "
+                              "--keyring");
     return 0;
 }
 
 static void said_ways(const lib_enroll *e)
 {
+    if (e->keyring)
+        printf("  unlock with: the desktop keyring\n");
     if (e->passphrase)
         printf("  unlock with: the passphrase\n");
     if (e->key_file)
@@ -198,8 +209,8 @@ int cmd_init(int argc, char **argv)
         return cli_usage("init", "unexpected argument '%s'", a.rest[0]);
     cn_err err = {0};
     if (!a.encrypt) {
-        if (a.passphrase || a.new_key_file)
-            return cli_usage("init", "--passphrase and --new-key-file go with --encrypt");
+        if (a.passphrase || a.new_key_file || a.keyring)
+            return cli_usage("init", "--passphrase, --new-key-file and --keyring go with --encrypt");
         lib *l;
         cli_setup_unlock();
         if (lib_open(&l, a.home, &err))
@@ -284,14 +295,16 @@ int cmd_key(int argc, char **argv)
              "The ways to unlock an encrypted library. Each one wraps the same data key:\n"
              "adding, removing or changing one never re-encrypts the library.\n"
              "  list         the ways, numbered\n"
-             "  add          enroll another (--passphrase or --new-key-file FILE); the\n"
-             "               library is unlocked first (--key-file, $CAIRN_KEY_FILE,\n"
-             "               $CAIRN_PASSPHRASE or the terminal)\n"
+             "  add          enroll another (--passphrase, --new-key-file FILE or\n"
+             "               --keyring); the library is unlocked first (--key-file,\n"
+             "               $CAIRN_KEY_FILE, $CAIRN_PASSPHRASE, the keyring or the\n"
+             "               terminal)\n"
              "  remove N     take way N out (not the last one)\n"
              "  passwd       change a passphrase (the old one, then the new one twice)\n\n"
              "options:\n"
              "  --passphrase          add: a passphrase\n"
              "  --new-key-file FILE   add: a new key file\n"
+             "  --keyring             add: the desktop keyring (Secret Service)\n"
              "  --home DIR            data directory\n");
     PARSE("key", help);
     if (a.n_rest < 1)
@@ -305,10 +318,10 @@ int cmd_key(int argc, char **argv)
         return 0;
     }
     if (!strcmp(op, "add")) {
-        if (!a.passphrase && !a.new_key_file)
-            return cli_usage("key", "add: --passphrase or --new-key-file FILE");
+        if (!a.passphrase && !a.new_key_file && !a.keyring)
+            return cli_usage("key", "add: --passphrase, --new-key-file FILE or --keyring");
         char pass[1024] = {0};
-        lib_enroll e = {.new_key_file = a.new_key_file};
+        lib_enroll e = {.new_key_file = a.new_key_file, .keyring = a.keyring};
         int r = 0;
         if (a.passphrase) {
             /* $CAIRN_PASSPHRASE unlocks; the new one is asked */

@@ -140,6 +140,22 @@ static int unlock(const char *keys, vault_key **dk, char *how, size_t how_cap, c
         snprintf(how, how_cap, "passphrase from $CAIRN_PASSPHRASE");
         return vault_unlock_passphrase(keys, pass, dk, err);
     }
+    /* the desktop keyring, when it is among the ways: a logged-in user is
+    ** not asked */
+    char kr_why[sizeof err->msg] = "";
+    if (vault_has(keys, "keyring")) {
+        cn_err ke = {0};
+        if (vault_unlock_keyring(keys, dk, &ke) == CN_OK) {
+            snprintf(how, how_cap, "the desktop keyring");
+            return CN_OK;
+        }
+        snprintf(kr_why, sizeof kr_why, "%s", ke.msg);
+        if (!vault_has(keys, "passphrase"))
+            return cn_fail(err, CN_EVERIFY,
+                           "%s: %s; give a key file with --key-file FILE, or a passphrase if the "
+                           "library has one",
+                           keys, kr_why);
+    }
     if (unlock_opts.prompt) {
         char buf[1024];
         int got = unlock_opts.prompt(unlock_opts.ctx, "Passphrase for the library: ", buf,
@@ -154,8 +170,8 @@ static int unlock(const char *keys, vault_key **dk, char *how, size_t how_cap, c
     return cn_fail(err, CN_EVERIFY,
                    "%s: the library is encrypted; give its key file with --key-file FILE or "
                    "$CAIRN_KEY_FILE, its passphrase in $CAIRN_PASSPHRASE, or run from a terminal "
-                   "to be asked",
-                   keys);
+                   "to be asked%s%s",
+                   keys, kr_why[0] ? " (" : "", kr_why[0] ? kr_why : "");
 }
 
 static int new_envelope(const char *path, const lib_enroll *e, vault_key **dk, cn_err *err);
@@ -271,10 +287,10 @@ bool lib_encrypted(const lib *l, const char **how)
 
 static int enroll(const char *keys, const vault_key *dk, const lib_enroll *e, cn_err *err)
 {
-    if (!e->passphrase && !e->key_file && !e->new_key_file)
+    if (!e->passphrase && !e->key_file && !e->new_key_file && !e->keyring)
         return cn_fail(err, CN_EINVAL,
-                       "no way to unlock the library given: a passphrase, --key-file FILE or "
-                       "--new-key-file FILE");
+                       "no way to unlock the library given: a passphrase, --key-file FILE, "
+                       "--new-key-file FILE or --keyring");
     int rc = CN_OK;
     if (e->new_key_file)
         rc = vault_new_keyfile(e->new_key_file, err);
@@ -284,6 +300,12 @@ static int enroll(const char *keys, const vault_key *dk, const lib_enroll *e, cn
         rc = vault_add_keyfile(keys, dk, e->key_file, err);
     if (!rc && e->passphrase)
         rc = vault_add_passphrase(keys, dk, e->passphrase, e->kdf, err);
+    if (!rc && e->keyring) {
+        char label[PATH_MAX + 40];
+        const char *slash = strrchr(keys, '/');
+        snprintf(label, sizeof label, "Cairn library %.*s", slash ? (int)(slash - keys) : 0, keys);
+        rc = vault_add_keyring(keys, dk, label, err);
+    }
     return rc;
 }
 
@@ -469,6 +491,8 @@ int lib_decrypt(const char *home_opt, cn_err *err)
         return cn_fail(err, CN_EIO, "%s: cannot put the decrypted copy in place: %s (the next "
                        "open puts the key envelope back)", db, strerror(errno));
     cn_fsync_parent(db, NULL);
+    if (vault_has(kold, "keyring"))
+        vault_forget_keyring(kold);
     unlink(kold);
     cn_fsync_parent(kold, NULL);
     return CN_OK;
@@ -517,7 +541,12 @@ int lib_key_remove(const char *home_opt, int i, cn_err *err)
     if (!rc)
         rc = unlock(keys, &dk, how, sizeof how, err);
     vault_key_free(dk);
-    return rc ? rc : vault_remove(keys, i, err);
+    int had = rc ? 0 : vault_has(keys, "keyring");
+    if (!rc)
+        rc = vault_remove(keys, i, err);
+    if (!rc && had && !vault_has(keys, "keyring"))
+        vault_forget_keyring(keys); /* its secret leaves the keyring too */
+    return rc;
 }
 
 int lib_key_passwd(const char *home_opt, const char *old_pass, const char *new_pass,

@@ -28,7 +28,8 @@ void lib_close(lib *l);
 **
 ** A library with home/library.keys beside it is encrypted: lib_open unlocks
 ** it with, in this order, the key file set here or in $CAIRN_KEY_FILE, the
-** passphrase in $CAIRN_PASSPHRASE, or one asked through prompt. A wrong or
+** passphrase in $CAIRN_PASSPHRASE, the desktop keyring (if it is one of the
+** library's ways), or a passphrase asked through prompt. A wrong or
 ** missing key is CN_EVERIFY and nothing is written.
 */
 typedef struct lib_unlock {
@@ -79,6 +80,7 @@ typedef struct lib_enroll {
     const char *passphrase;   /* or NULL */
     const char *key_file;     /* an existing key file, or NULL */
     const char *new_key_file; /* a key file to create, or NULL */
+    bool keyring;             /* the desktop keyring (Secret Service) */
     const struct vault_kdf *kdf; /* passphrase cost, NULL: tuned (~0.5 s) */
 } lib_enroll;
 

@@ -135,6 +135,26 @@ static int kek_passphrase(const char *pass, const unsigned char *salt, unsigned 
     return CN_OK;
 }
 
+/* A KEK from 64 hex digits of secret (a key file's, or the keyring's). */
+static int kek_hex(const char *txt, size_t len, const char *what, unsigned char kek[VAULT_KEY_BYTES],
+                   cn_err *err)
+{
+    unsigned char raw[VAULT_KEY_BYTES];
+    size_t got = 0;
+    while (len && (txt[len - 1] == '\n' || txt[len - 1] == '\r' || txt[len - 1] == ' '))
+        len--;
+    int rc = len == 2 * VAULT_KEY_BYTES &&
+                     sodium_hex2bin(raw, sizeof raw, txt, len, NULL, &got, NULL) == 0 &&
+                     got == sizeof raw
+                 ? CN_OK
+                 : cn_fail(err, CN_EFORMAT, "%s: not a Cairn key (64 hex digits)", what);
+    if (rc == CN_OK)
+        crypto_generichash(kek, VAULT_KEY_BYTES, (const unsigned char *)"cairn keyfile kek", 17,
+                           raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    return rc;
+}
+
 static int kek_keyfile(const char *keyfile, unsigned char kek[VAULT_KEY_BYTES], cn_err *err)
 {
     char *txt;
@@ -142,21 +162,9 @@ static int kek_keyfile(const char *keyfile, unsigned char kek[VAULT_KEY_BYTES], 
     int rc = cn_read_file(keyfile, 4096, &txt, &len, err);
     if (rc != CN_OK)
         return rc;
-    unsigned char raw[VAULT_KEY_BYTES];
-    size_t got = 0;
-    while (len && (txt[len - 1] == '\n' || txt[len - 1] == '\r' || txt[len - 1] == ' '))
-        len--;
-    rc = len == 2 * VAULT_KEY_BYTES &&
-                 sodium_hex2bin(raw, sizeof raw, txt, len, NULL, &got, NULL) == 0 &&
-                 got == sizeof raw
-             ? CN_OK
-             : cn_fail(err, CN_EFORMAT, "%s: not a Cairn key file (64 hex digits)", keyfile);
+    rc = kek_hex(txt, len, keyfile, kek, err);
     sodium_memzero(txt, len);
     free(txt);
-    if (rc == CN_OK)
-        crypto_generichash(kek, VAULT_KEY_BYTES, (const unsigned char *)"cairn keyfile kek", 17,
-                           raw, sizeof raw);
-    sodium_memzero(raw, sizeof raw);
     return rc;
 }
 
@@ -345,6 +353,9 @@ static int unlock(const char *path, const char *kind, const char *secret, vault_
     if (strcmp(kind, "keyfile") == 0) { /* a missing or bad key file says so first */
         rc = kek_keyfile(secret, kek, err);
         have_kek = rc == CN_OK;
+    } else if (strcmp(kind, "keyring") == 0) {
+        rc = kek_hex(secret, strlen(secret), "the desktop keyring's item", kek, err);
+        have_kek = rc == CN_OK;
     }
     for (size_t i = 0; i < json_array_size(e) && opened < 0 && rc == CN_OK; i++) {
         json_t *en = json_array_get(e, i);
@@ -378,11 +389,15 @@ static int unlock(const char *path, const char *kind, const char *secret, vault_
     if (rc == CN_OK && tried == 0)
         rc = cn_fail(err, CN_EVERIFY,
                      "%s: no %s is among the ways to unlock this library (`cairn key list`)", path,
-                     strcmp(kind, "passphrase") == 0 ? "passphrase" : "key file");
+                     strcmp(kind, "passphrase") == 0 ? "passphrase"
+                     : strcmp(kind, "keyring") == 0  ? "desktop keyring"
+                                                     : "key file");
     else if (rc == CN_OK && opened < 0)
-        rc = cn_fail(err, CN_EVERIFY, "%s", strcmp(kind, "passphrase") == 0
-                                                 ? "wrong passphrase"
-                                                 : "wrong key file: it does not unlock this library");
+        rc = cn_fail(err, CN_EVERIFY, "%s",
+                     strcmp(kind, "passphrase") == 0 ? "wrong passphrase"
+                     : strcmp(kind, "keyring") == 0
+                         ? "the desktop keyring's key does not unlock this library"
+                         : "wrong key file: it does not unlock this library");
     if (rc != CN_OK) {
         vault_key_free(k);
         return rc;
@@ -467,4 +482,76 @@ int vault_read_id(const char *path, unsigned char id[VAULT_ID_BYTES], cn_err *er
         rc = cn_fail(err, CN_EFORMAT, "%s: damaged key envelope (id)", path);
     json_decref(j);
     return rc;
+}
+
+int vault_has(const char *path, const char *kind)
+{
+    json_t *j;
+    if (load(path, &j, NULL) != CN_OK)
+        return 0;
+    json_t *e = json_object_get(j, "entries");
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(e); i++) {
+        const char *k = json_string_value(json_object_get(json_array_get(e, i), "kind"));
+        n += k && !strcmp(k, kind);
+    }
+    json_decref(j);
+    return n;
+}
+
+static int id_hex_of(const char *path, char hex[2 * VAULT_ID_BYTES + 1], cn_err *err)
+{
+    unsigned char id[VAULT_ID_BYTES];
+    int rc = vault_read_id(path, id, err);
+    if (rc == CN_OK)
+        sodium_bin2hex(hex, 2 * VAULT_ID_BYTES + 1, id, sizeof id);
+    return rc;
+}
+
+int vault_add_keyring(const char *path, const vault_key *dk, const char *label, cn_err *err)
+{
+    char id[2 * VAULT_ID_BYTES + 1], hex[2 * VAULT_KEY_BYTES + 1];
+    int rc = vault_init(err);
+    if (!rc)
+        rc = id_hex_of(path, id, err);
+    if (rc)
+        return rc;
+    unsigned char raw[VAULT_KEY_BYTES], kek[VAULT_KEY_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    rc = kek_hex(hex, strlen(hex), "keyring", kek, err);
+    /* the keyring first: an entry whose secret is nowhere would be dead */
+    if (!rc)
+        rc = vault_keyring_store(id, label, hex, err);
+    if (!rc) {
+        json_t *entry = json_object();
+        json_object_set_new(entry, "label", json_string("desktop keyring"));
+        rc = add_entry(path, dk, entry, "keyring", kek, err);
+    }
+    sodium_memzero(hex, sizeof hex);
+    sodium_memzero(kek, sizeof kek);
+    return rc;
+}
+
+int vault_unlock_keyring(const char *path, vault_key **dk, cn_err *err)
+{
+    *dk = NULL;
+    char id[2 * VAULT_ID_BYTES + 1], hex[256];
+    int rc = vault_init(err);
+    if (!rc)
+        rc = id_hex_of(path, id, err);
+    if (!rc)
+        rc = vault_keyring_lookup(id, hex, sizeof hex, err);
+    if (!rc)
+        rc = unlock(path, "keyring", hex, dk, NULL, err);
+    sodium_memzero(hex, sizeof hex);
+    return rc;
+}
+
+void vault_forget_keyring(const char *path)
+{
+    char id[2 * VAULT_ID_BYTES + 1];
+    if (id_hex_of(path, id, NULL) == CN_OK)
+        vault_keyring_clear(id);
 }

@@ -73,6 +73,23 @@ int vault_remove(const char *path, int i, cn_err *err);
 
 void vault_key_free(vault_key *k);
 
+/* ---- the desktop keyring (keyring.c, libsecret) --------------------------
+** A random secret stored by the Secret Service under the envelope's id
+** wraps the data key like a key file does; a logged-in user's keyring then
+** unlocks the library without a question. */
+int vault_add_keyring(const char *path, const vault_key *dk, const char *label, cn_err *err);
+/* CN_ENOTFOUND when the keyring holds no item for this library, CN_EIO when
+** there is no keyring to ask (no D-Bus session, no Secret Service). */
+int vault_unlock_keyring(const char *path, vault_key **dk, cn_err *err);
+/* Drop the keyring's item for the envelope at path (if any). */
+void vault_forget_keyring(const char *path);
+/* How many entries of kind ("passphrase", "keyfile", "keyring") path has. */
+int vault_has(const char *path, const char *kind);
+/* The Secret Service calls themselves; id_hex names the library. */
+int vault_keyring_store(const char *id_hex, const char *label, const char *secret, cn_err *err);
+int vault_keyring_lookup(const char *id_hex, char *out, size_t cap, cn_err *err);
+void vault_keyring_clear(const char *id_hex);
+
 /* The envelope's random id (it also binds the library's pages: vfs.c). */
 #define VAULT_ID_BYTES 16
 int vault_read_id(const char *path, unsigned char id[VAULT_ID_BYTES], cn_err *err);

@@ -443,3 +443,54 @@ TEST(encrypt_suite_mode_is_what_it_says)
     EXPECT_EQ_INT(test_shell(cmd, out_buf, sizeof out_buf, err_buf, sizeof err_buf), 0);
     EXPECT_CONTAINS(out_buf, enc ? "encrypted        yes" : "encrypted        no");
 }
+
+/* Run cmd (no double quotes in it) in a D-Bus session with an unlocked
+** GNOME keyring whose files live in $T/HOMEDIR. */
+static int in_keyring(const char *homedir, const char *cmd)
+{
+    return sh("mkdir -p %s/%s && HOME=%s/%s dbus-run-session -- sh -c \"printf pw | "
+              "gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; %s\"",
+              test_tmpdir(), homedir, test_tmpdir(), homedir, cmd);
+}
+
+TEST(encrypt_desktop_keyring_unlocks_without_a_question)
+{
+    if (sh("command -v dbus-run-session && command -v gnome-keyring-daemon") != 0) {
+        SKIP("dbus-run-session or gnome-keyring-daemon is not installed (Debian: dbus, "
+             "gnome-keyring)");
+    }
+    make_docs();
+    EXPECT_EQ_INT(in_keyring("kr1", "$CAIRN init --encrypt --keyring"), 0);
+    EXPECT_CONTAINS(out_buf, "unlock with: the desktop keyring");
+    EXPECT_EQ_INT(in_keyring("kr1", "$CAIRN add $D/safety.md </dev/null && $CAIRN search --json "
+                                    "gloves </dev/null && $CAIRN doctor </dev/null"),
+                  0);
+    EXPECT_CONTAINS(out_buf, "safety.md");
+    EXPECT_CONTAINS(out_buf, "unlocked with the desktop keyring");
+    EXPECT_EQ_INT(sh("$CAIRN key list"), 0);
+    EXPECT_CONTAINS(out_buf, "keyring     desktop keyring");
+
+    char db[700];
+    unsigned char h0[32], h1[32];
+    snprintf(db, sizeof db, "%s/ehome/library.db", test_tmpdir());
+    file_hash(db, h0);
+    /* no session to ask: said, exit 1 */
+    EXPECT_EQ_INT(sh("env -u DBUS_SESSION_BUS_ADDRESS -u DISPLAY $CAIRN search gloves </dev/null"),
+                  1);
+    EXPECT_CONTAINS(err_buf, "no desktop keyring to ask");
+    /* another user's keyring: it holds no key for this library */
+    EXPECT_EQ_INT(in_keyring("kr2", "$CAIRN search gloves </dev/null"), 1);
+    EXPECT_CONTAINS(err_buf, "the desktop keyring holds no key for this library");
+    file_hash(db, h1);
+    EXPECT(memcmp(h0, h1, 32) == 0);
+
+    /* a key file as well; the keyring way removed takes its secret along */
+    EXPECT_EQ_INT(in_keyring("kr1", "$CAIRN key add --new-key-file $K </dev/null && $CAIRN key "
+                                    "remove 1 --key-file $K && $CAIRN key list"),
+                  0);
+    EXPECT(strstr(out_buf, "keyring") == NULL);
+    EXPECT_EQ_INT(sh("$CAIRN search --json --key-file $K gloves"), 0);
+    EXPECT_CONTAINS(out_buf, "safety.md");
+    EXPECT_EQ_INT(in_keyring("kr1", "$CAIRN search gloves </dev/null"), 1);
+    EXPECT_CONTAINS(err_buf, "the library is encrypted; give its key file");
+}
