@@ -20,6 +20,7 @@
 #include "vault/vault.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -175,6 +176,7 @@ static int unlock(const char *keys, vault_key **dk, char *how, size_t how_cap, c
 }
 
 static int new_envelope(const char *path, const lib_enroll *e, vault_key **dk, cn_err *err);
+static int unlock_cached(const char *keys, vault_key **dk, char *how, size_t how_cap, cn_err *err);
 
 /*
 ** $CAIRN_ENCRYPT=1: a library created now is created encrypted, with the key
@@ -247,7 +249,7 @@ static int open_lib(lib **out, const char *home, const vault_key *dk_given, cn_e
                 memcpy(l->dk->k, dk_given->k, VAULT_KEY_BYTES);
             snprintf(l->unlocked_by, sizeof l->unlocked_by, "the key just made");
         } else if (!rc)
-            rc = unlock(keys, &l->dk, l->unlocked_by, sizeof l->unlocked_by, err);
+            rc = unlock_cached(keys, &l->dk, l->unlocked_by, sizeof l->unlocked_by, err);
         if (!rc)
             rc = vault_vfs_attach(l->db, l->dk, id, err);
         l->attached = !rc;
@@ -263,6 +265,59 @@ static int open_lib(lib **out, const char *home, const vault_key *dk_given, cn_e
 }
 
 int lib_open(lib **out, const char *home, cn_err *err) { return open_lib(out, home, NULL, err); }
+
+/*
+** The data key last unlocked in this process, with the envelope it came
+** from: the server opens several handles of one library, and each would
+** otherwise ask for the passphrase (and spend half a second on Argon2id).
+** Reused only while the envelope file is the same one, unchanged.
+*/
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char keys[PATH_MAX + 32];
+    struct stat st;
+    vault_key *dk;
+    char how[300];
+} cache;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static int unlock_cached(const char *keys, vault_key **dk, char *how, size_t how_cap, cn_err *err)
+{
+    struct stat st;
+    if (stat(keys, &st) != 0)
+        return cn_fail(err, CN_EIO, "%s: %s", keys, strerror(errno));
+    pthread_mutex_lock(&cache_mu);
+    if (cache.dk && !strcmp(cache.keys, keys) && same_file(&cache.st, &st)) {
+        *dk = sodium_malloc(sizeof **dk);
+        if (*dk) {
+            memcpy((*dk)->k, cache.dk->k, VAULT_KEY_BYTES);
+            snprintf(how, how_cap, "%s", cache.how);
+        }
+        pthread_mutex_unlock(&cache_mu);
+        return *dk ? CN_OK : cn_fail(err, CN_ENOMEM, "out of (locked) memory");
+    }
+    pthread_mutex_unlock(&cache_mu);
+    int rc = unlock(keys, dk, how, how_cap, err);
+    if (rc == CN_OK) {
+        vault_key *copy = sodium_malloc(sizeof *copy);
+        pthread_mutex_lock(&cache_mu);
+        if (copy) {
+            memcpy(copy->k, (*dk)->k, VAULT_KEY_BYTES);
+            vault_key_free(cache.dk);
+            cache.dk = copy;
+            cache.st = st;
+            snprintf(cache.keys, sizeof cache.keys, "%s", keys);
+            snprintf(cache.how, sizeof cache.how, "%s", how);
+        }
+        pthread_mutex_unlock(&cache_mu);
+    }
+    return rc;
+}
 
 void lib_close(lib *l)
 {
