@@ -136,8 +136,8 @@ static int kek_passphrase(const char *pass, const unsigned char *salt, unsigned 
 }
 
 /* A KEK from 64 hex digits of secret (a key file's, or the keyring's). */
-static int kek_hex(const char *txt, size_t len, const char *what, unsigned char kek[VAULT_KEY_BYTES],
-                   cn_err *err)
+static int kek_hex(const char *txt, size_t len, const char *what, bool file,
+                   unsigned char kek[VAULT_KEY_BYTES], cn_err *err)
 {
     unsigned char raw[VAULT_KEY_BYTES];
     size_t got = 0;
@@ -147,7 +147,8 @@ static int kek_hex(const char *txt, size_t len, const char *what, unsigned char 
                      sodium_hex2bin(raw, sizeof raw, txt, len, NULL, &got, NULL) == 0 &&
                      got == sizeof raw
                  ? CN_OK
-                 : cn_fail(err, CN_EFORMAT, "%s: not a Cairn key (64 hex digits)", what);
+                 : cn_fail(err, CN_EFORMAT, "%s: not a Cairn key%s (64 hex digits)", what,
+                           file ? " file" : "");
     if (rc == CN_OK)
         crypto_generichash(kek, VAULT_KEY_BYTES, (const unsigned char *)"cairn keyfile kek", 17,
                            raw, sizeof raw);
@@ -162,7 +163,7 @@ static int kek_keyfile(const char *keyfile, unsigned char kek[VAULT_KEY_BYTES], 
     int rc = cn_read_file(keyfile, 4096, &txt, &len, err);
     if (rc != CN_OK)
         return rc;
-    rc = kek_hex(txt, len, keyfile, kek, err);
+    rc = kek_hex(txt, len, keyfile, true, kek, err);
     sodium_memzero(txt, len);
     free(txt);
     return rc;
@@ -354,7 +355,7 @@ static int unlock(const char *path, const char *kind, const char *secret, vault_
         rc = kek_keyfile(secret, kek, err);
         have_kek = rc == CN_OK;
     } else if (strcmp(kind, "keyring") == 0) {
-        rc = kek_hex(secret, strlen(secret), "the desktop keyring's item", kek, err);
+        rc = kek_hex(secret, strlen(secret), "the desktop keyring's item", false, kek, err);
         have_kek = rc == CN_OK;
     }
     for (size_t i = 0; i < json_array_size(e) && opened < 0 && rc == CN_OK; i++) {
@@ -520,7 +521,7 @@ int vault_add_keyring(const char *path, const vault_key *dk, const char *label, 
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
     sodium_memzero(raw, sizeof raw);
-    rc = kek_hex(hex, strlen(hex), "keyring", kek, err);
+    rc = kek_hex(hex, strlen(hex), "keyring", false, kek, err);
     /* the keyring first: an entry whose secret is nowhere would be dead */
     if (!rc)
         rc = vault_keyring_store(id, label, hex, err);

@@ -41,6 +41,18 @@ function postChunked(url, files) {
 }
 
 const events = (body) => body.trim().split('\n').map((l) => JSON.parse(l));
+
+/* The stored copy holds text: as it is, or (make test-encrypted: every
+** library encrypted) sealed, with none of it readable. */
+function assertStored(file, text) {
+    const b = fs.readFileSync(file);
+    if (process.env.CAIRN_ENCRYPT === '1') {
+        assert.equal(b.subarray(0, 8).toString(), 'CAIRNUP1', file);
+        assert.equal(b.indexOf(text.slice(0, 10)), -1, `${file}: plaintext in a sealed copy`);
+    } else {
+        assert.equal(b.toString('utf8'), text);
+    }
+}
 const docs = async (srv) => (await (await fetch(`${srv.url}/api/library/documents`)).json()).documents;
 
 describe('upload limits without Content-Length', () => {
@@ -85,9 +97,9 @@ describe('upload names and removal', () => {
         assert.equal(b.status, 200);
         assert.deepEqual(events(b.body)[0].files, ['notes (2).md', 'notes (3).md']);
         const dir = path.join(srv.home, 'documents');
-        assert.equal(fs.readFileSync(path.join(dir, 'notes.md'), 'utf8'), 'The walrus sleeps on ice.\n');
-        assert.equal(fs.readFileSync(path.join(dir, 'notes (2).md'), 'utf8'), 'The narwhal swims deep.\n');
-        assert.equal(fs.readFileSync(path.join(dir, 'notes (3).md'), 'utf8'), 'The puffin dives.\n');
+        assertStored(path.join(dir, 'notes.md'), 'The walrus sleeps on ice.\n');
+        assertStored(path.join(dir, 'notes (2).md'), 'The narwhal swims deep.\n');
+        assertStored(path.join(dir, 'notes (3).md'), 'The puffin dives.\n');
         assert.deepEqual((await docs(srv)).map((d) => d.name).sort(), ['notes (2).md', 'notes (3).md', 'notes.md']);
         const s = await (await fetch(`${srv.url}/api/library/search`, {
             method: 'POST', body: JSON.stringify({ query: 'walrus' }) })).json();
