@@ -420,26 +420,36 @@ int lib_init_encrypted(const char *home_opt, const lib_enroll *e, char *home_out
     return rc;
 }
 
-/* Home resolved, and a conversion a crash interrupted finished or undone. */
-static int prepare(const char *home_opt, char *home, size_t cap, cn_err *err)
+/* The files of a library's conversion (see the top of this file). */
+typedef struct conv_paths {
+    char home[PATH_MAX];
+    char db[PATH_MAX + 32], keys[PATH_MAX + 32], knew[PATH_MAX + 32], kold[PATH_MAX + 32];
+    char encrypting[PATH_MAX + 32], decrypting[PATH_MAX + 32];
+} conv_paths;
+
+/* Home resolved, its paths, and a conversion a crash interrupted finished
+** or undone. */
+static int prepare(const char *home_opt, conv_paths *p, cn_err *err)
 {
-    int rc = cn_data_dir(home, cap, home_opt, err);
+    int rc = cn_data_dir(p->home, sizeof p->home, home_opt, err);
     if (!rc)
-        rc = recover(home, err);
+        rc = recover(p->home, err);
+    path_of(p->db, sizeof p->db, p->home, "library.db");
+    path_of(p->keys, sizeof p->keys, p->home, "library.keys");
+    path_of(p->knew, sizeof p->knew, p->home, "library.keys.new");
+    path_of(p->kold, sizeof p->kold, p->home, "library.keys.old");
+    path_of(p->encrypting, sizeof p->encrypting, p->home, "library.db.encrypting");
+    path_of(p->decrypting, sizeof p->decrypting, p->home, "library.db.decrypting");
     return rc;
 }
 
 int lib_encrypt(const char *home_opt, const lib_enroll *e, cn_err *err)
 {
-    char home[PATH_MAX], db[PATH_MAX + 32], keys[PATH_MAX + 32], knew[PATH_MAX + 32],
-        tmp[PATH_MAX + 32];
-    int rc = prepare(home_opt, home, sizeof home, err);
+    conv_paths p;
+    int rc = prepare(home_opt, &p, err);
     if (rc)
         return rc;
-    path_of(db, sizeof db, home, "library.db");
-    path_of(keys, sizeof keys, home, "library.keys");
-    path_of(knew, sizeof knew, home, "library.keys.new");
-    path_of(tmp, sizeof tmp, home, "library.db.encrypting");
+    const char *home = p.home, *db = p.db, *keys = p.keys, *knew = p.knew, *tmp = p.encrypting;
     if (exists(keys)) {
         /* an encryption cut short after the swap may have left upload
         ** copies plain: seal them now */
@@ -503,15 +513,12 @@ int lib_encrypt(const char *home_opt, const lib_enroll *e, cn_err *err)
 
 int lib_decrypt(const char *home_opt, cn_err *err)
 {
-    char home[PATH_MAX], db[PATH_MAX + 32], keys[PATH_MAX + 32], kold[PATH_MAX + 32],
-        tmp[PATH_MAX + 32], how[300];
-    int rc = prepare(home_opt, home, sizeof home, err);
+    conv_paths p;
+    char how[300];
+    int rc = prepare(home_opt, &p, err);
     if (rc)
         return rc;
-    path_of(db, sizeof db, home, "library.db");
-    path_of(keys, sizeof keys, home, "library.keys");
-    path_of(kold, sizeof kold, home, "library.keys.old");
-    path_of(tmp, sizeof tmp, home, "library.db.decrypting");
+    const char *home = p.home, *db = p.db, *keys = p.keys, *kold = p.kold, *tmp = p.decrypting;
     if (!exists(keys))
         return cn_fail(err, CN_EINVAL, "%s: the library is not encrypted", home);
     vault_key *dk = NULL;
@@ -557,13 +564,14 @@ int lib_decrypt(const char *home_opt, cn_err *err)
 
 static int keys_path(const char *home_opt, char *keys, size_t cap, cn_err *err)
 {
-    char home[PATH_MAX];
-    int rc = prepare(home_opt, home, sizeof home, err);
+    conv_paths p;
+    int rc = prepare(home_opt, &p, err);
     if (rc)
         return rc;
-    path_of(keys, cap, home, "library.keys");
+    snprintf(keys, cap, "%s", p.keys);
     if (!exists(keys))
-        return cn_fail(err, CN_EINVAL, "%s: the library is not encrypted (`cairn encrypt`)", home);
+        return cn_fail(err, CN_EINVAL, "%s: the library is not encrypted (`cairn encrypt`)",
+                       p.home);
     return vault_init(err);
 }
 

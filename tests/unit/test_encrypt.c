@@ -109,17 +109,12 @@ static int sample_strings(const char *home, char (*out)[9], int cap)
 
 static size_t slurp_file(const char *path, unsigned char **out)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *out = malloc((size_t)n + 1);
-    size_t got = *out ? fread(*out, 1, (size_t)n, f) : 0;
-    fclose(f);
-    return got;
+    char *d = NULL;
+    size_t n = 0;
+    if (cn_read_file(path, (size_t)1 << 30, &d, &n, NULL) != CN_OK)
+        d = NULL, n = 0;
+    *out = (unsigned char *)d;
+    return n;
 }
 
 /* Every regular file under dir, recursively: how many of the strings occur

@@ -159,17 +159,12 @@ static int verify(sqlite3 *db, int n)
 
 static size_t read_all(const char *path, unsigned char **out)
 {
-    FILE *f = fopen(path, "rb");
-    *out = NULL;
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *out = malloc((size_t)n + 1);
-    size_t got = fread(*out, 1, (size_t)n, f);
-    fclose(f);
-    return got;
+    char *d = NULL;
+    size_t n = 0;
+    if (cn_read_file(path, (size_t)1 << 30, &d, &n, NULL) != CN_OK)
+        d = NULL, n = 0;
+    *out = (unsigned char *)d;
+    return n;
 }
 
 static int count_hits(const char *path, const char *needle)
