@@ -65,8 +65,11 @@ int lib_upfile_create(const lib_sealkey *k, const char *path, lib_upfile **out, 
 {
     *out = NULL;
     size_t pl = strlen(path) + 1;
-    /* locked memory: the buffer holds plaintext, the state a key */
-    lib_upfile *u = k ? sodium_malloc(sizeof *u + pl) : malloc(sizeof *u + pl);
+    /* locked memory: the buffer holds plaintext, the state a key. (sodium_malloc
+    ** aligns the end of a block on its guard page: the size is rounded up to
+    ** keep the start aligned too.) */
+    size_t size = (sizeof(lib_upfile) + pl + 15) & ~(size_t)15;
+    lib_upfile *u = k ? sodium_malloc(size) : malloc(size);
     if (!u)
         return cn_fail(err, CN_ENOMEM, "%s: out of memory", path);
     memset(u, 0, sizeof *u);
