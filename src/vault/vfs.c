@@ -37,7 +37,8 @@
 ** crash when nothing committed follows it, and is handed to SQLite as it is
 ** (its checksum then fails and SQLite stops there, as it does for a plain
 ** WAL); when a committed frame of the same generation follows, the WAL was
-** damaged or tampered with, and the read fails.
+** damaged or tampered with, and the read fails. The same holds for a frame
+** whose readable header is damaged (wal_chain_breaks).
 */
 #include "vault/vault.h"
 
@@ -195,6 +196,10 @@ typedef struct cfile {
     unsigned char nonce_prefix[NONCE - 8]; /* random per open file ... */
     uint64_t nonce_count;                   /* ... then a counter: unique, no syscall */
     int64_t hdr_off;       /* WAL: the last frame header written, and where */
+    int64_t ck_next;       /* WAL recovery: the frame the chain expects next */
+    uint32_t ck[2];        /* ... SQLite's running checksum up to it */
+    unsigned char ck_salts[8];
+    bool ck_native;
     unsigned char hdr[FRAME_HDR];
     unsigned char *mem;    /* K_MEM: the contents */
     int64_t mem_len, mem_cap;
@@ -420,7 +425,7 @@ static int wal_header(cfile *p)
 ** is a committed frame of the same generation (salts) after it? Then the
 ** WAL is damaged; otherwise this is the torn tail of a crash.
 */
-static bool wal_committed_after(cfile *p, const unsigned char *fh, sqlite3_int64 off)
+static bool wal_committed_after(cfile *p, const unsigned char salts[8], sqlite3_int64 off)
 {
     size_t fsz = FRAME_HDR + (size_t)p->pgsz;
     unsigned char *f = malloc(fsz), *plain = malloc(p->pgsz);
@@ -428,7 +433,7 @@ static bool wal_committed_after(cfile *p, const unsigned char *fh, sqlite3_int64
     for (sqlite3_int64 o = off + (sqlite3_int64)fsz; f && plain && !found; o += (sqlite3_int64)fsz) {
         if (p->real->pMethods->xRead(p->real, f, (int)fsz, o) != SQLITE_OK)
             break;
-        if (memcmp(f + 8, fh + 8, 8) != 0 || be32(f + 4) == 0)
+        if (memcmp(f + 8, salts, 8) != 0 || be32(f + 4) == 0)
             continue;
         unsigned char ad[AD_MAX];
         size_t n_ad = wal_ad(p, f, o, ad);
@@ -436,6 +441,61 @@ static bool wal_committed_after(cfile *p, const unsigned char *fh, sqlite3_int64
     }
     free(f), free(plain);
     return found;
+}
+
+/* SQLite's WAL checksum (the Fletcher-like sum of its wal.c) over n bytes,
+** carried on from s. Native order is the host's, little-endian here. */
+static void wal_cksum(bool native, const unsigned char *a, size_t n, uint32_t s[2])
+{
+    uint32_t s1 = s[0], s2 = s[1];
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint32_t x0, x1;
+        if (native)
+            memcpy(&x0, a + i, 4), memcpy(&x1, a + i + 4, 4);
+        else
+            x0 = be32(a + i), x1 = be32(a + i + 4);
+        s1 += x0 + s2;
+        s2 += x1 + s1;
+    }
+    s[0] = s1, s[1] = s2;
+}
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "wal_cksum's native order");
+
+/*
+** SQLite recovers a WAL by reading its frames in order, keeping a running
+** checksum, and ends it at the first frame whose salts or checksum do not
+** match: a torn write of a crash, or an older generation. The frame headers
+** are readable (not sealed), so a damaged one would end the WAL there in
+** silence and lose the transactions after it. Follow the same chain over
+** the frames as they are read whole (frame, the decrypted frame at fo), and
+** when it breaks while a committed frame of the current generation, which
+** authenticates, comes later, say so: true.
+*/
+static bool wal_chain_breaks(cfile *p, const unsigned char *frame, int64_t fo)
+{
+    unsigned char wh[WAL_HDR];
+    if (fo == WAL_HDR) { /* recovery starts: the chain from the header's checksum */
+        if (p->real->pMethods->xRead(p->real, wh, WAL_HDR, 0) != SQLITE_OK)
+            return false;
+        memcpy(p->ck_salts, wh + 16, 8);
+        p->ck[0] = be32(wh + 24), p->ck[1] = be32(wh + 28);
+        p->ck_native = (be32(wh) & 1) == 0;
+        p->ck_next = fo;
+    }
+    if (fo != p->ck_next) /* not SQLite's sequential recovery read */
+        return false;
+    uint32_t s[2] = {p->ck[0], p->ck[1]};
+    wal_cksum(p->ck_native, frame, 8, s);
+    wal_cksum(p->ck_native, frame + FRAME_HDR, p->pgsz, s);
+    if (!memcmp(frame + 8, p->ck_salts, 8) && be32(frame + 16) == s[0] &&
+        be32(frame + 20) == s[1]) {
+        p->ck[0] = s[0], p->ck[1] = s[1];
+        p->ck_next = fo + FRAME_HDR + p->pgsz;
+        return false;
+    }
+    p->ck_next = -1; /* SQLite stops here */
+    return wal_committed_after(p, p->ck_salts, fo);
 }
 
 static int wal_read(cfile *p, void *out, int amt, sqlite3_int64 off)
@@ -474,7 +534,7 @@ static int wal_read(cfile *p, void *out, int amt, sqlite3_int64 off)
         unsigned char wh[WAL_HDR];
         bool current = p->real->pMethods->xRead(p->real, wh, WAL_HDR, 0) == SQLITE_OK &&
                        !memcmp(wh + 16, p->buf + 8, 8);
-        if (whole && (!current || !wal_committed_after(p, p->buf, fo))) {
+        if (whole && (!current || !wal_committed_after(p, p->buf + 8, fo))) {
             /* the torn tail of a crash, or a frame of an older generation:
             ** SQLite's salt or checksum test rejects it */
             memcpy(out, p->buf, (size_t)fsz);
@@ -486,14 +546,21 @@ static int wal_read(cfile *p, void *out, int amt, sqlite3_int64 off)
                        p->name, (long long)((fo - WAL_HDR) / fsz + 1), be32(p->buf));
     }
     memset(dst + ps - VAULT_VFS_RESERVE, 0, VAULT_VFS_RESERVE);
-    if (whole)
+    if (whole) {
         memcpy(o, p->buf, FRAME_HDR);
+        if (wal_chain_breaks(p, o, fo))
+            return set_err(SQLITE_IOERR_DATA,
+                           "%s: the header of frame %lld is damaged, and committed frames follow "
+                           "it",
+                           p->name, (long long)((fo - WAL_HDR) / fsz + 1));
+    }
     return SQLITE_OK;
 }
 
 static int wal_write(cfile *p, const void *data, int amt, sqlite3_int64 off)
 {
     const unsigned char *in = data;
+    p->ck_next = -1; /* recovery is over once SQLite writes */
     if (off == 0 && amt == WAL_HDR) {
         int rc = wal_learn(p, in);
         if (rc != SQLITE_OK)

@@ -361,6 +361,26 @@ TEST(vfs_wal_recovers_after_a_crash_and_rejects_damaged_frames)
         if (db)
             close_enc(db, work);
     }
+    /* the same for a frame's readable header (commit size, salts, checksum):
+    ** SQLite would end the WAL there in silence */
+    for (long fr = 1; fr < frames - 1; fr += 4) {
+        copy_file(snap, work);
+        copy_file(snapwal, workwal);
+        flip_bit(workwal, 32 + fr * 4120 + 4 + (long)randombytes_uniform(20),
+                 (int)randombytes_uniform(8));
+        db = open_enc(work, k);
+        vault_vfs_clear_error();
+        int rc = db ? verify(db, 300) : SQLITE_CANTOPEN;
+        if (rc == 0 || rc == -1)
+            test_fail_at(__FILE__, __LINE__, "frame %ld's header: a flipped bit went unnoticed "
+                         "(%d)", fr + 1, rc);
+        const char *e = vault_vfs_last_error();
+        if (!e || !strstr(e, "crashw.db-wal"))
+            test_fail_at(__FILE__, __LINE__, "frame %ld's header: no message naming the WAL",
+                         fr + 1);
+        if (db)
+            close_enc(db, work);
+    }
     sodium_free(k);
 }
 
