@@ -102,7 +102,8 @@ async function loadStatus() {
         status = await res.json();
         $('level').textContent = LEVELS[status.level] || status.level;
         const lb = status.library;
-        $('status').textContent = `${status.why} · ${plural(lb.documents, 'document')}, ${plural(lb.passages, 'passage')}`;
+        $('status').textContent = `${status.why} · ${plural(lb.documents, 'document')}, ${plural(lb.passages, 'passage')}` +
+            (lb.encrypted ? ' · encrypted at rest' : '');
     } catch (e) {
         $('level').textContent = 'offline';
         $('status').textContent = `cannot reach the server: ${e.message}`;

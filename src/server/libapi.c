@@ -255,6 +255,7 @@ int srv_status(srv_req *r)
     json_t *o = json_object(), *lb = json_object(), *models = json_array();
     json_object_set_new(o, "version", json_string(SRV_VERSION));
     json_object_set_new(lb, "home", json_string(lib_home(l)));
+    json_object_set_new(lb, "encrypted", json_boolean(lib_encrypted(l, NULL)));
     srv_lib_release(s, l, false);
     if (rc) {
         json_decref(o);

@@ -56,6 +56,8 @@ describe('serve on an encrypted library', () => {
         assert.equal(a.status, 200);
         await a.text();
 
+        const st = await (await fetch(`${srv.url}/api/status`)).json();
+        assert.equal(st.library.encrypted, true);
         const copy = path.join(home, 'documents', 'report.txt');
         assert.equal(fs.readFileSync(copy).subarray(0, 8).toString(), 'CAIRNUP1');
         const needles = [...windows(SECRET), ...windows(QUESTION), ...windows('reciprocal rank fusion')];
