@@ -38,13 +38,13 @@ int cli_ask_secret(void *ctx, const char *question, char *out, size_t cap)
     quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     quiet.c_lflag |= ICANON;
     (void)!write(fd, question, strlen(question));
-    tcsetattr(fd, TCSAFLUSH, &quiet);
+    tcsetattr(fd, TCSANOW, &quiet); /* keeps what was typed ahead */
     size_t n = 0;
     char c;
     while (n + 1 < cap && read(fd, &c, 1) == 1 && c != '\n')
         out[n++] = c;
     out[n] = 0;
-    tcsetattr(fd, TCSAFLUSH, &old);
+    tcsetattr(fd, TCSANOW, &old);
     (void)!write(fd, "\n", 1);
     close(fd);
     return 0;
