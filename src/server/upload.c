@@ -101,15 +101,12 @@ int srv_upload_begin(srv_req *r, srv_error *e)
     cn_err err = {0};
     if (cn_mkdirs(u->dir, &err))
         return srv_fail(e, 500, NULL, "%s", err.msg);
-    /* an encrypted library's copies are sealed as they arrive: the key from
-    ** a handle of the pool, held for this upload only */
-    lib *l = srv_lib_acquire(r->s, e);
-    if (!l)
-        return -1;
-    u->key = lib_seal_key(l);
-    bool enc = lib_encrypted(l, NULL);
-    srv_lib_release(r->s, l, false);
-    if (enc && !u->key)
+    /* an encrypted library's copies are sealed as they arrive, with a key
+    ** held for this upload only; a handle's data key is set when it opens and
+    ** only read after, so the writer's is read here without taking it */
+    const lib *l = r->s->writer;
+    u->key = l ? lib_seal_key(l) : NULL;
+    if (l && lib_encrypted(l, NULL) && !u->key)
         return srv_fail(e, 500, NULL, "out of (locked) memory");
     u->pp = MHD_create_post_processor(r->conn, 65536, on_part, r);
     if (!u->pp)
