@@ -1,0 +1,173 @@
+/*
+** test_grammar.c: GBNF grammars and the matcher (issue 16, first part).
+** Bad grammars are refused naming the rule or line; the matcher takes
+** exactly the sentences of a grammar (JSON among them), repetition counts,
+** classes, negation, escapes and Unicode, and bytes that tokens cut in the
+** middle of a character.
+*/
+#include "test.h"
+#include "grammar/grammar.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Does grammar text accept s whole (every byte taken, and complete)? */
+static int takes(const char *grammar, const char *s)
+{
+    gr_grammar *g;
+    cn_err err = {0};
+    if (gr_parse(grammar, &g, &err) != CN_OK) {
+        test_fail_at(__FILE__, __LINE__, "parse: %s", err.msg);
+        return -1;
+    }
+    gr_matcher *m;
+    if (gr_matcher_new(g, &m, &err) != CN_OK) {
+        gr_free(g);
+        return -1;
+    }
+    bool ok = gr_accept(m, s, strlen(s)) && gr_complete(m);
+    gr_matcher_free(m);
+    gr_free(g);
+    return ok;
+}
+
+static void refused(const char *grammar, const char *why)
+{
+    gr_grammar *g = NULL;
+    cn_err err = {0};
+    int rc = gr_parse(grammar, &g, &err);
+    if (rc == CN_OK) {
+        test_fail_at(__FILE__, __LINE__, "accepted a bad grammar: %s", grammar);
+        gr_free(g);
+    } else if (!strstr(err.msg, why))
+        test_fail_at(__FILE__, __LINE__, "\"%s\" does not say \"%s\"", err.msg, why);
+}
+
+TEST(grammar_refuses_bad_grammars_naming_the_problem)
+{
+    refused("root ::= item", "rule item is used but never defined");
+    refused("start ::= \"a\"", "no rule named root");
+    refused("root ::= root \"a\" | \"b\"", "rule root recurses on the left");
+    refused("root ::= x\nx ::= y? root \"a\"\ny ::= \"b\"", "recurses on the left");
+    refused("root ::= \"abc", "unterminated string");
+    refused("root ::= [abc", "unterminated character class");
+    refused("root ::= \"\\q\"", "unknown escape \\q");
+    refused("root ::= \"a\"\nroot ::= \"b\"", "rule root is defined twice");
+    refused("root ::= * \"a\"", "nothing before it to repeat");
+    refused("root ::= \"a\"{3,2}", "m <= n");
+    refused("root ::= [z-a]", "runs backwards");
+    refused("root ::= \"a\"\n\n  \"b\" ::= x", "line 3: expected a rule name");
+}
+
+TEST(grammar_matches_exactly_its_sentences)
+{
+    const char *rep = "root ::= \"ab\"{2,3} [0-9]?";
+    EXPECT_EQ_INT(takes(rep, "abab"), 1);
+    EXPECT_EQ_INT(takes(rep, "ababab7"), 1);
+    EXPECT_EQ_INT(takes(rep, "ab"), 0);
+    EXPECT_EQ_INT(takes(rep, "abababab"), 0);
+    EXPECT_EQ_INT(takes(rep, "ababa"), 0);
+    EXPECT_EQ_INT(takes("root ::= \"x\"{3}", "xxx"), 1);
+    EXPECT_EQ_INT(takes("root ::= \"x\"{3}", "xx"), 0);
+    EXPECT_EQ_INT(takes("root ::= \"x\"{2,}", "xxxxxxx"), 1);
+    EXPECT_EQ_INT(takes("root ::= \"x\"{2,}", "x"), 0);
+    EXPECT_EQ_INT(takes("root ::= (\"a\" | \"bc\")+ \"!\"", "abcabc!"), 1);
+    EXPECT_EQ_INT(takes("root ::= (\"a\" | \"bc\")+ \"!\"", "!"), 0);
+    EXPECT_EQ_INT(takes("root ::= (\"a\" | \"bc\")* \"!\"", "!"), 1);
+    /* classes, negation, any, escapes, Unicode */
+    const char *str = "root ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\nt])* \"\\\"\"";
+    EXPECT_EQ_INT(takes(str, "\"caf\xc3\xa9 \\\"ok\\\" \\n\""), 1);
+    EXPECT_EQ_INT(takes(str, "\"raw\nnewline\""), 0);
+    EXPECT_EQ_INT(takes(str, "\"bad \\q escape\""), 0);
+    EXPECT_EQ_INT(takes("root ::= [\\u00e0-\\u00ff]+", "\xc3\xa9\xc3\xa0"), 1);
+    EXPECT_EQ_INT(takes("root ::= [\\u00e0-\\u00ff]+", "e"), 0);
+    EXPECT_EQ_INT(takes("root ::= . . .", "a\xe6\x97\xa5z"), 1);
+    EXPECT_EQ_INT(takes("root ::= [^abc]", "b"), 0);
+    EXPECT_EQ_INT(takes("root ::= [^abc]", "d"), 1);
+    EXPECT_EQ_INT(takes("root ::= \"\\U0001F600\"", "\xf0\x9f\x98\x80"), 1);
+    /* rules over lines, comments, alternatives carried on */
+    const char *multi = "# a comment\n"
+                        "root ::= greeting \" \" name   # trailing comment\n"
+                        "greeting ::=\n"
+                        "    \"hello\"\n"
+                        "  | \"hi\" # two ways\n"
+                        "name ::= [A-Z] [a-z]*\n";
+    EXPECT_EQ_INT(takes(multi, "hello World"), 1);
+    EXPECT_EQ_INT(takes(multi, "hi Ann"), 1);
+    EXPECT_EQ_INT(takes(multi, "hey Ann"), 0);
+    /* invalid UTF-8 is never taken */
+    EXPECT_EQ_INT(takes("root ::= .+", "a\xff"), 0);
+    EXPECT_EQ_INT(takes("root ::= .+", "a\xc3"), 0); /* cut short and never finished */
+}
+
+/* A JSON grammar of the kind schemas compile to. */
+static const char json_gbnf[] =
+    "root   ::= object\n"
+    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+    "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
+    "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
+    "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" "
+    "[0-9a-fA-F]{4}) )* \"\\\"\" ws\n"
+    "number ::= (\"-\"? ([0-9] | [1-9] [0-9]{0,15})) (\".\" [0-9]+)? ([eE] [-+]? [0-9] "
+    "[1-9]{0,15})? ws\n"
+    "ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
+
+TEST(grammar_json)
+{
+    const char *good[] = {
+        "{}",
+        "{\"a\": 1}",
+        "{\"a\": [1, 2.5, -3e+7, true, null], \"b\": {\"c\": \"d\\u00e9\\n\"}}",
+        "{\"k\":\n  \"v\"}",
+        "{\"emoji\": \"\xf0\x9f\x98\x80\"}",
+    };
+    const char *bad[] = {
+        "{",      "{\"a\" 1}",      "{\"a\": 01}",    "{\"a\": [1,]}",  "{\"a\": tru}",
+        "[1, 2]", "{\"a\": \"\\x\"}", "{\"a\": 1}}",    "{'a': 1}",      "{\"a\": \"\n\"}",
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(good); i++)
+        if (takes(json_gbnf, good[i]) != 1)
+            test_fail_at(__FILE__, __LINE__, "refused valid JSON %s", good[i]);
+    for (size_t i = 0; i < CN_ARRAY_LEN(bad); i++)
+        if (takes(json_gbnf, bad[i]) != 0)
+            test_fail_at(__FILE__, __LINE__, "took invalid JSON %s", bad[i]);
+}
+
+TEST(grammar_tokens_cut_characters_and_lookahead)
+{
+    gr_grammar *g;
+    cn_err err = {0};
+    EXPECT_EQ_INT(gr_parse("root ::= \"caf\" [\\u00e8-\\u00ea] \"!\"", &g, &err), CN_OK);
+    gr_matcher *m;
+    EXPECT_EQ_INT(gr_matcher_new(g, &m, &err), CN_OK);
+    EXPECT(gr_allows(m, "ca", 2));
+    EXPECT(!gr_allows(m, "cb", 2));
+    EXPECT(!gr_complete(m));
+    EXPECT(gr_accept(m, "caf", 3));
+    /* é is C3 A9: a token may end after C3 */
+    EXPECT(gr_allows(m, "\xc3", 1));
+    EXPECT(!gr_allows(m, "\xc4", 1)); /* U+0100..: out of the class */
+    EXPECT(gr_accept(m, "\xc3", 1));
+    EXPECT(!gr_allows(m, "\xa0", 1)); /* U+00E0: not in è-ê */
+    EXPECT(!gr_accept(m, "\xa0", 1)); /* refused: nothing changes */
+    EXPECT(gr_accept(m, "\xa9!", 2));
+    EXPECT(gr_complete(m));
+    EXPECT(gr_finished(m));
+    EXPECT(!gr_allows(m, "!", 1));
+    gr_matcher *c = gr_matcher_clone(m);
+    EXPECT(c && gr_complete(c));
+    gr_matcher_free(c);
+    gr_matcher_free(m);
+
+    /* complete but not finished: more may follow */
+    gr_free(g);
+    EXPECT_EQ_INT(gr_parse("root ::= [0-9]+", &g, &err), CN_OK);
+    EXPECT_EQ_INT(gr_matcher_new(g, &m, &err), CN_OK);
+    EXPECT(gr_accept(m, "12", 2));
+    EXPECT(gr_complete(m) && !gr_finished(m));
+    char *txt = gr_print(g);
+    EXPECT(txt && strstr(txt, "root ::="));
+    free(txt);
+    gr_matcher_free(m);
+    gr_free(g);
+}
