@@ -33,6 +33,14 @@ void gr_free(gr_grammar *g);
 /* The rules, printed back in GBNF (for tests and --verbose). malloc'd. */
 char *gr_print(const gr_grammar *g);
 
+/*
+** A JSON Schema (the subset schema.c lists) compiled to GBNF text (malloc'd
+** into *gbnf), or straight to a grammar. A keyword that cannot be honoured
+** is CN_EUNSUPPORTED naming it: "schema: keyword \"not\" is not supported".
+*/
+int gr_schema_to_gbnf(const char *schema, size_t len, char **gbnf, cn_err *err);
+int gr_from_schema(const char *schema, size_t len, gr_grammar **out, cn_err *err);
+
 /* A matcher at the start of g's root rule (g must outlive it). */
 int gr_matcher_new(const gr_grammar *g, gr_matcher **out, cn_err *err);
 gr_matcher *gr_matcher_clone(const gr_matcher *m);

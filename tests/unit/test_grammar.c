@@ -171,3 +171,122 @@ TEST(grammar_tokens_cut_characters_and_lookahead)
     gr_matcher_free(m);
     gr_free(g);
 }
+
+/* ---- JSON Schema ---------------------------------------------------------------- */
+
+static int schema_takes(const char *schema, const char *text)
+{
+    gr_grammar *g;
+    cn_err err = {0};
+    if (gr_from_schema(schema, strlen(schema), &g, &err) != CN_OK) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", schema, err.msg);
+        return -1;
+    }
+    gr_matcher *m;
+    if (gr_matcher_new(g, &m, &err) != CN_OK) {
+        gr_free(g);
+        return -1;
+    }
+    bool ok = gr_accept(m, text, strlen(text)) && gr_complete(m);
+    gr_matcher_free(m);
+    gr_free(g);
+    return ok;
+}
+
+typedef struct sc_case {
+    const char *schema;
+    const char *good[6];
+    const char *bad[6];
+} sc_case;
+
+static const sc_case schema_cases[] = {
+    {"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":"
+     "\"integer\"}},\"required\":[\"name\"]}",
+     {"{\"name\":\"Ann\",\"age\":41}", "{\"name\":\"Ann\"}", "{ \"name\" : \"Ann\" }",
+      "{\"name\": \"\\u00e9\\n\", \"age\": -3}"},
+     {"{\"age\":41}", "{\"name\":\"Ann\",\"extra\":1}", "{\"name\":5}", "{\"name\":\"Ann\",}",
+      "{\"name\":\"Ann\",\"age\":4.5}"}},
+    {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"boolean\"}},"
+     "\"additionalProperties\":{\"type\":\"null\"}}",
+     {"{\"a\":true,\"x\":null}", "{}", "{\"x\":null,\"y\":null}", "{\"ab\":null}", "{\"\":null}"},
+     {"{\"x\":1}", "{\"a\":null}", "{\"\\u0061\":null}"}},
+    {"{\"type\":\"array\",\"items\":{\"type\":\"number\"},\"minItems\":1,\"maxItems\":3}",
+     {"[1]", "[1,2,3]", "[1e5, -2.5, 0.25E-3]"},
+     {"[]", "[1,2,3,4]", "[01]", "[1,]", "[\"1\"]"}},
+    {"{\"enum\":[\"red\",\"green\",3,null]}", {"\"red\"", "3", "null"}, {"\"blue\"", "\"Red\"", "4"}},
+    {"{\"const\":{\"a\":[1,2]}}", {"{\"a\":[1,2]}"}, {"{\"a\":[1,3]}", "{\"a\": [1,2]}"}},
+    {"{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}", {"\"x\"", "5", "-12"},
+     {"5.5", "true"}},
+    {"{\"oneOf\":[{\"type\":\"boolean\"},{\"type\":\"null\"}]}", {"true", "null"}, {"0"}},
+    {"{\"type\":\"string\",\"minLength\":2,\"maxLength\":3}",
+     {"\"ab\"", "\"abc\"", "\"\\u00e9x\"", "\"\xe6\x97\xa5\xe6\x9c\xac\""},
+     {"\"a\"", "\"abcd\"", "\"\""}},
+    {"{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}-\\\\d{3}$\"}", {"\"AB-123\""},
+     {"\"AB-12\"", "\"ab-123\"", "\"AB-1234\""}},
+    {"{\"type\":\"string\",\"pattern\":\"(cat|dog)s?\"}", {"\"my cats\"", "\"dog\"", "\"hotdogs!\""},
+     {"\"cow\""}},
+    {"{\"type\":\"string\",\"format\":\"date\"}", {"\"2026-12-03\""},
+     {"\"2026-13-03\"", "\"26-12-03\"", "\"2026-12-3\""}},
+    {"{\"type\":\"string\",\"format\":\"date-time\"}",
+     {"\"2026-12-03T11:58:00Z\"", "\"2026-12-03T11:58:00.5+01:00\""}, {"\"2026-12-03 11:58:00\""}},
+    {"{\"type\":\"string\",\"format\":\"email\"}", {"\"ann.lee+x@example.co.uk\""},
+     {"\"ann@\"", "\"ann.example.com\""}},
+    {"{\"type\":\"string\",\"format\":\"uuid\"}", {"\"123e4567-e89b-12d3-a456-426614174000\""},
+     {"\"123e4567e89b12d3a456426614174000\""}},
+    {"{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"},"
+     "\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/node\"}}},\"required\":[\"v\"]}},"
+     "\"$ref\":\"#/$defs/node\"}",
+     {"{\"v\":1,\"kids\":[{\"v\":2},{\"v\":3,\"kids\":[]}]}", "{\"v\":0}"},
+     {"{\"kids\":[]}", "{\"v\":1,\"kids\":[{}]}"}},
+    {"{\"type\":[\"string\",\"null\"]}", {"null", "\"x\""}, {"1", "nul"}},
+    {"{\"type\":\"number\"}", {"-1.5e-3", "0", "12.75"}, {"-", "1.", ".5", "1e"}},
+    {"{}", {"{\"any\":[1,{\"x\":null}]}", "\"s\"", "true"}, {"{\"a\"}"}},
+    {"{\"type\":\"string\"}", {"\"\xe6\x97\xa5\xe6\x9c\xac\xf0\x9f\x98\x80 \\\"q\\\"\""},
+     {"\"raw\ttab\"", "\"unclosed"}},
+};
+
+TEST(grammar_schema_keywords)
+{
+    for (size_t i = 0; i < CN_ARRAY_LEN(schema_cases); i++) {
+        const sc_case *sc = &schema_cases[i];
+        for (int j = 0; j < 6 && sc->good[j]; j++)
+            if (schema_takes(sc->schema, sc->good[j]) != 1)
+                test_fail_at(__FILE__, __LINE__, "%s refused %s", sc->schema, sc->good[j]);
+        for (int j = 0; j < 6 && sc->bad[j]; j++)
+            if (schema_takes(sc->schema, sc->bad[j]) != 0)
+                test_fail_at(__FILE__, __LINE__, "%s took %s", sc->schema, sc->bad[j]);
+    }
+}
+
+TEST(grammar_schema_refuses_what_it_cannot_honour)
+{
+    static const struct {
+        const char *schema, *why;
+    } cases[] = {
+        {"{\"type\":\"object\",\"patternProperties\":{}}", "keyword \"patternProperties\""},
+        {"{\"type\":\"integer\",\"minimum\":3}", "keyword \"minimum\""},
+        {"{\"not\":{}}", "keyword \"not\""},
+        {"{\"type\":\"string\",\"format\":\"ipv4\"}", "format \"ipv4\""},
+        {"{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", "look-around"},
+        {"{\"type\":\"string\",\"pattern\":\"(a)\\\\1\"}", "\\1 is not supported"},
+        {"{\"$ref\":\"http://example.com/s.json\"}", "only references into this schema"},
+        {"{\"$ref\":\"#/$defs/missing\"}", "points at nothing"},
+        {"{\"$defs\":{\"a\":{}},\"$ref\":\"#/$defs/a\",\"type\":\"string\"}", "beside $ref"},
+        {"{\"type\":\"tuple\"}", "type \"tuple\" is unknown"},
+        {"{\"type\":\"object\",\"properties\":{},\"required\":[\"x\"]}", "\"x\" is not in properties"},
+        {"{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}", "maxItems is below minItems"},
+        {"[1,2]", "must be an object"},
+        {"{\"type\":", "not JSON"},
+    };
+    for (size_t i = 0; i < CN_ARRAY_LEN(cases); i++) {
+        gr_grammar *g = NULL;
+        cn_err err = {0};
+        int rc = gr_from_schema(cases[i].schema, strlen(cases[i].schema), &g, &err);
+        if (rc == CN_OK) {
+            test_fail_at(__FILE__, __LINE__, "accepted %s", cases[i].schema);
+            gr_free(g);
+        } else if (!strstr(err.msg, cases[i].why))
+            test_fail_at(__FILE__, __LINE__, "%s: \"%s\" does not say \"%s\"", cases[i].schema,
+                         err.msg, cases[i].why);
+    }
+}
