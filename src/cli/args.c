@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "models/models.h"
 #include "tok/tok.h"
+#include "grammar/grammar.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,7 +52,13 @@ const char cli_run_help[] =
     "                        with the same vocabulary (a GGUF file or installed name)\n"
     "                        proposes tokens while it is sure, checked in one pass;\n"
     "                        the same output as without it\n"
-    "      --draft-max N     tokens the draft model proposes at most (1-8, default 4)\n";
+    "      --draft-max N     tokens the draft model proposes at most (1-8, default 4)\n"
+    "output constraints (the model can only write what these accept):\n"
+    "      --schema FILE     JSON that validates against this JSON Schema (the subset\n"
+    "                        of README's \"Structured output\"; a keyword Cairn cannot\n"
+    "                        honour is refused by name)\n"
+    "      --json-output     any JSON object\n"
+    "      --grammar FILE    text of this GBNF grammar (llama.cpp's notation)\n";
 
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *longopts)
@@ -165,6 +172,15 @@ int cli_run_option(const char *cmd, cli_run_args *a, int opt, const char *v)
     case CLI_OPT_DRAFT:
         a->draft = v;
         break;
+    case CLI_OPT_GRAMMAR:
+        a->grammar_file = v;
+        break;
+    case CLI_OPT_SCHEMA:
+        a->schema_file = v;
+        break;
+    case CLI_OPT_JSON_OUTPUT:
+        a->json_output = true;
+        break;
     case CLI_OPT_DRAFT_MAX:
         if (!cli_int(v, 1, 8, &n))
             BAD("--draft-max", "an integer from 1 to 8");
@@ -234,4 +250,32 @@ int cli_open_draft(const char *home_opt, const char *name, const eng_model *m, c
     if (rc)
         return rc;
     return eng_draft_open(d, path, m, v, err);
+}
+
+int cli_run_grammar(const cli_run_args *a, gr_grammar **out, cn_err *err)
+{
+    *out = NULL;
+    int given = (a->grammar_file != NULL) + (a->schema_file != NULL) + a->json_output;
+    if (given > 1)
+        return cn_fail(err, CN_EINVAL, "--grammar, --schema and --json-output: choose one");
+    if (!given)
+        return CN_OK;
+    if (a->json_output) {
+        static const char obj[] = "{\"type\": \"object\"}";
+        return gr_from_schema(obj, sizeof obj - 1, out, err);
+    }
+    const char *path = a->grammar_file ? a->grammar_file : a->schema_file;
+    char *text;
+    size_t len;
+    int rc = cn_read_file(path, (size_t)4 << 20, &text, &len, err);
+    if (rc)
+        return rc;
+    rc = a->grammar_file ? gr_parse(text, out, err) : gr_from_schema(text, len, out, err);
+    free(text);
+    if (rc) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        rc = cn_fail(err, rc, "%s: %s", path, msg);
+    }
+    return rc;
 }

@@ -89,6 +89,9 @@ enum {
     CLI_OPT_IGNORE_EOS,
     CLI_OPT_DRAFT,
     CLI_OPT_DRAFT_MAX,
+    CLI_OPT_GRAMMAR,
+    CLI_OPT_SCHEMA,
+    CLI_OPT_JSON_OUTPUT,
     CLI_OPT_FIRST_FREE = 300 /* a command's own long-only options start here */
 };
 
@@ -130,6 +133,9 @@ typedef struct cli_run_args {
     int lookup; /* --lookup: prompt-lookup draft length (0 off) */
     const char *draft; /* --draft: draft model (file or installed name), or NULL */
     int draft_max;     /* --draft-max: tokens it proposes at most (default 4) */
+    const char *grammar_file; /* --grammar: a GBNF file */
+    const char *schema_file;  /* --schema: a JSON Schema file */
+    bool json_output;         /* --json-output: any JSON object */
 } cli_run_args;
 
 extern const char cli_run_help[];
@@ -151,8 +157,15 @@ extern const char cli_run_help[];
         {"lookup", required_argument, NULL, CLI_OPT_LOOKUP},                                     \
         {"ignore-eos", no_argument, NULL, CLI_OPT_IGNORE_EOS},                                   \
         {"draft", required_argument, NULL, CLI_OPT_DRAFT},                                       \
-        {"draft-max", required_argument, NULL, CLI_OPT_DRAFT_MAX}
+        {"draft-max", required_argument, NULL, CLI_OPT_DRAFT_MAX},                               \
+        {"grammar", required_argument, NULL, CLI_OPT_GRAMMAR},                                   \
+        {"schema", required_argument, NULL, CLI_OPT_SCHEMA},                                     \
+        {"json-output", no_argument, NULL, CLI_OPT_JSON_OUTPUT}
 void cli_run_defaults(cli_run_args *a);
+/* The grammar --grammar, --schema or --json-output ask for (*out NULL when
+** none does); an error says which file and what is wrong. */
+struct gr_grammar;
+int cli_run_grammar(const cli_run_args *a, struct gr_grammar **out, cn_err *err);
 /* Apply option opt (as cli_getopt returned it) with value arg. Returns 1 if
 ** it was one of the shared options, 0 if not, 2 (after printing) for a bad
 ** value. */

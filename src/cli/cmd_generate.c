@@ -4,6 +4,7 @@
 ** correctness checks against llama.cpp use).
 */
 #include "cli/cli.h"
+#include "grammar/grammar.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -181,10 +182,18 @@ int cmd_generate(int argc, char **argv)
         eng_model_close(m);
         return cli_error(&err);
     }
+    gr_grammar *gram = NULL;
+    if ((rc = cli_run_grammar(&a, &gram, &err))) {
+        free(ids);
+        tok_close(v);
+        eng_model_close(dm);
+        eng_model_close(m);
+        return cli_error(&err);
+    }
     eng_gen_opts go_opts = {
         .n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop, .n_stop = a.n_stop,
         .ignore_eos = a.ignore_eos, .render_special = special, .lookup = a.lookup,
-        .draft = dm, .draft_max = a.draft_max,
+        .draft = dm, .draft_max = a.draft_max, .grammar = gram,
     };
     eng_gen_stats st;
     if (n_ids == 0) {
@@ -213,7 +222,12 @@ int cmd_generate(int argc, char **argv)
         if (st.stop == ENG_STOP_CONTEXT)
             fprintf(stderr, "cairn: stopped: the %d-token context is full (use a larger --ctx)\n",
                     eng_model_n_ctx(m));
+        if (gram && st.stop == ENG_STOP_LENGTH)
+            fprintf(stderr, "cairn: stopped at -n %d tokens before the grammar's text was "
+                            "complete\n",
+                    a.n_predict);
     }
+    gr_free(gram);
     free(ids);
     tok_close(v);
     eng_model_close(dm);

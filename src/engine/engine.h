@@ -134,7 +134,23 @@ typedef struct eng_gen_opts {
     ** brought up to the text before each draft. NULL: off */
     eng_model *draft;
     int draft_max;
+    /* constrained decoding: only text the grammar accepts (gr_from_schema
+    ** for JSON), ending where its sentence may end; speculative decoding is
+    ** off under a grammar. NULL: free text */
+    const struct gr_grammar *grammar;
 } eng_gen_opts;
+
+/* ---- decoding under a grammar (constrain.c) ----------------------------- */
+typedef struct eng_constraint eng_constraint;
+int eng_constraint_new(const struct gr_grammar *g, const tok_vocab *v, eng_constraint **out,
+                       cn_err *err);
+void eng_constraint_free(eng_constraint *c);
+/* out = logits with every token the grammar refuses at -inf; how many remain. */
+int eng_constraint_mask(eng_constraint *c, const float *logits, float *out);
+/* Move past token id; false if the grammar refuses it. */
+bool eng_constraint_accept(eng_constraint *c, int32_t id);
+/* The grammar's sentence is complete and nothing may follow. */
+bool eng_constraint_finished(const eng_constraint *c);
 
 /* Open the GGUF file path as a draft model for m, whose vocabulary is v:
 ** m's context and threads, and the same vocabulary token for token, else an

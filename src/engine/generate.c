@@ -5,6 +5,7 @@
 ** stop string.
 */
 #include "engine/engine_int.h"
+#include "grammar/grammar.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -196,14 +197,29 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     st->n_prompt_eval = n_prompt - keep;
     st->t_prompt = cn_now() - t0;
 
-    int lookup = CN_MIN(CN_MIN(o->lookup, ENG_SPEC_MAX), m->n_batch - 1);
-    int draft_max = o->draft ? CN_MIN(CN_MIN(o->draft_max, ENG_SPEC_MAX), m->n_batch - 1) : 0;
+    /* under a grammar, each token is drawn from the tokens it allows: no
+    ** drafts (they would be checked against the free distribution) */
+    eng_constraint *con = NULL;
+    float *masked = NULL;
+    if (o->grammar) {
+        if ((rc = eng_constraint_new(o->grammar, v, &con, err)))
+            return rc;
+        if (!(masked = cn_malloc(sizeof *masked * (size_t)m->hp.n_vocab))) {
+            eng_constraint_free(con);
+            return cn_fail(err, CN_ENOMEM, "out of memory");
+        }
+    }
+    int lookup = con ? 0 : CN_MIN(CN_MIN(o->lookup, ENG_SPEC_MAX), m->n_batch - 1);
+    int draft_max = o->draft && !con ? CN_MIN(CN_MIN(o->draft_max, ENG_SPEC_MAX), m->n_batch - 1) : 0;
     int spec_max = CN_MAX(lookup, draft_max);
     int32_t *hist = NULL;
     float *plogits = NULL;
     eng_sampler *s;
-    if ((rc = eng_sampler_new(&s, m->hp.n_vocab, &o->sampler, err)))
+    if ((rc = eng_sampler_new(&s, m->hp.n_vocab, &o->sampler, err))) {
+        eng_constraint_free(con);
+        free(masked);
         return rc;
+    }
     if (spec_max > 0) {
         hist = cn_malloc(sizeof *hist * ((size_t)n_prompt + (size_t)CN_MAX(o->n_predict, 0) + 1));
         plogits = cn_malloc(sizeof *plogits * (size_t)m->hp.n_vocab * (size_t)(spec_max + 1));
@@ -229,12 +245,27 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     st->stop = ENG_STOP_LENGTH;
     bool done = o->n_predict <= 0;
     while (!done) {
-        int32_t id = drawn >= 0 ? drawn : eng_sample(s, logits);
+        const float *use = logits;
+        if (con) {
+            if (eng_constraint_mask(con, logits, masked) == 0) {
+                rc = cn_fail(err, CN_EINVAL, "the grammar allows no token of this vocabulary "
+                             "here (after %d tokens)", st->n_gen);
+                break;
+            }
+            use = masked;
+        }
+        int32_t id = drawn >= 0 ? drawn : eng_sample(s, use);
         drawn = -1;
         if (hist)
             hist[n_hist++] = id;
+        if (con)
+            eng_constraint_accept(con, id);
         if (emit_token(&g, s, id) || st->n_gen >= o->n_predict)
             break;
+        if (con && eng_constraint_finished(con)) {
+            st->stop = ENG_STOP_EOG; /* the grammar's sentence is whole */
+            break;
+        }
         if (n_past >= m->n_ctx) {
             st->stop = ENG_STOP_CONTEXT;
             break;
@@ -297,6 +328,8 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
             draft_len = CN_MAX(1, draft_len / 2);
     }
     st->t_gen = cn_now() - t0;
+    eng_constraint_free(con);
+    free(masked);
     free(hist);
     free(plogits);
     // whatever is still held back (a partial stop string, a cut UTF-8 tail) is output now

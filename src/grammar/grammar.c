@@ -185,6 +185,10 @@ static int32_t utf8_next(const char **s)
             return -1;
         c = c << 6 | (u[i] & 0x3f);
     }
+    /* overlong forms, surrogates and code points past U+10FFFF are not UTF-8 */
+    static const int32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return -1;
     *s += n;
     return c;
 }
@@ -915,7 +919,15 @@ static bool run(const gr_matcher *m, const char *bytes, size_t len, gr_matcher *
             lo = lo << 6 | (k < n_part ? (part[k] & 0x3f) : 0);
             hi = hi << 6 | (k < n_part ? (part[k] & 0x3f) : 0x3f);
         }
+        /* only the completions that are UTF-8 (no overlong form, nothing
+        ** past U+10FFFF) count */
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        static const uint32_t max[5] = {0, 0x7f, 0x7ff, 0xffff, 0x10ffff};
+        lo = CN_MAX(lo, min[need]);
+        hi = CN_MIN(hi, max[need]);
         bool any = false;
+        if (lo > hi)
+            n = 0; /* nothing can complete it */
         for (int k = 0; k < n && !any; k++)
             any = s[k].n && class_takes_range(s[k].p[s[k].n - 1], lo, hi);
         ok = any;
