@@ -4,9 +4,12 @@
 ** -inf), and an end-of-generation token is allowed only where the grammar's
 ** sentence is complete. See engine.h, eng_gen_opts.grammar.
 **
-** The mask is computed by asking the matcher about every token's bytes, the
-** simple way; tokens are visited grouped by their first byte, and a first
-** byte the grammar refuses rules out its whole group at once.
+** The mask is computed by asking the matcher about every token's bytes;
+** tokens are visited grouped by their first byte, and a first byte the
+** grammar refuses rules out its whole group at once. Masks are cached under
+** the matcher's state (gr_matcher_key): inside a JSON string, where nearly
+** every token is allowed and the full check is slowest, each step comes
+** back to the same state, and the mask is a copy.
 */
 #include "engine/engine_int.h"
 #include "grammar/grammar.h"
@@ -15,8 +18,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CACHE_SLOTS 32
+
+typedef struct mask_slot {
+    unsigned char *key;
+    size_t key_len;
+    uint64_t *bits;  /* n_vocab bits: allowed tokens (end tokens included) */
+    uint64_t used;   /* last use, for eviction */
+} mask_slot;
+
 struct eng_constraint {
     const tok_vocab *v;
+    mask_slot cache[CACHE_SLOTS];
+    uint64_t clock;
+    unsigned char *key;
+    size_t key_cap;
+    int64_t hits, misses;
     gr_matcher *m;
     int n_vocab;
     char **piece; /* each token's bytes (NULL: a control token, never allowed) */
@@ -37,6 +54,9 @@ void eng_constraint_free(eng_constraint *c)
     free(c->len);
     free(c->eog);
     free(c->order);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        free(c->cache[i].key), free(c->cache[i].bits);
+    free(c->key);
     free(c);
 }
 
@@ -92,11 +112,9 @@ int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, eng_constraint *
     return CN_OK;
 }
 
-int eng_constraint_mask(eng_constraint *c, const float *logits, float *out)
+/* The full check: the allowed tokens into bits (n_vocab bits, cleared). */
+static void mask_full(eng_constraint *c, uint64_t *bits)
 {
-    int allowed = 0;
-    for (int i = 0; i < c->n_vocab; i++)
-        out[i] = -INFINITY;
     for (int b = 0; b < 256; b++) {
         if (c->first[b] == c->first[b + 1])
             continue;
@@ -105,18 +123,69 @@ int eng_constraint_mask(eng_constraint *c, const float *logits, float *out)
             continue; /* the whole group starts with a refused byte */
         for (int k = c->first[b]; k < c->first[b + 1]; k++) {
             int32_t id = c->order[k];
-            if (gr_allows(c->m, c->piece[id], (size_t)c->len[id])) {
-                out[id] = logits[id];
-                allowed++;
-            }
+            if (gr_allows(c->m, c->piece[id], (size_t)c->len[id]))
+                bits[id >> 6] |= (uint64_t)1 << (id & 63);
         }
     }
     if (gr_complete(c->m))
         for (int id = 0; id < c->n_vocab; id++)
-            if (c->eog[id]) {
-                out[id] = logits[id];
-                allowed++;
-            }
+            if (c->eog[id])
+                bits[id >> 6] |= (uint64_t)1 << (id & 63);
+}
+
+/* The slot holding the mask of the matcher's present state, computed and
+** cached (least recently used slot) on a miss; NULL when out of memory. */
+static mask_slot *slot_for(eng_constraint *c)
+{
+    size_t need = gr_matcher_key(c->m, c->key, c->key_cap);
+    if (need > c->key_cap) {
+        unsigned char *k = realloc(c->key, need);
+        if (!k)
+            return NULL;
+        c->key = k, c->key_cap = need;
+        gr_matcher_key(c->m, c->key, c->key_cap);
+    }
+    c->clock++;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        mask_slot *sl = &c->cache[i];
+        if (sl->bits && sl->key_len == need && !memcmp(sl->key, c->key, need)) {
+            sl->used = c->clock;
+            c->hits++;
+            return sl;
+        }
+    }
+    c->misses++;
+    mask_slot *sl = &c->cache[0];
+    for (int i = 1; i < CACHE_SLOTS; i++)
+        if (c->cache[i].used < sl->used)
+            sl = &c->cache[i];
+    size_t words = ((size_t)c->n_vocab + 63) / 64;
+    unsigned char *k = realloc(sl->key, need);
+    if (k)
+        sl->key = k;
+    if (!sl->bits)
+        sl->bits = malloc(words * sizeof *sl->bits);
+    if (!k || !sl->bits)
+        return NULL;
+    memcpy(sl->key, c->key, need);
+    sl->key_len = need;
+    sl->used = c->clock;
+    memset(sl->bits, 0, words * sizeof *sl->bits);
+    mask_full(c, sl->bits);
+    return sl;
+}
+
+int eng_constraint_mask(eng_constraint *c, const float *logits, float *out)
+{
+    mask_slot *sl = slot_for(c);
+    if (!sl)
+        return 0; /* out of memory: nothing allowed, the caller stops */
+    int allowed = 0;
+    for (int id = 0; id < c->n_vocab; id++) {
+        bool on = sl->bits[id >> 6] >> (id & 63) & 1;
+        out[id] = on ? logits[id] : -INFINITY;
+        allowed += on;
+    }
     return allowed;
 }
 

@@ -962,3 +962,21 @@ bool gr_complete(const gr_matcher *m)
 }
 
 bool gr_finished(const gr_matcher *m) { return gr_complete(m) && m->n == 1; }
+
+size_t gr_matcher_key(const gr_matcher *m, void *buf, size_t cap)
+{
+    size_t need = 1 + (size_t)m->n_part;
+    for (int i = 0; i < m->n; i++)
+        need += sizeof(int) + (size_t)m->s[i].n * sizeof(const elem *);
+    if (need > cap)
+        return need;
+    unsigned char *o = buf;
+    *o++ = (unsigned char)m->n_part;
+    memcpy(o, m->part, (size_t)m->n_part), o += m->n_part;
+    for (int i = 0; i < m->n; i++) {
+        memcpy(o, &m->s[i].n, sizeof(int)), o += sizeof(int);
+        memcpy(o, m->s[i].p, (size_t)m->s[i].n * sizeof(const elem *));
+        o += (size_t)m->s[i].n * sizeof(const elem *);
+    }
+    return need;
+}

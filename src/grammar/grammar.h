@@ -51,6 +51,12 @@ void gr_matcher_free(gr_matcher *m);
 bool gr_accept(gr_matcher *m, const char *bytes, size_t n);
 /* Would gr_accept take these bytes? The matcher is not changed. */
 bool gr_allows(const gr_matcher *m, const char *bytes, size_t n);
+/* The matcher's state as bytes (its stacks and any cut UTF-8 sequence):
+** two matchers with equal keys allow exactly the same continuations, so a
+** token mask can be cached under it. Returns the length; writes nothing
+** when it is over cap. */
+size_t gr_matcher_key(const gr_matcher *m, void *buf, size_t cap);
+
 /* Is the text so far a whole sentence of the grammar (it may stop here)? */
 bool gr_complete(const gr_matcher *m);
 /* Can nothing more follow (complete, and no way to go on)? */
