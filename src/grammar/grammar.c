@@ -949,7 +949,125 @@ static bool run(const gr_matcher *m, const char *bytes, size_t len, gr_matcher *
 
 bool gr_accept(gr_matcher *m, const char *bytes, size_t n) { return run(m, bytes, n, m); }
 
-bool gr_allows(const gr_matcher *m, const char *bytes, size_t n) { return run(m, bytes, n, NULL); }
+/*
+** gr_allows without building stack sets: depth first, stopping at the first
+** way through, with the stacks copied into one scratch array (a stack
+** allocator). The mask asks this of every token of the vocabulary, so it
+** must not allocate per character.
+*/
+typedef struct probe {
+    const gr_grammar *g;
+    const uint32_t *cp; /* the code points to take */
+    int k;
+    bool partial;       /* then a cut sequence, completed by one in [lo, hi] */
+    uint32_t lo, hi;
+    const elem **scratch;
+    int used, cap;
+    bool overflow;
+} probe;
+
+static bool can_take(probe *pr, const elem **p, int n, int i, int depth)
+{
+    if (i == pr->k && !pr->partial)
+        return true;
+    if (n == 0)
+        return false;
+    const elem *top = p[n - 1];
+    if (top->t == E_REF) {
+        if (depth > GR_MAX_DEPTH || pr->used + n + 2 > pr->cap) {
+            pr->overflow = true;
+            return false;
+        }
+        const elem *after = top + 1;
+        const elem **q = pr->scratch + pr->used;
+        pr->used += n + 1;
+        bool ok = false;
+        for (const elem *a = pr->g->rules[top->v].e; !ok;) {
+            int m = n - 1;
+            memmove(q, p, (size_t)m * sizeof *q);
+            if (after->t != E_END && after->t != E_ALT)
+                q[m++] = after;
+            if (a->t != E_END && a->t != E_ALT)
+                q[m++] = a;
+            ok = can_take(pr, q, m, i, depth + 1);
+            while (a->t != E_END && a->t != E_ALT)
+                a++;
+            if (a->t == E_END)
+                break;
+            a++;
+        }
+        pr->used -= n + 1;
+        return ok;
+    }
+    if (i == pr->k) /* only the cut sequence is left */
+        return class_takes_range(top, pr->lo, pr->hi);
+    const elem *after;
+    if (!class_takes(top, pr->cp[i], &after))
+        return false;
+    if (pr->used + n > pr->cap) {
+        pr->overflow = true;
+        return false;
+    }
+    const elem **q = pr->scratch + pr->used;
+    int m = n - 1;
+    memcpy(q, p, (size_t)m * sizeof *q);
+    if (after->t != E_END && after->t != E_ALT)
+        q[m++] = after;
+    pr->used += n;
+    bool ok = can_take(pr, q, m, i + 1, depth + 1);
+    pr->used -= n;
+    return ok;
+}
+
+bool gr_allows(const gr_matcher *m, const char *bytes, size_t n)
+{
+    /* decode the matcher's cut sequence and the bytes into code points */
+    uint32_t cps[256];
+    int k = 0;
+    unsigned char part[4];
+    int n_part = m->n_part;
+    memcpy(part, m->part, sizeof part);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)bytes[i];
+        if (n_part == 0 ? !utf8_len(b) : (b & 0xc0) != 0x80)
+            return false;
+        part[n_part++] = b;
+        if (n_part < utf8_len(part[0]))
+            continue;
+        const char *q = (const char *)part;
+        int32_t c = utf8_next(&q);
+        n_part = 0;
+        if (c < 0)
+            return false;
+        if (k == (int)CN_ARRAY_LEN(cps))
+            return run(m, bytes, n, NULL); /* a very long token: the general way */
+        cps[k++] = (uint32_t)c;
+    }
+    probe pr = {.g = m->g, .cp = cps, .k = k, .partial = n_part > 0};
+    if (n_part) {
+        int need = utf8_len(part[0]);
+        uint32_t lo = part[0] & (0x7f >> need), hi = lo;
+        for (int j = 1; j < need; j++) {
+            lo = lo << 6 | (j < n_part ? (part[j] & 0x3f) : 0);
+            hi = hi << 6 | (j < n_part ? (part[j] & 0x3f) : 0x3f);
+        }
+        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        static const uint32_t max[5] = {0, 0x7f, 0x7ff, 0xffff, 0x10ffff};
+        pr.lo = CN_MAX(lo, min[need]);
+        pr.hi = CN_MIN(hi, max[need]);
+        if (pr.lo > pr.hi)
+            return false;
+    }
+    static _Thread_local const elem *scratch[1 << 16];
+    pr.scratch = scratch;
+    pr.cap = (int)CN_ARRAY_LEN(scratch);
+    for (int s = 0; s < m->n; s++)
+        if (can_take(&pr, (const elem **)m->s[s].p, m->s[s].n, 0, 0))
+            return true;
+    if (pr.overflow)
+        return run(m, bytes, n, NULL); /* too deep for the scratch: the general way */
+    return false;
+}
 
 bool gr_complete(const gr_matcher *m)
 {

@@ -348,3 +348,57 @@ TEST(grammar_trained_model_writes_valid_json_under_a_schema)
             complete, cut);
     EXPECT(complete >= 6);
 }
+
+#include "gguf/gguf.h"
+#include "tok/tok.h"
+
+/* The mask's fast probe (gr_allows) and taking the bytes (gr_accept) agree
+** on every token tried, at every state of a JSON text: a token the mask
+** lets through is always taken, and none it refuses would have been. */
+TEST(grammar_allows_agrees_with_accept_on_a_real_vocabulary)
+{
+    gguf_file *gf;
+    tok_vocab *v;
+    cn_err err = {0};
+    EXPECT_EQ_INT(gguf_open(&gf, test_data("vocab/ggml-vocab-llama-bpe.gguf"), &err), CN_OK);
+    EXPECT_EQ_INT(tok_open(&v, gf, &err), CN_OK);
+    gr_grammar *g;
+    static const char schema[] =
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":20},"
+        "\"n\":{\"type\":\"number\"},\"when\":{\"type\":\"string\",\"format\":\"date\"},"
+        "\"kind\":{\"enum\":[\"pump\",\"valve\"]}},\"required\":[\"name\"]}";
+    EXPECT_EQ_INT(gr_from_schema(schema, sizeof schema - 1, &g, &err), CN_OK);
+    gr_matcher *m;
+    EXPECT_EQ_INT(gr_matcher_new(g, &m, &err), CN_OK);
+    const char *text = "{\"name\": \"Caf\xc3\xa9 \xe6\x97\xa5\", \"n\": -1.5e3, \"when\": "
+                       "\"2026-12-03\", \"kind\": \"valve\"}";
+    uint64_t rng = 15;
+    int n_vocab = tok_n_vocab(v), disagree = 0, tried = 0, yes = 0;
+    for (const char *p = text; *p; p++) {
+        for (int t = 0; t < 2500; t++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            int id = (int)((rng >> 33) % (uint64_t)n_vocab);
+            char piece[256];
+            int len = tok_piece(v, id, false, piece, (int)sizeof piece);
+            if (len <= 0 || len > (int)sizeof piece)
+                continue;
+            gr_matcher *c = gr_matcher_clone(m);
+            bool a = gr_allows(m, piece, (size_t)len), b = gr_accept(c, piece, (size_t)len);
+            gr_matcher_free(c);
+            tried++;
+            yes += a;
+            if (a != b && disagree++ < 5)
+                test_fail_at(__FILE__, __LINE__, "at \"%.*s\": token %d \"%.*s\": allows %d, "
+                             "accept %d", (int)(p - text), text, id, len, piece, a, b);
+        }
+        EXPECT(gr_accept(m, p, 1));
+    }
+    EXPECT(gr_complete(m));
+    EXPECT_EQ_INT(disagree, 0);
+    EXPECT(yes > 1000 && yes < tried); /* both answers happened */
+    fprintf(stderr, "     %d tokens tried, %d allowed\n", tried, yes);
+    gr_matcher_free(m);
+    gr_free(g);
+    tok_close(v);
+    gguf_close(gf);
+}
