@@ -156,6 +156,7 @@ static int tokenize_into(srv_worker *w, const srv_gen_req *req, const char *text
     for (int i = 0; i < req->n_stop && i < (int)CN_ARRAY_LEN(j->stop); i++)
         j->stop[j->go.n_stop++] = req->stop[i];
     j->go.stop = j->stop;
+    j->go.grammar = req->grammar; /* freed with req, after the job */
     return 0;
 }
 

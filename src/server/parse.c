@@ -5,6 +5,7 @@
 ** the parameter as OpenAI's API does ({"error": {"param": "max_tokens"}}).
 */
 #include "server/srv_int.h"
+#include "grammar/grammar.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -241,6 +242,74 @@ static int sampling(json_t *o, int api, const srv_limits *lim, srv_gen_req *r, s
     return get_stop(o, "stop", lim, r, e) < 0 ? -1 : 0;
 }
 
+/* The schema text (compiled) that an answer must follow, or a 400 naming
+** param with the schema compiler's reason. */
+static int compile_schema(const json_t *schema, const char *param, srv_gen_req *r, srv_error *e)
+{
+    char *text = json_dumps(schema, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!text)
+        return srv_fail(e, 500, NULL, "out of memory");
+    cn_err err = {0};
+    int rc = gr_from_schema(text, strlen(text), &r->grammar, &err);
+    free(text);
+    if (rc)
+        return srv_fail(e, 400, param, "%s: %s", param, err.msg);
+    return 0;
+}
+
+/* OpenAI response_format {type: text | json_object | json_schema} and
+** Ollama format ("json" or a JSON schema). */
+static int output_format(json_t *o, int api, srv_gen_req *r, srv_error *e)
+{
+    if (api == SRV_API_OLLAMA) {
+        json_t *f = field(o, "format");
+        if (!f || json_is_null(f) || (json_is_string(f) && !*json_string_value(f)))
+            return 0;
+        if (json_is_string(f)) {
+            if (strcmp(json_string_value(f), "json") != 0)
+                return srv_fail(e, 400, "format", "format: \"json\" or a JSON schema, not "
+                                "\"%.40s\"", json_string_value(f));
+            static const char any[] = "{}";
+            json_t *a = json_loads(any, 0, NULL);
+            int rc = compile_schema(a, "format", r, e);
+            json_decref(a);
+            return rc;
+        }
+        if (!json_is_object(f))
+            return srv_fail(e, 400, "format", "format: \"json\" or a JSON schema, got %s",
+                            type_name(f));
+        return compile_schema(f, "format", r, e);
+    }
+    json_t *rf = field(o, "response_format");
+    if (!rf || json_is_null(rf))
+        return 0;
+    if (!json_is_object(rf))
+        return srv_fail(e, 400, "response_format", "response_format: expected an object, got %s",
+                        type_name(rf));
+    const char *type = json_string_value(json_object_get(rf, "type"));
+    if (!type)
+        return srv_fail(e, 400, "response_format", "response_format: type is missing");
+    if (!strcmp(type, "text"))
+        return 0;
+    if (!strcmp(type, "json_object")) {
+        json_t *obj = json_pack("{s:s}", "type", "object");
+        int rc = compile_schema(obj, "response_format", r, e);
+        json_decref(obj);
+        return rc;
+    }
+    if (!strcmp(type, "json_schema")) {
+        json_t *js = json_object_get(rf, "json_schema");
+        json_t *schema = json_is_object(js) ? json_object_get(js, "schema") : NULL;
+        if (!json_is_object(schema))
+            return srv_fail(e, 400, "response_format",
+                            "response_format: json_schema.schema must be a JSON schema object");
+        return compile_schema(schema, "response_format", r, e);
+    }
+    return srv_fail(e, 400, "response_format",
+                    "response_format: type \"%.40s\" is not one of text, json_object, json_schema",
+                    type);
+}
+
 static int common(const char *body, size_t len, int api, const srv_limits *lim, srv_gen_req *r,
                   srv_error *e)
 {
@@ -260,7 +329,7 @@ static int common(const char *body, size_t len, int api, const srv_limits *lim, 
                         type_name(so));
     if (so && get_bool(so, "include_usage", &r->include_usage, e) < 0)
         return -1;
-    return 0;
+    return output_format(r->root, api, r, e);
 }
 
 /* A message's content: a string, null, or (OpenAI) an array of parts whose
@@ -382,6 +451,8 @@ void srv_gen_req_free(srv_gen_req *r)
 {
     json_decref(r->root);
     r->root = NULL;
+    gr_free(r->grammar);
+    r->grammar = NULL;
 }
 
 int srv_parse_embed(const char *body, size_t len, int api, const srv_limits *lim, cn_arena *a,

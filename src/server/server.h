@@ -122,6 +122,9 @@ typedef struct srv_gen_req {
     const char *stop[8];
     int n_stop;
     bool stream, include_usage;
+    /* OpenAI response_format (json_object, json_schema) or Ollama format
+    ** ("json" or a schema): the grammar the answer must follow, owned */
+    struct gr_grammar *grammar;
 } srv_gen_req;
 
 /* Parse a chat request (OpenAI /v1/chat/completions or Ollama /api/chat)
