@@ -199,3 +199,54 @@ bool eng_constraint_accept(eng_constraint *c, int32_t id)
 }
 
 bool eng_constraint_finished(const eng_constraint *c) { return gr_finished(c->m); }
+
+size_t eng_constraint_distance(const eng_constraint *c) { return gr_distance(c->m); }
+
+/* Does taking token id bring the end nearer than d characters? */
+static bool closer(const eng_constraint *c, int32_t id, size_t d)
+{
+    if (c->eog[id])
+        return gr_complete(c->m);
+    if (!c->piece[id])
+        return false;
+    gr_matcher *t = gr_matcher_clone(c->m);
+    bool ok = t && gr_accept(t, c->piece[id], (size_t)c->len[id]) && gr_distance(t) < d;
+    gr_matcher_free(t);
+    return ok;
+}
+
+int32_t eng_constraint_closer(const eng_constraint *c, const float *masked)
+{
+    size_t d = gr_distance(c->m);
+    if (d == 0) /* complete: the end, if the vocabulary has one */
+        for (int id = 0; id < c->n_vocab; id++)
+            if (c->eog[id] && masked[id] != -INFINITY)
+                return id;
+    /* the model's favourites first: the best 64 allowed tokens */
+    enum { TOP = 64 };
+    int32_t top[TOP];
+    int n = 0;
+    for (int id = 0; id < c->n_vocab; id++) {
+        if (masked[id] == -INFINITY)
+            continue;
+        int k;
+        if (n < TOP)
+            k = n++; /* a free slot at the end */
+        else if (masked[id] > masked[top[TOP - 1]])
+            k = TOP - 1; /* replaces the worst */
+        else
+            continue;
+        while (k > 0 && masked[top[k - 1]] < masked[id]) {
+            top[k] = top[k - 1];
+            k--;
+        }
+        top[k] = id;
+    }
+    for (int i = 0; i < n; i++)
+        if (closer(c, top[i], d))
+            return top[i];
+    for (int id = 0; id < c->n_vocab; id++) /* then any */
+        if (masked[id] != -INFINITY && closer(c, id, d))
+            return id;
+    return -1;
+}

@@ -151,6 +151,12 @@ int eng_constraint_mask(eng_constraint *c, const float *logits, float *out);
 bool eng_constraint_accept(eng_constraint *c, int32_t id);
 /* The grammar's sentence is complete and nothing may follow. */
 bool eng_constraint_finished(const eng_constraint *c);
+/* Fewest characters that complete the text (gr_distance). */
+size_t eng_constraint_distance(const eng_constraint *c);
+/* Closing, as the budget runs out: of the tokens masked allows, the most
+** likely one that brings the end nearer (an end token once complete); -1
+** if none does. */
+int32_t eng_constraint_closer(const eng_constraint *c, const float *masked);
 
 /* Open the GGUF file path as a draft model for m, whose vocabulary is v:
 ** m's context and threads, and the same vocabulary token for token, else an

@@ -254,6 +254,15 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
             }
             use = masked;
         }
+        /* near the end of the budget, close: each token must bring the end
+        ** of the grammar's text nearer (by at least one character), so it
+        ** ends within the tokens left rather than being cut mid-way */
+        if (con) {
+            size_t dist = eng_constraint_distance(con);
+            int left = o->n_predict - st->n_gen;
+            if (left <= 0 || (size_t)left <= dist + 8)
+                drawn = eng_constraint_closer(con, masked);
+        }
         int32_t id = drawn >= 0 ? drawn : eng_sample(s, use);
         drawn = -1;
         if (hist)

@@ -24,7 +24,10 @@ enum { E_END, E_ALT, E_REF, E_CHAR, E_CHAR_NOT, E_RNG_UPPER, E_CHAR_ALT, E_ANY }
 typedef struct elem {
     uint8_t t;
     uint32_t v;
+    uint32_t suf; /* fewest characters from here to the end of the alternative */
 } elem;
+
+#define GR_INF 0x3fffffffu
 
 typedef struct elist {
     elem *e;
@@ -55,7 +58,7 @@ static int push(elist *l, uint8_t t, uint32_t v)
             return -1;
         l->e = e, l->cap = cap;
     }
-    l->e[l->n++] = (elem){t, v};
+    l->e[l->n++] = (elem){t, v, 0};
     return 0;
 }
 
@@ -516,6 +519,64 @@ static bool left_cycle(const gr_grammar *g, const bool *nul, int r, uint8_t *mar
     return false;
 }
 
+/* The element after the one at e[i] (a class spans several). */
+static int next_elem(const elem *e, int i)
+{
+    if (e[i].t == E_CHAR || e[i].t == E_CHAR_NOT) {
+        i++;
+        while (e[i].t == E_RNG_UPPER || e[i].t == E_CHAR_ALT)
+            i++;
+        return i;
+    }
+    return i + 1;
+}
+
+/*
+** Fewest characters each rule can match, and from each element to the end
+** of its alternative (elem.suf): what gr_distance adds up. A fixed point,
+** since rules refer to each other.
+*/
+static void min_lengths(gr_grammar *g)
+{
+    uint32_t *minlen = malloc((size_t)g->n_rules * sizeof *minlen);
+    if (!minlen)
+        return;
+    for (int r = 0; r < g->n_rules; r++)
+        minlen[r] = GR_INF;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int r = 0; r < g->n_rules; r++) {
+            elem *e = g->rules[r].e;
+            int n = g->rules[r].n;
+            /* backwards: each element's suffix from the next one's */
+            for (int i = n - 1; i >= 0; i--) {
+                if (e[i].t == E_END || e[i].t == E_ALT) {
+                    e[i].suf = 0;
+                    continue;
+                }
+                if (e[i].t == E_RNG_UPPER || e[i].t == E_CHAR_ALT)
+                    continue;
+                uint32_t self = e[i].t == E_REF ? minlen[e[i].v] : 1;
+                uint32_t rest = e[next_elem(e, i)].suf;
+                uint32_t sum = self + rest;
+                e[i].suf = sum > GR_INF ? GR_INF : sum;
+            }
+            uint32_t best = GR_INF;
+            for (int i = 0; i < n;) {
+                best = e[i].suf < best ? e[i].suf : best; /* an alternative's start */
+                while (e[i].t != E_END && e[i].t != E_ALT)
+                    i++;
+                i++;
+            }
+            if (best < minlen[r]) {
+                minlen[r] = best;
+                changed = true;
+            }
+        }
+    }
+    free(minlen);
+}
+
 int gr_parse(const char *text, gr_grammar **out, cn_err *err)
 {
     *out = NULL;
@@ -586,6 +647,7 @@ int gr_parse(const char *text, gr_grammar **out, cn_err *err)
         gr_free(g);
         return ps.rc;
     }
+    min_lengths(g);
     *out = g;
     return CN_OK;
 }
@@ -1097,4 +1159,16 @@ size_t gr_matcher_key(const gr_matcher *m, void *buf, size_t cap)
         o += (size_t)m->s[i].n * sizeof(const elem *);
     }
     return need;
+}
+
+size_t gr_distance(const gr_matcher *m)
+{
+    size_t best = (size_t)-1;
+    for (int i = 0; i < m->n; i++) {
+        size_t d = 0;
+        for (int k = 0; k < m->s[i].n; k++)
+            d += m->s[i].p[k]->suf;
+        best = d < best ? d : best;
+    }
+    return best;
 }

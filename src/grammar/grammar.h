@@ -59,6 +59,9 @@ size_t gr_matcher_key(const gr_matcher *m, void *buf, size_t cap);
 
 /* Is the text so far a whole sentence of the grammar (it may stop here)? */
 bool gr_complete(const gr_matcher *m);
+/* The fewest characters that complete the text from here (0: complete):
+** what constrained decoding steers by as its budget runs out. */
+size_t gr_distance(const gr_matcher *m);
 /* Can nothing more follow (complete, and no way to go on)? */
 bool gr_finished(const gr_matcher *m);
 
