@@ -1155,7 +1155,8 @@ size_t gr_matcher_key(const gr_matcher *m, void *buf, size_t cap)
     memcpy(o, m->part, (size_t)m->n_part), o += m->n_part;
     for (int i = 0; i < m->n; i++) {
         memcpy(o, &m->s[i].n, sizeof(int)), o += sizeof(int);
-        memcpy(o, m->s[i].p, (size_t)m->s[i].n * sizeof(const elem *));
+        if (m->s[i].n) /* an empty stack has no positions (and p is NULL) */
+            memcpy(o, m->s[i].p, (size_t)m->s[i].n * sizeof(const elem *));
         o += (size_t)m->s[i].n * sizeof(const elem *);
     }
     return need;
