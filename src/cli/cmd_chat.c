@@ -6,6 +6,7 @@
 ** prompt stays). Ctrl-C stops a reply; Ctrl-D or /exit leaves.
 */
 #include "cli/cli.h"
+#include "grammar/grammar.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -138,9 +139,19 @@ int cmd_chat(int argc, char **argv)
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
+    /* every reply under the schema or grammar, when one is given */
+    gr_grammar *gram = NULL;
+    if (cli_run_grammar(&a, &gram, &err)) {
+        free(ids);
+        free(msgs);
+        tok_close(v);
+        eng_model_close(dm);
+        eng_model_close(m);
+        return cli_error(&err);
+    }
     eng_gen_opts go = {.n_predict = a.n_predict, .sampler = a.sampler, .stop = a.stop,
                        .n_stop = a.n_stop, .ignore_eos = a.ignore_eos, .lookup = a.lookup,
-                       .draft = dm, .draft_max = a.draft_max};
+                       .draft = dm, .draft_max = a.draft_max, .grammar = gram};
     char *line = NULL;
     size_t line_cap = 0;
     int rc = CN_OK;
@@ -229,6 +240,7 @@ int cmd_chat(int argc, char **argv)
     free(msgs);
     free(line);
     free(ids);
+    gr_free(gram);
     tok_close(v);
     eng_model_close(dm);
     eng_model_close(m);

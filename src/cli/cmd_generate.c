@@ -271,6 +271,9 @@ int cmd_logits(int argc, char **argv)
         return cli_usage("logits", "unexpected argument '%s'", argv[optind]);
     if (!a.model || !out || !pa.text == !pa.file)
         return cli_usage("logits", "need -m FILE, -o OUT.f32 and one of -p TEXT / -f FILE");
+    if (a.grammar_file || a.schema_file || a.json_output)
+        return cli_usage("logits", "--schema, --json-output and --grammar shape generated text; "
+                                   "logits generates none");
     if (!a.kv_set)
         a.opts.kv_f32 = true;
     cn_err err = {0};
