@@ -930,6 +930,26 @@ static int utf8_len(unsigned char b)
 }
 
 /*
+** The code points that could complete a UTF-8 sequence cut after n of its
+** bytes, as [*lo, *hi]; only those that are UTF-8 (no overlong form,
+** nothing past U+10FFFF). false if there are none.
+*/
+static bool completions(const unsigned char *part, int n, uint32_t *lo, uint32_t *hi)
+{
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    static const uint32_t max[5] = {0, 0x7f, 0x7ff, 0xffff, 0x10ffff};
+    int need = utf8_len(part[0]);
+    uint32_t a = part[0] & (0x7f >> need), b = a;
+    for (int k = 1; k < need; k++) {
+        a = a << 6 | (k < n ? (part[k] & 0x3f) : 0);
+        b = b << 6 | (k < n ? (part[k] & 0x3f) : 0x3f);
+    }
+    *lo = CN_MAX(a, min[need]);
+    *hi = CN_MIN(b, max[need]);
+    return *lo <= *hi;
+}
+
+/*
 ** Run bytes through a copy of the state (stacks s[0..n), partial sequence
 ** part): into *res when res is not NULL. false when the grammar refuses.
 */
@@ -975,20 +995,9 @@ static bool run(const gr_matcher *m, const char *bytes, size_t len, gr_matcher *
     }
     if (ok && n_part) {
         /* a sequence cut short: allowed if some completion could be taken */
-        int need = utf8_len(part[0]);
-        uint32_t lo = part[0] & (0x7f >> need), hi = lo;
-        for (int k = 1; k < need; k++) {
-            lo = lo << 6 | (k < n_part ? (part[k] & 0x3f) : 0);
-            hi = hi << 6 | (k < n_part ? (part[k] & 0x3f) : 0x3f);
-        }
-        /* only the completions that are UTF-8 (no overlong form, nothing
-        ** past U+10FFFF) count */
-        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-        static const uint32_t max[5] = {0, 0x7f, 0x7ff, 0xffff, 0x10ffff};
-        lo = CN_MAX(lo, min[need]);
-        hi = CN_MIN(hi, max[need]);
+        uint32_t lo, hi;
         bool any = false;
-        if (lo > hi)
+        if (!completions(part, n_part, &lo, &hi))
             n = 0; /* nothing can complete it */
         for (int k = 0; k < n && !any; k++)
             any = s[k].n && class_takes_range(s[k].p[s[k].n - 1], lo, hi);
@@ -1106,20 +1115,8 @@ bool gr_allows(const gr_matcher *m, const char *bytes, size_t n)
         cps[k++] = (uint32_t)c;
     }
     probe pr = {.g = m->g, .cp = cps, .k = k, .partial = n_part > 0};
-    if (n_part) {
-        int need = utf8_len(part[0]);
-        uint32_t lo = part[0] & (0x7f >> need), hi = lo;
-        for (int j = 1; j < need; j++) {
-            lo = lo << 6 | (j < n_part ? (part[j] & 0x3f) : 0);
-            hi = hi << 6 | (j < n_part ? (part[j] & 0x3f) : 0x3f);
-        }
-        static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-        static const uint32_t max[5] = {0, 0x7f, 0x7ff, 0xffff, 0x10ffff};
-        pr.lo = CN_MAX(lo, min[need]);
-        pr.hi = CN_MIN(hi, max[need]);
-        if (pr.lo > pr.hi)
-            return false;
-    }
+    if (n_part && !completions(part, n_part, &pr.lo, &pr.hi))
+        return false;
     static _Thread_local const elem *scratch[1 << 16];
     pr.scratch = scratch;
     pr.cap = (int)CN_ARRAY_LEN(scratch);
