@@ -92,12 +92,14 @@ asan:
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 # ThreadSanitizer on the threaded parts: the pool, generation with two
-# threads (the engine's fixture tests run with -t 2), and the server: its
+# threads (the engine's fixture tests run with -t 2), grammar masks split
+# over two threads (the structured-output property test), and the server: its
 # in-process tests (workers, library handles) and a TSan-built `cairn serve`
 # under concurrent requests of every kind (a race makes its exit non-zero).
 tsan:
 	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=base_pool test
 	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=engine test
+	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=structured test
 	CAIRN_NODE_TESTS="tests/server/race.test.mjs tests/server/uploads.test.mjs" \
 	    $(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=server test
 

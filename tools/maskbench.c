@@ -5,7 +5,8 @@
 **
 ** Tokenizes JSON-TEXT (a document the schema accepts) with the vocabulary of
 ** VOCAB.gguf, then walks it token by token under the schema, timing the mask
-** of the whole vocabulary at each step. Prints ms per mask (median, p90).
+** of the whole vocabulary at each step ($THREADS threads, default 2). Prints
+** ms per mask (mean, median, p90, max).
 ** bench/grammar.sh sets this against a decode step of the 1B shape.
 */
 #include "engine/engine.h"
@@ -40,8 +41,11 @@ int main(int argc, char **argv)
     size_t len;
     gr_grammar *g;
     eng_constraint *c;
+    cn_pool *pool = NULL;
+    const char *t = getenv("THREADS");
+    int threads = t && atoi(t) > 0 ? atoi(t) : 2;
     if (cn_read_file(argv[2], 1 << 20, &schema, &len, &err) ||
-        gr_from_schema(schema, len, &g, &err) || eng_constraint_new(g, v, &c, &err)) {
+        gr_from_schema(schema, len, &g, &err) || cn_pool_new(&pool, threads, &err) || eng_constraint_new(g, v, pool, &c, &err)) {
         fprintf(stderr, "maskbench: %s\n", err.msg);
         return 1;
     }
@@ -71,6 +75,7 @@ int main(int argc, char **argv)
            n_vocab, steps, steps ? total / steps : 0.0, ms[steps / 2], ms[steps * 9 / 10],
            ms[steps - 1], steps ? (double)allowed_sum / steps : 0.0);
     eng_constraint_free(c);
+    cn_pool_free(pool);
     gr_free(g);
     free(schema);
     free(logits), free(out), free(ms);

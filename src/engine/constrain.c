@@ -29,6 +29,9 @@ typedef struct mask_slot {
 
 struct eng_constraint {
     const tok_vocab *v;
+    cn_pool *pool;        /* the model's threads, idle between decode steps */
+    unsigned char *allowed; /* scratch: one byte per token (threads write apart) */
+    bool lead_ok[256];
     mask_slot cache[CACHE_SLOTS];
     uint64_t clock;
     unsigned char *key;
@@ -54,13 +57,15 @@ void eng_constraint_free(eng_constraint *c)
     free(c->len);
     free(c->eog);
     free(c->order);
+    free(c->allowed);
     for (int i = 0; i < CACHE_SLOTS; i++)
         free(c->cache[i].key), free(c->cache[i].bits);
     free(c->key);
     free(c);
 }
 
-int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, eng_constraint **out, cn_err *err)
+int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, cn_pool *pool,
+                       eng_constraint **out, cn_err *err)
 {
     *out = NULL;
     eng_constraint *c = calloc(1, sizeof *c);
@@ -73,7 +78,10 @@ int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, eng_constraint *
     c->len = calloc((size_t)n, sizeof *c->len);
     c->eog = calloc((size_t)n, sizeof *c->eog);
     c->order = malloc((size_t)n * sizeof *c->order);
-    int rc = !c->piece || !c->len || !c->eog || !c->order ? cn_fail(err, CN_ENOMEM, "out of memory")
+    c->allowed = malloc((size_t)n);
+    c->pool = pool;
+    int rc = !c->piece || !c->len || !c->eog || !c->order || !c->allowed
+                 ? cn_fail(err, CN_ENOMEM, "out of memory")
                                                            : gr_matcher_new(g, &c->m, err);
     int count[257] = {0};
     for (int id = 0; !rc && id < n; id++) {
@@ -112,21 +120,36 @@ int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, eng_constraint *
     return CN_OK;
 }
 
-/* The full check: the allowed tokens into bits (n_vocab bits, cleared). */
+/* One thread's share of the tokens (in first-byte order), into allowed[]. */
+static void mask_part(void *ctx, int ith, int nth)
+{
+    eng_constraint *c = ctx;
+    int n = c->first[256]; /* tokens with text */
+    int from = (int)((int64_t)n * ith / nth), to = (int)((int64_t)n * (ith + 1) / nth);
+    for (int k = from; k < to; k++) {
+        int32_t id = c->order[k];
+        if (c->lead_ok[(unsigned char)c->piece[id][0]])
+            c->allowed[id] = gr_allows(c->m, c->piece[id], (size_t)c->len[id]);
+    }
+}
+
+/* The full check: the allowed tokens into bits (n_vocab bits, cleared). A
+** first byte the grammar refuses rules out its tokens at once; the rest are
+** asked one by one, split across the model's threads. */
 static void mask_full(eng_constraint *c, uint64_t *bits)
 {
     for (int b = 0; b < 256; b++) {
-        if (c->first[b] == c->first[b + 1])
-            continue;
         char lead = (char)b;
-        if (!gr_allows(c->m, &lead, 1))
-            continue; /* the whole group starts with a refused byte */
-        for (int k = c->first[b]; k < c->first[b + 1]; k++) {
-            int32_t id = c->order[k];
-            if (gr_allows(c->m, c->piece[id], (size_t)c->len[id]))
-                bits[id >> 6] |= (uint64_t)1 << (id & 63);
-        }
+        c->lead_ok[b] = c->first[b] < c->first[b + 1] && gr_allows(c->m, &lead, 1);
     }
+    memset(c->allowed, 0, (size_t)c->n_vocab);
+    if (c->pool && cn_pool_size(c->pool) > 1)
+        cn_pool_run(c->pool, mask_part, c);
+    else
+        mask_part(c, 0, 1);
+    for (int id = 0; id < c->n_vocab; id++)
+        if (c->allowed[id])
+            bits[id >> 6] |= (uint64_t)1 << (id & 63);
     if (gr_complete(c->m))
         for (int id = 0; id < c->n_vocab; id++)
             if (c->eog[id])

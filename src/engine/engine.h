@@ -142,8 +142,9 @@ typedef struct eng_gen_opts {
 
 /* ---- decoding under a grammar (constrain.c) ----------------------------- */
 typedef struct eng_constraint eng_constraint;
-int eng_constraint_new(const struct gr_grammar *g, const tok_vocab *v, eng_constraint **out,
-                       cn_err *err);
+/* pool (may be NULL): threads to split each mask over (the model's). */
+int eng_constraint_new(const struct gr_grammar *g, const tok_vocab *v, cn_pool *pool,
+                       eng_constraint **out, cn_err *err);
 void eng_constraint_free(eng_constraint *c);
 /* out = logits with every token the grammar refuses at -inf; how many remain. */
 int eng_constraint_mask(eng_constraint *c, const float *logits, float *out);

@@ -202,7 +202,7 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     eng_constraint *con = NULL;
     float *masked = NULL;
     if (o->grammar) {
-        if ((rc = eng_constraint_new(o->grammar, v, &con, err)))
+        if ((rc = eng_constraint_new(o->grammar, v, m->pool, &con, err)))
             return rc;
         if (!(masked = cn_malloc(sizeof *masked * (size_t)m->hp.n_vocab))) {
             eng_constraint_free(con);

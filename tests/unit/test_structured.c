@@ -248,7 +248,7 @@ TEST(structured_every_output_parses_validates_and_ends)
 {
     eng_model *m;
     cn_err err = {0};
-    eng_opts o = {.n_ctx = 128, .n_threads = 1};
+    eng_opts o = {.n_ctx = 128, .n_threads = 2}; /* the masks split over both */
     EXPECT_EQ_INT(eng_model_open(&m, test_data("models/aidreams260K.gguf"), &o, &err), CN_OK);
     gguf_file *gf;
     tok_vocab *v;
