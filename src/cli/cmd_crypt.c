@@ -58,6 +58,29 @@ void cli_setup_unlock(void)
 
 /* A new passphrase: $CAIRN_PASSPHRASE, or asked twice. 0, 1 (failed, said),
 ** or -1 (no way to ask). */
+/* A new passphrase asked twice on the terminal: 0, 1 (refused, said), or
+** -1 (no terminal). */
+static int ask_new_passphrase(char *out, size_t cap)
+{
+    char again[1024];
+    if (cli_ask_secret(NULL, "New passphrase for the library: ", out, cap) != 0)
+        return -1;
+    int r = 0;
+    if (strlen(out) < 8) {
+        fprintf(stderr, "cairn: a passphrase needs at least 8 characters\n");
+        r = 1;
+    } else if (cli_ask_secret(NULL, "The same passphrase again: ", again, sizeof again) != 0 ||
+               strcmp(out, again) != 0) {
+        fprintf(stderr, "cairn: the two passphrases differ\n");
+        r = 1;
+    }
+    sodium_memzero(again, sizeof again);
+    if (r)
+        sodium_memzero(out, cap);
+    return r;
+}
+
+/* A new passphrase: $CAIRN_PASSPHRASE, or asked twice. */
 static int new_passphrase(char *out, size_t cap)
 {
     const char *env = getenv("CAIRN_PASSPHRASE");
@@ -65,21 +88,7 @@ static int new_passphrase(char *out, size_t cap)
         snprintf(out, cap, "%s", env);
         return 0;
     }
-    char again[1024];
-    if (cli_ask_secret(NULL, "New passphrase for the library: ", out, cap) != 0)
-        return -1;
-    if (strlen(out) < 8) {
-        fprintf(stderr, "cairn: a passphrase needs at least 8 characters\n");
-        return 1;
-    }
-    if (cli_ask_secret(NULL, "The same passphrase again: ", again, sizeof again) != 0 ||
-        strcmp(out, again) != 0) {
-        sodium_memzero(again, sizeof again);
-        fprintf(stderr, "cairn: the two passphrases differ\n");
-        return 1;
-    }
-    sodium_memzero(again, sizeof again);
-    return 0;
+    return ask_new_passphrase(out, cap);
 }
 
 typedef struct crypt_args {
@@ -325,18 +334,11 @@ int cmd_key(int argc, char **argv)
         int r = 0;
         if (a.passphrase) {
             /* $CAIRN_PASSPHRASE unlocks; the new one is asked */
-            if (cli_ask_secret(NULL, "New passphrase: ", pass, sizeof pass) != 0)
+            int q = ask_new_passphrase(pass, sizeof pass);
+            if (q < 0)
                 return cli_usage("key", "add --passphrase needs a terminal to ask on");
-            char again[1024];
-            if (strlen(pass) < 8 ||
-                cli_ask_secret(NULL, "The same passphrase again: ", again, sizeof again) != 0 ||
-                strcmp(pass, again) != 0) {
-                sodium_memzero(again, sizeof again);
-                sodium_memzero(pass, sizeof pass);
-                fprintf(stderr, "cairn: passphrases differ or are under 8 characters\n");
+            if (q > 0)
                 return 1;
-            }
-            sodium_memzero(again, sizeof again);
             e.passphrase = pass;
         }
         if (lib_key_add(a.home, &e, &err))

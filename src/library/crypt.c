@@ -381,21 +381,40 @@ static int new_envelope(const char *path, const lib_enroll *e, vault_key **dk, c
     return rc;
 }
 
+/* The files of a library's conversion (see the top of this file). */
+typedef struct conv_paths {
+    char home[PATH_MAX];
+    char db[PATH_MAX + 32], keys[PATH_MAX + 32], knew[PATH_MAX + 32], kold[PATH_MAX + 32];
+    char encrypting[PATH_MAX + 32], decrypting[PATH_MAX + 32];
+} conv_paths;
+
+/* Home resolved, its paths, and a conversion a crash interrupted finished
+** or undone. */
+static int prepare(const char *home_opt, conv_paths *p, cn_err *err)
+{
+    int rc = cn_data_dir(p->home, sizeof p->home, home_opt, err);
+    if (!rc)
+        rc = recover(p->home, err);
+    path_of(p->db, sizeof p->db, p->home, "library.db");
+    path_of(p->keys, sizeof p->keys, p->home, "library.keys");
+    path_of(p->knew, sizeof p->knew, p->home, "library.keys.new");
+    path_of(p->kold, sizeof p->kold, p->home, "library.keys.old");
+    path_of(p->encrypting, sizeof p->encrypting, p->home, "library.db.encrypting");
+    path_of(p->decrypting, sizeof p->decrypting, p->home, "library.db.decrypting");
+    return rc;
+}
+
 int lib_init_encrypted(const char *home_opt, const lib_enroll *e, char *home_out,
                        size_t home_cap, cn_err *err)
 {
-    char home[PATH_MAX], db[PATH_MAX + 32], keys[PATH_MAX + 32], knew[PATH_MAX + 32];
-    int rc = cn_data_dir(home, sizeof home, home_opt, err);
+    conv_paths p;
+    int rc = prepare(home_opt, &p, err);
     if (!rc)
-        rc = cn_mkdirs(home, err);
-    if (!rc)
-        rc = recover(home, err);
+        rc = cn_mkdirs(p.home, err);
     if (rc)
         return rc;
+    const char *home = p.home, *db = p.db, *keys = p.keys, *knew = p.knew;
     snprintf(home_out, home_cap, "%s", home);
-    path_of(db, sizeof db, home, "library.db");
-    path_of(keys, sizeof keys, home, "library.keys");
-    path_of(knew, sizeof knew, home, "library.keys.new");
     struct stat st;
     if (exists(keys))
         return cn_fail(err, CN_EINVAL, "%s: the library is encrypted already", home);
@@ -420,28 +439,6 @@ int lib_init_encrypted(const char *home_opt, const lib_enroll *e, char *home_out
     return rc;
 }
 
-/* The files of a library's conversion (see the top of this file). */
-typedef struct conv_paths {
-    char home[PATH_MAX];
-    char db[PATH_MAX + 32], keys[PATH_MAX + 32], knew[PATH_MAX + 32], kold[PATH_MAX + 32];
-    char encrypting[PATH_MAX + 32], decrypting[PATH_MAX + 32];
-} conv_paths;
-
-/* Home resolved, its paths, and a conversion a crash interrupted finished
-** or undone. */
-static int prepare(const char *home_opt, conv_paths *p, cn_err *err)
-{
-    int rc = cn_data_dir(p->home, sizeof p->home, home_opt, err);
-    if (!rc)
-        rc = recover(p->home, err);
-    path_of(p->db, sizeof p->db, p->home, "library.db");
-    path_of(p->keys, sizeof p->keys, p->home, "library.keys");
-    path_of(p->knew, sizeof p->knew, p->home, "library.keys.new");
-    path_of(p->kold, sizeof p->kold, p->home, "library.keys.old");
-    path_of(p->encrypting, sizeof p->encrypting, p->home, "library.db.encrypting");
-    path_of(p->decrypting, sizeof p->decrypting, p->home, "library.db.decrypting");
-    return rc;
-}
 
 int lib_encrypt(const char *home_opt, const lib_enroll *e, cn_err *err)
 {
