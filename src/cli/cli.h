@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "engine/engine.h"
+#include "library/library.h"
 
 #include <getopt.h>
 
@@ -26,6 +27,7 @@ int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
+int cmd_summarize(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -40,6 +42,23 @@ int cmd_key(int argc, char **argv);
 extern const char *cli_key_file;
 void cli_setup_unlock(void);
 int cli_ask_secret(void *ctx, const char *question, char *out, size_t cap);
+
+/* ---- a language model for the library (llm.c) ---------------------------- */
+typedef struct cli_llm {
+    lib_llm api; /* what lib_summarize and lib_extract call */
+    eng_model *m;
+    tok_vocab *v;
+    const char *family; /* chat template */
+    int32_t *ids;
+    int cap;
+    char name[512];
+} cli_llm;
+int cli_llm_open(cli_llm *c, const char *path, int threads, cn_err *err);
+void cli_llm_close(cli_llm *c);
+
+/* The document arg names in l: its path (as given or resolved), its id,
+** or a file name only one document has. CN_ENOTFOUND naming it if none. */
+int cli_find_doc(lib *l, const char *arg, int64_t *id, cn_err *err);
 
 /* Print "cairn: <msg>" to stderr and return 1. */
 int cli_error(const cn_err *err);

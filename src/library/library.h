@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 #include "store/store.h"
+#include "rag/rag.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -303,5 +304,78 @@ int lib_index_progress(lib *l, const char *model_path, int threads, int64_t *don
 ** again: for a long-lived handle after another handle changed the library.
 ** With a shared embedder, every handle sharing it reads them again. */
 void lib_reload_vectors(lib *l);
+
+/* ---- summaries (summarize.c) ------------------------------------------------
+**
+** Map-reduce over a document's pages within a language model's context:
+** groups of pages are summarised, then groups of those summaries, until
+** one call holds everything and writes the summary. Each partial summary
+** is committed to the library as it is made (keyed by the document's
+** content hash, the model and the length), so a run that is stopped takes
+** up where it left off. Each sentence carries the pages it came from,
+** traced by the words it shares with what the model read (rag_attribute).
+** Without a model, the extractive summary (rag_central) is given instead.
+*/
+
+/* A language model as summaries use it; the CLI and the server each supply
+** one (the server's runs on its model worker). */
+struct gr_grammar;
+
+typedef struct lib_llm {
+    const char *name;  /* keys stored partial summaries: the model file's name, size, mtime */
+    int n_ctx;         /* tokens the model sees at once */
+    /* tokens of s[0..n) as the model counts them */
+    int (*count)(void *ctx, const char *s, size_t n);
+    /* the model's reply to system + user, at most max_tokens, under grammar
+    ** (NULL: free text), appended to out; text (may be NULL) sees it as it
+    ** comes */
+    int (*chat)(void *ctx, const char *system, const char *user, int max_tokens,
+                const struct gr_grammar *grammar, void (*text)(void *tctx, const char *s, size_t n),
+                void *tctx, cn_buf *out, cn_err *err);
+    void *ctx;
+} lib_llm;
+
+enum lib_sum_length { LIB_SUM_SHORT, LIB_SUM_MEDIUM, LIB_SUM_LONG };
+/* "short", "medium", "long" -> LIB_SUM_*, or -1. */
+int lib_sum_length_of(const char *name);
+
+enum lib_sum_event_kind {
+    LIB_SUM_STEP = 1, /* a model call starts (or is found done): done of total */
+    LIB_SUM_TEXT,     /* the final call's text as it comes: text, len */
+};
+
+typedef struct lib_sum_event {
+    int kind;
+    int done, total;  /* model calls done, and all there will be (an estimate
+                         until the last level) */
+    int level;        /* 0: pages; 1 on: summaries of summaries */
+    int first, last;  /* the pages this call covers */
+    bool cached;      /* found in the library: no call */
+    double eta_s;     /* seconds left, < 0 while unknown */
+    const char *text;
+    size_t len;
+} lib_sum_event;
+
+typedef void (*lib_sum_fn)(void *ctx, const lib_sum_event *ev);
+
+typedef struct lib_summary {
+    const char *mode;    /* "generated" or "extractive" */
+    rag_sents s;         /* the summary: sentences and their pages */
+    int n_pages;         /* of the document */
+    int steps, cached;   /* model calls in all, of which found in the library */
+    rag_span *groups;    /* the page groups of the first level (malloc'd) */
+    int n_groups;
+    double seconds;
+} lib_summary;
+
+/* Summarise document doc_id at length (LIB_SUM_*) with m, or extractively
+** when m is NULL. CN_ENOTFOUND if no such document; CN_EINVAL if it has no
+** text (scanned pages still waiting for OCR). */
+int lib_summarize(lib *l, int64_t doc_id, int length, const lib_llm *m, lib_sum_fn fn, void *ctx,
+                  lib_summary *out, cn_err *err);
+void lib_summary_free(lib_summary *s);
+/* The summary as JSON: mode, sentences [{text, pages: [[first, last], ...]}],
+** groups, steps, cached. */
+json_t *lib_summary_json(const lib_summary *s);
 
 #endif

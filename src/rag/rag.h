@@ -127,4 +127,51 @@ int rag_prompt_tokens(const tok_vocab *v, const char *family, int n_ctx, const c
                       const rag_source *src, int n, const rag_trim_opts *trim, int32_t **ids,
                       int *n_ids, rag_prompt_info *info, cn_err *err);
 
+/* ---- summaries: sentences, their pages, the extractive summary (summary.c) */
+
+/* Pages first..last of a document. */
+typedef struct rag_span {
+    int first, last;
+} rag_span;
+
+enum { RAG_SPANS = 4 };
+
+/* A sentence and the pages it came from (n_spans 0: not known). */
+typedef struct rag_sent {
+    char *text; /* malloc'd, white space runs as one space */
+    rag_span spans[RAG_SPANS];
+    int n_spans;
+} rag_sent;
+
+typedef struct rag_sents {
+    rag_sent *v;
+    int n, cap;
+} rag_sents;
+
+void rag_sents_free(rag_sents *s);
+/* Append a copy of text[0..len) with spans. */
+int rag_sents_add(rag_sents *s, const char *text, size_t len, const rag_span *spans, int n_spans);
+
+/* Cut text[0..len) into sentences (rag_split_units' units) appended to out,
+** each with spans; prose_only keeps only units that read as sentences of
+** prose (no headings, no fragments of under 4 words). */
+int rag_sentences(const char *text, size_t len, bool prose_only, const rag_span *spans,
+                  int n_spans, rag_sents *out);
+
+/* The pages sentence s came from, by the content words it shares with each
+** of src[0..n) (whose spans are known): the best source's spans, and those
+** of any source that holds nearly as many of its words. A sentence sharing
+** under two words with every source gets fallback. */
+void rag_attribute(rag_sent *s, const rag_sents *src, rag_span fallback);
+
+/* "p. 3", "pp. 3-5", "pp. 3, 9-10" for s's spans into out. */
+int rag_format_spans(const rag_sent *s, cn_buf *out);
+
+/* The extractive summary: the want sentences of s most central to the whole
+** (each sentence scored by the weight of its words in the document's
+** centroid, rare words weighing more, then chosen greedily, each new one
+** penalised by the words it shares with those already chosen). Writes
+** their indices in document order into chosen; returns how many. */
+int rag_central(const rag_sents *s, int want, int *chosen);
+
 #endif

@@ -179,6 +179,23 @@ static const char sql_v6[] =
     "CREATE INDEX pages_ocr ON pages(ocr) WHERE ocr = 'pending';"
     "ALTER TABLE passages ADD COLUMN ocr_conf REAL;";
 
+/* Version 7: the partial summaries of `cairn summarize`, kept so that an
+** interrupted run takes up where it stopped. Keyed by the document's
+** content hash and the model (a new version of either starts afresh), the
+** summary's length, and its place in the map-reduce tree (level, part). */
+static const char sql_v7[] =
+    "CREATE TABLE summaries ("
+    "  doc_id     INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
+    "  doc_hash   TEXT NOT NULL,"
+    "  model      TEXT NOT NULL,"
+    "  length     TEXT NOT NULL,"
+    "  level      INTEGER NOT NULL CHECK (level >= 0),"
+    "  part       INTEGER NOT NULL CHECK (part >= 0),"
+    "  body       TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (doc_id, doc_hash, model, length, level, part)"
+    ");";
+
 typedef struct migration {
     int version;
     const char *what;
@@ -195,6 +212,7 @@ static const migration migrations[] = {
     {4, "a keyword index of whole pages", sql_v4, STORE_TOKENIZER, NULL},
     {5, "heading paths of passages (locators)", sql_v5, NULL, NULL},
     {6, "OCR of scanned pages", sql_v6, NULL, NULL},
+    {7, "partial summaries", sql_v7, NULL, NULL},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -760,16 +760,18 @@ int store_remove_id(store *s, int64_t doc_id, cn_err *err)
     return remove_where(s, "DELETE FROM documents WHERE id = ?1", doc_id, NULL, name, err);
 }
 
-int store_list(store *s, store_doc_fn fn, void *ctx, cn_err *err)
+/* fn for each document (all of them, or the one with id when id > 0). */
+static int list_docs(store *s, int64_t id, store_doc_fn fn, void *ctx, cn_err *err)
 {
     sqlite3_stmt *st;
     int src = sqlite3_prepare_v2(s->db,
                                  "SELECT id, path, title, kind, hash, size, mtime_ns, n_pages,"
                                  " n_passages, status, error, added_at, indexed_at"
-                                 " FROM documents ORDER BY path",
+                                 " FROM documents WHERE ?1 = 0 OR id = ?1 ORDER BY path",
                                  -1, &st, NULL);
     if (src != SQLITE_OK)
         return store_fail(s, src, "listing documents", err);
+    sqlite3_bind_int64(st, 1, id);
     int rc = CN_OK;
     while (rc == CN_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         store_doc_info di = {
@@ -797,6 +799,53 @@ int store_list(store *s, store_doc_fn fn, void *ctx, cn_err *err)
         rc = store_fail(s, src, "listing documents", err);
     sqlite3_finalize(st);
     return rc;
+}
+
+int store_list(store *s, store_doc_fn fn, void *ctx, cn_err *err)
+{
+    return list_docs(s, 0, fn, ctx, err);
+}
+
+typedef struct doc_copy {
+    cn_arena *a;
+    store_doc_info *out;
+    bool found, oom;
+} doc_copy;
+
+static const char *arena_str(doc_copy *c, const char *p)
+{
+    if (!p)
+        return NULL;
+    const char *r = cn_arena_strndup(c->a, p, strlen(p));
+    c->oom |= r == NULL;
+    return r;
+}
+
+static int copy_doc(void *ctx, const store_doc_info *d)
+{
+    doc_copy *c = ctx;
+    *c->out = *d;
+    c->out->path = arena_str(c, d->path);
+    c->out->title = arena_str(c, d->title);
+    c->out->kind = arena_str(c, d->kind);
+    c->out->hash = arena_str(c, d->hash);
+    c->out->error = arena_str(c, d->error);
+    c->found = true;
+    return CN_OK;
+}
+
+int store_doc_get(store *s, int64_t id, cn_arena *a, store_doc_info *out, cn_err *err)
+{
+    doc_copy c = {a, out, false, false};
+    if (id <= 0)
+        return cn_fail(err, CN_ENOTFOUND, "no document %lld in the library", (long long)id);
+    int rc = list_docs(s, id, copy_doc, &c, err);
+    if (rc)
+        return rc;
+    if (c.oom)
+        return cn_fail(err, CN_ENOMEM, "%s: reading a document: arena full", s->path);
+    return c.found ? CN_OK
+                   : cn_fail(err, CN_ENOTFOUND, "no document %lld in the library", (long long)id);
 }
 
 static bool default_exists(void *ctx, const char *path)

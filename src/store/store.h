@@ -34,7 +34,7 @@
 typedef struct store store;
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 /* How long a writer waits for another process's write to finish. */
 #define STORE_BUSY_MS 10000
 /* Content hash: BLAKE2b-256 (libsodium crypto_generichash) as lower-case hex. */
@@ -254,6 +254,27 @@ int store_get_passages(store *s, const int64_t *ids, int n, cn_arena *a, store_h
 /* Text of page number of document doc_id, in arena a. CN_ENOTFOUND if absent. */
 int store_get_page(store *s, int64_t doc_id, int number, cn_arena *a, const char **text,
                    size_t *len, cn_err *err);
+
+/* The document with id (strings in a). CN_ENOTFOUND if there is none. */
+int store_doc_get(store *s, int64_t id, cn_arena *a, store_doc_info *out, cn_err *err);
+
+/* ---- partial summaries (summary.c) ------------------------------------- */
+
+/* Where a partial summary sits: the document version, the model, the
+** length asked for, and its place in the map-reduce tree. */
+typedef struct store_sum_key {
+    int64_t doc_id;
+    const char *doc_hash, *model, *length;
+    int level, part;
+} store_sum_key;
+
+/* The body stored under k (in a), or CN_ENOTFOUND. */
+int store_summary_get(store *s, const store_sum_key *k, cn_arena *a, const char **body,
+                      cn_err *err);
+/* Store (or replace) the body under k, committed at once. */
+int store_summary_put(store *s, const store_sum_key *k, const char *body, cn_err *err);
+/* Forget the document's partial summaries of other versions than keep_hash. */
+int store_summary_forget(store *s, int64_t doc_id, const char *keep_hash, cn_err *err);
 
 /* ---- embeddings -------------------------------------------------------- */
 
