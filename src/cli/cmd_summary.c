@@ -140,6 +140,8 @@ int cmd_summarize(int argc, char **argv)
         default: return 2;
         }
     }
+    if (model && !*model)
+        model = NULL; /* CAIRN_CHAT_MODEL= */
     if (optind != argc - 1)
         return cli_usage("summarize", optind == argc ? "missing DOC" : "one DOC at a time");
     const char *doc = argv[optind];

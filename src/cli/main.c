@@ -28,6 +28,7 @@ static const cmd_entry commands[] = {
     {"search", cmd_search, "QUERY [-k 5] [--json]", "ranked passages with document and page"},
     {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
     {"summarize", cmd_summarize, "DOC [--length short|medium|long]", "summarise a document, each sentence with its pages"},
+    {"extract", cmd_extract, "--schema S.json DOC...", "fill a schema's fields from documents, each cited"},
     {"models", cmd_models, "list|pull|use|rm|rollback|verify|...", "manage models like packages (see --help)"},
     {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
     {"encrypt", cmd_encrypt, "[--key-file F | --passphrase]", "encrypt an existing library in place"},

@@ -378,4 +378,30 @@ void lib_summary_free(lib_summary *s);
 ** groups, steps, cached. */
 json_t *lib_summary_json(const lib_summary *s);
 
+/* ---- extraction (extract.c) ------------------------------------------------
+**
+** A schema's fields filled from one document, each value with a citation:
+** the page and the verbatim sentence that states it (found on that page
+** before it is offered to the model, and the only thing the model may quote).
+** A value the quoted sentence does not support -- a string or a number in it
+** that the sentence does not contain -- or no sentence at all gives null,
+** with the reason in the citation. The result:
+**   {"document": path, "data": {field: value | null, ...},
+**    "citations": {field: {"page": 3, "quote": "..."}
+**                       | {"page": null, "quote": null, "reason": "..."}}}
+*/
+
+/* Parse and check a schema for extraction: an object with properties (the
+** fields), every keyword one the grammar honours (else CN_EUNSUPPORTED
+** naming it). *schema (a new reference) for lib_extract. */
+int lib_extract_check(const char *text, size_t len, json_t **schema, cn_err *err);
+
+/* Called before each field (done of total). */
+typedef void (*lib_extract_fn)(void *ctx, const char *doc, const char *field, int done, int total);
+
+/* Fill schema's fields from document doc_id with m; k passages per field
+** (0: 3). *out (a new reference) as above. */
+int lib_extract(lib *l, int64_t doc_id, json_t *schema, int k, const lib_llm *m,
+                lib_extract_fn fn, void *ctx, json_t **out, cn_err *err);
+
 #endif

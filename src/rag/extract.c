@@ -182,3 +182,56 @@ int rag_extract(const char *question, const rag_source *src, int n, int max_sent
     cn_buf_free(&us.text);
     return rc ? rc : k;
 }
+
+/* ---- the passages of one document for a query (extract) ------------------ */
+
+typedef struct ranked {
+    int i;
+    double score;
+} ranked;
+
+static int by_rank(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->i - y->i;
+}
+
+int rag_rank(const char *query, const char *const *texts, int n, int k, int *best)
+{
+    rag_term q[MAX_Q_TERMS];
+    int nq = rag_terms_of(query, strlen(query), q, MAX_Q_TERMS);
+    ranked *r = cn_malloc_array((size_t)CN_MAX(n, 1), sizeof *r);
+    int *df = cn_calloc((size_t)CN_MAX(nq, 1), sizeof *df);
+    unsigned char *held = cn_calloc((size_t)CN_MAX(n, 1) * (size_t)CN_MAX(nq, 1), 1);
+    if (!r || !df || !held) {
+        free(r);
+        free(df);
+        free(held);
+        return CN_ENOMEM;
+    }
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < nq; a++)
+            if (rag_terms_held(texts[i], strlen(texts[i]), &q[a], 1)) {
+                held[(size_t)i * (size_t)nq + (size_t)a] = 1;
+                df[a]++;
+            }
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int a = 0; a < nq; a++)
+            if (held[(size_t)i * (size_t)nq + (size_t)a])
+                s += log(1.0 + (double)n / df[a]); /* rarer in the document, more telling */
+        if (s > 0)
+            r[m++] = (ranked){i, s};
+    }
+    qsort(r, (size_t)m, sizeof *r, by_rank);
+    m = CN_MIN(m, k);
+    for (int i = 0; i < m; i++)
+        best[i] = r[i].i;
+    free(r);
+    free(df);
+    free(held);
+    return m;
+}

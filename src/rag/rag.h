@@ -68,6 +68,12 @@ int rag_cite_flush(rag_cite_filter *f, cn_buf *out);
 int rag_extract(const char *question, const rag_source *src, int n, int max_sentences,
                 cn_buf *out, bool *used);
 
+/* The (at most) k of texts[0..n) that best match query, by the query's
+** content words each holds, a word weighing more the fewer texts hold it;
+** their indices best first into best[]. Texts holding none of the words
+** are never chosen: returns how many were (0: nothing mentions it). */
+int rag_rank(const char *query, const char *const *texts, int n, int k, int *best);
+
 /* ---- passages cut to the question (trim.c) ----------------------------- */
 
 /* How passages are trimmed for a model's prompt. Each is cut into the units

@@ -1000,6 +1000,51 @@ int store_get_page(store *s, int64_t doc_id, int number, cn_arena *a, const char
     return rc;
 }
 
+int store_doc_passages(store *s, int64_t doc_id, cn_arena *a, store_hit **out, int *n,
+                       cn_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int src = sqlite3_prepare_v2(s->db,
+                                 "SELECT p.id, p.doc_id, d.path, d.title, p.page_start, p.page_end,"
+                                 " p.heading, p.text, NULL, p.locator, p.ocr_conf FROM passages AS p"
+                                 " JOIN documents AS d ON d.id = p.doc_id WHERE p.doc_id = ?1"
+                                 " ORDER BY p.id",
+                                 -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return store_fail(s, src, "listing a document's passages", err);
+    sqlite3_bind_int64(st, 1, doc_id);
+    int cap = 0, rc = CN_OK;
+    bool oom = false;
+    while (!oom && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            store_hit *v = cn_realloc_array(*out, (size_t)cap, sizeof *v);
+            if (!v) {
+                oom = true;
+                break;
+            }
+            *out = v;
+        }
+        store_hit *h = &(*out)[(*n)++];
+        memset(h, 0, sizeof *h);
+        h->passage_id = sqlite3_column_int64(st, 0);
+        store_col_hit(st, a, h, &oom);
+    }
+    if (!oom && src != SQLITE_DONE && src != SQLITE_ROW)
+        rc = store_fail(s, src, "listing a document's passages", err);
+    sqlite3_finalize(st);
+    if (oom)
+        rc = cn_fail(err, CN_ENOMEM, "%s: listing a document's passages: out of memory", s->path);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 /* ---- statistics, checks, compaction ------------------------------------ */
 
 static int query_int(store *s, const char *sql, int64_t *out, cn_err *err)

@@ -255,6 +255,11 @@ int store_get_passages(store *s, const int64_t *ids, int n, cn_arena *a, store_h
 int store_get_page(store *s, int64_t doc_id, int number, cn_arena *a, const char **text,
                    size_t *len, cn_err *err);
 
+/* Every passage of document doc_id in order, into *out (malloc'd, strings
+** in a), *n of them. */
+int store_doc_passages(store *s, int64_t doc_id, cn_arena *a, store_hit **out, int *n,
+                       cn_err *err);
+
 /* The document with id (strings in a). CN_ENOTFOUND if there is none. */
 int store_doc_get(store *s, int64_t id, cn_arena *a, store_doc_info *out, cn_err *err);
 
