@@ -7,6 +7,7 @@
 #include "ocr/ocr.h"
 #include "models/models.h"
 #include "rag/rag.h"
+#include "grammar/grammar.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -29,6 +30,7 @@ typedef struct lib_args {
     int draft_max;       /* ask: tokens the draft model proposes at most */
     int passage_tokens;  /* ask: budget for the passages' text (0: the default) */
     bool no_trim;        /* ask: whole passages */
+    cli_run_args out;    /* ask: --schema, --json-output, --grammar (the answer's shape) */
     bool json, prune;
     const char *ocr_lang; /* index: --ocr-lang eng+fra */
     bool no_ocr;          /* index: --no-ocr */
@@ -72,6 +74,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
     enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP,
            OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX, OPT_OCR_LANG, OPT_NO_OCR };
+    bool is_ask = !strcmp(cmd, "ask");
     a->lookup = -1;
     a->draft_max = ENG_DRAFT_MAX_DEFAULT;
     static const struct option longs[] = {
@@ -88,6 +91,9 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         {"no-trim", no_argument, NULL, OPT_NO_TRIM},
         {"draft", required_argument, NULL, OPT_DRAFT},
         {"draft-max", required_argument, NULL, OPT_DRAFT_MAX},
+        {"grammar", required_argument, NULL, CLI_OPT_GRAMMAR},
+        {"schema", required_argument, NULL, CLI_OPT_SCHEMA},
+        {"json-output", no_argument, NULL, CLI_OPT_JSON_OUTPUT},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -128,6 +134,18 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             a->passage_tokens = (int)n;
             break;
         case OPT_NO_TRIM: a->no_trim = true; break;
+        case CLI_OPT_GRAMMAR:
+        case CLI_OPT_SCHEMA:
+        case CLI_OPT_JSON_OUTPUT:
+            if (!is_ask)
+                return cli_usage(cmd, "--schema, --grammar and --json-output are for ask");
+            if (c == CLI_OPT_GRAMMAR)
+                a->out.grammar_file = optarg;
+            else if (c == CLI_OPT_SCHEMA)
+                a->out.schema_file = optarg;
+            else
+                a->out.json_output = true;
+            break;
         case OPT_DRAFT: a->draft = optarg; break;
         case OPT_DRAFT_MAX:
             if (!cli_int(optarg, 1, 8, &n))
@@ -726,6 +744,7 @@ typedef struct ask_out {
     rag_cite_filter f;
     cn_buf text;
     bool json;
+    bool raw; /* the answer's shape is the user's (--schema): no citation check */
     /* timings (seconds since the command started), for --json */
     double t0, t_search, t_sources, t_first;
     eng_gen_stats gen;
@@ -739,7 +758,10 @@ static int ask_token(void *ctx, int32_t id, const char *text, size_t len)
     if (o->t_first == 0)
         o->t_first = cn_now() - o->t0;
     size_t before = o->text.len;
-    rag_cite_feed(&o->f, text, len, &o->text);
+    if (o->raw)
+        cn_buf_append(&o->text, text, len);
+    else
+        rag_cite_feed(&o->f, text, len, &o->text);
     if (!o->json) {
         fwrite(o->text.data + before, 1, o->text.len - before, stdout);
         fflush(stdout);
@@ -778,15 +800,19 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
         fprintf(stderr, "note: passages trimmed to the question: %d of %d tokens kept "
                         "(--passage-tokens N to change, --no-trim for whole passages)\n",
                 out->prompt.passage_kept, out->prompt.passage_tokens);
+    gr_grammar *g = NULL;
+    if (!rc)
+        rc = cli_run_grammar(&a->out, &g, err);
     if (!rc) {
         rag_cite_init(&out->f, *n_used, used);
+        out->raw = g != NULL; /* JSON: "[1]" may be an array, not a citation */
         int reserve = rag_answer_reserve(n_ctx);
         int n_predict = a->max_tokens ? CN_MIN(a->max_tokens, n_ctx - n_ids) : reserve;
         /* answers from documents: the most likely words, and where they quote
         ** the passages, several checked at once */
         eng_gen_opts go = {.n_predict = n_predict, .sampler = eng_sampler_defaults(),
                            .lookup = a->lookup >= 0 ? a->lookup : RAG_LOOKUP,
-                           .draft_max = a->draft_max};
+                           .draft_max = a->draft_max, .grammar = g};
         go.sampler.temp = 0;
         rc = cli_open_draft(a->home, a->draft, m, v, &go.draft, err);
         if (!rc)
@@ -794,6 +820,7 @@ static int ask_with_model(const lib_args *a, const char *q, rag_source *src, int
         rag_cite_flush(&out->f, &out->text);
         eng_model_close(go.draft);
     }
+    gr_free(g);
     free(ids);
     tok_close(v);
     eng_model_close(m);
@@ -911,7 +938,11 @@ int cmd_ask(int argc, char **argv)
                  "  --draft M           speculative decoding with a draft model: a smaller model\n"
                  "                      with the same vocabulary (a GGUF file or installed name)\n"
                  "                      proposes tokens while it is sure; the answer is the same\n"
-                 "  --draft-max N       tokens the draft model proposes at most (1-8, default 4)\n");
+                 "  --draft-max N       tokens the draft model proposes at most (1-8, default 4)\n"
+                 "  --schema FILE       the answer is JSON valid against this JSON Schema\n"
+                 "                      (decoding is constrained; stdout holds only the JSON)\n"
+                 "  --json-output       the answer is a JSON object\n"
+                 "  --grammar FILE      the answer follows this GBNF grammar\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -936,7 +967,11 @@ int cmd_ask(int argc, char **argv)
         cn_buf msg;
         cn_buf_init(&msg, 4096);
         lib_not_found_text(&info, &msg);
-        if (a.json) { /* --json is JSON whatever the outcome */
+        if (!a.json && (a.out.schema_file || a.out.grammar_file || a.out.json_output)) {
+            /* stdout is for the JSON asked for: nothing to shape, a failure */
+            fprintf(stderr, "cairn ask: %s\n", msg.data ? msg.data : "not found");
+            ret = 1;
+        } else if (a.json) { /* --json is JSON whatever the outcome */
             json_t *o = json_object(), *srcs = json_array();
             json_object_set_new(o, "answer", json_string(msg.data ? msg.data : ""));
             json_object_set_new(o, "mode", json_string("not_found"));
@@ -960,6 +995,11 @@ int cmd_ask(int argc, char **argv)
         cn_buf_free(&msg);
         goto done;
     }
+    if (!a.chat_model && (a.out.schema_file || a.out.grammar_file || a.out.json_output)) {
+        ret = cli_usage("ask", "--schema, --grammar and --json-output need a language model "
+                               "(-m FILE.gguf or an active chat model)");
+        goto done;
+    }
     ask_out out = {.json = a.json, .t0 = t0, .t_search = t_search};
     cn_buf_init(&out.text, (size_t)64 << 20);
     int n_used = n;
@@ -968,7 +1008,8 @@ int cmd_ask(int argc, char **argv)
         how = "generated";
         /* the passages are known now and the model's answer is seconds away
         ** (load, then the prompt): show what it will read at once */
-        if (!a.json)
+        bool shaped = a.out.schema_file || a.out.grammar_file || a.out.json_output;
+        if (!a.json && !shaped)
             print_sources_first(src, n);
         out.t_sources = cn_now() - t0;
         if (ask_with_model(&a, q, src, n, used, &out, &n_used, &err)) {
@@ -1020,6 +1061,17 @@ int cmd_ask(int argc, char **argv)
         printf("%s\n", s ? s : "{}");
         free(s);
         json_decref(o);
+    } else if (a.chat_model && out.raw) {
+        printf("\n"); /* the answer is the JSON the user asked for, alone on stdout */
+        /* a budget below the shortest text the schema allows cuts it: said, and a failure */
+        json_t *whole = json_loadb(out.text.data ? out.text.data : "", out.text.len,
+                                   JSON_DECODE_ANY, NULL);
+        if ((a.out.schema_file || a.out.json_output) && !whole) {
+            fprintf(stderr, "cairn ask: the answer was cut at %d tokens before its JSON was "
+                            "complete (-n to allow more)\n", out.gen.n_gen);
+            ret = 1;
+        }
+        json_decref(whole);
     } else if (a.chat_model) {
         print_cited(src, n_used, used);
     } else { /* extractive: at once, so the sources follow the answer */

@@ -17,7 +17,8 @@
 ** whitespace between tokens is at most one space: a small model otherwise
 ** spends its budget on newlines and indentation (one test model used half
 ** of it so) and JSON needs none; numbers have at most 16 digits before and
-** after the point.
+** after the point, and an exponent at most two (past e99, and beyond any
+** double, a JSON reader would refuse it).
 */
 #include "grammar/grammar.h"
 
@@ -92,7 +93,7 @@ static const char base_rules[] =
     "string ::= \"\\\"\" char* \"\\\"\" ws\n"
     "keychar ::= [^\"\\\\\\x7F\\x00-\\x1F]\n"
     "integer ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15}) ws\n"
-    "number ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15}) (\".\" [0-9]{1,16})? ([eE] [-+]? [0-9]{1,4})? ws\n"
+    "number ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15}) (\".\" [0-9]{1,16})? ([eE] [-+]? [0-9]{1,2})? ws\n"
     "boolean ::= (\"true\" | \"false\") ws\n"
     "null ::= \"null\" ws\n"
     "value ::= object | array | string | number | boolean | null\n"

@@ -149,6 +149,51 @@ static bool starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* ask --schema: the answer is JSON valid against the schema, alone on stdout */
+TEST(library_ask_with_a_schema_answers_json)
+{
+    const char *tools = getenv("CAIRN_TOOLS");
+    make_docs();
+    EXPECT_EQ_INT(sh("$CAIRN add $D && %s/mkmodel --shape tiny --type f16 --ctx 1024 --untied "
+                     "--seed 2 --tokenizer %s -o $D/../ask-schema.gguf && echo '{\"type\":"
+                     "\"object\",\"properties\":{\"bar\":{\"type\":\"integer\"},\"unit\":{"
+                     "\"enum\":[\"bar\",\"psi\"]}},\"required\":[\"bar\",\"unit\"]}' > "
+                     "$D/../ask.schema.json",
+                     tools && *tools ? tools : "build", test_data("vocab/ggml-vocab-llama-bpe.gguf")),
+                  0);
+    static const int budgets[] = {64, 48, 24};
+    for (int i = 0; i < 3; i++) {
+        EXPECT_EQ_INT(sh("$CAIRN ask -n %d -m $D/../ask-schema.gguf --schema $D/../ask.schema.json "
+                         "'What is the maximum operating pressure?'",
+                         budgets[i]),
+                      0);
+        json_t *o = json_loads(out_buf, 0, NULL);
+        EXPECT(json_is_object(o));
+        EXPECT(json_is_integer(json_object_get(o, "bar")));
+        const char *unit = json_string_value(json_object_get(o, "unit"));
+        EXPECT(unit && (!strcmp(unit, "bar") || !strcmp(unit, "psi")));
+        EXPECT_EQ_INT((int)json_object_size(o), 2);
+        json_decref(o);
+    }
+    /* a budget too small for the shortest valid answer: a failure, said */
+    EXPECT_EQ_INT(sh("$CAIRN ask -n 4 -m $D/../ask-schema.gguf --schema $D/../ask.schema.json "
+                     "'What is the maximum operating pressure?'"),
+                  1);
+    EXPECT_CONTAINS(err_buf, "cut at 4 tokens before its JSON was complete");
+    /* nothing found: no JSON to shape, so a failure with the reason on stderr */
+    EXPECT_EQ_INT(sh("$CAIRN ask -m $D/../ask-schema.gguf --json-output 'zebra giraffe okapi'"), 1);
+    EXPECT_STR(out_buf, "");
+    EXPECT_CONTAINS(err_buf, "Not found in your documents");
+    EXPECT_EQ_INT(sh("$CAIRN ask --json-output 'What is the maximum operating pressure?'"), 2);
+    EXPECT_CONTAINS(err_buf, "need a language model");
+    EXPECT_EQ_INT(sh("$CAIRN search --json-output pressure"), 2);
+    EXPECT_CONTAINS(err_buf, "are for ask");
+    EXPECT_EQ_INT(sh("echo '{\"type\":\"string\",\"format\":\"ipv4\"}' > $D/../bad.json && "
+                     "$CAIRN ask -m $D/../ask-schema.gguf --schema $D/../bad.json 'pressure?'"),
+                  1);
+    EXPECT_CONTAINS(err_buf, "bad.json: schema:");
+}
+
 TEST(library_ask_shows_sources_first)
 {
     const char *tools = getenv("CAIRN_TOOLS");
