@@ -274,10 +274,123 @@ async function loadDocs() {
             loadDocs();
             loadStatus();
         });
+        if (d.status !== 'failed') {
+            act.append(button('Summarize', `Summarize ${d.name}`, () => summarize(d)), ' ',
+                       button('Extract', `Extract fields from ${d.name}`, () => extract(d)), ' ');
+        }
         act.append(rm);
         tr.append(act);
         rows.append(tr);
     }
+}
+
+/* ---- a document's summary and extracted fields ---------------------------------- */
+
+const spans = (pages) => pages.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ');
+const pagesLabel = (pages) => `${pages.length > 1 || pages[0][0] !== pages[0][1] ? 'pp.' : 'p.'} ${spans(pages)}`;
+let docRun = null; /* the running summary or extraction: a new one stops it */
+
+function resultPanel(title) {
+    if (docRun) docRun.abort();
+    docRun = new AbortController();
+    $('doc-result').hidden = false;
+    $('doc-result-title').textContent = title;
+    $('doc-result-progress').hidden = false;
+    $('doc-result-progress').removeAttribute('value');
+    $('doc-result-state').textContent = 'starting…';
+    $('doc-result-body').textContent = '';
+    return docRun.signal;
+}
+$('doc-result-close').addEventListener('click', () => {
+    if (docRun) docRun.abort();
+    $('doc-result').hidden = true;
+});
+
+/* POST body to path and hand each NDJSON line to each(); false on failure (said). */
+async function ndjson(path, body, signal, each) {
+    try {
+        const res = await api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                      body: JSON.stringify(body), signal });
+        if (!res.ok) { $('doc-result-state').textContent = await errorText(res); return false; }
+        await eachPiece(res, '\n', (line) => { if (line.trim()) each(JSON.parse(line)); });
+        return true;
+    } catch (e) {
+        if (e.name !== 'AbortError') $('doc-result-state').textContent = `failed: ${e.message}`;
+        return false;
+    }
+}
+
+async function summarize(d) {
+    const signal = resultPanel(`Summary of ${d.name}`);
+    const bar = $('doc-result-progress'), state = $('doc-result-state'), body = $('doc-result-body');
+    const live = el('p', 'streaming');
+    body.append(live);
+    await ndjson('/api/library/summarize', { document: d.id, length: 'medium' }, signal, (ev) => {
+        if (ev.event === 'step') {
+            bar.max = ev.total;
+            bar.value = ev.done;
+            const eta = ev.eta_s >= 0 ? `, about ${Math.round(ev.eta_s)} s left` : '';
+            state.textContent = `step ${ev.done + 1} of ${ev.total}: ${ev.level ? 'combining summaries of' : 'reading'} pages ${ev.pages[0]}-${ev.pages[1]}${ev.cached ? ' (done before)' : ''}${eta}`;
+        } else if (ev.event === 'text') {
+            live.textContent += ev.text;
+        } else if (ev.event === 'summary') {
+            bar.hidden = true;
+            live.remove();
+            state.textContent = ev.mode === 'extractive'
+                ? 'Extractive summary: the most central sentences, quoted (no language model installed).'
+                : `${plural(ev.steps, "step")} (${ev.cached} done before), ${ev.seconds.toFixed(1)} s, by ${ev.model}.`;
+            const ol = el('ol', 'summary');
+            for (const sn of ev.sentences) {
+                const li = el('li', '', sn.text);
+                li.append(el('span', 'pages chip', pagesLabel(sn.pages)));
+                ol.append(li);
+            }
+            body.append(ol);
+        } else if (ev.event === 'error') {
+            bar.hidden = true;
+            state.textContent = `failed: ${ev.error}`;
+        }
+    });
+}
+
+async function extract(d) {
+    let schema;
+    try { schema = JSON.parse($('schema').value); } catch (e) {
+        $('extract-box').open = true;
+        alert(`The schema is not JSON: ${e.message}`);
+        return;
+    }
+    const signal = resultPanel(`Fields of ${d.name}`);
+    const bar = $('doc-result-progress'), state = $('doc-result-state'), body = $('doc-result-body');
+    await ndjson('/api/library/extract', { documents: [d.id], schema }, signal, (ev) => {
+        if (ev.event === 'field') {
+            bar.max = ev.total;
+            bar.value = ev.done;
+            state.textContent = `field ${ev.done + 1} of ${ev.total}: ${ev.field}`;
+        } else if (ev.event === 'result') {
+            const t = el('table', 'docs fields');
+            for (const [name, v] of Object.entries(ev.data)) {
+                const c = ev.citations[name] || {};
+                const tr = el('tr');
+                const val = el('td');
+                if (v === null) {
+                    val.append(el('span', 'note', `— ${c.reason || 'not found'}`));
+                } else {
+                    val.append(typeof v === 'string' ? v : JSON.stringify(v), el('span', 'pages chip', `p. ${c.page}`));
+                    val.append(el('blockquote', '', c.quote));
+                }
+                tr.append(el('td', '', name), val);
+                t.append(tr);
+            }
+            body.append(t);
+        } else if (ev.event === 'done') {
+            bar.hidden = true;
+            state.textContent = `by ${ev.model}. Values come only with the sentence that states them.`;
+        } else if (ev.event === 'error') {
+            bar.hidden = true;
+            state.textContent = `failed: ${ev.error}`;
+        }
+    });
 }
 
 function upload(files) {

@@ -34,6 +34,7 @@ const char *cn_strerror(int code)
     case CN_EUNSUPPORTED: return "unsupported";
     case CN_EINVAL: return "invalid argument";
     case CN_ELIMIT: return "limit reached";
+    case CN_ECANCELED: return "cancelled";
     }
     return "unknown error";
 }

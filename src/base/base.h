@@ -22,6 +22,7 @@ enum {
     CN_EUNSUPPORTED = -6, /* well-formed input this build cannot handle */
     CN_EINVAL = -7,   /* the caller passed a bad argument (usage error) */
     CN_ELIMIT = -8,   /* a run-time limit was reached (context full, ...) */
+    CN_ECANCELED = -9,/* stopped on request (the client went away) */
 };
 
 /* A status code and a sentence the caller can print. Any err may be NULL. */

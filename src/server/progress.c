@@ -29,6 +29,7 @@ void srv_bg_unref(srv_bg *g)
     for (int i = 0; i < g->n; i++)
         free(g->paths[i]);
     mdl_catalog_free(g->cat);
+    json_decref(g->schema);
     cn_buf_free(&g->out);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);

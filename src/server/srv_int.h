@@ -315,6 +315,8 @@ int srv_lib_upload(srv_req *r);
 int srv_lib_search(srv_req *r);
 int srv_lib_ask(srv_req *r);
 int srv_lib_passage(srv_req *r);
+int srv_lib_summarize(srv_req *r); /* docsapi.c */
+int srv_lib_extract(srv_req *r);
 int srv_status(srv_req *r);
 int srv_models_list(srv_req *r);
 int srv_models_pull(srv_req *r);
@@ -335,6 +337,11 @@ typedef struct srv_bg {
     char name[128];            /* pull: the model */
     mdl_entry entry;           /* pull: the catalog entry (strings owned by cat) */
     mdl_catalog *cat;
+    int64_t ids[32];           /* summarize, extract: the documents */
+    int n_ids;
+    int length;                /* summarize: LIB_SUM_* */
+    bool extractive;           /* summarize: no model even if there is one */
+    json_t *schema;            /* extract: the checked schema (a reference) */
     volatile int cancel;
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -88,6 +88,32 @@ describe('web UI in chromium', () => {
         await page.screenshot({ path: path.join(SHOTS, 'chat.png'), fullPage: true });
     });
 
+    test('documents: a summary streamed with its pages; fields extracted with theirs', async () => {
+        await page.click('#tab-docs');
+        const row = page.locator('#doc-rows tr[data-name="simple.pdf"]');
+        await row.locator('button:has-text("Summarize")').click();
+        await page.waitForSelector('#doc-result:not([hidden])');
+        await page.waitForSelector('#doc-result .summary li', { timeout: 120000 });
+        const items = await page.locator('#doc-result .summary li').count();
+        assert.ok(items > 0);
+        for (const chip of await page.locator('#doc-result .summary li .pages').allTextContents())
+            assert.match(chip, /^pp?\. [1-3](-[1-3])?(, [1-3](-[1-3])?)*$/);
+        assert.match(await page.textContent('#doc-result-state'), /steps|Extractive/);
+        await page.screenshot({ path: path.join(SHOTS, 'summary.png'), fullPage: true });
+
+        await page.click('#extract-box summary');
+        await page.fill('#schema', JSON.stringify({ type: 'object', properties: {
+            dessert: { type: 'string', description: 'the dessert the café serves' },
+            day: { type: 'string', description: 'the day it is served' } } }));
+        await row.locator('button:has-text("Extract")').click();
+        await page.waitForSelector('#doc-result .fields tr', { timeout: 120000 });
+        assert.equal(await page.locator('#doc-result .fields tr').count(), 2);
+        // each field: a value with its page and quote, or a dash and the reason
+        for (const cellText of await page.locator('#doc-result .fields tr td:nth-child(2)').allTextContents())
+            assert.match(cellText, /p\. \d|— /);
+        await page.screenshot({ path: path.join(SHOTS, 'extract.png'), fullPage: true });
+    });
+
     test('models view: loaded, installed, the catalog with fit for this machine', async () => {
         await page.click('#tab-models');
         await page.waitForSelector('#model-rows tr td');
