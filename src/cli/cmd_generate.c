@@ -219,6 +219,9 @@ int cmd_generate(int argc, char **argv)
         if (st.n_drafted || dm)
             fprintf(stderr, "speculative: %d forward passes for %d tokens\n", st.n_passes,
                     st.n_gen);
+        if (gram)
+            fprintf(stderr, "grammar: %d of %d tokens needed the whole mask (%.1f ms each)\n",
+                    st.n_masked, st.n_gen, st.n_masked ? st.t_mask * 1000 / st.n_masked : 0.0);
         if (st.stop == ENG_STOP_CONTEXT)
             fprintf(stderr, "cairn: stopped: the %d-token context is full (use a larger --ctx)\n",
                     eng_model_n_ctx(m));

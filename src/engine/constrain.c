@@ -30,7 +30,7 @@ typedef struct mask_slot {
 struct eng_constraint {
     const tok_vocab *v;
     cn_pool *pool;        /* the model's threads, idle between decode steps */
-    unsigned char *allowed; /* scratch: one byte per token (threads write apart) */
+    unsigned char *allowed; /* scratch: a byte per token, by place in order (threads write apart) */
     bool lead_ok[256];
     mask_slot cache[CACHE_SLOTS];
     uint64_t clock;
@@ -42,8 +42,13 @@ struct eng_constraint {
     char **piece; /* each token's bytes (NULL: a control token, never allowed) */
     int *len;
     bool *eog;
-    int32_t *order;     /* token ids sorted by first byte */
+    int32_t *order;     /* token ids sorted by first, then second byte */
     int first[257];     /* order[first[b] .. first[b+1]) start with byte b */
+    /* the pieces again, in that order and end to end, so that the full
+    ** pass reads memory in sequence: token order[k] is blob[off[k] ..
+    ** off[k + 1]) */
+    char *blob;
+    int *off;
 };
 
 void eng_constraint_free(eng_constraint *c)
@@ -58,10 +63,29 @@ void eng_constraint_free(eng_constraint *c)
     free(c->eog);
     free(c->order);
     free(c->allowed);
+    free(c->blob);
+    free(c->off);
     for (int i = 0; i < CACHE_SLOTS; i++)
         free(c->cache[i].key), free(c->cache[i].bits);
     free(c->key);
     free(c);
+}
+
+/* The second byte of a token, -1 for a one-byte token; qsort's context is
+** the pieces (set before sorting, one constraint built at a time per thread). */
+static _Thread_local char **sort_piece;
+static _Thread_local int *sort_len;
+
+static int second_byte(int32_t id)
+{
+    return sort_len[id] > 1 ? (unsigned char)sort_piece[id][1] : -1;
+}
+
+static int by_second_byte(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    int d = second_byte(x) - second_byte(y);
+    return d ? d : (x > y) - (x < y);
 }
 
 int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, cn_pool *pool,
@@ -98,6 +122,8 @@ int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, cn_pool *pool,
             count[(unsigned char)buf[0]]++;
         }
     }
+    sort_piece = c->piece;
+    sort_len = c->len;
     if (!rc) {
         /* counting sort by first byte; textless tokens (256) last */
         for (int id = 0; id < n; id++)
@@ -111,6 +137,24 @@ int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, cn_pool *pool,
         pos[256] = c->first[256];
         for (int id = 0; id < n; id++)
             c->order[pos[c->piece[id] ? (unsigned char)c->piece[id][0] : 256]++] = id;
+        /* within a first byte, by second byte (one-byte tokens first), so
+        ** that the tokens sharing their first two bytes are one run */
+        for (int b = 0; b < 256; b++)
+            qsort(c->order + c->first[b], (size_t)(c->first[b + 1] - c->first[b]),
+                  sizeof *c->order, by_second_byte);
+        size_t total = 0;
+        for (int k = 0; k < c->first[256]; k++)
+            total += (size_t)c->len[c->order[k]];
+        c->blob = malloc(total + 1);
+        c->off = malloc(sizeof *c->off * ((size_t)c->first[256] + 1));
+        if (!c->blob || !c->off || total > INT32_MAX)
+            rc = cn_fail(err, CN_ENOMEM, "out of memory");
+        for (int k = 0, o = 0; !rc && k < c->first[256]; k++) {
+            c->off[k] = o;
+            memcpy(c->blob + o, c->piece[c->order[k]], (size_t)c->len[c->order[k]]);
+            o += c->len[c->order[k]];
+            c->off[k + 1] = o;
+        }
     }
     if (rc) {
         eng_constraint_free(c);
@@ -120,16 +164,36 @@ int eng_constraint_new(const gr_grammar *g, const tok_vocab *v, cn_pool *pool,
     return CN_OK;
 }
 
-/* One thread's share of the tokens (in first-byte order), into allowed[]. */
+/* One thread's share of the tokens (in first- then second-byte order), into
+** allowed[]. The first two bytes of a run of tokens are asked about once: a
+** prefix the grammar refuses rules out the run (after `{`, the 50,000
+** tokens that start with a space and a letter go at once). */
 static void mask_part(void *ctx, int ith, int nth)
 {
     eng_constraint *c = ctx;
     int n = c->first[256]; /* tokens with text */
     int from = (int)((int64_t)n * ith / nth), to = (int)((int64_t)n * (ith + 1) / nth);
+    int run_lead = -1, run_second = -2;
+    bool run_ok = false;
     for (int k = from; k < to; k++) {
-        int32_t id = c->order[k];
-        if (c->lead_ok[(unsigned char)c->piece[id][0]])
-            c->allowed[id] = gr_allows(c->m, c->piece[id], (size_t)c->len[id]);
+        const char *p = c->blob + c->off[k];
+        int len = c->off[k + 1] - c->off[k];
+        int lead = (unsigned char)p[0];
+        if (!c->lead_ok[lead]) {
+            k = c->first[lead + 1] - 1; /* the whole group */
+            continue;
+        }
+        if (len == 1) {
+            c->allowed[k] = 1;
+            continue;
+        }
+        int second = (unsigned char)p[1];
+        if (lead != run_lead || second != run_second) {
+            run_lead = lead, run_second = second;
+            run_ok = gr_allows(c->m, p, 2);
+        }
+        if (run_ok)
+            c->allowed[k] = len == 2 || gr_allows(c->m, p, (size_t)len);
     }
 }
 
@@ -147,9 +211,9 @@ static void mask_full(eng_constraint *c, uint64_t *bits)
         cn_pool_run(c->pool, mask_part, c);
     else
         mask_part(c, 0, 1);
-    for (int id = 0; id < c->n_vocab; id++)
-        if (c->allowed[id])
-            bits[id >> 6] |= (uint64_t)1 << (id & 63);
+    for (int k = 0; k < c->first[256]; k++)
+        if (c->allowed[k])
+            bits[c->order[k] >> 6] |= (uint64_t)1 << (c->order[k] & 63);
     if (gr_complete(c->m))
         for (int id = 0; id < c->n_vocab; id++)
             if (c->eog[id])
@@ -210,6 +274,15 @@ int eng_constraint_mask(eng_constraint *c, const float *logits, float *out)
         allowed += on;
     }
     return allowed;
+}
+
+bool eng_constraint_allows(const eng_constraint *c, int32_t id)
+{
+    if (id < 0 || id >= c->n_vocab)
+        return false;
+    if (c->eog[id])
+        return gr_complete(c->m);
+    return c->piece[id] && gr_allows(c->m, c->piece[id], (size_t)c->len[id]);
 }
 
 bool eng_constraint_accept(eng_constraint *c, int32_t id)

@@ -141,6 +141,11 @@ typedef struct eng_gen_opts {
 } eng_gen_opts;
 
 /* ---- decoding under a grammar (constrain.c) ----------------------------- */
+/* Under a grammar, a token drawn from the free distribution that the grammar
+** allows is kept, and the mask is computed only when it does not (see
+** generate.c). A variable so that a test can compare with masking at every
+** step; nothing in the program changes it. */
+extern bool eng_grammar_lazy;
 typedef struct eng_constraint eng_constraint;
 /* pool (may be NULL): threads to split each mask over (the model's). */
 int eng_constraint_new(const struct gr_grammar *g, const tok_vocab *v, cn_pool *pool,
@@ -148,6 +153,8 @@ int eng_constraint_new(const struct gr_grammar *g, const tok_vocab *v, cn_pool *
 void eng_constraint_free(eng_constraint *c);
 /* out = logits with every token the grammar refuses at -inf; how many remain. */
 int eng_constraint_mask(eng_constraint *c, const float *logits, float *out);
+/* Would the grammar take token id here (end tokens: where it is complete)? */
+bool eng_constraint_allows(const eng_constraint *c, int32_t id);
 /* Move past token id; false if the grammar refuses it. */
 bool eng_constraint_accept(eng_constraint *c, int32_t id);
 /* The grammar's sentence is complete and nothing may follow. */
@@ -181,6 +188,8 @@ typedef struct eng_gen_stats {
     int n_model_drafted, n_model_accepted; /* of which from the draft model */
     double t_draft;                /* seconds in the draft model (within t_prompt, t_gen) */
     int n_passes;                  /* forward passes for the answer */
+    int n_masked;                  /* under a grammar: steps that needed the whole mask */
+    double t_mask;                 /* seconds computing masks (within t_gen) */
 } eng_gen_stats;
 
 /* Called with each token and the text it completes (possibly empty while a

@@ -7,6 +7,8 @@
 #include "engine/engine_int.h"
 #include "grammar/grammar.h"
 
+bool eng_grammar_lazy = true;
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,21 +249,37 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
     while (!done) {
         const float *use = logits;
         if (con) {
-            if (eng_constraint_mask(con, logits, masked) == 0) {
-                rc = cn_fail(err, CN_EINVAL, "the grammar allows no token of this vocabulary "
-                             "here (after %d tokens)", st->n_gen);
-                break;
-            }
-            use = masked;
-        }
-        /* near the end of the budget, close: each token must bring the end
-        ** of the grammar's text nearer (by at least one character), so it
-        ** ends within the tokens left rather than being cut mid-way */
-        if (con) {
-            size_t dist = eng_constraint_distance(con);
+            /* near the end of the budget, close: each token must bring the
+            ** end of the grammar's text nearer (by at least one character),
+            ** so it ends within the tokens left rather than being cut */
             int left = o->n_predict - st->n_gen;
-            if (left <= 0 || (size_t)left <= dist + 8)
-                drawn = eng_constraint_closer(con, masked);
+            bool closing = left <= 0 || (size_t)left <= eng_constraint_distance(con) + 8;
+            /* the token the free distribution draws, when the grammar allows
+            ** it, is kept: for greedy decoding it is the masked argmax, and
+            ** for sampling, keeping an allowed draw and drawing again from
+            ** the masked distribution otherwise gives each allowed token
+            ** p(t) / p(allowed), as masking first would (llama.cpp does the
+            ** same; with top-k/top-p the truncation sees the free logits).
+            ** The mask, the costly part, is then needed only on a miss. */
+            if (!closing && eng_grammar_lazy) {
+                int32_t t = eng_sample(s, logits);
+                if (eng_constraint_allows(con, t))
+                    drawn = t;
+            }
+            if (drawn < 0) {
+                double tm = cn_now();
+                int n_allowed = eng_constraint_mask(con, logits, masked);
+                st->t_mask += cn_now() - tm;
+                st->n_masked++;
+                if (n_allowed == 0) {
+                    rc = cn_fail(err, CN_EINVAL, "the grammar allows no token of this "
+                                 "vocabulary here (after %d tokens)", st->n_gen);
+                    break;
+                }
+                use = masked;
+                if (closing)
+                    drawn = eng_constraint_closer(con, masked);
+            }
         }
         int32_t id = drawn >= 0 ? drawn : eng_sample(s, use);
         drawn = -1;

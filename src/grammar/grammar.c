@@ -1022,52 +1022,85 @@ bool gr_accept(gr_matcher *m, const char *bytes, size_t n) { return run(m, bytes
 
 /*
 ** gr_allows without building stack sets: depth first, stopping at the first
-** way through, with the stacks copied into one scratch array (a stack
-** allocator). The mask asks this of every token of the vocabulary, so it
-** must not allocate per character.
+** way through. A stack is the matcher's array (untouched) with a linked
+** list of the positions pushed since on top of it, the nodes taken from one
+** scratch array like a stack allocator: taking a character replaces the top
+** without copying what is below. The mask asks this of every token of the
+** vocabulary, so it must not allocate or copy per character.
 */
+typedef struct lnode {
+    const elem *e;
+    const struct lnode *up; /* NULL: the array below */
+} lnode;
+
+typedef struct lstack {
+    const lnode *top;      /* pushed positions, or NULL */
+    const elem *const *arr; /* then arr[0 .. n) */
+    int n;
+} lstack;
+
 typedef struct probe {
     const gr_grammar *g;
     const uint32_t *cp; /* the code points to take */
     int k;
     bool partial;       /* then a cut sequence, completed by one in [lo, hi] */
     uint32_t lo, hi;
-    const elem **scratch;
+    lnode *scratch;
     int used, cap;
     bool overflow;
 } probe;
 
-static bool can_take(probe *pr, const elem **p, int n, int i, int depth)
+/* s with e pushed (unless e ends its alternative); false when out of scratch. */
+static bool lpush(probe *pr, lstack *s, const elem *e)
+{
+    if (e->t == E_END || e->t == E_ALT)
+        return true;
+    if (pr->used == pr->cap) {
+        pr->overflow = true;
+        return false;
+    }
+    lnode *nd = &pr->scratch[pr->used++];
+    nd->e = e;
+    nd->up = s->top;
+    s->top = nd;
+    return true;
+}
+
+static bool can_take(probe *pr, lstack s, int i, int depth)
 {
     if (i == pr->k && !pr->partial)
         return true;
-    if (n == 0)
+    const elem *top;
+    lstack rest = s;
+    if (s.top) {
+        top = s.top->e;
+        rest.top = s.top->up;
+    } else if (s.n > 0) {
+        top = s.arr[s.n - 1];
+        rest.n--;
+    } else {
+        return false; /* the sentence is complete: nothing more may come */
+    }
+    if (depth > GR_MAX_DEPTH) {
+        pr->overflow = true;
         return false;
-    const elem *top = p[n - 1];
+    }
+    int mark = pr->used;
     if (top->t == E_REF) {
-        if (depth > GR_MAX_DEPTH || pr->used + n + 2 > pr->cap) {
-            pr->overflow = true;
-            return false;
-        }
-        const elem *after = top + 1;
-        const elem **q = pr->scratch + pr->used;
-        pr->used += n + 1;
         bool ok = false;
         for (const elem *a = pr->g->rules[top->v].e; !ok;) {
-            int m = n - 1;
-            memmove(q, p, (size_t)m * sizeof *q);
-            if (after->t != E_END && after->t != E_ALT)
-                q[m++] = after;
-            if (a->t != E_END && a->t != E_ALT)
-                q[m++] = a;
-            ok = can_take(pr, q, m, i, depth + 1);
+            lstack q = rest;
+            if (lpush(pr, &q, top + 1) && lpush(pr, &q, a))
+                ok = can_take(pr, q, i, depth + 1);
+            pr->used = mark;
+            if (pr->overflow)
+                return false;
             while (a->t != E_END && a->t != E_ALT)
                 a++;
             if (a->t == E_END)
                 break;
             a++;
         }
-        pr->used -= n + 1;
         return ok;
     }
     if (i == pr->k) /* only the cut sequence is left */
@@ -1075,18 +1108,9 @@ static bool can_take(probe *pr, const elem **p, int n, int i, int depth)
     const elem *after;
     if (!class_takes(top, pr->cp[i], &after))
         return false;
-    if (pr->used + n > pr->cap) {
-        pr->overflow = true;
-        return false;
-    }
-    const elem **q = pr->scratch + pr->used;
-    int m = n - 1;
-    memcpy(q, p, (size_t)m * sizeof *q);
-    if (after->t != E_END && after->t != E_ALT)
-        q[m++] = after;
-    pr->used += n;
-    bool ok = can_take(pr, q, m, i + 1, depth + 1);
-    pr->used -= n;
+    lstack q = rest;
+    bool ok = lpush(pr, &q, after) && can_take(pr, q, i + 1, depth + 1);
+    pr->used = mark;
     return ok;
 }
 
@@ -1117,11 +1141,11 @@ bool gr_allows(const gr_matcher *m, const char *bytes, size_t n)
     probe pr = {.g = m->g, .cp = cps, .k = k, .partial = n_part > 0};
     if (n_part && !completions(part, n_part, &pr.lo, &pr.hi))
         return false;
-    static _Thread_local const elem *scratch[1 << 16];
+    static _Thread_local lnode scratch[1 << 15];
     pr.scratch = scratch;
     pr.cap = (int)CN_ARRAY_LEN(scratch);
     for (int s = 0; s < m->n; s++)
-        if (can_take(&pr, (const elem **)m->s[s].p, m->s[s].n, 0, 0))
+        if (can_take(&pr, (lstack){NULL, m->s[s].p, m->s[s].n}, 0, 0))
             return true;
     if (pr.overflow)
         return run(m, bytes, n, NULL); /* too deep for the scratch: the general way */

@@ -309,8 +309,10 @@ static int item_text(item *x)
     cn_buf b;
     cn_buf_init(&b, (size_t)16 << 20);
     for (int i = 0; i < x->sents.n; i++)
-        if (cn_buf_printf(&b, "%s%s", i ? " " : "", x->sents.v[i].text))
+        if (cn_buf_printf(&b, "%s%s", i ? " " : "", x->sents.v[i].text)) {
+            cn_buf_free(&b);
             return CN_ENOMEM;
+        }
     x->text = b.data ? b.data : cn_calloc(1, 1);
     x->len = b.len;
     return x->text ? CN_OK : CN_ENOMEM;
@@ -423,6 +425,9 @@ static int generated(lib *l, const store_doc_info *d, int length, const lib_llm 
         if (!rc && g == 1) {
             out->s = in.v[0].sents;
             in.v[0].sents = (rag_sents){0};
+            if (out->s.n == 0)
+                rc = cn_fail(err, CN_EINVAL, "the model wrote no summary of %s (the "
+                                             "extractive summary needs none)", d->path);
             break;
         }
     }
