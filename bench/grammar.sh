@@ -29,6 +29,13 @@ done
 echo "generation, 1B Q4_K_M shape, 128k vocabulary, $THREADS threads, best of $ROUNDS interleaved rounds:"
 awk -v f="$free_ms" -v s="$schema_ms" 'BEGIN {
     printf "  free text      %7.2f ms per token\n  under a schema %7.2f ms per token (%+.1f %%)\n", f, s, (s / f - 1) * 100 }'
+# the direct measure: time in masks over time generating, from one run
+line=$("$B/cairn" generate -m "$M" -p "Describe the pump in the manual." -n 96 --temp 0 -t "$THREADS" \
+    --ctx 512 --schema "$S" 2>&1 >/dev/null)
+echo "$line" | awk '
+    /generated:/ { for (i = 1; i <= NF; i++) if ($i == "generated:") { n = $(i + 1); tps = $(i + 3) } }
+    /^grammar:/ { masked = $2; each = $10; sub(/\(/, "", each) }
+    END { step = 1000 / tps; printf "  %d of %d tokens needed the whole mask, %.1f ms each: %.1f %% of the time generating\n", masked, n, each, masked * each / (n * step) * 100 }'
 echo "the mask alone, walking a JSON document of the schema:"
 "$B/maskbench" tests/data/vocab/ggml-vocab-llama-bpe.gguf "$S" \
     '{"name": "Ann Lee", "age": 41, "summary": "The centrifugal pump must be primed before the first start; open the bleed valve until water flows, then close it and check the seal every 2000 hours.", "tags": ["pump", "maintenance", "safety"]}' |
