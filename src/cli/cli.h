@@ -29,6 +29,7 @@ int cmd_search(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_summarize(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_remote(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

@@ -8,6 +8,7 @@
 #include "models/models.h"
 #include "rag/rag.h"
 #include "grammar/grammar.h"
+#include "remote/remote.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -31,6 +32,8 @@ typedef struct lib_args {
     int passage_tokens;  /* ask: budget for the passages' text (0: the default) */
     bool no_trim;        /* ask: whole passages */
     cli_run_args out;    /* ask: --schema, --json-output, --grammar (the answer's shape) */
+    const char *remote;  /* ask: --remote NAME */
+    bool yes;            /* ask: --yes, send without asking */
     bool json, prune;
     const char *ocr_lang; /* index: --ocr-lang eng+fra */
     bool no_ocr;          /* index: --no-ocr */
@@ -73,7 +76,8 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     a->embed_model = getenv("CAIRN_EMBED_MODEL");
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
     enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP,
-           OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX, OPT_OCR_LANG, OPT_NO_OCR };
+           OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX, OPT_OCR_LANG, OPT_NO_OCR,
+           OPT_REMOTE, OPT_YES };
     bool is_ask = !strcmp(cmd, "ask");
     a->lookup = -1;
     a->draft_max = ENG_DRAFT_MAX_DEFAULT;
@@ -94,6 +98,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         {"grammar", required_argument, NULL, CLI_OPT_GRAMMAR},
         {"schema", required_argument, NULL, CLI_OPT_SCHEMA},
         {"json-output", no_argument, NULL, CLI_OPT_JSON_OUTPUT},
+        {"remote", required_argument, NULL, OPT_REMOTE}, {"yes", no_argument, NULL, OPT_YES},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -134,6 +139,15 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             a->passage_tokens = (int)n;
             break;
         case OPT_NO_TRIM: a->no_trim = true; break;
+        case OPT_REMOTE:
+        case OPT_YES:
+            if (!is_ask)
+                return cli_usage(cmd, "--remote and --yes are for ask");
+            if (c == OPT_REMOTE)
+                a->remote = optarg;
+            else
+                a->yes = true;
+            break;
         case CLI_OPT_GRAMMAR:
         case CLI_OPT_SCHEMA:
         case CLI_OPT_JSON_OUTPUT:
@@ -913,6 +927,145 @@ static json_t *source_json(const rag_source *src, int i, bool cited)
     return s;
 }
 
+/* ---- ask --remote: with the user's consent, a model elsewhere ---------------- */
+
+/* Ask on the terminal itself (not stdin, which may be a pipe): true for y/yes.
+** *no_tty when there is no terminal to ask on. */
+static bool consent(const char *question, bool *no_tty)
+{
+    FILE *tty = fopen("/dev/tty", "r+");
+    *no_tty = tty == NULL;
+    if (!tty)
+        return false;
+    fprintf(tty, "%s", question);
+    fflush(tty);
+    char line[64] = "";
+    bool yes = fgets(line, sizeof line, tty) &&
+               (!strcmp(line, "y\n") || !strcmp(line, "Y\n") || !strncasecmp(line, "yes\n", 4));
+    fclose(tty);
+    return yes;
+}
+
+typedef struct remote_out {
+    rag_cite_filter f;
+    cn_buf text;
+    bool json;
+} remote_out;
+
+static int remote_text(void *ctx, const char *t, size_t n)
+{
+    remote_out *o = ctx;
+    size_t before = o->text.len;
+    rag_cite_feed(&o->f, t, n, &o->text);
+    if (!o->json) {
+        fwrite(o->text.data + before, 1, o->text.len - before, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* The question and the passages to the remote a->remote, after showing
+** exactly what leaves and asking (or --yes). Returns 0 when it answered,
+** an exit status to stop with, or -1: nothing (more) from the remote, the
+** local answer follows. Every call made is in the audit log. */
+static int ask_remote(const lib_args *a, const char *home, const char *q, rag_source *src, int n,
+                      bool *used)
+{
+    rmt_endpoint e;
+    cn_err err = {0};
+    if (rmt_get(a->remote, &e, &err))
+        return cli_error(&err);
+    /* whole passages, as many as fit a generous budget: the remote's
+    ** context is larger than ours, and its tokenizer is not known here */
+    cn_buf user;
+    cn_buf_init(&user, (size_t)16 << 20);
+    int used_n = rag_build_user(q, src, n, 6000, NULL, NULL, &user, &err);
+    if (used_n <= 0) {
+        cn_buf_free(&user);
+        return used_n < 0 ? cli_error(&err) : -1;
+    }
+    size_t blen;
+    char *body = rmt_body(&e, rag_system_prompt, user.data, a->max_tokens ? a->max_tokens : 1024,
+                          &blen);
+    cn_buf_free(&user);
+    if (!body) {
+        cn_fail(&err, CN_ENOMEM, "out of memory");
+        return cli_error(&err);
+    }
+    fprintf(stderr, "This would leave the machine, to remote %s (%s, model %s):\n", e.name,
+            e.base_url, e.model);
+    fprintf(stderr, "  the question: %s\n", q);
+    for (int i = 0; i < used_n; i++)
+        fprintf(stderr, "  passage [%d] %s, p. %d (%zu bytes)\n", i + 1, base_name(src[i].path),
+                src[i].page_start, strlen(src[i].text));
+    fprintf(stderr, "  with the instructions: %zu bytes in all, about %zu tokens, one request\n",
+            blen, blen / 4);
+    bool no_tty = false;
+    if (!a->yes && !consent("Send? [y/N] ", &no_tty)) {
+        free(body);
+        if (no_tty) {
+            fprintf(stderr, "cairn ask: nothing sent: no terminal to ask on (--yes sends "
+                            "without asking, for scripts)\n");
+            return 1;
+        }
+        fprintf(stderr, "Not sent. The local answer:\n");
+        return -1;
+    }
+    if (!a->json)
+        print_sources_first(src, used_n);
+    remote_out o = {.json = a->json};
+    cn_buf_init(&o.text, (size_t)16 << 20);
+    rag_cite_init(&o.f, used_n, used);
+    rmt_result res;
+    int rc = rmt_chat(&e, body, blen, remote_text, &o, &res, &err);
+    rag_cite_flush(&o.f, &o.text);
+    free(body);
+    /* the record: where, which pages, how much -- never the text */
+    json_t *pages = json_array();
+    for (int i = 0; i < used_n; i++)
+        json_array_append_new(pages, json_pack("{s:s, s:i, s:I}", "doc", base_name(src[i].path),
+                                               "page", src[i].page_start, "bytes",
+                                               (json_int_t)strlen(src[i].text)));
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:i, s:I}", "remote", e.name, "url",
+                            e.base_url, "model", e.model, "passages", pages, "bytes_sent",
+                            (json_int_t)res.bytes_sent, "bytes_received",
+                            (json_int_t)res.bytes_received, "attempts", res.attempts, "status",
+                            (json_int_t)res.status);
+    if (rc)
+        json_object_set_new(rec, "error", json_string(err.msg));
+    cn_err aerr = {0};
+    if (rmt_audit(home, rec, &aerr))
+        fprintf(stderr, "cairn ask: note: the audit log: %s\n", aerr.msg);
+    if (rc) {
+        fprintf(stderr, "%scairn ask: %s. The local answer:\n", o.text.len && !a->json ? "\n" : "",
+                err.msg);
+        cn_buf_free(&o.text);
+        memset(used, 0, sizeof *used * (size_t)n);
+        return -1;
+    }
+    if (a->json) {
+        json_t *js = json_object(), *srcs = json_array(), *bad = json_array();
+        json_object_set_new(js, "answer", json_string(o.text.data ? o.text.data : ""));
+        json_object_set_new(js, "mode", json_string("remote"));
+        json_object_set_new(js, "remote", json_string(e.name));
+        for (int i = 0; i < used_n; i++)
+            json_array_append_new(srcs, source_json(&src[i], i, used[i]));
+        for (int i = 0; i < CN_MIN(o.f.n_invalid, 16); i++)
+            json_array_append_new(bad, json_integer(o.f.invalid[i]));
+        json_object_set_new(js, "sources", srcs);
+        json_object_set_new(js, "dropped_citations", bad);
+        json_object_set_new(js, "bytes_sent", json_integer((json_int_t)res.bytes_sent));
+        char *s2 = json_dumps(js, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s2 ? s2 : "{}");
+        free(s2);
+        json_decref(js);
+    } else {
+        print_cited(src, used_n, used);
+    }
+    cn_buf_free(&o.text);
+    return 0;
+}
+
 int cmd_ask(int argc, char **argv)
 {
     PARSE("ask", "usage: cairn ask [-k 4] [--json] [options] QUESTION\n\n"
@@ -942,7 +1095,14 @@ int cmd_ask(int argc, char **argv)
                  "  --schema FILE       the answer is JSON valid against this JSON Schema\n"
                  "                      (decoding is constrained; stdout holds only the JSON)\n"
                  "  --json-output       the answer is a JSON object\n"
-                 "  --grammar FILE      the answer follows this GBNF grammar\n");
+                 "  --grammar FILE      the answer follows this GBNF grammar\n"
+                 "  --remote NAME       ask a bigger model elsewhere (`cairn remote add`): what\n"
+                 "                      would leave the machine -- the question, each passage\n"
+                 "                      with its document, page and size, the bytes in all --\n"
+                 "                      is shown first, and nothing is sent until you say y;\n"
+                 "                      if it fails, the local answer is given\n"
+                 "  --yes               send to the remote without asking (scripts; without a\n"
+                 "                      terminal and without --yes, nothing is sent)\n");
     char q[8192];
     lib *l;
     cn_arena ar;
@@ -999,6 +1159,13 @@ int cmd_ask(int argc, char **argv)
         ret = cli_usage("ask", "--schema, --grammar and --json-output need a language model "
                                "(-m FILE.gguf or an active chat model)");
         goto done;
+    }
+    if (a.remote) {
+        int rs = ask_remote(&a, lib_home(l), q, src, n, used);
+        if (rs >= 0) {
+            ret = rs;
+            goto done;
+        }
     }
     ask_out out = {.json = a.json, .t0 = t0, .t_search = t_search};
     cn_buf_init(&out.text, (size_t)64 << 20);

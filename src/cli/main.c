@@ -29,6 +29,7 @@ static const cmd_entry commands[] = {
     {"ask", cmd_ask, "QUESTION [-k 4] [-m MODEL]", "answer from your documents, with citations"},
     {"summarize", cmd_summarize, "DOC [--length short|medium|long]", "summarise a document, each sentence with its pages"},
     {"extract", cmd_extract, "--schema S.json DOC...", "fill a schema's fields from documents, each cited"},
+    {"remote", cmd_remote, "add|rm|ls|log", "bigger models elsewhere, used only with your consent per query"},
     {"models", cmd_models, "list|pull|use|rm|rollback|verify|...", "manage models like packages (see --help)"},
     {"doctor", cmd_doctor, "", "paths, library health, models, service level"},
     {"encrypt", cmd_encrypt, "[--key-file F | --passphrase]", "encrypt an existing library in place"},
