@@ -1340,7 +1340,13 @@ int cmd_doctor(int argc, char **argv)
     printf("machine          %d cores (%d threads), %s, memory %s (%s available), disk %s free\n",
            hw.cores, hw.threads, hw.simd, cli_size((uint64_t)hw.ram_total, b1),
            cli_size((uint64_t)hw.ram_avail, b2), cli_size((uint64_t)CN_MAX(hw.disk_free, 0), b3));
-    printf("network          used only by `cairn models pull` and `cairn models update`\n");
+    rmt_endpoint rem[RMT_MAX];
+    int n_rem = rmt_list(rem, RMT_MAX, NULL);
+    printf("network          used only by `cairn models pull` and `cairn models update`%s\n",
+           n_rem > 0 ? ", and by `ask --remote` when you confirm" : "");
+    for (int i = 0; i < n_rem; i++)
+        printf("  remote %-12s %s, model %s (not contacted; nothing is sent without consent)\n",
+               rem[i].name, rem[i].base_url, rem[i].model);
     printf("service level    %s%s\n",
            a.chat_model ? "written answers with citations"
            : a.embed_model ? "hybrid search (keyword + vectors), extractive answers"
