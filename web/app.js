@@ -174,15 +174,19 @@ function addChips(box, citations, answer, question, pending = false) {
     box.append(chips);
 }
 
-async function ask(question) {
+/* A question to the library's model, or (remote: {name, passages}) to a
+** remote the user confirmed in the dialog: then only the question and the
+** passages kept go, never the conversation. */
+async function ask(question, remote = null) {
     const list = $('messages');
-    list.append(el('div', 'msg user', question));
+    list.append(el('div', 'msg user', remote ? `${question}  (to ${remote.name})` : question));
     const box = el('div', 'msg assistant streaming');
+    if (remote) box.dataset.remote = remote.name;
     const text = el('span', 'text');
     box.append(text);
     list.append(box);
     box.scrollIntoView({ block: 'end' });
-    history.push({ role: 'user', content: question });
+    if (!remote) history.push({ role: 'user', content: question });
     controller = new AbortController();
     $('send').disabled = true;
     $('stop').hidden = false;
@@ -191,7 +195,10 @@ async function ask(question) {
         const res = await api('/v1/chat/completions', {
             method: 'POST', signal: controller.signal,
             headers: { 'Content-Type': 'application/json' },
-            body: JSON.stringify({ model: 'cairn-library', stream: true, messages: history.slice(-8) }),
+            body: JSON.stringify(remote
+                ? { model: `remote:${remote.name}`, stream: true, messages: [{ role: 'user', content: question }],
+                    cairn_passages: remote.passages }
+                : { model: 'cairn-library', stream: true, messages: history.slice(-8) }),
         });
         if (!res.ok) throw new Error(await errorText(res));
         await eachPiece(res, '\n\n', (ev) => {
@@ -205,14 +212,17 @@ async function ask(question) {
             if (j.citations) citations = j.citations;
             text.textContent = answer;
         });
-        history.push({ role: 'assistant', content: answer });
+        if (!remote) history.push({ role: 'assistant', content: answer });
         addChips(box, citations, answer, question);
+        if (!remote && status?.remotes?.length)
+            box.append(button('Ask a stronger model', 'Ask a stronger model: see what would be sent first',
+                              () => remoteDialog(question)));
     } catch (e) {
         if (e.name !== 'AbortError') {
             box.classList.add('error');
             text.textContent = `${answer}${answer ? '\n' : ''}${e.message}`;
         }
-        history.pop();
+        if (!remote) history.pop();
     } finally {
         box.classList.remove('streaming');
         box.dataset.done = 'true';
@@ -220,6 +230,58 @@ async function ask(question) {
         $('stop').hidden = true;
         controller = null;
     }
+}
+
+/* The consent dialog: what would leave the machine, each passage with a box
+** to withhold it; nothing is sent until Send. */
+async function remoteDialog(question) {
+    const d = $('remote-dialog');
+    const list = $('remote-passages');
+    const pick = $('remote-name');
+    pick.textContent = '';
+    for (const n of status.remotes) pick.append(el('option', '', n));
+    let preview = null;
+    const total = () => {
+        const kept = [...list.querySelectorAll('input:checked')].map((c) => Number(c.dataset.bytes));
+        $('remote-total').textContent = `${kept.length} of ${preview.passages.length} passages, ` +
+            `${kept.reduce((a, b) => a + b, question.length)} bytes of text`;
+        $('remote-send').disabled = kept.length === 0;
+    };
+    const load = async () => {
+        list.textContent = '';
+        $('remote-where').textContent = 'loading…';
+        const r = await api('/api/remote/preview', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                                      body: JSON.stringify({ question, remote: pick.value }) });
+        if (!r.ok) { $('remote-where').textContent = await errorText(r); return; }
+        preview = await r.json();
+        $('remote-where').textContent = `To ${preview.remote.name}: ${preview.remote.url}, model ${preview.remote.model}`;
+        $('remote-question').textContent = question;
+        for (const p of preview.passages) {
+            const li = el('li');
+            const box = el('input');
+            box.type = 'checkbox';
+            box.checked = true;
+            box.id = `rp-${p.id}`;
+            box.dataset.id = p.id;
+            box.dataset.bytes = p.bytes;
+            box.addEventListener('change', total);
+            const label = el('label', '', `[${p.n}] ${p.doc}, p. ${p.page} (${p.bytes} bytes): `);
+            label.htmlFor = box.id;
+            label.append(el('span', 'note', `${p.text.slice(0, 160)}${p.text.length > 160 ? '…' : ''}`));
+            li.append(box, ' ', label);
+            list.append(li);
+        }
+        if (!preview.passages.length) list.append(el('li', 'note', 'Nothing in your documents for this question: nothing to send.'));
+        total();
+    };
+    pick.onchange = load;
+    d.showModal();
+    await load();
+    d.onclose = () => {
+        if (d.returnValue !== 'send' || !preview) return;
+        const passages = [...list.querySelectorAll('input:checked')].map((c) => Number(c.dataset.id));
+        if (passages.length) ask(question, { name: preview.remote.name, passages });
+    };
 }
 
 $('ask').addEventListener('submit', (e) => {

@@ -3,6 +3,7 @@
 ** Ollama-compatible API (src/server). This file only reads options.
 */
 #include "cli/cli.h"
+#include "remote/remote.h"
 #include "server/server.h"
 #include "models/models.h"
 
@@ -33,6 +34,10 @@ static const char help[] =
     "                        the language model's vocabulary; a GGUF file or installed\n"
     "                        name): the same answers, in fewer passes where it guesses\n"
     "                        right\n"
+    "  --allow-remote NAME   let requests that name model \"remote:NAME\" (and the web\n"
+    "                        UI's \"Ask a stronger model\", after its dialog) send their\n"
+    "                        question and passages to that remote (`cairn remote add`);\n"
+    "                        without it nothing is ever sent elsewhere. Repeatable\n"
     "  --home DIR            data directory (library) (default $CAIRN_HOME, ...)\n"
     "  -t, --threads N       engine threads per model (default: physical cores)\n"
     "  -c, --ctx N           language model context (default: min(model, 4096))\n"
@@ -53,7 +58,7 @@ int cmd_serve(int argc, char **argv)
     o.embed_model = getenv("CAIRN_EMBED_MODEL");
     enum { OPT_HOST = CLI_OPT_FIRST_FREE, OPT_PORT, OPT_KEY, OPT_CORS, OPT_PORT_FILE, OPT_QUEUE,
            OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET, OPT_RERANK,
-           OPT_NO_RERANK, OPT_DRAFT };
+           OPT_NO_RERANK, OPT_DRAFT, OPT_ALLOW_REMOTE };
     static const struct option longs[] = {
         {"host", required_argument, NULL, OPT_HOST}, {"port", required_argument, NULL, OPT_PORT},
         {"api-key", required_argument, NULL, OPT_KEY},
@@ -63,6 +68,7 @@ int cmd_serve(int argc, char **argv)
         {"rerank-model", required_argument, NULL, OPT_RERANK},
         {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
         {"draft", required_argument, NULL, OPT_DRAFT},
+        {"allow-remote", required_argument, NULL, OPT_ALLOW_REMOTE},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
         {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, 'c'},
         {"queue", required_argument, NULL, OPT_QUEUE},
@@ -88,6 +94,20 @@ int cmd_serve(int argc, char **argv)
         case OPT_RERANK: o.rerank_model = v; break;
         case OPT_NO_RERANK: no_rerank = true; break;
         case OPT_DRAFT: o.draft_model = v; break;
+        case OPT_ALLOW_REMOTE: {
+            rmt_endpoint ep;
+            cn_err rerr = {0};
+            if (o.n_allow_remote == (int)CN_ARRAY_LEN(o.allow_remote))
+                return cli_usage("serve", "--allow-remote: at most %d",
+                                 (int)CN_ARRAY_LEN(o.allow_remote));
+            if (rmt_get(v, &ep, &rerr))
+                return cli_error(&rerr);
+            o.allow_remote[o.n_allow_remote++] = v;
+            fprintf(stderr, "cairn serve: requests naming model \"remote:%s\" are sent to %s "
+                            "(model %s); nothing else leaves this machine\n", v, ep.base_url,
+                    ep.model);
+            break;
+        }
         case CLI_OPT_HOME: o.home = v; break;
         case OPT_PORT_FILE: o.port_file = v; break;
         case OPT_PORT:

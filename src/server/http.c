@@ -45,6 +45,8 @@ static const srv_route routes[] = {
     {"DELETE", "/api/library/documents/", srv_lib_remove, ROUTE_PREFIX, "remove document ID"},
     {"POST", "/api/library/search", srv_lib_search, 0, "search passages"},
     {"POST", "/api/library/ask", srv_lib_ask, 0, "grounded answer with citations (SSE with stream)"},
+    {"POST", "/api/remote/preview", srv_remote_preview, 0,
+     "what a question to an allowed remote would send (the UI's consent dialog)"},
     {"POST", "/api/library/summarize", srv_lib_summarize, 0,
      "summary of a document, sentences with pages (NDJSON progress)"},
     {"POST", "/api/library/extract", srv_lib_extract, 0,

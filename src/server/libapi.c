@@ -269,6 +269,10 @@ int srv_status(srv_req *r)
     json_object_set_new(lb, "passages", json_integer(st.n_passages));
     json_object_set_new(lb, "embedded_passages", json_integer(done));
     json_object_set_new(o, "library", lb);
+    json_t *rem = json_array(); /* the remotes requests may name: the UI offers them */
+    for (int i = 0; i < s->o.n_allow_remote; i++)
+        json_array_append_new(rem, json_string(s->o.allow_remote[i]));
+    json_object_set_new(o, "remotes", rem);
     const char *level, *why;
     char buf[256];
     if (s->chat.kind) {

@@ -203,8 +203,8 @@ json_t *srv_citations_json(const rag_source *src, int n, const bool *used)
     return arr;
 }
 
-int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_job *j,
-                 rag_source **src_out, int *n_src, srv_error *e)
+int srv_search_sources(srv_req *r, const char *question, rag_source **src_out, int *n_src,
+                       lib_search_info *info, lib_result **res_out, srv_error *e)
 {
     srv *s = r->s;
     *src_out = NULL;
@@ -215,20 +215,23 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
     if (!l)
         return -1;
     enum { K = 4 };
-    lib_result res[SRV_RERANK_CANDIDATES]; /* K or, with a reranker, more */
-    lib_search_info info;
+    /* K or, with a reranker, more */
+    lib_result *res = cn_arena_alloc(&r->arena, sizeof *res * SRV_RERANK_CANDIDATES);
     cn_err err = {0};
     /* with a reranker, the best K of more candidates */
     lib_search_opts so = {.k = s->rerank.kind ? SRV_RERANK_CANDIDATES : K,
                           .embed_model = s->o.embed_model, .threads = s->o.threads};
-    int n = lib_search(l, question, &so, &r->arena, res, &info, &err);
+    int n = res ? lib_search(l, question, &so, &r->arena, res, info, &err)
+                : cn_fail(&err, CN_ENOMEM, "out of memory");
     srv_lib_release(s, l, false); /* the results' strings live in r->arena */
     if (n > 0) {
-        int rr = srv_rerank_results(r, question, res, n, &info.mode, e);
+        int rr = srv_rerank_results(r, question, res, n, &info->mode, e);
         if (rr)
             return rr > 0 ? srv_fail(e, 499, NULL, "the client went away") : -1;
         n = CN_MIN(n, K);
     }
+    if (n < 0)
+        return srv_fail(e, 500, NULL, "library search failed: %s", err.msg);
     rag_source *src = n > 0 ? cn_arena_alloc(&r->arena, sizeof *src * (size_t)n) : NULL;
     for (int i = 0; i < n && src; i++) {
         /* strings of the results live in r->arena; the passage text is copied
@@ -236,8 +239,25 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
         src[i] = (rag_source){res[i].path, res[i].title, res[i].page,
                               res[i].page, res[i].text, res[i].locator, res[i].ocr};
     }
-    if (n < 0)
-        return srv_fail(e, 500, NULL, "library search failed: %s", err.msg);
+    *src_out = src;
+    *n_src = src ? n : 0;
+    if (res_out)
+        *res_out = res;
+    return 0;
+}
+
+int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_job *j,
+                 rag_source **src_out, int *n_src, srv_error *e)
+{
+    srv *s = r->s;
+    rag_source *src;
+    int n;
+    lib_search_info info;
+    cn_err err = {0};
+    *src_out = NULL;
+    *n_src = 0;
+    if (srv_search_sources(r, question, &src, &n, &info, NULL, e))
+        return -1;
     if (lib_not_found(n, &info) || !src) {
         lib_not_found_text(&info, &j->text);
         j->done = true;
@@ -306,10 +326,25 @@ typedef struct gen_stream {
     rag_source *src;
     int n_src;
     bool library;
+    bool remote;         /* a thread (remoteapi.c) feeds the job from a remote */
+    bool joined;
+    pthread_t th;
 } gen_stream;
+
+/* Wait for the remote's thread (it stops at the next piece once cancel is set). */
+static void remote_join(gen_stream *g, bool cancel)
+{
+    if (!g->remote || g->joined)
+        return;
+    if (cancel)
+        atomic_store(&g->job.cancel, true);
+    pthread_join(g->th, NULL);
+    g->joined = true;
+}
 
 static void gen_free(gen_stream *g)
 {
+    remote_join(g, true);
     if (g->w && !g->job.done)
         srv_job_cancel(g->w, &g->job);
     srv_job_free(&g->job);
@@ -532,6 +567,7 @@ static int reply_whole(gen_stream *g)
 {
     srv_req *r = g->r;
     srv_job *j = &g->job;
+    remote_join(g, false);
     if (g->w && !srv_job_wait(g->w, j, r)) {
         gen_free(g);
         return MHD_NO; /* the client is gone: close */
@@ -563,9 +599,11 @@ int srv_generate(srv_req *r, srv_gen_req *req, int dialect)
 {
     srv *s = r->s;
     srv_error e;
-    srv_worker *w;
-    bool library;
-    if (srv_pick_model(s, req->model, false, &w, &library, &e)) {
+    srv_worker *w = NULL;
+    bool library = false;
+    rmt_endpoint ep;
+    int remote = srv_remote_pick(s, req->model, &ep, &e);
+    if (remote < 0 || (!remote && srv_pick_model(s, req->model, false, &w, &library, &e))) {
         srv_gen_req_free(req);
         return srv_reply_error(r, &e);
     }
@@ -581,8 +619,8 @@ int srv_generate(srv_req *r, srv_gen_req *req, int dialect)
     g->created = (long)time(NULL);
     cn_buf_init(&g->out, (size_t)64 << 20);
     srv_job_init(&g->job, JOB_GENERATE);
-    snprintf(g->model, sizeof g->model, "%s",
-             library ? SRV_LIBRARY_MODEL : w->name);
+    snprintf(g->model, sizeof g->model, "%s%s", remote ? "remote:" : "",
+             remote ? ep.name : library ? SRV_LIBRARY_MODEL : w->name);
     if (dialect == DIALECT_OLLAMA_CHAT || dialect == DIALECT_OLLAMA_GENERATE)
         snprintf(g->model + strlen(g->model), sizeof g->model - strlen(g->model), ":latest");
     uint64_t rid = random_seed();
@@ -590,7 +628,15 @@ int srv_generate(srv_req *r, srv_gen_req *req, int dialect)
              (unsigned long long)rid);
     int rc;
     bool chat = is_chat(g);
-    if (library) {
+    if (remote) {
+        /* the library's passages (or those the client chose), answered elsewhere */
+        g->library = true;
+        rc = srv_remote_begin(r, &ep, chat ? last_user(&g->req) : g->req.prompt, &g->req,
+                              &g->job, &g->src, &g->n_src, &g->th, &e);
+        g->remote = rc == 0 && !g->job.done;
+        g->joined = !g->remote;
+        g->w = NULL;
+    } else if (library) {
         rc = srv_grounded(r, chat ? last_user(&g->req) : g->req.prompt, &g->req, &g->job, &g->src,
                           &g->n_src, &e);
         g->w = g->job.done ? NULL : w;

@@ -60,6 +60,8 @@ typedef struct srv_opts {
     int threads;             /* engine threads (0: physical cores) */
     int n_ctx;               /* chat model context (0: model default) */
     const char *port_file;   /* write the bound port here once listening (tests) */
+    const char *allow_remote[8]; /* remotes a request may name (model "remote:NAME") */
+    int n_allow_remote;
     srv_limits lim;
 } srv_opts;
 

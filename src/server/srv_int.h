@@ -7,6 +7,7 @@
 #include "library/library.h"
 #include "rag/rag.h"
 #include "models/models.h"
+#include "remote/remote.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
@@ -266,6 +267,23 @@ int srv_rerank_results(srv_req *r, const char *q, lib_result *res, int n, const 
 json_t *srv_citations_json(const rag_source *src, int n, const bool *used);
 /* finish_reason of a finished job: "stop", "length" or "cancelled". */
 const char *srv_finish_reason(const srv_job *j);
+/* The library's best passages for question (at most 4; reranked when the
+** server has a reranker), strings in r's arena; *res (may be NULL) gets the
+** search results they came from. Returns 0 or -1 with e filled. */
+int srv_search_sources(srv_req *r, const char *question, rag_source **src, int *n,
+                       lib_search_info *info, lib_result **res, srv_error *e);
+
+/* ---- answers from a remote (remoteapi.c) ---------------------------------- */
+/* model "remote:NAME": 1 with *ep when NAME is allowed (--allow-remote) and
+** configured, 0 for any other model, -1 with e filled (403, 404). */
+int srv_remote_pick(srv *s, const char *model, rmt_endpoint *ep, srv_error *e);
+/* The grounded question for ep: its passages (the client's "cairn_passages"
+** ids, or the search's), j fed by a thread (*th, joined by the caller) that
+** streams the remote's answer through j's citation check. Nothing found: j
+** done with the not-found text, no thread, nothing sent. */
+int srv_remote_begin(srv_req *r, const rmt_endpoint *ep, const char *question,
+                     const srv_gen_req *req, srv_job *j, rag_source **src, int *n_src,
+                     pthread_t *th, srv_error *e);
 
 /* ---- library handles (libpool.c) -----------------------------------------
 ** Reads (list, search, status, grounded answers) take one of the pool's
@@ -316,6 +334,7 @@ int srv_lib_search(srv_req *r);
 int srv_lib_ask(srv_req *r);
 int srv_lib_passage(srv_req *r);
 int srv_lib_summarize(srv_req *r); /* docsapi.c */
+int srv_remote_preview(srv_req *r); /* remoteapi.c */
 int srv_lib_extract(srv_req *r);
 int srv_status(srv_req *r);
 int srv_models_list(srv_req *r);

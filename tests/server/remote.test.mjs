@@ -15,7 +15,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { chromium } from 'playwright-core';
 import { startServer, BIN, TOOLS, ROOT, CLI_TIMEOUT_MS } from './server.mjs';
+
+const CHROMIUM = process.env.CAIRN_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = path.resolve(ROOT, process.env.CAIRN_ARTIFACTS || 'build/test-artifacts');
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-remote-'));
 const HOME = path.join(dir, 'home');
@@ -40,7 +44,8 @@ const server = http.createServer(async (req, res) => {
     const chunks = [];
     for await (const c of req) chunks.push(c);
     const body = Buffer.concat(chunks);
-    proxy.requests.push({ url: req.url, bytes: body.length, auth: req.headers.authorization || null });
+    proxy.requests.push({ url: req.url, bytes: body.length, auth: req.headers.authorization || null,
+                          body: body.toString('utf8') });
     const f = proxy.times > 0 ? (proxy.times--, proxy.fault) : null;
     if (f === '429') { res.writeHead(429, { 'Retry-After': '1', 'Content-Type': 'application/json' }); res.end('{"error":{"message":"slow down"}}'); return; }
     if (f === '500') { res.writeHead(500, { 'Content-Type': 'application/json' }); res.end('{"error":{"message":"boom"}}'); return; }
@@ -194,6 +199,80 @@ describe('ask --remote: consent, one request, failures, audit', () => {
         }
         const log = (await cli(['remote', 'log', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
         assert.ok(log.filter((x) => x.error).length >= cases.length);
+    });
+
+    test('the API: only a model named remote:NAME, and only with --allow-remote NAME', async () => {
+        const env = { CAIRN_CONFIG: CONFIG, BIG_KEY: 'k1' };
+        const plain = await startServer([], { home: HOME, env });
+        try {
+            reset();
+            const r = await fetch(`${plain.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({
+                model: 'remote:big', messages: [{ role: 'user', content: QUESTION }] }) });
+            assert.equal(r.status, 403);
+            assert.match(JSON.stringify(await r.json()), /--allow-remote big/);
+            const lib = await fetch(`${plain.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({
+                model: 'cairn-library', messages: [{ role: 'user', content: QUESTION }] }) });
+            assert.equal(lib.status, 200);
+            assert.equal(proxy.connections, 0);
+        } finally { assert.deepEqual(await plain.stop(), { code: 0, sig: null }); }
+        const allowed = await startServer(['--allow-remote', 'big'], { home: HOME, env });
+        try {
+            reset();
+            const status = await (await fetch(`${allowed.url}/api/status`)).json();
+            assert.deepEqual(status.remotes, ['big']);
+            assert.equal(proxy.connections, 0, 'starting and status contact nothing');
+            const r = await fetch(`${allowed.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({
+                model: 'remote:big', max_tokens: 16, messages: [{ role: 'user', content: QUESTION }] }) });
+            assert.equal(r.status, 200);
+            const j = await r.json();
+            assert.equal(j.model, 'remote:big');
+            assert.equal(j.citations[0].doc, 'contract.txt');
+            assert.equal(proxy.requests.length, 1);
+            assert.ok(proxy.requests[0].body.includes('4,500 euros'), 'the passage went');
+        } finally { assert.deepEqual(await allowed.stop(), { code: 0, sig: null }); }
+    });
+
+    test('web UI: the dialog lists the passages; one unticked is not sent', async () => {
+        assert.ok(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM}`);
+        fs.mkdirSync(SHOTS, { recursive: true });
+        fs.writeFileSync(path.join(dir, 'invoice.txt'), 'INVOICE 17\n\nThe monthly fee for March is 4,500 euros; the fee is due on the first day of April.\n');
+        assert.equal((await cli(['add', path.join(dir, 'invoice.txt')])).code, 0);
+        const srv = await startServer(['--allow-remote', 'big'], { home: HOME, env: { CAIRN_CONFIG: CONFIG, BIG_KEY: 'k1' } });
+        const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+                                                args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+        try {
+            const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+            const errors = [];
+            page.on('pageerror', (e) => errors.push(String(e)));
+            await page.goto(srv.url);
+            await page.waitForFunction(() => document.getElementById('level').textContent !== '…');
+            reset();
+            await page.fill('#question', QUESTION);
+            await page.press('#question', 'Enter');
+            await page.waitForSelector('.msg.assistant[data-done="true"] button:has-text("Ask a stronger model")');
+            assert.equal(proxy.connections, 0, 'the local answer sends nothing');
+            await page.click('.msg.assistant button:has-text("Ask a stronger model")');
+            await page.waitForSelector('#remote-dialog[open] #remote-passages input');
+            const boxes = page.locator('#remote-passages input');
+            const n = await boxes.count();
+            assert.ok(n >= 2, `${n} passages listed`);
+            const labels = await page.locator('#remote-passages label').allTextContents();
+            assert.ok(labels.some((l) => /contract\.txt, p\. 1/.test(l)) && labels.some((l) => /invoice\.txt, p\. 1/.test(l)), labels.join(' | '));
+            assert.equal(proxy.connections, 0, 'the preview sends nothing');
+            const invoice = labels.findIndex((l) => l.includes('invoice.txt'));
+            await boxes.nth(invoice).uncheck();
+            await page.screenshot({ path: path.join(SHOTS, 'remote-dialog.png') });
+            await page.click('#remote-send');
+            await page.waitForSelector('.msg.assistant[data-remote="big"][data-done="true"]', { timeout: 60000 });
+            assert.equal(proxy.requests.length, 1);
+            const sent = proxy.requests[0].body;
+            assert.ok(sent.includes('Acme') || sent.includes('4,500 euros, payable'), 'the kept passage went');
+            assert.ok(!sent.includes('INVOICE 17') && !sent.includes('due on the first day of April'), 'the unticked passage did not');
+            assert.deepEqual(errors, []);
+        } finally {
+            await browser.close();
+            assert.deepEqual(await srv.stop(), { code: 0, sig: null });
+        }
     });
 
     test('remote rm, and an unknown remote', async () => {
