@@ -255,7 +255,8 @@ async function remoteDialog(question) {
         if (!r.ok) { $('remote-where').textContent = await errorText(r); return; }
         preview = await r.json();
         $('remote-where').textContent = `To ${preview.remote.name}: ${preview.remote.url}, model ${preview.remote.model}`;
-        $('remote-question').textContent = question;
+        $('remote-question').textContent = preview.question; /* as it would leave: redacted */
+        if (preview.redacted) $('remote-where').textContent += ` · ${preview.redacted} redacted by your settings' patterns`;
         for (const p of preview.passages) {
             const li = el('li');
             const box = el('input');

@@ -975,13 +975,37 @@ static int ask_remote(const lib_args *a, const char *home, const char *q, rag_so
     cn_err err = {0};
     if (rmt_get(a->remote, &e, &err))
         return cli_error(&err);
+    /* the settings' redact patterns, applied before anything is shown or sent */
+    rmt_redactor *red = NULL;
+    if (rmt_redactor_load(&red, &err))
+        return cli_error(&err);
+    int n_red = 0, k;
+    char *rq = rmt_redact(red, q, &k);
+    n_red += k;
+    rag_source rsrc[100];
+    char *rtext[100] = {0};
+    size_t rlen[100] = {0}; /* the sizes sent */
+    bool oom = !rq;
+    for (int i = 0; i < n && !oom; i++) {
+        rsrc[i] = src[i];
+        rsrc[i].text = rtext[i] = rmt_redact(red, src[i].text, &k);
+        oom = !rtext[i];
+        rlen[i] = rtext[i] ? strlen(rtext[i]) : 0;
+        n_red += k;
+    }
+    int n_patterns = rmt_redactor_count(red);
+    rmt_redactor_free(red);
     /* whole passages, as many as fit a generous budget: the remote's
     ** context is larger than ours, and its tokenizer is not known here */
     cn_buf user;
     cn_buf_init(&user, (size_t)16 << 20);
-    int used_n = rag_build_user(q, src, n, 6000, NULL, NULL, &user, &err);
+    int used_n = oom ? cn_fail(&err, CN_ENOMEM, "redacting: out of memory; nothing sent")
+                     : rag_build_user(rq, rsrc, n, 6000, NULL, NULL, &user, &err);
+    for (int i = 0; i < n; i++)
+        free(rtext[i]);
     if (used_n <= 0) {
         cn_buf_free(&user);
+        free(rq);
         return used_n < 0 ? cli_error(&err) : -1;
     }
     size_t blen;
@@ -994,10 +1018,15 @@ static int ask_remote(const lib_args *a, const char *home, const char *q, rag_so
     }
     fprintf(stderr, "This would leave the machine, to remote %s (%s, model %s):\n", e.name,
             e.base_url, e.model);
-    fprintf(stderr, "  the question: %s\n", q);
+    fprintf(stderr, "  the question: %s\n", rq);
+    free(rq);
     for (int i = 0; i < used_n; i++)
         fprintf(stderr, "  passage [%d] %s, p. %d (%zu bytes)\n", i + 1, base_name(src[i].path),
-                src[i].page_start, strlen(src[i].text));
+                src[i].page_start, rlen[i]);
+    if (n_patterns)
+        fprintf(stderr, "  redacted: %d match%s of the %d pattern%s in the settings, each sent as "
+                        "[redacted]\n", n_red, n_red == 1 ? "" : "es", n_patterns,
+                n_patterns == 1 ? "" : "s");
     fprintf(stderr, "  with the instructions: %zu bytes in all, about %zu tokens, one request\n",
             blen, blen / 4);
     bool no_tty = false;
@@ -1025,7 +1054,7 @@ static int ask_remote(const lib_args *a, const char *home, const char *q, rag_so
     for (int i = 0; i < used_n; i++)
         json_array_append_new(pages, json_pack("{s:s, s:i, s:I}", "doc", base_name(src[i].path),
                                                "page", src[i].page_start, "bytes",
-                                               (json_int_t)strlen(src[i].text)));
+                                               (json_int_t)rlen[i]));
     json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:i, s:I}", "remote", e.name, "url",
                             e.base_url, "model", e.model, "passages", pages, "bytes_sent",
                             (json_int_t)res.bytes_sent, "bytes_received",

@@ -71,6 +71,18 @@ int rmt_chat(const rmt_endpoint *e, const char *body, size_t len,
              int (*fn)(void *ctx, const char *text, size_t n), void *ctx, rmt_result *res,
              cn_err *err);
 
+/* ---- redaction (redact.c) ----------------------------------------------
+** `redact = REGEX` lines in the settings file: matches are replaced by
+** "[redacted]" in all that is sent (and shown in the preview). A pattern
+** that does not compile is an error: nothing is sent until it is fixed. */
+typedef struct rmt_redactor rmt_redactor;
+int rmt_redactor_load(rmt_redactor **out, cn_err *err);
+void rmt_redactor_free(rmt_redactor *r);
+int rmt_redactor_count(const rmt_redactor *r); /* patterns */
+/* in with every match replaced (malloc'd; NULL when out of memory or a
+** match failed: send nothing); *count gets the replacements. */
+char *rmt_redact(const rmt_redactor *r, const char *in, int *count);
+
 /* ---- the audit log: home/remote-audit.jsonl ---------------------------- */
 
 /* Append one record (the reference is taken): a line of JSON, with "time"

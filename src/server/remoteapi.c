@@ -33,6 +33,38 @@ int srv_remote_pick(srv *s, const char *model, rmt_endpoint *ep, srv_error *e)
     return 1;
 }
 
+/* The question and the passages as they may leave: the settings' redact
+** patterns applied (copies in r's arena: src keeps the originals, which the
+** client sees). -1 with e filled: nothing may be sent. */
+static int redacted(srv_req *r, const char *q, const rag_source *src, int n, const char **rq,
+                    rag_source *out, int *count, srv_error *e)
+{
+    rmt_redactor *red = NULL;
+    cn_err err = {0};
+    if (rmt_redactor_load(&red, &err))
+        return srv_fail(e, 500, NULL, "%s", err.msg);
+    *count = 0;
+    int k, rc = 0;
+    for (int i = -1; i < n && !rc; i++) {
+        char *t = rmt_redact(red, i < 0 ? q : src[i].text, &k);
+        char *a = t ? cn_arena_strndup(&r->arena, t, strlen(t)) : NULL;
+        free(t);
+        if (!a) {
+            rc = srv_fail(e, 500, NULL, "redacting: out of memory; nothing sent");
+            break;
+        }
+        *count += k;
+        if (i < 0) {
+            *rq = a;
+        } else {
+            out[i] = src[i];
+            out[i].text = a;
+        }
+    }
+    rmt_redactor_free(red);
+    return rc;
+}
+
 /* ---- the thread that plays the worker ------------------------------------------ */
 
 typedef struct remote_run {
@@ -152,10 +184,17 @@ int srv_remote_begin(srv_req *r, const rmt_endpoint *ep, const char *question,
             return 0;
         }
     }
+    rag_source *sent = cn_arena_alloc(&r->arena, sizeof *sent * (size_t)n);
+    const char *rq;
+    int n_red;
+    if (!sent)
+        return srv_fail(e, 500, NULL, "out of memory");
+    if (redacted(r, question, src, n, &rq, sent, &n_red, e))
+        return -1;
     cn_buf user;
     cn_buf_init(&user, (size_t)16 << 20);
     cn_err err = {0};
-    int used = rag_build_user(question, src, n, 6000, NULL, NULL, &user, &err);
+    int used = rag_build_user(rq, sent, n, 6000, NULL, NULL, &user, &err);
     if (used <= 0) {
         cn_buf_free(&user);
         return srv_fail(e, 400, "messages", "the passages do not fit a request");
@@ -175,7 +214,7 @@ int srv_remote_begin(srv_req *r, const rmt_endpoint *ep, const char *question,
         const char *b = strrchr(src[i].path, '/');
         json_array_append_new(rr->pages, json_pack("{s:s, s:i, s:I}", "doc", b ? b + 1 : src[i].path,
                                                    "page", src[i].page_start, "bytes",
-                                                   (json_int_t)strlen(src[i].text)));
+                                                   (json_int_t)strlen(sent[i].text)));
     }
     j->use_cite = true;
     rag_cite_init(&j->cite, used, j->used);
@@ -212,7 +251,11 @@ int srv_remote_preview(srv_req *r)
         lib_result *res;
         int n;
         lib_search_info info;
-        if (srv_search_sources(r, q, &src, &n, &info, &res, &e)) {
+        rag_source sent[16];
+        const char *rq = q;
+        int n_red = 0;
+        if (srv_search_sources(r, q, &src, &n, &info, &res, &e) ||
+            redacted(r, q, src, CN_MIN(n, 16), &rq, sent, &n_red, &e)) {
             ret = srv_reply_error(r, &e);
         } else {
             json_t *ps = json_array();
@@ -223,13 +266,14 @@ int srv_remote_preview(srv_req *r)
                                                     (json_int_t)res[i].passage_id, "n", i + 1,
                                                     "doc", b ? b + 1 : src[i].path, "page",
                                                     src[i].page_start, "bytes",
-                                                    (json_int_t)strlen(src[i].text), "text",
-                                                    src[i].text));
+                                                    (json_int_t)strlen(sent[i].text), "text",
+                                                    sent[i].text));
             }
-            ret = srv_reply_json(r, 200, json_pack("{s:{s:s, s:s, s:s}, s:s, s:o, s:b}", "remote",
-                                                   "name", ep.name, "url", ep.base_url, "model",
-                                                   ep.model, "question", q, "passages", ps,
-                                                   "not_found", nf));
+            /* the question and passages as they would leave: redacted */
+            ret = srv_reply_json(r, 200, json_pack("{s:{s:s, s:s, s:s}, s:s, s:o, s:b, s:i}",
+                                                   "remote", "name", ep.name, "url", ep.base_url,
+                                                   "model", ep.model, "question", rq, "passages",
+                                                   ps, "not_found", nf, "redacted", n_red));
         }
     }
     json_decref(o);

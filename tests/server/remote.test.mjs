@@ -201,6 +201,29 @@ describe('ask --remote: consent, one request, failures, audit', () => {
         assert.ok(log.filter((x) => x.error).length >= cases.length);
     });
 
+    test('redact patterns: replaced in what is sent and shown; a bad one sends nothing', async () => {
+        const before = fs.readFileSync(CONFIG, 'utf8');
+        try {
+            fs.writeFileSync(CONFIG, `${before}redact = 4,500\\s+euros\nredact = \\bmonthly\\b\n`);
+            reset();
+            const r = await cli(['ask', '--remote', 'big', '--yes', '-n', '8', QUESTION], { BIG_KEY: 'k1' });
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(r.stderr, /the question: What is the \[redacted\] fee\?/);
+            assert.match(r.stderr, /redacted: 3 matches of the 2 patterns in the settings/);
+            const sent = proxy.requests[0].body;
+            assert.ok(!sent.includes('4,500') && !/monthly/.test(sent), 'nothing a pattern matches left');
+            assert.ok(sent.includes('[redacted]'));
+            const said = Number(r.stderr.match(/with the instructions: (\d+) bytes in all/)[1]);
+            assert.equal(proxy.requests[0].bytes, said);
+            fs.writeFileSync(CONFIG, `${before}redact = ([\n`);
+            reset();
+            const bad = await cli(['ask', '--remote', 'big', '--yes', QUESTION], { BIG_KEY: 'k1' });
+            assert.equal(bad.code, 1);
+            assert.match(bad.stderr, /redact pattern '\(\[': .*nothing is sent until it is fixed/);
+            assert.equal(proxy.connections, 0);
+        } finally { fs.writeFileSync(CONFIG, before); }
+    });
+
     test('the API: only a model named remote:NAME, and only with --allow-remote NAME', async () => {
         const env = { CAIRN_CONFIG: CONFIG, BIG_KEY: 'k1' };
         const plain = await startServer([], { home: HOME, env });
