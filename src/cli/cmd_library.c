@@ -34,6 +34,7 @@ typedef struct lib_args {
     cli_run_args out;    /* ask: --schema, --json-output, --grammar (the answer's shape) */
     const char *remote;  /* ask: --remote NAME */
     bool yes;            /* ask: --yes, send without asking */
+    bool network;        /* doctor: --network, see whether the remotes answer */
     bool json, prune;
     const char *ocr_lang; /* index: --ocr-lang eng+fra */
     bool no_ocr;          /* index: --no-ocr */
@@ -77,7 +78,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
     a->chat_model = getenv("CAIRN_CHAT_MODEL");
     enum { OPT_PRUNE = CLI_OPT_FIRST_FREE, OPT_RERANK, OPT_NO_RERANK, OPT_LOOKUP,
            OPT_PASSAGE_TOKENS, OPT_NO_TRIM, OPT_DRAFT, OPT_DRAFT_MAX, OPT_OCR_LANG, OPT_NO_OCR,
-           OPT_REMOTE, OPT_YES };
+           OPT_REMOTE, OPT_YES, OPT_NETWORK };
     bool is_ask = !strcmp(cmd, "ask");
     a->lookup = -1;
     a->draft_max = ENG_DRAFT_MAX_DEFAULT;
@@ -99,6 +100,7 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         {"schema", required_argument, NULL, CLI_OPT_SCHEMA},
         {"json-output", no_argument, NULL, CLI_OPT_JSON_OUTPUT},
         {"remote", required_argument, NULL, OPT_REMOTE}, {"yes", no_argument, NULL, OPT_YES},
+        {"network", no_argument, NULL, OPT_NETWORK},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -139,6 +141,11 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
             a->passage_tokens = (int)n;
             break;
         case OPT_NO_TRIM: a->no_trim = true; break;
+        case OPT_NETWORK:
+            if (strcmp(cmd, "doctor"))
+                return cli_usage(cmd, "--network is for doctor");
+            a->network = true;
+            break;
         case OPT_REMOTE:
         case OPT_YES:
             if (!is_ask)
@@ -1284,6 +1291,21 @@ int cmd_ask(int argc, char **argv)
     if (!a.json && out.f.n_invalid)
         fprintf(stderr, "note: %d citation%s naming no passage dropped from the answer\n",
                 out.f.n_invalid, out.f.n_invalid == 1 ? "" : "s");
+    /* a weak local answer: suggest a remote, never call it */
+    rmt_endpoint rem[1];
+    if (!a.json && rmt_list(rem, 1, NULL) > 0) {
+        bool cited = false;
+        for (int i = 0; i < n_used; i++)
+            cited |= used[i];
+        const char *why = !a.chat_model ? "no language model is installed here"
+                          : n_used < n ? "not all the passages fit this model's context"
+                          : !cited && !out.raw ? "the answer cites none of the passages"
+                                               : NULL;
+        if (why)
+            fprintf(stderr, "note: %s; a stronger model may do better: `cairn ask --remote %s "
+                            "...` shows what would be sent and asks first\n",
+                    why, rem[0].name);
+    }
     cn_buf_free(&out.text);
 done:
     cn_arena_free(&ar);
@@ -1295,8 +1317,12 @@ done:
 
 int cmd_doctor(int argc, char **argv)
 {
-    PARSE("doctor", "usage: cairn doctor [options]\n\nShow where data lives, what the library "
-                    "holds, which models are set, and what level of service is active.\n");
+    PARSE("doctor", "usage: cairn doctor [--network] [options]\n\nShow where data lives, what "
+                    "the library holds, which models are set, and what level of service is "
+                    "active.\n\n  --network           see whether the remotes (`cairn remote ls`) "
+                    "answer\n                      (asks each for its model list; sends no "
+                    "question)\n");
+    bool network = a.network;
     lib *l;
     if (open_lib(&a, &l))
         return 1;
@@ -1373,9 +1399,21 @@ int cmd_doctor(int argc, char **argv)
     int n_rem = rmt_list(rem, RMT_MAX, NULL);
     printf("network          used only by `cairn models pull` and `cairn models update`%s\n",
            n_rem > 0 ? ", and by `ask --remote` when you confirm" : "");
-    for (int i = 0; i < n_rem; i++)
-        printf("  remote %-12s %s, model %s (not contacted; nothing is sent without consent)\n",
-               rem[i].name, rem[i].base_url, rem[i].model);
+    for (int i = 0; i < n_rem; i++) {
+        long status = 0;
+        cn_err perr = {0};
+        if (!network) {
+            printf("  remote %-12s %s, model %s (not contacted: `cairn doctor --network` "
+                   "checks it)\n", rem[i].name, rem[i].base_url, rem[i].model);
+        } else if (rmt_ping(&rem[i], &status, &perr)) {
+            printf("  remote %-12s %s, model %s: does not answer: %s\n", rem[i].name,
+                   rem[i].base_url, rem[i].model, perr.msg);
+        } else {
+            printf("  remote %-12s %s, model %s: answers (HTTP %ld%s)\n", rem[i].name,
+                   rem[i].base_url, rem[i].model, status,
+                   status == 401 || status == 403 ? ": check its API key" : "");
+        }
+    }
     printf("service level    %s%s\n",
            a.chat_model ? "written answers with citations"
            : a.embed_model ? "hybrid search (keyword + vectors), extractive answers"

@@ -499,6 +499,52 @@ int rmt_chat(const rmt_endpoint *e, const char *body, size_t len,
     }
 }
 
+static size_t discard(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    (void)p;
+    size_t *got = ctx;
+    *got += size * nmemb;
+    return *got > ((size_t)1 << 20) ? 0 : size * nmemb; /* a model list, not more */
+}
+
+int rmt_ping(const rmt_endpoint *e, long *status, cn_err *err)
+{
+    *status = 0;
+    char key[4096], url[1200], auth[4200];
+    int rc = mdl_url_check(e->base_url, err);
+    if (!rc)
+        rc = rmt_key(e, key, sizeof key, err);
+    if (rc)
+        return rc;
+    size_t bl = strlen(e->base_url);
+    snprintf(url, sizeof url, "%.*s/models", (int)(bl && e->base_url[bl - 1] == '/' ? bl - 1 : bl),
+             e->base_url);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    CURL *h = curl_easy_init();
+    if (!h)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    struct curl_slist *hd = key[0] ? curl_slist_append(NULL, auth) : NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    size_t got = 0;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &got);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode cc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hd);
+    if (cc != CURLE_OK)
+        return cn_fail(err, CN_EIO, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    return CN_OK;
+}
+
 /* ---- the audit log ------------------------------------------------------------ */
 
 int rmt_audit(const char *home, json_t *record, cn_err *err)

@@ -71,6 +71,10 @@ int rmt_chat(const rmt_endpoint *e, const char *body, size_t len,
              int (*fn)(void *ctx, const char *text, size_t n), void *ctx, rmt_result *res,
              cn_err *err);
 
+/* Does e answer? GET its /models (10 s at most): *status the HTTP status;
+** an error for DNS, TLS, a refused connection. Sends no question. */
+int rmt_ping(const rmt_endpoint *e, long *status, cn_err *err);
+
 /* ---- redaction (redact.c) ----------------------------------------------
 ** `redact = REGEX` lines in the settings file: matches are replaced by
 ** "[redacted]" in all that is sent (and shown in the preview). A pattern

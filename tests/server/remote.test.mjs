@@ -77,7 +77,8 @@ const server = http.createServer(async (req, res) => {
         more();
         return;
     }
-    const up = await fetch(`${upstream.url}${req.url}`, { method: req.method, body, headers: { 'Content-Type': 'application/json' } });
+    const up = await fetch(`${upstream.url}${req.url}`, { method: req.method, body: req.method === 'GET' ? undefined : body,
+                                                           headers: { 'Content-Type': 'application/json' } });
     res.writeHead(up.status, { 'Content-Type': up.headers.get('content-type') || 'text/plain' });
     for await (const c of up.body) res.write(c);
     res.end();
@@ -296,6 +297,21 @@ describe('ask --remote: consent, one request, failures, audit', () => {
             await browser.close();
             assert.deepEqual(await srv.stop(), { code: 0, sig: null });
         }
+    });
+
+    test('a weak local answer suggests the remote and sends nothing; doctor --network asks it', async () => {
+        reset();
+        const r = await cli(['ask', QUESTION]);
+        assert.equal(r.code, 0);
+        assert.match(r.stderr, /note: no language model is installed here; a stronger model may do better: `cairn ask --remote big/);
+        const d = await cli(['doctor'], { BIG_KEY: 'k1' });
+        assert.match(d.stdout, /remote big .* \(not contacted: `cairn doctor --network` checks it\)/);
+        assert.equal(proxy.connections, 0);
+        const dn = await cli(['doctor', '--network'], { BIG_KEY: 'k1' });
+        assert.match(dn.stdout, /remote big .*: answers \(HTTP 200\)/);
+        assert.equal(proxy.requests.length, 1);
+        assert.equal(proxy.requests[0].url, '/v1/models');
+        assert.equal(proxy.requests[0].bytes, 0, 'no question sent');
     });
 
     test('remote rm, and an unknown remote', async () => {
