@@ -6,6 +6,8 @@
 #include "cli/cli.h"
 #include "remote/remote.h"
 
+#include <sodium.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@ static const char remote_help[] =
     "  --model M           the model name the endpoint knows\n"
     "  --api-key-env VAR   read the key from this environment variable (a key is\n"
     "  --api-key-file F    never given on a command line), or from this file\n"
+    "  --api-key-keyring   keep it in the desktop keyring (asked on the terminal, or\n"
+    "                      read from one line of stdin)\n"
     "  --timeout S         give up after S seconds without a byte (default 60)\n\n"
     "Endpoints are kept as remote.NAME.* lines in the settings file ($CAIRN_CONFIG,\n"
     "else ~/.config/cairn/config). `remote log` lists every call made: when, where,\n"
@@ -34,12 +38,13 @@ static const char remote_help[] =
 static int remote_add(int argc, char **argv)
 {
     enum { OPT_URL = CLI_OPT_FIRST_FREE, OPT_MODEL, OPT_KEY_ENV, OPT_KEY_FILE, OPT_TIMEOUT,
-           OPT_KEY };
+           OPT_KEY, OPT_KEY_KEYRING };
     static const struct option longs[] = {
         {"url", required_argument, NULL, OPT_URL}, {"model", required_argument, NULL, OPT_MODEL},
         {"api-key-env", required_argument, NULL, OPT_KEY_ENV},
         {"api-key-file", required_argument, NULL, OPT_KEY_FILE},
         {"api-key", required_argument, NULL, OPT_KEY},
+        {"api-key-keyring", no_argument, NULL, OPT_KEY_KEYRING},
         {"timeout", required_argument, NULL, OPT_TIMEOUT}, {"help", no_argument, NULL, 'h'},
         {0}};
     rmt_endpoint e = {.timeout_s = 60};
@@ -51,6 +56,7 @@ static int remote_add(int argc, char **argv)
         case OPT_MODEL: snprintf(e.model, sizeof e.model, "%s", optarg); break;
         case OPT_KEY_ENV: snprintf(e.api_key_env, sizeof e.api_key_env, "%s", optarg); break;
         case OPT_KEY_FILE: snprintf(e.api_key_file, sizeof e.api_key_file, "%s", optarg); break;
+        case OPT_KEY_KEYRING: e.api_key_keyring = true; break;
         case OPT_KEY:
             return cli_usage("remote add", "a key is never given on the command line (shells "
                                            "keep history, ps shows it): --api-key-env VAR or "
@@ -68,12 +74,27 @@ static int remote_add(int argc, char **argv)
         return cli_usage("remote add", optind == argc ? "missing NAME" : "one NAME");
     if (!e.base_url[0] || !e.model[0])
         return cli_usage("remote add", "--url and --model are both needed");
-    if (e.api_key_env[0] && e.api_key_file[0])
-        return cli_usage("remote add", "--api-key-env and --api-key-file: choose one");
+    if ((e.api_key_env[0] != 0) + (e.api_key_file[0] != 0) + e.api_key_keyring > 1)
+        return cli_usage("remote add", "--api-key-env, --api-key-file and --api-key-keyring: "
+                                       "choose one");
     snprintf(e.name, sizeof e.name, "%s", argv[optind]);
     if (strlen(argv[optind]) >= sizeof e.name || !rmt_name_ok(argv[optind]))
         return cli_usage("remote add", "'%s': a name is letters, digits, - and _", argv[optind]);
     cn_err err = {0};
+    if (e.api_key_keyring) {
+        /* the key from the terminal (echo off), else one line of stdin: never argv */
+        char key[4096] = "";
+        if (cli_ask_secret(NULL, "API key (kept in the desktop keyring): ", key, sizeof key)) {
+            if (!fgets(key, sizeof key, stdin))
+                key[0] = 0;
+            key[strcspn(key, "\r\n")] = 0;
+        }
+        int rc = key[0] ? rmt_keyring_store(e.name, key, &err)
+                        : cn_fail(&err, CN_EINVAL, "no key given (type it, or pipe it in)");
+        sodium_memzero(key, sizeof key);
+        if (rc)
+            return cli_error(&err);
+    }
     if (rmt_save(&e, &err))
         return cli_error(&err);
     char path[4096] = "";
@@ -144,7 +165,8 @@ int cmd_remote(int argc, char **argv)
                                                    all[i].name, "base_url", all[i].base_url,
                                                    "model", all[i].model, "key",
                                                    all[i].api_key_env[0] ? "env"
-                                                   : all[i].api_key_file[0] ? "file" : "none",
+                                                   : all[i].api_key_file[0] ? "file"
+                                                   : all[i].api_key_keyring ? "keyring" : "none",
                                                    "timeout", all[i].timeout_s));
             char *s = json_dumps(a, JSON_INDENT(2));
             printf("%s\n", s ? s : "[]");
@@ -156,7 +178,8 @@ int cmd_remote(int argc, char **argv)
             fprintf(stderr, "no remotes: Cairn works offline (`cairn remote add --help`)\n");
         for (int i = 0; i < n; i++)
             printf("%-16s %s  model %s  key %s%s\n", all[i].name, all[i].base_url, all[i].model,
-                   all[i].api_key_env[0] ? "from $" : all[i].api_key_file[0] ? "from file " : "none",
+                   all[i].api_key_env[0] ? "from $" : all[i].api_key_file[0] ? "from file "
+                   : all[i].api_key_keyring ? "in the desktop keyring" : "none",
                    all[i].api_key_env[0] ? all[i].api_key_env : all[i].api_key_file);
         return 0;
     }

@@ -4,6 +4,7 @@
 */
 #include "remote/remote.h"
 #include "models/models.h"
+#include "vault/vault.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -105,6 +106,8 @@ int rmt_list(rmt_endpoint *out, int cap, cn_err *err)
             snprintf(e->api_key_env, sizeof e->api_key_env, "%s", value);
         else if (!strcmp(key, "api_key_file"))
             snprintf(e->api_key_file, sizeof e->api_key_file, "%s", value);
+        else if (!strcmp(key, "api_key_keyring"))
+            e->api_key_keyring = !strcmp(value, "yes") || !strcmp(value, "true");
         else if (!strcmp(key, "timeout"))
             e->timeout_s = CN_MAX(1, CN_MIN(3600, atoi(value)));
     }
@@ -162,6 +165,8 @@ static int rewrite(const char *name, const rmt_endpoint *e, cn_err *err)
             cn_buf_printf(&b, "remote.%s.api_key_env = %s\n", e->name, e->api_key_env);
         if (e->api_key_file[0])
             cn_buf_printf(&b, "remote.%s.api_key_file = %s\n", e->name, e->api_key_file);
+        if (e->api_key_keyring)
+            cn_buf_printf(&b, "remote.%s.api_key_keyring = yes\n", e->name);
         if (e->timeout_s && e->timeout_s != 60)
             cn_buf_printf(&b, "remote.%s.timeout = %d\n", e->name, e->timeout_s);
     }
@@ -191,12 +196,36 @@ int rmt_save(const rmt_endpoint *e, cn_err *err)
     return rc ? rc : rewrite(e->name, e, err);
 }
 
+/* The keyring item of remote name: the vault's items, told apart by this
+** attribute value. */
+static void keyring_id(const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "remote:%s", name);
+}
+
+int rmt_keyring_store(const char *name, const char *key, cn_err *err)
+{
+    char id[96], label[160];
+    keyring_id(name, id, sizeof id);
+    snprintf(label, sizeof label, "Cairn: API key of remote %s", name);
+    return vault_keyring_store(id, label, key, err);
+}
+
+void rmt_keyring_forget(const char *name)
+{
+    char id[96];
+    keyring_id(name, id, sizeof id);
+    vault_keyring_clear(id);
+}
+
 int rmt_remove(const char *name, cn_err *err)
 {
     rmt_endpoint e;
     int rc = rmt_get(name, &e, err);
     if (rc == CN_ENOTFOUND)
         return rc;
+    if (e.api_key_keyring)
+        rmt_keyring_forget(name);
     return rewrite(name, NULL, err);
 }
 
@@ -215,15 +244,25 @@ int rmt_key(const rmt_endpoint *e, char *out, size_t cap, cn_err *err)
     } else if (e->api_key_file[0]) {
         char *t;
         size_t n;
-        int rc = cn_read_file(e->api_key_file, cap - 1, &t, &n, err);
+        cn_err ferr = {0};
+        int rc = cn_read_file(e->api_key_file, cap - 1, &t, &n, &ferr);
         if (rc)
-            return cn_fail(err, rc, "remote %s: its key file %s: %s", e->name, e->api_key_file,
-                           err ? err->msg : "unreadable");
+            return cn_fail(err, rc, "remote %s: its key file: %s", e->name, ferr.msg);
         while (n && isspace((unsigned char)t[n - 1]))
             n--;
         memcpy(out, t, n);
         out[n] = 0;
         free(t);
+    } else if (e->api_key_keyring) {
+        char id[96];
+        keyring_id(e->name, id, sizeof id);
+        cn_err kerr = {0};
+        int rc = vault_keyring_lookup(id, out, cap, &kerr);
+        if (rc)
+            return cn_fail(err, rc, "remote %s: its key is in the desktop keyring, which %s",
+                           e->name, rc == CN_ENOTFOUND ? "holds no key for it (`cairn remote add "
+                                                         "... --api-key-keyring` again)"
+                                                       : "cannot be reached (no desktop session?)");
     }
     if (strpbrk(out, "\r\n"))
         return cn_fail(err, CN_EFORMAT, "remote %s: the key holds a line break", e->name);

@@ -9,7 +9,8 @@
 ** Endpoints live in the settings file (cn_config_path), as lines
 **   remote.NAME.base_url = https://host/v1
 **   remote.NAME.model = some-model
-**   remote.NAME.api_key_env = VAR      (or remote.NAME.api_key_file = PATH)
+**   remote.NAME.api_key_env = VAR      (or remote.NAME.api_key_file = PATH,
+**                                       or remote.NAME.api_key_keyring = yes)
 **   remote.NAME.timeout = 60           (seconds without a byte; optional)
 ** and never on a command line. TLS peers are always verified; plain http://
 ** only to this machine (the model downloads' rule). Every call is recorded
@@ -29,6 +30,7 @@ typedef struct rmt_endpoint {
     char model[256];
     char api_key_env[128];   /* or "" */
     char api_key_file[1024]; /* or "" */
+    bool api_key_keyring;    /* the key is in the desktop keyring (rmt_keyring_store) */
     int timeout_s;           /* without a byte before giving up (default 60) */
 } rmt_endpoint;
 
@@ -44,9 +46,14 @@ int rmt_get(const char *name, rmt_endpoint *out, cn_err *err);
 ** remove name's lines; the file is rewritten atomically, mode 0600. */
 int rmt_save(const rmt_endpoint *e, cn_err *err);
 int rmt_remove(const char *name, cn_err *err);
-/* The API key e names (from its environment variable or file) into out; ""
-** when e names none. A key named but missing is an error saying which. */
+/* The API key e names (from its environment variable, file or the desktop
+** keyring) into out; "" when e names none. A key named but missing is an
+** error saying which. */
 int rmt_key(const rmt_endpoint *e, char *out, size_t cap, cn_err *err);
+
+/* Keep key in the desktop keyring (Secret Service) for remote name, or drop it. */
+int rmt_keyring_store(const char *name, const char *key, cn_err *err);
+void rmt_keyring_forget(const char *name);
 
 /* The request body: a chat of system + user for e's model, streamed,
 ** with at most max_tokens. malloc'd JSON; *len its bytes. */
