@@ -418,6 +418,24 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
+/* A whole (not streamed) chat completion in s->pending: its text to fn. */
+static void whole_answer(sse *s)
+{
+    json_t *o = json_loadb(s->pending.data, s->pending.len, 0, NULL);
+    json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+    const char *t = json_string_value(json_object_get(json_object_get(ch, "message"), "content"));
+    const char *fr = json_string_value(json_object_get(ch, "finish_reason"));
+    if (t) {
+        if (fr)
+            snprintf(s->finish, sizeof s->finish, "%s", fr);
+        if (*t && s->fn(s->ctx, t, strlen(t)))
+            s->stopped = true;
+        s->texted = true;
+        s->done = true;
+    }
+    json_decref(o);
+}
+
 /* The one-line reason for a failed attempt. */
 static int attempt_error(const rmt_endpoint *e, CURLcode cc, const char *errbuf, sse *s,
                          cn_err *err)
@@ -522,6 +540,9 @@ int rmt_chat(const rmt_endpoint *e, const char *body, size_t len,
         snprintf(res->finish, sizeof res->finish, "%s", s.finish);
         curl_easy_cleanup(h);
         curl_slist_free_all(hd);
+        if (cc == CURLE_OK && s.status == 200 && !s.done && !s.failed && s.pending.len &&
+            s.pending.data[0] == '{')
+            whole_answer(&s); /* a server that ignored "stream": one JSON object */
         if (s.stopped && !s.failed) {
             rc = cn_fail(err, CN_ECANCELED, "stopped");
         } else {

@@ -51,6 +51,11 @@ const server = http.createServer(async (req, res) => {
     if (f === '500') { res.writeHead(500, { 'Content-Type': 'application/json' }); res.end('{"error":{"message":"boom"}}'); return; }
     if (f === '401') { res.writeHead(401, { 'Content-Type': 'application/json' }); res.end('{"error":{"message":"bad key"}}'); return; }
     if (f === 'stall') { return; /* never answer */ }
+    if (f === 'whole') { /* a server that ignores "stream": true */
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'The fee is 4,500 euros a month [1], see also [7].' }, finish_reason: 'stop' }] }));
+        return;
+    }
     if (f === 'malformed') {
         res.writeHead(200, { 'Content-Type': 'text/event-stream' });
         res.end('data: {"choices":[{"delta":{"content":"Hello"}}]}\n\ndata: {not json\n\n');
@@ -104,8 +109,12 @@ describe('ask --remote: consent, one request, failures, audit', () => {
                          'SERVICE AGREEMENT\n\nThe monthly fee is 4,500 euros, payable within 30 days of each invoice.\n\fTermination\n\nEither party may terminate with 90 days written notice.\n');
         assert.equal((await cli(['add', path.join(dir, 'contract.txt')])).code, 0);
         const add = await cli(['remote', 'add', 'big', '--url', `http://127.0.0.1:${port}/v1`, '--model', 'remote-chat',
-                               '--api-key-env', 'BIG_KEY', '--timeout', '3']);
+                               '--api-key-env', 'BIG_KEY', '--timeout', '30']);
         assert.equal(add.code, 0, add.stderr);
+        /* the same endpoint with a short stall timeout, for the stall case only */
+        const slow = await cli(['remote', 'add', 'slow', '--url', `http://127.0.0.1:${port}/v1`, '--model', 'remote-chat',
+                                '--api-key-env', 'BIG_KEY', '--timeout', '2']);
+        assert.equal(slow.code, 0, slow.stderr);
     });
     after(async () => {
         server.close();
@@ -126,7 +135,7 @@ describe('ask --remote: consent, one request, failures, audit', () => {
         assert.equal(plain.code, 1);
         assert.match(plain.stderr, /plain http:\/\/ is refused/);
         const ls = JSON.parse((await cli(['remote', 'ls', '--json'])).stdout);
-        assert.deepEqual(ls.map((e) => [e.name, e.model, e.key]), [['big', 'remote-chat', 'env']]);
+        assert.deepEqual(ls.map((e) => [e.name, e.model, e.key]), [['big', 'remote-chat', 'env'], ['slow', 'remote-chat', 'env']]);
     });
 
     test('nothing leaves without consent: no terminal, no --yes, zero connections', async () => {
@@ -186,12 +195,13 @@ describe('ask --remote: consent, one request, failures, audit', () => {
             ['401', /remote big: refused \(HTTP 401\): check its API key\. The local answer:/, 1],
             ['cut', /remote big: the answer was cut off before its end .*The local answer:/, 1],
             ['malformed', /remote big: a malformed event in its answer/, 1],
-            ['stall', /remote big: no answer for 3 s \(timeout\)\. The local answer:/, 1],
+            ['stall', /remote slow: no answer for 2 s \(timeout\)\. The local answer:/, 1],
             ['huge', /remote big: its answer passed 16 MiB; stopped\. The local answer:/, 1],
         ];
         for (const [fault, re, tries] of cases) {
             reset(fault);
-            r = await cli(['ask', '--remote', 'big', '--yes', '-n', '24', QUESTION], { BIG_KEY: 'k1' });
+            r = await cli(['ask', '--remote', fault === 'stall' ? 'slow' : 'big', '--yes', '-n', '24', QUESTION],
+                          { BIG_KEY: 'k1' });
             assert.equal(r.code, 0, `${fault}: ${r.stderr}`);
             assert.match(r.stderr, re, fault);
             assert.equal(proxy.requests.length, tries, `${fault}: requests`);
@@ -200,6 +210,16 @@ describe('ask --remote: consent, one request, failures, audit', () => {
         }
         const log = (await cli(['remote', 'log', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
         assert.ok(log.filter((x) => x.error).length >= cases.length);
+    });
+
+    test('a remote that answers whole instead of streaming; its citations checked', async () => {
+        reset('whole');
+        const r = await cli(['ask', '--remote', 'big', '--yes', '--json', QUESTION], { BIG_KEY: 'k1' });
+        assert.equal(r.code, 0, r.stderr);
+        const j = JSON.parse(r.stdout);
+        assert.equal(j.answer, 'The fee is 4,500 euros a month [1], see also .');
+        assert.equal(j.sources[0].cited, true);
+        assert.deepEqual(j.dropped_citations, [7]);
     });
 
     test('redact patterns: replaced in what is sent and shown; a bad one sends nothing', async () => {
@@ -309,9 +329,12 @@ describe('ask --remote: consent, one request, failures, audit', () => {
         assert.equal(proxy.connections, 0);
         const dn = await cli(['doctor', '--network'], { BIG_KEY: 'k1' });
         assert.match(dn.stdout, /remote big .*: answers \(HTTP 200\)/);
-        assert.equal(proxy.requests.length, 1);
-        assert.equal(proxy.requests[0].url, '/v1/models');
-        assert.equal(proxy.requests[0].bytes, 0, 'no question sent');
+        assert.match(dn.stdout, /remote slow .*: answers \(HTTP 200\)/);
+        assert.equal(proxy.requests.length, 2, 'one look at each remote');
+        for (const q of proxy.requests) {
+            assert.equal(q.url, '/v1/models');
+            assert.equal(q.bytes, 0, 'no question sent');
+        }
     });
 
     test('remote rm, and an unknown remote', async () => {
