@@ -153,6 +153,10 @@ int cn_physical_cores(void);
 ** ~/.config/cairn/config), and one `key = value` from it (false: not set). */
 int cn_config_path(char *buf, size_t cap);
 bool cn_config_get(const char *key, char *out, size_t cap);
+/* fn(ctx, value) for every `key = value` line of the settings, in order (a
+** key may be given on several lines); a non-zero return stops the walk and
+** is returned. 0 when there is no settings file. */
+int cn_config_each(const char *key, int (*fn)(void *ctx, const char *value), void *ctx);
 
 /* The data directory: override (--home) if given, else $CAIRN_HOME, else
 ** $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. Writes the path into buf. */

@@ -26,17 +26,17 @@ int cn_config_path(char *buf, size_t cap)
     return n < 0 || (size_t)n >= cap ? CN_EINVAL : CN_OK;
 }
 
-bool cn_config_get(const char *key, char *out, size_t cap)
+int cn_config_each(const char *key, int (*fn)(void *ctx, const char *value), void *ctx)
 {
     char path[4096], line[4096];
     if (cn_config_path(path, sizeof path) != CN_OK)
-        return false;
+        return 0;
     FILE *f = fopen(path, "r");
     if (!f)
-        return false;
-    bool found = false;
+        return 0;
+    int stop = 0;
     size_t kl = strlen(key);
-    while (!found && fgets(line, sizeof line, f)) {
+    while (!stop && fgets(line, sizeof line, f)) {
         char *p = line;
         while (isspace((unsigned char)*p))
             p++;
@@ -51,13 +51,32 @@ bool cn_config_get(const char *key, char *out, size_t cap)
             p++;
         size_t n = strlen(p);
         while (n && isspace((unsigned char)p[n - 1]))
-            n--;
-        if (n < cap) {
-            memcpy(out, p, n);
-            out[n] = 0;
-            found = true;
-        }
+            p[--n] = 0;
+        stop = fn(ctx, p);
     }
     fclose(f);
-    return found;
+    return stop;
+}
+
+typedef struct first_value {
+    char *out;
+    size_t cap;
+    bool found;
+} first_value;
+
+static int take_first(void *ctx, const char *value)
+{
+    first_value *fv = ctx;
+    if (strlen(value) >= fv->cap)
+        return 0; /* too long for the caller: as if absent (a later line may fit) */
+    strcpy(fv->out, value);
+    fv->found = true;
+    return 1;
+}
+
+bool cn_config_get(const char *key, char *out, size_t cap)
+{
+    first_value fv = {out, cap, false};
+    cn_config_each(key, take_first, &fv);
+    return fv.found;
 }

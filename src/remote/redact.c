@@ -8,7 +8,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "remote/remote.h"
 
-#include <ctype.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,61 +29,52 @@ void rmt_redactor_free(rmt_redactor *r)
     free(r);
 }
 
+typedef struct loading {
+    rmt_redactor *r;
+    cn_err *err;
+    int rc;
+} loading;
+
+static int add_pattern(void *ctx, const char *p)
+{
+    loading *ld = ctx;
+    rmt_redactor *r = ld->r;
+    if (!*p)
+        return 0;
+    char path[4096] = "the settings";
+    cn_config_path(path, sizeof path);
+    if (r->n == MAX_PATTERNS) {
+        ld->rc = cn_fail(ld->err, CN_ELIMIT, "%s: more than %d redact patterns", path,
+                         MAX_PATTERNS);
+        return 1;
+    }
+    int code;
+    PCRE2_SIZE at;
+    r->re[r->n] = pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code,
+                                &at, NULL);
+    if (!r->re[r->n]) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        /* a pattern that does not compile must not silently let text through */
+        ld->rc = cn_fail(ld->err, CN_EFORMAT, "%s: redact pattern '%s': %s at offset %zu "
+                         "(nothing is sent until it is fixed)", path, p, (char *)msg, (size_t)at);
+        return 1;
+    }
+    r->n++;
+    return 0;
+}
+
 int rmt_redactor_load(rmt_redactor **out, cn_err *err)
 {
     *out = NULL;
     rmt_redactor *r = cn_calloc(1, sizeof *r);
     if (!r)
         return cn_fail(err, CN_ENOMEM, "out of memory");
-    char path[4096];
-    char *text = NULL;
-    size_t len;
-    int rc = CN_OK;
-    if (cn_config_path(path, sizeof path) == CN_OK) {
-        rc = cn_read_file(path, (size_t)1 << 20, &text, &len, err);
-        if (rc == CN_ENOTFOUND)
-            rc = CN_OK;
-    }
-    int line_no = 0;
-    for (char *line = text ? strtok(text, "\n") : NULL; !rc && line; line = strtok(NULL, "\n")) {
-        line_no++;
-        while (isspace((unsigned char)*line))
-            line++;
-        if (strncmp(line, "redact", 6))
-            continue;
-        char *p = line + 6;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p++ != '=')
-            continue;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t n = strlen(p);
-        while (n && isspace((unsigned char)p[n - 1]))
-            p[--n] = 0;
-        if (!n)
-            continue;
-        if (r->n == MAX_PATTERNS) {
-            rc = cn_fail(err, CN_ELIMIT, "%s: more than %d redact patterns", path, MAX_PATTERNS);
-            break;
-        }
-        int code;
-        PCRE2_SIZE at;
-        r->re[r->n] = pcre2_compile((PCRE2_SPTR)p, n, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
-        if (!r->re[r->n]) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(code, msg, sizeof msg);
-            /* a pattern that does not compile must not silently let text through */
-            rc = cn_fail(err, CN_EFORMAT, "%s: redact pattern '%s': %s at offset %zu (nothing is "
-                         "sent until it is fixed)", path, p, (char *)msg, (size_t)at);
-            break;
-        }
-        r->n++;
-    }
-    free(text);
-    if (rc) {
+    loading ld = {r, err, CN_OK};
+    cn_config_each("redact", add_pattern, &ld);
+    if (ld.rc) {
         rmt_redactor_free(r);
-        return rc;
+        return ld.rc;
     }
     *out = r;
     return CN_OK;
