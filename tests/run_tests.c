@@ -262,6 +262,22 @@ static int cmp_test(const void *a, const void *b)
     return strcmp(((const test_case *)a)->name, ((const test_case *)b)->name);
 }
 
+/* Does name hold one of the comma-separated words of filter? */
+static bool matches(const char *name, const char *filter)
+{
+    for (const char *f = filter; *f;) {
+        const char *end = strchr(f, ',');
+        size_t n = end ? (size_t)(end - f) : strlen(f);
+        for (const char *p = name; n && *p; p++)
+            if (!strncmp(p, f, n))
+                return true;
+        if (!end)
+            break;
+        f = end + 1;
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : NULL;
@@ -273,7 +289,7 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < n_tests; i++) {
-        if (filter && !strstr(tests[i].name, filter))
+        if (filter && !matches(tests[i].name, filter))
             continue;
         cur_failed = cur_skipped = 0;
         tests[i].fn();

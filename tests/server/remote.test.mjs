@@ -48,7 +48,11 @@ const server = http.createServer(async (req, res) => {
                           body: body.toString('utf8') });
     const f = proxy.times > 0 ? (proxy.times--, proxy.fault) : null;
     if (f === '429') { res.writeHead(429, { 'Retry-After': '1', 'Content-Type': 'application/json' }); res.end('{"error":{"message":"slow down"}}'); return; }
-    if (f === '500') { res.writeHead(500, { 'Content-Type': 'application/json' }); res.end('{"error":{"message":"boom"}}'); return; }
+    if (f === '500') { /* Retry-After 0: the retries without the backoff's 7 s */
+        res.writeHead(500, { 'Content-Type': 'application/json', 'Retry-After': '0' });
+        res.end('{"error":{"message":"boom"}}');
+        return;
+    }
     if (f === '401') { res.writeHead(401, { 'Content-Type': 'application/json' }); res.end('{"error":{"message":"bad key"}}'); return; }
     if (f === 'stall') { return; /* never answer */ }
     if (f === 'whole') { /* a server that ignores "stream": true */

@@ -5,7 +5,7 @@
 ** quoted sentence comes back with that sentence and its page; a value the
 ** sentence does not hold, no sentence, or a field nothing mentions comes
 ** back null with the reason. Then `cairn extract` with a random-weight
-** model: whatever it says, the output is JSON, every field is there, and
+** model (two of them): whatever it says, the output is JSON, every field is there, and
 ** every citation's quote is on its page and holds its value.
 */
 #include "test.h"
@@ -283,7 +283,7 @@ TEST(extract_cli_random_model_keeps_the_contract)
                   0);
     static const char *fields[] = {"parties", "start_date", "monthly_fee", "notice_days",
                                    "governing_law"};
-    for (int seed = 0; seed < 3; seed++) {
+    for (int seed = 0; seed < 2; seed++) {
         EXPECT_EQ_INT(sh("$CAIRN extract --format jsonl --schema $D/../ex.json -m "
                          "$D/../ex-chat.gguf $D/contract.txt pump.txt"),
                       0);
