@@ -40,7 +40,7 @@ function cli(args, env = {}) {
 /* The proxy: forwards to the real remote unless a fault is set. */
 const proxy = { connections: 0, requests: [], fault: null, times: 0 };
 let upstream;
-const server = http.createServer(async (req, res) => {
+async function handle(req, res) {
     const chunks = [];
     for await (const c of req) chunks.push(c);
     const body = Buffer.concat(chunks);
@@ -91,6 +91,13 @@ const server = http.createServer(async (req, res) => {
     res.writeHead(up.status, { 'Content-Type': up.headers.get('content-type') || 'text/plain' });
     for await (const c of up.body) res.write(c);
     res.end();
+}
+/* A client that leaves (the stall, the cut, the huge answer) or an upstream
+** that stops must not end this process with an unhandled error. */
+const server = http.createServer((req, res) => {
+    res.on('error', () => {});
+    req.on('error', () => {});
+    handle(req, res).catch(() => { try { res.destroy(); } catch { /* gone */ } });
 });
 server.on('connection', () => { proxy.connections++; });
 
