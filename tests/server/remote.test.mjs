@@ -68,7 +68,7 @@ async function handle(req, res) {
     if (f === 'cut') {
         res.writeHead(200, { 'Content-Type': 'text/event-stream' });
         res.write('data: {"choices":[{"delta":{"content":"The fee is"}}]}\n\n');
-        setTimeout(() => res.socket.destroy(), 50);
+        setTimeout(() => res.socket?.destroy(), 50);
         return;
     }
     if (f === 'huge') {
