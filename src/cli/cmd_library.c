@@ -1062,15 +1062,8 @@ static int ask_remote(const lib_args *a, const char *home, const char *q, rag_so
         json_array_append_new(pages, json_pack("{s:s, s:i, s:I}", "doc", base_name(src[i].path),
                                                "page", src[i].page_start, "bytes",
                                                (json_int_t)rlen[i]));
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:i, s:I}", "remote", e.name, "url",
-                            e.base_url, "model", e.model, "passages", pages, "bytes_sent",
-                            (json_int_t)res.bytes_sent, "bytes_received",
-                            (json_int_t)res.bytes_received, "attempts", res.attempts, "status",
-                            (json_int_t)res.status);
-    if (rc)
-        json_object_set_new(rec, "error", json_string(err.msg));
     cn_err aerr = {0};
-    if (rmt_audit(home, rec, &aerr))
+    if (rmt_audit_call(home, &e, "cli", pages, &res, rc ? err.msg : NULL, &aerr))
         fprintf(stderr, "cairn ask: note: the audit log: %s\n", aerr.msg);
     if (rc) {
         fprintf(stderr, "%scairn ask: %s. The local answer:\n", o.text.len && !a->json ? "\n" : "",

@@ -283,6 +283,21 @@ char *rmt_body(const rmt_endpoint *e, const char *system, const char *user, int 
 
 /* ---- the client ------------------------------------------------------------------ */
 
+/* What every request to a remote shares: TLS verified, http(s) only, no
+** redirect followed (one to elsewhere would carry the question there). */
+static void setup_handle(CURL *h, const char *url, struct curl_slist *hd, char *errbuf)
+{
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "cairn/0.1");
+}
+
 enum { MAX_RESPONSE = 16 << 20, MAX_EVENT = 1 << 20 };
 
 typedef struct sse {
@@ -512,24 +527,16 @@ int rmt_chat(const rmt_endpoint *e, const char *body, size_t len,
         cn_buf_init(&s.pending, MAX_EVENT);
         cn_buf_init(&s.body, 8192);
         char errbuf[CURL_ERROR_SIZE] = "";
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is an error */
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        setup_handle(h, url, hd, errbuf);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 15L);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)e->timeout_s);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &s);
-        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(h, CURLOPT_USERAGENT, "cairn/0.1");
         CURLcode cc = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s.status);
         res->attempts++;
@@ -586,16 +593,10 @@ int rmt_ping(const rmt_endpoint *e, long *status, cn_err *err)
     struct curl_slist *hd = key[0] ? curl_slist_append(NULL, auth) : NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
     size_t got = 0;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    setup_handle(h, url, hd, errbuf);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &got);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(h);
@@ -633,6 +634,21 @@ int rmt_audit(const char *home, json_t *record, cn_err *err)
         close(fd);
     free(line);
     return rc;
+}
+
+int rmt_audit_call(const char *home, const rmt_endpoint *e, const char *via, json_t *passages,
+                   const rmt_result *res, const char *error, cn_err *err)
+{
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:i, s:I}", "via", via, "remote",
+                            e->name, "url", e->base_url, "model", e->model, "passages", passages,
+                            "bytes_sent", (json_int_t)res->bytes_sent, "bytes_received",
+                            (json_int_t)res->bytes_received, "attempts", res->attempts, "status",
+                            (json_int_t)res->status);
+    if (!rec)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    if (error)
+        json_object_set_new(rec, "error", json_string(error));
+    return rmt_audit(home, rec, err);
 }
 
 int rmt_audit_read(const char *home, void (*fn)(void *ctx, json_t *record), void *ctx,

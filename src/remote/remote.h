@@ -99,6 +99,11 @@ char *rmt_redact(const rmt_redactor *r, const char *in, int *count);
 /* Append one record (the reference is taken): a line of JSON, with "time"
 ** added. Mode 0600; each line written whole. */
 int rmt_audit(const char *home, json_t *record, cn_err *err);
+/* The record of one call to e (passages: [{doc, page, bytes}], the
+** reference taken; error NULL when it answered; via: "cli" or "serve"),
+** appended as rmt_audit does. */
+int rmt_audit_call(const char *home, const rmt_endpoint *e, const char *via, json_t *passages,
+                   const rmt_result *res, const char *error, cn_err *err);
 /* fn for each record, oldest first. */
 int rmt_audit_read(const char *home, void (*fn)(void *ctx, json_t *record), void *ctx,
                    cn_err *err);

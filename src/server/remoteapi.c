@@ -97,15 +97,9 @@ static void *remote_thread(void *arg)
     rmt_result res;
     double t0 = cn_now();
     int rc = rmt_chat(&rr->ep, rr->body, rr->len, on_text, j, &res, &err);
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:i, s:I}", "via", "serve",
-                            "remote", rr->ep.name, "url", rr->ep.base_url, "model", rr->ep.model,
-                            "passages", rr->pages, "bytes_sent", (json_int_t)res.bytes_sent,
-                            "bytes_received", (json_int_t)res.bytes_received, "attempts",
-                            res.attempts, "status", (json_int_t)res.status);
-    if (rc && rc != CN_ECANCELED)
-        json_object_set_new(rec, "error", json_string(err.msg));
     cn_err aerr = {0};
-    if (rec && rmt_audit(rr->s->home, rec, &aerr))
+    if (rmt_audit_call(rr->s->home, &rr->ep, "serve", json_incref(rr->pages), &res,
+                       rc && rc != CN_ECANCELED ? err.msg : NULL, &aerr))
         fprintf(stderr, "cairn serve: the remote audit log: %s\n", aerr.msg);
     pthread_mutex_lock(&j->mu);
     rag_cite_flush(&j->cite, &j->text);
