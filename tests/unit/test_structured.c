@@ -253,21 +253,49 @@ TEST(structured_validator_refuses)
     EXPECT(check(schemas[28], "{\"v\":1,\"c\":[{\"v\":2}]}"));
 }
 
-TEST(structured_every_output_parses_validates_and_ends)
-{
+/* The trained fixture model, its vocabulary and the prompt "Once upon". */
+typedef struct fixture {
     eng_model *m;
-    cn_err err = {0};
-    eng_opts o = {.n_ctx = 128, .n_threads = 2}; /* the masks split over both */
-    EXPECT_EQ_INT(eng_model_open(&m, test_data("models/aidreams260K.gguf"), &o, &err), CN_OK);
     gguf_file *gf;
     tok_vocab *v;
-    EXPECT_EQ_INT(gguf_open(&gf, test_data("models/aidreams260K.gguf"), &err), CN_OK);
-    EXPECT_EQ_INT(tok_open(&v, gf, &err), CN_OK);
     int32_t prompt[64];
-    int np = tok_encode(v, "Once upon", 9, true, false, prompt, 64, &err);
-    EXPECT(np > 0 && np <= 64);
-    if (np <= 0 || np > 64)
+    int np; /* > 0 when all opened */
+} fixture;
+
+static void fixture_open(fixture *f, int threads)
+{
+    cn_err err = {0};
+    eng_opts o = {.n_ctx = 128, .n_threads = threads};
+    *f = (fixture){0};
+    EXPECT_EQ_INT(eng_model_open(&f->m, test_data("models/aidreams260K.gguf"), &o, &err), CN_OK);
+    EXPECT_EQ_INT(gguf_open(&f->gf, test_data("models/aidreams260K.gguf"), &err), CN_OK);
+    if (f->gf)
+        EXPECT_EQ_INT(tok_open(&f->v, f->gf, &err), CN_OK);
+    if (f->m && f->v)
+        f->np = tok_encode(f->v, "Once upon", 9, true, false, f->prompt, 64, &err);
+    EXPECT(f->np > 0 && f->np <= 64);
+}
+
+static void fixture_close(fixture *f)
+{
+    tok_close(f->v);
+    gguf_close(f->gf);
+    eng_model_close(f->m);
+}
+
+TEST(structured_every_output_parses_validates_and_ends)
+{
+    fixture fx;
+    fixture_open(&fx, 2); /* the masks split over both threads */
+    if (fx.np <= 0 || fx.np > 64) {
+        fixture_close(&fx);
         return;
+    }
+    eng_model *m = fx.m;
+    tok_vocab *v = fx.v;
+    const int32_t *prompt = fx.prompt;
+    int np = fx.np;
+    cn_err err = {0};
     int runs = 0, bad = 0, tokens = 0;
     for (size_t si = 0; si < CN_ARRAY_LEN(schemas); si++) {
         gr_grammar *g;
@@ -304,25 +332,20 @@ TEST(structured_every_output_parses_validates_and_ends)
     fprintf(stderr, "     %d outputs under %zu schemas, %d tokens, %d invalid or cut\n", runs,
             CN_ARRAY_LEN(schemas), tokens, bad);
     EXPECT_EQ_INT(bad, 0);
-    tok_close(v);
-    gguf_close(gf);
-    eng_model_close(m);
+    fixture_close(&fx);
 }
 
 /* Keeping a free draw the grammar allows changes nothing for greedy
 ** decoding: the same text, token for token, as masking at every step. */
 TEST(structured_lazy_mask_is_the_masked_argmax)
 {
-    eng_model *m;
+    fixture fx;
+    fixture_open(&fx, 1);
+    eng_model *m = fx.m;
+    tok_vocab *v = fx.v;
+    const int32_t *prompt = fx.prompt;
+    int np = fx.np;
     cn_err err = {0};
-    eng_opts o = {.n_ctx = 128, .n_threads = 1};
-    EXPECT_EQ_INT(eng_model_open(&m, test_data("models/aidreams260K.gguf"), &o, &err), CN_OK);
-    gguf_file *gf;
-    tok_vocab *v;
-    EXPECT_EQ_INT(gguf_open(&gf, test_data("models/aidreams260K.gguf"), &err), CN_OK);
-    EXPECT_EQ_INT(tok_open(&v, gf, &err), CN_OK);
-    int32_t prompt[64];
-    int np = tok_encode(v, "Once upon", 9, true, false, prompt, 64, &err);
     int same = 0, runs = 0;
     for (size_t si = 0; np > 0 && si < CN_ARRAY_LEN(schemas); si++) {
         gr_grammar *g;
@@ -348,7 +371,5 @@ TEST(structured_lazy_mask_is_the_masked_argmax)
     }
     EXPECT_EQ_INT(same, runs);
     EXPECT(runs == (int)CN_ARRAY_LEN(schemas));
-    tok_close(v);
-    gguf_close(gf);
-    eng_model_close(m);
+    fixture_close(&fx);
 }
