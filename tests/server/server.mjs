@@ -76,7 +76,9 @@ export async function startServer(args = [], { home, env = {} } = {}) {
                              '-t', '1', ...args],
                        { stdio: ['ignore', 'ignore', 'pipe'],
                          env: { ...process.env, CAIRN_CHAT_MODEL: '', CAIRN_EMBED_MODEL: '',
-                                CAIRN_API_KEY: '', CAIRN_CONFIG: path.join(dir, 'no-config'),
+                                CAIRN_API_KEY: '',
+                                // tests/offline.sh's config: a remote nobody consents to
+                                CAIRN_CONFIG: process.env.CAIRN_OFFLINE_CONFIG || path.join(dir, 'no-config'),
                                 ...env } });
     proc.stderr.on('data', (d) => { log += d; });
     let exited = null;
