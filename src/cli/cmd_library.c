@@ -962,6 +962,8 @@ typedef struct remote_out {
 static int remote_text(void *ctx, const char *t, size_t n)
 {
     remote_out *o = ctx;
+    if (!t)
+        return 0; /* still wanted: Ctrl-C ends the whole command */
     size_t before = o->text.len;
     rag_cite_feed(&o->f, t, n, &o->text);
     if (!o->json) {

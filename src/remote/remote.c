@@ -451,6 +451,33 @@ static void whole_answer(sse *s)
     json_decref(o);
 }
 
+/* While bytes come slowly or not at all, fn is asked (text NULL) whether
+** the answer is still wanted: a client gone or a server stopping does not
+** wait for the remote's timeout. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    sse *s = ctx;
+    if (!s->stopped && s->fn(s->ctx, NULL, 0))
+        s->stopped = true;
+    return s->stopped;
+}
+
+/* Wait seconds before the next attempt, asking fn (text NULL) every tenth of
+** a second whether the answer is still wanted: false when not. */
+static bool wait_wanted(long seconds, int (*fn)(void *ctx, const char *text, size_t n),
+                        void *ctx)
+{
+    for (long i = 0; i < seconds * 10; i++) {
+        if (fn(ctx, NULL, 0))
+            return false;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return !fn(ctx, NULL, 0);
+}
+
 /* The one-line reason for a failed attempt. */
 static int attempt_error(const rmt_endpoint *e, CURLcode cc, const char *errbuf, sse *s,
                          cn_err *err)
@@ -537,6 +564,9 @@ int rmt_chat(const rmt_endpoint *e, const char *body, size_t len,
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &s);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         CURLcode cc = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s.status);
         res->attempts++;
@@ -562,7 +592,8 @@ int rmt_chat(const rmt_endpoint *e, const char *body, size_t len,
         if (!again)
             return rc;
         long wait = s.retry_after >= 0 ? CN_MIN(s.retry_after, 30) : 1L << attempt;
-        sleep((unsigned)wait);
+        if (!wait_wanted(wait, fn, ctx))
+            return cn_fail(err, CN_ECANCELED, "stopped");
     }
 }
 

@@ -69,7 +69,9 @@ typedef struct rmt_result {
 } rmt_result;
 
 /* Send body to e's chat completions and stream the answer's text to fn (a
-** non-zero return stops it: CN_ECANCELED). Retries (3 at most, backing off,
+** non-zero return stops it: CN_ECANCELED). fn is also called with text NULL
+** and n 0 while nothing comes and while waiting to retry: the same return
+** asks whether the answer is still wanted, so that stopping is prompt. Retries (3 at most, backing off,
 ** Retry-After honoured up to 30 s) on a refused connection, 429 and 5xx --
 ** only before any text came. Errors are one line naming the endpoint and
 ** the cause: DNS, TLS, timeout, 401, 429, a cut or malformed stream, a

@@ -81,6 +81,10 @@ static int on_text(void *ctx, const char *t, size_t n)
     srv_job *j = ctx;
     pthread_mutex_lock(&j->mu);
     bool stop = atomic_load(&j->cancel);
+    if (!t) { /* asked whether the answer is still wanted */
+        pthread_mutex_unlock(&j->mu);
+        return stop;
+    }
     if (!stop && rag_cite_feed(&j->cite, t, n, &j->text))
         j->overflow = stop = true;
     j->st.n_gen++;

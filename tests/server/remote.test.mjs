@@ -53,6 +53,7 @@ async function handle(req, res) {
         res.end('{"error":{"message":"boom"}}');
         return;
     }
+    if (f === '429long') { res.writeHead(429, { 'Retry-After': '30', 'Content-Type': 'application/json' }); res.end('{"error":{"message":"slow down"}}'); return; }
     if (f === '401') { res.writeHead(401, { 'Content-Type': 'application/json' }); res.end('{"error":{"message":"bad key"}}'); return; }
     if (f === 'stall') { return; /* never answer */ }
     if (f === 'whole') { /* a server that ignores "stream": true */
@@ -285,6 +286,27 @@ describe('ask --remote: consent, one request, failures, audit', () => {
             assert.equal(proxy.requests.length, 1);
             assert.ok(proxy.requests[0].body.includes('4,500 euros'), 'the passage went');
         } finally { assert.deepEqual(await allowed.stop(), { code: 0, sig: null }); }
+    });
+
+    test('a client that leaves while the remote stalls or asks to retry in 30 s: the server stops at once', async () => {
+        const env = { CAIRN_CONFIG: CONFIG, BIG_KEY: 'k1' };
+        for (const fault of ['429long', 'stall']) {
+            const srv = await startServer(['--allow-remote', 'big'], { home: HOME, env });
+            reset(fault);
+            const ac = new AbortController();
+            const done = fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, body: JSON.stringify({
+                model: 'remote:big', stream: true, max_tokens: 16, messages: [{ role: 'user', content: QUESTION }] }) })
+                .then((r) => r.text()).catch((e) => e.name);
+            for (let i = 0; i < 100 && proxy.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+            assert.equal(proxy.requests.length, 1, `${fault}: the request reached the remote`);
+            ac.abort();
+            assert.equal(await done, 'AbortError');
+            const t0 = Date.now();
+            assert.deepEqual(await srv.stop(), { code: 0, sig: null }, srv.log().slice(-2000));
+            const took = Date.now() - t0;
+            assert.ok(took < 5000, `${fault}: the server took ${took} ms to stop (the remote's wait is 30 s)`);
+            assert.equal(proxy.requests.length, 1, `${fault}: no retry after the client left`);
+        }
     });
 
     test('web UI: the dialog lists the passages; one unticked is not sent', async () => {
