@@ -23,6 +23,7 @@ int cmd_rerank(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_search(int argc, char **argv);

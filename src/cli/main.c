@@ -22,6 +22,7 @@ static const cmd_entry commands[] = {
     {"init", cmd_init, "[--encrypt]", "create a library (encrypted with --encrypt)"},
     {"add", cmd_add, "PATH... [--prune]", "add files and folders to the library"},
     {"sync", cmd_sync, "", "re-index changed files, remove the ones that are gone"},
+    {"watch", cmd_watch, "add|rm|ls|run", "folders kept up to date by themselves"},
     {"index", cmd_index, "[-e MODEL]", "OCR scanned pages, embed passages for hybrid search (resumable)"},
     {"ls", cmd_ls, "[--json]", "list the documents in the library"},
     {"rm", cmd_rm, "DOC...", "remove documents from the library"},

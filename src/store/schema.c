@@ -196,6 +196,15 @@ static const char sql_v7[] =
     "  PRIMARY KEY (doc_id, doc_hash, model, length, level, part)"
     ");";
 
+/* Version 8: the folders `cairn watch` follows (issue 18). In the library,
+** not the settings file: each library has its own, and the server and
+** `cairn watch run` read them from where the documents are. */
+static const char sql_v8[] =
+    "CREATE TABLE watched ("
+    "  path     TEXT PRIMARY KEY,"
+    "  added_at INTEGER NOT NULL"
+    ");";
+
 typedef struct migration {
     int version;
     const char *what;
@@ -213,6 +222,7 @@ static const migration migrations[] = {
     {5, "heading paths of passages (locators)", sql_v5, NULL, NULL},
     {6, "OCR of scanned pages", sql_v6, NULL, NULL},
     {7, "partial summaries", sql_v7, NULL, NULL},
+    {8, "watched folders", sql_v8, NULL, NULL},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -34,7 +34,7 @@
 typedef struct store store;
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 /* How long a writer waits for another process's write to finish. */
 #define STORE_BUSY_MS 10000
 /* Content hash: BLAKE2b-256 (libsodium crypto_generichash) as lower-case hex. */
@@ -262,6 +262,18 @@ int store_doc_passages(store *s, int64_t doc_id, cn_arena *a, store_hit **out, i
 
 /* The document with id (strings in a). CN_ENOTFOUND if there is none. */
 int store_doc_get(store *s, int64_t id, cn_arena *a, store_doc_info *out, cn_err *err);
+
+/* ---- watched folders (watch.c) ----------------------------------------- */
+
+/* Follow path (absolute, resolved by the caller). CN_EINVAL if it is
+** followed already. */
+int store_watch_add(store *s, const char *path, cn_err *err);
+/* Stop following path: CN_ENOTFOUND if it was not followed. */
+int store_watch_remove(store *s, const char *path, cn_err *err);
+/* Each followed folder, oldest first; a non-zero return of fn stops (and is
+** returned). Returns the count, or an error. */
+int store_watch_list(store *s, int (*fn)(void *ctx, const char *path, int64_t added_at),
+                     void *ctx, cn_err *err);
 
 /* ---- partial summaries (summary.c) ------------------------------------- */
 

@@ -14,7 +14,7 @@
 static const struct { const char *mod; int layer; } layers[] = {
     {"base", 0},   {"gguf", 1},    {"vault", 1},    {"tok", 2},     {"grammar", 2}, {"engine", 3}, {"ingest", 4},
     {"store", 4},  {"ocr", 4},     {"search", 5},  {"rag", 6},     {"library", 7}, {"models", 8},
-    {"remote", 9}, {"server", 10}, {"cli", 11},
+    {"watch", 8},  {"remote", 9}, {"server", 10}, {"cli", 11},
 };
 
 static int layer_of(const char *mod, size_t n)
