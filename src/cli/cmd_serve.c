@@ -38,6 +38,11 @@ static const char help[] =
     "                        UI's \"Ask a stronger model\", after its dialog) send their\n"
     "                        question and passages to that remote (`cairn remote add`);\n"
     "                        without it nothing is ever sent elsewhere. Repeatable\n"
+    "  --no-watch            do not follow the watched folders (`cairn watch`); by\n"
+    "                        default files written, changed or deleted there are\n"
+    "                        indexed or removed within seconds\n"
+    "  --watch-settle S      seconds a changed file must be quiet before it is read\n"
+    "                        (default 1)\n"
     "  --home DIR            data directory (library) (default $CAIRN_HOME, ...)\n"
     "  -t, --threads N       engine threads per model (default: physical cores)\n"
     "  -c, --ctx N           language model context (default: min(model, 4096))\n"
@@ -58,7 +63,7 @@ int cmd_serve(int argc, char **argv)
     o.embed_model = getenv("CAIRN_EMBED_MODEL");
     enum { OPT_HOST = CLI_OPT_FIRST_FREE, OPT_PORT, OPT_KEY, OPT_CORS, OPT_PORT_FILE, OPT_QUEUE,
            OPT_MAX_BODY, OPT_MAX_UPLOAD, OPT_MAX_TOKENS, OPT_QUIET, OPT_RERANK,
-           OPT_NO_RERANK, OPT_DRAFT, OPT_ALLOW_REMOTE };
+           OPT_NO_RERANK, OPT_DRAFT, OPT_ALLOW_REMOTE, OPT_NO_WATCH, OPT_WATCH_SETTLE };
     static const struct option longs[] = {
         {"host", required_argument, NULL, OPT_HOST}, {"port", required_argument, NULL, OPT_PORT},
         {"api-key", required_argument, NULL, OPT_KEY},
@@ -69,6 +74,8 @@ int cmd_serve(int argc, char **argv)
         {"no-rerank", no_argument, NULL, OPT_NO_RERANK},
         {"draft", required_argument, NULL, OPT_DRAFT},
         {"allow-remote", required_argument, NULL, OPT_ALLOW_REMOTE},
+        {"no-watch", no_argument, NULL, OPT_NO_WATCH},
+        {"watch-settle", required_argument, NULL, OPT_WATCH_SETTLE},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
         {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, 'c'},
         {"queue", required_argument, NULL, OPT_QUEUE},
@@ -94,6 +101,11 @@ int cmd_serve(int argc, char **argv)
         case OPT_RERANK: o.rerank_model = v; break;
         case OPT_NO_RERANK: no_rerank = true; break;
         case OPT_DRAFT: o.draft_model = v; break;
+        case OPT_NO_WATCH: o.no_watch = true; break;
+        case OPT_WATCH_SETTLE:
+            if (!cli_float(v, 0.05, 3600, &o.watch_settle))
+                return cli_usage("serve", "--watch-settle %s: expected 0.05 to 3600 seconds", v);
+            break;
         case OPT_ALLOW_REMOTE: {
             rmt_endpoint ep;
             cn_err rerr = {0};

@@ -39,6 +39,8 @@ static const srv_route routes[] = {
     {"GET", "/api/version", srv_ollama_version, ROUTE_OLLAMA, "Ollama: version"},
     {"GET", "/api/ps", srv_ollama_ps, ROUTE_OLLAMA, "Ollama: loaded models"},
     {"GET", "/api/status", srv_status, 0, "service level, models, library (doctor)"},
+    {"GET", "/api/watch", srv_watch_get, 0, "watched folders: state, files settling, progress"},
+    {"POST", "/api/watch", srv_watch_change, 0, "{add: DIR} or {remove: DIR} (loopback server only)"},
     {"GET", "/api/library/documents", srv_lib_docs, 0, "list documents"},
     {"POST", "/api/library/documents", srv_lib_upload, ROUTE_UPLOAD,
      "upload documents (multipart/form-data), NDJSON progress"},
@@ -648,6 +650,7 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_mutex_init(&s->lib_mu, NULL);
     pthread_cond_init(&s->lib_cv, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
+    pthread_mutex_init(&s->watch_mu, NULL);
     atomic_init(&s->n_background, 0);
     atomic_init(&s->pulling, 0);
 
@@ -733,6 +736,7 @@ int srv_run(const srv_opts *o, cn_err *err)
             }
         }
         start_ocr(s);
+        srv_watch_start(s);
         int sig;
         sigwait(&set, &sig);
         fprintf(stderr, "cairn serve: %s, shutting down\n", sig == SIGINT ? "interrupted"
@@ -751,6 +755,8 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_mutex_destroy(&s->lib_mu);
     pthread_cond_destroy(&s->lib_cv);
     pthread_mutex_destroy(&s->log_mu);
+    srv_watch_free(s);
+    pthread_mutex_destroy(&s->watch_mu);
     free(s);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     return rc;

@@ -62,6 +62,8 @@ typedef struct srv_opts {
     const char *port_file;   /* write the bound port here once listening (tests) */
     const char *allow_remote[8]; /* remotes a request may name (model "remote:NAME") */
     int n_allow_remote;
+    bool no_watch;           /* do not follow the library's watched folders */
+    double watch_settle;     /* seconds a changed file must be quiet (0: watch.h's default) */
     srv_limits lim;
 } srv_opts;
 

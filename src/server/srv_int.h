@@ -142,6 +142,9 @@ struct srv {
     atomic_bool stopping;      /* shutting down: background OCR stops after its pages */
     atomic_int pulling;        /* a model download is running */
     pthread_mutex_t log_mu;
+    /* the watched folders' thread reports here (watchapi.c) */
+    pthread_mutex_t watch_mu;
+    json_t *watch_status;
 };
 
 /* One request: created at its first callback, freed when MHD says it is done. */
@@ -337,6 +340,11 @@ int srv_lib_summarize(srv_req *r); /* docsapi.c */
 int srv_remote_preview(srv_req *r); /* remoteapi.c */
 int srv_lib_extract(srv_req *r);
 int srv_status(srv_req *r);
+int srv_watch_get(srv_req *r);    /* watchapi.c */
+int srv_watch_change(srv_req *r);
+void srv_watch_start(srv *s);
+void srv_watch_free(srv *s);
+json_t *srv_watch_json(srv *s);   /* the watched folders' state, for /api/status too */
 int srv_models_list(srv_req *r);
 int srv_models_pull(srv_req *r);
 int srv_models_use(srv_req *r);

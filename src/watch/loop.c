@@ -193,7 +193,7 @@ typedef struct loop {
     wat_stats total;
     char last_path[PATH_MAX];
     const char *last_outcome;
-    double last_at;
+    int64_t last_at; /* unix seconds */
     char error[sizeof(((cn_err *)0)->msg)]; /* the last failure to write to the library, or "" */
     const char *activity;
     int reported_pending;
@@ -230,9 +230,9 @@ static void report(loop *lp)
                           "updated", lp->total.updated, "removed", lp->total.removed, "failed",
                           lp->total.failed);
     if (lp->last_path[0])
-        json_object_set_new(o, "last", json_pack("{s:s, s:s, s:f}", "path", lp->last_path,
+        json_object_set_new(o, "last", json_pack("{s:s, s:s, s:I}", "path", lp->last_path,
                                                  "outcome", lp->last_outcome, "at",
-                                                 lp->last_at));
+                                                 (json_int_t)lp->last_at));
     if (lp->error[0])
         json_object_set_new(o, "error", json_string(lp->error));
     lp->h->on_status(lp->h->ctx, o);
@@ -245,7 +245,7 @@ static void on_file(void *ctx, const lib_event *ev)
     if (ev->kind == LIB_EV_FILE && ev->outcome != LIB_UNCHANGED) {
         snprintf(lp->last_path, sizeof lp->last_path, "%s", ev->path ? ev->path : "");
         lp->last_outcome = outcome_name(ev->outcome);
-        lp->last_at = (double)time(NULL);
+        lp->last_at = (int64_t)time(NULL);
     }
     if (lp->h->on_file)
         lp->h->on_file(lp->h->ctx, ev);
@@ -352,12 +352,14 @@ int wat_loop(const wat_opts *o, const wat_host *h, const atomic_bool *stop, cn_e
     if (rc)
         return rc;
     double listed = -1e300;
+    bool first = true;
     while (!atomic_load(stop)) {
         double now = cn_now();
         if (now - listed >= 2.0) {
             listed = now;
-            if (refresh_roots(&lp))
+            if (refresh_roots(&lp) || first)
                 report(&lp);
+            first = false;
         }
         wat_batch b;
         rc = wat_poll(lp.w, 250, &b, err);
