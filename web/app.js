@@ -75,7 +75,7 @@ function show(name) {
         $(`tab-${t}`).tabIndex = on ? 0 : -1;
         $(`view-${t}`).hidden = !on;
     }
-    if (name === 'docs') loadDocs();
+    if (name === 'docs') { loadDocs(); loadWatch(); }
     if (name === 'models') loadModels();
     if (name === 'chat') $('question').focus();
 }
@@ -346,6 +346,53 @@ async function loadDocs() {
         rows.append(tr);
     }
 }
+
+/* ---- watched folders ----------------------------------------------------------------- */
+
+const FOLDER_STATE = { watching: 'watched', missing: 'not there now (followed again when it is)',
+                       polling: 'rescanned now and then', new: 'starting' };
+let watchSeen = '';
+async function loadWatch() {
+    const res = await api('/api/watch');
+    if (!res.ok) { $('watch-state').textContent = await errorText(res); return; }
+    const w = await res.json();
+    const list = $('watch-list');
+    list.textContent = '';
+    for (const f of w.folders) {
+        const li = el('li', f.state === 'watching' ? '' : 'bad');
+        li.append(el('span', 'watch-path', f.path), ' ', el('span', 'note', FOLDER_STATE[f.state] || f.state));
+        if (f.note) li.append(el('div', 'note', f.note));
+        li.append(' ', button('Stop watching', `Stop watching ${f.path}`, () => watchChange({ remove: f.path })));
+        list.append(li);
+    }
+    const t = w.totals || { added: 0, updated: 0, removed: 0, failed: 0 };
+    const parts = [];
+    if (w.activity === 'off') parts.push('this server does not follow watched folders (started with --no-watch)');
+    else if (!w.folders.length) parts.push('no folder is watched yet');
+    else parts.push(w.activity === 'indexing' ? 'indexing…' : 'up to date');
+    if (w.pending) parts.push(`${plural(w.pending, 'file')} settling`);
+    if (t.added + t.updated + t.removed + t.failed)
+        parts.push(`since the server started: ${t.added} added, ${t.updated} updated, ${t.removed} removed` +
+                   (t.failed ? `, ${t.failed} failed` : ''));
+    if (w.last) parts.push(`last: ${w.last.outcome} ${w.last.path.split('/').pop()} at ${new Date(w.last.at * 1000).toLocaleTimeString()}`);
+    if (w.error) parts.push(`problem: ${w.error}`);
+    $('watch-state').textContent = parts.join(' · ');
+    /* the documents list follows what the folders bring */
+    const seen = JSON.stringify([t, w.activity]);
+    if (watchSeen && seen !== watchSeen && w.activity !== 'indexing') { loadDocs(); loadStatus(); }
+    watchSeen = seen;
+}
+async function watchChange(body) {
+    const res = await api('/api/watch', { method: 'POST', body: JSON.stringify(body) });
+    if (!res.ok) alert(await errorText(res));
+    loadWatch();
+}
+$('watch-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const path = $('watch-path').value.trim();
+    if (path) watchChange({ add: path }).then(() => { $('watch-path').value = ''; });
+});
+setInterval(() => { if (!$('view-docs').hidden) loadWatch(); }, 2000);
 
 /* ---- a document's summary and extracted fields ---------------------------------- */
 
