@@ -21,7 +21,7 @@ typedef struct models_args {
     const char *sub;
     const char *rest[8];
     int n_rest;
-    bool json, all;
+    bool json, all, check;
     int parts;
     int retries, retry_delay_ms, stall_s; /* pull's network tuning; 0: defaults */
     int64_t min_part;
@@ -53,7 +53,16 @@ static const char models_help[] =
     "                             the role comes from its metadata when not given)\n"
     "  export NAME DIR            copy NAME's file (+ NAME.sha256) to DIR\n"
     "  update                     fetch the latest catalog; accepted only if its\n"
-    "                             ed25519 signature verifies\n\n"
+    "                             ed25519 signature verifies\n"
+    "  update --check             also download newer versions of installed models\n"
+    "                             (verified like a pull, at update_rate, paused on a\n"
+    "                             metered connection) and offer them: the current one\n"
+    "                             stays in use until `cairn models use NAME@VERSION`,\n"
+    "                             and then stays as the fallback. For cron or a systemd\n"
+    "                             timer (docs/models.md); `cairn serve` does it by\n"
+    "                             itself with `updates = daily|weekly` in the settings\n"
+    "  use NAME@VERSION           switch NAME to an offered version (or back to its\n"
+    "                             fallback)\n\n"
     "options:\n"
     "  --home DIR                 data directory (default $CAIRN_HOME, ...)\n"
     "  --json                     machine-readable output (pull: one event per line)\n"
@@ -66,7 +75,7 @@ static int parse(int argc, char **argv, models_args *a)
     a->parts = 4;
     const char *home = NULL;
     enum { OPT_ALL = CLI_OPT_FIRST_FREE, OPT_NAME, OPT_ROLE, OPT_PARTS, OPT_URL, OPT_KEY,
-           OPT_RETRIES, OPT_RETRY_DELAY, OPT_STALL, OPT_MIN_PART };
+           OPT_RETRIES, OPT_RETRY_DELAY, OPT_STALL, OPT_MIN_PART, OPT_CHECK };
     static const struct option longs[] = {
         {"home", required_argument, NULL, CLI_OPT_HOME}, {"json", no_argument, NULL, CLI_OPT_JSON},
         {"all", no_argument, NULL, OPT_ALL}, {"name", required_argument, NULL, OPT_NAME},
@@ -77,6 +86,7 @@ static int parse(int argc, char **argv, models_args *a)
         {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
         {"stall-timeout", required_argument, NULL, OPT_STALL},
         {"min-part-size", required_argument, NULL, OPT_MIN_PART},
+        {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'}, {0}};
     int c;
     long n;
@@ -86,6 +96,7 @@ static int parse(int argc, char **argv, models_args *a)
         case CLI_OPT_HOME: home = optarg; break;
         case CLI_OPT_JSON: a->json = true; break;
         case OPT_ALL: a->all = true; break;
+        case OPT_CHECK: a->check = true; break;
         case OPT_NAME: a->name = optarg; break;
         case OPT_ROLE: a->role = optarg; break;
         case OPT_PARTS:
@@ -243,6 +254,10 @@ static int do_list(models_args *a)
                                "size", (json_int_t)ins[i].size, "sha256", ins[i].sha256,
                                "source", ins[i].source, "verified", ins[i].verified, "active",
                                ins[i].active, "rollback", ins[i].has_previous));
+        for (int i = 0; i < n; i++)
+            if (ins[i].has_staged)
+                json_object_set_new(json_array_get(arr, (size_t)i), "update_ready",
+                                    json_sprintf("%.12s", ins[i].staged_sha256));
         json_object_set_new(o, "installed", arr);
         if (c) {
             json_t *av = json_array();
@@ -267,6 +282,11 @@ static int do_list(models_args *a)
                    cli_size((uint64_t)ins[i].size, b), ins[i].active ? "active" : "",
                    ins[i].verified ? "" : " (hash not published: unverified)",
                    ins[i].has_previous ? " (rollback available)" : "");
+        for (int i = 0; i < n; i++)
+            if (ins[i].has_staged)
+                printf("%s: an updated version is ready — `cairn models use %s@%.12s` (the "
+                       "current one stays as the fallback)\n", ins[i].name, ins[i].name,
+                       ins[i].staged_sha256);
         mdl_partial part[16];
         int np = mdl_partials(a->home, part, 16);
         char b2[32];
@@ -401,8 +421,53 @@ static int do_recommend(models_args *a)
     return 0;
 }
 
+static int do_check(models_args *a)
+{
+    cn_err err = {0};
+    mdl_update_opts o;
+    if (mdl_update_settings(&o, NULL, &err))
+        return cli_error(&err);
+    pull_ui u = {false, isatty(2), 0, NULL};
+    o.fn = u.tty ? on_progress : NULL;
+    o.ctx = &u;
+    fprintf(stderr, "checking %s for newer versions of the installed models\n", a->catalog_url);
+    mdl_update *up = NULL;
+    int n = 0;
+    int rc = mdl_update_check(a->home, a->catalog_url, key_of(a), &o, &up, &n, &err);
+    if (u.tty)
+        fprintf(stderr, "\r\033[K");
+    if (rc) {
+        free(up);
+        return cli_error(&err);
+    }
+    if (a->json) {
+        json_t *st = mdl_update_state(a->home);
+        char *s = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(st);
+    } else if (n == 0)
+        printf("the installed models are the catalog's latest\n");
+    int waiting = 0;
+    for (int i = 0; i < n && !a->json; i++) {
+        if (up[i].ready)
+            printf("%s: an updated version is ready — `cairn models use %s@%s` (the current "
+                   "one, %s, stays as the fallback)\n", up[i].name, up[i].name, up[i].version,
+                   up[i].current);
+        else {
+            printf("%s: a newer version (%s) is in the catalog, not downloaded: %s\n",
+                   up[i].name, up[i].version, up[i].note[0] ? up[i].note : "?");
+            waiting++;
+        }
+    }
+    free(up);
+    return waiting ? 1 : 0;
+}
+
 static int do_update(models_args *a)
 {
+    if (a->check)
+        return do_check(a);
     cn_err err = {0};
     fprintf(stderr, "fetching %s\n", a->catalog_url);
     int n = 0;

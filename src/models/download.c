@@ -553,6 +553,9 @@ static int start_part(dl *d, part *pt, CURLM *multi, const mdl_dl_opts *o, const
     curl_easy_setopt(pt->h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(pt->h, CURLOPT_WRITEDATA, pt);
     curl_easy_setopt(pt->h, CURLOPT_PRIVATE, pt);
+    if (o->max_rate > 0) /* the whole download's rate, shared by its parts */
+        curl_easy_setopt(pt->h, CURLOPT_MAX_RECV_SPEED_LARGE,
+                         (curl_off_t)CN_MAX(1024, o->max_rate / CN_MAX(1, d->n_parts)));
     curl_multi_add_handle(multi, pt->h);
     return CN_OK;
 }

@@ -165,6 +165,14 @@ static void fill_installed(const char *home, json_t *m, json_t *active, mdl_inst
         out->has_previous = true;
         version_path(home, out->name, prev, out->previous_path, sizeof out->previous_path);
         out->previous_size = json_integer_value(json_object_get(prev, "size"));
+        snprintf(out->previous_sha256, sizeof out->previous_sha256, "%s", jstr(prev, "sha256"));
+    }
+    json_t *stg = json_object_get(m, "staged");
+    if (json_is_object(stg)) {
+        out->has_staged = true;
+        version_path(home, out->name, stg, out->staged_path, sizeof out->staged_path);
+        out->staged_size = json_integer_value(json_object_get(stg, "size"));
+        snprintf(out->staged_sha256, sizeof out->staged_sha256, "%s", jstr(stg, "sha256"));
     }
 }
 
@@ -479,6 +487,43 @@ static int install_file(const char *home, const char *name, const char *role, co
     return rc;
 }
 
+/* Keep file (already verified) in models/NAME/ as the staged version: a
+** newer one, offered and not used until `cairn models use NAME@VER`. A
+** staged version it replaces is deleted. */
+static int stage_file(const char *home, const char *name, const char *file, int64_t size,
+                      const char *sha, const char *source, cn_err *err)
+{
+    char dir[PATH_MAX + 80], dest[PATH_MAX + 160], mpath[PATH_MAX + 180],
+        drop[PATH_MAX + 200] = "";
+    snprintf(dir, sizeof dir, "%s/models/%s", home, name);
+    char fname[40];
+    snprintf(fname, sizeof fname, "%.16s.gguf", sha);
+    snprintf(dest, sizeof dest, "%s/%s", dir, fname);
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+    json_t *m = read_manifest(home, name);
+    if (!m)
+        return cn_fail(err, CN_ENOTFOUND, "%s: not installed (it was removed meanwhile?)", name);
+    if (rename(file, dest) != 0) {
+        json_decref(m);
+        return cn_fail(err, CN_EIO, "%s: cannot move into %s: %s", file, dir, strerror(errno));
+    }
+    json_t *old = json_object_get(m, "staged");
+    if (json_is_object(old) && strcmp(jstr(old, "file"), fname))
+        version_path(home, name, old, drop, sizeof drop);
+    char when[32];
+    iso_now(when, sizeof when);
+    json_object_set_new(m, "staged", json_pack("{s:s, s:I, s:s, s:s, s:b, s:s}", "file", fname,
+                                               "size", (json_int_t)size, "sha256", sha, "source",
+                                               source, "verified", 1, "installed", when));
+    int rc = write_json_atomic(mpath, m, err);
+    if (rc)
+        unlink(dest);
+    else if (*drop)
+        unlink(drop);
+    json_decref(m);
+    return rc;
+}
+
 /* Free space where dir lives; unknown counts as enough (the download's
 ** own reservation, posix_fallocate, still catches a full disk). */
 static int64_t free_bytes(const char *dir)
@@ -495,8 +540,10 @@ static void fmt_size(int64_t b, char *out, size_t cap)
         snprintf(out, cap, "%.1f MB", b / 1e6);
 }
 
-/* The pull itself, under the model's download lock (mdl_pull). */
-static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+/* The pull itself, under the model's download lock (mdl_pull); with stage,
+** the new version is kept beside the current one instead (mdl_stage). */
+static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *o, bool stage,
+                       cn_err *err)
 {
     char dir[PATH_MAX], part_dir[PATH_MAX + 16], partial[PATH_MAX + 120], state[PATH_MAX + 130];
     int rc = models_dir(home, dir, sizeof dir, err);
@@ -513,8 +560,14 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
                        "a download could not be verified: refused (a file you trust can be "
                        "installed with `cairn models import FILE`)", e->name);
     mdl_installed inst;
-    if (mdl_get(home, e->name, &inst, NULL) == CN_OK && !strcmp(inst.sha256, e->sha256))
+    int have_it = mdl_get(home, e->name, &inst, NULL);
+    if (have_it == CN_OK && !strcmp(inst.sha256, e->sha256))
         return CN_OK; /* this exact file is installed */
+    if (stage && have_it != CN_OK)
+        return cn_fail(err, CN_ENOTFOUND, "%s: not installed, so there is nothing to update "
+                       "(`cairn models pull %s`)", e->name, e->name);
+    if (stage && inst.has_staged && !strcmp(inst.staged_sha256, e->sha256))
+        return CN_OK; /* ready already */
     snprintf(part_dir, sizeof part_dir, "%s/.partial", dir);
     if ((rc = cn_mkdirs(part_dir, err)))
         return rc;
@@ -588,8 +641,9 @@ static int pull_locked(const char *home, const mdl_entry *e, const mdl_dl_opts *
         mdl_progress p = {e->name, "install", size, size, 0, 0, 0, NULL};
         d.fn(d.ctx, &p);
     }
-    rc = install_file(home, e->name, e->role, arch, partial, size, sha, e->url, true, false,
-                      err);
+    rc = stage ? stage_file(home, e->name, partial, size, sha, e->url, err)
+               : install_file(home, e->name, e->role, arch, partial, size, sha, e->url, true,
+                              false, err);
     if (rc)
         unlink(partial);
     return rc;
@@ -637,7 +691,8 @@ static void download_unlock(const char *path, int fd)
     close(fd);
 }
 
-int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+static int pull_or_stage(const char *home, const mdl_entry *e, const mdl_dl_opts *o, bool stage,
+                         cn_err *err)
 {
     char dir[PATH_MAX], part_dir[PATH_MAX + 16], lock[PATH_MAX + 100];
     int rc = check_name(e->name, err), fd = -1;
@@ -649,9 +704,19 @@ int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err 
     if ((rc = cn_mkdirs(part_dir, err)) ||
         (rc = download_lock(part_dir, e->name, lock, sizeof lock, &fd, err)))
         return rc;
-    rc = pull_locked(home, e, o, err);
+    rc = pull_locked(home, e, o, stage, err);
     download_unlock(lock, fd);
     return rc;
+}
+
+int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+{
+    return pull_or_stage(home, e, o, false, err);
+}
+
+int mdl_stage(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err)
+{
+    return pull_or_stage(home, e, o, true, err);
 }
 
 int mdl_import(const char *home, const char *file, const char *name, const char *role,
@@ -895,8 +960,77 @@ int mdl_verify(const char *home, const char *name, mdl_progress_fn fn, void *ctx
     return CN_OK;
 }
 
+/* Does ver (hex digits) begin the version's sha256? */
+static bool is_version(json_t *v, const char *ver)
+{
+    const char *sha = jstr(v, "sha256");
+    return json_is_object(v) && *ver && !strncmp(sha, ver, strlen(ver));
+}
+
+/* NAME@VER: make that version of NAME current. The staged one: the current
+** becomes the fallback (previous), and the old fallback is retired, its file
+** kept until mdl_cleanup's time has passed. The fallback: as rollback. */
+static int use_version(const char *home, const char *name, const char *ver, cn_err *err)
+{
+    size_t n = strlen(ver);
+    if (n < 4 || n > 64 || strspn(ver, "0123456789abcdef") != n)
+        return cn_fail(err, CN_EINVAL, "%s@%s: a version is 4 to 64 hex digits of its sha256 "
+                       "(`cairn models list` shows them)", name, ver);
+    json_t *m = read_manifest(home, name);
+    if (!m)
+        return cn_fail(err, CN_ENOTFOUND, "no installed model '%s'", name);
+    json_t *cur = json_object_get(m, "current"), *prev = json_object_get(m, "previous"),
+           *stg = json_object_get(m, "staged");
+    int rc = CN_OK;
+    if (is_version(cur, ver)) {
+        /* current already */
+    } else if (is_version(prev, ver)) {
+        json_decref(m);
+        return mdl_rollback(home, name, err);
+    } else if (is_version(stg, ver)) {
+        char spath[PATH_MAX + 200];
+        version_path(home, name, stg, spath, sizeof spath);
+        if (access(spath, R_OK) != 0)
+            rc = cn_fail(err, CN_ENOTFOUND, "%s@%s: its file is missing (%s)", name, ver, spath);
+        if (!rc && json_is_object(prev)) {
+            json_t *retired = json_object_get(m, "retired");
+            if (!json_is_array(retired)) {
+                retired = json_array();
+                json_object_set_new(m, "retired", retired);
+            }
+            json_t *r = json_deep_copy(prev);
+            json_object_set_new(r, "retired_at", json_integer((json_int_t)time(NULL)));
+            json_array_append_new(retired, r);
+        }
+        if (!rc) {
+            json_object_set(m, "previous", cur);
+            json_object_set(m, "current", stg);
+            json_object_del(m, "staged");
+            char mpath[PATH_MAX + 100];
+            snprintf(mpath, sizeof mpath, "%s/models/%s/manifest.json", home, name);
+            rc = write_json_atomic(mpath, m, err);
+        }
+    } else
+        rc = cn_fail(err, CN_ENOTFOUND, "%s has no version %s (`cairn models list` shows the "
+                     "current one, the fallback and an update ready)", name, ver);
+    json_decref(m);
+    return rc;
+}
+
 int mdl_use(const char *home, const char *name, cn_err *err)
 {
+    const char *at = strchr(name, '@');
+    char base[128];
+    if (at) {
+        snprintf(base, sizeof base, "%.*s", (int)CN_MIN((size_t)(at - name), sizeof base - 1),
+                 name);
+        int r = check_name(base, err);
+        if (!r)
+            r = use_version(home, base, at + 1, err);
+        if (r)
+            return r;
+        name = base;
+    }
     mdl_installed m;
     int rc = mdl_get(home, name, &m, err);
     if (rc)
@@ -905,6 +1039,53 @@ int mdl_use(const char *home, const char *name, cn_err *err)
     json_object_set_new(active, m.role, json_string(name));
     rc = write_active(home, active, err);
     json_decref(active);
+    return rc;
+}
+
+/* Delete the retired versions of every model whose time is up: never a
+** file the current, fallback or staged version names. */
+int mdl_cleanup(const char *home, int64_t keep_s, int *removed, cn_err *err)
+{
+    *removed = 0;
+    mdl_installed *ins = NULL;
+    int n = 0, rc = mdl_list(home, &ins, &n, err);
+    int64_t now = (int64_t)time(NULL);
+    for (int i = 0; i < n && !rc; i++) {
+        json_t *m = read_manifest(home, ins[i].name);
+        json_t *retired = m ? json_object_get(m, "retired") : NULL;
+        if (!json_is_array(retired) || json_array_size(retired) == 0) {
+            json_decref(m);
+            continue;
+        }
+        const char *keep[3] = {jstr(json_object_get(m, "current"), "file"),
+                               jstr(json_object_get(m, "previous"), "file"),
+                               jstr(json_object_get(m, "staged"), "file")};
+        json_t *left = json_array();
+        char drop[8][PATH_MAX + 200];
+        int nd = 0;
+        size_t k;
+        json_t *r;
+        json_array_foreach(retired, k, r) {
+            int64_t at = json_integer_value(json_object_get(r, "retired_at"));
+            const char *f = jstr(r, "file");
+            bool named = !strcmp(f, keep[0]) || !strcmp(f, keep[1]) || !strcmp(f, keep[2]);
+            if (named)
+                continue; /* back in use (pulled again): not retired any more */
+            if (now - at < keep_s || nd == 8)
+                json_array_append(left, r);
+            else
+                version_path(home, ins[i].name, r, drop[nd++], sizeof drop[0]);
+        }
+        json_object_set_new(m, "retired", left);
+        char mpath[PATH_MAX + 100];
+        snprintf(mpath, sizeof mpath, "%s/models/%s/manifest.json", home, ins[i].name);
+        rc = write_json_atomic(mpath, m, err);
+        for (int d = 0; d < nd && !rc; d++) /* only once the manifest no longer names them */
+            if (unlink(drop[d]) == 0 || errno == ENOENT)
+                (*removed)++;
+        json_decref(m);
+    }
+    free(ins);
     return rc;
 }
 

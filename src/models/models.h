@@ -106,6 +106,7 @@ typedef struct mdl_dl_opts {
     void *ctx;
     const char *name;        /* for progress events */
     volatile int *cancel;    /* set non-zero to stop (data is kept) */
+    int64_t max_rate;        /* bytes per second at most, all parts together (0: no limit) */
 } mdl_dl_opts;
 
 /* Is this URL allowed: https://, or http:// to a loopback address. */
@@ -138,9 +139,14 @@ typedef struct mdl_installed {
     char source[512];        /* the URL, or "import:PATH" */
     bool verified;           /* the sha256 matched a published one */
     bool active;
-    bool has_previous;
+    bool has_previous;       /* the fallback: the version the last switch replaced */
     char previous_path[PATH_MAX];
     int64_t previous_size;
+    char previous_sha256[65];
+    bool has_staged;         /* a newer version, downloaded and verified, not in use */
+    char staged_path[PATH_MAX];
+    int64_t staged_size;
+    char staged_sha256[65];
 } mdl_installed;
 
 /* The installed models, sorted by name (*out malloc'd, free it). */
@@ -154,6 +160,12 @@ int mdl_get(const char *home, const char *name, mdl_installed *out, cn_err *err)
 ** architecture the engine cannot run, are refused before anything is
 ** downloaded. Any failure leaves the installed state as it was. */
 int mdl_pull(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err);
+
+/* The same download and checks for a newer version of an installed model,
+** kept beside the current one as its staged version: offered, not used,
+** until `mdl_use(NAME@VER)` switches to it. CN_ENOTFOUND if NAME is not
+** installed; CN_OK at once if that version is current or staged already. */
+int mdl_stage(const char *home, const mdl_entry *e, const mdl_dl_opts *o, cn_err *err);
 
 /* Install a GGUF the user already has: copied in first, then the copy is
 ** hashed, inspected and smoke-tested (so what is recorded is what was
@@ -185,8 +197,14 @@ int mdl_rollback(const char *home, const char *name, cn_err *err);
 /* Re-hash an installed model's file against its manifest. */
 int mdl_verify(const char *home, const char *name, mdl_progress_fn fn, void *ctx, cn_err *err);
 
-/* Set the active model of its role. */
+/* Set the active model of its role. NAME@VER (VER: the first hex digits of
+** a version's sha256) also switches NAME to that version: the staged one
+** (the current becomes the fallback, the old fallback is retired) or the
+** fallback (a rollback). */
 int mdl_use(const char *home, const char *name, cn_err *err);
+/* Delete retired versions older than keep_s seconds (never the current,
+** fallback or staged file); *removed counts them. */
+int mdl_cleanup(const char *home, int64_t keep_s, int *removed, cn_err *err);
 /* The active model's file for role ("chat", "embed", "rerank"): CN_ENOTFOUND
 ** if none. */
 int mdl_active(const char *home, const char *role, char *path, size_t cap, char *name,
@@ -194,6 +212,54 @@ int mdl_active(const char *home, const char *role, char *path, size_t cap, char 
 /* A model given by the user: an existing file path as it is, else the name
 ** of an installed model. */
 int mdl_resolve(const char *home, const char *given, char *path, size_t cap, cn_err *err);
+
+/* ---- updates of installed models (update.c) ------------------------------
+** Settings: updates = off|daily|weekly (the server's schedule; default off),
+** update_rate = 2MB/s, update_keep_days = 7 (how long a retired version
+** stays after a switch). `cairn models update --check` runs one check. */
+
+typedef struct mdl_update {
+    char name[128];
+    char version[13];        /* the new version: its sha256's first 12 hex digits */
+    char current[13];        /* the installed one's, likewise */
+    char sha256[65];
+    int64_t size;
+    bool ready;              /* downloaded and verified: `cairn models use NAME@VERSION` */
+    char note[520];          /* why it is not ready: paused (metered), a failed download... */
+    const mdl_entry *entry;  /* into the catalog (mdl_updates only) */
+} mdl_update;
+
+/* The installed models the catalog c has another file for (*out malloc'd). */
+int mdl_updates(const char *home, const mdl_catalog *c, mdl_update **out, int *n, cn_err *err);
+
+typedef struct mdl_update_opts {
+    bool download;           /* stage what is offered (else only look) */
+    int64_t max_rate;        /* bytes per second (0: no limit) */
+    int64_t keep_s;          /* retired versions older than this are deleted (-1: keep all) */
+    int metered_override;    /* -2: ask NetworkManager; 1, 0, -1: yes, no, unknown */
+    mdl_progress_fn fn;
+    void *ctx;
+    volatile int *cancel;
+} mdl_update_opts;
+
+/* One check: the signed catalog fetched (url, key_hex as mdl_catalog_update),
+** the updates of installed models listed and, with o->download, each
+** downloaded, verified and staged -- unless the connection is metered
+** (then its note says it is paused). Old retired versions are cleaned up.
+** The result is kept in models/updates.json (mdl_update_state). */
+int mdl_update_check(const char *home, const char *url, const char *key_hex,
+                     const mdl_update_opts *o, mdl_update **out, int *n, cn_err *err);
+/* The last check's state: {checked_at, offers: [{name, version, current,
+** size, ready, note}], error, metered, cleaned}; {} if none. */
+json_t *mdl_update_state(const char *home);
+/* Is the connection metered, as NetworkManager says over D-Bus: 1 yes, 0
+** no, -1 cannot tell; why says which, in words. */
+int mdl_metered(char *why, size_t cap);
+/* The options of a check from the settings (update_rate, update_keep_days)
+** and, if interval_s, the schedule of `updates` in seconds (0: off). */
+int mdl_update_settings(mdl_update_opts *o, int64_t *interval_s, cn_err *err);
+/* "2MB/s", "500 kB/s", "1G", "off" -> bytes per second (0: no limit). */
+int mdl_parse_rate(const char *s, int64_t *out);
 
 /* ---- this machine (hw.c) ------------------------------------------------- */
 

@@ -387,6 +387,100 @@ TEST(models_pull_verify_use_rollback_rm)
     server_stop();
 }
 
+/* Updates (issue 18): a newer version in the signed catalog is downloaded,
+** verified and offered -- never switched to by itself; `use NAME@VER`
+** switches and keeps the old one as the fallback; a version beyond those
+** two is retired and deleted once its time is up; a bad hash or an unsigned
+** catalog never becomes an offer; a cut download resumes. */
+TEST(models_update_offers_and_switches)
+{
+    setup();
+    /* v3: the first file with 4096 bytes after its end (another sha256) */
+    sh("cp $R/m1.gguf $R/m3.gguf && head -c 4096 /dev/zero >> $R/m3.gguf");
+    EXPECT_EQ_INT(publish_one(2, "dreams", "", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 dreams"), 0);
+    EXPECT_EQ_INT(sh("$C models update --check"), 0);
+    EXPECT_CONTAINS(out_buf, "the catalog's latest");
+
+    /* v2 published: the check downloads it (cut once on the way: resumed)
+    ** and offers it; the current version stays the one in use */
+    EXPECT_EQ_INT(publish_one(3, "dreams", "dropfirst=400000/", "m2.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("sha256sum $R/m1.gguf | cut -c1-12"), 0);
+    char v1[16], v2[16], v3[16];
+    snprintf(v1, sizeof v1, "%.12s", out_buf);
+    EXPECT_EQ_INT(sh("sha256sum $R/m2.gguf | cut -c1-12"), 0);
+    snprintf(v2, sizeof v2, "%.12s", out_buf);
+    EXPECT_EQ_INT(sh("sha256sum $R/m3.gguf | cut -c1-12"), 0);
+    snprintf(v3, sizeof v3, "%.12s", out_buf);
+    EXPECT_EQ_INT(sh("printf 'update_rate = 50MB/s\n' >> $CAIRN_CONFIG && $C models update --check"), 0);
+    char want[300];
+    snprintf(want, sizeof want, "an updated version is ready — `cairn models use dreams@%s`", v2);
+    EXPECT_CONTAINS(out_buf, want);
+    EXPECT_EQ_INT(sh("$C models list"), 0);
+    EXPECT_CONTAINS(out_buf, want);
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"update_ready\": \"");
+    EXPECT_EQ_INT(sh("cmp $R/m1.gguf \"$($C models list --json | grep '\"path\"' | cut -d'\"' -f4)\""), 0);
+    /* offered in the state file doctor and the server read */
+    EXPECT_EQ_INT(sh("cat $CAIRN_HOME/models/updates.json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"ready\": true");
+    /* a second check has nothing more to fetch */
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C models update --check && grep -c m2.gguf $R/../srv.log"), 1);
+
+    /* switched when told; the old one is the fallback */
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "$C models use dreams@%s", v2);
+    EXPECT_EQ_INT(sh("%s", cmd), 0);
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT_CONTAINS(out_buf, "\"rollback\": true");
+    EXPECT(strstr(out_buf, "update_ready") == NULL);
+    EXPECT_EQ_INT(sh("cmp $R/m2.gguf \"$($C models list --json | grep '\"path\"' | cut -d'\"' -f4)\""), 0);
+    EXPECT_EQ_INT(sh("$C generate -m dreams -p Once -n 2"), 0);
+    EXPECT_EQ_INT(sh("$C models use dreams@%s", v3), 1);
+    EXPECT_CONTAINS(err_buf, "has no version");
+    EXPECT_EQ_INT(sh("$C models use dreams@xyz"), 1);
+
+    /* a wrong hash in the catalog: downloaded, refused, never offered */
+    EXPECT_EQ_INT(publish_one(4, "dreams", "", "m3.gguf", 0.00028,
+                              "0000000000000000000000000000000000000000000000000000000000000000"),
+                  0);
+    EXPECT_EQ_INT(sh("$C models update --check"), 1);
+    EXPECT_CONTAINS(out_buf, "sha256 mismatch");
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT(strstr(out_buf, "update_ready") == NULL);
+    /* a catalog whose signature does not verify: nothing is looked at */
+    EXPECT_EQ_INT(publish_one(5, "dreams", "", "m3.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("printf 'serial 6' >> $R/catalog.json && $C models update --check"), 1);
+    EXPECT_CONTAINS(err_buf, "signature");
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT(strstr(out_buf, "update_ready") == NULL);
+
+    /* v3 properly signed: offered, switched to; v1 (beyond current and
+    ** fallback) is retired, kept while update_keep_days lasts, then deleted;
+    ** current and fallback are never touched */
+    EXPECT_EQ_INT(publish_one(7, "dreams", "", "m3.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("$C models update --check"), 0);
+    EXPECT_EQ_INT(sh("$C models use dreams@%s", v3), 0);
+    EXPECT_EQ_INT(sh("ls $CAIRN_HOME/models/dreams/ | grep -c gguf"), 0);
+    EXPECT(!strcmp(out_buf, "3\n"));
+    EXPECT_EQ_INT(sh("$C models update --check && ls $CAIRN_HOME/models/dreams/ | grep -c gguf"), 0);
+    EXPECT_CONTAINS(out_buf, "3\n");
+    EXPECT_EQ_INT(sh("printf 'update_keep_days = 0\n' >> $CAIRN_CONFIG && $C models update --check "
+                     "&& ls $CAIRN_HOME/models/dreams/"), 0);
+    char f1[40], f2[40], f3[40];
+    snprintf(f1, sizeof f1, "%.12s", v1);
+    snprintf(f2, sizeof f2, "%.12s", v2);
+    snprintf(f3, sizeof f3, "%.12s", v3);
+    EXPECT(strstr(out_buf, f1) == NULL);
+    EXPECT_CONTAINS(out_buf, f2);
+    EXPECT_CONTAINS(out_buf, f3);
+    /* the fallback is still one command away */
+    EXPECT_EQ_INT(sh("$C models use dreams@%s && $C generate -m dreams -p Once -n 2", v2), 0);
+    EXPECT_EQ_INT(sh("printf 'update_rate = fast\n' >> $CAIRN_CONFIG && $C models update --check"), 1);
+    EXPECT_CONTAINS(err_buf, "update_rate = fast");
+    server_stop();
+}
+
 /* Resuming: a dropped connection (retried within the run), a server
 ** restart, and kill -9 of cairn; bytes already on disk are not fetched
 ** again, and the result is byte-identical. */
