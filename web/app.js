@@ -634,9 +634,18 @@ async function loadModels() {
     for (const m of l.installed) {
         const tr = el('tr');
         tr.dataset.name = m.name;
-        const state = [m.active ? 'active' : '', m.loaded ? 'loaded' : '', m.verified ? 'verified' : 'unverified'].filter(Boolean).join(', ');
+        const ready = (status?.updates?.offers || []).some((o) => o.name === m.name && o.ready);
+        const state = [m.active ? 'active' : '', m.loaded ? 'loaded' : '', m.verified ? 'verified' : 'unverified',
+                       ready ? 'updated version ready' : ''].filter(Boolean).join(', ');
         const act = el('td');
         if (!m.active) act.append(button('Use', `Use ${m.name}`, () => modelAction('use', m.name)));
+        /* an update downloaded and verified in the background: offered, not forced */
+        const offer = (status?.updates?.offers || []).find((o) => o.name === m.name && o.ready);
+        if (offer) {
+            act.append(button('Use the update', `Use the updated version of ${m.name}`,
+                              () => modelAction('use', `${m.name}@${offer.version}`)));
+            tr.title = `An updated version (${offer.version}) is ready; the current one (${offer.current}) stays as the fallback.`;
+        }
         if (!m.loaded) act.append(button('Remove', `Remove ${m.name}`, () => modelAction('remove', m.name)));
         tr.append(cell(m.name), cell(m.role), cell(size(m.size), 'num'), cell(state), act);
         inst.append(tr);

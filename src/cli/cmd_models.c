@@ -14,7 +14,6 @@
 
 /* Where an updated catalog is published (the maintainers sign it with the
 ** key built into the binary). A mirror: --catalog-url / catalog_url. */
-#define DEFAULT_CATALOG_URL "https://cairn-models.org/catalog/v1/catalog.json"
 
 typedef struct models_args {
     char home[4096];
@@ -153,7 +152,7 @@ static int parse(int argc, char **argv, models_args *a)
     }
     if (!a->catalog_url[0] && !cn_config_get("catalog_url", a->catalog_url,
                                               sizeof a->catalog_url))
-        snprintf(a->catalog_url, sizeof a->catalog_url, "%s", DEFAULT_CATALOG_URL);
+        snprintf(a->catalog_url, sizeof a->catalog_url, "%s", MDL_CATALOG_URL);
     if (!a->catalog_key[0])
         cn_config_get("catalog_key", a->catalog_key, sizeof a->catalog_key);
     cn_err err = {0};

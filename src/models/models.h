@@ -25,6 +25,9 @@
 
 /* ---- catalog (catalog.c) ------------------------------------------------- */
 
+/* Where `models update` fetches the catalog unless catalog_url says. */
+#define MDL_CATALOG_URL "https://cairn-models.org/catalog/v1/catalog.json"
+
 typedef struct mdl_entry {
     const char *name;        /* "llama3.2-1b" */
     const char *role;        /* "chat", "embed" or "rerank" */

@@ -737,11 +737,13 @@ int srv_run(const srv_opts *o, cn_err *err)
         }
         start_ocr(s);
         srv_watch_start(s);
+        srv_updates_start(s);
         int sig;
         sigwait(&set, &sig);
         fprintf(stderr, "cairn serve: %s, shutting down\n", sig == SIGINT ? "interrupted"
                                                                           : "terminated");
         atomic_store(&s->stopping, true);
+        s->update_cancel = 1;
         MHD_stop_daemon(s->d);
         /* an upload whose client left may still be ingesting, a pull still
         ** stopping: they finish */

@@ -274,6 +274,7 @@ int srv_status(srv_req *r)
         json_array_append_new(rem, json_string(s->o.allow_remote[i]));
     json_object_set_new(o, "remotes", rem);
     json_object_set_new(o, "watch", srv_watch_json(s));
+    json_object_set_new(o, "updates", srv_updates_json(s));
     const char *level, *why;
     char buf[256];
     if (s->chat.kind) {

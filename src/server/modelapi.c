@@ -181,9 +181,13 @@ int srv_models_use(srv_req *r)
         return ret;
     cn_err err = {0};
     mdl_installed m;
-    int rc = mdl_get(s->home, name, &m, &err);
+    char base[128]; /* NAME@VERSION switches NAME to an offered version too */
+    snprintf(base, sizeof base, "%.*s", (int)strcspn(name, "@"), name);
+    int rc = mdl_get(s->home, base, &m, &err);
     if (!rc)
         rc = mdl_use(s->home, name, &err);
+    if (!rc)
+        rc = mdl_get(s->home, base, &m, &err); /* the version now current */
     if (rc) {
         ret = srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : 500, "name", "%s", err.msg);
     } else {

@@ -145,6 +145,9 @@ struct srv {
     /* the watched folders' thread reports here (watchapi.c) */
     pthread_mutex_t watch_mu;
     json_t *watch_status;
+    /* model updates in the background (updates.c) */
+    int64_t update_interval;   /* seconds between checks; 0: off */
+    volatile int update_cancel; /* set at shutdown: a download stops, keeping its data */
 };
 
 /* One request: created at its first callback, freed when MHD says it is done. */
@@ -345,6 +348,8 @@ int srv_watch_change(srv_req *r);
 void srv_watch_start(srv *s);
 void srv_watch_free(srv *s);
 json_t *srv_watch_json(srv *s);   /* the watched folders' state, for /api/status too */
+void srv_updates_start(srv *s);   /* updates.c */
+json_t *srv_updates_json(srv *s); /* the last check: offers, schedule */
 int srv_models_list(srv_req *r);
 int srv_models_pull(srv_req *r);
 int srv_models_use(srv_req *r);

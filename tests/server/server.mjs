@@ -155,7 +155,9 @@ export async function testCatalog(urlPrefix = '') {
     const sign = path.join(TOOLS, 'catalog-sign');
     const pub = execFileSync(sign, ['keygen', key], { encoding: 'utf8', timeout: CLI_TIMEOUT_MS })
         .trim().slice(0, 64);
-    const httpd = await startHelper(path.join(TOOLS, 'testhttpd'), [root, '--port', '0'], /port (\d+)/);
+    const log = path.join(dir, 'requests.log');
+    const httpd = await startHelper(path.join(TOOLS, 'testhttpd'), [root, '--port', '0', '--log', log],
+                                    /port (\d+)/);
     const port = Number(httpd.match[1]);
     const data = fs.readFileSync(CHAT);
     const catalog = { catalog: 'test', serial: 2, models: [{
@@ -171,8 +173,25 @@ export async function testCatalog(urlPrefix = '') {
     const env = { CAIRN_CONFIG: config };
     execFileSync(BIN, ['models', 'update'], { env: { ...process.env, ...env, CAIRN_HOME: home },
                                               stdio: 'ignore', timeout: CLI_TIMEOUT_MS });
+    /* a new catalog (serial) naming file (copied under root) as dreams */
+    const publish = (serial, file) => {
+        const bytes = fs.readFileSync(file);
+        fs.writeFileSync(path.join(root, path.basename(file)), bytes);
+        const cat = { catalog: 'test', serial, models: [{ ...catalog.models[0],
+            url: `http://127.0.0.1:${port}/${urlPrefix}${path.basename(file)}`, size: bytes.length,
+            sha256: crypto.createHash('sha256').update(bytes).digest('hex') }] };
+        fs.writeFileSync(path.join(root, 'catalog.json'), JSON.stringify(cat));
+        execFileSync(sign, ['sign', key, path.join(root, 'catalog.json')], { timeout: CLI_TIMEOUT_MS });
+        return cat.models[0].sha256;
+    };
     return {
-        home, env, port,
+        home, env, port, config, publish,
+        /* the requests testhttpd answered since the last call, one a line */
+        requests() {
+            const t = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
+            fs.writeFileSync(log, '');
+            return t.split('\n').filter(Boolean);
+        },
         close() {
             httpd.proc.kill('SIGTERM');
             fs.rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,91 @@
+/*
+** updates.c: model updates in the background (issue 18), only when the
+** settings say `updates = daily` or `weekly` -- off by default, and then
+** the server touches no network for it. On schedule (the last check's time
+** is in models/updates.json, so a restart does not check again early) a
+** thread runs the same check as `cairn models update --check`: the signed
+** catalog, newer versions downloaded at update_rate and verified, paused on
+** a metered connection. What is ready is offered in /api/status and the web
+** UI; nothing is switched to until the user says so.
+*/
+#include "server/srv_int.h"
+#include "models/models.h"
+
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *updates_main(void *arg)
+{
+    srv *s = arg;
+    while (!atomic_load(&s->stopping)) {
+        json_t *st = mdl_update_state(s->home);
+        int64_t last = json_integer_value(json_object_get(st, "checked_at"));
+        json_decref(st);
+        if ((int64_t)time(NULL) - last >= s->update_interval) {
+            mdl_update_opts o;
+            cn_err err = {0};
+            char url[2048], key[256];
+            if (!cn_config_get("catalog_url", url, sizeof url) || !*url)
+                snprintf(url, sizeof url, "%s", MDL_CATALOG_URL);
+            const char *k = cn_config_get("catalog_key", key, sizeof key) && *key ? key : NULL;
+            mdl_update *up = NULL;
+            int n = 0;
+            int rc = mdl_update_settings(&o, NULL, &err);
+            if (!rc) {
+                o.cancel = &s->update_cancel;
+                rc = mdl_update_check(s->home, url, k, &o, &up, &n, &err);
+            }
+            pthread_mutex_lock(&s->log_mu);
+            if (rc)
+                fprintf(stderr, "cairn serve: model updates: %s (tried again at the next "
+                                "check)\n", err.msg);
+            for (int i = 0; i < n; i++)
+                if (up[i].ready)
+                    fprintf(stderr, "cairn serve: %s: an updated version is ready — `cairn models "
+                                    "use %s@%s` (the current one stays as the fallback)\n",
+                            up[i].name, up[i].name, up[i].version);
+                else
+                    fprintf(stderr, "cairn serve: %s: a newer version, not downloaded: %s\n",
+                            up[i].name, up[i].note);
+            pthread_mutex_unlock(&s->log_mu);
+            free(up); /* a failed check (offline, say) counts as one: the schedule holds */
+        }
+        for (int i = 0; i < 60 && !atomic_load(&s->stopping); i++)
+            usleep(250000); /* looked at every 15 s: a clock that jumps is noticed */
+    }
+    atomic_fetch_sub(&s->n_background, 1);
+    return NULL;
+}
+
+void srv_updates_start(srv *s)
+{
+    mdl_update_opts o;
+    cn_err err = {0};
+    int64_t interval = 0;
+    if (mdl_update_settings(&o, &interval, &err)) {
+        fprintf(stderr, "cairn serve: model updates are off: %s\n", err.msg);
+        return;
+    }
+    s->update_interval = interval;
+    if (interval == 0)
+        return; /* off: no thread, no network */
+    fprintf(stderr, "cairn serve: checking for model updates %s (updates = %s in the settings); "
+                    "new versions are downloaded and offered, never switched to by themselves\n",
+            interval <= 86400 ? "daily" : "weekly", interval <= 86400 ? "daily" : "weekly");
+    pthread_t th;
+    atomic_fetch_add(&s->n_background, 1);
+    if (pthread_create(&th, NULL, updates_main, s) != 0)
+        atomic_fetch_sub(&s->n_background, 1);
+    else
+        pthread_detach(th);
+}
+
+json_t *srv_updates_json(srv *s)
+{
+    json_t *st = mdl_update_state(s->home);
+    json_object_set_new(st, "schedule", json_string(s->update_interval == 0 ? "off"
+                                                    : s->update_interval <= 86400 ? "daily"
+                                                                                  : "weekly"));
+    return st;
+}

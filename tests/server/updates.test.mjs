@@ -1,0 +1,79 @@
+// updates.test.mjs: model updates in the background (issue 18). With the
+// default `updates = off` the server asks the catalog server nothing; with
+// `updates = daily` it checks at start (never checked before), downloads
+// the version the signed catalog publishes meanwhile, verifies it and
+// offers it in /api/status and the web UI -- the current version stays in
+// use until the user switches; a restart does not check again before its
+// time; the switch keeps the old version as the fallback.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, testCatalog, BIN, ROOT, CLI_TIMEOUT_MS } from './server.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const STORIES = path.join(ROOT, 'tests/data/models/stories260K-rvspoc.gguf');
+
+describe('model updates', () => {
+    let cat;
+    const cli = (args) => execFileSync(BIN, args, { env: { ...process.env, ...cat.env, CAIRN_HOME: cat.home },
+                                                    encoding: 'utf8', timeout: CLI_TIMEOUT_MS });
+    before(async () => {
+        cat = await testCatalog();
+        cli(['models', 'pull', 'dreams']);
+    });
+    after(() => cat.close());
+
+    test('updates = off: not one request to the catalog server', async () => {
+        cat.requests();
+        const srv = await startServer([], { home: cat.home, env: cat.env });
+        try {
+            const st = await (await fetch(`${srv.url}/api/status`)).json();
+            assert.equal(st.updates.schedule, 'off');
+            await sleep(3000);
+            assert.deepEqual(cat.requests(), []);
+        } finally { assert.deepEqual(await srv.stop(), { code: 0, sig: null }, srv.log().slice(-2000)); }
+    });
+
+    test('updates = daily: a version published meanwhile is fetched, verified, offered, not used', async () => {
+        const sha = cat.publish(3, STORIES);
+        fs.appendFileSync(cat.config, 'updates = daily\nupdate_rate = 20MB/s\n');
+        cat.requests();
+        const before = JSON.parse(cli(['models', 'list', '--json'])).installed[0];
+        const srv = await startServer([], { home: cat.home, env: cat.env });
+        try {
+            let st;
+            for (let i = 0; i < 100; i++) {
+                st = await (await fetch(`${srv.url}/api/status`)).json();
+                if (st.updates.offers?.[0]?.ready) break;
+                await sleep(200);
+            }
+            assert.equal(st.updates.schedule, 'daily');
+            assert.equal(st.updates.offers[0].name, 'dreams');
+            assert.equal(st.updates.offers[0].version, sha.slice(0, 12), JSON.stringify(st.updates));
+            assert.equal(st.updates.offers[0].ready, true);
+            const asked = cat.requests().join('\n');
+            assert.match(asked, /catalog\.json/);
+            assert.match(asked, /stories260K-rvspoc\.gguf/);
+            assert.match(srv.log(), /dreams: an updated version is ready/);
+            // still the old version in use
+            const now = JSON.parse(cli(['models', 'list', '--json'])).installed[0];
+            assert.equal(now.sha256, before.sha256);
+            assert.equal(now.update_ready, sha.slice(0, 12));
+            // switched when told: the old one is the fallback
+            const r = await fetch(`${srv.url}/api/models/use`, { method: 'POST', body: JSON.stringify({ name: `dreams@${sha.slice(0, 12)}` }) });
+            assert.equal(r.status, 200, await r.clone().text());
+            const after = JSON.parse(cli(['models', 'list', '--json'])).installed[0];
+            assert.equal(after.sha256, sha);
+            assert.equal(after.rollback, true);
+        } finally { assert.deepEqual(await srv.stop(), { code: 0, sig: null }, srv.log().slice(-2000)); }
+        // a restart does not check again before a day has passed
+        cat.requests();
+        const again = await startServer([], { home: cat.home, env: cat.env });
+        try {
+            await sleep(2500);
+            assert.deepEqual(cat.requests(), []);
+        } finally { assert.deepEqual(await again.stop(), { code: 0, sig: null }); }
+    });
+});
