@@ -481,6 +481,39 @@ TEST(models_update_offers_and_switches)
     server_stop();
 }
 
+/* A metered connection pauses the download of an update, as NetworkManager
+** says over D-Bus (tools/fakenm plays it on a private bus); when nothing can
+** tell, the check says so and goes on. */
+TEST(models_update_paused_on_a_metered_connection)
+{
+    if (sh("command -v dbus-run-session") != 0)
+        SKIP("dbus-run-session is not installed (package dbus)");
+    setup();
+    EXPECT_EQ_INT(publish_one(2, "dreams", "", "m1.gguf", 0.00028, NULL), 0);
+    EXPECT_EQ_INT(sh("$C models pull --retry-delay 50 dreams"), 0);
+    EXPECT_EQ_INT(publish_one(3, "dreams", "", "m2.gguf", 0.00028, NULL), 0);
+    /* the inner shell sees C, T and R only exported */
+    const char *bus = "export C T R; dbus-run-session -- sh -c 'export DBUS_SYSTEM_BUS_ADDRESS="
+                      "$DBUS_SESSION_BUS_ADDRESS; %s $C models update --check; rc=$?; "
+                      "kill $p 2>/dev/null; exit $rc'";
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, bus, "$T/fakenm 1 > $R/../nm.out & p=$!; "
+                                   "for i in $(seq 50); do grep -q ready $R/../nm.out && break; "
+                                   "sleep 0.05; done;");
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; %s", cmd), 1);
+    EXPECT_CONTAINS(out_buf, "paused: NetworkManager says the connection is metered");
+    EXPECT_EQ_INT(sh("grep -c m2.gguf $R/../srv.log"), 1); /* not one byte of it */
+    EXPECT_EQ_INT(sh("$C models list --json"), 0);
+    EXPECT(strstr(out_buf, "update_ready") == NULL);
+    /* nobody to ask: said, and the setting is followed */
+    snprintf(cmd, sizeof cmd, bus, "p=;");
+    EXPECT_EQ_INT(sh("%s", cmd), 0);
+    EXPECT_CONTAINS(out_buf, "an updated version is ready");
+    EXPECT_EQ_INT(sh("cat $CAIRN_HOME/models/updates.json"), 0);
+    EXPECT_CONTAINS(out_buf, "cannot tell whether the connection is metered");
+    server_stop();
+}
+
 /* Resuming: a dropped connection (retried within the run), a server
 ** restart, and kill -9 of cairn; bytes already on disk are not fetched
 ** again, and the result is byte-identical. */
