@@ -121,7 +121,9 @@ describe('load', () => {
             if (c.status === 200) { ok++; assert.equal(c.body.choices.length, 1); }
             else { busy++; assert.equal(c.body.error.code, 'queue_full'); }
         }
-        assert.ok(ok >= 9, `only ${ok} chats answered`); // the running one + a full queue at least
+        // a full queue at least; the running one too when the worker took
+        // it before the ninth arrived, which a busy machine may not do
+        assert.ok(ok >= 8, `only ${ok} chats answered`);
         assert.equal(ok + busy, 20);
         assert.ok(srv.alive());
         const grown = srv.rssKb() - rss0;
