@@ -4,6 +4,7 @@
 */
 #include "cli/cli.h"
 #include "library/library.h"
+#include "store/store.h"
 #include "ocr/ocr.h"
 #include "models/models.h"
 #include "rag/rag.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Options every library command takes. */
@@ -1369,6 +1371,10 @@ int cmd_doctor(int argc, char **argv)
         printf("  %-20s %-6s %-10s %s%s\n", ins[i].name, ins[i].role,
                cli_size((uint64_t)ins[i].size, b), ins[i].active ? "active" : "",
                ins[i].has_previous ? ", rollback available" : "");
+        if (ins[i].has_staged)
+            printf("  %-20s an updated version is ready — `cairn models use %s@%.12s` (the "
+                   "current one stays as the fallback)\n", "", ins[i].name,
+                   ins[i].staged_sha256);
     }
     if (n_ins == 0)
         printf("  (none installed: `cairn models recommend`)\n");
@@ -1392,8 +1398,38 @@ int cmd_doctor(int argc, char **argv)
            cli_size((uint64_t)hw.ram_avail, b2), cli_size((uint64_t)CN_MAX(hw.disk_free, 0), b3));
     rmt_endpoint rem[RMT_MAX];
     int n_rem = rmt_list(rem, RMT_MAX, NULL);
-    printf("network          used only by `cairn models pull` and `cairn models update`%s\n",
-           n_rem > 0 ? ", and by `ask --remote` when you confirm" : "");
+    int64_t every = 0;
+    {
+        mdl_update_opts uo;
+        cn_err ue = {0};
+        json_t *us = mdl_update_state(lib_home(l));
+        int64_t at = json_integer_value(json_object_get(us, "checked_at"));
+        char when[64] = "never";
+        if (at > 0) {
+            time_t t = (time_t)at;
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&t));
+        }
+        if (mdl_update_settings(&uo, &every, &ue))
+            printf("model updates    %s\n", ue.msg);
+        else
+            printf("model updates    %s (updates = %s in the settings); last check: %s%s%s\n",
+                   every ? "checked by `cairn serve` on schedule" : "off: nothing is checked by "
+                   "itself (`cairn models update --check` once)",
+                   every == 0 ? "off" : every <= 86400 ? "daily" : "weekly", when,
+                   json_string_value(json_object_get(us, "error")) ? ", failed: " : "",
+                   json_string_value(json_object_get(us, "error"))
+                       ? json_string_value(json_object_get(us, "error")) : "");
+        json_decref(us);
+    }
+    {
+        int n_w = store_watch_list(lib_store(l), NULL, NULL, NULL);
+        printf("watched folders  %d%s\n", n_w > 0 ? n_w : 0,
+               n_w > 0 ? " (`cairn watch ls`; `cairn serve` or `cairn watch run` follows them)"
+                       : " (`cairn watch add DIR` keeps a folder's documents current)");
+    }
+    printf("network          used only by `cairn models pull` and `cairn models update`%s%s\n",
+           n_rem > 0 ? ", and by `ask --remote` when you confirm" : "",
+           every ? ", and by `cairn serve` for model updates" : "");
     for (int i = 0; i < n_rem; i++) {
         long status = 0;
         cn_err perr = {0};

@@ -418,6 +418,9 @@ TEST(models_update_offers_and_switches)
     EXPECT_CONTAINS(out_buf, want);
     EXPECT_EQ_INT(sh("$C models list"), 0);
     EXPECT_CONTAINS(out_buf, want);
+    EXPECT_EQ_INT(sh("$C doctor"), 0);
+    EXPECT_CONTAINS(out_buf, "an updated version is ready");
+    EXPECT_CONTAINS(out_buf, "updates = off in the settings); last check: 2");
     EXPECT_EQ_INT(sh("$C models list --json"), 0);
     EXPECT_CONTAINS(out_buf, "\"update_ready\": \"");
     EXPECT_EQ_INT(sh("cmp $R/m1.gguf \"$($C models list --json | grep '\"path\"' | cut -d'\"' -f4)\""), 0);
