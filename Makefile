@@ -107,12 +107,13 @@ asan:
 # threads (the engine's fixture tests run with -t 2), grammar masks split
 # over two threads (the structured-output property test), and the server: its
 # in-process tests (workers, library handles) and a TSan-built `cairn serve`
-# under concurrent requests of every kind (a race makes its exit non-zero).
+# under concurrent requests of every kind and a switch of its language model
+# while requests run (a race makes its exit non-zero).
 tsan:
 	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=base_pool test
 	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=engine test
 	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=structured test
-	CAIRN_NODE_TESTS="tests/server/race.test.mjs tests/server/uploads.test.mjs" \
+	CAIRN_NODE_TESTS="tests/server/race.test.mjs tests/server/uploads.test.mjs tests/server/updates.test.mjs" \
 	    $(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" T=server test
 
 # libFuzzer targets (clang): build/fuzz/fuzz_gguf, build/fuzz/fuzz_tok, build/fuzz/fuzz_ingest.

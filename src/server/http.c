@@ -24,21 +24,21 @@
 #include <unistd.h>
 
 static const srv_route routes[] = {
-    {"GET", "/v1/models", srv_openai_models, 0, "OpenAI: models"},
-    {"GET", "/v1/models/", srv_openai_model, ROUTE_PREFIX, "OpenAI: one model"},
-    {"POST", "/v1/chat/completions", srv_openai_chat, 0, "OpenAI: chat (SSE with stream)"},
-    {"POST", "/v1/completions", srv_openai_completions, 0, "OpenAI: text completion"},
+    {"GET", "/v1/models", srv_openai_models, ROUTE_CHAT, "OpenAI: models"},
+    {"GET", "/v1/models/", srv_openai_model, ROUTE_PREFIX | ROUTE_CHAT, "OpenAI: one model"},
+    {"POST", "/v1/chat/completions", srv_openai_chat, ROUTE_CHAT, "OpenAI: chat (SSE with stream)"},
+    {"POST", "/v1/completions", srv_openai_completions, ROUTE_CHAT, "OpenAI: text completion"},
     {"POST", "/v1/embeddings", srv_openai_embeddings, 0, "OpenAI: embeddings"},
     {"POST", "/v1/rerank", srv_rerank, 0, "rerank documents (llama.cpp, Jina, Cohere shape)"},
-    {"GET", "/api/tags", srv_ollama_tags, ROUTE_OLLAMA, "Ollama: models"},
-    {"POST", "/api/chat", srv_ollama_chat, ROUTE_OLLAMA, "Ollama: chat (NDJSON stream)"},
-    {"POST", "/api/generate", srv_ollama_generate, ROUTE_OLLAMA, "Ollama: generate"},
+    {"GET", "/api/tags", srv_ollama_tags, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: models"},
+    {"POST", "/api/chat", srv_ollama_chat, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: chat (NDJSON stream)"},
+    {"POST", "/api/generate", srv_ollama_generate, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: generate"},
     {"POST", "/api/embed", srv_ollama_embed, ROUTE_OLLAMA, "Ollama: embeddings"},
     {"POST", "/api/embeddings", srv_ollama_embed, ROUTE_OLLAMA, "Ollama: one embedding (older API)"},
-    {"POST", "/api/show", srv_ollama_show, ROUTE_OLLAMA, "Ollama: model details"},
+    {"POST", "/api/show", srv_ollama_show, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: model details"},
     {"GET", "/api/version", srv_ollama_version, ROUTE_OLLAMA, "Ollama: version"},
-    {"GET", "/api/ps", srv_ollama_ps, ROUTE_OLLAMA, "Ollama: loaded models"},
-    {"GET", "/api/status", srv_status, 0, "service level, models, library (doctor)"},
+    {"GET", "/api/ps", srv_ollama_ps, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: loaded models"},
+    {"GET", "/api/status", srv_status, ROUTE_CHAT, "service level, models, library (doctor)"},
     {"GET", "/api/watch", srv_watch_get, 0, "watched folders: state, files settling, progress"},
     {"POST", "/api/watch", srv_watch_change, 0, "{add: DIR} or {remove: DIR} (loopback server only)"},
     {"GET", "/api/library/documents", srv_lib_docs, 0, "list documents"},
@@ -46,14 +46,14 @@ static const srv_route routes[] = {
      "upload documents (multipart/form-data), NDJSON progress"},
     {"DELETE", "/api/library/documents/", srv_lib_remove, ROUTE_PREFIX, "remove document ID"},
     {"POST", "/api/library/search", srv_lib_search, 0, "search passages"},
-    {"POST", "/api/library/ask", srv_lib_ask, 0, "grounded answer with citations (SSE with stream)"},
+    {"POST", "/api/library/ask", srv_lib_ask, ROUTE_CHAT, "grounded answer with citations (SSE with stream)"},
     {"POST", "/api/remote/preview", srv_remote_preview, 0,
      "what a question to an allowed remote would send (the UI's consent dialog)"},
-    {"POST", "/api/library/summarize", srv_lib_summarize, 0,
+    {"POST", "/api/library/summarize", srv_lib_summarize, ROUTE_CHAT,
      "summary of a document, sentences with pages (NDJSON progress)"},
-    {"POST", "/api/library/extract", srv_lib_extract, 0,
+    {"POST", "/api/library/extract", srv_lib_extract, ROUTE_CHAT,
      "a schema's fields from documents, each cited (NDJSON)"},
-    {"GET", "/api/models", srv_models_list, 0, "installed and available models, fit, machine"},
+    {"GET", "/api/models", srv_models_list, ROUTE_CHAT, "installed and available models, fit, machine"},
     {"POST", "/api/models/pull", srv_models_pull, 0, "download and install a model, NDJSON progress"},
     {"POST", "/api/models/use", srv_models_use, 0, "make an installed model the active one"},
     {"DELETE", "/api/models/", srv_models_remove, ROUTE_PREFIX, "remove an installed model"},
@@ -475,6 +475,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES; /* already answered */
     if (r->has_early)
         return (enum MHD_Result)srv_reply_error(r, &r->early);
+    if (r->route->flags & ROUTE_CHAT) {
+        srv_gate_enter(&s->chat_gate); /* waits while the model is being switched */
+        r->gated = true;
+    }
     return (enum MHD_Result)r->route->fn(r);
 }
 
@@ -514,6 +518,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pthread_mutex_unlock(&s->log_mu);
     }
     srv_upload_free(r);
+    if (r->gated)
+        srv_gate_leave(&s->chat_gate);
     cn_buf_free(&r->body);
     cn_arena_free(&r->arena);
     free(r);
@@ -651,6 +657,7 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_cond_init(&s->lib_cv, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
     pthread_mutex_init(&s->watch_mu, NULL);
+    srv_gate_init(&s->chat_gate);
     atomic_init(&s->n_background, 0);
     atomic_init(&s->pulling, 0);
 
@@ -670,6 +677,9 @@ int srv_run(const srv_opts *o, cn_err *err)
         if (!rc && o->draft_model)
             rc = srv_worker_draft(&s->chat, o->draft_model, err);
         s->chat.name = s->chat_name;
+        snprintf(s->chat_path, sizeof s->chat_path, "%s", o->chat_model);
+        s->chat.path = s->chat_path;
+        s->eo = eo;
     }
     if (!rc && o->embed_model) {
         eng_opts ee = {.n_threads = o->threads};
@@ -759,6 +769,7 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_mutex_destroy(&s->log_mu);
     srv_watch_free(s);
     pthread_mutex_destroy(&s->watch_mu);
+    srv_gate_destroy(&s->chat_gate);
     free(s);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     return rc;

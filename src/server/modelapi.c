@@ -188,14 +188,46 @@ int srv_models_use(srv_req *r)
         rc = mdl_use(s->home, name, &err);
     if (!rc)
         rc = mdl_get(s->home, base, &m, &err); /* the version now current */
+    /* another version of the language model this server runs: switched in
+    ** place, between requests -- those running finish on the old one, those
+    ** arriving wait, none is refused */
+    char note[600] = "";
+    bool switched = false;
+    if (!rc && s->chat.kind && !strcmp(m.role, "chat") && !strcmp(s->chat_name, m.name) &&
+        strcmp(s->chat_path, m.path) != 0) {
+        double t0 = cn_now();
+        int running = srv_gate_close(&s->chat_gate);
+        double t1 = cn_now();
+        rc = srv_worker_reload(&s->chat, m.path, &s->eo, note, sizeof note, &err);
+        if (!rc) {
+            snprintf(s->chat_path, sizeof s->chat_path, "%s", m.path);
+            switched = true;
+        }
+        srv_gate_open(&s->chat_gate);
+        pthread_mutex_lock(&s->log_mu);
+        if (rc)
+            fprintf(stderr, "cairn serve: %s: the new version did not load (%s); the previous "
+                            "one runs on\n", m.name, err.msg);
+        else
+            fprintf(stderr, "cairn serve: %s: switched to %s (%.2f s waiting for the %d "
+                            "requests using it to finish, %.2f s loading)%s%s\n", m.name, m.path,
+                    t1 - t0, running, cn_now() - t1, note[0] ? "; " : "", note);
+        pthread_mutex_unlock(&s->log_mu);
+        if (rc) { /* the manifest back to what runs */
+            cn_err ignored = {0};
+            mdl_rollback(s->home, m.name, &ignored);
+        }
+    }
     if (rc) {
         ret = srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : 500, "name", "%s", err.msg);
     } else {
-        json_t *o = json_pack("{s:s,s:s,s:b,s:b}", "name", m.name, "role", m.role, "active", 1,
-                              "loaded", loaded_here(s, m.path));
+        json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:b}", "name", m.name, "role", m.role, "active", 1,
+                              "loaded", loaded_here(s, m.path), "switched", switched);
         if (!loaded_here(s, m.path))
             json_object_set_new(o, "note", json_string("the active model is loaded when cairn "
                                                        "serve starts: restart it to use this one"));
+        else if (note[0])
+            json_object_set_new(o, "note", json_string(note));
         ret = srv_reply_json(r, 200, o);
     }
     json_decref(body);

@@ -52,12 +52,15 @@ void srv_bg_line(srv_bg *g, json_t *o)
 void srv_bg_finish(srv_bg *g, json_t *fin)
 {
     srv *s = g->s;
+    bool gated = g->gated;
     srv_bg_line(g, fin);
     pthread_mutex_lock(&g->mu);
     g->done = true;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
     srv_bg_unref(g);
+    if (gated)
+        srv_gate_leave(&s->chat_gate);
     atomic_fetch_sub(&s->n_background, 1);
 }
 
@@ -91,10 +94,16 @@ static void bg_done(void *cls)
 int srv_bg_start(srv_req *r, srv_bg *g, void *(*fn)(void *))
 {
     pthread_t th;
+    if (r->gated) { /* the thread uses the model after the request has left */
+        srv_gate_enter_more(&r->s->chat_gate);
+        g->gated = true;
+    }
     atomic_fetch_add(&r->s->n_background, 1);
     if (pthread_create(&th, NULL, fn, g) != 0) {
         atomic_fetch_sub(&r->s->n_background, 1);
         g->refs = 1;
+        if (g->gated)
+            srv_gate_leave(&r->s->chat_gate);
         srv_bg_unref(g);
         return srv_reply_errorf(r, 500, NULL, "cannot start a thread");
     }

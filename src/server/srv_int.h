@@ -81,6 +81,7 @@ typedef struct srv_worker {
     /* the model it owns */
     eng_model *m;
     eng_model *draft;          /* speculative decoding's draft model, or NULL */
+    char draft_path[PATH_MAX];
     /* conversations the cache held before, most recent first (worker.c) */
     eng_kv_snap *kv[SRV_KV_KEEP];
     int n_kv;
@@ -101,6 +102,12 @@ int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *e
 ** the draft model at path, checked against its vocabulary. */
 int srv_worker_draft(srv_worker *w, const char *path, cn_err *err);
 void srv_worker_close(srv_worker *w);
+/* Run the language model at path instead (another version of it), the
+** worker idle (its gate closed): the new one is opened first, so on failure
+** the old one runs on. The draft model follows if its vocabulary still
+** matches, else it is dropped (said in *note). */
+int srv_worker_reload(srv_worker *w, const char *path, const eng_opts *eo, char *note,
+                      size_t note_cap, cn_err *err);
 void srv_job_init(srv_job *j, int kind);
 void srv_job_free(srv_job *j);
 /* Queue j; CN_ELIMIT when the queue is full. */
@@ -118,6 +125,27 @@ int srv_worker_retry_after(srv_worker *w);
 
 /* ---- the server ---------------------------------------------------------- */
 
+/* The language model's gate: requests that use it pass through it (any
+** number at once); switching the model (`models use NAME@VERSION`) closes
+** it, which waits for those inside to finish and holds new ones at the door
+** -- they wait, none is refused -- until the new model is in (worker.c). */
+typedef struct srv_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inside;
+    int closing; /* switches waiting to close it */
+    bool closed;
+} srv_gate;
+void srv_gate_init(srv_gate *g);
+void srv_gate_destroy(srv_gate *g);
+void srv_gate_enter(srv_gate *g);
+/* One more for a caller inside already (a background thread it starts):
+** never waits, so a closing gate cannot deadlock against it. */
+void srv_gate_enter_more(srv_gate *g);
+void srv_gate_leave(srv_gate *g);
+int srv_gate_close(srv_gate *g); /* returns how many were inside when it began */
+void srv_gate_open(srv_gate *g);
+
 struct srv {
     srv_opts o;
     char home[PATH_MAX];       /* the data directory: library and models */
@@ -126,6 +154,9 @@ struct srv {
     char origin_a[96], origin_b[96]; /* http://127.0.0.1:PORT, http://localhost:PORT */
     bool loopback;
     srv_worker chat, embed, rerank; /* kind 0 when no such model */
+    srv_gate chat_gate;        /* around every use of chat (see srv_gate) */
+    char chat_path[PATH_MAX];  /* the file chat runs: changes at a switch */
+    eng_opts eo;               /* how chat was opened, for a switch */
     char chat_name[128], embed_name[128], rerank_name[128];
     /* library handles: SRV_LIB_POOL readers side by side, one writer (SQLite
     ** has one writer at a time; in WAL mode readers never wait for it) */
@@ -160,7 +191,8 @@ typedef struct srv_route {
     const char *help;
 } srv_route;
 
-enum { ROUTE_PREFIX = 1, ROUTE_UPLOAD = 2, ROUTE_OLLAMA = 4, ROUTE_PUBLIC = 8 };
+enum { ROUTE_PREFIX = 1, ROUTE_UPLOAD = 2, ROUTE_OLLAMA = 4, ROUTE_PUBLIC = 8,
+       ROUTE_CHAT = 16 /* may use the language model: through chat_gate */ };
 
 typedef struct srv_upload srv_upload;
 
@@ -179,6 +211,7 @@ struct srv_req {
     size_t limit;              /* the most this route's body may have */
     bool too_large;
     srv_error early;           /* an error found while the body arrived */
+    bool gated;                /* inside chat_gate until the request completes */
     bool has_early;
     srv_upload *up;
     cn_arena arena;
@@ -375,6 +408,7 @@ typedef struct srv_bg {
     bool extractive;           /* summarize: no model even if there is one */
     json_t *schema;            /* extract: the checked schema (a reference) */
     volatile int cancel;
+    bool gated;                /* the thread is inside chat_gate until it finishes */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     cn_buf out;

@@ -151,6 +151,66 @@ static void run_job(srv_worker *w, srv_job *j)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* ---- the gate (srv_int.h) ---------------------------------------------------------- */
+
+void srv_gate_init(srv_gate *g)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+}
+
+void srv_gate_destroy(srv_gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+void srv_gate_enter(srv_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->closed || g->closing) /* a switch waiting goes first: it is not starved */
+        pthread_cond_wait(&g->cv, &g->mu);
+    g->inside++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void srv_gate_enter_more(srv_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->inside++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void srv_gate_leave(srv_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    if (--g->inside == 0)
+        pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+int srv_gate_close(srv_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int was = g->inside;
+    g->closing++;
+    while (g->closed || g->inside > 0)
+        pthread_cond_wait(&g->cv, &g->mu);
+    g->closing--;
+    g->closed = true;
+    pthread_mutex_unlock(&g->mu);
+    return was;
+}
+
+void srv_gate_open(srv_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->closed = false;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static void *worker_main(void *arg)
 {
     srv_worker *w = arg;
@@ -227,7 +287,49 @@ int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *e
 
 int srv_worker_draft(srv_worker *w, const char *path, cn_err *err)
 {
+    snprintf(w->draft_path, sizeof w->draft_path, "%s", path);
     return eng_draft_open(&w->draft, path, w->m, w->v, err);
+}
+
+int srv_worker_reload(srv_worker *w, const char *path, const eng_opts *eo, char *note,
+                      size_t note_cap, cn_err *err)
+{
+    note[0] = '\0';
+    if (w->kind != JOB_GENERATE)
+        return cn_fail(err, CN_EINVAL, "only the language model is switched in place");
+    eng_model *m = NULL, *draft = NULL;
+    tok_vocab *v = NULL;
+    int rc = eng_model_open(&m, path, eo, err);
+    if (!rc)
+        rc = tok_open(&v, eng_model_gguf(m), err);
+    if (rc) {
+        tok_close(v);
+        eng_model_close(m);
+        return rc;
+    }
+    if (w->draft) {
+        cn_err de = {0};
+        if (eng_draft_open(&draft, w->draft_path, m, v, &de))
+            snprintf(note, note_cap, "the draft model is dropped: %s", de.msg);
+    }
+    gguf_str t = {0};
+    gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &t, NULL);
+    const char *family = tok_chat_family(t.ptr, (size_t)t.len, eng_model_hparams(m)->arch);
+    /* the gate is closed and every job has left: nobody reads these now */
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->n_kv; i++)
+        eng_kv_snap_free(w->kv[i]); /* conversations of the old model's cache */
+    w->n_kv = 0;
+    eng_model_close(w->draft);
+    eng_model_close(w->m);
+    tok_close(w->v);
+    w->m = m;
+    w->v = v;
+    w->draft = draft;
+    w->family = strcmp(family, "unknown") ? family : "chatml";
+    w->n_ctx = eng_model_n_ctx(m);
+    pthread_mutex_unlock(&w->mu);
+    return CN_OK;
 }
 
 void srv_worker_close(srv_worker *w)

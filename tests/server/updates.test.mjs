@@ -76,4 +76,61 @@ describe('model updates', () => {
             assert.deepEqual(cat.requests(), []);
         } finally { assert.deepEqual(await again.stop(), { code: 0, sig: null }); }
     });
+
+    test('switching while requests run: none is dropped, the new version answers after', async () => {
+        // v3: the first file with 4096 bytes after its end (another sha256)
+        const v3 = path.join(path.dirname(cat.config), 'v3.gguf');
+        fs.writeFileSync(v3, Buffer.concat([fs.readFileSync(path.join(ROOT, 'tests/data/models/aidreams260K.gguf')),
+                                            Buffer.alloc(4096)]));
+        const sha = cat.publish(4, v3);
+        cli(['models', 'update', '--check']);
+        const srv = await startServer(['-m', 'dreams', '--queue', '64'], { home: cat.home, env: cat.env });
+        try {
+            const size0 = (await (await fetch(`${srv.url}/api/status`)).json()).models[0].size;
+            const chat = (i) => fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({
+                model: 'dreams', max_tokens: 400, temperature: 0, stream: i % 2 === 0,
+                messages: [{ role: 'user', content: `Once upon a time ${i}` }] }) })
+                .then(async (r) => ({ status: r.status, text: await r.text(), at: Date.now() }));
+            // the first streams (inside, running), the others wait in the worker's
+            // queue (inside too): then the switch is asked for
+            let first;
+            const started = new Promise((res) => { first = res; });
+            const before = [fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({
+                model: 'dreams', max_tokens: 400, temperature: 0, stream: true,
+                messages: [{ role: 'user', content: 'Once upon a time' }] }) })
+                .then(async (r) => {
+                    const rd = r.body.getReader();
+                    let text = '';
+                    for (;;) {
+                        const { value, done } = await rd.read();
+                        if (done) break;
+                        text += Buffer.from(value).toString();
+                        first();
+                    }
+                    return { status: r.status, text };
+                }), ...Array.from({ length: 23 }, (_, i) => chat(i))];
+            await started;
+            const use = fetch(`${srv.url}/api/models/use`, { method: 'POST', body: JSON.stringify({ name: `dreams@${sha.slice(0, 12)}` }) })
+                .then(async (r) => ({ status: r.status, body: await r.json(), at: Date.now() }));
+            await sleep(20);
+            const during = Array.from({ length: 4 }, (_, i) => chat(100 + i));
+            const [u, ...rs] = await Promise.all([use, ...before, ...during]);
+            assert.equal(u.status, 200, JSON.stringify(u.body));
+            assert.equal(u.body.switched, true);
+            for (const r of rs) {
+                assert.equal(r.status, 200, r.text.slice(0, 300));
+                assert.ok(r.text.includes('"content"') || r.text.includes('[DONE]'), r.text.slice(0, 300));
+            }
+            const line = srv.log().match(/dreams: switched to .* the (\d+) requests using it/);
+            assert.ok(line, srv.log().slice(-2000));
+            console.log(`# ${line[0]}`);
+            assert.ok(Number(line[1]) >= 1, 'the switch waited for the requests inside');
+            const st = await (await fetch(`${srv.url}/api/status`)).json();
+            assert.notEqual(st.models[0].size, size0);
+            assert.equal(st.models[0].size, fs.statSync(v3).size);
+            const after = await chat(7);
+            assert.equal(after.status, 200);
+            assert.equal(JSON.parse(cli(['models', 'list', '--json'])).installed[0].sha256, sha);
+        } finally { assert.deepEqual(await srv.stop(), { code: 0, sig: null }, srv.log().slice(-2000)); }
+    });
 });
