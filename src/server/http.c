@@ -24,39 +24,39 @@
 #include <unistd.h>
 
 static const srv_route routes[] = {
-    {"GET", "/v1/models", srv_openai_models, ROUTE_CHAT, "OpenAI: models"},
-    {"GET", "/v1/models/", srv_openai_model, ROUTE_PREFIX | ROUTE_CHAT, "OpenAI: one model"},
-    {"POST", "/v1/chat/completions", srv_openai_chat, ROUTE_CHAT, "OpenAI: chat (SSE with stream)"},
-    {"POST", "/v1/completions", srv_openai_completions, ROUTE_CHAT, "OpenAI: text completion"},
-    {"POST", "/v1/embeddings", srv_openai_embeddings, 0, "OpenAI: embeddings"},
+    {"GET", "/v1/models", srv_openai_models, ROUTE_MODEL, "OpenAI: models"},
+    {"GET", "/v1/models/", srv_openai_model, ROUTE_PREFIX | ROUTE_MODEL, "OpenAI: one model"},
+    {"POST", "/v1/chat/completions", srv_openai_chat, ROUTE_MODEL, "OpenAI: chat (SSE with stream)"},
+    {"POST", "/v1/completions", srv_openai_completions, ROUTE_MODEL, "OpenAI: text completion"},
+    {"POST", "/v1/embeddings", srv_openai_embeddings, ROUTE_MODEL, "OpenAI: embeddings"},
     {"POST", "/v1/rerank", srv_rerank, 0, "rerank documents (llama.cpp, Jina, Cohere shape)"},
-    {"GET", "/api/tags", srv_ollama_tags, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: models"},
-    {"POST", "/api/chat", srv_ollama_chat, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: chat (NDJSON stream)"},
-    {"POST", "/api/generate", srv_ollama_generate, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: generate"},
-    {"POST", "/api/embed", srv_ollama_embed, ROUTE_OLLAMA, "Ollama: embeddings"},
-    {"POST", "/api/embeddings", srv_ollama_embed, ROUTE_OLLAMA, "Ollama: one embedding (older API)"},
-    {"POST", "/api/show", srv_ollama_show, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: model details"},
+    {"GET", "/api/tags", srv_ollama_tags, ROUTE_OLLAMA | ROUTE_MODEL, "Ollama: models"},
+    {"POST", "/api/chat", srv_ollama_chat, ROUTE_OLLAMA | ROUTE_MODEL, "Ollama: chat (NDJSON stream)"},
+    {"POST", "/api/generate", srv_ollama_generate, ROUTE_OLLAMA | ROUTE_MODEL, "Ollama: generate"},
+    {"POST", "/api/embed", srv_ollama_embed, ROUTE_OLLAMA | ROUTE_MODEL, "Ollama: embeddings"},
+    {"POST", "/api/embeddings", srv_ollama_embed, ROUTE_OLLAMA | ROUTE_MODEL, "Ollama: one embedding (older API)"},
+    {"POST", "/api/show", srv_ollama_show, ROUTE_OLLAMA | ROUTE_MODEL, "Ollama: model details"},
     {"GET", "/api/version", srv_ollama_version, ROUTE_OLLAMA, "Ollama: version"},
-    {"GET", "/api/ps", srv_ollama_ps, ROUTE_OLLAMA | ROUTE_CHAT, "Ollama: loaded models"},
-    {"GET", "/api/status", srv_status, ROUTE_CHAT, "service level, models, library (doctor)"},
+    {"GET", "/api/ps", srv_ollama_ps, ROUTE_OLLAMA | ROUTE_MODEL, "Ollama: loaded models"},
+    {"GET", "/api/status", srv_status, ROUTE_MODEL, "service level, models, library (doctor)"},
     {"GET", "/api/watch", srv_watch_get, 0, "watched folders: state, files settling, progress"},
     {"POST", "/api/watch", srv_watch_change, 0, "{add: DIR} or {remove: DIR} (loopback server only)"},
     {"GET", "/api/library/documents", srv_lib_docs, 0, "list documents"},
-    {"POST", "/api/library/documents", srv_lib_upload, ROUTE_UPLOAD,
+    {"POST", "/api/library/documents", srv_lib_upload, ROUTE_UPLOAD | ROUTE_MODEL,
      "upload documents (multipart/form-data), NDJSON progress"},
     {"DELETE", "/api/library/documents/", srv_lib_remove, ROUTE_PREFIX, "remove document ID"},
-    {"POST", "/api/library/search", srv_lib_search, 0, "search passages"},
-    {"POST", "/api/library/ask", srv_lib_ask, ROUTE_CHAT, "grounded answer with citations (SSE with stream)"},
-    {"POST", "/api/remote/preview", srv_remote_preview, 0,
+    {"POST", "/api/library/search", srv_lib_search, ROUTE_MODEL, "search passages"},
+    {"POST", "/api/library/ask", srv_lib_ask, ROUTE_MODEL, "grounded answer with citations (SSE with stream)"},
+    {"POST", "/api/remote/preview", srv_remote_preview, ROUTE_MODEL,
      "what a question to an allowed remote would send (the UI's consent dialog)"},
-    {"POST", "/api/library/summarize", srv_lib_summarize, ROUTE_CHAT,
+    {"POST", "/api/library/summarize", srv_lib_summarize, ROUTE_MODEL,
      "summary of a document, sentences with pages (NDJSON progress)"},
-    {"POST", "/api/library/extract", srv_lib_extract, ROUTE_CHAT,
+    {"POST", "/api/library/extract", srv_lib_extract, ROUTE_MODEL,
      "a schema's fields from documents, each cited (NDJSON)"},
-    {"GET", "/api/models", srv_models_list, ROUTE_CHAT, "installed and available models, fit, machine"},
+    {"GET", "/api/models", srv_models_list, ROUTE_MODEL, "installed and available models, fit, machine"},
     {"POST", "/api/models/pull", srv_models_pull, 0, "download and install a model, NDJSON progress"},
     {"POST", "/api/models/use", srv_models_use, 0, "make an installed model the active one"},
-    {"DELETE", "/api/models/", srv_models_remove, ROUTE_PREFIX, "remove an installed model"},
+    {"DELETE", "/api/models/", srv_models_remove, ROUTE_PREFIX | ROUTE_MODEL, "remove an installed model"},
 };
 
 void srv_print_routes(FILE *f)
@@ -475,8 +475,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES; /* already answered */
     if (r->has_early)
         return (enum MHD_Result)srv_reply_error(r, &r->early);
-    if (r->route->flags & ROUTE_CHAT) {
-        srv_gate_enter(&s->chat_gate); /* waits while the model is being switched */
+    if (r->route->flags & ROUTE_MODEL) {
+        srv_gate_enter(&s->model_gate); /* waits while the model is being switched */
         r->gated = true;
     }
     return (enum MHD_Result)r->route->fn(r);
@@ -519,7 +519,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     srv_upload_free(r);
     if (r->gated)
-        srv_gate_leave(&s->chat_gate);
+        srv_gate_leave(&s->model_gate);
     cn_buf_free(&r->body);
     cn_arena_free(&r->arena);
     free(r);
@@ -657,7 +657,8 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_cond_init(&s->lib_cv, NULL);
     pthread_mutex_init(&s->log_mu, NULL);
     pthread_mutex_init(&s->watch_mu, NULL);
-    srv_gate_init(&s->chat_gate);
+    srv_gate_init(&s->model_gate);
+    pthread_mutex_init(&s->change_mu, NULL);
     atomic_init(&s->n_background, 0);
     atomic_init(&s->pulling, 0);
 
@@ -679,12 +680,14 @@ int srv_run(const srv_opts *o, cn_err *err)
         s->chat.name = s->chat_name;
         snprintf(s->chat_path, sizeof s->chat_path, "%s", o->chat_model);
         s->chat.path = s->chat_path;
-        s->eo = eo;
     }
+    s->eo = eo; /* for a model loaded later (first run) or switched */
     if (!rc && o->embed_model) {
         eng_opts ee = {.n_threads = o->threads};
         model_name(o->embed_model, o->embed_name, s->embed_name, sizeof s->embed_name);
-        rc = srv_worker_open(&s->embed, JOB_EMBED, o->embed_model, &ee, o->lim.queue, err);
+        snprintf(s->embed_path, sizeof s->embed_path, "%s", o->embed_model);
+        s->o.embed_model = s->embed_path;
+        rc = srv_worker_open(&s->embed, JOB_EMBED, s->embed_path, &ee, o->lim.queue, err);
         s->embed.name = s->embed_name;
     }
     if (!rc && o->rerank_model) {
@@ -769,7 +772,8 @@ int srv_run(const srv_opts *o, cn_err *err)
     pthread_mutex_destroy(&s->log_mu);
     srv_watch_free(s);
     pthread_mutex_destroy(&s->watch_mu);
-    srv_gate_destroy(&s->chat_gate);
+    srv_gate_destroy(&s->model_gate);
+    pthread_mutex_destroy(&s->change_mu);
     free(s);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     return rc;

@@ -293,7 +293,7 @@ int srv_status(srv_req *r)
         level = "keyword";
         why = "no models: keyword search and quoted (extractive) answers; an embedding model "
               "adds hybrid search, a language model written answers (download them under "
-              "Models, then restart the server)";
+              "Models: each is in use as soon as it lands)";
     }
     json_object_set_new(o, "level", json_string(level));
     json_object_set_new(o, "why", json_string(why));

@@ -44,16 +44,56 @@ static int embed_on_worker(void *ctx, const char *const *texts, const size_t *le
     return rc;
 }
 
+static int embedder_init(srv *s, cn_err *err)
+{
+    int rc = lib_embedder_init(&s->emb, s->o.embed_model, err);
+    if (rc)
+        return rc;
+    s->emb.dim = s->embed.dim;
+    s->emb.embed = embed_on_worker;
+    s->emb.ctx = &s->embed;
+    s->has_emb = true;
+    return CN_OK;
+}
+
+int srv_lib_share_embedder(srv *s, cn_err *err)
+{
+    int rc = embedder_init(s, err);
+    for (int k = 0; k <= SRV_LIB_POOL && !rc; k++)
+        lib_share_embedder(k < SRV_LIB_POOL ? s->libs[k] : s->writer, &s->emb);
+    return rc;
+}
+
+void srv_lib_acquire_all(srv *s)
+{
+    pthread_mutex_lock(&s->lib_mu);
+    for (int k = 0; k < SRV_LIB_POOL; k++) {
+        while (s->lib_busy[k])
+            pthread_cond_wait(&s->lib_cv, &s->lib_mu);
+        s->lib_busy[k] = true;
+    }
+    while (s->writer_busy)
+        pthread_cond_wait(&s->lib_cv, &s->lib_mu);
+    s->writer_busy = true;
+    pthread_mutex_unlock(&s->lib_mu);
+}
+
+void srv_lib_release_all(srv *s)
+{
+    pthread_mutex_lock(&s->lib_mu);
+    for (int k = 0; k < SRV_LIB_POOL; k++)
+        s->lib_busy[k] = false;
+    s->writer_busy = false;
+    pthread_cond_broadcast(&s->lib_cv);
+    pthread_mutex_unlock(&s->lib_mu);
+}
+
 int srv_lib_open_all(srv *s, cn_err *err)
 {
     if (s->embed.kind) {
-        int rc = lib_embedder_init(&s->emb, s->o.embed_model, err);
+        int rc = embedder_init(s, err);
         if (rc)
             return rc;
-        s->emb.dim = s->embed.dim;
-        s->emb.embed = embed_on_worker;
-        s->emb.ctx = &s->embed;
-        s->has_emb = true;
     }
     for (int k = 0; k <= SRV_LIB_POOL; k++) {
         lib **l = k < SRV_LIB_POOL ? &s->libs[k] : &s->writer;

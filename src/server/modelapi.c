@@ -112,6 +112,9 @@ static void on_pull(void *ctx, const mdl_progress *p)
     srv_bg_line(g, o);
 }
 
+static int model_changed(srv *s, const mdl_installed *m, bool *changed, char *note, size_t cap,
+                         cn_err *err);
+
 static void *pull_main(void *arg)
 {
     srv_bg *g = arg;
@@ -126,6 +129,16 @@ static void *pull_main(void *arg)
     if (!rc && mdl_get(s->home, g->name, &m, NULL) == CN_OK) {
         json_object_set_new(fin, "size", json_integer(m.size));
         json_object_set_new(fin, "active", json_boolean(m.active));
+        /* the first model of its role, or a new version of the running one:
+        ** in use at once */
+        char note[600];
+        bool changed = false;
+        cn_err lerr = {0};
+        pthread_mutex_lock(&s->change_mu);
+        if (model_changed(s, &m, &changed, note, sizeof note, &lerr))
+            json_object_set_new(fin, "load_error", json_string(lerr.msg));
+        json_object_set_new(fin, "loaded", json_boolean(loaded_here(s, m.path)));
+        pthread_mutex_unlock(&s->change_mu);
     }
     atomic_store(&s->pulling, 0);
     srv_bg_finish(g, fin);
@@ -171,6 +184,106 @@ int srv_models_pull(srv_req *r)
     return srv_bg_start(r, g, pull_main);
 }
 
+/* Index the library with the embedding model that just arrived (first
+** run: search becomes hybrid as the vectors come). */
+static void *index_main(void *arg)
+{
+    srv *s = arg;
+    srv_gate_enter(&s->model_gate);
+    srv_error e;
+    lib *l = srv_lib_acquire_writer(s, -1, &e);
+    if (l) {
+        cn_err err = {0};
+        double t0 = cn_now();
+        int n = lib_index(l, s->o.embed_model, s->o.threads, NULL, NULL, &err);
+        srv_lib_release(s, l, n > 0);
+        pthread_mutex_lock(&s->log_mu);
+        if (n < 0)
+            fprintf(stderr, "cairn serve: embedding the library: %s\n", err.msg);
+        else
+            fprintf(stderr, "cairn serve: %d passages embedded in %.1f s: hybrid search is on\n",
+                    n, cn_now() - t0);
+        pthread_mutex_unlock(&s->log_mu);
+    }
+    srv_gate_leave(&s->model_gate);
+    atomic_fetch_sub(&s->n_background, 1);
+    return NULL;
+}
+
+/*
+** m was installed, switched to or made active while the server runs. A new
+** version of the language model it runs is switched to in place; a model of
+** a role it has none of is loaded now (first run: the level of service rises
+** as the downloads land), an embedding model then indexes the library. Both
+** behind the closed gate: requests using models finish first, new ones
+** wait, none is refused. Anything else waits for the next start (*note).
+*/
+static int model_changed(srv *s, const mdl_installed *m, bool *changed, char *note, size_t cap,
+                         cn_err *err)
+{
+    *changed = false;
+    note[0] = '\0';
+    bool chat = !strcmp(m->role, "chat"), embed = !strcmp(m->role, "embed");
+    bool reload = chat && s->chat.kind && !strcmp(s->chat_name, m->name) &&
+                  strcmp(s->chat_path, m->path) != 0;
+    bool load = m->active && ((chat && !s->chat.kind) || (embed && !s->embed.kind));
+    if (!reload && !load)
+        return CN_OK;
+    double t0 = cn_now();
+    int running = srv_gate_close(&s->model_gate);
+    double t1 = cn_now();
+    int rc;
+    if (reload) {
+        rc = srv_worker_reload(&s->chat, m->path, &s->eo, note, cap, err);
+        if (!rc)
+            snprintf(s->chat_path, sizeof s->chat_path, "%s", m->path);
+    } else if (chat) {
+        snprintf(s->chat_name, sizeof s->chat_name, "%s", m->name);
+        snprintf(s->chat_path, sizeof s->chat_path, "%s", m->path);
+        rc = srv_worker_open(&s->chat, JOB_GENERATE, s->chat_path, &s->eo, s->o.lim.queue, err);
+        s->chat.name = s->chat_name;
+        s->chat.path = s->chat_path;
+    } else {
+        srv_lib_acquire_all(s); /* every handle is given the embedder */
+        eng_opts ee = {.n_threads = s->o.threads};
+        snprintf(s->embed_name, sizeof s->embed_name, "%s", m->name);
+        snprintf(s->embed_path, sizeof s->embed_path, "%s", m->path);
+        rc = srv_worker_open(&s->embed, JOB_EMBED, s->embed_path, &ee, s->o.lim.queue, err);
+        s->embed.name = s->embed_name;
+        if (!rc) {
+            s->o.embed_model = s->embed_path;
+            rc = srv_lib_share_embedder(s, err);
+            if (rc) {
+                srv_worker_close(&s->embed);
+                s->embed.kind = 0;
+                s->o.embed_model = NULL;
+            }
+        }
+        srv_lib_release_all(s);
+    }
+    srv_gate_open(&s->model_gate);
+    *changed = rc == CN_OK;
+    pthread_mutex_lock(&s->log_mu);
+    if (rc)
+        fprintf(stderr, "cairn serve: %s did not load (%s)%s\n", m->name, err->msg,
+                reload ? "; the previous version runs on" : "");
+    else
+        fprintf(stderr, "cairn serve: %s: %s %s (%.2f s waiting for the %d requests using "
+                        "models to finish, %.2f s loading)%s%s\n", m->name,
+                reload ? "switched to" : "loaded", m->path, t1 - t0, running, cn_now() - t1,
+                note[0] ? "; " : "", note);
+    pthread_mutex_unlock(&s->log_mu);
+    if (!rc && load && embed) {
+        pthread_t th;
+        atomic_fetch_add(&s->n_background, 1);
+        if (pthread_create(&th, NULL, index_main, s) != 0)
+            atomic_fetch_sub(&s->n_background, 1);
+        else
+            pthread_detach(th);
+    }
+    return rc;
+}
+
 int srv_models_use(srv_req *r)
 {
     srv *s = r->s;
@@ -183,49 +296,29 @@ int srv_models_use(srv_req *r)
     mdl_installed m;
     char base[128]; /* NAME@VERSION switches NAME to an offered version too */
     snprintf(base, sizeof base, "%.*s", (int)strcspn(name, "@"), name);
+    pthread_mutex_lock(&s->change_mu);
     int rc = mdl_get(s->home, base, &m, &err);
     if (!rc)
         rc = mdl_use(s->home, name, &err);
     if (!rc)
         rc = mdl_get(s->home, base, &m, &err); /* the version now current */
-    /* another version of the language model this server runs: switched in
-    ** place, between requests -- those running finish on the old one, those
-    ** arriving wait, none is refused */
     char note[600] = "";
-    bool switched = false;
-    if (!rc && s->chat.kind && !strcmp(m.role, "chat") && !strcmp(s->chat_name, m.name) &&
-        strcmp(s->chat_path, m.path) != 0) {
-        double t0 = cn_now();
-        int running = srv_gate_close(&s->chat_gate);
-        double t1 = cn_now();
-        rc = srv_worker_reload(&s->chat, m.path, &s->eo, note, sizeof note, &err);
-        if (!rc) {
-            snprintf(s->chat_path, sizeof s->chat_path, "%s", m.path);
-            switched = true;
-        }
-        srv_gate_open(&s->chat_gate);
-        pthread_mutex_lock(&s->log_mu);
-        if (rc)
-            fprintf(stderr, "cairn serve: %s: the new version did not load (%s); the previous "
-                            "one runs on\n", m.name, err.msg);
-        else
-            fprintf(stderr, "cairn serve: %s: switched to %s (%.2f s waiting for the %d "
-                            "requests using it to finish, %.2f s loading)%s%s\n", m.name, m.path,
-                    t1 - t0, running, cn_now() - t1, note[0] ? "; " : "", note);
-        pthread_mutex_unlock(&s->log_mu);
-        if (rc) { /* the manifest back to what runs */
-            cn_err ignored = {0};
-            mdl_rollback(s->home, m.name, &ignored);
-        }
+    bool changed = false;
+    if (!rc && (rc = model_changed(s, &m, &changed, note, sizeof note, &err)) &&
+        strchr(name, '@')) {
+        cn_err ignored = {0}; /* the manifest back to what runs */
+        mdl_rollback(s->home, m.name, &ignored);
     }
+    bool here = !rc && loaded_here(s, m.path);
+    pthread_mutex_unlock(&s->change_mu);
     if (rc) {
         ret = srv_reply_errorf(r, rc == CN_ENOTFOUND ? 404 : 500, "name", "%s", err.msg);
     } else {
         json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:b}", "name", m.name, "role", m.role, "active", 1,
-                              "loaded", loaded_here(s, m.path), "switched", switched);
-        if (!loaded_here(s, m.path))
-            json_object_set_new(o, "note", json_string("the active model is loaded when cairn "
-                                                       "serve starts: restart it to use this one"));
+                              "loaded", here, "switched", changed);
+        if (!here)
+            json_object_set_new(o, "note", json_string("loaded when cairn serve starts again: "
+                                                       "restart it to use this one"));
         else if (note[0])
             json_object_set_new(o, "note", json_string(note));
         ret = srv_reply_json(r, 200, o);

@@ -60,7 +60,7 @@ void srv_bg_finish(srv_bg *g, json_t *fin)
     pthread_mutex_unlock(&g->mu);
     srv_bg_unref(g);
     if (gated)
-        srv_gate_leave(&s->chat_gate);
+        srv_gate_leave(&s->model_gate);
     atomic_fetch_sub(&s->n_background, 1);
 }
 
@@ -95,7 +95,7 @@ int srv_bg_start(srv_req *r, srv_bg *g, void *(*fn)(void *))
 {
     pthread_t th;
     if (r->gated) { /* the thread uses the model after the request has left */
-        srv_gate_enter_more(&r->s->chat_gate);
+        srv_gate_enter_more(&r->s->model_gate);
         g->gated = true;
     }
     atomic_fetch_add(&r->s->n_background, 1);
@@ -103,7 +103,7 @@ int srv_bg_start(srv_req *r, srv_bg *g, void *(*fn)(void *))
         atomic_fetch_sub(&r->s->n_background, 1);
         g->refs = 1;
         if (g->gated)
-            srv_gate_leave(&r->s->chat_gate);
+            srv_gate_leave(&r->s->model_gate);
         srv_bg_unref(g);
         return srv_reply_errorf(r, 500, NULL, "cannot start a thread");
     }

@@ -125,10 +125,11 @@ int srv_worker_retry_after(srv_worker *w);
 
 /* ---- the server ---------------------------------------------------------- */
 
-/* The language model's gate: requests that use it pass through it (any
-** number at once); switching the model (`models use NAME@VERSION`) closes
-** it, which waits for those inside to finish and holds new ones at the door
-** -- they wait, none is refused -- until the new model is in (worker.c). */
+/* The models' gate: requests that use a model pass through it (any number
+** at once); switching the language model (`models use NAME@VERSION`) or
+** loading one that arrived while the server runs (first run) closes it,
+** which waits for those inside to finish and holds new ones at the door --
+** they wait, none is refused -- until the change is made (worker.c). */
 typedef struct srv_gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -154,9 +155,11 @@ struct srv {
     char origin_a[96], origin_b[96]; /* http://127.0.0.1:PORT, http://localhost:PORT */
     bool loopback;
     srv_worker chat, embed, rerank; /* kind 0 when no such model */
-    srv_gate chat_gate;        /* around every use of chat (see srv_gate) */
+    srv_gate model_gate;       /* around every use of a model (see srv_gate) */
+    pthread_mutex_t change_mu; /* one model change (use, a pull landing) at a time */
     char chat_path[PATH_MAX];  /* the file chat runs: changes at a switch */
     eng_opts eo;               /* how chat was opened, for a switch */
+    char embed_path[PATH_MAX]; /* the file embed runs (o.embed_model points here) */
     char chat_name[128], embed_name[128], rerank_name[128];
     /* library handles: SRV_LIB_POOL readers side by side, one writer (SQLite
     ** has one writer at a time; in WAL mode readers never wait for it) */
@@ -192,7 +195,7 @@ typedef struct srv_route {
 } srv_route;
 
 enum { ROUTE_PREFIX = 1, ROUTE_UPLOAD = 2, ROUTE_OLLAMA = 4, ROUTE_PUBLIC = 8,
-       ROUTE_CHAT = 16 /* may use the language model: through chat_gate */ };
+       ROUTE_MODEL = 16 /* may use a model: through model_gate */ };
 
 typedef struct srv_upload srv_upload;
 
@@ -211,7 +214,7 @@ struct srv_req {
     size_t limit;              /* the most this route's body may have */
     bool too_large;
     srv_error early;           /* an error found while the body arrived */
-    bool gated;                /* inside chat_gate until the request completes */
+    bool gated;                /* inside model_gate until the request completes */
     bool has_early;
     srv_upload *up;
     cn_arena arena;
@@ -336,6 +339,12 @@ int srv_lib_open_all(srv *s, cn_err *err);
 /* A reading handle, or NULL with e filled (503 + retry_after after waiting
 ** srv_lib_wait_ms). */
 lib *srv_lib_acquire(srv *s, srv_error *e);
+/* Every handle (readers and writer), for a change to all of them: waits
+** without a deadline. */
+void srv_lib_acquire_all(srv *s);
+void srv_lib_release_all(srv *s);
+/* Make every handle use the embedding worker (it was just loaded). */
+int srv_lib_share_embedder(srv *s, cn_err *err);
 /* The writing handle; wait_ms < 0 waits as long as it takes (an ingest
 ** thread, whose client sees its progress), else NULL with e filled (503). */
 lib *srv_lib_acquire_writer(srv *s, int wait_ms, srv_error *e);
@@ -408,7 +417,7 @@ typedef struct srv_bg {
     bool extractive;           /* summarize: no model even if there is one */
     json_t *schema;            /* extract: the checked schema (a reference) */
     volatile int cancel;
-    bool gated;                /* the thread is inside chat_gate until it finishes */
+    bool gated;                /* the thread is inside model_gate until it finishes */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     cn_buf out;

@@ -15,17 +15,31 @@
 
 #include <string.h>
 
+/* A write embeds what it adds: it passes the models' gate first (a model
+** arriving meanwhile is loaded between batches), then takes the writer. */
 static lib *w_acquire(void *ctx, bool write, cn_err *err)
 {
     srv *s = ctx;
     srv_error e;
+    if (write)
+        srv_gate_enter(&s->model_gate);
     lib *l = write ? srv_lib_acquire_writer(s, -1, &e) : srv_lib_acquire(s, &e);
-    if (!l)
+    if (!l) {
         cn_fail(err, CN_ELIMIT, "%s", e.msg);
+        if (write)
+            srv_gate_leave(&s->model_gate);
+    }
     return l;
 }
 
-static void w_release(void *ctx, lib *l, bool wrote) { srv_lib_release(ctx, l, wrote); }
+static void w_release(void *ctx, lib *l, bool wrote)
+{
+    srv *s = ctx;
+    bool writer = l == s->writer;
+    srv_lib_release(s, l, wrote);
+    if (writer)
+        srv_gate_leave(&s->model_gate);
+}
 
 /* Scanned pages and vectors of what was added, as an upload has them. */
 static void w_after(void *ctx, lib *l)

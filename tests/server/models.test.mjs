@@ -47,12 +47,20 @@ describe('model manager', () => {
         const last = events.at(-1);
         assert.equal(last.event, 'done', JSON.stringify(last));
         assert.equal(last.active, true);
+        // the server had no language model: the first one lands in use at once
+        assert.equal(last.loaded, true, JSON.stringify(last));
         const l = await list();
         assert.equal(l.installed.length, 1);
         assert.equal(l.installed[0].name, 'dreams');
         assert.equal(l.installed[0].verified, true);
-        assert.equal(l.installed[0].loaded, false);
+        assert.equal(l.installed[0].loaded, true);
         assert.equal(l.available[0].installed, true);
+        const st = await (await fetch(`${srv.url}/api/status`)).json();
+        assert.equal(st.level, 'answers');
+        const r = await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({
+            model: 'dreams', max_tokens: 3, messages: [{ role: 'user', content: 'hi' }] }) });
+        assert.equal(r.status, 200);
+        assert.match(srv.log(), /dreams: loaded .* waiting for the \d+ requests/);
     });
 
     test('use, unknown names, and a server that loads the model by name', async () => {
@@ -60,7 +68,7 @@ describe('model manager', () => {
         assert.equal(u.status, 200);
         const uj = await u.json();
         assert.equal(uj.role, 'chat');
-        assert.match(uj.note, /restart/);
+        assert.equal(uj.loaded, true);
         assert.equal((await post('/api/models/use', { name: 'nope' })).status, 404);
         assert.equal((await post('/api/models/pull', { name: 'nope' })).status, 404);
         assert.equal((await post('/api/models/pull', { name: 5 })).status, 400);
@@ -80,9 +88,10 @@ describe('model manager', () => {
         }
     });
 
-    test('remove', async () => {
+    test('remove: not while this server runs it', async () => {
         const r = await fetch(`${srv.url}/api/models/dreams`, { method: 'DELETE' });
-        assert.equal(r.status, 200);
-        assert.deepEqual((await list()).installed, []);
+        assert.equal(r.status, 409);
+        assert.match((await r.json()).error.message, /loaded by this server/);
+        assert.equal((await list()).installed.length, 1);
     });
 });

@@ -121,7 +121,7 @@ describe('model updates', () => {
                 assert.equal(r.status, 200, r.text.slice(0, 300));
                 assert.ok(r.text.includes('"content"') || r.text.includes('[DONE]'), r.text.slice(0, 300));
             }
-            const line = srv.log().match(/dreams: switched to .* the (\d+) requests using it/);
+            const line = srv.log().match(/dreams: switched to .* the (\d+) requests using models/);
             assert.ok(line, srv.log().slice(-2000));
             console.log(`# ${line[0]}`);
             assert.ok(Number(line[1]) >= 1, 'the switch waited for the requests inside');
