@@ -689,7 +689,9 @@ async function modelAction(what, name) {
 }
 
 /* Download with a progress bar and ETA (the server streams progress lines). */
-async function pull(name) {
+/* Download name with its progress in box's place: the models table's row,
+** or host (the welcome panel). Resolves true when installed. */
+async function pull(name, host = null) {
     const box = el('div', 'pull');
     const bar = el('progress');
     bar.max = 1;
@@ -698,8 +700,9 @@ async function pull(name) {
     const note = el('span', 'state', 'starting…');
     box.append(bar, note);
     downloads.set(name, box);
-    const row = document.querySelector(`#available-rows tr[data-name="${CSS.escape(name)}"] td:last-child`);
+    const row = host || document.querySelector(`#available-rows tr[data-name="${CSS.escape(name)}"] td:last-child`);
     if (row) { row.textContent = ''; row.append(box); }
+    let ok = false;
     try {
         const res = await api('/api/models/pull', { method: 'POST', body: JSON.stringify({ name }) });
         if (!res.ok) throw new Error(await errorText(res));
@@ -713,17 +716,72 @@ async function pull(name) {
             } else if (ev.event === 'error') {
                 throw new Error(ev.message);
             } else if (ev.event === 'done') {
-                note.textContent = 'installed';
+                note.textContent = ev.loaded ? 'installed, in use' : 'installed';
+                bar.value = bar.max;
+                ok = true;
             }
         });
     } catch (e) {
-        alert(`Download of ${name} failed: ${e.message}`);
+        if (host) note.textContent = `failed: ${e.message}`;
+        else alert(`Download of ${name} failed: ${e.message}`);
     } finally {
         downloads.delete(name);
-        loadModels();
+        if (!host) loadModels();
+        loadStatus();
     }
+    return ok;
 }
 
-loadStatus();
+/* ---- first run ----------------------------------------------------------------- */
+
+/* No model installed and none loaded: what this machine is, what to get,
+** one button. Nothing is downloaded until it is pressed. */
+async function firstRun() {
+    if (localStorage.getItem('cairn-welcome') === 'later') return;
+    const res = await api('/api/models');
+    if (!res.ok) return;
+    const l = await res.json();
+    if (l.installed.length || (status && status.models?.length)) return;
+    const hw = l.machine;
+    $('welcome-machine').textContent = `This computer: ${size(hw.ram_total)} memory (${size(hw.ram_avail)} free), ` +
+        `${hw.cores} cores (${hw.simd}), ${size(hw.disk_free)} free disk.`;
+    const list = $('welcome-models');
+    list.textContent = '';
+    const picks = [];
+    for (const role of ['chat', 'embed']) {
+        const rec = l.recommended?.[role];
+        const e = rec && l.available.find((a) => a.name === rec.name);
+        if (!e) continue;
+        const li = el('li');
+        li.dataset.name = e.name;
+        li.append(el('strong', '', e.name), ` — ${role === 'chat' ? 'writes answers with citations' : 'finds passages by meaning (hybrid search)'}, ` +
+                  `${size(e.size)} to download, ${size(e.ram_mb * 1e6)} of memory to run`);
+        if (rec.why) li.append(el('div', 'note', rec.why));
+        const slot = el('div', 'welcome-slot');
+        li.append(slot);
+        list.append(li);
+        picks.push({ name: e.name, slot });
+    }
+    if (!l.catalog) {
+        const off = $('welcome-offline');
+        off.hidden = false;
+        off.textContent = `No model catalog here (${l.catalog_error || 'offline'}). Keyword search and quoted answers work now. ` +
+            'To bring models on a USB stick: on a connected machine `cairn models pull NAME` then `cairn models export NAME /media/usb`; here `cairn models import /media/usb/NAME.gguf`.';
+    }
+    $('welcome-get').hidden = !picks.length;
+    $('welcome').hidden = false;
+    $('welcome-get').onclick = async () => {
+        $('welcome-get').disabled = true;
+        for (const p of picks) await pull(p.name, p.slot);
+        $('welcome-get').hidden = true;
+        $('welcome-later').textContent = 'Close';
+    };
+    $('welcome-later').onclick = () => {
+        localStorage.setItem('cairn-welcome', 'later');
+        $('welcome').hidden = true;
+    };
+}
+
+loadStatus().then(firstRun);
 setInterval(loadStatus, 15000);
 show('chat');

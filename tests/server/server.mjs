@@ -56,6 +56,12 @@ export const SLOW = madeModel('tiny-llama-256-q4_k_m', [
     '--shape', 'tiny', '--n-embd', '256', '--n-ff', '768', '--type', 'q4_k_m',
     '--tokenizer', path.join(ROOT, 'tests/data/vocab/ggml-vocab-llama-bpe.gguf')]);
 
+/* A small chat model with a context large enough for a grounded answer
+** (1024 tokens) and the Llama 3 vocabulary: the first-run walk's. */
+export const HELPER = madeModel('tiny-chat-1k', [
+    '--shape', 'tiny', '--type', 'f16', '--ctx', '1024', '--untied', '--seed', '5',
+    '--tokenizer', path.join(ROOT, 'tests/data/vocab/ggml-vocab-llama-bpe.gguf')]);
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /* Servers still running when this process ends (a failed or killed test
@@ -146,7 +152,7 @@ export function curl(args) {
 ** a catalog of them signed with a key made here; `cairn models update` puts
 ** it in a fresh data directory. urlPrefix adds testhttpd's fault paths
 ** ("slow=200000/"). Resolves to { home, env, port, close() }. */
-export async function testCatalog(urlPrefix = '') {
+export async function testCatalog(urlPrefix = '', extra = [], { dreams = true } = {}) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-catalog-'));
     const root = path.join(dir, 'srv');
     fs.mkdirSync(root);
@@ -165,6 +171,18 @@ export async function testCatalog(urlPrefix = '') {
         url: `http://127.0.0.1:${port}/${urlPrefix}m1.gguf`, size: data.length,
         sha256: crypto.createHash('sha256').update(data).digest('hex'),
         ram_mb: 64, license: 'test', description: 'test model' }] };
+    if (!dreams)
+        catalog.models = [];
+    /* more entries: { name, role, arch, file, tier? } (params_b 0: not checked) */
+    for (const x of extra) {
+        const bytes = fs.readFileSync(x.file);
+        fs.writeFileSync(path.join(root, path.basename(x.file)), bytes);
+        catalog.models.push({ name: x.name, role: x.role, arch: x.arch, params_b: 0,
+                              url: `http://127.0.0.1:${port}/${urlPrefix}${path.basename(x.file)}`,
+                              size: bytes.length, sha256: crypto.createHash('sha256').update(bytes).digest('hex'),
+                              ram_mb: 64, license: 'test', description: `test ${x.role} model`,
+                              ...(x.tier ? { tier: x.tier } : {}) });
+    }
     fs.writeFileSync(path.join(root, 'catalog.json'), JSON.stringify(catalog));
     execFileSync(sign, ['sign', key, path.join(root, 'catalog.json')], { timeout: CLI_TIMEOUT_MS });
     const config = path.join(dir, 'config');
@@ -177,7 +195,7 @@ export async function testCatalog(urlPrefix = '') {
     const publish = (serial, file) => {
         const bytes = fs.readFileSync(file);
         fs.writeFileSync(path.join(root, path.basename(file)), bytes);
-        const cat = { catalog: 'test', serial, models: [{ ...catalog.models[0],
+        const cat = { catalog: 'test', serial, models: [{ ...catalog.models[0], name: 'dreams',
             url: `http://127.0.0.1:${port}/${urlPrefix}${path.basename(file)}`, size: bytes.length,
             sha256: crypto.createHash('sha256').update(bytes).digest('hex') }] };
         fs.writeFileSync(path.join(root, 'catalog.json'), JSON.stringify(cat));
