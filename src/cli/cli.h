@@ -35,6 +35,7 @@ int cmd_doctor(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_setup(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);

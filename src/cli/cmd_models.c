@@ -568,3 +568,190 @@ int cmd_models(int argc, char **argv)
                imported.arch, imported.active ? ", active" : "");
     return 0;
 }
+
+/* ---- cairn setup: the first run -------------------------------------------------- */
+
+static const char setup_help[] =
+    "usage: cairn setup [--yes] [--no-download] [--home DIR] [--catalog-url URL]\n\n"
+    "The first run: shows this machine, recommends a language model and an\n"
+    "embedding model for it (download size, memory, expected speed here), and\n"
+    "downloads them once you agree (each verified like `cairn models pull`), then\n"
+    "embeds the documents already in the library. Keyword search and quoted\n"
+    "answers work before any model; the embedding model adds search by meaning,\n"
+    "the language model written answers with citations. Offline, it says what\n"
+    "works now and how to bring models on a USB stick (`cairn models import`).\n\n"
+    "  --yes           download without asking (scripts)\n"
+    "  --no-download   only show the machine and the recommendation\n";
+
+static void setup_embed_progress(void *ctx, const lib_event *ev)
+{
+    bool *tty = ctx;
+    if (ev->kind == LIB_EV_EMBED && *tty)
+        fprintf(stderr, "\r\033[Kembedding %lld/%lld passages", (long long)ev->embed_done,
+                (long long)ev->embed_total);
+}
+
+static void offline_help(void)
+{
+    printf("\nWithout the network Cairn works as it is: keyword search and answers quoted "
+           "from your documents.\nTo bring models on a USB stick: on a connected machine\n"
+           "  cairn models pull NAME && cairn models export NAME /media/usb\n"
+           "then here\n"
+           "  cairn models import /media/usb/NAME.gguf\n"
+           "(checked the same way: sha256 against the catalog, metadata, a smoke test).\n");
+}
+
+int cmd_setup(int argc, char **argv)
+{
+    enum { OPT_YES = CLI_OPT_FIRST_FREE, OPT_NO_DL, OPT_URL, OPT_KEY };
+    static const struct option longs[] = {
+        {"home", required_argument, NULL, CLI_OPT_HOME}, {"yes", no_argument, NULL, OPT_YES},
+        {"no-download", no_argument, NULL, OPT_NO_DL},
+        {"catalog-url", required_argument, NULL, OPT_URL},
+        {"catalog-key", required_argument, NULL, OPT_KEY}, {"help", no_argument, NULL, 'h'}, {0}};
+    const char *home_opt = NULL;
+    bool yes = false, no_dl = false;
+    models_args a;
+    memset(&a, 0, sizeof a);
+    a.parts = 4;
+    int c;
+    while ((c = cli_getopt("setup", argc, argv, ":h", longs)) != -1) {
+        switch (c) {
+        case 'h': printf("%s", setup_help); return 0;
+        case CLI_OPT_HOME: home_opt = optarg; break;
+        case OPT_YES: yes = true; break;
+        case OPT_NO_DL: no_dl = true; break;
+        case OPT_URL: snprintf(a.catalog_url, sizeof a.catalog_url, "%s", optarg); break;
+        case OPT_KEY: snprintf(a.catalog_key, sizeof a.catalog_key, "%s", optarg); break;
+        default: return 2;
+        }
+    }
+    if (optind < argc)
+        return cli_usage("setup", "no operands expected ('%s')", argv[optind]);
+    cn_err err = {0};
+    if (cn_data_dir(a.home, sizeof a.home, home_opt, &err) || cn_mkdirs(a.home, &err))
+        return cli_error(&err);
+    if (!a.catalog_url[0] && !cn_config_get("catalog_url", a.catalog_url, sizeof a.catalog_url))
+        snprintf(a.catalog_url, sizeof a.catalog_url, "%s", MDL_CATALOG_URL);
+    if (!a.catalog_key[0])
+        cn_config_get("catalog_key", a.catalog_key, sizeof a.catalog_key);
+
+    mdl_hw hw;
+    mdl_hw_detect(a.home, &hw);
+    double bw = mdl_hw_bandwidth();
+    char b1[32], b2[32], b3[32];
+    printf("This machine: %d cores (%s), %s memory (%s available), %s free disk",
+           hw.cores, hw.simd, cli_size((uint64_t)hw.ram_total, b1),
+           cli_size((uint64_t)hw.ram_avail, b2), cli_size((uint64_t)CN_MAX(hw.disk_free, 0), b3));
+    if (bw > 0)
+        printf(", memory read at %.1f GB/s", bw / 1e9);
+    printf(".\nData directory: %s\n\n", a.home);
+
+    /* the latest signed catalog; offline, the one in effect */
+    int n_models = 0;
+    int64_t serial = 0;
+    cn_err ue = {0};
+    bool online = mdl_catalog_update(a.home, a.catalog_url, key_of(&a), &n_models, &serial,
+                                     &ue) == CN_OK;
+    if (!online)
+        printf("The catalog could not be fetched (%s): using the one already here.\n\n", ue.msg);
+    mdl_catalog *cat = NULL;
+    if (mdl_catalog_load(a.home, key_of(&a), &cat, &err))
+        return cli_error(&err);
+    const mdl_entry *pick[2] = {NULL, NULL};
+    int want = 0;
+    for (int k = 0; k < 2; k++) {
+        const char *role = k ? "embed" : "chat";
+        char why[300] = "";
+        pick[k] = mdl_recommend(cat, &hw, role, why, sizeof why);
+        if (!pick[k]) {
+            printf("%s model: %s\n", k ? "Embedding" : "Language", why);
+            continue;
+        }
+        mdl_installed m;
+        bool have = mdl_get(a.home, pick[k]->name, &m, NULL) == CN_OK;
+        printf("%s model: %s — %s to download, %s of memory to run", k ? "Embedding" : "Language",
+               pick[k]->name, cli_size((uint64_t)pick[k]->size, b1),
+               cli_size((uint64_t)pick[k]->ram_mb * 1000000, b2));
+        if (!k && bw > 0)
+            printf(", about %.0f words a second here (estimated from the memory speed)",
+                   bw / (double)pick[k]->size * 0.75 * 0.75);
+        printf("%s\n  %s\n", have ? " — installed" : "", why);
+        if (have)
+            pick[k] = NULL;
+        else
+            want++;
+    }
+    int ret = 0;
+    if (want == 0) {
+        printf("\nNothing to download: the models recommended here are installed.\n");
+    } else if (no_dl) {
+        printf("\nTo download them: cairn setup (or cairn models pull NAME).\n");
+    } else if (!online) {
+        offline_help(); /* the downloads would fail the same way */
+    } else {
+        bool go = yes;
+        if (!yes && isatty(0) && isatty(1)) {
+            printf("\nDownload %s? [Y/n] ", want == 2 ? "both" : "it");
+            fflush(stdout);
+            char line[16] = "";
+            go = fgets(line, sizeof line, stdin) && (line[0] == '\n' || line[0] == 'y' ||
+                                                       line[0] == 'Y');
+        } else if (!yes) {
+            printf("\nNot downloading without a terminal to ask on: `cairn setup --yes` does, "
+                   "or `cairn models pull NAME`.\n");
+        }
+        struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        for (int k = 0; k < 2 && go && !interrupted; k++) {
+            if (!pick[k])
+                continue;
+            pull_ui u = {false, isatty(2), 0, NULL};
+            mdl_dl_opts o = {.parts = 4, .fn = on_progress, .ctx = &u, .cancel = &interrupted};
+            fprintf(stderr, "downloading %s (%s)\n", pick[k]->name,
+                    cli_size((uint64_t)pick[k]->size, b1));
+            cn_err pe = {0};
+            int rc = mdl_pull(a.home, pick[k], &o, &pe);
+            if (u.tty)
+                fprintf(stderr, "\r\033[K");
+            if (rc) {
+                fprintf(stderr, "cairn: %s\n", pe.msg);
+                ret = 1;
+            } else {
+                printf("installed %s\n", pick[k]->name);
+            }
+        }
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        if (interrupted)
+            printf("\nStopped: `cairn setup` again resumes the download.\n");
+    }
+    mdl_catalog_free(cat);
+    /* the documents already here, embedded by the embedding model that came */
+    char embed[PATH_MAX], chat[PATH_MAX];
+    bool has_embed = mdl_active(a.home, "embed", embed, sizeof embed, NULL, 0, NULL) == CN_OK;
+    bool has_chat = mdl_active(a.home, "chat", chat, sizeof chat, NULL, 0, NULL) == CN_OK;
+    if (has_embed && !interrupted) {
+        lib *l = NULL;
+        cn_err le = {0};
+        if (lib_open(&l, a.home, &le) == CN_OK) {
+            bool tty = isatty(2);
+            int n = lib_index(l, embed, 0, setup_embed_progress, &tty, &le);
+            if (tty)
+                fprintf(stderr, "\r\033[K");
+            if (n > 0)
+                printf("%d passages of your documents embedded: search by meaning is on\n", n);
+            else if (n < 0)
+                fprintf(stderr, "cairn: embedding the library: %s (`cairn index` tries again)\n",
+                        le.msg);
+            lib_close(l);
+        }
+    }
+    printf("Level of service: %s\n",
+           has_chat ? "written answers with citations"
+           : has_embed ? "hybrid search (keyword + meaning), quoted answers"
+                       : "keyword search and quoted answers (no model yet)");
+    printf("Next: cairn add ~/Documents, then cairn ask \"...\" — or cairn serve for the web UI.\n");
+    return ret;
+}

@@ -21,6 +21,7 @@ typedef struct cmd_entry {
 static const cmd_entry commands[] = {
     {"init", cmd_init, "[--encrypt]", "create a library (encrypted with --encrypt)"},
     {"add", cmd_add, "PATH... [--prune]", "add files and folders to the library"},
+    {"setup", cmd_setup, "", "first run: what this machine can run, and the models for it"},
     {"sync", cmd_sync, "", "re-index changed files, remove the ones that are gone"},
     {"watch", cmd_watch, "add|rm|ls|run", "folders kept up to date by themselves"},
     {"index", cmd_index, "[-e MODEL]", "OCR scanned pages, embed passages for hybrid search (resumable)"},

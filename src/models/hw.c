@@ -6,6 +6,7 @@
 #include "models/models_int.h"
 
 #include <cpuid.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,5 +144,63 @@ const mdl_entry *mdl_recommend(const mdl_catalog *c, const mdl_hw *hw, const cha
                  best->params_b, best->ram_mb / 1024.0);
     else
         snprintf(why, cap, "%s", best->description);
+    return best;
+}
+
+/* ---- memory speed ---------------------------------------------------------------- */
+
+typedef struct bw_part {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum;
+} bw_part;
+
+static void *bw_read(void *arg)
+{
+    bw_part *b = arg;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= b->n; i += 4)
+        s0 += b->p[i], s1 += b->p[i + 1], s2 += b->p[i + 2], s3 += b->p[i + 3];
+    b->sum = s0 + s1 + s2 + s3;
+    return NULL;
+}
+
+/*
+** Bytes per second this machine reads from memory with up to 4 threads: a
+** token of a language model reads all of its weights, so this over the
+** file's size is what generation can reach at best. 256 MB read 3 times
+** (about a tenth of a second); 0 if it cannot be measured.
+*/
+double mdl_hw_bandwidth(void)
+{
+    size_t bytes = (size_t)256 << 20, n = bytes / sizeof(uint64_t);
+    uint64_t *buf = malloc(bytes);
+    if (!buf)
+        return 0;
+    for (size_t i = 0; i < n; i++) /* touched, so the pages exist */
+        buf[i] = i;
+    int k = CN_MAX(1, CN_MIN(4, cn_physical_cores()));
+    double best = 0;
+    for (int round = 0; round < 3; round++) {
+        bw_part parts[4];
+        pthread_t th[4];
+        double t0 = cn_now();
+        int started = 0;
+        for (int t = 0; t < k; t++) {
+            parts[t] = (bw_part){buf + n / k * t, n / k, 0};
+            if (pthread_create(&th[t], NULL, bw_read, &parts[t]) == 0)
+                started++;
+            else
+                bw_read(&parts[t]);
+        }
+        for (int t = 0; t < started; t++)
+            pthread_join(th[t], NULL);
+        double dt = cn_now() - t0;
+        volatile uint64_t keep = parts[0].sum; /* the reads are not optimised away */
+        (void)keep;
+        if (dt > 0)
+            best = CN_MAX(best, (double)bytes / dt);
+    }
+    free(buf);
     return best;
 }

@@ -275,6 +275,10 @@ typedef struct mdl_hw {
 } mdl_hw;
 
 void mdl_hw_detect(const char *home, mdl_hw *hw);
+/* Bytes per second this machine reads from memory (measured: ~0.1 s), or 0.
+** A language model reads its whole file per token: this over its size
+** bounds tokens per second. */
+double mdl_hw_bandwidth(void);
 /* How an entry fits: "fits", "tight" (runs, little to spare) or "too big". */
 const char *mdl_fit(const mdl_entry *e, const mdl_hw *hw);
 /* The catalog's best pick of role for this machine, and why (one sentence). */

@@ -517,6 +517,48 @@ TEST(models_update_paused_on_a_metered_connection)
     server_stop();
 }
 
+/* The first run from the command line: the machine, the recommendation from
+** the (test) catalog, downloads only when agreed, the library's documents
+** embedded once the embedding model is in; offline, what works and the USB
+** route. */
+TEST(models_setup_first_run)
+{
+    const char *bert = test_tiny_bert();
+    if (!bert)
+        SKIP("no tiny BERT model (build/mkmodel)");
+    setup();
+    sh("cp '%s' $R/bert.gguf", bert);
+    char e1[2048], e2[2048], cat[4200];
+    entry(e1, sizeof e1, "dreams", "chat", "llama", "", "m1.gguf", 0.00028, NULL);
+    entry(e2, sizeof e2, "minibert", "embed", "bert", "", "bert.gguf", 0, NULL);
+    snprintf(cat, sizeof cat, "[%s, %s]", e1, e2);
+    EXPECT_EQ_INT(publish(2, cat), 0);
+    EXPECT_EQ_INT(sh("printf 'The pump needs priming before the first start.' > $R/../p.txt && "
+                     "$C add $R/../p.txt"), 0);
+    EXPECT_EQ_INT(sh("$C setup --no-download"), 0);
+    EXPECT_CONTAINS(out_buf, "This machine: ");
+    EXPECT_CONTAINS(out_buf, "Language model: dreams");
+    EXPECT_CONTAINS(out_buf, "Embedding model: minibert");
+    EXPECT_CONTAINS(out_buf, "keyword search and quoted answers (no model yet)");
+    /* no terminal, no --yes: nothing downloaded */
+    EXPECT_EQ_INT(sh(": > $R/../srv.log; $C setup < /dev/null && grep -c gguf $R/../srv.log"), 1);
+    EXPECT_CONTAINS(out_buf, "Not downloading without a terminal");
+    EXPECT_EQ_INT(sh("$C setup --yes"), 0);
+    EXPECT_CONTAINS(out_buf, "installed dreams");
+    EXPECT_CONTAINS(out_buf, "installed minibert");
+    EXPECT_CONTAINS(out_buf, "1 passages of your documents embedded");
+    EXPECT_CONTAINS(out_buf, "written answers with citations");
+    EXPECT_EQ_INT(sh("$C search pump"), 0);
+    EXPECT_CONTAINS(err_buf, "hybrid");
+    EXPECT_EQ_INT(sh("$C setup"), 0);
+    EXPECT_CONTAINS(out_buf, "Nothing to download");
+    /* offline: said, and the way with a USB stick */
+    server_stop();
+    EXPECT_EQ_INT(sh("rm -rf $CAIRN_HOME/models/minibert && $C setup --yes"), 0);
+    EXPECT_CONTAINS(out_buf, "could not be fetched");
+    EXPECT_CONTAINS(out_buf, "cairn models import /media/usb/NAME.gguf");
+}
+
 /* Resuming: a dropped connection (retried within the run), a server
 ** restart, and kill -9 of cairn; bytes already on disk are not fetched
 ** again, and the result is byte-identical. */
