@@ -622,6 +622,12 @@ async function loadModels() {
     }
     if (!rows.children.length) emptyRow(rows, 5, 'No model loaded: keyword search and quoted answers only.');
 
+    const up = status?.updates;
+    if (up) {
+        $('updates').value = up.schedule;
+        const when = up.checked_at ? `last checked ${new Date(up.checked_at * 1000).toLocaleString()}` : 'never checked';
+        $('updates-note').textContent = `${when}${up.error ? ` (failed: ${up.error})` : ''}. New versions are downloaded and verified in the background, then offered here; nothing is switched to by itself.`;
+    }
     const res = await api('/api/models');
     const inst = $('installed-rows'), avail = $('available-rows');
     inst.textContent = '';
@@ -674,6 +680,12 @@ async function loadModels() {
     if (!l.available.length) emptyRow(avail, 6, 'The catalog is empty.');
     $('catalog').textContent = l.catalog ? `Catalog: ${l.catalog}` : `Catalog unavailable: ${l.catalog_error}`;
 }
+
+$('updates').addEventListener('change', async () => {
+    const res = await api('/api/updates', { method: 'POST', body: JSON.stringify({ schedule: $('updates').value }) });
+    if (!res.ok) alert(await errorText(res));
+    loadModels();
+});
 
 async function modelAction(what, name) {
     let res;

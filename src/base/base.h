@@ -157,6 +157,9 @@ bool cn_config_get(const char *key, char *out, size_t cap);
 ** key may be given on several lines); a non-zero return stops the walk and
 ** is returned. 0 when there is no settings file. */
 int cn_config_each(const char *key, int (*fn)(void *ctx, const char *value), void *ctx);
+/* Set key to value in the settings file (NULL: remove it), every other line
+** kept as it was; written whole, atomically, mode 0600. */
+int cn_config_set(const char *key, const char *value, cn_err *err);
 
 /* The data directory: override (--home) if given, else $CAIRN_HOME, else
 ** $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. Writes the path into buf. */

@@ -80,3 +80,58 @@ bool cn_config_get(const char *key, char *out, size_t cap)
     cn_config_each(key, take_first, &fv);
     return fv.found;
 }
+
+/* Is line a `key = ...` line of key (spaces around allowed)? */
+static bool line_of(const char *line, size_t n, const char *key)
+{
+    size_t kl = strlen(key), i = 0;
+    while (i < n && isspace((unsigned char)line[i]))
+        i++;
+    if (n - i < kl || strncmp(line + i, key, kl))
+        return false;
+    i += kl;
+    while (i < n && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    return i < n && line[i] == '=';
+}
+
+int cn_config_set(const char *key, const char *value, cn_err *err)
+{
+    if (!*key || strpbrk(key, "=\n\r \t#") || (value && strpbrk(value, "\n\r")))
+        return cn_fail(err, CN_EINVAL, "a setting's name is one word and no value holds a line "
+                                       "break");
+    char path[4096];
+    if (cn_config_path(path, sizeof path) != CN_OK)
+        return cn_fail(err, CN_ENOTFOUND, "no settings file: set $CAIRN_CONFIG or $HOME");
+    char *text = NULL;
+    size_t len = 0;
+    int rc = cn_read_file(path, (size_t)1 << 20, &text, &len, err);
+    if (rc && rc != CN_ENOTFOUND)
+        return rc;
+    cn_buf b;
+    cn_buf_init(&b, (size_t)2 << 20);
+    /* every other line as it was (comments too); the key's own, replaced */
+    for (char *p = text, *nl; p && *p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (line_of(p, n, key))
+            continue;
+        cn_buf_append(&b, p, n);
+        cn_buf_append(&b, "\n", 1);
+    }
+    free(text);
+    if (value)
+        cn_buf_printf(&b, "%s = %s\n", key, value);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    rc = CN_OK;
+    if (slash && slash != dir) {
+        *slash = 0;
+        rc = cn_mkdirs(dir, err);
+    }
+    if (!rc)
+        rc = cn_write_atomic(path, b.data ? b.data : "", b.len, 0600, err);
+    cn_buf_free(&b);
+    return rc;
+}

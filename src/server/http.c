@@ -57,6 +57,7 @@ static const srv_route routes[] = {
     {"POST", "/api/models/pull", srv_models_pull, 0, "download and install a model, NDJSON progress"},
     {"POST", "/api/models/use", srv_models_use, 0, "make an installed model the active one"},
     {"DELETE", "/api/models/", srv_models_remove, ROUTE_PREFIX | ROUTE_MODEL, "remove an installed model"},
+    {"POST", "/api/updates", srv_updates_set, 0, "{schedule: off|daily|weekly}: model updates (loopback server only)"},
 };
 
 void srv_print_routes(FILE *f)

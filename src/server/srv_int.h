@@ -180,7 +180,7 @@ struct srv {
     pthread_mutex_t watch_mu;
     json_t *watch_status;
     /* model updates in the background (updates.c) */
-    int64_t update_interval;   /* seconds between checks; 0: off */
+    _Atomic int64_t update_interval; /* seconds between checks; 0: off */
     volatile int update_cancel; /* set at shutdown: a download stops, keeping its data */
 };
 
@@ -392,6 +392,7 @@ void srv_watch_free(srv *s);
 json_t *srv_watch_json(srv *s);   /* the watched folders' state, for /api/status too */
 void srv_updates_start(srv *s);   /* updates.c */
 json_t *srv_updates_json(srv *s); /* the last check: offers, schedule */
+int srv_updates_set(srv_req *r);  /* POST /api/updates */
 int srv_models_list(srv_req *r);
 int srv_models_pull(srv_req *r);
 int srv_models_use(srv_req *r);

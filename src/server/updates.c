@@ -22,7 +22,8 @@ static void *updates_main(void *arg)
         json_t *st = mdl_update_state(s->home);
         int64_t last = json_integer_value(json_object_get(st, "checked_at"));
         json_decref(st);
-        if ((int64_t)time(NULL) - last >= s->update_interval) {
+        int64_t every = atomic_load(&s->update_interval);
+        if (every > 0 && (int64_t)time(NULL) - last >= every) {
             mdl_update_opts o;
             cn_err err = {0};
             char url[2048], key[256];
@@ -51,11 +52,20 @@ static void *updates_main(void *arg)
             pthread_mutex_unlock(&s->log_mu);
             free(up); /* a failed check (offline, say) counts as one: the schedule holds */
         }
-        for (int i = 0; i < 60 && !atomic_load(&s->stopping); i++)
-            usleep(250000); /* looked at every 15 s: a clock that jumps is noticed */
+        /* looked at every 15 s (a clock that jumps is noticed), and at once
+        ** when the schedule is changed */
+        for (int i = 0; i < 60 && !atomic_load(&s->stopping) &&
+                        atomic_load(&s->update_interval) == every;
+             i++)
+            usleep(250000);
     }
     atomic_fetch_sub(&s->n_background, 1);
     return NULL;
+}
+
+static const char *schedule_name(int64_t every)
+{
+    return every == 0 ? "off" : every <= 86400 ? "daily" : "weekly";
 }
 
 void srv_updates_start(srv *s)
@@ -63,16 +73,13 @@ void srv_updates_start(srv *s)
     mdl_update_opts o;
     cn_err err = {0};
     int64_t interval = 0;
-    if (mdl_update_settings(&o, &interval, &err)) {
+    if (mdl_update_settings(&o, &interval, &err))
         fprintf(stderr, "cairn serve: model updates are off: %s\n", err.msg);
-        return;
-    }
-    s->update_interval = interval;
-    if (interval == 0)
-        return; /* off: no thread, no network */
-    fprintf(stderr, "cairn serve: checking for model updates %s (updates = %s in the settings); "
-                    "new versions are downloaded and offered, never switched to by themselves\n",
-            interval <= 86400 ? "daily" : "weekly", interval <= 86400 ? "daily" : "weekly");
+    atomic_store(&s->update_interval, interval);
+    if (interval) /* off: the thread only waits, and nothing is asked of the network */
+        fprintf(stderr, "cairn serve: checking for model updates %s (updates = %s in the "
+                        "settings); new versions are downloaded and offered, never switched to "
+                        "by themselves\n", schedule_name(interval), schedule_name(interval));
     pthread_t th;
     atomic_fetch_add(&s->n_background, 1);
     if (pthread_create(&th, NULL, updates_main, s) != 0)
@@ -84,8 +91,37 @@ void srv_updates_start(srv *s)
 json_t *srv_updates_json(srv *s)
 {
     json_t *st = mdl_update_state(s->home);
-    json_object_set_new(st, "schedule", json_string(s->update_interval == 0 ? "off"
-                                                    : s->update_interval <= 86400 ? "daily"
-                                                                                  : "weekly"));
+    json_object_set_new(st, "schedule", json_string(schedule_name(atomic_load(&s->update_interval))));
     return st;
+}
+
+/* POST /api/updates {"schedule": "off"|"daily"|"weekly"}: the web UI's
+** switch, written to the settings file (a server bound to loopback only:
+** it changes this machine's settings). Turning it on checks at once when
+** no check was ever made. */
+int srv_updates_set(srv_req *r)
+{
+    srv *s = r->s;
+    if (!s->loopback)
+        return srv_reply_errorf(r, 403, NULL, "the update schedule is set on the machine itself "
+                                              "(updates = daily in the settings file)");
+    json_t *o = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
+    const char *v = json_string_value(json_object_get(o, "schedule"));
+    int64_t every = !v ? -1 : !strcmp(v, "off") ? 0 : !strcmp(v, "daily") ? 86400
+                  : !strcmp(v, "weekly") ? 7 * 86400 : -1;
+    int ret;
+    cn_err err = {0};
+    if (every < 0)
+        ret = srv_reply_errorf(r, 400, "schedule", "schedule: expected off, daily or weekly");
+    else if (cn_config_set("updates", v, &err))
+        ret = srv_reply_errorf(r, 500, NULL, "the settings file: %s", err.msg);
+    else {
+        atomic_store(&s->update_interval, every);
+        pthread_mutex_lock(&s->log_mu);
+        fprintf(stderr, "cairn serve: model updates: %s (saved in the settings)\n", v);
+        pthread_mutex_unlock(&s->log_mu);
+        ret = srv_reply_json(r, 200, srv_updates_json(s));
+    }
+    json_decref(o);
+    return ret;
 }

@@ -36,9 +36,33 @@ describe('model updates', () => {
         } finally { assert.deepEqual(await srv.stop(), { code: 0, sig: null }, srv.log().slice(-2000)); }
     });
 
+    test('the schedule set from the web UI is saved in the settings; only on a loopback server', async () => {
+        const srv = await startServer([], { home: cat.home, env: cat.env });
+        try {
+            const bad = await fetch(`${srv.url}/api/updates`, { method: 'POST', body: '{"schedule": "hourly"}' });
+            assert.equal(bad.status, 400);
+            const r = await fetch(`${srv.url}/api/updates`, { method: 'POST', body: '{"schedule": "weekly"}' });
+            assert.equal(r.status, 200);
+            assert.equal((await r.json()).schedule, 'weekly');
+            assert.match(fs.readFileSync(cat.config, 'utf8'), /^updates = weekly$/m);
+            assert.match(fs.readFileSync(cat.config, 'utf8'), /^catalog_key = /m); // other lines kept
+            const off = await fetch(`${srv.url}/api/updates`, { method: 'POST', body: '{"schedule": "off"}' });
+            assert.equal((await off.json()).schedule, 'off');
+            assert.match(fs.readFileSync(cat.config, 'utf8'), /^updates = off$/m);
+            assert.equal((fs.readFileSync(cat.config, 'utf8').match(/^updates =/mg) || []).length, 1);
+        } finally { assert.deepEqual(await srv.stop(), { code: 0, sig: null }, srv.log().slice(-2000)); }
+        const net = await startServer(['--host', '0.0.0.0', '--api-key', 'k'], { home: cat.home, env: { ...cat.env, CAIRN_API_KEY: 'k' } });
+        try {
+            const r = await fetch(`${net.url}/api/updates`, { method: 'POST', headers: { Authorization: 'Bearer k' }, body: '{"schedule": "daily"}' });
+            assert.equal(r.status, 403);
+        } finally { assert.deepEqual(await net.stop(), { code: 0, sig: null }); }
+        cat.requests();
+    });
+
     test('updates = daily: a version published meanwhile is fetched, verified, offered, not used', async () => {
         const sha = cat.publish(3, STORIES);
-        fs.appendFileSync(cat.config, 'updates = daily\nupdate_rate = 20MB/s\n');
+        fs.writeFileSync(cat.config, fs.readFileSync(cat.config, 'utf8').replace(/^updates = .*\n/m, '') +
+                         'updates = daily\nupdate_rate = 20MB/s\n');
         cat.requests();
         const before = JSON.parse(cli(['models', 'list', '--json'])).installed[0];
         const srv = await startServer([], { home: cat.home, env: cat.env });
