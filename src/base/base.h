@@ -160,6 +160,8 @@ int cn_config_each(const char *key, int (*fn)(void *ctx, const char *value), voi
 /* Set key to value in the settings file (NULL: remove it), every other line
 ** kept as it was; written whole, atomically, mode 0600. */
 int cn_config_set(const char *key, const char *value, cn_err *err);
+/* Replace the whole settings file with text (its folder made if need be). */
+int cn_config_write(const char *text, size_t len, cn_err *err);
 
 /* The data directory: override (--home) if given, else $CAIRN_HOME, else
 ** $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. Writes the path into buf. */

@@ -122,16 +122,22 @@ int cn_config_set(const char *key, const char *value, cn_err *err)
     free(text);
     if (value)
         cn_buf_printf(&b, "%s = %s\n", key, value);
-    char dir[4096];
+    rc = cn_config_write(b.data ? b.data : "", b.len, err);
+    cn_buf_free(&b);
+    return rc;
+}
+
+int cn_config_write(const char *text, size_t len, cn_err *err)
+{
+    char path[4096], dir[4096];
+    if (cn_config_path(path, sizeof path) != CN_OK)
+        return cn_fail(err, CN_ENOTFOUND, "no settings file: set $CAIRN_CONFIG or $HOME");
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    rc = CN_OK;
+    int rc = CN_OK;
     if (slash && slash != dir) {
         *slash = 0;
         rc = cn_mkdirs(dir, err);
     }
-    if (!rc)
-        rc = cn_write_atomic(path, b.data ? b.data : "", b.len, 0600, err);
-    cn_buf_free(&b);
-    return rc;
+    return rc ? rc : cn_write_atomic(path, text, len, 0600, err);
 }

@@ -117,23 +117,6 @@ static int watch_rm(lib *l, int argc, char **argv)
     return ret;
 }
 
-typedef struct roots {
-    char (*p)[4096];
-    int n;
-} roots;
-
-static int collect(void *ctx, const char *path, int64_t added_at)
-{
-    (void)added_at;
-    roots *r = ctx;
-    void *np = realloc(r->p, (size_t)(r->n + 1) * sizeof *r->p);
-    if (!np)
-        return CN_ENOMEM;
-    r->p = np;
-    snprintf(r->p[r->n++], sizeof r->p[0], "%s", path);
-    return 0;
-}
-
 typedef struct count_ctx {
     const char *dir;
     int docs;
@@ -149,11 +132,9 @@ static int count_doc(void *ctx, const store_doc_info *d)
 static int watch_ls(lib *l, const watch_args *a)
 {
     cn_err err = {0};
-    roots have = {0};
-    if (store_watch_list(lib_store(l), collect, &have, &err) < 0) {
-        free(have.p);
+    struct { wat_path *p; int n; } have;
+    if (wat_roots(l, &have.p, &have.n, &err))
         return cli_error(&err);
-    }
     if (!a->json && have.n == 0)
         printf("no folder is watched (`cairn watch add DIR`)\n");
     for (int i = 0; i < have.n; i++) {

@@ -170,15 +170,7 @@ static int rewrite(const char *name, const rmt_endpoint *e, cn_err *err)
         if (e->timeout_s && e->timeout_s != 60)
             cn_buf_printf(&b, "remote.%s.timeout = %d\n", e->name, e->timeout_s);
     }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = 0;
-        rc = cn_mkdirs(dir, err);
-    }
-    if (!rc)
-        rc = cn_write_atomic(path, b.data ? b.data : "", b.len, 0600, err);
+    rc = cn_config_write(b.data ? b.data : "", b.len, err);
     cn_buf_free(&b);
     return rc;
 }

@@ -236,6 +236,28 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* The chat template family of m's metadata (ChatML when unknown). */
+static const char *chat_family(const eng_model *m)
+{
+    gguf_str t = {0};
+    gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &t, NULL);
+    const char *f = tok_chat_family(t.ptr, (size_t)t.len, eng_model_hparams(m)->arch);
+    return strcmp(f, "unknown") ? f : "chatml";
+}
+
+/* A language model worker's model, draft, tokenizer and kept conversations. */
+static void free_model(srv_worker *w)
+{
+    for (int i = 0; i < w->n_kv; i++)
+        eng_kv_snap_free(w->kv[i]);
+    w->n_kv = 0;
+    eng_model_close(w->draft);
+    eng_model_close(w->m);
+    tok_close(w->v);
+    w->draft = w->m = NULL;
+    w->v = NULL;
+}
+
 int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *eo, int queue,
                     cn_err *err)
 {
@@ -248,11 +270,7 @@ int srv_worker_open(srv_worker *w, int kind, const char *path, const eng_opts *e
         if (!rc)
             rc = tok_open(&w->v, eng_model_gguf(w->m), err);
         if (!rc) {
-            gguf_str t = {0};
-            gguf_get_str(eng_model_gguf(w->m), "tokenizer.chat_template", &t, NULL);
-            w->family = tok_chat_family(t.ptr, (size_t)t.len, eng_model_hparams(w->m)->arch);
-            if (!strcmp(w->family, "unknown"))
-                w->family = "chatml";
+            w->family = chat_family(w->m);
             w->n_ctx = eng_model_n_ctx(w->m);
         }
     } else {
@@ -312,21 +330,13 @@ int srv_worker_reload(srv_worker *w, const char *path, const eng_opts *eo, char 
         if (eng_draft_open(&draft, w->draft_path, m, v, &de))
             snprintf(note, note_cap, "the draft model is dropped: %s", de.msg);
     }
-    gguf_str t = {0};
-    gguf_get_str(eng_model_gguf(m), "tokenizer.chat_template", &t, NULL);
-    const char *family = tok_chat_family(t.ptr, (size_t)t.len, eng_model_hparams(m)->arch);
     /* the gate is closed and every job has left: nobody reads these now */
     pthread_mutex_lock(&w->mu);
-    for (int i = 0; i < w->n_kv; i++)
-        eng_kv_snap_free(w->kv[i]); /* conversations of the old model's cache */
-    w->n_kv = 0;
-    eng_model_close(w->draft);
-    eng_model_close(w->m);
-    tok_close(w->v);
+    free_model(w); /* with the conversations of the old model's cache */
     w->m = m;
     w->v = v;
     w->draft = draft;
-    w->family = strcmp(family, "unknown") ? family : "chatml";
+    w->family = chat_family(m);
     w->n_ctx = eng_model_n_ctx(m);
     pthread_mutex_unlock(&w->mu);
     return CN_OK;
@@ -345,16 +355,9 @@ void srv_worker_close(srv_worker *w)
         w->started = false;
     }
     free(w->q);
-    tok_close(w->v);
-    for (int i = 0; i < w->n_kv; i++)
-        eng_kv_snap_free(w->kv[i]);
-    w->n_kv = 0;
-    eng_model_close(w->draft);
-    eng_model_close(w->m);
+    free_model(w);
     eng_encoder_close(w->enc);
     w->q = NULL;
-    w->v = NULL;
-    w->m = NULL;
     w->enc = NULL;
 }
 

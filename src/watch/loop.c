@@ -29,7 +29,7 @@ int wat_resolve(const char *dir, char *out, size_t cap, cn_err *err)
 }
 
 typedef struct roots {
-    char (*p)[PATH_MAX];
+    wat_path *p;
     int n;
 } roots;
 
@@ -45,6 +45,23 @@ static int collect_path(void *ctx, const char *path, int64_t added_at)
     return 0;
 }
 
+int wat_roots(lib *l, wat_path **out, int *n, cn_err *err)
+{
+    roots have = {0};
+    int rc = store_watch_list(lib_store(l), collect_path, &have, err);
+    if (rc == CN_ENOMEM)
+        rc = cn_fail(err, CN_ENOMEM, "out of memory");
+    if (rc < 0) {
+        free(have.p);
+        *out = NULL;
+        *n = 0;
+        return rc;
+    }
+    *out = have.p;
+    *n = have.n;
+    return CN_OK;
+}
+
 static bool under(const char *path, const char *dir);
 
 int wat_follow(lib *l, const char *dir, char *out, size_t cap, bool *already, cn_err *err)
@@ -54,9 +71,7 @@ int wat_follow(lib *l, const char *dir, char *out, size_t cap, bool *already, cn
     if (rc)
         return rc;
     roots have = {0};
-    rc = store_watch_list(lib_store(l), collect_path, &have, err);
-    if (rc == CN_ENOMEM)
-        rc = cn_fail(err, CN_ENOMEM, "out of memory");
+    rc = wat_roots(l, &have.p, &have.n, err);
     for (int k = 0; rc >= 0 && k < have.n; k++) {
         if (!strcmp(have.p[k], out)) {
             *already = true;

@@ -23,6 +23,7 @@
 #include "library/library.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdatomic.h>
 
 /* ---- the watcher ------------------------------------------------------------- */
@@ -105,6 +106,9 @@ int wat_resolve(const char *dir, char *out, size_t cap, cn_err *err);
 ** (CN_EINVAL, naming it) if it is inside a watched folder or holds one: a
 ** folder is watched under one root. CN_EEXIST-like: *already set, CN_OK. */
 int wat_follow(lib *l, const char *dir, char *out, size_t cap, bool *already, cn_err *err);
+/* The watched folders, oldest first (*out malloc'd: free it). */
+typedef char wat_path[PATH_MAX];
+int wat_roots(lib *l, wat_path **out, int *n, cn_err *err);
 /* Remove dir from them (resolved, or as given when it is gone); its
 ** documents stay. CN_ENOTFOUND if it was not watched. */
 int wat_unfollow(lib *l, const char *dir, char *out, size_t cap, cn_err *err);
