@@ -338,17 +338,19 @@ static void apply(loop *lp, const wat_batch *b)
 {
     cn_err err = {0};
     lib *l = lp->h->acquire(lp->h->ctx, true, &err);
-    if (!l) {
+    if (!l) { /* what the batch held is found again by a rescan */
         snprintf(lp->error, sizeof lp->error, "%s", err.msg);
+        wat_rescan_all(lp->w);
         return;
     }
     lp->activity = "indexing";
     report(lp);
     wat_stats st;
     int rc = wat_apply(l, b, on_file, lp, &st, &err);
-    if (rc)
+    if (rc) {
         snprintf(lp->error, sizeof lp->error, "%s", err.msg);
-    else
+        wat_rescan_all(lp->w);
+    } else
         lp->error[0] = '\0';
     lp->total.added += st.added;
     lp->total.updated += st.updated;

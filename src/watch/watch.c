@@ -435,6 +435,12 @@ const char *wat_root_state(const wat_watcher *w, const char *path, const char **
 }
 
 int wat_n_watches(const wat_watcher *w) { return w->n_dirs; }
+
+void wat_rescan_all(wat_watcher *w)
+{
+    for (int i = 0; i < w->n_roots; i++)
+        w->roots[i].rescan = w->roots[i].state != ROOT_MISSING;
+}
 int wat_n_pending(const wat_watcher *w) { return w->n_pend; }
 
 /* ---- events ---------------------------------------------------------------------- */

@@ -60,6 +60,8 @@ void wat_remove_root(wat_watcher *w, const char *root);
 ** folders not watched: *why says which limit). NULL if not a root. */
 const char *wat_root_state(const wat_watcher *w, const char *root, const char **why);
 int wat_n_watches(const wat_watcher *w);
+/* Rescan every root once events are quiet (a batch could not be applied). */
+void wat_rescan_all(wat_watcher *w);
 int wat_n_pending(const wat_watcher *w);
 
 /* Read the events that came (waiting at most timeout_ms for the first) and
