@@ -334,14 +334,16 @@ static bool refresh_roots(loop *lp)
     return changed;
 }
 
-static void apply(loop *lp, const wat_batch *b)
+/* Returns false when the batch could not be applied (then every folder is
+** rescanned later). */
+static bool apply(loop *lp, const wat_batch *b)
 {
     cn_err err = {0};
     lib *l = lp->h->acquire(lp->h->ctx, true, &err);
     if (!l) { /* what the batch held is found again by a rescan */
         snprintf(lp->error, sizeof lp->error, "%s", err.msg);
         wat_rescan_all(lp->w);
-        return;
+        return false;
     }
     lp->activity = "indexing";
     report(lp);
@@ -360,6 +362,7 @@ static void apply(loop *lp, const wat_batch *b)
         lp->h->after_add(lp->h->ctx, l);
     lp->h->release(lp->h->ctx, l, st.added || st.updated || st.removed);
     lp->activity = "idle";
+    return rc == CN_OK;
 }
 
 int wat_loop(const wat_opts *o, const wat_host *h, const atomic_bool *stop, cn_err *err)
@@ -383,8 +386,14 @@ int wat_loop(const wat_opts *o, const wat_host *h, const atomic_bool *stop, cn_e
         if (rc)
             break;
         if (!wat_batch_empty(&b)) {
-            apply(&lp, &b);
+            bool ok = apply(&lp, &b);
             report(&lp);
+            /* a library that fails (a full disk, say) is not hammered: the
+            ** rescan waits a while */
+            for (int i = 0; !ok && i < 40 && !atomic_load(stop); i++) {
+                struct timespec ts = {0, 250 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
         } else if (wat_n_pending(lp.w) != lp.reported_pending)
             report(&lp);
         wat_batch_free(&b);
