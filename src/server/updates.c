@@ -18,7 +18,23 @@
 static void *updates_main(void *arg)
 {
     srv *s = arg;
+    double cleaned = 0;
     while (!atomic_load(&s->stopping)) {
+        /* retired versions go when their time is up, checks or not (no
+        ** network: manifests and files only), looked at hourly */
+        if (cn_now() - cleaned > 3600) {
+            mdl_update_opts co;
+            cn_err ce = {0};
+            int removed = 0;
+            cleaned = cn_now();
+            if (!mdl_update_settings(&co, NULL, &ce) &&
+                !mdl_cleanup(s->home, co.keep_s, &removed, &ce) && removed) {
+                pthread_mutex_lock(&s->log_mu);
+                fprintf(stderr, "cairn serve: %d retired model version%s deleted "
+                                "(update_keep_days)\n", removed, removed == 1 ? "" : "s");
+                pthread_mutex_unlock(&s->log_mu);
+            }
+        }
         json_t *st = mdl_update_state(s->home);
         int64_t last = json_integer_value(json_object_get(st, "checked_at"));
         json_decref(st);
