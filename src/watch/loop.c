@@ -203,7 +203,7 @@ int wat_apply(lib *l, const wat_batch *b, lib_progress_fn fn, void *ctx, wat_sta
 typedef struct loop {
     const wat_host *h;
     wat_watcher *w;
-    char **roots; /* as the library lists them */
+    wat_path *roots; /* as the library lists them */
     int n_roots;
     wat_stats total;
     char last_path[PATH_MAX];
@@ -266,31 +266,7 @@ static void on_file(void *ctx, const lib_event *ev)
         lp->h->on_file(lp->h->ctx, ev);
 }
 
-static int collect_root(void *ctx, const char *path, int64_t added_at)
-{
-    (void)added_at;
-    char ***v = ctx;
-    size_t n = 0;
-    while ((*v)[n])
-        n++;
-    char **nv = cn_realloc_array(*v, n + 2, sizeof *nv);
-    if (!nv)
-        return CN_ENOMEM;
-    *v = nv;
-    if (!(nv[n] = strdup(path)))
-        return CN_ENOMEM;
-    nv[n + 1] = NULL;
-    return 0;
-}
-
-static void free_list(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-static bool in_list(char **v, int n, const char *s)
+static bool in_list(const wat_path *v, int n, const char *s)
 {
     for (int i = 0; i < n; i++)
         if (!strcmp(v[i], s))
@@ -308,12 +284,11 @@ static bool refresh_roots(loop *lp)
         snprintf(lp->error, sizeof lp->error, "%s", err.msg);
         return false;
     }
-    char **now = cn_calloc(1, sizeof *now);
-    int n = now ? store_watch_list(lib_store(l), collect_root, &now, &err) : CN_ENOMEM;
+    wat_path *now = NULL;
+    int n = 0, rc = wat_roots(l, &now, &n, &err);
     lp->h->release(lp->h->ctx, l, false);
-    if (n < 0) {
-        snprintf(lp->error, sizeof lp->error, "%s", err.msg[0] ? err.msg : "out of memory");
-        free_list(now);
+    if (rc) {
+        snprintf(lp->error, sizeof lp->error, "%s", err.msg);
         return false;
     }
     bool changed = false;
@@ -328,7 +303,7 @@ static bool refresh_roots(loop *lp)
                 snprintf(lp->error, sizeof lp->error, "%s", err.msg);
             changed = true;
         }
-    free_list(lp->roots);
+    free(lp->roots);
     lp->roots = now;
     lp->n_roots = n;
     return changed;
@@ -398,7 +373,7 @@ int wat_loop(const wat_opts *o, const wat_host *h, const atomic_bool *stop, cn_e
             report(&lp);
         wat_batch_free(&b);
     }
-    free_list(lp.roots);
+    free(lp.roots);
     wat_free(lp.w);
     return rc;
 }
