@@ -101,6 +101,10 @@ describe('the server follows watched folders', () => {
                 return (await json(`${srv.url}/api/status`)).library.documents === 10000;
             }, 240000);
             const took = Date.now() - t0 - written;
+            // the totals are reported when a batch is done: after an overflow the
+            // rescan is one batch, whose documents are committed one by one before
+            await until('the batch reported', async () => (await json(`${srv.url}/api/watch`)).activity === 'idle' &&
+                        (await json(`${srv.url}/api/watch`)).totals.added === 10000, 60000);
             const w = await json(`${srv.url}/api/watch`);
             assert.equal(w.totals.added, 10000);
             assert.equal(w.totals.failed, 0);

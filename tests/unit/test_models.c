@@ -39,11 +39,14 @@ static int sh(const char *fmt, ...)
 /* Start the test server on port p (0: any free one) serving $R. */
 static void server_start(int p)
 {
-    sh("mkdir -p $R && ($T/testhttpd $R --port %d --log $R/../srv.log > $R/../srv.port 2>&1 &) "
-       "&& for i in $(seq 50); do grep -q port $R/../srv.port && break; sleep 0.05; done; "
-       "cat $R/../srv.port",
-       p);
-    sscanf(out_buf, "port %d", &port);
+    /* up to 10 s for a busy machine; a server that does not start fails here,
+    ** not as a puzzling failure of the catalog update after it */
+    int rc = sh("mkdir -p $R && ($T/testhttpd $R --port %d --log $R/../srv.log > $R/../srv.port "
+                "2>&1 &) && for i in $(seq 200); do grep -q port $R/../srv.port && break; "
+                "sleep 0.05; done; cat $R/../srv.port",
+                p);
+    if (rc != 0 || sscanf(out_buf, "port %d", &port) != 1)
+        test_fail_at(__FILE__, __LINE__, "testhttpd did not start: %s", out_buf);
 }
 
 /* The server's request log into out_buf, once it has n lines (a request is
@@ -68,7 +71,10 @@ static int publish(int serial, const char *models)
     sh("$T/catalog-sign sign $R/../test.key $R/catalog.json && "
        "printf 'catalog_url = %%s/catalog.json\\ncatalog_key = %s\\n' $U > $CAIRN_CONFIG",
        pubkey);
-    return sh("$C models update");
+    int rc = sh("$C models update");
+    if (rc)
+        fprintf(stderr, "  models update: %s", err_buf);
+    return rc;
 }
 
 /* One catalog entry for a file under $R. */
