@@ -292,7 +292,11 @@ int main(int argc, char **argv)
         if (filter && !matches(tests[i].name, filter))
             continue;
         cur_failed = cur_skipped = 0;
+        double t0 = cn_now();
         tests[i].fn();
+        double took = cn_now() - t0;
+        if (took >= 10) /* where the suite's time goes */
+            printf("     %s took %.0f s\n", tests[i].name, took);
         if (cur_failed) {
             printf("FAIL %s\n", tests[i].name);
             failed++;

@@ -111,7 +111,10 @@ describe('the server follows watched folders', () => {
             const hit = await json(`${srv.url}/api/library/search`, { method: 'POST', body: JSON.stringify({ query: 'widget9999' }) });
             assert.equal(hit.results[0].doc, 'r9999.txt');
             console.log(`# 10,000 files written in ${written} ms, indexed ${took} ms later; RSS ${before} kB before, peak ${peak} kB`);
-            assert.ok(peak - before < 150 * 1024, `the server grew by ${peak - before} kB`);
+            // an ASan server keeps freed memory in quarantine: its RSS says
+            // little (LSan checks leaks when it exits), so a looser bound there
+            const limitMb = process.env.CAIRN_SANITIZER === 'address' ? 400 : 150;
+            assert.ok(peak - before < limitMb * 1024, `the server grew by ${peak - before} kB`);
         } finally {
             assert.deepEqual(await srv.stop(), { code: 0, sig: null }, srv.log().slice(-2000));
         }

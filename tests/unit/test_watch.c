@@ -5,7 +5,7 @@
 ** new and removed folders, a root that vanishes and comes back, a queue
 ** overflow (a rescan, once quiet), the watch limit (polling, said why).
 ** Then `cairn watch` end to end: the library follows two folders through
-** all of that, 10,000 files dropped at once, and a restart.
+** all of that, 2,000 files dropped at once, and a restart.
 */
 #include "test.h"
 #include "watch/watch.h"
@@ -425,19 +425,25 @@ TEST(watch_cli_follows_two_folders_through_everything)
     const char *m3[] = {"/a/before.txt"}, *n3[] = {"/b/manual.md", "/b/valve.txt"};
     EXPECT(library_is(1, m3, 1, n3, 2, 20));
 
-    /* 10,000 files dropped at once */
+    /* 2,000 files dropped at once (10,000 go through the server in
+    ** watch.test.mjs, and past the kernel's queue in the overflow test above) */
     double t0 = cn_now();
-    EXPECT_EQ_INT(sh("mkdir $R/a/bulk && cd $R/a/bulk && for i in $(seq 1 10000); do "
+    EXPECT_EQ_INT(sh("mkdir $R/a/bulk && cd $R/a/bulk && for i in $(seq 1 2000); do "
                      "echo \"Record $i of the batch\" > r$i.txt; done"), 0);
     double t1 = cn_now();
-    const char *m4[] = {"/bulk/r10000.txt", "/bulk/r1.txt"};
-    EXPECT(library_is(10001, m4, 2, NULL, 0, 240));
-    fprintf(stderr, "  10,000 files written in %.1f s, all in the library %.1f s later\n",
+    const char *m4[] = {"/bulk/r2000.txt", "/bulk/r1.txt"};
+    EXPECT(library_is(2001, m4, 2, NULL, 0, 240));
+    fprintf(stderr, "  2,000 files written in %.1f s, all in the library %.1f s later\n",
             t1 - t0, cn_now() - t1);
     EXPECT_EQ_INT(sh("ps -o rss= -p $(cat $R/../w-run.pid)"), 0);
     long rss = atol(out_buf);
     fprintf(stderr, "  cairn watch run: %ld kB resident\n", rss);
-    EXPECT(rss > 0 && rss < 200 * 1024);
+#ifdef __SANITIZE_ADDRESS__
+    long limit_kb = 600 * 1024; /* ASan's quarantine and shadow memory: LSan checks leaks */
+#else
+    long limit_kb = 200 * 1024;
+#endif
+    EXPECT(rss > 0 && rss < limit_kb);
 
     /* stopped; changes meanwhile; started again: the rescan catches up */
     EXPECT_EQ_INT(sh("p=$(cat $R/../w-run.pid); kill $p && for i in $(seq 100); do "
@@ -447,7 +453,7 @@ TEST(watch_cli_follows_two_folders_through_everything)
     sh("$C watch run --settle 0.3 > $R/../w-run2.log 2>&1 & echo $! > $R/../w-run.pid");
     const char *m5[] = {"/a/offline.txt", "/a/before.txt"}, *n5[] = {"/bulk/r1.txt"};
     EXPECT(library_is(2, m5, 2, n5, 1, 60));
-    /* stopped, and gone: closing checkpoints the log of 10,000 removals */
+    /* stopped, and gone: closing checkpoints the log of 2,000 removals */
     EXPECT_EQ_INT(sh("p=$(cat $R/../w-run.pid); kill $p && for i in $(seq 600); do "
                      "kill -0 $p 2>/dev/null || exit 0; sleep 0.1; done; exit 1"), 0);
 
