@@ -84,6 +84,7 @@ static void *serve(void *arg)
     int fd = (int)(intptr_t)arg;
     char req[8192];
     size_t got = 0;
+    req[0] = 0; /* searched before the first read: a reused thread stack may hold the last request */
     while (got < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
         ssize_t r = recv(fd, req + got, sizeof req - 1 - got, 0);
         if (r <= 0)

@@ -189,8 +189,13 @@ export async function testCatalog(urlPrefix = '', extra = [], { dreams = true } 
     fs.writeFileSync(config, `catalog_url = http://127.0.0.1:${port}/catalog.json\ncatalog_key = ${pub}\n`);
     const home = path.join(dir, 'home');
     const env = { CAIRN_CONFIG: config };
-    execFileSync(BIN, ['models', 'update'], { env: { ...process.env, ...env, CAIRN_HOME: home },
-                                              stdio: 'ignore', timeout: CLI_TIMEOUT_MS });
+    try {
+        execFileSync(BIN, ['models', 'update'], { env: { ...process.env, ...env, CAIRN_HOME: home },
+                                                  stdio: ['ignore', 'ignore', 'pipe'], timeout: CLI_TIMEOUT_MS });
+    } catch (e) { /* the helper must not outlive a failed setup: node would wait for it */
+        httpd.proc.kill('SIGTERM');
+        throw new Error(`cairn models update: ${e.stderr || e.message}`);
+    }
     /* a new catalog (serial) naming file (copied under root) as dreams */
     const publish = (serial, file) => {
         const bytes = fs.readFileSync(file);
