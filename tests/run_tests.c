@@ -278,8 +278,6 @@ static bool matches(const char *name, const char *filter)
     return false;
 }
 
-void (*test_background_start)(void);
-
 int main(int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : NULL;
@@ -290,8 +288,6 @@ int main(int argc, char **argv)
         perror(sl);
         return 1;
     }
-    if (test_background_start && (!filter || matches("server_integration_node", filter)))
-        test_background_start();
     for (int i = 0; i < n_tests; i++) {
         if (filter && !matches(tests[i].name, filter))
             continue;

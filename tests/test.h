@@ -21,9 +21,6 @@ typedef struct test_case {
 } test_case;
 
 void test_register(const char *name, void (*fn)(void));
-/* Set (by a test file's constructor) to work the run starts in the
-** background before the first test: the node suites (test_server.c). */
-extern void (*test_background_start)(void);
 void test_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void test_skip(const char *why);
