@@ -717,7 +717,7 @@ int mdl_download(const char *url, int64_t size, const char *dest, const mdl_dl_o
         }
         if (rc || all_done)
             break;
-        if (o.cancel && *o.cancel) {
+        if (o.cancel && __atomic_load_n(o.cancel, __ATOMIC_RELAXED)) { /* set by another thread */
             rc = cn_fail(err, CN_EIO, "interrupted: the %lld bytes received are kept; run the "
                          "same command to resume", (long long)bytes_done(&d));
             break;

@@ -237,7 +237,7 @@ int mdl_update_check(const char *home, const char *url, const char *key_hex,
             u->ready = true;
         else
             snprintf(u->note, sizeof u->note, "%s", e.msg);
-        if (o->cancel && *o->cancel)
+        if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_RELAXED))
             break;
     }
     if (!rc && o && o->keep_s >= 0) {

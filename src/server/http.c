@@ -757,7 +757,7 @@ int srv_run(const srv_opts *o, cn_err *err)
         fprintf(stderr, "cairn serve: %s, shutting down\n", sig == SIGINT ? "interrupted"
                                                                           : "terminated");
         atomic_store(&s->stopping, true);
-        s->update_cancel = 1;
+        __atomic_store_n(&s->update_cancel, 1, __ATOMIC_RELAXED); /* read by the update thread */
         MHD_stop_daemon(s->d);
         /* an upload whose client left may still be ingesting, a pull still
         ** stopping: they finish */

@@ -86,7 +86,7 @@ static ssize_t bg_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void bg_done(void *cls)
 {
     srv_bg *g = cls;
-    g->cancel = 1;
+    __atomic_store_n(&g->cancel, 1, __ATOMIC_RELAXED); /* read by the download thread */
     srv_bg_unref(g);
 }
 
