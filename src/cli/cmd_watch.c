@@ -78,12 +78,6 @@ static int parse(const char *cmd, int argc, char **argv, watch_args *a)
     return 0;
 }
 
-static bool under(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
-}
-
 static int watch_add(lib *l, int argc, char **argv)
 {
     cn_err err = {0};
@@ -125,7 +119,7 @@ typedef struct count_ctx {
 static int count_doc(void *ctx, const store_doc_info *d)
 {
     count_ctx *c = ctx;
-    c->docs += under(d->path, c->dir);
+    c->docs += wat_under(d->path, c->dir);
     return 0;
 }
 

@@ -261,6 +261,9 @@ int mdl_metered(char *why, size_t cap);
 /* The options of a check from the settings (update_rate, update_keep_days)
 ** and, if interval_s, the schedule of `updates` in seconds (0: off). */
 int mdl_update_settings(mdl_update_opts *o, int64_t *interval_s, cn_err *err);
+/* "off", "daily", "weekly" -> seconds between checks (0: off); CN_EINVAL
+** for anything else. */
+int mdl_schedule(const char *name, int64_t *every_s);
 /* "2MB/s", "500 kB/s", "1G", "off" -> bytes per second (0: no limit). */
 int mdl_parse_rate(const char *s, int64_t *out);
 

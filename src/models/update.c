@@ -51,6 +51,19 @@ int mdl_parse_rate(const char *s, int64_t *out)
     return CN_EINVAL;
 }
 
+int mdl_schedule(const char *name, int64_t *every_s)
+{
+    if (!strcmp(name, "off"))
+        *every_s = 0;
+    else if (!strcmp(name, "daily"))
+        *every_s = 86400;
+    else if (!strcmp(name, "weekly"))
+        *every_s = 7 * 86400;
+    else
+        return CN_EINVAL;
+    return CN_OK;
+}
+
 int mdl_update_settings(mdl_update_opts *o, int64_t *interval_s, cn_err *err)
 {
     char v[64];
@@ -61,15 +74,8 @@ int mdl_update_settings(mdl_update_opts *o, int64_t *interval_s, cn_err *err)
     o->keep_s = 7 * 86400;
     if (interval_s)
         *interval_s = 0;
-    if (cn_config_get("updates", v, sizeof v) && interval_s) {
-        if (!strcmp(v, "daily"))
-            *interval_s = 86400;
-        else if (!strcmp(v, "weekly"))
-            *interval_s = 7 * 86400;
-        else if (strcmp(v, "off") != 0)
-            return cn_fail(err, CN_EINVAL, "settings: updates = %s: expected off, daily or weekly",
-                           v);
-    }
+    if (cn_config_get("updates", v, sizeof v) && interval_s && mdl_schedule(v, interval_s))
+        return cn_fail(err, CN_EINVAL, "settings: updates = %s: expected off, daily or weekly", v);
     if (cn_config_get("update_rate", v, sizeof v) && mdl_parse_rate(v, &o->max_rate))
         return cn_fail(err, CN_EINVAL, "settings: update_rate = %s: expected a rate such as "
                        "2MB/s, 500kB/s, or off", v);

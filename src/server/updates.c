@@ -123,11 +123,10 @@ int srv_updates_set(srv_req *r)
                                               "(updates = daily in the settings file)");
     json_t *o = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
     const char *v = json_string_value(json_object_get(o, "schedule"));
-    int64_t every = !v ? -1 : !strcmp(v, "off") ? 0 : !strcmp(v, "daily") ? 86400
-                  : !strcmp(v, "weekly") ? 7 * 86400 : -1;
+    int64_t every = 0;
     int ret;
     cn_err err = {0};
-    if (every < 0)
+    if (!v || mdl_schedule(v, &every))
         ret = srv_reply_errorf(r, 400, "schedule", "schedule: expected off, daily or weekly");
     else if (cn_config_set("updates", v, &err))
         ret = srv_reply_errorf(r, 500, NULL, "the settings file: %s", err.msg);

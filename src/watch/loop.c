@@ -62,8 +62,6 @@ int wat_roots(lib *l, wat_path **out, int *n, cn_err *err)
     return CN_OK;
 }
 
-static bool under(const char *path, const char *dir);
-
 int wat_follow(lib *l, const char *dir, char *out, size_t cap, bool *already, cn_err *err)
 {
     *already = false;
@@ -79,8 +77,8 @@ int wat_follow(lib *l, const char *dir, char *out, size_t cap, bool *already, cn
         }
         /* one inotify watch per folder: one inside another followed would
         ** be watched twice, under two roots */
-        if (under(out, have.p[k]) || under(have.p[k], out)) {
-            bool inside = under(out, have.p[k]);
+        if (wat_under(out, have.p[k]) || wat_under(have.p[k], out)) {
+            bool inside = wat_under(out, have.p[k]);
             rc = cn_fail(err, CN_EINVAL, "%s: %s %s, which is watched already%s", out,
                          inside ? "it is inside" : "it holds", have.p[k],
                          inside ? "" : " (remove that one first to follow the larger folder)");
@@ -117,12 +115,6 @@ typedef struct dirset {
     void *ctx;
 } dirset;
 
-static bool under(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
-}
-
 /* store_prune's question, limited to documents under the set's folders:
 ** others are kept whatever their state (a document elsewhere on a disk not
 ** mounted now is not this folder's business). Gone means ENOENT/ENOTDIR. */
@@ -131,7 +123,7 @@ static bool exists_outside(void *ctx, const char *path)
     const dirset *ds = ctx;
     bool mine = false;
     for (int i = 0; i < ds->n && !mine; i++)
-        mine = under(path, ds->dirs[i]);
+        mine = wat_under(path, ds->dirs[i]);
     struct stat st;
     if (!mine || stat(path, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
         return true;

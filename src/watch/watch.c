@@ -154,7 +154,7 @@ static void dir_drop(wat_watcher *w, wdir *d, bool rm_watch)
     w->n_dirs--;
 }
 
-static bool under(const char *path, const char *dir)
+bool wat_under(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
@@ -164,7 +164,7 @@ static bool under(const char *path, const char *dir)
 static void drop_tree(wat_watcher *w, const char *dir)
 {
     for (int i = 0; i < w->dirs_cap; i++)
-        if (w->dirs[i].wd >= 0 && under(w->dirs[i].path, dir))
+        if (w->dirs[i].wd >= 0 && wat_under(w->dirs[i].path, dir))
             dir_drop(w, &w->dirs[i], true);
 }
 
@@ -227,6 +227,14 @@ static void pend_drop(wat_watcher *w, pend *p)
     w->n_pend--;
 }
 
+/* Forget what is pending in dir and under it. */
+static void pend_drop_under(wat_watcher *w, const char *dir)
+{
+    for (int k = 0; k < w->pend_cap; k++)
+        if (w->pend[k].path && w->pend[k].path != TOMB && wat_under(w->pend[k].path, dir))
+            pend_drop(w, &w->pend[k]);
+}
+
 static void pend_clear(wat_watcher *w)
 {
     for (int i = 0; i < w->pend_cap; i++)
@@ -269,8 +277,6 @@ static void limit_note(wat_watcher *w, root *r, const char *dir)
 static int watch_tree(wat_watcher *w, int root_i, const char *dir, int depth, bool files)
 {
     root *r = &w->roots[root_i];
-    if (r->state == ROOT_POLLING && w->o.max_watches && w->n_dirs >= w->o.max_watches)
-        return CN_OK;
     int wd = w->o.max_watches && w->n_dirs >= w->o.max_watches
                  ? (errno = ENOSPC, -1)
                  : inotify_add_watch(w->fd, dir, MASK | (depth ? IN_DONT_FOLLOW : 0));
@@ -414,9 +420,7 @@ void wat_remove_root(wat_watcher *w, const char *path)
     for (int k = 0; k < w->dirs_cap; k++)
         if (w->dirs[k].wd >= 0 && w->dirs[k].root == i)
             dir_drop(w, &w->dirs[k], true);
-    for (int k = 0; k < w->pend_cap; k++)
-        if (w->pend[k].path && w->pend[k].path != TOMB && under(w->pend[k].path, path))
-            pend_drop(w, &w->pend[k]);
+    pend_drop_under(w, path);
     free(w->roots[i].path);
     w->roots[i] = w->roots[--w->n_roots];
     for (int k = 0; k < w->dirs_cap; k++) /* the root that moved into slot i */
@@ -490,9 +494,7 @@ static int on_event(wat_watcher *w, const struct inotify_event *ev, double now)
         }
         if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
             drop_tree(w, path);
-            for (int k = 0; k < w->pend_cap; k++) /* its files: the folder says it */
-                if (w->pend[k].path && w->pend[k].path != TOMB && under(w->pend[k].path, path))
-                    pend_drop(w, &w->pend[k]);
+            pend_drop_under(w, path); /* its files: the folder says it */
             pend *p = pend_get(w, path);
             if (!p)
                 return CN_ENOMEM;

@@ -101,6 +101,9 @@ typedef struct wat_stats {
 int wat_apply(lib *l, const wat_batch *b, lib_progress_fn fn, void *ctx, wat_stats *st,
               cn_err *err);
 
+/* Is path dir itself or inside it (whole components: /a/bc is not in /a/b)? */
+bool wat_under(const char *path, const char *dir);
+
 /* Resolve dir (must be a folder) to the absolute path the library keeps. */
 int wat_resolve(const char *dir, char *out, size_t cap, cn_err *err);
 
