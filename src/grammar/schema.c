@@ -5,7 +5,8 @@
 ** integer, boolean, null, or a list of them), properties, required,
 ** additionalProperties, items, minItems, maxItems, enum, const, anyOf,
 ** oneOf (as anyOf: the grammar cannot make alternatives exclusive),
-** minLength, maxLength, pattern (a regular expression without
+** minLength, maxLength, minimum, maximum, exclusiveMinimum,
+** exclusiveMaximum (see "numeric bounds"), pattern (a regular expression without
 ** back-references or look-around), format (date, time, date-time, email,
 ** uri, uuid), $ref to #/$defs/... or #/definitions/... (recursion is
 ** fine: a reference is one rule). Annotations (title, description, default,
@@ -23,6 +24,7 @@
 #include "grammar/grammar.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +60,9 @@ static const char *const ignored[] = {"title",   "description", "default", "exam
 static const char *const known[] = {"type",      "properties", "required", "additionalProperties",
                                     "items",     "minItems",   "maxItems", "enum",
                                     "const",     "anyOf",      "oneOf",    "minLength",
-                                    "maxLength", "pattern",    "format",   "$ref"};
+                                    "maxLength", "pattern",    "format",   "$ref",
+                                    "minimum",   "maximum",    "exclusiveMinimum",
+                                    "exclusiveMaximum"};
 
 /* A GBNF string literal of the bytes s (n of them). */
 static void lit(cn_buf *b, const char *s, size_t n)
@@ -340,6 +344,237 @@ static int string_rule(comp *c, const json_t *s, cn_buf *b)
     return c->rc;
 }
 
+/* ---- numeric bounds ------------------------------------------------------------------
+**
+** minimum, maximum, exclusiveMinimum, exclusiveMaximum (a number, or draft
+** 4's boolean beside minimum/maximum). The grammar spells the allowed
+** decimal texts: an integer range is a union of digit ranges (numbers of
+** each length, split at the first digit where the bounds differ, as
+** regular-expression generators for ranges do); a number in a range is its
+** integer part's range with the fraction each part may have (any, none but
+** zeros at an included upper bound, some non-zero digit at an excluded
+** lower bound). Bounded numbers are written without an exponent. Bounds of
+** a number must be whole (0 to 1, -5 to 100: the common ones); a fraction
+** there is refused by name. */
+
+#define NUM_MAX 9999999999999999ULL /* 16 digits: the integer part's limit in base_rules */
+
+typedef struct bound {
+    bool set, ex; /* ex: exclusive */
+    double v;
+} bound;
+
+static bool all_same(const char *s, int n, char ch)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] != ch)
+            return false;
+    return true;
+}
+
+/* The n-digit strings from lo to hi (n digits each, leading zeros kept). */
+static void digit_range(cn_buf *b, const char *lo, const char *hi, int n)
+{
+    if (lo[0] == hi[0]) {
+        cn_buf_printf(b, "[%c]", lo[0]);
+        if (n > 1) {
+            cn_buf_printf(b, " ");
+            digit_range(b, lo + 1, hi + 1, n - 1);
+        }
+        return;
+    }
+    char nines[20], zeros[20];
+    memset(nines, '9', sizeof nines);
+    memset(zeros, '0', sizeof zeros);
+    bool lo_whole = all_same(lo + 1, n - 1, '0'), hi_whole = all_same(hi + 1, n - 1, '9');
+    char a = lo_whole ? lo[0] : (char)(lo[0] + 1), z = hi_whole ? hi[0] : (char)(hi[0] - 1);
+    const char *sep = "";
+    cn_buf_printf(b, "(");
+    if (!lo_whole) {
+        cn_buf_printf(b, "[%c] ", lo[0]);
+        digit_range(b, lo + 1, nines, n - 1);
+        sep = " | ";
+    }
+    if (a <= z) {
+        cn_buf_printf(b, "%s[%c-%c]", sep, a, z);
+        if (n > 1)
+            cn_buf_printf(b, " [0-9]{%d}", n - 1);
+        sep = " | ";
+    }
+    if (!hi_whole) {
+        cn_buf_printf(b, "%s[%c] ", sep, hi[0]);
+        digit_range(b, zeros, hi + 1, n - 1);
+    }
+    cn_buf_printf(b, ")");
+}
+
+/* The integers lo..hi (0 <= lo <= hi <= NUM_MAX), without leading zeros. */
+static void uint_range(cn_buf *b, unsigned long long lo, unsigned long long hi)
+{
+    char los[24], his[24];
+    int nlo = snprintf(los, sizeof los, "%llu", lo), nhi = snprintf(his, sizeof his, "%llu", hi);
+    cn_buf_printf(b, "(");
+    unsigned long long first = 1; /* 10^(k-1) */
+    for (int k = 1; k <= nhi; k++, first *= 10) {
+        if (k < nlo)
+            continue;
+        unsigned long long a = k == nlo ? lo : first, z = k == nhi ? hi : first * 10 - 1;
+        char as[24], zs[24];
+        snprintf(as, sizeof as, "%llu", a);
+        snprintf(zs, sizeof zs, "%llu", z);
+        if (k > nlo)
+            cn_buf_printf(b, " | ");
+        digit_range(b, as, zs, k);
+    }
+    cn_buf_printf(b, ")");
+}
+
+/* Fractions: any, only zeros (the value is the integer part), or at least
+** one digit that is not zero (the value is past the integer part). */
+#define FRAC_ANY "(\".\" [0-9]{1,16})?"
+#define FRAC_ZERO "(\".\" [0]{1,16})?"
+#define FRAC_POS "\".\" [0]{0,15} [1-9] [0-9]{0,15}"
+
+/* Non-negative numbers from lo to hi (hi_set false: no upper bound), the
+** bounds whole, as alternatives each starting with sep. Returns how many. */
+static int unsigned_numbers(cn_buf *b, const char *sep, unsigned long long lo, bool lo_ex, bool hi_set,
+                            unsigned long long hi, bool hi_ex)
+{
+    int n = 0;
+    if (hi_set && lo == hi) {
+        if (!lo_ex && !hi_ex) {
+            cn_buf_printf(b, "%s", sep);
+            uint_range(b, lo, lo);
+            cn_buf_printf(b, " " FRAC_ZERO);
+            n++;
+        }
+        return n;
+    }
+    unsigned long long top = hi_set ? hi - 1 : NUM_MAX;
+    if (lo + 1 <= top) { /* the integer parts strictly inside: any fraction */
+        cn_buf_printf(b, "%s", n ? " | " : sep);
+        uint_range(b, lo + 1, top);
+        cn_buf_printf(b, " " FRAC_ANY);
+        n++;
+    }
+    cn_buf_printf(b, "%s", n ? " | " : sep);
+    uint_range(b, lo, lo);
+    cn_buf_printf(b, lo_ex ? " " FRAC_POS : " " FRAC_ANY);
+    n++;
+    if (hi_set && !hi_ex) {
+        cn_buf_printf(b, " | ");
+        uint_range(b, hi, hi);
+        cn_buf_printf(b, " " FRAC_ZERO);
+        n++;
+    }
+    return n;
+}
+
+/* A bound keyword's value, checked: finite; whole and at most 1e15 when
+** whole (a number's bounds). */
+static bool bound_value(comp *c, const char *key, const json_t *v, bool whole)
+{
+    double d = json_number_value(v);
+    if (!isfinite(d))
+        fail(c, "%s must be a finite number", key);
+    else if (whole && (d != floor(d) || fabs(d) > 1e15))
+        fail(c, "keyword \"%s\" of a number is supported for whole bounds up to 1e15, not %g "
+                "(an integer's may have a fraction)",
+             key, d);
+    return !c->rc;
+}
+
+/* Read one bound keyword: a number, or (exclusive*, draft 4) a boolean. */
+static void read_bound(comp *c, const json_t *s, const char *key, const char *ex_key, bool upper,
+                       bool whole, bound *out)
+{
+    const json_t *v = json_object_get(s, key), *x = json_object_get(s, ex_key);
+    *out = (bound){0};
+    if (v && !json_is_number(v)) {
+        fail(c, "%s must be a number", key);
+        return;
+    }
+    if (x && !json_is_number(x) && !json_is_boolean(x)) {
+        fail(c, "%s must be a number", ex_key);
+        return;
+    }
+    if ((v && !bound_value(c, key, v, whole)) ||
+        (x && json_is_number(x) && !bound_value(c, ex_key, x, whole)))
+        return;
+    if (v)
+        *out = (bound){.set = true, .ex = json_is_true(x), .v = json_number_value(v)};
+    if (x && json_is_number(x)) {
+        double e = json_number_value(x);
+        /* both given: the stricter */
+        if (!out->set || (upper ? e <= out->v : e >= out->v))
+            *out = (bound){.set = true, .ex = true, .v = e};
+    }
+}
+
+static bool has_bounds(const json_t *s)
+{
+    return json_object_get(s, "minimum") || json_object_get(s, "maximum") ||
+           json_object_get(s, "exclusiveMinimum") || json_object_get(s, "exclusiveMaximum");
+}
+
+/* An integer or number with bounds. */
+static int bounded_rule(comp *c, const json_t *s, bool integer, cn_buf *b)
+{
+    bound lo, hi;
+    read_bound(c, s, "minimum", "exclusiveMinimum", false, !integer, &lo);
+    read_bound(c, s, "maximum", "exclusiveMaximum", true, !integer, &hi);
+    if (c->rc)
+        return c->rc;
+    if (integer) {
+        /* inclusive whole bounds, clamped to 16 digits (in integers: a
+        ** double does not hold 10^16 - 1) */
+        const long long lim = (long long)NUM_MAX;
+        double l = lo.set ? (lo.ex ? floor(lo.v) + 1 : ceil(lo.v)) : -1e17;
+        double h = hi.set ? (hi.ex ? ceil(hi.v) - 1 : floor(hi.v)) : 1e17;
+        long long il = l <= -1e16 ? -lim : l >= 1e16 ? lim + 1 : (long long)l;
+        long long ih = h >= 1e16 ? lim : h <= -1e16 ? -lim - 1 : (long long)h;
+        if (il > ih)
+            return fail(c, "no integer of at most 16 digits is within minimum/maximum");
+        cn_buf_printf(b, "(");
+        const char *sep = "";
+        if (ih >= 0) {
+            uint_range(b, il > 0 ? (unsigned long long)il : 0, (unsigned long long)ih);
+            sep = " | ";
+        }
+        if (il < 0) {
+            cn_buf_printf(b, "%s\"-\" ", sep);
+            uint_range(b, ih < 0 ? (unsigned long long)-ih : 1, (unsigned long long)-il);
+        }
+        cn_buf_printf(b, ") ws");
+        return 0;
+    }
+    if (lo.set && hi.set && (lo.v > hi.v || (lo.v == hi.v && (lo.ex || hi.ex))))
+        return fail(c, "no number is within minimum/maximum (%g to %g)", lo.v, hi.v);
+    cn_buf part;
+    cn_buf_init(&part, (size_t)1 << 20);
+    int n = 0;
+    cn_buf_printf(b, "(");
+    /* v >= 0: from max(lo, 0) */
+    if (!hi.set || hi.v > 0 || (hi.v == 0 && !hi.ex)) {
+        bool from_lo = lo.set && lo.v >= 0;
+        n += unsigned_numbers(b, "", from_lo ? (unsigned long long)lo.v : 0, from_lo && lo.ex,
+                              hi.set, hi.set ? (unsigned long long)hi.v : 0, hi.ex);
+    }
+    /* v < 0: "-" y with y = -v, from -hi (or above 0) up to -lo */
+    if (!lo.set || lo.v < 0) {
+        bool from_hi = hi.set && hi.v < 0;
+        if (unsigned_numbers(&part, "", from_hi ? (unsigned long long)-hi.v : 0,
+                             from_hi ? hi.ex : true, lo.set,
+                             lo.set ? (unsigned long long)-lo.v : 0, lo.ex) > 0) {
+            cn_buf_printf(b, "%s\"-\" (%s)", n ? " | " : "", part.data);
+            n++;
+        }
+    }
+    cn_buf_free(&part);
+    cn_buf_printf(b, ") ws");
+    return n ? 0 : fail(c, "no number is within minimum/maximum");
+}
+
 static int array_rule(comp *c, const json_t *s, cn_buf *b)
 {
     const json_t *items = json_object_get(s, "items");
@@ -575,6 +810,8 @@ static int typed(comp *c, const json_t *s, const char *type, cn_buf *b)
         return object_rule(c, s, b);
     if (!strcmp(type, "array"))
         return array_rule(c, s, b);
+    if ((!strcmp(type, "number") || !strcmp(type, "integer")) && has_bounds(s))
+        return bounded_rule(c, s, !strcmp(type, "integer"), b);
     if (!strcmp(type, "number") || !strcmp(type, "integer") || !strcmp(type, "boolean") ||
         !strcmp(type, "null")) {
         cn_buf_printf(b, "%s", type);
@@ -688,7 +925,15 @@ static int schema_rule(comp *c, const json_t *s, char *name, size_t cap)
     if (!any)
         any = json_object_get(s, "oneOf");
     const json_t *type = json_object_get(s, "type");
-    if (cst) {
+    if (has_bounds(s) && (cst || en || any || !type)) {
+        static const char *const kw[] = {"minimum", "maximum", "exclusiveMinimum",
+                                         "exclusiveMaximum"};
+        size_t i = 0;
+        while (!json_object_get(s, kw[i]))
+            i++;
+        fail(c, "keyword \"%s\" is supported beside \"type\": \"number\" or \"integer\" only",
+             kw[i]);
+    } else if (cst) {
         literal_value(c, cst, &b);
     } else if (en) {
         if (!json_is_array(en) || json_array_size(en) == 0)

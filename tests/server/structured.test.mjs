@@ -93,8 +93,8 @@ describe('structured answers', () => {
     test('a schema that cannot be honoured: 400 naming the keyword', async () => {
         await assert.rejects(client.chat.completions.create({
             model: 'aidreams260K', messages: [{ role: 'user', content: 'x' }], max_tokens: 5,
-            response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'integer', minimum: 3 } } },
-        }), (e) => e.status === 400 && /keyword "minimum" is not supported/.test(e.message) && e.param === 'response_format');
+            response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'integer', multipleOf: 3 } } },
+        }), (e) => e.status === 400 && /keyword "multipleOf" is not supported/.test(e.message) && e.param === 'response_format');
         const r = await fetch(`${srv.url}/api/chat`, { method: 'POST', body: JSON.stringify({
             model: 'aidreams260K', messages: [{ role: 'user', content: 'x' }], format: 'yaml' }) });
         assert.equal(r.status, 400);

@@ -234,7 +234,7 @@ TEST(extract_refuses_schemas_it_cannot_honour)
     const char *bad[][2] = {
         {"[1, 2]", "extract needs an object with \"properties\""},
         {"{\"type\":\"string\"}", "extract needs an object"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"number\",\"minimum\":0}}}",
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"number\",\"minimum\":0.5}}}",
          "minimum"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{}}}}", "not"},
         {"{not json", "not JSON"},

@@ -6,6 +6,8 @@
 ** middle of a character.
 */
 #include "test.h"
+
+#include <math.h>
 #include "grammar/grammar.h"
 
 #include <stdlib.h>
@@ -247,6 +249,19 @@ static const sc_case schema_cases[] = {
     {"{}", {"{\"any\":[1,{\"x\":null}]}", "\"s\"", "true"}, {"{\"a\"}"}},
     {"{\"type\":\"string\"}", {"\"\xe6\x97\xa5\xe6\x9c\xac\xf0\x9f\x98\x80 \\\"q\\\"\""},
      {"\"raw\ttab\"", "\"unclosed"}},
+    {"{\"type\":\"integer\",\"minimum\":3,\"maximum\":250}", {"3", "250", "99", "100", "42"},
+     {"2", "251", "-3", "1000", "03", "3.0"}},
+    {"{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", {"0", "1", "0.5", "1.000", "0.0001"},
+     {"1.01", "-0.5", "2", "-0", "10"}},
+    {"{\"type\":\"number\",\"exclusiveMinimum\":-2,\"exclusiveMaximum\":0}",
+     {"-1.5", "-0.001", "-1", "-1.99"}, {"0", "-2", "-2.0", "0.5", "-0", "-0.00"}},
+    {"{\"type\":\"integer\",\"exclusiveMinimum\":0}", {"1", "12345", "9999999999999999"},
+     {"0", "-1", "-0"}},
+    {"{\"type\":\"integer\",\"minimum\":5,\"exclusiveMinimum\":true}", {"6", "70"}, {"5", "4"}},
+    {"{\"type\":\"integer\",\"minimum\":-1.5,\"exclusiveMaximum\":2.5}", {"-1", "0", "2"},
+     {"-2", "3"}},
+    {"{\"type\":[\"number\",\"null\"],\"maximum\":-10}", {"-10", "-10.5", "-123456", "null"},
+     {"-9.99", "0", "10"}},
 };
 
 TEST(grammar_schema_keywords)
@@ -262,13 +277,138 @@ TEST(grammar_schema_keywords)
     }
 }
 
+/* Numeric bounds, against arithmetic: 400 random sets of minimum/maximum
+** (inclusive, exclusive, draft 4's boolean form, absent; integers with
+** fractional bounds), and every text probed is taken exactly when its
+** value is in range. Integers: every one from -1500 to 1500 and some of up
+** to 7 digits; numbers: whole, halves and thousandths around every
+** integer part from 0 to 1500 and both signs. "-0" may be refused (JSON's
+** other spelling of 0); nothing out of range may be taken. */
+typedef struct bnd {
+    bool set, ex;
+    double v;
+} bnd;
+
+static bool in_range(double v, const bnd *lo, const bnd *hi)
+{
+    return (!lo->set || (lo->ex ? v > lo->v : v >= lo->v)) &&
+           (!hi->set || (hi->ex ? v < hi->v : v <= hi->v));
+}
+
+static int grammar_takes(gr_grammar *g, const char *text)
+{
+    gr_matcher *m;
+    cn_err err = {0};
+    if (gr_matcher_new(g, &m, &err) != CN_OK)
+        return -1;
+    int ok = gr_accept(m, text, strlen(text)) && gr_complete(m);
+    gr_matcher_free(m);
+    return ok;
+}
+
+TEST(grammar_schema_bounds_take_exactly_the_range)
+{
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+#define RND() (r ^= r << 13, r ^= r >> 7, r ^= r << 17, r)
+    int sets = 0, probes = 0, wrong = 0, refused = 0;
+    for (int it = 0; it < 400; it++) {
+        bool integer = it % 2 == 0;
+        bnd b[2];
+        char sch[256];
+        int n = snprintf(sch, sizeof sch, "{\"type\":\"%s\"", integer ? "integer" : "number");
+        bool draft4 = RND() % 5 == 0;
+        for (int k = 0; k < 2; k++) {
+            b[k].set = RND() % 4 != 0;
+            b[k].ex = RND() % 2;
+            double span = RND() % 6 == 0 ? 1e6 : 1200;
+            b[k].v = (double)((long long)(RND() % (uint64_t)(2 * span + 1)) - (long long)span);
+            if (integer && RND() % 4 == 0)
+                b[k].v += 0.5;
+            if (!b[k].set)
+                continue;
+            const char *kw = k ? (b[k].ex && !draft4 ? "exclusiveMaximum" : "maximum")
+                               : (b[k].ex && !draft4 ? "exclusiveMinimum" : "minimum");
+            n += snprintf(sch + n, sizeof sch - (size_t)n, ",\"%s\":%.1f", kw, b[k].v);
+            if (draft4 && b[k].ex)
+                n += snprintf(sch + n, sizeof sch - (size_t)n, ",\"exclusive%s\":true",
+                              k ? "Maximum" : "Minimum");
+        }
+        snprintf(sch + n, sizeof sch - (size_t)n, "}");
+        /* an empty range is refused up front */
+        bool empty = b[0].set && b[1].set &&
+                     (integer ? !in_range(floor(b[0].v) + 1, &b[0], &b[1]) &&
+                                    !in_range(ceil(b[0].v), &b[0], &b[1])
+                              : (b[0].v > b[1].v || (b[0].v == b[1].v && (b[0].ex || b[1].ex))));
+        gr_grammar *g = NULL;
+        cn_err err = {0};
+        int rc = gr_from_schema(sch, strlen(sch), &g, &err);
+        if (empty) {
+            refused++;
+            if (rc == CN_OK || !strstr(err.msg, integer ? "no integer" : "no number"))
+                test_fail_at(__FILE__, __LINE__, "%s: an empty range was not refused (%s)", sch,
+                             err.msg);
+            gr_free(g);
+            continue;
+        }
+        if (rc != CN_OK) {
+            test_fail_at(__FILE__, __LINE__, "%s: %s", sch, err.msg);
+            continue;
+        }
+        sets++;
+        char t[64];
+        if (integer) {
+            for (long long v = -1500; v <= 1500 + 40; v++) {
+                long long x = v <= 1500 ? v : (long long)(RND() % 4000001) - 2000000;
+                snprintf(t, sizeof t, "%lld", x);
+                int want = in_range((double)x, &b[0], &b[1]), got = grammar_takes(g, t);
+                probes++;
+                if (got != want && wrong++ < 10)
+                    test_fail_at(__FILE__, __LINE__, "%s: %s %s", sch, t, got ? "taken" : "refused");
+            }
+        } else {
+            static const char *const fr[] = {"", ".0", ".00", ".5", ".001", ".999", ".0500"};
+            static const double fv[] = {0, 0, 0, 0.5, 0.001, 0.999, 0.05};
+            for (int ip = 0; ip <= 1500 + 40; ip++) {
+                long long I = ip <= 1500 ? ip : (long long)(RND() % 2000001);
+                for (int sign = 0; sign < 2; sign++)
+                    for (size_t f = 0; f < CN_ARRAY_LEN(fr); f++) {
+                        if (f > 0 && f < 6 && ip % 7 && ip > 20 && ip <= 1500)
+                            continue; /* every fraction on a seventh of the parts */
+                        snprintf(t, sizeof t, "%s%lld%s", sign ? "-" : "", I, fr[f]);
+                        double v = (sign ? -1 : 1) * ((double)I + fv[f]);
+                        int want = in_range(v, &b[0], &b[1]), got = grammar_takes(g, t);
+                        probes++;
+                        if (got && !want && wrong++ < 10)
+                            test_fail_at(__FILE__, __LINE__, "%s: %s taken", sch, t);
+                        if (!got && want && !(sign && v == 0) && wrong++ < 10)
+                            test_fail_at(__FILE__, __LINE__, "%s: %s refused", sch, t);
+                    }
+            }
+        }
+        gr_free(g);
+    }
+#undef RND
+    fprintf(stderr, "     %d ranges (%d empty ones refused), %d texts, %d wrong\n", sets, refused,
+            probes, wrong);
+    EXPECT_EQ_INT(wrong, 0);
+    EXPECT(sets > 200 && refused > 10);
+}
+
 TEST(grammar_schema_refuses_what_it_cannot_honour)
 {
     static const struct {
         const char *schema, *why;
     } cases[] = {
         {"{\"type\":\"object\",\"patternProperties\":{}}", "keyword \"patternProperties\""},
-        {"{\"type\":\"integer\",\"minimum\":3}", "keyword \"minimum\""},
+        {"{\"type\":\"integer\",\"multipleOf\":3}", "keyword \"multipleOf\""},
+        {"{\"type\":\"number\",\"minimum\":0.5}", "keyword \"minimum\" of a number"},
+        {"{\"type\":\"number\",\"exclusiveMaximum\":1e300}", "keyword \"exclusiveMaximum\""},
+        {"{\"minimum\":1}", "beside \"type\": \"number\" or \"integer\" only"},
+        {"{\"enum\":[1,5],\"maximum\":3}", "keyword \"maximum\" is supported beside"},
+        {"{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", "no integer"},
+        {"{\"type\":\"integer\",\"exclusiveMinimum\":4,\"exclusiveMaximum\":5}", "no integer"},
+        {"{\"type\":\"number\",\"exclusiveMinimum\":1,\"maximum\":1}", "no number"},
+        {"{\"type\":\"integer\",\"minimum\":\"3\"}", "minimum must be a number"},
         {"{\"not\":{}}", "keyword \"not\""},
         {"{\"type\":\"string\",\"format\":\"ipv4\"}", "format \"ipv4\""},
         {"{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", "look-around"},

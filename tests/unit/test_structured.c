@@ -2,10 +2,10 @@
 ** test_structured.c: the property of constrained decoding (issue 16) that a
 ** model makes testable whatever its weights: every text written under a
 ** schema, with any seed, parses as JSON, validates against the schema, and
-** ends by itself within the budget. 32 schemas (nested objects, arrays with
+** ends by itself within the budget. 35 schemas (nested objects, arrays with
 ** bounds, enums, optional fields, numbers with exponents, strings with
-** lengths, patterns and formats, anyOf, const, recursion through $ref) x 100
-** seeds, sampled at temperature 1 from the trained fixture model (so that
+** lengths, patterns and formats, numeric bounds, anyOf, const, recursion
+** through $ref) x 100 seeds, sampled at temperature 1 from the trained fixture model (so that
 ** its preferences push against the grammar), then with random-weight models
 ** over Llama 3's and Qwen2's real vocabularies (draws near uniform over
 ** 128k-152k tokens), each checked by a validator written here from the JSON
@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Seeds per schema: 100 x 32 = 3,200 outputs of the trained model, and 3 x
-** 32 of each random-weight BPE model (its steps cost a whole-vocabulary mask
+/* Seeds per schema: 100 x 35 = 3,500 outputs of the trained model, and 3 x
+** 35 of each random-weight BPE model (its steps cost a whole-vocabulary mask
 ** nearly every time). Under ThreadSanitizer (`make tsan`, which runs this
 ** for the masks split over two threads) a few seeds show a race as well as
 ** many, at a tenth of the time; under AddressSanitizer one seed of each
@@ -81,7 +81,11 @@ static const char *const schemas[] = {
     "{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"null\"},{\"type\":\"object\","
     "\"properties\":{\"z\":{\"const\":0}},\"required\":[\"z\"]}]},\"minItems\":1,\"maxItems\":3}",
     "{\"type\":\"object\",\"properties\":{\"\\u00e9t\\u00e9\":{\"type\":\"string\",\"maxLength\":"
-    "2},\"q\\\"uote\":{\"type\":\"null\"}},\"required\":[\"\\u00e9t\\u00e9\",\"q\\\"uote\"]}",
+    "2},\"q\\\"uote\":{\"type\":\"null\"}},\"required\":[\"\\u00e9t\\u00e9\",\"q\\\"uote\"]}",    "{\"type\":\"object\",\"properties\":{\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":150},"
+    "\"score\":{\"type\":\"number\",\"minimum\":0,\"maximum\":1}},\"required\":[\"age\",\"score\"]}",
+    "{\"type\":\"integer\",\"exclusiveMinimum\":-50,\"exclusiveMaximum\":-3}",
+    "{\"type\":\"array\",\"items\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":10},"
+    "\"maxItems\":3}",
 };
 
 /* ---- a validator, from the schema text ------------------------------------------ */
@@ -182,6 +186,21 @@ static bool valid(const json_t *root, const json_t *s, const json_t *v)
             !matches("^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$", t))
             return false;
     }
+    if (json_is_number(v)) {
+        double d = json_number_value(v);
+        const json_t *emin = json_object_get(s, "exclusiveMinimum");
+        const json_t *emax = json_object_get(s, "exclusiveMaximum");
+        if ((x = json_object_get(s, "minimum")) &&
+            (json_is_true(emin) ? d <= json_number_value(x) : d < json_number_value(x)))
+            return false;
+        if ((x = json_object_get(s, "maximum")) &&
+            (json_is_true(emax) ? d >= json_number_value(x) : d > json_number_value(x)))
+            return false;
+        if (json_is_number(emin) && d <= json_number_value(emin))
+            return false;
+        if (json_is_number(emax) && d >= json_number_value(emax))
+            return false;
+    }
     if (json_is_array(v)) {
         if ((x = json_object_get(s, "minItems")) && json_array_size(v) < (size_t)json_integer_value(x))
             return false;
@@ -261,6 +280,11 @@ TEST(structured_validator_refuses)
     EXPECT(!check(schemas[23], "{\"k\":1,\"x\":3}"));
     EXPECT(!check(schemas[28], "{\"v\":1,\"c\":[{}]}"));
     EXPECT(check(schemas[28], "{\"v\":1,\"c\":[{\"v\":2}]}"));
+    EXPECT(check(schemas[32], "{\"age\":150,\"score\":0.5}"));
+    EXPECT(!check(schemas[32], "{\"age\":151,\"score\":0.5}"));
+    EXPECT(!check(schemas[32], "{\"age\":1,\"score\":1.5}"));
+    EXPECT(!check(schemas[33], "-3"));
+    EXPECT(!check(schemas[34], "[0]"));
 }
 
 /* The trained fixture model, its vocabulary and the prompt "Once upon". */
