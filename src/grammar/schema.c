@@ -5,7 +5,8 @@
 ** integer, boolean, null, or a list of them), properties, required,
 ** additionalProperties, items, minItems, maxItems, enum, const, anyOf,
 ** oneOf (as anyOf: the grammar cannot make alternatives exclusive),
-** minLength, maxLength, minimum, maximum, exclusiveMinimum,
+** prefixItems (tuples), allOf of one schema (how Pydantic describes a
+** $ref), minLength, maxLength, minimum, maximum, exclusiveMinimum,
 ** exclusiveMaximum (see "numeric bounds"), pattern (a regular expression without
 ** back-references or look-around), format (date, time, date-time, email,
 ** uri, uuid), $ref to #/$defs/... or #/definitions/... (recursion is
@@ -62,7 +63,8 @@ static const char *const known[] = {"type",      "properties", "required", "addi
                                     "const",     "anyOf",      "oneOf",    "minLength",
                                     "maxLength", "pattern",    "format",   "$ref",
                                     "minimum",   "maximum",    "exclusiveMinimum",
-                                    "exclusiveMaximum"};
+                                    "exclusiveMaximum", "prefixItems", "allOf",
+                                    "additionalItems"};
 
 /* A GBNF string literal of the bytes s (n of them). */
 static void lit(cn_buf *b, const char *s, size_t n)
@@ -575,15 +577,66 @@ static int bounded_rule(comp *c, const json_t *s, bool integer, cn_buf *b)
     return n ? 0 : fail(c, "no number is within minimum/maximum");
 }
 
+/* An array with prefixItems (a tuple: Pydantic writes tuple[int, str] so):
+** position i follows prefixItems[i], later ones items (none if items is
+** false), lengths from minItems to maxItems. Each position is optional
+** inside the one before it, from minItems on. */
+static int tuple_rule(comp *c, const json_t *prefix, const json_t *items, long lo, long hi,
+                      cn_buf *b)
+{
+    long np = (long)json_array_size(prefix);
+    char item[32] = "value";
+    bool more = !json_is_false(items);
+    if (more && items && schema_rule(c, items, item, sizeof item))
+        return c->rc;
+    long m = hi >= 0 && hi < np ? hi : np; /* prefix positions that may be used */
+    if (!more && lo > m)
+        return fail(c, "minItems is more than prefixItems allow with items false");
+    cn_buf_printf(b, "\"[\" ws");
+    for (long i = 0; i < m; i++) {
+        char p[32];
+        if (schema_rule(c, json_array_get(prefix, (size_t)i), p, sizeof p))
+            return c->rc;
+        cn_buf_printf(b, " (%s%s", i ? "\",\" ws " : "", p);
+    }
+    if (more && m == np && (hi < 0 || hi > np)) {
+        cn_buf_printf(b, " (\",\" ws %s)", item);
+        counts(b, lo > np ? lo - np : 0, hi < 0 ? -1 : hi - np);
+    }
+    for (long i = m - 1; i >= 0; i--)
+        cn_buf_printf(b, ")%s", i >= lo ? "?" : "");
+    cn_buf_printf(b, " \"]\" ws");
+    return c->rc;
+}
+
 static int array_rule(comp *c, const json_t *s, cn_buf *b)
 {
     const json_t *items = json_object_get(s, "items");
-    char item[32] = "value";
-    if (items && schema_rule(c, items, item, sizeof item))
-        return c->rc;
+    const json_t *prefix = json_object_get(s, "prefixItems");
     long lo = get_count(c, s, "minItems", 0), hi = get_count(c, s, "maxItems", -1);
     if (hi >= 0 && hi < lo)
         return fail(c, "maxItems is below minItems");
+    if (prefix && (!json_is_array(prefix) || json_array_size(prefix) == 0))
+        return fail(c, "prefixItems must be a list of schemas");
+    if (prefix && json_object_get(s, "additionalItems"))
+        return fail(c, "additionalItems beside prefixItems is not supported (items says it)");
+    if (prefix)
+        return tuple_rule(c, prefix, items, lo, hi, b);
+    if (json_is_array(items)) /* drafts 4 to 7 wrote tuples so */
+        return json_array_size(items) ? tuple_rule(c, items, json_object_get(s, "additionalItems"),
+                                                   lo, hi, b)
+                                       : fail(c, "items must be a schema or a list of them");
+    if (json_object_get(s, "additionalItems"))
+        return fail(c, "additionalItems is supported beside a list of items only");
+    if (json_is_false(items)) {
+        if (lo > 0)
+            return fail(c, "minItems is more than items false allows");
+        hi = 0;
+        items = NULL;
+    }
+    char item[32] = "value";
+    if (items && schema_rule(c, items, item, sizeof item))
+        return c->rc;
     cn_buf_printf(b, "\"[\" ws");
     if (hi == 0) {
         cn_buf_printf(b, " \"]\" ws");
@@ -879,6 +932,26 @@ static int schema_rule(comp *c, const json_t *s, char *name, size_t cap)
             return fail(c, "keyword \"%s\" is not supported", key);
         }
     }
+    const json_t *all = json_object_get(s, "allOf");
+    if (all) {
+        /* one schema, annotations beside: how Pydantic describes a $ref */
+        if (!json_is_array(all) || json_array_size(all) != 1) {
+            c->depth--;
+            return fail(c, "allOf is supported with exactly one schema");
+        }
+        json_object_foreach((json_t *)s, key, v) {
+            bool annotation = !strcmp(key, "allOf");
+            for (size_t i = 0; i < CN_ARRAY_LEN(ignored) && !annotation; i++)
+                annotation = !strcmp(key, ignored[i]);
+            if (!annotation) {
+                c->depth--;
+                return fail(c, "keyword \"%s\" beside allOf is not supported", key);
+            }
+        }
+        int rc = schema_rule(c, json_array_get(all, 0), name, cap);
+        c->depth--;
+        return rc;
+    }
     const char *ref = json_string_value(json_object_get(s, "$ref"));
     if (ref) {
         json_object_foreach((json_t *)s, key, v) {
@@ -969,7 +1042,7 @@ static int schema_rule(comp *c, const json_t *s, char *name, size_t cap)
         }
     } else if (json_object_get(s, "properties") || json_object_get(s, "additionalProperties")) {
         object_rule(c, s, &b);
-    } else if (json_object_get(s, "items")) {
+    } else if (json_object_get(s, "items") || json_object_get(s, "prefixItems")) {
         array_rule(c, s, &b);
     } else if (type) {
         fail(c, "type must be a name or a list of names");

@@ -261,7 +261,22 @@ static const sc_case schema_cases[] = {
     {"{\"type\":\"integer\",\"minimum\":-1.5,\"exclusiveMaximum\":2.5}", {"-1", "0", "2"},
      {"-2", "3"}},
     {"{\"type\":[\"number\",\"null\"],\"maximum\":-10}", {"-10", "-10.5", "-123456", "null"},
-     {"-9.99", "0", "10"}},
+     {"-9.99", "0", "10"}},    {"{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"string\"}],"
+     "\"minItems\":2,\"maxItems\":2}",
+     {"[1,\"a\"]", "[ -3, \"\" ]"}, {"[1]", "[1,\"a\",2]", "[\"a\",1]", "[]"}},
+    {"{\"prefixItems\":[{\"type\":\"integer\"}],\"items\":{\"type\":\"boolean\"}}",
+     {"[]", "[1]", "[1,true,false]"}, {"[true]", "[1,2]"}},
+    {"{\"type\":\"array\",\"prefixItems\":[{\"const\":1},{\"const\":2}],\"items\":false}",
+     {"[]", "[1]", "[1,2]"}, {"[1,2,3]", "[2]"}},
+    {"{\"type\":\"array\",\"prefixItems\":[{\"const\":1}],\"minItems\":3,\"maxItems\":4}",
+     {"[1,null,\"x\"]", "[1,2,3,4]"}, {"[1,2]", "[1,2,3,4,5]", "[2,2,3]"}},
+    {"{\"type\":\"array\",\"items\":[{\"type\":\"string\"}],\"additionalItems\":false,"
+     "\"minItems\":1}",
+     {"[\"x\"]"}, {"[]", "[\"x\",1]"}},
+    {"{\"type\":\"array\",\"items\":false}", {"[]", "[ ]"}, {"[1]"}},
+    {"{\"$defs\":{\"c\":{\"enum\":[\"red\",\"blue\"]}},\"type\":\"object\",\"properties\":{"
+     "\"color\":{\"allOf\":[{\"$ref\":\"#/$defs/c\"}],\"description\":\"d\",\"default\":\"red\"}}}",
+     {"{\"color\":\"red\"}", "{}"}, {"{\"color\":\"green\"}"}},
 };
 
 TEST(grammar_schema_keywords)
@@ -409,6 +424,13 @@ TEST(grammar_schema_refuses_what_it_cannot_honour)
         {"{\"type\":\"integer\",\"exclusiveMinimum\":4,\"exclusiveMaximum\":5}", "no integer"},
         {"{\"type\":\"number\",\"exclusiveMinimum\":1,\"maximum\":1}", "no number"},
         {"{\"type\":\"integer\",\"minimum\":\"3\"}", "minimum must be a number"},
+        {"{\"allOf\":[{\"type\":\"string\"},{\"maxLength\":3}]}", "allOf is supported with exactly one"},
+        {"{\"allOf\":[{\"type\":\"string\"}],\"maxLength\":3}", "keyword \"maxLength\" beside allOf"},
+        {"{\"type\":\"array\",\"prefixItems\":[{}],\"items\":false,\"minItems\":2}",
+         "minItems is more than prefixItems allow"},
+        {"{\"type\":\"array\",\"prefixItems\":[{}],\"additionalItems\":false}", "additionalItems beside"},
+        {"{\"type\":\"array\",\"additionalItems\":false}", "additionalItems is supported beside"},
+        {"{\"type\":\"array\",\"prefixItems\":{}}", "prefixItems must be a list"},
         {"{\"not\":{}}", "keyword \"not\""},
         {"{\"type\":\"string\",\"format\":\"ipv4\"}", "format \"ipv4\""},
         {"{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", "look-around"},

@@ -2,11 +2,12 @@
 ** test_structured.c: the property of constrained decoding (issue 16) that a
 ** model makes testable whatever its weights: every text written under a
 ** schema, with any seed, parses as JSON, validates against the schema, and
-** ends by itself within the budget. 35 schemas (nested objects, arrays with
+** ends by itself within the budget. 37 schemas (nested objects, arrays with
 ** bounds, enums, optional fields, numbers with exponents, strings with
-** lengths, patterns and formats, numeric bounds, anyOf, const, recursion
-** through $ref) x 100 seeds, sampled at temperature 1 from the trained fixture model (so that
-** its preferences push against the grammar), then with random-weight models
+** lengths, patterns and formats, numeric bounds, tuples, anyOf, allOf,
+** const, recursion through $ref) x 100 seeds, sampled at temperature 1 from
+** the trained fixture model (so that its preferences push against the
+** grammar), then with random-weight models
 ** over Llama 3's and Qwen2's real vocabularies (draws near uniform over
 ** 128k-152k tokens), each checked by a validator written here from the JSON
 ** Schema text, independent of the compiler.
@@ -23,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Seeds per schema: 100 x 35 = 3,500 outputs of the trained model, and 3 x
-** 35 of each random-weight BPE model (its steps cost a whole-vocabulary mask
+/* Seeds per schema: 100 x 37 = 3,700 outputs of the trained model, and 3 x
+** 37 of each random-weight BPE model (its steps cost a whole-vocabulary mask
 ** nearly every time). Under ThreadSanitizer (`make tsan`, which runs this
 ** for the masks split over two threads) a few seeds show a race as well as
 ** many, at a tenth of the time; under AddressSanitizer one seed of each
@@ -86,6 +87,10 @@ static const char *const schemas[] = {
     "{\"type\":\"integer\",\"exclusiveMinimum\":-50,\"exclusiveMaximum\":-3}",
     "{\"type\":\"array\",\"items\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":10},"
     "\"maxItems\":3}",
+    "{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\",\"minimum\":1,\"maximum\":5},{\"type\":"
+    "\"string\",\"maxLength\":3},{\"type\":\"boolean\"}],\"minItems\":2,\"items\":false}",
+    "{\"type\":\"object\",\"properties\":{\"c\":{\"allOf\":[{\"$ref\":\"#/$defs/c\"}],\"description\":"
+    "\"a colour\"}},\"required\":[\"c\"],\"$defs\":{\"c\":{\"enum\":[\"red\",\"blue\"]}}}",
 };
 
 /* ---- a validator, from the schema text ------------------------------------------ */
@@ -150,6 +155,10 @@ static bool valid(const json_t *root, const json_t *s, const json_t *v)
         if (!any)
             return false;
     }
+    if ((x = json_object_get(s, "allOf")))
+        for (size_t i = 0; i < json_array_size(x); i++)
+            if (!valid(root, json_array_get(x, i), v))
+                return false;
     if ((x = json_object_get(s, "anyOf")) || (x = json_object_get(s, "oneOf"))) {
         int n = 0;
         for (size_t i = 0; i < json_array_size(x); i++)
@@ -206,10 +215,12 @@ static bool valid(const json_t *root, const json_t *s, const json_t *v)
             return false;
         if ((x = json_object_get(s, "maxItems")) && json_array_size(v) > (size_t)json_integer_value(x))
             return false;
-        const json_t *items = json_object_get(s, "items");
-        for (size_t i = 0; items && i < json_array_size(v); i++)
-            if (!valid(root, items, json_array_get(v, i)))
+        const json_t *items = json_object_get(s, "items"), *pre = json_object_get(s, "prefixItems");
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            const json_t *is = i < json_array_size(pre) ? json_array_get(pre, i) : items;
+            if (json_is_false(is) || (is && !json_is_true(is) && !valid(root, is, json_array_get(v, i))))
                 return false;
+        }
     }
     if (json_is_object(v)) {
         const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required");
@@ -285,6 +296,11 @@ TEST(structured_validator_refuses)
     EXPECT(!check(schemas[32], "{\"age\":1,\"score\":1.5}"));
     EXPECT(!check(schemas[33], "-3"));
     EXPECT(!check(schemas[34], "[0]"));
+    EXPECT(check(schemas[35], "[5,\"abc\"]"));
+    EXPECT(!check(schemas[35], "[5,\"abc\",true,1]"));
+    EXPECT(!check(schemas[35], "[6,\"abc\"]"));
+    EXPECT(!check(schemas[35], "[5,true]"));
+    EXPECT(!check(schemas[36], "{\"c\":\"green\"}"));
 }
 
 /* The trained fixture model, its vocabulary and the prompt "Once upon". */
