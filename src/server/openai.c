@@ -258,12 +258,26 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
     *n_src = 0;
     if (srv_search_sources(r, question, &src, &n, &info, NULL, e))
         return -1;
+    srv_worker *w = &s->chat;
+    /* an answer in a shape (response_format, Ollama's format) is the
+    ** model's, under the grammar; the texts that stand in for it otherwise
+    ** (not found, extractive) are not of that shape: said as errors, never
+    ** handed to a client that will parse them */
+    if (req->grammar && !w->kind)
+        return srv_fail(e, 400, req->grammar_param,
+                        "%s: an answer in a JSON shape needs a language model; none is loaded "
+                        "(without one the library answers with quoted sentences)",
+                        req->grammar_param);
     if (lib_not_found(n, &info) || !src) {
         lib_not_found_text(&info, &j->text);
+        if (req->grammar) { /* src lives in the request's arena */
+            int rc = srv_fail(e, 422, NULL, "%s", j->text.data ? j->text.data : "not found");
+            cn_buf_free(&j->text);
+            return rc;
+        }
         j->done = true;
         return 0;
     }
-    srv_worker *w = &s->chat;
     if (!w->kind) { /* no language model: the best sentences, quoted */
         int k = rag_extract(question, src, n, 3, &j->text, j->used);
         if (k <= 0)
@@ -292,7 +306,10 @@ int srv_grounded(srv_req *r, const char *question, const srv_gen_req *req, srv_j
     for (int i = 0; i < req->n_stop && i < (int)CN_ARRAY_LEN(j->stop); i++)
         j->stop[j->go.n_stop++] = req->stop[i];
     j->go.stop = j->stop;
-    j->use_cite = true;
+    /* JSON asked for: the grammar shapes it, and [n] inside it may be an
+    ** array, not a citation (as `cairn ask --schema`) */
+    j->go.grammar = req->grammar; /* freed with req, after the job */
+    j->use_cite = !req->grammar;
     rag_cite_init(&j->cite, n_used, j->used);
     *src_out = src;
     *n_src = n_used;

@@ -254,6 +254,7 @@ static int compile_schema(const json_t *schema, const char *param, srv_gen_req *
     free(text);
     if (rc)
         return srv_fail(e, 400, param, "%s: %s", param, err.msg);
+    r->grammar_param = param;
     return 0;
 }
 

@@ -129,6 +129,7 @@ typedef struct srv_gen_req {
     /* OpenAI response_format (json_object, json_schema) or Ollama format
     ** ("json" or a schema): the grammar the answer must follow, owned */
     struct gr_grammar *grammar;
+    const char *grammar_param; /* "response_format" or "format": where it came from */
 } srv_gen_req;
 
 /* Parse a chat request (OpenAI /v1/chat/completions or Ollama /api/chat)

@@ -239,6 +239,29 @@ describe('grounded answers with a language model', () => {
         assert.notEqual(chunks.at(-1).choices[0].finish_reason, null);
         assert.equal(chunks.at(-1).citations[0].page, 2);
     });
+
+    test('cairn-library under a schema: JSON of that shape, its passages listed', async () => {
+        const schema = { type: 'object', properties: { day: { enum: ['Monday', 'Friday', 'Sunday'] },
+                                                       sure: { type: 'number', minimum: 0, maximum: 1 } },
+                         required: ['day', 'sure'] };
+        const q = [{ role: 'user', content: 'When is crème brûlée served?' }];
+        for (let seed = 1; seed <= 3; seed++) {
+            const r = await client.chat.completions.create({
+                model: 'cairn-library', messages: q, max_tokens: 40, temperature: 1, seed,
+                response_format: { type: 'json_schema', json_schema: { name: 'when', schema } } });
+            const j = JSON.parse(r.choices[0].message.content);
+            assert.ok(['Monday', 'Friday', 'Sunday'].includes(j.day), r.choices[0].message.content);
+            assert.ok(j.sure >= 0 && j.sure <= 1, r.choices[0].message.content);
+            assert.equal(r.citations[0].page, 2);
+        }
+        // Ollama's form, streamed
+        const o = await fetch(`${srv.url}/api/chat`, { method: 'POST', body: JSON.stringify({
+            model: 'cairn-library', messages: q, format: schema, options: { num_predict: 40, seed: 4 } }) });
+        assert.equal(o.status, 200);
+        const text = (await o.text()).trim().split('\n').map((l) => JSON.parse(l))
+            .map((c) => c.message?.content ?? '').join('');
+        assert.ok(['Monday', 'Friday', 'Sunday'].includes(JSON.parse(text).day), text);
+    });
 });
 
 describe('grounded answers without a language model (extractive)', () => {
@@ -273,6 +296,18 @@ describe('grounded answers without a language model (extractive)', () => {
         assert.match(r.choices[0].message.content,
             /^Not found in your documents: no page mentions zyzzyva, quokka, xylophone\.$/);
         assert.deepEqual(r.citations, []);
+    });
+
+    test('no chat model: an answer in a JSON shape is a 400 naming the parameter', async () => {
+        await assert.rejects(client.chat.completions.create({
+            model: 'cairn-library', messages: [{ role: 'user', content: 'When is crème brûlée served?' }],
+            response_format: { type: 'json_object' } }),
+        (e) => e.status === 400 && e.param === 'response_format' && /needs a language model/.test(e.message));
+        const o = await fetch(`${srv.url}/api/chat`, { method: 'POST', body: JSON.stringify({
+            model: 'cairn-library', stream: false, format: 'json',
+            messages: [{ role: 'user', content: 'When is crème brûlée served?' }] }) });
+        assert.equal(o.status, 400);
+        assert.match((await o.json()).error, /format: an answer in a JSON shape needs a language model/);
     });
 
     test('no chat model: a chat with another model name is 404', async () => {

@@ -90,6 +90,17 @@ describe('structured answers', () => {
         if (j2.done_reason === 'stop') JSON.parse(j2.response);
     });
 
+    test('cairn-library under a schema, nothing in the library: a 422 saying so, not text a JSON reader chokes on', async () => {
+        await assert.rejects(client.chat.completions.create({
+            model: 'cairn-library', messages: [{ role: 'user', content: 'Who is here?' }],
+            response_format: { type: 'json_object' } }),
+        (e) => e.status === 422 && /^422 (Not found in your documents|Nothing in your library)/.test(e.message));
+        // without a schema the same question is answered with that sentence
+        const r = await client.chat.completions.create({
+            model: 'cairn-library', messages: [{ role: 'user', content: 'Who is here?' }] });
+        assert.match(r.choices[0].message.content, /^(Not found in your documents|Nothing in your library)/);
+    });
+
     test('a schema that cannot be honoured: 400 naming the keyword', async () => {
         await assert.rejects(client.chat.completions.create({
             model: 'aidreams260K', messages: [{ role: 'user', content: 'x' }], max_tokens: 5,
