@@ -199,6 +199,10 @@ static int parse_lib_args(const char *cmd, int argc, char **argv, lib_args *a, c
         a->chat_model = NULL;
     if (a->rerank_model && a->no_rerank)
         return cli_usage(cmd, "--rerank and --no-rerank together: choose one");
+    if (a->remote && (a->out.schema_file || a->out.grammar_file || a->out.json_output))
+        return cli_usage(cmd, "--remote with --schema, --grammar or --json-output: a remote "
+                              "model's answer cannot be held to a JSON shape; ask a local model "
+                              "for that");
     return resolve_models(cmd, a);
 }
 

@@ -645,7 +645,14 @@ int srv_generate(srv_req *r, srv_gen_req *req, int dialect)
              (unsigned long long)rid);
     int rc;
     bool chat = is_chat(g);
-    if (remote) {
+    if (remote && g->req.grammar) {
+        /* the remote writes freely: its answer could not be held to the
+        ** schema here, and shape is not what the consent covered */
+        rc = srv_fail(&e, 400, g->req.grammar_param,
+                      "%s: a remote model's answer cannot be held to a JSON shape; ask a local "
+                      "model for that",
+                      g->req.grammar_param);
+    } else if (remote) {
         /* the library's passages (or those the client chose), answered elsewhere */
         g->library = true;
         rc = srv_remote_begin(r, &ep, chat ? last_user(&g->req) : g->req.prompt, &g->req,

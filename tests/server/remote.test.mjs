@@ -295,6 +295,16 @@ describe('ask --remote: consent, one request, failures, audit', () => {
             assert.equal(j.citations[0].doc, 'contract.txt');
             assert.equal(proxy.requests.length, 1);
             assert.ok(proxy.requests[0].body.includes('4,500 euros'), 'the passage went');
+            // a JSON shape cannot be held to a remote's answer: refused, nothing sent
+            reset();
+            const shaped = await fetch(`${allowed.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({
+                model: 'remote:big', messages: [{ role: 'user', content: QUESTION }],
+                response_format: { type: 'json_object' } }) });
+            assert.equal(shaped.status, 400);
+            const err = (await shaped.json()).error;
+            assert.equal(err.param, 'response_format');
+            assert.match(err.message, /a remote model's answer cannot be held to a JSON shape/);
+            assert.equal(proxy.connections, 0);
         } finally { assert.deepEqual(await allowed.stop(), { code: 0, sig: null }); }
     });
 

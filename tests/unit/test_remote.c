@@ -141,6 +141,9 @@ TEST(remote_keys_come_from_where_the_settings_say)
     /* the command line never takes a key */
     EXPECT_EQ_INT(sh("$CAIRN remote add x --url https://a.example/v1 --model m --api-key sk-1"), 2);
     EXPECT_CONTAINS(err_buf, "never given on the command line");
+    /* a remote's answer cannot be held to a JSON shape: refused before anything */
+    EXPECT_EQ_INT(sh("$CAIRN ask --remote x --json-output 'what is due?'"), 2);
+    EXPECT_CONTAINS(err_buf, "cannot be held to a JSON shape");
 }
 
 /* Run cmd (no double quotes) in a D-Bus session with an unlocked keyring. */
