@@ -901,6 +901,23 @@ static const json_t *resolve(comp *c, const char *ref)
     return cur;
 }
 
+/* Is every keyword of s but `keyword` an annotation? If not, fails naming it. */
+static bool only_annotations_beside(comp *c, const json_t *s, const char *keyword)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)s, key, v) {
+        bool annotation = !strcmp(key, keyword);
+        for (size_t i = 0; i < CN_ARRAY_LEN(ignored) && !annotation; i++)
+            annotation = !strcmp(key, ignored[i]);
+        if (!annotation) {
+            fail(c, "keyword \"%s\" beside %s is not supported", key, keyword);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Compile schema s into a rule; its name into name. */
 static int schema_rule(comp *c, const json_t *s, char *name, size_t cap)
 {
@@ -939,14 +956,9 @@ static int schema_rule(comp *c, const json_t *s, char *name, size_t cap)
             c->depth--;
             return fail(c, "allOf is supported with exactly one schema");
         }
-        json_object_foreach((json_t *)s, key, v) {
-            bool annotation = !strcmp(key, "allOf");
-            for (size_t i = 0; i < CN_ARRAY_LEN(ignored) && !annotation; i++)
-                annotation = !strcmp(key, ignored[i]);
-            if (!annotation) {
-                c->depth--;
-                return fail(c, "keyword \"%s\" beside allOf is not supported", key);
-            }
+        if (!only_annotations_beside(c, s, "allOf")) {
+            c->depth--;
+            return c->rc;
         }
         int rc = schema_rule(c, json_array_get(all, 0), name, cap);
         c->depth--;
@@ -954,14 +966,9 @@ static int schema_rule(comp *c, const json_t *s, char *name, size_t cap)
     }
     const char *ref = json_string_value(json_object_get(s, "$ref"));
     if (ref) {
-        json_object_foreach((json_t *)s, key, v) {
-            bool annotation = !strcmp(key, "$ref");
-            for (size_t i = 0; i < CN_ARRAY_LEN(ignored) && !annotation; i++)
-                annotation = !strcmp(key, ignored[i]);
-            if (!annotation) {
-                c->depth--;
-                return fail(c, "keyword \"%s\" beside $ref is not supported", key);
-            }
+        if (!only_annotations_beside(c, s, "$ref")) {
+            c->depth--;
+            return c->rc;
         }
         for (int i = 0; i < c->n_refs; i++)
             if (!strcmp(c->refs[i] + 32, ref)) { /* compiled, or being compiled */
