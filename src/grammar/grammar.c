@@ -46,6 +46,7 @@ struct gr_grammar {
 #define GR_MAX_REPEAT 10000
 #define GR_MAX_STACKS 65536
 #define GR_MAX_DEPTH 4096
+#define GR_MAX_NEST 1000 /* groups inside groups in one rule */
 
 /* ---- building ---------------------------------------------------------------- */
 
@@ -135,6 +136,7 @@ typedef struct parser {
     int line;
     cn_err *err;
     int rc;
+    int nest; /* groups open: each one is a recursion of the parser */
 } parser;
 
 static int fail(parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -198,7 +200,7 @@ static int32_t utf8_next(const char **s)
 
 static int hex_digits(parser *ps, int n)
 {
-    int32_t v = 0;
+    uint32_t v = 0;
     for (int i = 0; i < n; i++) {
         char c = *ps->p;
         int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
@@ -206,10 +208,12 @@ static int hex_digits(parser *ps, int n)
                                                                       : -1;
         if (d < 0)
             return fail(ps, "expected %d hex digits after \\x, \\u or \\U", n), -1;
-        v = v * 16 + d;
+        v = v * 16 + (uint32_t)d;
         ps->p++;
     }
-    return v;
+    if (v > 0x10FFFF)
+        return fail(ps, "\\U%08X is beyond Unicode (U+10FFFF)", v), -1;
+    return (int)v;
 }
 
 /* One character of a literal or class, escapes decoded. */
@@ -217,7 +221,9 @@ static int32_t char_of(parser *ps)
 {
     if (*ps->p == '\\') {
         ps->p++;
-        char c = *ps->p++;
+        char c = *ps->p;
+        if (c) /* never past the end of the text */
+            ps->p++;
         switch (c) {
         case 'n': return '\n';
         case 'r': return '\r';
@@ -305,8 +311,9 @@ static int repeat(parser *ps, int rule, elist *out, int from)
                 space(ps, false);
             }
         }
-        if (*ps->p++ != '}')
+        if (*ps->p != '}')
             return fail(ps, "expected } after {m,n}");
+        ps->p++;
     }
     uint32_t x = 0;
     if (wrap(ps, out, from, rule, &x))
@@ -412,17 +419,22 @@ static int sequence(parser *ps, int rule, elist *out, bool nested)
                 return fail(ps, "out of memory");
         } else if (c == '(') {
             ps->p++;
+            if (ps->nest >= GR_MAX_NEST) /* a hostile file must not exhaust the stack */
+                return fail(ps, "groups nested more than %d deep", GR_MAX_NEST);
             int id = new_rule(ps->g, ps->g->names[rule]);
             if (id < 0)
                 return fail(ps, "too many rules");
             elist body = {0};
+            ps->nest++;
             int rc = alternates(ps, rule, &body, true);
+            ps->nest--;
             ps->g->rules[id] = body; /* after: alternates may grow the rule table */
             if (rc)
                 return rc;
             space(ps, true);
-            if (*ps->p++ != ')')
+            if (*ps->p != ')')
                 return fail(ps, "expected )");
+            ps->p++;
             last = out->n;
             if (push(out, E_REF, (uint32_t)id))
                 return fail(ps, "out of memory");
@@ -613,6 +625,8 @@ int gr_parse(const char *text, gr_grammar **out, cn_err *err)
         elist body = {0};
         alternates(&ps, id, &body, false);
         g->rules[id] = body; /* after: alternates may grow the rule table */
+        if (ps.rc)
+            break;
         space(&ps, true);
     }
     g->root = -1;
@@ -734,8 +748,8 @@ static void set_free(stkset *ss)
 static void set_add(stkset *ss, const elem *const *p, int n)
 {
     for (int i = 0; i < ss->n; i++)
-        if (ss->s[i].n == n && !memcmp(ss->s[i].p, p, (size_t)n * sizeof *p))
-            return;
+        if (ss->s[i].n == n && (n == 0 || !memcmp(ss->s[i].p, p, (size_t)n * sizeof *p)))
+            return; /* (an empty stack's positions may be NULL) */
     if (ss->n >= GR_MAX_STACKS) {
         ss->overflow = true;
         return;

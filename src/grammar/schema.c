@@ -163,6 +163,46 @@ static int rx_escape(rx *r, bool in_class)
     return 0;
 }
 
+/* One member of a [...] class as a code point (an escaped character or a
+** UTF-8 sequence; jansson gave valid UTF-8); -1 on failure, said. */
+static int32_t rx_class_char(rx *r)
+{
+    const unsigned char *u = (const unsigned char *)r->p;
+    unsigned char e = 0; /* an escaped character, which u then points at */
+    if (u[0] == '\\') {
+        e = u[1];
+        if (!e)
+            return fail(r->c, "pattern ends with a backslash"), -1;
+        r->p += 2;
+        switch (e) {
+        case 'n': return '\n';
+        case 't': return '\t';
+        case 'r': return '\r';
+        }
+        if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9'))
+            return fail(r->c, "pattern: \\%c is not supported", e), -1;
+        if (e >= 0x80)
+            return fail(r->c, "pattern: an escaped non-ASCII character is not supported"), -1;
+        u = &e;
+    } else {
+        r->p++;
+    }
+    if (u[0] == '"' || u[0] == '\\' || u[0] < 0x20)
+        return fail(r->c, "pattern: a quote, backslash or control character in [...] is not "
+                          "supported"), -1;
+    if (u[0] < 0x80)
+        return u[0];
+    int n = u[0] >= 0xf0 ? 3 : u[0] >= 0xe0 ? 2 : 1;
+    int32_t cp = u[0] & (0x3f >> n);
+    for (int i = 1; i <= n; i++) {
+        if ((u[i] & 0xc0) != 0x80)
+            return fail(r->c, "pattern: invalid UTF-8"), -1;
+        cp = cp << 6 | (u[i] & 0x3f);
+    }
+    r->p += n;
+    return cp;
+}
+
 static int rx_atom(rx *r)
 {
     char ch = *r->p;
@@ -186,17 +226,35 @@ static int rx_atom(rx *r)
             r->p++;
             cn_buf_printf(r->b, "^\"\\\\\\x00-\\x1F");
         }
-        if (*r->p == ']')
-            cn_buf_printf(r->b, "\\]"), r->p++;
-        while (*r->p && *r->p != ']') {
-            if (*r->p == '\\') {
+        /* each member decoded and written anew as \U escapes, ranges checked
+        ** (never bytes of the pattern copied into the grammar) */
+        bool first = true;
+        while (*r->p && (*r->p != ']' || first)) {
+            first = false;
+            if (*r->p == '\\' && r->p[1] && strchr("dwsDWS", r->p[1])) {
                 r->p++;
                 if (rx_escape(r, true))
                     return r->c->rc;
-            } else if (*r->p == '"')
-                return fail(r->c, "pattern: a quote in the text is not supported");
-            else
-                cn_buf_append(r->b, r->p++, 1);
+                if (*r->p == '-' && r->p[1] && r->p[1] != ']')
+                    return fail(r->c, "pattern: a range from a class escape is not supported");
+                continue;
+            }
+            int32_t lo = rx_class_char(r);
+            if (lo < 0)
+                return r->c->rc;
+            int32_t hi = lo;
+            if (*r->p == '-' && r->p[1] && r->p[1] != ']') {
+                r->p++;
+                if (*r->p == '\\' && r->p[1] && strchr("dwsDWS", r->p[1]))
+                    return fail(r->c, "pattern: a range to a class escape is not supported");
+                if ((hi = rx_class_char(r)) < 0)
+                    return r->c->rc;
+                if (hi < lo)
+                    return fail(r->c, "pattern: a range in [...] runs backwards");
+            }
+            cn_buf_printf(r->b, "\\U%08X", (unsigned)lo);
+            if (hi != lo)
+                cn_buf_printf(r->b, "-\\U%08X", (unsigned)hi);
         }
         if (*r->p++ != ']')
             return fail(r->c, "pattern: [ without ]");
@@ -232,10 +290,24 @@ static int rx_seq(rx *r)
         if (q == '*' || q == '+' || q == '?') {
             cn_buf_append(r->b, r->p++, 1);
         } else if (q == '{') {
-            const char *e = strchr(r->p, '}');
-            if (!e)
-                return fail(r->c, "pattern: { without }");
-            cn_buf_append(r->b, r->p, (size_t)(e - r->p + 1));
+            /* {m} {m,} {m,n}, checked and written anew: never text of the
+            ** pattern copied into the grammar */
+            char *e;
+            const char *p = r->p + 1;
+            long lo = (*p >= '0' && *p <= '9') ? strtol(p, &e, 10) : -1, hi = lo;
+            if (lo >= 0 && *e == ',') {
+                p = e + 1;
+                hi = (*p >= '0' && *p <= '9') ? strtol(p, &e, 10) : -2; /* -2: no bound */
+                if (hi == -2)
+                    e = (char *)p;
+            }
+            if (lo < 0 || *e != '}' || lo > 10000 || hi > 10000 || (hi >= 0 && hi < lo))
+                return fail(r->c, "pattern: a quantifier must be {m}, {m,} or {m,n} with m <= n "
+                                  "<= 10000");
+            if (hi == -2)
+                cn_buf_printf(r->b, "{%ld,}", lo);
+            else
+                cn_buf_printf(r->b, "{%ld,%ld}", lo, hi);
             r->p = e + 1;
         }
         if (*r->p == '?' || *r->p == '+')
@@ -290,8 +362,9 @@ static long get_count(comp *c, const json_t *s, const char *key, long dflt)
     const json_t *v = json_object_get(s, key);
     if (!v)
         return dflt;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100000) {
-        fail(c, "%s must be a whole number from 0 to 100000", key);
+    /* the grammar's limit of a repetition */
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000) {
+        fail(c, "%s must be a whole number from 0 to 10000", key);
         return dflt;
     }
     return (long)json_integer_value(v);
@@ -618,6 +691,9 @@ static int array_rule(comp *c, const json_t *s, cn_buf *b)
         return fail(c, "maxItems is below minItems");
     if (prefix && (!json_is_array(prefix) || json_array_size(prefix) == 0))
         return fail(c, "prefixItems must be a list of schemas");
+    /* each position nests a group in the grammar */
+    if (json_array_size(prefix) > 256 || (json_is_array(items) && json_array_size(items) > 256))
+        return fail(c, "a tuple of more than 256 positions is not supported");
     if (prefix && json_object_get(s, "additionalItems"))
         return fail(c, "additionalItems beside prefixItems is not supported (items says it)");
     if (prefix)

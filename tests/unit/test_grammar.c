@@ -59,6 +59,20 @@ TEST(grammar_refuses_bad_grammars_naming_the_problem)
     refused("root ::= \"a\"{3,2}", "m <= n");
     refused("root ::= [z-a]", "runs backwards");
     refused("root ::= \"a\"\n\n  \"b\" ::= x", "line 3: expected a rule name");
+    refused("root ::= (\"a\"", "expected )");
+    refused("root ::= \"\\U99999999\"", "beyond Unicode");
+    refused("root ::= \"a\"{2", "expected } after {m,n}");
+    refused("root ::= \"\\", "unknown escape");
+    /* groups nested past the limit: an error, not the stack run out */
+    static char deep[2 * 1001 + 64];
+    size_t n = (size_t)snprintf(deep, sizeof deep, "root ::= ");
+    for (int i = 0; i < 1001; i++)
+        deep[n++] = '(';
+    deep[n++] = '"', deep[n++] = 'a', deep[n++] = '"';
+    for (int i = 0; i < 1001; i++)
+        deep[n++] = ')';
+    deep[n] = 0;
+    refused(deep, "groups nested more than 1000 deep");
 }
 
 TEST(grammar_matches_exactly_its_sentences)
@@ -229,6 +243,8 @@ static const sc_case schema_cases[] = {
      {"\"a\"", "\"abcd\"", "\"\""}},
     {"{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}-\\\\d{3}$\"}", {"\"AB-123\""},
      {"\"AB-12\"", "\"ab-123\"", "\"AB-1234\""}},
+    {"{\"type\":\"string\",\"pattern\":\"^[\u00e9-\u00fc\\\\d\\\\]x-]{2}$\"}",
+     {"\"\xc3\xa9x\"", "\"]-\"", "\"9\xc3\xbc\""}, {"\"\xc3\xa8x\"", "\"ab\"", "\"x\""}},
     {"{\"type\":\"string\",\"pattern\":\"(cat|dog)s?\"}", {"\"my cats\"", "\"dog\"", "\"hotdogs!\""},
      {"\"cow\""}},
     {"{\"type\":\"string\",\"format\":\"date\"}", {"\"2026-12-03\""},
@@ -416,6 +432,11 @@ TEST(grammar_schema_bounds_take_exactly_the_range)
     EXPECT(sets > BOUND_SETS / 2 && refused > BOUND_SETS / 40);
 }
 
+/* 257 schemas, for the tuple limit */
+#define R8 "{},{},{},{},{},{},{},{},"
+#define R64 R8 R8 R8 R8 R8 R8 R8 R8
+#define R257 R64 R64 R64 R64 "{}"
+
 TEST(grammar_schema_refuses_what_it_cannot_honour)
 {
     static const struct {
@@ -438,6 +459,12 @@ TEST(grammar_schema_refuses_what_it_cannot_honour)
         {"{\"type\":\"array\",\"prefixItems\":[{}],\"additionalItems\":false}", "additionalItems beside"},
         {"{\"type\":\"array\",\"additionalItems\":false}", "additionalItems is supported beside"},
         {"{\"type\":\"array\",\"prefixItems\":{}}", "prefixItems must be a list"},
+        {"{\"type\":\"string\",\"pattern\":\"a{2\\u007f-b\"}", "a quantifier must be {m}"},
+        {"{\"type\":\"string\",\"pattern\":\"a{1 | b}\"}", "a quantifier must be {m}"},
+        {"{\"type\":\"string\",\"pattern\":\"[A{--}Z]\"}", "a range in [...] runs backwards"},
+        {"{\"type\":\"string\",\"pattern\":\"[\\\\d-z]\"}", "a range from a class escape"},
+        {"{\"type\":\"array\",\"prefixItems\":[" R257 "]}", "more than 256 positions"},
+        {"{\"type\":\"string\",\"maxLength\":10001}", "from 0 to 10000"},
         {"{\"not\":{}}", "keyword \"not\""},
         {"{\"type\":\"string\",\"format\":\"ipv4\"}", "format \"ipv4\""},
         {"{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", "look-around"},
