@@ -47,6 +47,7 @@ struct gr_grammar {
 #define GR_MAX_STACKS 65536
 #define GR_MAX_DEPTH 4096
 #define GR_MAX_NEST 1000 /* groups inside groups in one rule */
+#define GR_MAX_WORK 200000 /* expansions for one step of a matcher */
 
 /* ---- building ---------------------------------------------------------------- */
 
@@ -734,6 +735,9 @@ typedef struct stkset {
     stk *s;
     int n, cap;
     bool overflow;
+    long work; /* expansions so far: rules that match nothing, repeated,
+               ** can make the ways to expand exponential (line{1,33} with an
+               ** empty line) even where the stacks found are few */
 } stkset;
 
 static void set_free(stkset *ss)
@@ -779,6 +783,10 @@ static bool is_char(uint8_t t) { return t == E_CHAR || t == E_CHAR_NOT || t == E
 ** room for GR_MAX_DEPTH positions and p may point into it. */
 static void expand(const gr_grammar *g, const elem **p, int n, stkset *ss, int depth)
 {
+    if (ss->overflow || ++ss->work > GR_MAX_WORK) {
+        ss->overflow = true;
+        return;
+    }
     if (n == 0 || is_char(p[n - 1]->t)) {
         set_add(ss, p, n);
         return;
@@ -902,7 +910,10 @@ int gr_matcher_new(const gr_grammar *g, gr_matcher **out, cn_err *err)
     if (ss.overflow) {
         set_free(&ss);
         free(m);
-        return cn_fail(err, CN_ELIMIT, "grammar: too many ways to start (over %d)", GR_MAX_STACKS);
+        return cn_fail(err, CN_ELIMIT, "grammar: too many ways to start (over %d, or over %d "
+                                       "steps to find them: a repetition of a rule that may match "
+                                       "nothing?)",
+                       GR_MAX_STACKS, GR_MAX_WORK);
     }
     m->s = ss.s, m->n = ss.n, m->cap = ss.cap;
     *out = m;
@@ -932,7 +943,7 @@ void gr_matcher_free(gr_matcher *m)
 {
     if (!m)
         return;
-    stkset ss = {m->s, m->n, m->cap, false};
+    stkset ss = {m->s, m->n, m->cap, false, 0};
     set_free(&ss);
     free(m);
 }
@@ -1018,7 +1029,7 @@ static bool run(const gr_matcher *m, const char *bytes, size_t len, gr_matcher *
         ok = any;
     }
     if (ok && res) {
-        stkset ss = {m->s, m->n, m->cap, false};
+        stkset ss = {m->s, m->n, m->cap, false, 0};
         if (own) {
             set_free(&ss);
             res->s = cur.s, res->n = cur.n, res->cap = cur.cap;
@@ -1062,6 +1073,7 @@ typedef struct probe {
     lnode *scratch;
     int used, cap;
     bool overflow;
+    long work; /* steps so far, bounded as expand's are */
 } probe;
 
 /* s with e pushed (unless e ends its alternative); false when out of scratch. */
@@ -1084,6 +1096,10 @@ static bool can_take(probe *pr, lstack s, int i, int depth)
 {
     if (i == pr->k && !pr->partial)
         return true;
+    if (++pr->work > GR_MAX_WORK) {
+        pr->overflow = true;
+        return false;
+    }
     const elem *top;
     lstack rest = s;
     if (s.top) {
