@@ -285,8 +285,15 @@ int eng_generate(eng_model *m, const tok_vocab *v, const int32_t *prompt, int n_
         drawn = -1;
         if (hist)
             hist[n_hist++] = id;
-        if (con)
-            eng_constraint_accept(con, id);
+        /* the mask allowed id, so the matcher takes it; it can refuse only
+        ** where a hostile grammar passes the matcher's work limit, and then
+        ** nothing it did not check is written */
+        if (con && !eng_constraint_accept(con, id)) {
+            rc = cn_fail(err, CN_ELIMIT, "the grammar is too costly to follow here (after %d "
+                         "tokens): a repetition of a rule that may match nothing?",
+                         st->n_gen);
+            break;
+        }
         if (emit_token(&g, s, id) || st->n_gen >= o->n_predict)
             break;
         if (con && eng_constraint_finished(con)) {

@@ -47,7 +47,7 @@ struct gr_grammar {
 #define GR_MAX_STACKS 65536
 #define GR_MAX_DEPTH 4096
 #define GR_MAX_NEST 1000 /* groups inside groups in one rule */
-#define GR_MAX_WORK 200000 /* expansions for one step of a matcher */
+#define GR_MAX_WORK 1000000 /* expansions and stacks compared, for one step */
 
 /* ---- building ---------------------------------------------------------------- */
 
@@ -729,15 +729,17 @@ struct gr_matcher {
     int n, cap;
     unsigned char part[4]; /* the start of a UTF-8 sequence a token cut */
     int n_part;
+    bool limited; /* the last gr_accept refused at the work limit */
 };
 
 typedef struct stkset {
     stk *s;
     int n, cap;
     bool overflow;
-    long work; /* expansions so far: rules that match nothing, repeated,
-               ** can make the ways to expand exponential (line{1,33} with an
-               ** empty line) even where the stacks found are few */
+    long work; /* expansions and comparisons so far: rules that match
+               ** nothing, repeated, can make the ways to expand exponential
+               ** (line{1,33} with an empty line) even where the stacks
+               ** found are few, or the set quadratic to keep */
 } stkset;
 
 static void set_free(stkset *ss)
@@ -751,6 +753,11 @@ static void set_free(stkset *ss)
 /* Add a copy of positions p[0..n) to the set, unless it is there already. */
 static void set_add(stkset *ss, const elem *const *p, int n)
 {
+    ss->work += ss->n; /* the scan below is work too */
+    if (ss->work > GR_MAX_WORK) {
+        ss->overflow = true;
+        return;
+    }
     for (int i = 0; i < ss->n; i++)
         if (ss->s[i].n == n && (n == 0 || !memcmp(ss->s[i].p, p, (size_t)n * sizeof *p)))
             return; /* (an empty stack's positions may be NULL) */
@@ -927,13 +934,23 @@ gr_matcher *gr_matcher_clone(const gr_matcher *m)
         return NULL;
     *c = *m;
     c->s = NULL, c->n = c->cap = 0;
-    stkset ss = {0};
-    for (int i = 0; i < m->n; i++)
-        set_add(&ss, m->s[i].p, m->s[i].n);
-    if (ss.overflow) {
-        set_free(&ss);
+    /* m's stacks are distinct already: copied, not compared again */
+    stkset ss = {.s = m->n ? malloc((size_t)m->n * sizeof *ss.s) : NULL, .cap = m->n};
+    if (m->n && !ss.s) {
         free(c);
         return NULL;
+    }
+    for (int i = 0; i < m->n; i++) {
+        int n = m->s[i].n;
+        const elem **p = n ? malloc((size_t)n * sizeof *p) : NULL;
+        if (n && !p) {
+            set_free(&ss);
+            free(c);
+            return NULL;
+        }
+        if (n)
+            memcpy(p, m->s[i].p, (size_t)n * sizeof *p);
+        ss.s[ss.n++] = (stk){p, n};
     }
     c->s = ss.s, c->n = ss.n, c->cap = ss.cap;
     return c;
@@ -1017,6 +1034,8 @@ static bool run(const gr_matcher *m, const char *bytes, size_t len, gr_matcher *
         own = true;
         s = cur.s, n = cur.n;
         ok = n > 0 && !cur.overflow;
+        if (cur.overflow && res)
+            res->limited = true;
     }
     if (ok && n_part) {
         /* a sequence cut short: allowed if some completion could be taken */
@@ -1043,7 +1062,13 @@ static bool run(const gr_matcher *m, const char *bytes, size_t len, gr_matcher *
     return ok;
 }
 
-bool gr_accept(gr_matcher *m, const char *bytes, size_t n) { return run(m, bytes, n, m); }
+bool gr_accept(gr_matcher *m, const char *bytes, size_t n)
+{
+    m->limited = false;
+    return run(m, bytes, n, m);
+}
+
+bool gr_limited(const gr_matcher *m) { return m->limited; }
 
 /*
 ** gr_allows without building stack sets: depth first, stopping at the first

@@ -49,8 +49,12 @@ void gr_matcher_free(gr_matcher *m);
 /* Feed n bytes: true if the grammar allows them (the matcher moved on),
 ** false if not (the matcher is unchanged). */
 bool gr_accept(gr_matcher *m, const char *bytes, size_t n);
-/* Would gr_accept take these bytes? The matcher is not changed. */
+/* Would gr_accept take these bytes? The matcher is not changed. They
+** agree but where a hostile grammar passes the matcher's work limit (a
+** repetition of a rule that may match nothing): gr_accept then refuses
+** and gr_limited says so. */
 bool gr_allows(const gr_matcher *m, const char *bytes, size_t n);
+bool gr_limited(const gr_matcher *m);
 /* The matcher's state as bytes (its stacks and any cut UTF-8 sequence):
 ** two matchers with equal keys allow exactly the same continuations, so a
 ** token mask can be cached under it. Returns the length; writes nothing
