@@ -586,10 +586,16 @@ static void read_bound(comp *c, const json_t *s, const char *key, const char *ex
     }
 }
 
-static bool has_bounds(const json_t *s)
+static const char *const bound_keys[] = {"minimum", "maximum", "exclusiveMinimum",
+                                         "exclusiveMaximum"};
+
+/* The first bound keyword s has, or NULL. */
+static const char *has_bounds(const json_t *s)
 {
-    return json_object_get(s, "minimum") || json_object_get(s, "maximum") ||
-           json_object_get(s, "exclusiveMinimum") || json_object_get(s, "exclusiveMaximum");
+    for (size_t i = 0; i < CN_ARRAY_LEN(bound_keys); i++)
+        if (json_object_get(s, bound_keys[i]))
+            return bound_keys[i];
+    return NULL;
 }
 
 /* An integer or number with bounds. */
@@ -1082,13 +1088,8 @@ static int schema_rule(comp *c, const json_t *s, char *name, size_t cap)
         any = json_object_get(s, "oneOf");
     const json_t *type = json_object_get(s, "type");
     if (has_bounds(s) && (cst || en || any || !type)) {
-        static const char *const kw[] = {"minimum", "maximum", "exclusiveMinimum",
-                                         "exclusiveMaximum"};
-        size_t i = 0;
-        while (!json_object_get(s, kw[i]))
-            i++;
         fail(c, "keyword \"%s\" is supported beside \"type\": \"number\" or \"integer\" only",
-             kw[i]);
+             has_bounds(s));
     } else if (cst) {
         literal_value(c, cst, &b);
     } else if (en) {

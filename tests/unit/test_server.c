@@ -774,30 +774,16 @@ TEST(server_parse_survives_garbage)
     }
 }
 
-/* The integration suites: real clients against a real `cairn serve`, in a
-** child process (started by the test below; run beside the C tests, the
-** extra load made the desktop-keyring test's daemon miss its start). */
-static pid_t node_pid = -1;
-static char node_log[400];
-
-static bool node_ready(const char **why)
+/* The integration suites: real clients against a real `cairn serve`, run
+** after the C tests (beside them, the extra load made the desktop-keyring
+** test's daemon miss its start). */
+TEST(server_integration_node)
 {
-    if (access("tests/server/node_modules/openai", R_OK) != 0) {
-        *why = "tests/server/node_modules missing: run `npm ci --prefix tests/server`";
-        return false;
-    }
-    if (system("node --version >/dev/null 2>&1") != 0) {
-        *why = "node is not installed";
-        return false;
-    }
-    return true;
-}
-
-static void node_start(void)
-{
-    const char *why;
-    if (node_pid > 0 || !node_ready(&why))
-        return;
+    if (access("tests/server/node_modules/openai", R_OK) != 0)
+        SKIP("tests/server/node_modules missing: run `npm ci --prefix tests/server`");
+    if (system("node --version >/dev/null 2>&1") != 0)
+        SKIP("node is not installed");
+    char node_log[400];
     snprintf(node_log, sizeof node_log, "%.300s/node-tests.log", test_tmpdir());
     const char *bin = getenv("CAIRN_BIN");
     /* CAIRN_NODE_TESTS: the suites to run (`make tsan` picks the ones that
@@ -817,32 +803,16 @@ static void node_start(void)
     char cmd[1400];
     snprintf(cmd, sizeof cmd,
              /* a suite that hangs (a helper left running) fails, never blocks CI */
-             "CAIRN_BIN=%.300s exec timeout -k 10 1500 node --test --test-reporter=tap "
-             "--test-concurrency=%d "
-             "%.400s >%s 2>&1",
+             "CAIRN_BIN=%.300s timeout -k 10 1500 node --test --test-reporter=tap "
+             "--test-concurrency=%d %.400s >%s 2>&1",
              bin ? bin : "build/cairn", nconc, which && *which ? which : "tests/server/*.test.mjs",
              node_log);
     fflush(NULL);
-    pid_t p = fork();
-    if (p == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    node_pid = p;
-}
-
-TEST(server_integration_node)
-{
-    const char *why;
-    if (!node_ready(&why))
-        SKIP(why);
-    node_start();
-    int st = 0;
-    if (node_pid <= 0 || waitpid(node_pid, &st, 0) != node_pid) {
+    int st = system(cmd);
+    if (st == -1) {
         test_fail_at(__FILE__, __LINE__, "node could not be started");
         return;
     }
-    node_pid = -1;
     char *out = NULL;
     size_t len = 0;
     if (cn_read_file(node_log, 64 << 20, &out, &len, NULL) != CN_OK) {
